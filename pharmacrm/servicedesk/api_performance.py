@@ -102,8 +102,8 @@ class PerformanceSerializer(Serializer):
     goals = GoalSerializer(many=True, help_text="The service goals the rows are judged against (set ones only).")
 
 
-def goal_rows(only_set: bool = False) -> list[dict]:
-    targets = goals.current()
+def goal_rows(targets: dict | None = None, only_set: bool = False) -> list[dict]:
+    targets = goals.current() if targets is None else targets
     return [{"indicator": name, "label": str(i.label), "direction": i.direction, "unit": i.unit,
              "target": targets.get(name), "minimum": i.low, "maximum": i.high}
             for name, i in goals.INDICATORS.items() if not only_set or name in targets]  # fmt: skip
@@ -172,7 +172,7 @@ class ServicePerformanceViewSet(viewsets.GenericViewSet):
             "rows": [_figures(r, t) for r in rep.rows], "totals": _figures(rep.totals, t),
             "previous_period": query.period.previous.key, "previous_totals": _figures(rep.previous, t),
             "team_totals": _figures(rep.team_totals, t) if rep.team_totals is not None else None,
-            "goals": goal_rows(only_set=True),
+            "goals": goal_rows(t, only_set=True),
         }  # fmt: skip
         return Response(PerformanceSerializer(data).data)
 
@@ -223,8 +223,8 @@ class GoalsInputSerializer(Serializer):
                        description="The service goals (服务目标): every indicator with its target (null: no goal), "
                        "direction, unit and allowed range. For whoever may see the service performance."),
     create=extend_schema(tags=[TAG], request=GoalsInputSerializer,
-                         responses={200: GoalSerializer(many=True), 400: OpenApiResponse(description="{indicator: "
-                                    "[message]} in the request's language; nothing saved."),
+                         responses={200: GoalSerializer(many=True), 400: OpenApiResponse(description="{goals: {indicator: "
+                                    "[message]}} in the request's language; nothing saved."),
                                     403: OpenApiResponse(description="Not someone who configures the service desk."),
                                     409: OpenApiResponse(description="A goal named in `expected` was changed by "
                                                          "someone else: {detail, goals}; nothing saved.")},

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 
 from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry
@@ -67,13 +67,23 @@ def current() -> dict[str, Decimal]:
     return dict(ServiceGoal.objects.values_list("indicator", "target"))
 
 
+def unit_label(i: Indicator) -> str:
+    """The unit as the reader reads it: "%", "h" (小时), or nothing."""
+    return pgettext("unit of time: hours", "h") if i.unit == "h" else i.unit
+
+
+def plain(value: Decimal) -> str:
+    """100.00 → "100", 10.50 → "10.5", −0 → "0": as a goal is shown and audited."""
+    return f"{(value + 0).normalize():f}"
+
+
 def shown(name: str, target: Decimal | None) -> str:
     """A goal as the pages show it: "≥ 95 %", "≤ 4 h", "≥ 4.5"; "" without one."""
     if target is None:
         return ""
     i = INDICATORS[name]
-    text = f"{target.normalize():f}"
-    return f"{'≥' if i.direction == AT_LEAST else '≤'} {text}{' ' + i.unit if i.unit else ''}"
+    unit = unit_label(i)
+    return f"{'≥' if i.direction == AT_LEAST else '≤'} {plain(target)}{' ' + unit if unit else ''}"
 
 
 def met(name: str, value, target: Decimal | None) -> bool | None:
@@ -94,16 +104,38 @@ def judge(figures, goals: dict[str, Decimal]) -> dict[str, bool]:
     return out
 
 
-def _number(raw) -> Decimal | None:
-    """What a person types: "95", "95.5", "95 %", "4h", full-width digits; None when empty."""
+def _number(raw, unit: str | None = None) -> Decimal | None:
+    """What a person types: "95", "95.5", "95 %", "4h", full-width digits; None when empty. A unit is taken only
+    where it is the indicator's (`unit`: "%" or "h"; None: any), and never alone."""
     if raw is None:
         return None
-    text = unicodedata.normalize("NFKC", str(raw)).strip().rstrip("%hH ").strip()
+    text = unicodedata.normalize("NFKC", str(raw)).strip()
     if not text:
         return None
-    if not all(c in "0123456789.-+" for c in text):
+    bare = text.rstrip("%hH小时 ").strip()
+    suffix = text[len(bare):].replace(" ", "").lower()
+    if suffix:
+        kind = {"%": "%", "h": "h", "小时": "h"}.get(suffix)
+        if kind is None or (unit is not None and kind != unit):
+            raise ValueError(text)
+    if not bare or not all(c in "0123456789.-+" for c in bare):
         raise ValueError(text)
-    return Decimal(text)
+    return Decimal(bare) + 0  # −0 is 0
+
+
+def changed(sent: dict, loaded: dict) -> list[str]:
+    """The indicators whose sent value differs from the one the form was loaded with (as numbers where both read as
+    numbers: "95" and "95.00" are the same goal)."""
+    out = []
+    for name, value in sent.items():
+        before = loaded.get(name, "")
+        try:
+            same = _number(value) == _number(before)
+        except (ValueError, InvalidOperation):
+            same = str(value or "").strip() == str(before or "").strip()
+        if not same:
+            out.append(name)
+    return out
 
 
 def clean(data: dict) -> dict[str, Decimal | None]:
@@ -117,7 +149,7 @@ def clean(data: dict) -> dict[str, Decimal | None]:
             errors[name] = [_("No such indicator.")]
             continue
         try:
-            value = _number(raw)
+            value = _number(raw, i.unit)
         except (ValueError, InvalidOperation):
             errors[name] = [_("Enter a number, or leave it empty for no goal.")]
             continue
@@ -146,27 +178,35 @@ def save(user, data: dict, *, loaded: dict | None = None, source: str = "form") 
             expected = {k: _number(v) for k, v in loaded.items() if k in values}
         except (ValueError, InvalidOperation):
             expected = {k: object() for k in loaded if k in values}  # unreadable: taken as changed
-    with transaction.atomic():
-        rows = {g.indicator: g for g in ServiceGoal.objects.select_for_update().order_by("indicator")}
-        stale = sorted(k for k, was in expected.items() if was != (rows[k].target if k in rows else None))
-        if stale:
-            raise GoalsConflict(stale)
-        changed = 0
-        for name, value in values.items():
-            row = rows.get(name)
-            before = row.target if row is not None else None
-            if before == value:
-                continue
-            changed += 1
-            if value is None:
-                audit.record(A.DELETE, row, user=user, changes={"target": [before, None]}, source=source)
-                row.delete()
-            elif row is None:
-                row = ServiceGoal.objects.create(indicator=name, target=value, updated_by=user)
-                audit.record(A.CREATE, row, user=user, changes={"indicator": [None, name], "target": [None, value]},
-                             source=source)  # fmt: skip
-            else:
-                row.target, row.updated_by, row.updated_at = value, user, timezone.now()
-                row.save(update_fields=["target", "updated_by", "updated_at"])
-                audit.record(A.UPDATE, row, user=user, changes={"target": [before, value]}, source=source)
+    try:
+        with transaction.atomic():
+            return _apply(user, values, expected, source)
+    except IntegrityError:  # two first goals for an indicator at once: the other one's was saved first
+        raise GoalsConflict(sorted(values)) from None
+
+
+def _apply(user, values: dict, expected: dict, source: str) -> int:
+    rows = {g.indicator: g for g in ServiceGoal.objects.select_for_update().order_by("indicator")}
+    stale = sorted(k for k, was in expected.items() if was != (rows[k].target if k in rows else None))
+    if stale:
+        raise GoalsConflict(stale)
+    changed = 0
+    for name, value in values.items():
+        row = rows.get(name)
+        before = row.target if row is not None else None
+        if before == value:
+            continue
+        changed += 1
+        was, now = (None if before is None else plain(before)), (None if value is None else plain(value))
+        if value is None:
+            audit.record(A.DELETE, row, user=user, changes={"target": [was, None]}, source=source)
+            row.delete()
+        elif row is None:
+            row = ServiceGoal.objects.create(indicator=name, target=value, updated_by=user)
+            audit.record(A.CREATE, row, user=user, changes={"indicator": [None, name], "target": [None, now]},
+                         source=source)  # fmt: skip
+        else:
+            row.target, row.updated_by, row.updated_at = value, user, timezone.now()
+            row.save(update_fields=["target", "updated_by", "updated_at"])
+            audit.record(A.UPDATE, row, user=user, changes={"target": [was, now]}, source=source)
     return changed

@@ -213,7 +213,7 @@ def performance_tickets_page(request):
 def _goal_rows(values: dict, errors: dict, now: dict | None = None) -> list[dict]:
     """The form's rows; `now`: after a conflict, the goals as someone else saved them, shown beside the input."""
     return [{"name": name, "label": i.label, "direction": "≥" if i.direction == goals.AT_LEAST else "≤",
-             "unit": i.unit, "low": f"{i.low.normalize():f}", "high": f"{i.high.normalize():f}",
+             "unit": goals.unit_label(i), "low": f"{i.low.normalize():f}", "high": f"{i.high.normalize():f}",
              "value": values.get(name, ""), "errors": errors.get(name, []),
              "now": None if now is None or name not in (errors or now) else now.get(name, "")}
             for name, i in goals.INDICATORS.items()]  # fmt: skip
@@ -230,27 +230,31 @@ def goals_page(request):
     def stored() -> dict[str, str]:
         return {k: f"{v.normalize():f}" for k, v in goals.current().items()}
 
-    values, errors, status = stored(), {}, 200
+    values, errors, status, loaded = stored(), {}, 200, None
     if request.method == "POST":
         sent = {name: request.POST.get(name, "") for name in goals.INDICATORS}
         loaded = {name: request.POST.get(f"loaded_{name}", "") for name in goals.INDICATORS}
+        changed = goals.changed(sent, loaded)  # only what this user changed is saved, and checked against others'
         try:
-            n = goals.save(request.user, sent, loaded=loaded)
+            n = goals.save(request.user, {k: sent[k] for k in changed}, loaded={k: loaded[k] for k in changed})
         except ValidationError as e:
-            values, errors, status = sent, e.message_dict, 400
+            values, errors, status = sent, e.message_dict, 400  # the form keeps the values it was loaded with
         except goals.GoalsConflict as e:
             labels = ", ".join(str(goals.INDICATORS[name].label) for name in e.names)
             messages.error(request, _("Someone else changed these goals while you were working on them: %(goals)s. "
                                       "Your input is kept, with their values beside it: check it, then save again.")
                            % {"goals": labels})  # fmt: skip
-            now = stored()
+            now = stored()  # the goals this user did not change show as they are now, so a second save keeps them
+            shown = {k: sent[k] if k in changed else now.get(k, "") for k in goals.INDICATORS}
             return render(request, "servicedesk/settings/goals.html",
-                          {"rows": _goal_rows(sent, dict.fromkeys(e.names, []), now), "loaded": now}, status=409)  # fmt: skip
+                          {"rows": _goal_rows(shown, dict.fromkeys(e.names, []), now), "loaded": now}, status=409)  # fmt: skip
         else:
             messages.success(request, ngettext("%(n)s goal changed.", "%(n)s goals changed.", n) % {"n": n})
             return redirect("servicedesk:settings-goals")
+    if loaded is not None:
+        loaded = {k: v for k, v in loaded.items() if v}
     return render(request, "servicedesk/settings/goals.html",
-                  {"rows": _goal_rows(values, errors), "loaded": stored()}, status=status)  # fmt: skip
+                  {"rows": _goal_rows(values, errors), "loaded": stored() if loaded is None else loaded}, status=status)  # fmt: skip
 
 
 urlpatterns = [  # included by urls.py under /service/

@@ -351,13 +351,15 @@ class TrainingSessionSerializer(Serializer):
         return counts.get(obj.pk, 0) if counts is not None else obj.enrolments.count()
 
     def get_waiting(self, obj) -> int:
+        if not self.get_is_open(obj):  # a list of a session that takes no one any more is nobody's wait
+            return 0
         counts = self.context.get("waiting")
         return counts.get(obj.pk, 0) if counts is not None else classroom.live_waiting(obj).count()
 
     @extend_schema_field(serializers.IntegerField(allow_null=True))
     def get_my_waiting_position(self, obj) -> int | None:
         request = self.context.get("request")
-        if request is None:
+        if request is None or not self.get_is_open(obj):
             return None
         mine = self.context.get("my_waiting")
         if mine is None:
@@ -393,14 +395,14 @@ class TrainingSessionDetailSerializer(TrainingSessionSerializer):
         help_text="The trainees enrolled and their attendance: for the trainer and who sees training results."
     )
     waiting_list = serializers.SerializerMethodField(
-        help_text="Who waits for a place, in order: for the trainer and who sees training results."
+        help_text="Who waits for a place, in order, while the session is open: for the trainer and who sees "
+        "training results."
     )
 
     @extend_schema_field(WaitingEntrySerializer(many=True))
     def get_waiting_list(self, obj) -> list[dict]:
         request = self.context.get("request")
-        if request is None or not (classroom.may_take_attendance(request.user, obj)
-                                   or training.may_see_results(request.user)):  # fmt: skip
+        if request is None or not self.get_is_open(obj) or not classroom.may_see_waiting_list(request.user, obj):
             return []
         rows = list(classroom.live_waiting(obj).select_related("assignment__user"))
         for i, w in enumerate(rows, 1):
@@ -639,7 +641,8 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @extend_schema(tags=[TAG], request=SessionEnrolSerializer,
                    responses={200: TrainingSessionDetailSerializer, 400: ERRORS, 403: DENIED},
                    description="Withdraw an enrolment before the session starts: your own, or (training managers) "
-                   "a trainee's `assignment`. The place is free again. Audited.")  # fmt: skip
+                   "a trainee's `assignment`. The place goes to the first on the waiting list (enrolled and told), or "
+                   "is free again. Audited.")  # fmt: skip
     @action(detail=True, methods=["post"], url_path="withdraw")
     def withdraw(self, request, pk=None):
         s = self.get_object()

@@ -497,6 +497,12 @@ def withdraw(user, session: Session, assignment: Assignment) -> list[Enrolment]:
 # --- the waiting list (候补名单) ----------------------------------------------------------------------------
 
 
+def may_see_waiting_list(user, s: Session) -> bool:
+    """Who waits, by name: the session's trainer, training managers and who sees training results (as the
+    attendees); a trainee sees only their own place."""
+    return may_take_attendance(user, s) or training.may_see_results(user)
+
+
 def live_waiting(s: Session):
     """The session's waiting list in its order, without those who can no longer take a place (their course
     completed meanwhile, their account closed): they are dropped when a place frees."""
@@ -572,8 +578,8 @@ def _promote(s: Session, actor) -> list[Enrolment]:
         return promoted
     for w in s.waiting.select_related("assignment__user").order_by("added_at", "id"):
         a = w.assignment
-        if a.completed_at is not None or not a.user.is_active:
-            _drop(w, actor, "no longer needed")
+        if a.completed_at is not None or not a.user.is_active or not training.may_take(a.user):
+            _drop(w, actor, "no longer needed")  # the course completed, the account closed, no training role now
             continue
         _drop(w, actor, "enrolled")
         e = Enrolment.objects.create(session=s, assignment=a, enrolled_by=actor)

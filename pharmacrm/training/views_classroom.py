@@ -86,8 +86,8 @@ def _detail_context(request, s: Session) -> dict:
                           .select_related("user").order_by("user__username"))  # fmt: skip
     my_wait = next(((w, i) for i, w in enumerate(waiting, 1) if w.assignment.user_id == user.pk), None)
     return {
-        "waiting": waiting if (may_mark or training.may_see_results(user)) else None, "waiting_count": len(waiting),
-        "my_wait": my_wait[0] if my_wait else None, "my_position": my_wait[1] if my_wait else None,
+        "waiting": waiting if classroom.may_see_waiting_list(user, s) else None, "waiting_count": len(waiting),
+        "my_wait": my_wait[0] if my_wait and open_ else None, "my_position": my_wait[1] if my_wait else None,
         "full": len(enrolments) >= s.capacity,
         "s": s, "enrolments": enrolments if (may_mark or training.may_see_results(user)) else None,
         "taken": len(enrolments), "may_manage": may_manage, "may_mark": may_mark and s.starts_at <= timezone.now()
@@ -178,6 +178,8 @@ def session_withdraw(request, pk: int):
         promoted = classroom.withdraw(request.user, s, a)
         if not promoted:
             return _("%(name)s is no longer enrolled; the place is free.") % {"name": who}
+        if not classroom.may_see_waiting_list(request.user, s):  # a trainee is not told who waited
+            return _("%(name)s is no longer enrolled; the place goes to the first on the waiting list.") % {"name": who}
         nxt = promoted[0].assignment.user
         return _("%(name)s is no longer enrolled; the place goes to %(next)s, the first on the waiting list.") % {
             "name": who, "next": nxt.display_name or nxt.get_username()}  # fmt: skip

@@ -185,6 +185,8 @@ def _seed(users: dict, xiehe) -> dict[str, object]:
         "starts_at": start, "ends_at": start + datetime.timedelta(hours=2), "place": "总部培训室", "capacity": "1",
         "trainer_name": "外聘讲师"})  # fmt: skip
     classroom.enrol(users["manager"], session, assigned[1])
+    waiting, _had = training.assign(users["manager"], course, [users["rep"]], timezone.localdate())
+    classroom.join_waiting_list(users["manager"], session, waiting[0])
     from pharmacrm.sales import pipeline
 
     pipeline.create(users["manager"], {"institution": xiehe, "title": "协和 新品进院", "amount_fen": 5_000_000,

@@ -77,8 +77,16 @@ def test_goals_are_checked_saved_all_or_nothing_and_audited(users):
     entries = AuditEntry.objects.filter(object_type="servicedesk.servicegoal").order_by("id")
     assert [(e.action, e.actor.username) for e in entries] == [("create", "manager")] * 3 + [
         ("update", "admin"), ("delete", "admin")]  # fmt: skip
-    assert entries[3].changes == {"target": ["95.00", "90"]} and entries[4].changes == {"target": ["30.00", None]}
+    assert entries[3].changes == {"target": ["95", "90"]} and entries[4].changes == {"target": ["30", None]}
     assert entries[0].changes == {"indicator": [None, "resolution_rate"], "target": [None, "95"]}
+    # a unit only where it is the indicator's, never alone
+    with pytest.raises(ValidationError) as err:
+        goals.save(users["manager"], {"resolution_rate": "95 h", "fr_p90": "4 %", "csat": "%", "nps": "-"})
+    assert set(err.value.message_dict) == {"resolution_rate", "fr_p90", "csat", "nps"}
+    assert goals.save(users["manager"], {"fr_p90": "8 小时", "nps": "-0"}) == 2
+    assert goals.shown("fr_p90", goals.current()["fr_p90"]) == "≤ 8 h" and goals.current()["nps"] == 0
+    assert goals.shown("resolution_rate", Decimal("100.00")) == "≥ 100 %"
+    assert goals.shown("fr_median", Decimal("10.50")) == "≤ 10.5 h"
 
 
 def test_a_goal_changed_by_someone_else_meanwhile_is_not_overwritten(users):
@@ -108,6 +116,44 @@ def test_the_goals_page_and_api_per_role(role, users):
         rows = {g["indicator"]: g for g in listed.json()}
         assert list(rows) == list(goals.INDICATORS)
         assert rows["fr_median"]["direction"] == "<=" and rows["fr_median"]["unit"] == "h"
+
+
+def test_a_refused_form_keeps_what_it_was_loaded_with_and_only_changed_goals_are_saved(users):
+    """A form refused for a bad value was shown again with the goals as they were then stored: a goal another manager
+    had changed meanwhile was then overwritten by the next save, without a conflict."""
+    goals.save(users["manager"], {"csat": "4", "nps": "20"})
+    manager = page_client(users["manager"])
+    form = {"csat": "4", "loaded_csat": "4", "nps": "20", "loaded_nps": "20", "fr_p90": "x"}
+    goals.save(users["admin"], {"csat": "4.5"})  # meanwhile
+    r = manager.post(GOALS_PAGE, form)
+    assert r.status_code == 400 and 'name="loaded_csat" value="4"' in r.content.decode()
+    r = manager.post(GOALS_PAGE, {**form, "fr_p90": "12", "nps": "25"})  # corrected; CSAT untouched
+    assert r.status_code == 302
+    assert goals.current() == {"csat": Decimal("4.5"), "nps": Decimal("25"), "fr_p90": Decimal("12")}
+    # a conflict on one goal shows the others as they are now, so saving again undoes nobody's work
+    goals.save(users["admin"], {"nps": "30", "fr_p90": "10"})
+    r = manager.post(GOALS_PAGE, {"csat": "4.5", "loaded_csat": "4.5", "nps": "28", "loaded_nps": "25",
+                                  "fr_p90": "12", "loaded_fr_p90": "12"})  # fmt: skip
+    html = r.content.decode()
+    assert r.status_code == 409 and 'name="nps" value="28"' in html and 'name="fr_p90" value="10"' in html
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_two_first_goals_at_once_give_a_conflict_not_an_error(users):
+    from tests.concurrency import held_while
+
+    out = []
+
+    def second():
+        try:
+            goals.save(users["admin"], {"csat": "4.5"})
+            out.append("saved")
+        except goals.GoalsConflict as e:
+            out.append(e.names)
+
+    held_while(lambda: goals.save(users["manager"], {"csat": "4"}), second)
+    assert out == [["csat"]] and goals.current() == {"csat": Decimal("4")}
 
 
 def test_the_goals_page_shows_errors_under_their_field_and_a_conflict_with_both_values(users):

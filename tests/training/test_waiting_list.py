@@ -112,16 +112,31 @@ def test_those_who_no_longer_need_a_place_are_passed_over_and_dropped(users, cou
     assert reasons == ["enrolled", "no longer needed", "no longer needed"]
 
 
-def test_the_waiting_are_told_of_a_move_and_a_cancellation(users, course):  # noqa: F811
+def test_the_waiting_are_told_of_a_move_and_a_cancellation(users, course, client_for, api_for):  # noqa: F811
     s = full_session(users, course)
     wait(users, course, s, "rep")
     s = classroom.update_session(users["manager"], s, {"place": "二楼大会议室"}, s.version)
     assert told(CHANGED) == ["agent", "rep"]
     classroom.cancel_session(users["manager"], s, "讲师临时出差", s.version)
     assert told(CANCELLED) == ["agent", "rep"]
-    # a cancelled session's list takes nobody new
+    # a cancelled session's list takes nobody new, and nobody is shown a place on it any more
     with pytest.raises(ValidationError):
         classroom.join_waiting_list(users["expert"], s, assignment(course, users["expert"]))
+    page = client_for("rep").get(f"/training/sessions/{s.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "讲师临时出差" in page and "on the waiting list" not in page
+    detail = api_for("rep").get(f"/api/v1/training/sessions/{s.pk}/").json()
+    assert (detail["waiting"], detail["my_waiting_position"]) == (0, None)
+    assert api_for("manager").get(f"/api/v1/training/sessions/{s.pk}/").json()["waiting_list"] == []
+
+
+def test_a_trainee_whose_role_no_longer_takes_training_is_passed_over(users, course):  # noqa: F811
+    from django.contrib.auth.models import Group
+
+    s = full_session(users, course)
+    wait(users, course, s, "rep", "expert")
+    users["rep"].groups.set([Group.objects.get(name="auditor")])  # moved to internal audit: takes no training
+    classroom.withdraw(users["agent"], s, assignment(course, users["agent"]))
+    assert enrolled(s) == ["expert"] and not WaitingEntry.objects.filter(session=s).exists()
 
 
 def test_a_manager_puts_a_trainee_on_the_list_or_takes_them_off_and_they_are_told(users, course):  # noqa: F811
@@ -175,8 +190,15 @@ def test_the_pages_offer_the_waiting_list_of_a_full_session(users, course, clien
     r = client_for("agent").post(f"/training/sessions/{s.pk}/withdraw/",
                                  {"assignment": assignment(course, users["agent"]).pk},
                                  HTTP_ACCEPT_LANGUAGE="en", follow=True)  # fmt: skip
-    assert "the place goes to expert, the first on the waiting list" in r.content.decode()
+    page = r.content.decode()  # a trainee is not told who waited; a manager is
+    assert "agent is no longer enrolled; the place goes to the first on the waiting list." in page
+    shown = page.split('<ul class="messages"', 1)[1].split("</ul>", 1)[0]
+    assert "the first on the waiting list" in shown and "expert" not in shown
     assert enrolled(s) == ["expert"]
+    classroom.join_waiting_list(users["manager"], s, assignment(course, users["rep"]))
+    r = manager.post(f"/training/sessions/{s.pk}/withdraw/", {"assignment": assignment(course, users["expert"]).pk},
+                     HTTP_ACCEPT_LANGUAGE="en", follow=True)  # fmt: skip
+    assert "expert is no longer enrolled; the place goes to rep, the first on the waiting list." in r.content.decode()
     assert client_for("auditor").post(f"/training/sessions/{s.pk}/waiting-list/join/",
                                       {"assignment": assignment(course, users["rep"]).pk}).status_code == 404  # fmt: skip
 
