@@ -536,7 +536,7 @@ def join_waiting_list(user, session: Session, assignment: Assignment) -> Waiting
                                                   % {"name": name}]}) from None  # fmt: skip
         position = waiting_position(w)
         audit.record(A.CREATE, w, user=user, changes={"session": [None, s.pk], "user": [None, a.user_id]},
-                     position=position)  # fmt: skip
+                     place_in_line=position)  # fmt: skip
         _tell_trainee(user, s, a, gettext_lazy("You are on the waiting list of a training session: %(course)s, "
                                                "%(when)s"))  # fmt: skip
     w.position = position

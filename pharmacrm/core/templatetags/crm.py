@@ -140,6 +140,7 @@ AUDIT_KEYS = {
     "period": gettext_lazy("Period"),
     "person": gettext_lazy("Person"),
     "plan": gettext_lazy("Service plan"),
+    "place_in_line": gettext_lazy("Place on the waiting list"),  # a training session's waiting list joined
     "positions": gettext_lazy("Positions"),
     "previous_key": gettext_lazy("Previous key"),
     "previous_keyring": gettext_lazy("Previous key ring"),
@@ -212,6 +213,7 @@ AUDIT_KEYS = {
     "version": gettext_lazy("Version"),
     "via": gettext_lazy("Signed in via"),
     "view": gettext_lazy("Endpoint"),
+    "waiting_list": gettext_lazy("From the waiting list"),  # an enrolment a freed place gave to the first waiting
     "warned": gettext_lazy("Warnings"),  # a sweep's batch of clocks warned of their deadline
     "warnings": gettext_lazy("Warnings"),
     "weight": gettext_lazy("Weight"),
@@ -257,6 +259,10 @@ AUDIT_VALUES = {
         "unknown username": gettext_lazy("unknown username"),
         "account deactivated": gettext_lazy("account deactivated"),
         "wrong current password": gettext_lazy("wrong current password (password change)"),
+        # why a place on a training session's waiting list went (training.classroom)
+        "enrolled": gettext_lazy("enrolled in the session"),
+        "left": gettext_lazy("taken off the waiting list"),
+        "no longer needed": gettext_lazy("passed over: the course completed, the account closed or no training role"),
     },
     "format": {
         "signed copy": gettext_lazy("signed copy"),
