@@ -122,13 +122,20 @@ def _cells(f: performance.Figures, row: bool = True, targets: dict | None = None
 def performance_page(request):
     form, query, scope = _form(request)
     rep = performance.report(request.user, query)
+    targets = goals.current()
+
+    def goal(name: str) -> dict:
+        target = targets.get(name)
+        return {"goal": None if target is None else float(target), "goal_label": goals.shown(name, target)}
+
     chart = {
         "periods": [p["period"] for p in rep.trend],
         "series": [
             {"name": _("Tickets"), "data": [p["created"] for p in rep.trend], "axis": 0},
-            {"name": _("Resolution rate (%)"), "data": [p["resolution_rate"] for p in rep.trend], "axis": 1},
-            {"name": _("CSAT (1–5)"), "data": [p["csat"] for p in rep.trend], "axis": 2},
-            {"name": _("NPS"), "data": [p["nps"] for p in rep.trend], "axis": 3},
+            {"name": _("Resolution rate (%)"), "data": [p["resolution_rate"] for p in rep.trend], "axis": 1,
+             **goal("resolution_rate")},
+            {"name": _("CSAT (1–5)"), "data": [p["csat"] for p in rep.trend], "axis": 2, **goal("csat")},
+            {"name": _("NPS"), "data": [p["nps"] for p in rep.trend], "axis": 3, **goal("nps")},
         ],
     }
     params = request.GET.copy()
@@ -139,7 +146,6 @@ def performance_page(request):
     drill = f"{base}?{now}&" if now else f"{base}?"
     previous_drill = f"{base}?{before}&period={query.period.previous.key}&" if before else (
         f"{base}?period={query.period.previous.key}&")
-    targets = goals.current()
     context = {
         "form": form, "report": rep, "rows": [_cells(r, targets=targets) for r in rep.rows],
         "totals": _cells(rep.totals, False, targets), "previous": _cells(rep.previous, False, targets),

@@ -183,6 +183,11 @@ def test_the_performance_page_export_and_api_mark_each_figure(users, november): 
     assert 'class="num goal-met" title="Goal ≤ 2 h: met">1.0' in totals
     assert '3.25 <span class="muted small">(4)</span><span class="visually-hidden"> (Goal ≥ 4: missed)</span>' in totals
     assert 'id="goal-row"' in html and "≤ 48 h" in html and 'id="set-goals"' in html
+    import json
+    import re
+
+    chart = json.loads(re.search(r'<script id="performance-data" type="application/json">(.*?)</script>', html, re.S)[1])
+    assert [(x["goal"], x["goal_label"]) for x in chart["series"][1:]] == [(80.0, "≥ 80 %"), (4.0, "≥ 4"), (20.0, "≥ 20")]
     analyst = page_client(users["analyst"]).get(PAGE, {"period": "2026-11"}).content.decode()
     assert "goal-missed" in analyst and 'id="set-goals"' not in analyst  # sees the goals, does not set them
 

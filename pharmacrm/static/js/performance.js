@@ -1,5 +1,5 @@
 // The service performance trend: ECharts (vendored) draws the totals the table under it shows — tickets received
-// (bars), resolution rate, CSAT and NPS (lines, each on its own scale).
+// (bars), resolution rate, CSAT and NPS (lines, each on its own scale), with their service goals as dashed lines.
 (function () {
   "use strict";
   function draw() {
@@ -21,7 +21,12 @@
                  splitLine: { show: i === 0 } };
       }),
       series: data.series.map(function (s, i) {
-        return { name: s.name, type: i === 0 ? "bar" : "line", yAxisIndex: s.axis, data: s.data, connectNulls: false };
+        var out = { name: s.name, type: i === 0 ? "bar" : "line", yAxisIndex: s.axis, data: s.data, connectNulls: false };
+        if (s.goal !== null && s.goal !== undefined) {  // the service goal, a dashed line on the figure's own scale
+          out.markLine = { symbol: "none", silent: true, lineStyle: { type: "dashed" },
+                           label: { formatter: s.goal_label, position: "insideEndTop" }, data: [{ yAxis: s.goal }] };
+        }
+        return out;
       })
     });
     window.addEventListener("resize", function () { chart.resize(); });
