@@ -154,8 +154,7 @@ def clean(data: dict) -> dict[str, Decimal | None]:
             errors[name] = [_("Enter a number, or leave it empty for no goal.")]
             continue
         if value is not None and not (i.low <= value <= i.high):
-            errors[name] = [_("Between %(low)s and %(high)s.") % {"low": f"{i.low.normalize():f}",
-                                                                  "high": f"{i.high.normalize():f}"}]  # fmt: skip
+            errors[name] = [_("Between %(low)s and %(high)s.") % {"low": plain(i.low), "high": plain(i.high)}]
             continue
         if value is not None and value != value.quantize(Decimal("0.01")):
             errors[name] = [_("At most two decimal places.")]

@@ -219,7 +219,7 @@ def performance_tickets_page(request):
 def _goal_rows(values: dict, errors: dict, now: dict | None = None) -> list[dict]:
     """The form's rows; `now`: after a conflict, the goals as someone else saved them, shown beside the input."""
     return [{"name": name, "label": i.label, "direction": "≥" if i.direction == goals.AT_LEAST else "≤",
-             "unit": goals.unit_label(i), "low": f"{i.low.normalize():f}", "high": f"{i.high.normalize():f}",
+             "unit": goals.unit_label(i), "low": goals.plain(i.low), "high": goals.plain(i.high),
              "value": values.get(name, ""), "errors": errors.get(name, []),
              "now": None if now is None or name not in (errors or now) else now.get(name, "")}
             for name, i in goals.INDICATORS.items()]  # fmt: skip
@@ -234,7 +234,7 @@ def goals_page(request):
     access.require(request.user, Cap.MANAGE_SERVICE)
 
     def stored() -> dict[str, str]:
-        return {k: f"{v.normalize():f}" for k, v in goals.current().items()}
+        return {k: goals.plain(v) for k, v in goals.current().items()}
 
     values, errors, status, loaded = stored(), {}, 200, None
     if request.method == "POST":

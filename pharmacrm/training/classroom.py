@@ -23,7 +23,8 @@ import re
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -503,17 +504,27 @@ def may_see_waiting_list(user, s: Session) -> bool:
     return may_take_attendance(user, s) or training.may_see_results(user)
 
 
+# who on a waiting list may still take a place: not those whose course was completed meanwhile or whose account was
+# closed (they are dropped when a place frees, with those who no longer hold a role that takes training)
+LIVE = Q(assignment__completed_at__isnull=True, assignment__user__is_active=True)
+
+
 def live_waiting(s: Session):
-    """The session's waiting list in its order, without those who can no longer take a place (their course
-    completed meanwhile, their account closed): they are dropped when a place frees."""
-    return (WaitingEntry.objects.filter(session=s, assignment__completed_at__isnull=True, assignment__user__is_active=True)
-            .order_by("added_at", "id"))  # fmt: skip
+    """The session's waiting list in its order, those who can no longer take a place left out."""
+    return WaitingEntry.objects.filter(LIVE, session=s).order_by("added_at", "id")
+
+
+def _with_positions(entries):
+    """Waiting-list entries annotated with `position` (1: the next to get a place), in one query."""
+    ahead = (WaitingEntry.objects.filter(LIVE, session=OuterRef("session"))
+             .filter(Q(added_at__lt=OuterRef("added_at")) | Q(added_at=OuterRef("added_at"), pk__lt=OuterRef("pk")))
+             .values("session").annotate(n=Count("id")).values("n"))  # fmt: skip
+    return entries.annotate(position=Coalesce(Subquery(ahead), 0) + 1)
 
 
 def waiting_position(w: WaitingEntry) -> int:
     """1 for the first on the waiting list."""
-    ahead = live_waiting(w.session).filter(Q(added_at__lt=w.added_at) | Q(added_at=w.added_at, pk__lt=w.pk))
-    return ahead.count() + 1
+    return _with_positions(WaitingEntry.objects.filter(pk=w.pk)).values_list("position", flat=True).get()
 
 
 def join_waiting_list(user, session: Session, assignment: Assignment) -> WaitingEntry:
@@ -669,17 +680,15 @@ def enrolment_counts(sessions) -> dict[int, int]:
 def waiting_counts(sessions) -> dict[int, int]:
     """How many wait for a place, per session (those who still may take one)."""
     return dict(
-        WaitingEntry.objects.filter(session__in=sessions, assignment__completed_at__isnull=True,
-                                    assignment__user__is_active=True)
-        .values_list("session").annotate(n=Count("id")).order_by()
-    )  # fmt: skip
+        WaitingEntry.objects.filter(LIVE, session__in=sessions).values_list("session").annotate(n=Count("id")).order_by()
+    )
 
 
 def my_waiting(user, sessions) -> dict[int, tuple[int, int]]:
-    """The user's places on the sessions' waiting lists: {session id: (assignment id, position)}."""
-    entries = WaitingEntry.objects.filter(session__in=sessions, assignment__user=user,
-                                          assignment__completed_at__isnull=True).select_related("session")  # fmt: skip
-    return {w.session_id: (w.assignment_id, waiting_position(w)) for w in entries}
+    """The user's places on the sessions' waiting lists: {session id: (assignment id, position)}, in one query."""
+    entries = _with_positions(WaitingEntry.objects.filter(LIVE, session__in=sessions, assignment__user=user))
+    return {session: (assignment, position) for session, assignment, position
+            in entries.values_list("session_id", "assignment_id", "position")}  # fmt: skip
 
 
 # --- the worker: the day-before reminder ------------------------------------------------------------------
