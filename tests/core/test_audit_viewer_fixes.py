@@ -308,3 +308,15 @@ def test_codes_written_as_detail_values_are_translated():
     assert audit_detail("servicedesk.ticket", "reason", "breach withdrawn") == "超时判定已撤回（重新计算时限）"
     assert audit_detail("servicedesk.ticket", "reason", "reply not delivered") == "回复未送达"
     assert audit_detail("safety.safetycase", "outcome", "no such case") == "无此全球病例编号的病例"
+
+
+def test_how_a_change_came_in_is_in_the_readers_language():
+    """Opportunities, sales targets and service goals record whether a change came from a page, a file or the
+    API; the auditor's Chinese page showed "来源 form"."""
+    assert audit_detail("sales.opportunity", "source", "form") == "网页"
+    assert audit_detail("sales.salestarget", "source", "import") == "文件导入"
+    assert audit_detail("servicedesk.servicegoal", "source", "api") == "接口"
+    with translation.override("zh-hant"):
+        assert audit_detail("sales.opportunity", "source", "form") == "網頁"
+    with translation.override("en"):
+        assert audit_detail("sales.salestarget", "source", "import") == "file import"

@@ -268,7 +268,9 @@ AUDIT_VALUES = {
         "signed copy": gettext_lazy("signed copy"),
         "报告表 PDF": gettext_lazy("adverse drug reaction report form (PDF)"),  # as the safety pages write it
     },
-    "source": {"demo": gettext_lazy("demo data")},
+    # how a change came in (sales.pipeline, sales.targets, servicedesk.goals): the same service behind each
+    "source": {"demo": gettext_lazy("demo data"), "form": gettext_lazy("web page"),
+               "import": gettext_lazy("file import"), "api": gettext_lazy("API")},
     "signature": {"approved": gettext_lazy("approved"), "rejected": gettext_lazy("rejected")},
     "second_factor": {"totp": gettext_lazy("authenticator app"), "enrolment_code": gettext_lazy("enrolment code"),
                       "pending": gettext_lazy("password only; one-time code not yet given")},
