@@ -76,7 +76,13 @@ class GoalSerializer(Serializer):
     direction = serializers.ChoiceField([goals.AT_LEAST, goals.AT_MOST], help_text=">=: the figure should reach the "
                                         "target; <=: stay within it.")  # fmt: skip
     unit = serializers.CharField(help_text="%, h (clock hours) or empty.")
-    target = serializers.DecimalField(max_digits=8, decimal_places=2, allow_null=True, help_text="null: no goal.")
+    team = serializers.IntegerField(allow_null=True, help_text="The team whose own goal this is; null: the whole "
+                                    "service desk's.")  # fmt: skip
+    target = serializers.DecimalField(max_digits=8, decimal_places=2, allow_null=True,
+                                      help_text="The goal set at this level (the team's own, or the desk's); null: none.")  # fmt: skip
+    effective = serializers.DecimalField(max_digits=8, decimal_places=2, allow_null=True,
+                                         help_text="The goal that applies: the team's own, else the desk's; null: no "
+                                         "figure is judged on this indicator.")  # fmt: skip
     minimum = serializers.DecimalField(max_digits=8, decimal_places=2)
     maximum = serializers.DecimalField(max_digits=8, decimal_places=2)
 
@@ -99,14 +105,25 @@ class PerformanceSerializer(Serializer):
     previous_period = serializers.CharField()
     previous_totals = FiguresSerializer()
     team_totals = FiguresSerializer(allow_null=True)
-    goals = GoalSerializer(many=True, help_text="The service goals the rows are judged against (set ones only).")
+    goals = GoalSerializer(many=True, help_text="The service goals the totals and rows are judged against (set ones "
+                           "only): the team's own where the report is about one team that has some — filtered to it, or "
+                           "the one team the caller leads or belongs to — (`team` says which), the desk's for the "
+                           "rest. With group=team each team's row is judged against its "
+                           "own goals where it has them (its goals_met / goals_missed say the verdict).")  # fmt: skip
 
 
-def goal_rows(targets: dict | None = None, only_set: bool = False) -> list[dict]:
-    targets = goals.current() if targets is None else targets
-    return [{"indicator": name, "label": str(i.label), "direction": i.direction, "unit": i.unit,
-             "target": targets.get(name), "minimum": i.low, "maximum": i.high}
-            for name, i in goals.INDICATORS.items() if not only_set or name in targets]  # fmt: skip
+def goal_rows(team: int | None = None, *, applied: dict | None = None) -> list[dict]:
+    """Every indicator with the goal set at one level (the desk's, or a team's own) and the one that applies; with
+    `applied` (a report's goals), only the indicators judged, each at the goal applied."""
+    if applied is not None:
+        return [{"indicator": name, "label": str(i.label), "direction": i.direction, "unit": i.unit, "team": team,
+                 "target": applied[name], "effective": applied[name], "minimum": i.low, "maximum": i.high}
+                for name, i in goals.INDICATORS.items() if name in applied]  # fmt: skip
+    judge = goals.Judge.loaded()
+    own, effective = judge.by_team.get(team, {}), judge.of(team)
+    return [{"indicator": name, "label": str(i.label), "direction": i.direction, "unit": i.unit, "team": team,
+             "target": own.get(name), "effective": effective.get(name), "minimum": i.low, "maximum": i.high}
+            for name, i in goals.INDICATORS.items()]  # fmt: skip
 
 
 def _figures(f, targets: dict) -> dict:
@@ -165,14 +182,15 @@ class ServicePerformanceViewSet(viewsets.GenericViewSet):
     def list(self, request):
         query = self._query(request)
         rep = performance.report(request.user, query, trend=False)
-        t = goals.current()
+        judge = goals.Judge.loaded(query, rep.scope)
+        t = judge.page
         data = {
             "period": query.period.key, "start": query.period.start, "end": query.period.end, "group": query.group,
             "scope": rep.scope.kind, "time_basis": "clock_hours", "class_period": rep.klass_period,
-            "rows": [_figures(r, t) for r in rep.rows], "totals": _figures(rep.totals, t),
+            "rows": [_figures(r, judge.row(r)) for r in rep.rows], "totals": _figures(rep.totals, t),
             "previous_period": query.period.previous.key, "previous_totals": _figures(rep.previous, t),
             "team_totals": _figures(rep.team_totals, t) if rep.team_totals is not None else None,
-            "goals": goal_rows(t, only_set=True),
+            "goals": goal_rows(judge.team if judge.team_has_own else None, applied=t),
         }  # fmt: skip
         return Response(PerformanceSerializer(data).data)
 
@@ -210,6 +228,8 @@ class ServicePerformanceViewSet(viewsets.GenericViewSet):
 
 
 class GoalsInputSerializer(Serializer):
+    team = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_INT32,
+                                    help_text="A team's own goals; left out or null: the whole service desk's.")  # fmt: skip
     goals = serializers.DictField(child=serializers.CharField(allow_null=True, allow_blank=True),
                                   help_text="{indicator: target}; null or \"\" removes the goal; indicators left out "
                                   "stay as they are.")  # fmt: skip
@@ -219,9 +239,13 @@ class GoalsInputSerializer(Serializer):
 
 
 @extend_schema_view(
-    list=extend_schema(tags=[TAG], responses={200: GoalSerializer(many=True)},
+    list=extend_schema(tags=[TAG], responses={200: GoalSerializer(many=True),
+                                              404: OpenApiResponse(description="No such team.")},
+                       parameters=[OpenApiParameter("team", int, description="A team's own goals and the goals that "
+                                                    "apply to it; left out: the whole service desk's.")],
                        description="The service goals (服务目标): every indicator with its target (null: no goal), "
-                       "direction, unit and allowed range. For whoever may see the service performance."),
+                       "the goal that applies, direction, unit and allowed range. For whoever may see the service "
+                       "performance."),
     create=extend_schema(tags=[TAG], request=GoalsInputSerializer,
                          responses={200: GoalSerializer(many=True), 400: OpenApiResponse(description="{goals: {indicator: "
                                     "[message]}} in the request's language; nothing saved."),
@@ -240,22 +264,36 @@ class ServiceGoalsViewSet(viewsets.GenericViewSet):
     def list(self, request):
         if not performance.may_see(request.user):  # as the performance page: not for the PV officer
             raise exceptions.PermissionDenied(_("You do not have permission to do this."))
-        return Response(GoalSerializer(goal_rows(), many=True).data)
+        team = None
+        if raw := request.query_params.get("team", ""):
+            if not (raw.isascii() and raw.isdecimal()) or int(raw) > MAX_INT32:
+                raise serializers.ValidationError({"team": [_("Give a team id.")]})
+            team = self._team(int(raw))
+        return Response(GoalSerializer(goal_rows(team.pk if team else None), many=True).data)
 
     def create(self, request):
         form = GoalsInputSerializer(data=request.data)
         form.is_valid(raise_exception=True)
+        team_id = form.validated_data.get("team")
+        team = self._team(team_id) if team_id is not None else None
         try:
             goals.save(request.user, form.validated_data["goals"], loaded=form.validated_data.get("expected"),
-                       source="api")  # fmt: skip
+                       source="api", team=team)  # fmt: skip
         except ValidationError as e:
             raise serializers.ValidationError({"goals": e.message_dict}) from None
         except goals.GoalsConflict as e:
             return Response({"detail": _("Someone else changed these goals while you were working on them: "
                                          "%(goals)s. Nothing was saved: read them again, then send your change.")
-                             % {"goals": ", ".join(e.names)}, "goals": GoalSerializer(goal_rows(), many=True).data},
+                             % {"goals": ", ".join(e.names)}, "goals": GoalSerializer(goal_rows(team_id), many=True).data},
                             status=409)  # fmt: skip
-        return Response(GoalSerializer(goal_rows(), many=True).data)
+        return Response(GoalSerializer(goal_rows(team_id), many=True).data)
+
+    @staticmethod
+    def _team(pk: int) -> Team:
+        team = Team.objects.filter(pk=pk).first()
+        if team is None:
+            raise exceptions.NotFound(_("No such team."))
+        return team
 
 
 def register(router) -> None:

@@ -1,8 +1,9 @@
-"""Service goals (服务目标, seed 000 §1.4 and ch. 8): one company-wide target per indicator of the service performance
-— the resolution rate, the first-response and resolution times, the SLA met, CSAT, NPS, the complaints handled —
-set by who configures the service desk (Cap.MANAGE_SERVICE). The performance page, its export and its API judge each
-row's figure against its goal (met / missed); a figure without a value or an indicator without a goal is not judged.
-docs/servicedesk-performance.md#service-goals."""
+"""Service goals (服务目标, seed 000 §1.4 and ch. 8): a target per indicator of the service performance — the
+resolution rate, the first-response and resolution times, the SLA met, CSAT, NPS, the complaints handled — for the
+whole service desk, and per team where a team's own goal replaces the desk's for its figures (a hotline answers
+within the hour, a technical team within a day); set by who configures the service desk (Cap.MANAGE_SERVICE). The
+performance page, its export and its API judge each row's figure against its goal (met / missed); a figure without a
+value or an indicator without a goal is not judged. docs/servicedesk-performance.md#service-goals."""
 
 from __future__ import annotations
 
@@ -62,9 +63,48 @@ class GoalsConflict(Exception):
         self.names = names
 
 
-def current() -> dict[str, Decimal]:
-    """The goals set: {indicator: target}."""
-    return dict(ServiceGoal.objects.values_list("indicator", "target"))
+def current(team: int | None = None) -> dict[str, Decimal]:
+    """The goals set at one level: the whole desk's (team None) or one team's own: {indicator: target}."""
+    return dict(ServiceGoal.objects.filter(team=team).values_list("indicator", "target"))
+
+
+class Judge:
+    """The goals each figure of a performance report is judged against, from one query: the rows of a report per
+    team by each team's goals; every other row, the totals and the chart by the goals of the report's team — the team
+    it is filtered to, or the one team its reader sees (a lead of one team, an agent of one team) — and the desk's
+    otherwise. A team's own goal replaces the desk's; where it has none, the desk's applies."""
+
+    def __init__(self, by_team: dict, query=None, scope=None):
+        self.by_team = by_team
+        self.team = _report_team(query, scope)  # the team whose goals judge the page (an id), or None
+        self.page = self.of(self.team)
+        self.per_team = getattr(query, "group", "") == "team"
+
+    @classmethod
+    def loaded(cls, query=None, scope=None) -> Judge:
+        by_team: dict[int | None, dict[str, Decimal]] = {}
+        for team, name, target in ServiceGoal.objects.values_list("team", "indicator", "target"):
+            by_team.setdefault(team, {})[name] = target
+        return cls(by_team, query, scope)
+
+    @property
+    def team_has_own(self) -> bool:
+        """Whether the page's goals are (partly) its team's own."""
+        return self.team is not None and bool(self.by_team.get(self.team))
+
+    def of(self, team: int | None) -> dict[str, Decimal]:
+        desk = self.by_team.get(None, {})
+        return {**desk, **self.by_team.get(team, {})} if team is not None else dict(desk)
+
+    def row(self, f) -> dict[str, Decimal]:
+        """A row's goals (the totals and the previous period's: the page's)."""
+        if self.per_team and isinstance(f.key, int) and f.key:
+            return self.of(f.key)
+        return self.page
+
+    def teams_own(self) -> bool:
+        """Whether a team row may be judged otherwise than the page's goals say (the page tells the reader)."""
+        return self.per_team and any(team is not None for team in self.by_team)
 
 
 def unit_label(i: Indicator) -> str:
@@ -102,6 +142,17 @@ def judge(figures, goals: dict[str, Decimal]) -> dict[str, bool]:
         if verdict is not None:
             out[name] = verdict
     return out
+
+
+def _report_team(query, scope) -> int | None:
+    team = getattr(query, "team", None)
+    if team is not None:
+        return team.pk
+    if scope is not None and not scope.everything:
+        mine = scope.team_ids if scope.team_ids is not None else scope.own_team_ids
+        if len(mine) == 1:
+            return mine[0]
+    return None
 
 
 def _number(raw, unit: str | None = None) -> Decimal | None:
@@ -165,10 +216,11 @@ def clean(data: dict) -> dict[str, Decimal | None]:
     return out
 
 
-def save(user, data: dict, *, loaded: dict | None = None, source: str = "form") -> int:
-    """Set the goals sent (an empty value removes one); the others stay. `loaded`: the values the form or the caller
-    read, per indicator — one changed by someone else since answers GoalsConflict naming them, and nothing is saved.
-    All or nothing; each change audited with before and after. Returns the number of goals changed."""
+def save(user, data: dict, *, loaded: dict | None = None, source: str = "form", team=None) -> int:
+    """Set the goals sent (an empty value removes one); the others stay. `team`: a team's own goals instead of the
+    desk's (a Team; removing one leaves the desk's goal to apply). `loaded`: the values the form or the caller read,
+    per indicator — one changed by someone else since answers GoalsConflict naming them, and nothing is saved. All or
+    nothing; each change audited with before and after. Returns the number of goals changed."""
     access.require(user, Cap.MANAGE_SERVICE)
     values = clean(data)
     expected = {}
@@ -179,13 +231,13 @@ def save(user, data: dict, *, loaded: dict | None = None, source: str = "form") 
             expected = {k: object() for k in loaded if k in values}  # unreadable: taken as changed
     try:
         with transaction.atomic():
-            return _apply(user, values, expected, source)
+            return _apply(user, values, expected, source, team)
     except IntegrityError:  # two first goals for an indicator at once: the other one's was saved first
         raise GoalsConflict(sorted(values)) from None
 
 
-def _apply(user, values: dict, expected: dict, source: str) -> int:
-    rows = {g.indicator: g for g in ServiceGoal.objects.select_for_update().order_by("indicator")}
+def _apply(user, values: dict, expected: dict, source: str, team) -> int:
+    rows = {g.indicator: g for g in ServiceGoal.objects.select_for_update().filter(team=team).order_by("indicator")}
     stale = sorted(k for k, was in expected.items() if was != (rows[k].target if k in rows else None))
     if stale:
         raise GoalsConflict(stale)
@@ -201,9 +253,11 @@ def _apply(user, values: dict, expected: dict, source: str) -> int:
             audit.record(A.DELETE, row, user=user, changes={"target": [was, None]}, source=source)
             row.delete()
         elif row is None:
-            row = ServiceGoal.objects.create(indicator=name, target=value, updated_by=user)
-            audit.record(A.CREATE, row, user=user, changes={"indicator": [None, name], "target": [None, now]},
-                         source=source)  # fmt: skip
+            row = ServiceGoal.objects.create(indicator=name, team=team, target=value, updated_by=user)
+            made = {"indicator": [None, name], "target": [None, now]}
+            if team is not None:
+                made["team"] = [None, team.pk]
+            audit.record(A.CREATE, row, user=user, changes=made, source=source)
         else:
             row.target, row.updated_by, row.updated_at = value, user, timezone.now()
             row.save(update_fields=["target", "updated_by", "updated_at"])

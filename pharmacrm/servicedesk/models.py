@@ -874,10 +874,15 @@ class WebIntake(models.Model):
 
 
 class ServiceGoal(models.Model):
-    """A company-wide target for one indicator of the service performance (服务目标): the performance page, its
-    export and API judge each figure against it. goals.py defines the indicators, their direction and range."""
+    """A target for one indicator of the service performance (服务目标), for the whole service desk (no team) or for
+    one team, whose own goal replaces the desk's for its figures: the performance page, its export and API judge each
+    figure against it. goals.py defines the indicators, their direction and range."""
 
-    indicator = models.CharField(_("indicator"), max_length=32, unique=True)
+    indicator = models.CharField(_("indicator"), max_length=32)
+    team = models.ForeignKey(
+        "core.Team", models.CASCADE, null=True, blank=True, related_name="+", verbose_name=_("team"),
+        help_text=_("Empty: the goal of the whole service desk."),
+    )  # fmt: skip
     target = models.DecimalField(_("goal value"), max_digits=8, decimal_places=2)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("set by")
@@ -887,7 +892,13 @@ class ServiceGoal(models.Model):
     class Meta:
         verbose_name = _("service goal")
         verbose_name_plural = _("service goals")
-        ordering = ["indicator"]
+        ordering = ["team", "indicator"]
+        constraints = [
+            models.UniqueConstraint(fields=["indicator"], condition=models.Q(team__isnull=True),
+                                    name="service_goal_desk"),
+            models.UniqueConstraint(fields=["team", "indicator"], condition=models.Q(team__isnull=False),
+                                    name="service_goal_team"),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
-        return f"{self.indicator} {self.target}"
+        return f"{self.team} · {self.indicator} {self.target}" if self.team_id else f"{self.indicator} {self.target}"

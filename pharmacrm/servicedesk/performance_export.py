@@ -42,7 +42,8 @@ def xlsx(rep: performance.Report) -> bytes:
 
     from . import goals
 
-    targets = goals.current()
+    judge = goals.Judge.loaded(rep.query, rep.scope)
+    targets = judge.page
 
     book = Workbook()
     sheet = book.active
@@ -66,7 +67,7 @@ def xlsx(rep: performance.Report) -> bytes:
         for cell in sheet[sheet.max_row]:
             if cell.data_type == "f":  # an agent or team named "=…" is text, never a formula the sheet runs
                 cell.data_type = "s"
-        for name, ok in goals.judge(f, targets).items():  # a figure that misses its goal in red
+        for name, ok in goals.judge(f, judge.row(f)).items():  # a figure that misses its goal in red
             if not ok:
                 sheet.cell(row=sheet.max_row, column=COLUMNS[name]).font = Font(color="B42318")
     for n in range(len(rep.rows) + 1, len(lines) + 1):

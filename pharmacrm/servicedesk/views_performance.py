@@ -3,6 +3,8 @@ filters, decides what the user may see (performance.scope_for) and shows or expo
 
 from __future__ import annotations
 
+import unicodedata
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -122,7 +124,8 @@ def _cells(f: performance.Figures, row: bool = True, targets: dict | None = None
 def performance_page(request):
     form, query, scope = _form(request)
     rep = performance.report(request.user, query)
-    targets = goals.current()
+    judge = goals.Judge.loaded(query, rep.scope)
+    targets = judge.page
 
     def goal(name: str) -> dict:
         target = targets.get(name)
@@ -147,10 +150,12 @@ def performance_page(request):
     previous_drill = f"{base}?{before}&period={query.period.previous.key}&" if before else (
         f"{base}?period={query.period.previous.key}&")
     context = {
-        "form": form, "report": rep, "rows": [_cells(r, targets=targets) for r in rep.rows],
+        "form": form, "report": rep, "rows": [_cells(r, targets=judge.row(r)) for r in rep.rows],
         "totals": _cells(rep.totals, False, targets), "previous": _cells(rep.previous, False, targets),
         "team_totals": _cells(rep.team_totals, False, targets) if rep.team_totals else None,
         "goals": {name: goals.shown(name, t) for name, t in targets.items()},
+        "goals_of": Team.objects.get(pk=judge.team).name if judge.team_has_own else "",
+        "teams_own_goals": judge.teams_own(),
         "may_set_goals": access.can(request.user, Cap.MANAGE_SERVICE),
         "chart": chart, "query_string": params.urlencode(), "group_label": performance.GROUPS[query.group],
         "filtered": bool(request.GET), "drill": drill, "previous_drill": previous_drill,
@@ -216,25 +221,45 @@ def performance_tickets_page(request):
 # --- service goals (服务目标) ---------------------------------------------------------------------------------
 
 
-def _goal_rows(values: dict, errors: dict, now: dict | None = None) -> list[dict]:
-    """The form's rows; `now`: after a conflict, the goals as someone else saved them, shown beside the input."""
+def _goal_rows(values: dict, errors: dict, now: dict | None = None, desk: dict | None = None) -> list[dict]:
+    """The form's rows; `now`: after a conflict, the goals as someone else saved them, shown beside the input;
+    `desk`: on a team's form, the desk's goals, which apply where the team sets none."""
     return [{"name": name, "label": i.label, "direction": "≥" if i.direction == goals.AT_LEAST else "≤",
              "unit": goals.unit_label(i), "low": goals.plain(i.low), "high": goals.plain(i.high),
              "value": values.get(name, ""), "errors": errors.get(name, []),
-             "now": None if now is None or name not in (errors or now) else now.get(name, "")}
+             "now": None if now is None or name not in (errors or now) else now.get(name, ""),
+             "desk": None if desk is None else goals.shown(name, desk.get(name)) or "—"}
             for name, i in goals.INDICATORS.items()]  # fmt: skip
+
+
+def _goals_team(request) -> tuple[Team | None, str]:
+    """The team whose own goals the page sets (`team`, in the query string or the form); None: the desk's. An id
+    that names no team is refused with the reason."""
+    raw = (request.POST.get("team") if request.method == "POST" else None) or request.GET.get("team") or ""
+    raw = unicodedata.normalize("NFKC", raw).strip()
+    if not raw:
+        return None, ""
+    team = Team.objects.filter(pk=int(raw)).first() if raw.isascii() and raw.isdecimal() and len(raw) < 10 else None
+    return team, "" if team is not None else _("No such team.")
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def goals_page(request):
-    """Set the company's service goals (who configures the service desk); the performance page judges against them.
-    All or nothing; the values the page was loaded with travel along, so that someone else's change in between is
-    refused (409) and shown, not overwritten."""
+    """Set the service goals (who configures the service desk), the desk's or one team's own; the performance page
+    judges against them. All or nothing; the values the page was loaded with travel along, so that someone else's
+    change in between is refused (409) and shown, not overwritten."""
     access.require(request.user, Cap.MANAGE_SERVICE)
+    team, team_error = _goals_team(request)
+    teams = Team.objects.order_by("name")
+    desk = goals.current() if team is not None else None
+    context = {"teams": teams, "team": team, "team_error": team_error}
+    if team_error:
+        return render(request, "servicedesk/settings/goals.html",
+                      {**context, "rows": [], "loaded": {}}, status=404)  # fmt: skip
 
     def stored() -> dict[str, str]:
-        return {k: goals.plain(v) for k, v in goals.current().items()}
+        return {k: goals.plain(v) for k, v in goals.current(team.pk if team else None).items()}
 
     values, errors, status, loaded = stored(), {}, 200, None
     if request.method == "POST":
@@ -242,7 +267,8 @@ def goals_page(request):
         loaded = {name: request.POST.get(f"loaded_{name}", "") for name in goals.INDICATORS}
         changed = goals.changed(sent, loaded)  # only what this user changed is saved, and checked against others'
         try:
-            n = goals.save(request.user, {k: sent[k] for k in changed}, loaded={k: loaded[k] for k in changed})
+            n = goals.save(request.user, {k: sent[k] for k in changed}, loaded={k: loaded[k] for k in changed},
+                           team=team)  # fmt: skip
         except ValidationError as e:
             values, errors, status = sent, e.message_dict, 400  # the form keeps the values it was loaded with
         except goals.GoalsConflict as e:
@@ -253,14 +279,17 @@ def goals_page(request):
             now = stored()  # the goals this user did not change show as they are now, so a second save keeps them
             shown = {k: sent[k] if k in changed else now.get(k, "") for k in goals.INDICATORS}
             return render(request, "servicedesk/settings/goals.html",
-                          {"rows": _goal_rows(shown, dict.fromkeys(e.names, []), now), "loaded": now}, status=409)  # fmt: skip
+                          {**context, "rows": _goal_rows(shown, dict.fromkeys(e.names, []), now, desk), "loaded": now},
+                          status=409)  # fmt: skip
         else:
             messages.success(request, ngettext("%(n)s goal changed.", "%(n)s goals changed.", n) % {"n": n})
-            return redirect("servicedesk:settings-goals")
+            back = reverse("servicedesk:settings-goals")
+            return redirect(f"{back}?team={team.pk}" if team is not None else back)
     if loaded is not None:
         loaded = {k: v for k, v in loaded.items() if v}
     return render(request, "servicedesk/settings/goals.html",
-                  {"rows": _goal_rows(values, errors), "loaded": stored() if loaded is None else loaded}, status=status)  # fmt: skip
+                  {**context, "rows": _goal_rows(values, errors, desk=desk),
+                   "loaded": stored() if loaded is None else loaded}, status=status)  # fmt: skip
 
 
 urlpatterns = [  # included by urls.py under /service/
