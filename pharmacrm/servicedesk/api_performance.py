@@ -106,7 +106,8 @@ class PerformanceSerializer(Serializer):
     previous_totals = FiguresSerializer()
     team_totals = FiguresSerializer(allow_null=True)
     goals = GoalSerializer(many=True, help_text="The service goals the totals and rows are judged against (set ones "
-                           "only): the team's own where the report is about one team that has some — filtered to it, or "
+                           "only), as in force at the end of the period (previous_totals: at the end of the previous "
+                           "period): the team's own where the report is about one team that has some — filtered to it, or "
                            "the one team the caller leads or belongs to — (`team` says which), the desk's for the "
                            "rest. With group=team each team's row is judged against its "
                            "own goals where it has them (its goals_met / goals_missed say the verdict).")  # fmt: skip
@@ -188,7 +189,7 @@ class ServicePerformanceViewSet(viewsets.GenericViewSet):
             "period": query.period.key, "start": query.period.start, "end": query.period.end, "group": query.group,
             "scope": rep.scope.kind, "time_basis": "clock_hours", "class_period": rep.klass_period,
             "rows": [_figures(r, judge.row(r)) for r in rep.rows], "totals": _figures(rep.totals, t),
-            "previous_period": query.period.previous.key, "previous_totals": _figures(rep.previous, t),
+            "previous_period": query.period.previous.key, "previous_totals": _figures(rep.previous, judge.previous_page),
             "team_totals": _figures(rep.team_totals, t) if rep.team_totals is not None else None,
             "goals": goal_rows(judge.team if judge.team_has_own else None, applied=t),
         }  # fmt: skip

@@ -21,7 +21,7 @@ from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 
-from .models import ServiceGoal
+from .models import ServiceGoal, ServiceGoalChange
 
 A = AuditEntry.Action
 AT_LEAST, AT_MOST = ">=", "<="
@@ -69,23 +69,28 @@ def current(team: int | None = None) -> dict[str, Decimal]:
 
 
 class Judge:
-    """The goals each figure of a performance report is judged against, from one query: the rows of a report per
-    team by each team's goals; every other row, the totals and the chart by the goals of the report's team — the team
-    it is filtered to, or the one team its reader sees (a lead of one team, an agent of one team) — and the desk's
+    """The goals each figure of a performance report is judged against, from one query: those in force at the end of
+    the report's period (a goal raised in December leaves November judged as it was; goals set later do not judge
+    earlier periods), and for the previous period's totals those in force at its end. The rows of a report per team
+    by each team's goals; every other row, the totals and the chart by the goals of the report's team — the team it
+    is filtered to, or the one team its reader sees (a lead of one team, an agent of one team) — and the desk's
     otherwise. A team's own goal replaces the desk's; where it has none, the desk's applies."""
 
-    def __init__(self, by_team: dict, query=None, scope=None):
-        self.by_team = by_team
+    def __init__(self, changes: list[tuple], query=None, scope=None):
+        period = getattr(query, "period", None)
+        self.changes = changes  # (team, indicator, target or None, valid_from), oldest first
+        self.by_team = _in_force(changes, period.end if period is not None else None)
         self.team = _report_team(query, scope)  # the team whose goals judge the page (an id), or None
         self.page = self.of(self.team)
+        self.previous_page = self._of(_in_force(changes, period.start), self.team) if period is not None else self.page
         self.per_team = getattr(query, "group", "") == "team"
+        self.set_later = not self.by_team and bool(_in_force(changes, None))  # goals now, none in the period
 
     @classmethod
     def loaded(cls, query=None, scope=None) -> Judge:
-        by_team: dict[int | None, dict[str, Decimal]] = {}
-        for team, name, target in ServiceGoal.objects.values_list("team", "indicator", "target"):
-            by_team.setdefault(team, {})[name] = target
-        return cls(by_team, query, scope)
+        changes = list(ServiceGoalChange.objects.order_by("valid_from", "id")
+                       .values_list("team", "indicator", "target", "valid_from"))  # fmt: skip
+        return cls(changes, query, scope)
 
     @property
     def team_has_own(self) -> bool:
@@ -93,11 +98,15 @@ class Judge:
         return self.team is not None and bool(self.by_team.get(self.team))
 
     def of(self, team: int | None) -> dict[str, Decimal]:
-        desk = self.by_team.get(None, {})
-        return {**desk, **self.by_team.get(team, {})} if team is not None else dict(desk)
+        return self._of(self.by_team, team)
+
+    @staticmethod
+    def _of(by_team: dict, team: int | None) -> dict[str, Decimal]:
+        desk = by_team.get(None, {})
+        return {**desk, **by_team.get(team, {})} if team is not None else dict(desk)
 
     def row(self, f) -> dict[str, Decimal]:
-        """A row's goals (the totals and the previous period's: the page's)."""
+        """A row's goals (the totals': the page's)."""
         if self.per_team and isinstance(f.key, int) and f.key:
             return self.of(f.key)
         return self.page
@@ -105,6 +114,19 @@ class Judge:
     def teams_own(self) -> bool:
         """Whether a team row may be judged otherwise than the page's goals say (the page tells the reader)."""
         return self.per_team and any(team is not None for team in self.by_team)
+
+
+def _in_force(changes: list[tuple], at) -> dict[int | None, dict[str, Decimal]]:
+    """{team or None: {indicator: target}} as they stood just before `at` (None: now)."""
+    by_team: dict[int | None, dict[str, Decimal]] = {}
+    for team, name, target, since in changes:
+        if at is not None and since >= at:
+            break
+        if target is None:
+            by_team.get(team, {}).pop(name, None)
+        else:
+            by_team.setdefault(team, {})[name] = target
+    return {team: goals for team, goals in by_team.items() if goals}
 
 
 def unit_label(i: Indicator) -> str:
@@ -216,11 +238,13 @@ def clean(data: dict) -> dict[str, Decimal | None]:
     return out
 
 
-def save(user, data: dict, *, loaded: dict | None = None, source: str = "form", team=None) -> int:
+def save(user, data: dict, *, loaded: dict | None = None, source: str = "form", team=None, since=None) -> int:
     """Set the goals sent (an empty value removes one); the others stay. `team`: a team's own goals instead of the
     desk's (a Team; removing one leaves the desk's goal to apply). `loaded`: the values the form or the caller read,
     per indicator — one changed by someone else since answers GoalsConflict naming them, and nothing is saved. All or
-    nothing; each change audited with before and after. Returns the number of goals changed."""
+    nothing; each change audited with before and after, and kept in the goals' history (ServiceGoalChange) in force
+    from now (`since`: from an earlier moment — the demo's goals, in force for its past periods). Returns the number
+    of goals changed."""
     access.require(user, Cap.MANAGE_SERVICE)
     values = clean(data)
     expected = {}
@@ -231,17 +255,17 @@ def save(user, data: dict, *, loaded: dict | None = None, source: str = "form", 
             expected = {k: object() for k in loaded if k in values}  # unreadable: taken as changed
     try:
         with transaction.atomic():
-            return _apply(user, values, expected, source, team)
+            return _apply(user, values, expected, source, team, since)
     except IntegrityError:  # two first goals for an indicator at once: the other one's was saved first
         raise GoalsConflict(sorted(values)) from None
 
 
-def _apply(user, values: dict, expected: dict, source: str, team) -> int:
+def _apply(user, values: dict, expected: dict, source: str, team, since) -> int:
     rows = {g.indicator: g for g in ServiceGoal.objects.select_for_update().filter(team=team).order_by("indicator")}
     stale = sorted(k for k, was in expected.items() if was != (rows[k].target if k in rows else None))
     if stale:
         raise GoalsConflict(stale)
-    changed = 0
+    changed, history, at = 0, [], since or timezone.now()
     for name, value in values.items():
         row = rows.get(name)
         before = row.target if row is not None else None
@@ -249,17 +273,19 @@ def _apply(user, values: dict, expected: dict, source: str, team) -> int:
             continue
         changed += 1
         was, now = (None if before is None else plain(before)), (None if value is None else plain(value))
+        history.append(ServiceGoalChange(indicator=name, team=team, target=value, valid_from=at, set_by=user))
         if value is None:
             audit.record(A.DELETE, row, user=user, changes={"target": [was, None]}, source=source)
             row.delete()
         elif row is None:
-            row = ServiceGoal.objects.create(indicator=name, team=team, target=value, updated_by=user)
+            row = ServiceGoal.objects.create(indicator=name, team=team, target=value, updated_by=user, updated_at=at)
             made = {"indicator": [None, name], "target": [None, now]}
             if team is not None:
                 made["team"] = [None, team.pk]
             audit.record(A.CREATE, row, user=user, changes=made, source=source)
         else:
-            row.target, row.updated_by, row.updated_at = value, user, timezone.now()
+            row.target, row.updated_by, row.updated_at = value, user, at
             row.save(update_fields=["target", "updated_by", "updated_at"])
             audit.record(A.UPDATE, row, user=user, changes={"target": [was, now]}, source=source)
+    ServiceGoalChange.objects.bulk_create(history)
     return changed

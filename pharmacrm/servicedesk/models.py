@@ -902,3 +902,27 @@ class ServiceGoal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.team} · {self.indicator} {self.target}" if self.team_id else f"{self.indicator} {self.target}"
+
+
+class ServiceGoalChange(models.Model):
+    """One goal's value from a moment on (`target` empty: no goal from then), written with every change of a
+    ServiceGoal: a period is judged against the goals in force at its end, so raising a goal in December leaves
+    November judged as it was."""
+
+    indicator = models.CharField(_("indicator"), max_length=32)
+    team = models.ForeignKey(
+        "core.Team", models.CASCADE, null=True, blank=True, related_name="+", verbose_name=_("team")
+    )
+    target = models.DecimalField(_("goal value"), max_digits=8, decimal_places=2, null=True, blank=True)
+    valid_from = models.DateTimeField(_("in force from"), default=timezone.now)
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("set by")
+    )
+
+    class Meta:
+        verbose_name = _("service goal change")
+        verbose_name_plural = _("service goal changes")
+        ordering = ["valid_from", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.indicator} {self.target} {self.valid_from:%Y-%m-%d}"

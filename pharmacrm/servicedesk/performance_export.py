@@ -67,7 +67,8 @@ def xlsx(rep: performance.Report) -> bytes:
         for cell in sheet[sheet.max_row]:
             if cell.data_type == "f":  # an agent or team named "=…" is text, never a formula the sheet runs
                 cell.data_type = "s"
-        for name, ok in goals.judge(f, judge.row(f)).items():  # a figure that misses its goal in red
+        judged = judge.previous_page if f is rep.previous else judge.row(f)  # the previous period: its own goals
+        for name, ok in goals.judge(f, judged).items():  # a figure that misses its goal in red
             if not ok:
                 sheet.cell(row=sheet.max_row, column=COLUMNS[name]).font = Font(color="B42318")
     for n in range(len(rep.rows) + 1, len(lines) + 1):

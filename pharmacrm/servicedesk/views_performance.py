@@ -151,11 +151,11 @@ def performance_page(request):
         f"{base}?period={query.period.previous.key}&")
     context = {
         "form": form, "report": rep, "rows": [_cells(r, targets=judge.row(r)) for r in rep.rows],
-        "totals": _cells(rep.totals, False, targets), "previous": _cells(rep.previous, False, targets),
+        "totals": _cells(rep.totals, False, targets), "previous": _cells(rep.previous, False, judge.previous_page),
         "team_totals": _cells(rep.team_totals, False, targets) if rep.team_totals else None,
         "goals": {name: goals.shown(name, t) for name, t in targets.items()},
         "goals_of": Team.objects.get(pk=judge.team).name if judge.team_has_own else "",
-        "teams_own_goals": judge.teams_own(),
+        "teams_own_goals": judge.teams_own(), "goals_set_later": judge.set_later,
         "may_set_goals": access.can(request.user, Cap.MANAGE_SERVICE),
         "chart": chart, "query_string": params.urlencode(), "group_label": performance.GROUPS[query.group],
         "filtered": bool(request.GET), "drill": drill, "previous_drill": previous_drill,

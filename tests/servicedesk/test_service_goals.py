@@ -4,6 +4,7 @@ hand-computed November of test_performance.py against them: met, missed, or not 
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from decimal import Decimal
 
@@ -38,6 +39,7 @@ def _english():
 
 GOALS_PAGE = "/service/settings/goals/"
 GOALS_API = "/api/v1/service/goals/"
+SINCE = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)  # goals in force before November
 SET = {"resolution_rate": "80", "fr_median": "2", "res_p90": "48", "fr_sla": "80", "csat": "4", "nps": "20",
        "complaint_rate": "50"}  # fmt: skip
 
@@ -176,7 +178,7 @@ def test_the_goals_page_shows_errors_under_their_field_and_a_conflict_with_both_
 
 
 def test_the_performance_page_export_and_api_mark_each_figure(users, november):  # noqa: F811
-    goals.save(users["manager"], SET)
+    goals.save(users["manager"], SET, since=SINCE)  # in force in November
     html = page_client(users["manager"]).get(PAGE, {"period": "2026-11"}).content.decode()
     totals = html.split("<tfoot>", 1)[1].split("</tr>", 1)[0]
     assert 'class="num goal-missed" title="Goal ≥ 80 %: missed">66.7 %' in totals

@@ -6,6 +6,7 @@ same conflict rule as the desk's goals. The November figures are hand-computed i
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import re
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.django_db
 
 GOALS_PAGE = "/service/settings/goals/"
 GOALS_API = "/api/v1/service/goals/"
+SINCE = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)  # goals in force before November
 
 
 @pytest.fixture(autouse=True)
@@ -47,9 +49,9 @@ def _english():
 def team_goals(users, desk):  # noqa: F811
     """The desk: resolution ≥ 80 %, first response median ≤ 2 h. 一组 its own resolution goal, ≥ 50 %; 二组 its own
     first-response goal, ≤ 0.5 h."""
-    goals.save(users["manager"], {"resolution_rate": "80", "fr_median": "2"})
-    goals.save(users["manager"], {"resolution_rate": "50"}, team=desk["one"])
-    goals.save(users["manager"], {"fr_median": "0.5"}, team=desk["two"])
+    goals.save(users["manager"], {"resolution_rate": "80", "fr_median": "2"}, since=SINCE)
+    goals.save(users["manager"], {"resolution_rate": "50"}, team=desk["one"], since=SINCE)
+    goals.save(users["manager"], {"fr_median": "0.5"}, team=desk["two"], since=SINCE)
     return desk
 
 
