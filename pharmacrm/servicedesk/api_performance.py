@@ -243,7 +243,8 @@ class GoalsInputSerializer(Serializer):
     list=extend_schema(tags=[TAG], responses={200: GoalSerializer(many=True),
                                               404: OpenApiResponse(description="No such team.")},
                        parameters=[OpenApiParameter("team", int, description="A team's own goals and the goals that "
-                                                    "apply to it; left out: the whole service desk's.")],
+                                                    "apply to it (a team lead: one they lead; an agent: one of "
+                                                    "theirs); left out: the whole service desk's.")],
                        description="The service goals (服务目标): every indicator with its target (null: no goal), "
                        "the goal that applies, direction, unit and allowed range. For whoever may see the service "
                        "performance."),
@@ -261,6 +262,7 @@ class ServiceGoalsViewSet(viewsets.GenericViewSet):
     required_caps = {"list": Cap.VIEW_TICKETS, "create": Cap.MANAGE_SERVICE}
     serializer_class = GoalSerializer
     pagination_class = None
+    filter_backends: list = []  # one set of goals: nothing to filter or order
 
     def list(self, request):
         if not performance.may_see(request.user):  # as the performance page: not for the PV officer
@@ -269,6 +271,10 @@ class ServiceGoalsViewSet(viewsets.GenericViewSet):
         if raw := request.query_params.get("team", ""):
             if not (raw.isascii() and raw.isdecimal()) or int(raw) > MAX_INT32:
                 raise serializers.ValidationError({"team": [_("Give a team id.")]})
+            scope = performance.scope_for(request.user)  # as the performance API: only a team the caller may see
+            mine = scope.team_ids if scope.team_ids is not None else scope.own_team_ids
+            if not scope.everything and int(raw) not in mine:
+                raise exceptions.PermissionDenied(_("You do not have permission to do this."))
             team = self._team(int(raw))
         return Response(GoalSerializer(goal_rows(team.pk if team else None), many=True).data)
 

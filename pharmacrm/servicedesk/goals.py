@@ -106,14 +106,16 @@ class Judge:
         return {**desk, **by_team.get(team, {})} if team is not None else dict(desk)
 
     def row(self, f) -> dict[str, Decimal]:
-        """A row's goals (the totals': the page's)."""
-        if self.per_team and isinstance(f.key, int) and f.key:
-            return self.of(f.key)
+        """A row's goals: per team, its team's (the row without a team: the desk's); otherwise, and for the totals
+        (key 0), the page's."""
+        if self.per_team and f.key != 0:
+            return self.of(f.key if isinstance(f.key, int) else None)
         return self.page
 
     def teams_own(self) -> bool:
-        """Whether a team row may be judged otherwise than the page's goals say (the page tells the reader)."""
-        return self.per_team and any(team is not None for team in self.by_team)
+        """Whether team rows may be judged otherwise than the totals (the page and the export tell the reader): per
+        team, about no one team, and some team has goals of its own."""
+        return self.per_team and self.team is None and any(team is not None for team in self.by_team)
 
 
 def _in_force(changes: list[tuple], at) -> dict[int | None, dict[str, Decimal]]:

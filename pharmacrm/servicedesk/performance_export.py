@@ -79,6 +79,9 @@ def xlsx(rep: performance.Report) -> bytes:
         for name, target in targets.items():
             goal_row[COLUMNS[name] - 1] = goals.shown(name, target)
         sheet.append(goal_row)
+    if judge.teams_own():  # the team rows' colours follow goals the row above does not show
+        sheet.append([_("A team with goals of its own has its row judged against them, the desk's where it has none; "
+                        "the totals are judged against the desk's goals.")])  # fmt: skip
     sheet.column_dimensions["A"].width = 28
     sheet.freeze_panes = "B4"
     out = io.BytesIO()

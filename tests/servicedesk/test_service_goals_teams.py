@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Role
 from pharmacrm.servicedesk import goals
-from pharmacrm.servicedesk.models import ServiceGoal
+from pharmacrm.servicedesk.models import ServiceGoal, ServiceGoalChange
 from tests.servicedesk.test_performance import (  # noqa: F401 — fixtures
     API,
     EXPORT,
@@ -84,6 +84,7 @@ def test_a_teams_row_is_judged_against_its_own_goals_and_the_rest_against_the_de
     assert by_label["二组"][4].value == 1.0 and str(by_label["二组"][4].font.color.rgb).endswith(red)  # its own goal
     assert by_label["一组"][3].value == 60.0 and not str(getattr(by_label["一组"][3].font.color, "rgb", "")).endswith(red)
     assert str(by_label["Total"][3].font.color.rgb).endswith(red)
+    assert any(str(label or "").startswith("A team with goals of its own has its row judged") for label in by_label)
 
     data = api_client(users["manager"]).get(API, {"period": "2026-11", "group": "team"}).json()
     rows = {r["label"]: r for r in data["rows"]}
@@ -170,9 +171,10 @@ def test_a_teams_goals_per_role(role, users, desk):  # noqa: F811
     changed = api.post(GOALS_API, {"team": one.pk, "goals": {"nps": 30}}, format="json")
     assert changed.status_code == (200 if sets else 403)
     listed = api.get(GOALS_API, {"team": one.pk})
-    assert listed.status_code == (403 if role == "pv" else 200)
+    sees_every_team = role in ("admin", "manager", "analyst", "auditor")  # the others: only a team of theirs
+    assert listed.status_code == (200 if sees_every_team else 403)
     assert goals.current(one.pk) == ({"nps": Decimal("30")} if sets else {}) and goals.current() == {}
-    if role != "pv":
+    if sees_every_team:
         nps = next(g for g in listed.json() if g["indicator"] == "nps")
         assert nps["team"] == one.pk and nps["target"] == nps["effective"] == ("30.00" if sets else None)
 
@@ -208,3 +210,35 @@ def test_a_lead_and_an_agent_of_one_team_are_judged_against_their_teams_goals(us
         team_goals["two"].pk, "0.50")
     manager = api_client(users["manager"]).get(API, {"period": "2026-11"}).json()
     assert "fr_median" in manager["totals"]["goals_met"]  # every team's tickets: the desk's 2 h
+
+
+def test_an_agent_reads_the_goals_of_their_own_team_only_and_learns_nothing_of_others(users, desk):  # noqa: F811
+    goals.save(users["manager"], {"csat": "4.5"}, team=desk["two"])
+    api = api_client(desk["b1"])  # an agent of 二组
+    mine = api.get(GOALS_API, {"team": desk["two"].pk})
+    assert mine.status_code == 200 and {g["indicator"]: g["target"] for g in mine.json()}["csat"] == "4.50"
+    assert api.get(GOALS_API, {"team": desk["one"].pk}).status_code == 403
+    assert api.get(GOALS_API, {"team": 99999}).status_code == 403  # not 404: which ids exist is not told
+    assert api_client(desk["lead"]).get(GOALS_API, {"team": desk["one"].pk}).status_code == 200  # the team they lead
+
+
+def test_the_no_team_row_is_judged_by_the_desks_goals_and_the_notes_say_what_the_rows_show(users, xiehe, november,  # noqa: F811
+                                                                                          team_goals):
+    """An agent of 二组 with a ticket of no team: per team, that row is the desk's business, not 二组's. The note
+    about team rows shows only where team rows and totals may be judged differently, and never promises a goals row
+    that is not drawn."""
+    from tests.servicedesk.test_performance import bj, respond, ticket
+
+    b1 = team_goals["b1"]
+    t = ticket(users, xiehe, received=bj(11, 20, 10), team=None, assignee=b1)
+    respond(users, t, t.received_at + dt.timedelta(hours=1))
+    data = api_client(b1).get(API, {"period": "2026-11", "group": "team"}).json()
+    no_team = next(r for r in data["rows"] if r["key"] is None)
+    assert "fr_median" in no_team["goals_met"]  # 1 h ≤ the desk's 2 h, not 二组's 0.5 h
+    lead = page_client(team_goals["lead"]).get(PAGE, {"period": "2026-11", "group": "team"}).content.decode()
+    assert 'id="teams-own-goals"' not in lead and 'id="goals-of"' in lead  # one team: its goals judge everything
+    # without goals of the desk's, in November or now: no goals row, so no sentence points at one
+    ServiceGoal.objects.filter(team=None).delete()
+    ServiceGoalChange.objects.filter(team=None).delete()
+    manager = page_client(users["manager"]).get(PAGE, {"period": "2026-11", "group": "team"}).content.decode()
+    assert 'id="goal-row"' not in manager and "table's last row" not in manager and 'id="teams-own-goals"' in manager
