@@ -141,6 +141,10 @@ HOTLINE_GOALS = {"fr_median": "1", "fr_sla": "95"}
 
 def _demo_goals(manager, hotline) -> None:
     from . import goals
+    from .models import ServiceGoalChange
+
+    if ServiceGoalChange.objects.exists():  # goals someone set already: theirs stand
+        return
 
     since = timezone.now() - dt.timedelta(days=365)  # the goals the desk has worked to all year: its past months judged
     goals.save(manager, DESK_GOALS, source="demo", since=since)

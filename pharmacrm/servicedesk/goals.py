@@ -84,7 +84,11 @@ class Judge:
         self.page = self.of(self.team)
         self.previous_page = self._of(_in_force(changes, period.start), self.team) if period is not None else self.page
         self.per_team = getattr(query, "group", "") == "team"
-        self.set_later = not self.by_team and bool(_in_force(changes, None))  # goals now, none in the period
+        now = _in_force(changes, None)
+        # none of the page's goals in force in the period, though some are now (or, per team about no one team, some
+        # team's): the page says that goals judge only the periods that end after they were set
+        self.set_later = not self.page and not self.teams_own() and (
+            bool(self._of(now, self.team)) or (self.per_team and self.team is None and bool(now)))
 
     @classmethod
     def loaded(cls, query=None, scope=None) -> Judge:
@@ -268,6 +272,10 @@ def _apply(user, values: dict, expected: dict, source: str, team, since) -> int:
     if stale:
         raise GoalsConflict(stale)
     changed, history, at = 0, [], since or timezone.now()
+    if since is not None and ServiceGoalChange.objects.filter(team=team, indicator__in=list(values),
+                                                             valid_from__gte=since).exists():  # fmt: skip
+        # a change dated back before a later one would leave today's goals and their history telling two stories
+        raise ValueError("goals can be dated back only before every change already kept")
     for name, value in values.items():
         row = rows.get(name)
         before = row.target if row is not None else None

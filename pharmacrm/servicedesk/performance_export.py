@@ -79,6 +79,8 @@ def xlsx(rep: performance.Report) -> bytes:
         for name, target in targets.items():
             goal_row[COLUMNS[name] - 1] = goals.shown(name, target)
         sheet.append(goal_row)
+    if judge.previous_page != judge.page:  # the previous period's colours follow the goals at its own end
+        sheet.append([_("The previous period's row is judged against the goals in force at its end.")])
     if judge.teams_own():  # the team rows' colours follow goals the row above does not show
         sheet.append([_("A team with goals of its own has its row judged against them, the desk's where it has none; "
                         "the totals are judged against the desk's goals.")])  # fmt: skip

@@ -156,6 +156,7 @@ def performance_page(request):
         "goals": {name: goals.shown(name, t) for name, t in targets.items()},
         "goals_of": Team.objects.get(pk=judge.team).name if judge.team_has_own else "",
         "teams_own_goals": judge.teams_own(), "goals_set_later": judge.set_later,
+        "previous_judged": bool(judge.previous_page),
         "may_set_goals": access.can(request.user, Cap.MANAGE_SERVICE),
         "chart": chart, "query_string": params.urlencode(), "group_label": performance.GROUPS[query.group],
         "filtered": bool(request.GET), "drill": drill, "previous_drill": previous_drill,

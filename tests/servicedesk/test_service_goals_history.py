@@ -25,6 +25,7 @@ from tests.servicedesk.test_performance import (  # noqa: F401 — fixtures
 pytestmark = pytest.mark.django_db
 
 OCTOBER = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+DECEMBER = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)  # dated, so that the test reads the same after December
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +42,7 @@ def _totals(html: str) -> str:
 
 def test_a_goal_raised_later_leaves_the_earlier_period_judged_as_it_was(users, november):  # noqa: F811
     goals.save(users["manager"], {"resolution_rate": "50"}, since=OCTOBER)
-    goals.save(users["manager"], {"resolution_rate": "80"})  # raised now, in December
+    goals.save(users["manager"], {"resolution_rate": "80"}, since=DECEMBER)  # raised in December
     page = page_client(users["manager"])
     html = page.get(PAGE, {"period": "2026-11"}).content.decode()
     assert 'title="Goal ≥ 50 %: met">66.7 %' in _totals(html)  # November: the goal of November
@@ -92,3 +93,28 @@ def test_goals_set_before_their_history_was_kept_judge_every_earlier_period(user
     migration.history_of_goals_set_before(apps, None)
     html = page_client(users["manager"]).get(PAGE, {"period": "2026-11"}).content.decode()
     assert 'title="Goal ≥ 50 %: met">66.7 %' in _totals(html)
+
+
+def test_the_pages_note_is_about_the_goals_of_the_page_itself(users, desk, november):  # noqa: F811
+    """一组 has had a goal of its own since October; the desk's were set only in December: the desk's November page
+    says that goals judge later periods, not that none are set. A goal removed in December leaves only November's row
+    of the December page judged, and the page says that."""
+    goals.save(users["manager"], {"csat": "4"}, team=desk["one"], since=OCTOBER)
+    goals.save(users["manager"], {"resolution_rate": "80"}, since=DECEMBER)
+    page = page_client(users["manager"])
+    november_page = page.get(PAGE, {"period": "2026-11"}).content.decode()
+    assert 'id="goals-set-later"' in november_page and "No service goals are set" not in november_page
+    ServiceGoalChange.objects.all().delete()
+    ServiceGoal.objects.all().delete()
+    goals.save(users["manager"], {"resolution_rate": "50"}, since=OCTOBER)
+    goals.save(users["admin"], {"resolution_rate": ""}, since=DECEMBER)  # removed in December
+    december_page = page.get(PAGE, {"period": "2026-12"}).content.decode()
+    assert 'id="goals-previous-only"' in december_page
+    assert 'title="Goal ≥ 50 %: met">66.7 %' in december_page.split('data-row="2026-11"', 1)[1].split("</tr>", 1)[0]
+
+
+def test_goals_cannot_be_dated_back_before_a_change_already_kept(users):
+    goals.save(users["manager"], {"csat": "4"})
+    with pytest.raises(ValueError):
+        goals.save(users["manager"], {"csat": "4.5"}, since=OCTOBER)
+    assert goals.current() == {"csat": Decimal("4")} and ServiceGoalChange.objects.count() == 1

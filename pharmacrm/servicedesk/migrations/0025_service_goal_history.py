@@ -11,7 +11,7 @@ from django.db import migrations, models
 def history_of_goals_set_before(apps, schema_editor):
     """Goals set before their history was kept: in force for every earlier period, as they were judged then."""
     goal, change = apps.get_model("servicedesk", "ServiceGoal"), apps.get_model("servicedesk", "ServiceGoalChange")
-    since = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    since = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     change.objects.bulk_create(
         change(indicator=g.indicator, team_id=g.team_id, target=g.target, valid_from=since, set_by_id=g.updated_by_id)
         for g in goal.objects.all()
