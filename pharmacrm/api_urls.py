@@ -7,6 +7,7 @@ from pharmacrm.cooperation import api as cooperation_api
 from pharmacrm.core import api as core_api
 from pharmacrm.customers import api as customers_api
 from pharmacrm.engagement import api as engagement_api
+from pharmacrm.engagement import api_channels as engagement_channels
 from pharmacrm.keyaccounts import api_eval as keyaccounts_eval_api
 from pharmacrm.keyaccounts import api_programme as keyaccounts_programme_api
 from pharmacrm.licences import api as licences_api
@@ -71,5 +72,6 @@ urlpatterns = [
     path("safety/", include(safety_api.urlpatterns)),
     path("sales/", include(sales_api.urlpatterns)),
     path("keyaccounts/", include(keyaccounts_eval_api.urlpatterns + keyaccounts_programme_api.urlpatterns)),
+    path("", include(engagement_channels.urlpatterns)),
     path("", include(router.urls)),
 ]

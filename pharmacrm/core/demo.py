@@ -956,6 +956,7 @@ def _later_demo_data(scale: float) -> None:
     from pharmacrm.engagement import demo as engagement_demo
 
     engagement_demo.load()
+    engagement_demo.load_interactions()  # a year of the owners' contacts: the plans' contacts, the channel effect
     from pharmacrm.cooperation import demo as cooperation_demo
 
     cooperation_demo.load()

@@ -292,6 +292,8 @@ ENDPOINT_RULES = [
     "the customer lifecycle (a change sends the version it loaded) |",
     "| `GET /api/v1/sales/clv/`, `/sales/clv/{id}/` | See customer lifetime value (scoped: the customers the user "
     "may see) |",
+    "| `GET /api/v1/engagement/channels/` | View customers, View interactions and See purchases together (the figures "
+    "of the customers the user may see) |",
     "| `GET /api/v1/sales/appraisals/`, `/sales/appraisals/{id}/` | See one's own KPI appraisal (a team lead: their "
     "teams' members too) or See every person's and team's KPI appraisal; others 403, another's result 404 |",
     "| `GET /api/v1/sales/appraisal-schemes/`, `/sales/appraisal-schemes/{id}/` | See every person's and team's KPI "

@@ -107,3 +107,72 @@ def load_stage_tasks(seed: int = 46) -> int:
         StageTask.objects.bulk_create(tasks, batch_size=2000)
         Counter.objects.create(name=STAGE_MARKER, value=len(tasks))
     return len(tasks)
+
+
+INTERACTIONS_MARKER = "demo:interactions"
+INTERACTION_MONTHS = 13  # a year and the month before it: the channel effect of last year's months, and their trend
+# contacts per month by tier (a key account's team is there every week, a regular customer hears from its rep once
+# or twice a month); new customers are left to their first follow-up
+CONTACTS_PER_MONTH = {"key": 4.0, "vip": 2.5, "regular": 1.2}
+CHANNEL_MIX = (("visit", 34), ("phone", 26), ("wechat", 24), ("email", 8), ("meeting", 6), ("other", 2))
+SUBJECTS = {
+    "visit": ["例行拜访，了解本月用药需求", "拜访科室主任，介绍新规格产品", "拜访药剂科，沟通下季度采购计划",
+              "陪同产品专家拜访，解答临床使用问题"],
+    "phone": ["电话跟进采购计划", "电话确认到货情况", "电话回访用药反馈", "电话沟通回款安排"],
+    "wechat": ["微信发送产品说明书更新", "微信沟通学术会议安排", "微信跟进样品使用情况", "微信确认拜访时间"],
+    "email": ["邮件发送报价单", "邮件发送资质文件", "邮件确认合同条款"],
+    "meeting": ["参加科室学术会", "区域学术研讨会交流", "新品上市推介会"],
+    "other": ["展会现场交流", "行业协会活动交流"],
+}  # fmt: skip
+
+
+def load_interactions(seed: int = 53) -> int:
+    """A year of the reps' and key-account managers' contacts with the customers they own (visits, calls, WeChat,
+    e-mail, meetings), so that the interactions list, the communication plans' contacts and the channel effect show
+    a lived-in system. Existing customers only (tier regular, VIP or key account; a new customer awaits its first
+    follow-up), each contact after the customer was recorded and before today, by the customer's owner, half of
+    them with one of its people. Bulk-created (demo records, no audit entries or safety screening: their texts
+    mention no reaction). Once (marker `demo:interactions`). Returns how many interactions."""
+    import datetime as dt
+    import random
+
+    from pharmacrm.customers.models import Institution, Person
+
+    from .models import Interaction
+
+    if Counter.objects.filter(name=INTERACTIONS_MARKER).exists():
+        return 0
+    rng = random.Random(seed)
+    now = timezone.now()
+    start = now - dt.timedelta(days=30 * INTERACTION_MONTHS)
+    customers = list(
+        Institution.objects.active().filter(owner__isnull=False, parent__isnull=True, tier__in=CONTACTS_PER_MONTH)
+        .values_list("pk", "tier", "owner_id", "created_at").order_by("pk")
+    )  # fmt: skip
+    people: dict[int, list[int]] = {}
+    for pk, institution in Person.objects.active().filter(
+            institution_id__in=[c[0] for c in customers]).values_list("pk", "institution_id").order_by("pk"):
+        people.setdefault(institution, []).append(pk)
+    channels = [c for c, _w in CHANNEL_MIX]
+    weights = [w for _c, w in CHANNEL_MIX]
+    rows = []
+    for pk, tier, owner, created in customers:
+        since = max(start, created)
+        span = (now - since).total_seconds()
+        if span < 86400:
+            continue
+        count = round(CONTACTS_PER_MONTH[tier] * span / (30 * 86400) * rng.uniform(0.6, 1.4))
+        for _n in range(count):
+            channel = rng.choices(channels, weights)[0]
+            at = since + dt.timedelta(seconds=rng.uniform(0, span - 3600))
+            at = at.replace(hour=rng.randint(1, 9), minute=rng.randrange(60))  # 09:00–17:59 in Beijing (UTC+8)
+            if at >= now or at < since:
+                continue
+            person = rng.choice(people[pk]) if people.get(pk) and rng.random() < 0.5 else None
+            rows.append(Interaction(institution_id=pk, person_id=person, channel=channel, received_at=at,
+                                    subject=rng.choice(SUBJECTS[channel]), created_by_id=owner, created_at=at,
+                                    updated_at=at))  # fmt: skip
+    with transaction.atomic():
+        Interaction.objects.bulk_create(rows, batch_size=2000)
+        Counter.objects.create(name=INTERACTIONS_MARKER, value=len(rows))
+    return len(rows)

@@ -51,6 +51,8 @@ class Interaction(models.Model):
             models.Index(fields=["institution", "-received_at"], name="interaction_institution"),
             models.Index(fields=["person", "-received_at"], name="interaction_person"),
             models.Index(fields=["created_by", "-received_at"], name="interaction_author"),
+            # a period's interactions (the channel effect), the newest first (the list of every interaction)
+            models.Index(fields=["-received_at", "-id"], name="interaction_received"),
         ]
 
     def __str__(self) -> str:

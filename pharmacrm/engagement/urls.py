@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views, views_lifecycle
+from . import views, views_channels, views_lifecycle
 
 app_name = "engagement"
 urlpatterns = [
@@ -17,4 +17,5 @@ urlpatterns = [
     path("plan-due/", views.plan_due, name="plan-due"),
     path("<int:pk>/", views.interaction_detail, name="interaction"),
     *views_lifecycle.urlpatterns,
+    *views_channels.urlpatterns,
 ]

@@ -27,7 +27,7 @@ from pharmacrm.safety.choices import SignalStatus
 from pharmacrm.safety.models import Flag, SafetyCase, SafetyClock
 from pharmacrm.servicedesk.forms import people_options
 
-from . import care, followup, plans, services
+from . import care, channels, followup, plans, services
 from .forms import InteractionFilterForm, InteractionForm, PlanForm, PlanLineFormSet
 from .models import CommunicationPlan, Interaction, InteractionChannel
 
@@ -118,7 +118,7 @@ def interaction_list(request):
             rows.append(interaction)
     filtered = any(request.GET.get(k) for k in ("mine", "channel", "institution", "person"))
     context = {"form": form, "rows": rows, "page_obj": page, "filtered": filtered,
-               "may_record": access.can(user, Cap.RECORD_INTERACTIONS)}  # fmt: skip
+               "may_record": access.can(user, Cap.RECORD_INTERACTIONS), "may_see_channels": channels.may_see(user)}  # fmt: skip
     if embed:
         context["customer_institution"] = int(request.GET["institution"]) if is_id(request.GET.get("institution")) else None
         context["customer_query"] = "&".join(

@@ -22,8 +22,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import access
+from pharmacrm.core import access, audit
 from pharmacrm.core.ids import is_id
+from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers.choices import Stage
 from pharmacrm.customers.models import Institution, Person
 from pharmacrm.customers.services import ConflictError
@@ -212,6 +213,8 @@ def stage_tasks_export(request):
         ])  # fmt: skip
     out = io.BytesIO()
     book.save(out)
+    audit.record(AuditEntry.Action.EXPORT, ("engagement.stagetask", "", "stage tasks"), user=user, format="XLSX",
+                 rows=sheet.max_row - 1)  # fmt: skip
     response = HttpResponse(out.getvalue(),
                             content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
     response["Content-Disposition"] = f'attachment; filename="stage-tasks-{today:%Y%m%d}.xlsx"'

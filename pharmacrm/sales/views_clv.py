@@ -14,8 +14,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from pharmacrm.core import access
-from pharmacrm.core.models import Region
+from pharmacrm.core import access, audit
+from pharmacrm.core.models import AuditEntry, Region
 from pharmacrm.customers.models import Institution
 
 from . import clv
@@ -97,12 +97,16 @@ def clv_export(request):
                   _("12-month retention used"), _("Projected value, next 36 months (¥)"), _("Computed")])  # fmt: skip
     for cell in sheet[1]:
         cell.font = Font(bold=True)
+    rows = 0
     for v in qs:
         sheet.append([v.institution.name, v.institution.code, v.klass or None, float(v.historic), v.active_months,
                       float(v.avg_month), v.tenure_months, v.first_month, v.last_month, float(v.retention),
                       float(v.projected), v.computed_on])  # fmt: skip
+        rows += 1
     out = io.BytesIO()
     book.save(out)
+    audit.record(AuditEntry.Action.EXPORT, ("sales.customervalue", "", "customer lifetime value"), user=request.user,
+                 format="XLSX", rows=rows, **{k: v for k, v in filters.items() if v})  # fmt: skip
     response = HttpResponse(out.getvalue(),
                             content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
     response["Content-Disposition"] = f'attachment; filename="clv-{timezone.localdate():%Y%m%d}.xlsx"'

@@ -243,6 +243,8 @@ ENDPOINTS = [
         "market.intelligence.create", "post", lambda w, r: "/api/v1/market/intelligence/", Cap.RECORD_MARKET, 201,
         body=lambda w: {"kind": "news", "title": "矩阵情报", "happened_on": "2026-01-05", "customers": [w.xiehe.pk]},
     ),
+    # the channel effect needs customers, interactions and purchases: every role with purchases holds the other two
+    Endpoint("engagement.channels", "get", lambda w, r: "/api/v1/engagement/channels/", Cap.VIEW_PURCHASES, 200),
     Endpoint(  # reading opportunities is scoped by role and team: tests/sales/test_pipeline_pages.py
         "sales.opportunities.create", "post", lambda w, r: "/api/v1/sales/opportunities/", Cap.WORK_PIPELINE, 201,
         body=lambda w: {"customer": w.xiehe.pk, "title": "矩阵商机", "amount": "1000", "close_date": "2027-01-31"},
