@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
@@ -16,7 +17,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from pharmacrm.core import viewsets
+from pharmacrm.core import access, viewsets
 from pharmacrm.core.api_utils import (
     MAX_INT32,
     Conflict,
@@ -152,6 +153,12 @@ class KindField(serializers.ChoiceField):
 
 class RunRequestSerializer(Serializer):
     kind = KindField(help_text="evaluation or candidate.")
+    customer = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_ID,
+        help_text="An institution id: evaluate this customer alone, now (kind evaluation; `reason` required).",
+    )  # fmt: skip
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=evaluation.REASON_MAX,
+                                   help_text="Why this customer is evaluated out of turn (kept in the audit trail).")  # fmt: skip
 
 
 class RunSerializer(ModelSerializer):
@@ -280,7 +287,9 @@ class EvaluationViewSet(_ScoreViewSet):
         request=RunRequestSerializer,
         responses={201: RunSerializer, 400: OpenApiResponse(description="Unknown kind.")},
         description="Run the customer evaluation (`evaluation`) or the key-account identification (`candidate`) "
-        "now, for the current period. Its results (tiers, improvement actions) are applied only while no period has "
+        "now, for the current period; with `customer` (and a `reason`), the customer evaluation of that customer "
+        "alone, out of turn — the answer then adds `customer`, `score` and `class` (null when it bought nothing in "
+        "the last two years). Its results (tiers, improvement actions) are applied only while no period has "
         "been evaluated in full (a new system); afterwards they follow the last period evaluated in full, and the "
         "current period's scores are interim standings (`interim_of` names the period in force). Returns the run.",
     )  # fmt: skip
@@ -288,10 +297,27 @@ class EvaluationViewSet(_ScoreViewSet):
     def run(self, request):
         form = RunRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        done = evaluation.run(form.validated_data["kind"], user=request.user)
+        data, score = form.validated_data, None
+        if "customer" in data:
+            if data["kind"] != ModelKind.EVALUATION:
+                raise serializers.ValidationError({"customer": [_("Only the customer evaluation runs for one customer.")]})
+            institution = access.institutions_for(request.user).filter(pk=data["customer"]).first()
+            if institution is None:  # 400, not 404: whether an id exists is not told to those who may not see it
+                raise serializers.ValidationError({"customer": [_("No customer you may see has this id.")]})
+            try:
+                done, score = evaluation.evaluate_customer(request.user, institution, data.get("reason", ""))
+            except DjangoValidationError as e:
+                raise serializers.ValidationError(e.message_dict) from None
+        else:
+            done = evaluation.run(data["kind"], user=request.user)
         run = EvaluationRun.objects.select_related("model").get(pk=done.pk)
         run.interim_of = getattr(done, "interim_of", None)
-        return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+        body = RunSerializer(run).data
+        if "customer" in data:
+            body["customer"] = data["customer"]
+            body["score"] = None if score is None else str(score.score)
+            body["class"] = None if score is None else score.klass
+        return Response(body, status=status.HTTP_201_CREATED)
 
 
 @extend_schema(tags=["evaluation"])

@@ -682,6 +682,7 @@ def run(
     facts: dict[int, scoring.Facts] | None = None,
     model: ScoringModel | None = None,
     started: dt.datetime | None = None,
+    reason: str = "",
 ) -> EvaluationRun:
     """Score customers with the kind's active model and store the results for the current period.
 
@@ -691,7 +692,8 @@ def run(
     run_all before it read them: a version saved meanwhile counts from the next run). Tiers and improvement
     actions are applied only when the period is the latest (`later_period`); the run's `later_period` names
     the one in force otherwise. `started`: the run's start (settled_moment), taken by run_all before it looked
-    for the changed customers."""
+    for the changed customers. `reason`: why one customer is evaluated out of turn (seed 002 七.(二): customers
+    in unusual situations are evaluated more often), kept in the run's audit entry."""
     if user is not None and getattr(user, "is_authenticated", False):
         access.require(user, Cap.RUN_EVALUATIONS)
     as_of = as_of or timezone.localdate()
@@ -749,10 +751,39 @@ def run(
         history = {"history_only": True, "latest_period": later} if later else {}
         if interim:
             history = {"interim": True, "in_force": interim}
+        if reason:
+            history["reason"] = reason
+            history["institutions"] = list(ids or ())
         audit.record(A.UPDATE, run_row, user=user, evaluation=kind, period=period, customers=count, **history)
     return run_row
 
 
+
+
+REASON_MAX = 500
+
+
+def evaluate_customer(user, institution: Institution, reason) -> tuple[EvaluationRun, Score | None]:
+    """One customer evaluated now, out of turn (seed 002 七.(二): "对重点客户和有特殊情况的客户，可适当增加评估频次" — a
+    customer whose payments fall behind, or whose complaints pile up, is evaluated again without waiting for the
+    half-year): the customer evaluation of the current period, for this customer alone, with the reason kept in
+    the audit entry. As any run of a period under way once a period was evaluated in full, its score is an interim
+    standing and changes no tier. Returns the run and the customer's score (None: no purchase in the last two years,
+    nothing to score). ValidationError naming `reason` or `customer`."""
+    access.require(user, Cap.RUN_EVALUATIONS)
+    reason = str(reason or "").strip()
+    errors: dict[str, list[str]] = {}
+    if not reason:
+        errors["reason"] = [_("Say why this customer is evaluated now (for example: payments overdue, complaints).")]
+    elif len(reason) > REASON_MAX:
+        errors["reason"] = [_("At most %(n)s characters.") % {"n": REASON_MAX}]
+    if institution.parent_id is not None:
+        errors["customer"] = [_("A department is evaluated with its hospital: evaluate the hospital.")]
+    if errors:
+        raise ValidationError(errors)
+    done = run(ModelKind.EVALUATION, user=user, ids=[institution.pk], reason=reason)
+    score = Score.objects.filter(kind=ModelKind.EVALUATION, period=done.period, institution=institution).first()
+    return done, score
 
 
 def lock_results(kind: str) -> None:

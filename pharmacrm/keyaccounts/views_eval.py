@@ -625,15 +625,49 @@ def customer_panel(request, institution_id: int):
     )  # fmt: skip
     latest = history[0] if history else None
     context = {
-        "latest": latest, "history": history, "candidate": candidate,
+        "latest": latest, "history": history, "candidate": candidate, "institution": institution,
+        "may_run": access.can(user, Cap.RUN_EVALUATIONS) and institution.parent_id is None,
+        "reason_max": evaluation.REASON_MAX,
         "move": movement(latest.klass, latest.previous_klass) if latest else "",
         "points": sparkline([s.score for s in reversed(history)]),
     }  # fmt: skip
     return render(request, "keyaccounts/eval_customer_block.html", context)
 
 
+@login_required
+@require_POST
+def customer_run(request, institution_id: int):
+    """"Evaluate this customer now" on a Customer 360 page: the customer alone, with a reason; back to its page."""
+    user = request.user
+    access.require(user, Cap.RUN_EVALUATIONS)
+    institution = access.get_visible_or_404(user, Institution, institution_id)
+    back = reverse("customers:institution", args=[institution.pk]) + "#evaluation"
+    try:
+        done, score = evaluation.evaluate_customer(user, institution, request.POST.get("reason", ""))
+    except ValidationError as e:
+        labels = {"reason": _("Reason"), "customer": _("Customer")}
+        for field, errors in e.message_dict.items():
+            for error in errors:
+                messages.error(request, f"{labels.get(field, field)}: {error}")
+        return redirect(back)
+    if score is None:
+        messages.warning(request, _("%(name)s bought nothing in the last two years: there is nothing to evaluate.")
+                         % {"name": institution.name})  # fmt: skip
+    else:
+        words = {"name": institution.name, "period": done.period, "score": score.score, "klass": score.klass}
+        if getattr(done, "interim_of", None):
+            messages.success(request, _(
+                "%(name)s was evaluated for %(period)s: score %(score)s, class %(klass)s — an interim standing: the "
+                "tier follows the last period evaluated in full (%(in_force)s).") % {**words, "in_force": done.interim_of})  # fmt: skip
+        else:
+            messages.success(request, _("%(name)s was evaluated for %(period)s: score %(score)s, class %(klass)s.")
+                             % words)  # fmt: skip
+    return redirect(back)
+
+
 urlpatterns = [
     path("evaluations/", evaluations, name="evaluations"),
+    path("evaluations/customer/<int:institution_id>/run/", customer_run, name="eval-customer-run"),
     path("evaluations/run/", run_now, name="evaluation-run"),
     path("evaluations/<int:pk>/", score_detail, name="score"),
     path("evaluations/<int:pk>/action/", score_action, name="score-action"),
