@@ -30,8 +30,8 @@ A = AuditEntry.Action
 class ChannelForm(forms.Form):
     period = forms.CharField(label=gettext_lazy("Period"), required=False)
     window = forms.TypedChoiceField(label=gettext_lazy("Days after the contact"), required=False, coerce=int,
-                                    choices=[(w, w) for w in channels.WINDOWS])  # fmt: skip
-    scope = forms.ChoiceField(label=gettext_lazy("Whose customers"), required=False)
+                                    choices=[(w, w) for w in channels.WINDOWS], initial=channels.DEFAULT_WINDOW)  # fmt: skip
+    scope = forms.ChoiceField(label=gettext_lazy("Whose customers"), required=False, initial="all")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -63,7 +63,13 @@ def _require(user) -> None:
 
 
 def _form(request) -> tuple[ChannelForm, channels.Query]:
-    form = ChannelForm(request.GET or None)
+    data = None
+    if request.GET:  # a field left out shows (and applies) its default, not the select's first option
+        data = request.GET.copy()
+        for name, value in (("window", channels.DEFAULT_WINDOW), ("scope", "all")):
+            if not data.get(name):
+                data[name] = str(value)
+    form = ChannelForm(data)
     if form.is_bound:
         form.is_valid()
     return form, form.query()

@@ -306,3 +306,12 @@ def test_a_rep_counts_only_the_purchases_and_opportunities_they_may_see(users, r
         assert (visit.customers, visit.ordered, visit.after_fen, visit.advanced) == (1, 1, 30_000, 0), scope
     manager = _rows(channels.report(users["manager"], channels.Query(SEPTEMBER, 30), today=LATER))["visit"]
     assert (manager.after_fen, manager.advanced) == (1_029_900, 1)
+
+
+@pytest.mark.parametrize("params", [{}, {"period": "2026-09"}])
+def test_the_filters_show_the_defaults_they_apply(client_for, september, params):
+    html = client_for("manager").get("/interactions/channels/", params, **EN).content.decode()
+
+    window = html.split('name="window"', 1)[1].split("</select>", 1)[0]
+    assert '<option value="30" selected>' in window and "within 30 days" in html
+    assert '<option value="all" selected>' in html.split('name="scope"', 1)[1].split("</select>", 1)[0]

@@ -12,7 +12,7 @@
       color: ["#6fa8cc", "#2e7d32"],
       tooltip: { trigger: "axis" },
       legend: { data: data.names },
-      xAxis: { type: "category", data: data.channels },
+      xAxis: { type: "category", data: data.channels, axisLabel: { interval: 0, width: 90, overflow: "break" } },
       yAxis: [{ type: "value", minInterval: 1 }, { type: "value", min: 0, max: 100, axisLabel: { formatter: "{value}%" } }],
       series: [
         { name: data.names[0], type: "bar", data: data.customers },
