@@ -288,8 +288,8 @@ class EvaluationViewSet(_ScoreViewSet):
         responses={201: RunSerializer, 400: OpenApiResponse(description="Unknown kind.")},
         description="Run the customer evaluation (`evaluation`) or the key-account identification (`candidate`) "
         "now, for the current period; with `customer` (and a `reason`), the customer evaluation of that customer "
-        "alone, out of turn — the answer then adds `customer`, `score` and `class` (null when it bought nothing in "
-        "the last two years). Its results (tiers, improvement actions) are applied only while no period has "
+        "alone, out of turn — the answer then adds `customer`, `score` and `class` (null when it has no purchases in "
+        "the evaluation's window). Its results (tiers, improvement actions) are applied only while no period has "
         "been evaluated in full (a new system); afterwards they follow the last period evaluated in full, and the "
         "current period's scores are interim standings (`interim_of` names the period in force). Returns the run.",
     )  # fmt: skip
@@ -298,6 +298,8 @@ class EvaluationViewSet(_ScoreViewSet):
         form = RunRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data, score = form.validated_data, None
+        if data.get("reason") and "customer" not in data:
+            raise serializers.ValidationError({"reason": [_("A reason goes with one customer: give its id too.")]})
         if "customer" in data:
             if data["kind"] != ModelKind.EVALUATION:
                 raise serializers.ValidationError({"customer": [_("Only the customer evaluation runs for one customer.")]})
@@ -305,7 +307,7 @@ class EvaluationViewSet(_ScoreViewSet):
             if institution is None:  # 400, not 404: whether an id exists is not told to those who may not see it
                 raise serializers.ValidationError({"customer": [_("No customer you may see has this id.")]})
             try:
-                done, score = evaluation.evaluate_customer(request.user, institution, data.get("reason", ""))
+                done, score, _removed = evaluation.evaluate_customer(request.user, institution, data.get("reason", ""))
             except DjangoValidationError as e:
                 raise serializers.ValidationError(e.message_dict) from None
         else:

@@ -31,6 +31,7 @@ class Trigger(models.TextChoices):
     SCHEDULE = "schedule", _("Scheduled")
     ON_DEMAND = "on_demand", _("On demand")
     IMPORT = "import", _("After an import")
+    CUSTOMER = "customer", _("One customer, out of turn")  # evaluation.evaluate_customer
 
 
 class ProposalKind(models.TextChoices):

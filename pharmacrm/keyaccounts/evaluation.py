@@ -740,7 +740,8 @@ def run(
         if apply and later is None and interim is None and kind == ModelKind.EVALUATION:
             if model.apply_tiers:
                 changes = _apply_tiers(results, key_ids, run_row, facts)
-            actions = _open_actions(model, key_ids, run_row)
+            # one customer out of turn opens no action for the others (a full run or an update will)
+            actions = _open_actions(model, key_ids, run_row, ids if trigger == Trigger.CUSTOMER else None)
         EvaluationRun.objects.filter(pk=run_row.pk).update(
             finished_at=timezone.now(), customers=count, tier_changes=changes, actions=actions
         )
@@ -763,27 +764,33 @@ def run(
 REASON_MAX = 500
 
 
-def evaluate_customer(user, institution: Institution, reason) -> tuple[EvaluationRun, Score | None]:
+def evaluate_customer(user, institution: Institution, reason) -> tuple[EvaluationRun, Score | None, bool]:
     """One customer evaluated now, out of turn (seed 002 七.(二): "对重点客户和有特殊情况的客户，可适当增加评估频次" — a
     customer whose payments fall behind, or whose complaints pile up, is evaluated again without waiting for the
-    half-year): the customer evaluation of the current period, for this customer alone, with the reason kept in
-    the audit entry. As any run of a period under way once a period was evaluated in full, its score is an interim
-    standing and changes no tier. Returns the run and the customer's score (None: no purchase in the last two years,
-    nothing to score). ValidationError naming `reason` or `customer`."""
+    half-year): the customer evaluation of the current period for this customer alone (a department that buys on
+    its own is scored on its own, as in every run), its reason kept in the audit trail — on the run and on the
+    customer. As any run of a period under way once a period was evaluated in full, its score is an interim standing
+    and changes no tier. The run does not count as the period's latest for the updates after imports (they still look
+    for every customer changed since the run before) and opens improvement actions for this customer only.
+
+    Returns the run, the customer's score (None: no purchase in the evaluation's window, nothing to score) and
+    whether a score of this period it had was removed for that (as a full run would). ValidationError naming
+    `reason`."""
     access.require(user, Cap.RUN_EVALUATIONS)
     reason = str(reason or "").strip()
-    errors: dict[str, list[str]] = {}
     if not reason:
-        errors["reason"] = [_("Say why this customer is evaluated now (for example: payments overdue, complaints).")]
-    elif len(reason) > REASON_MAX:
-        errors["reason"] = [_("At most %(n)s characters.") % {"n": REASON_MAX}]
-    if institution.parent_id is not None:
-        errors["customer"] = [_("A department is evaluated with its hospital: evaluate the hospital.")]
-    if errors:
-        raise ValidationError(errors)
-    done = run(ModelKind.EVALUATION, user=user, ids=[institution.pk], reason=reason)
-    score = Score.objects.filter(kind=ModelKind.EVALUATION, period=done.period, institution=institution).first()
-    return done, score
+        raise ValidationError({"reason": [
+            _("Say why this customer is evaluated now (for example: payments overdue, complaints).")]})  # fmt: skip
+    if len(reason) > REASON_MAX:
+        raise ValidationError({"reason": [_("At most %(n)s characters.") % {"n": REASON_MAX}]})
+    period = current_period(ModelKind.EVALUATION, timezone.localdate())
+    scores = Score.objects.filter(kind=ModelKind.EVALUATION, period=period, institution=institution)
+    had = scores.exists()
+    done = run(ModelKind.EVALUATION, user=user, trigger=Trigger.CUSTOMER, ids=[institution.pk], reason=reason)
+    score = scores.filter(period=done.period).first()
+    audit.record(A.UPDATE, institution, user=user, evaluation=done.period, reason=reason,
+                 score=None if score is None else str(score.score), klass=None if score is None else score.klass)  # fmt: skip
+    return done, score, had and score is None
 
 
 def lock_results(kind: str) -> None:
@@ -1034,7 +1041,7 @@ ACTION_COLUMNS = ["number", "institution_id", "owner_id", "due_date", "status", 
                   "version", "title", "description"]  # fmt: skip
 
 
-def _open_actions(model: ScoringModel, key_ids: set[int], run_row: EvaluationRun) -> int:
+def _open_actions(model: ScoringModel, key_ids: set[int], run_row: EvaluationRun, ids: list[int] | None = None) -> int:
     """An improvement action for each customer of the period in a class that asks for one — fallen into it,
     staying there or evaluated for the first time — unless the customer already has an open improvement
     action, or one of this period (closed: a later run of the same period, e.g. after each import, does not
@@ -1053,10 +1060,10 @@ def _open_actions(model: ScoringModel, key_ids: set[int], run_row: EvaluationRun
     covered = ImprovementAction.objects.filter(institution_id=OuterRef("institution_id")).filter(
         ~Q(status__in=revisit.CLOSED_ACTIONS) | Q(title__endswith=tag)
     )
-    due = dict(
-        Score.objects.filter(kind=ModelKind.EVALUATION, period=period, klass__in=asking)
-        .exclude(Exists(covered)).order_by("institution_id").values_list("institution_id", "klass")
-    )  # fmt: skip
+    scores = Score.objects.filter(kind=ModelKind.EVALUATION, period=period, klass__in=asking)
+    if ids is not None:
+        scores = scores.filter(institution_id__in=ids)
+    due = dict(scores.exclude(Exists(covered)).order_by("institution_id").values_list("institution_id", "klass"))
     if not due:
         return 0
     # the customers' names, owners and team leads read for those only (joined to the scores, the whole
@@ -1165,9 +1172,12 @@ def settled_moment() -> dt.datetime:
 
 
 def _latest_run(kind: str, as_of: dt.date) -> tuple[dt.datetime, dt.date, str] | None:
-    """(start, as-of day, trigger) of the latest finished run of the kind for the period under way on `as_of`."""
+    """(start, as-of day, trigger) of the latest finished run of the kind for the period under way on `as_of`. A run
+    of one customer out of turn does not count: it read nobody else's purchases, so the next update still looks for
+    every customer changed since the run before it."""
     return (
         EvaluationRun.objects.filter(model__kind=kind, period=current_period(kind, as_of), finished_at__isnull=False)
+        .exclude(trigger=Trigger.CUSTOMER)
         .order_by("-started_at")
         .values_list("started_at", "as_of", "trigger")
         .first()

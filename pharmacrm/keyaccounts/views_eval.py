@@ -34,7 +34,7 @@ from pharmacrm.servicedesk.models import ImprovementAction
 from pharmacrm.servicedesk.revisit import CLOSED_ACTIONS, mark_openable
 
 from . import evaluation, scoring
-from .choices import OPEN_PROPOSAL, AccountStatus, Component, Klass, ModelKind
+from .choices import OPEN_PROPOSAL, AccountStatus, Component, Klass, ModelKind, Trigger
 from .forms_eval import (
     KIND_COMPONENTS,
     KIND_PARAMS,
@@ -261,9 +261,9 @@ def evaluations(request):
     ids = scoped.filter(klass=klass).order_by(*Score.RANKED).values_list("id", flat=True)
     page = CappedPaginator(ids, PAGE_SIZE).get_page(request.GET.get("page") or "1")
     rows = _page_rows(list(page.object_list), with_runs=False)  # paged over ids: see _page_rows
-    latest_run = (
+    latest_run = (  # a run of one customer out of turn is not what the page's figures are "as of"
         EvaluationRun.objects.filter(model__kind=ModelKind.EVALUATION, period=period, finished_at__isnull=False)
-        .select_related("model").order_by("-started_at").first()
+        .exclude(trigger=Trigger.CUSTOMER).select_related("model").order_by("-started_at").first()
     )  # fmt: skip
     # the classes whose rule opens improvement actions (D, as by default, when no run says otherwise): their
     # customers' actions of the period and those still open from before
@@ -626,7 +626,7 @@ def customer_panel(request, institution_id: int):
     latest = history[0] if history else None
     context = {
         "latest": latest, "history": history, "candidate": candidate, "institution": institution,
-        "may_run": access.can(user, Cap.RUN_EVALUATIONS) and institution.parent_id is None,
+        "may_run": access.can(user, Cap.RUN_EVALUATIONS),
         "reason_max": evaluation.REASON_MAX,
         "move": movement(latest.klass, latest.previous_klass) if latest else "",
         "points": sparkline([s.score for s in reversed(history)]),
@@ -643,16 +643,17 @@ def customer_run(request, institution_id: int):
     institution = access.get_visible_or_404(user, Institution, institution_id)
     back = reverse("customers:institution", args=[institution.pk]) + "#evaluation"
     try:
-        done, score = evaluation.evaluate_customer(user, institution, request.POST.get("reason", ""))
+        done, score, removed = evaluation.evaluate_customer(user, institution, request.POST.get("reason", ""))
     except ValidationError as e:
-        labels = {"reason": _("Reason"), "customer": _("Customer")}
-        for field, errors in e.message_dict.items():
-            for error in errors:
-                messages.error(request, f"{labels.get(field, field)}: {error}")
+        for error in e.message_dict.get("reason", []):
+            messages.error(request, f"{_('Reason')}: {error}")
         return redirect(back)
     if score is None:
-        messages.warning(request, _("%(name)s bought nothing in the last two years: there is nothing to evaluate.")
-                         % {"name": institution.name})  # fmt: skip
+        words = {"name": institution.name, "period": done.period}
+        messages.warning(request, (_(
+            "%(name)s has no purchases in the evaluation's window: there is nothing to score, and its earlier score "
+            "of %(period)s is removed, as a run of every customer would remove it.") if removed else _(
+            "%(name)s has no purchases in the evaluation's window: there is nothing to score.")) % words)  # fmt: skip
     else:
         words = {"name": institution.name, "period": done.period, "score": score.score, "klass": score.klass}
         if getattr(done, "interim_of", None):

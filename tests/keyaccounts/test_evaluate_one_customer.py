@@ -9,12 +9,14 @@ from django.utils import timezone
 
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Role
+from pharmacrm.customers.models import Institution
 from pharmacrm.keyaccounts import evaluation
 from pharmacrm.keyaccounts.choices import ModelKind
 from pharmacrm.keyaccounts.models import EvaluationRun, Score
+from pharmacrm.servicedesk.models import ImprovementAction
 
 from .eval_fixtures import *  # noqa: F403  (fixtures)
-from .eval_fixtures import RUN_ROLES
+from .eval_fixtures import H1_2026, RUN_ROLES
 
 pytestmark = pytest.mark.django_db
 
@@ -57,23 +59,47 @@ def test_a_missing_or_long_reason_is_named_and_nothing_runs(client_for, purchase
     assert not EvaluationRun.objects.exists() and not Score.objects.exists()
 
 
-def test_a_department_is_evaluated_with_its_hospital(client_for, purchases):
-    department = purchases["xiehe"].children.get()
-    response = client_for("manager").post(f"/keyaccounts/evaluations/customer/{department.pk}/run/",
-                                          {"reason": REASON}, **EN)  # fmt: skip
-
-    assert _messages(response) == ["Customer: A department is evaluated with its hospital: evaluate the hospital."]
-    assert not EvaluationRun.objects.exists()
-    panel = client_for("manager").get(f"/keyaccounts/evaluations/customer/{department.pk}/", **EN).content.decode()
-    assert 'id="eval-run"' not in panel
-
-
-def test_a_customer_without_purchases_is_said_to_have_nothing_to_evaluate(client_for, purchases, ruijin):
+def test_a_customer_without_purchases_is_said_to_have_nothing_to_score(client_for, purchases, ruijin):
     response = client_for("manager").post(f"/keyaccounts/evaluations/customer/{ruijin.pk}/run/", {"reason": REASON},
                                           **EN)  # fmt: skip
 
-    assert _messages(response) == [f"{ruijin.name} bought nothing in the last two years: there is nothing to evaluate."]
+    assert _messages(response) == [f"{ruijin.name} has no purchases in the evaluation's window: there is nothing to score."]
     assert not Score.objects.filter(institution=ruijin).exists()
+    # a department (it buys through its hospital here) is offered the form too: one that buys is scored on its own
+    department = purchases["xiehe"].children.get()
+    panel = client_for("manager").get(f"/keyaccounts/evaluations/customer/{department.pk}/", **EN).content.decode()
+    assert 'id="eval-run"' in panel
+
+
+def test_an_interim_standing_changes_nobody_else(client_for, users, purchases, import_orders):
+    """Once a half-year was evaluated in full, one customer's run of the half-year under way is an interim standing:
+    the message says so, the other customers keep their scores and tiers, no action opens for them, and the next
+    update after an import still finds every customer whose purchases changed since the last full run."""
+    from .eval_fixtures import monthly_orders
+
+    xiehe, huashan = purchases["xiehe"], purchases["huashan"]
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026)  # 2026H1 evaluated in full
+    evaluation.run(ModelKind.EVALUATION)  # today's interim standings of every customer
+    before = {s.institution_id: (s.score, s.klass, s.run_id) for s in Score.objects.all()}
+    tiers = dict(Institution.objects.values_list("pk", "tier"))
+    actions = ImprovementAction.objects.count()
+    import_orders(monthly_orders("SO-H2", huashan)[:1])  # 华山 buys again: its rollups change
+
+    response = client_for("analyst").post(f"/keyaccounts/evaluations/customer/{xiehe.pk}/run/", {"reason": REASON},
+                                          **EN)  # fmt: skip
+
+    score = Score.objects.get(institution=xiehe, period=_now_period())
+    assert _messages(response) == [
+        f"{xiehe.name} was evaluated for {_now_period()}: score {score.score}, class {score.klass} — an interim "
+        f"standing: the tier follows the last period evaluated in full (2026H1)."]
+    after = {s.institution_id: (s.score, s.klass, s.run_id) for s in Score.objects.exclude(institution=xiehe)}
+    assert after == {pk: v for pk, v in before.items() if pk != xiehe.pk}
+    assert dict(Institution.objects.values_list("pk", "tier")) == tiers
+    assert ImprovementAction.objects.count() == actions
+    assert huashan.pk in evaluation.changed_since(ModelKind.EVALUATION)
+    entry = AuditEntry.objects.filter(object_type="customers.institution", object_id=str(xiehe.pk),
+                                      extra__reason=REASON).get()  # fmt: skip
+    assert (entry.extra["klass"], entry.extra["evaluation"]) == (score.klass, _now_period())
 
 
 @pytest.mark.parametrize("role", [r.value for r in Role])
@@ -107,10 +133,12 @@ def test_the_api_evaluates_one_customer(api_for, purchases):
     ({"kind": "evaluation", "reason": ""}, "reason"),
     ({"kind": "candidate", "reason": REASON}, "customer"),
     ({"kind": "evaluation", "reason": REASON, "customer": 2**40}, "customer"),
+    ({"kind": "evaluation", "reason": REASON, "customer": None}, "reason"),  # a reason without a customer
 ])  # fmt: skip
 def test_the_api_names_what_is_wrong(api_for, purchases, body, field):
-    answer = api_for("manager").post("/api/v1/evaluations/run/", {"customer": purchases["xiehe"].pk, **body},
-                                     format="json")  # fmt: skip
+    body = {"customer": purchases["xiehe"].pk, **body}
+    body = {k: v for k, v in body.items() if v is not None}
+    answer = api_for("manager").post("/api/v1/evaluations/run/", body, format="json")
 
     assert answer.status_code == 400 and list(answer.json()) == [field]
     assert not EvaluationRun.objects.exists()
