@@ -217,6 +217,7 @@ AUDIT_KEYS = {
     "warned": gettext_lazy("Warnings"),  # a sweep's batch of clocks warned of their deadline
     "warnings": gettext_lazy("Warnings"),
     "weight": gettext_lazy("Weight"),
+    "window": gettext_lazy("Days after the contact"),  # the channel effect's export
 }
 
 # Codes the services write as detail values, as people read them.
