@@ -25,6 +25,7 @@ from pharmacrm.servicedesk import (
     api_knowledge,
     api_links,
     api_performance,
+    api_quality,
     api_revisit,
     api_routing,
 )
@@ -57,8 +58,8 @@ router.register("sla-policies", servicedesk_api.SlaPolicyViewSet, basename="sla-
 router.register("calendars", servicedesk_api.BusinessCalendarViewSet, basename="calendar")
 router.register("escalation-rules", servicedesk_api.EscalationRuleViewSet, basename="escalation-rule")
 # key-account identification before the key-account files: /keyaccounts/candidates/ is not an account id
-for _module in (api_campaigns, api_complaints, api_conversation, api_knowledge, api_links, api_performance, api_revisit,
-                api_routing, notify_api, reports_api, safety_api,
+for _module in (api_campaigns, api_complaints, api_conversation, api_knowledge, api_links, api_performance, api_quality,
+                api_revisit, api_routing, notify_api, reports_api, safety_api,
                 engagement_api, sales_api, keyaccounts_eval_api, keyaccounts_programme_api, cooperation_api, training_api,
                 loyalty_api, licences_api, market_api):
     _module.register(router)

@@ -23,6 +23,7 @@ WRITE_CAPS = frozenset(
         Cap.MANAGE_USERS,
         Cap.HANDLE_TICKETS,
         Cap.MANAGE_SERVICE,
+        Cap.REVIEW_SERVICE_QUALITY,
         Cap.MANAGE_KNOWLEDGE,
         Cap.HANDLE_SAFETY,
         Cap.CONFIGURE_SAFETY,

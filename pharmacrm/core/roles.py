@@ -42,6 +42,7 @@ class Cap(models.TextChoices):
     HANDLE_TICKETS = "tickets.handle", _("Take in and handle service tickets")
     MANAGE_SERVICE = "service.manage", _("Configure the service desk (categories, SLA policies, calendars, service goals)")
     VIEW_SERVICE_PERFORMANCE = "service.performance", _("See the service performance of every team and agent")
+    REVIEW_SERVICE_QUALITY = "service.quality", _("Review the quality of any handled ticket (accuracy, compliance)")
     VIEW_COMPLAINT_ANALYSIS = "service.complaints", _("See the complaint analysis of every team (causes, impacts)")
     MANAGE_KNOWLEDGE = "knowledge.manage", _("Maintain the product catalogue and answer templates")
     HANDLE_SAFETY = "safety.handle", _("Handle safety and quality cases, patient data included")
@@ -113,6 +114,9 @@ MATRIX: dict[Cap, frozenset[Role]] = {
     Cap.HANDLE_TICKETS: frozenset({R.ADMIN, R.MANAGER, R.KAM, R.AGENT, R.EXPERT, R.SUPPORT, R.AFTERSALES, R.REP}),
     Cap.MANAGE_SERVICE: frozenset({R.ADMIN, R.MANAGER}),
     Cap.VIEW_SERVICE_PERFORMANCE: frozenset({R.ADMIN, R.MANAGER, R.ANALYST, R.AUDITOR}),
+    # quality reviews (服务质检): leadership and the product experts, who answer for the medical content of answers;
+    # a team lead reviews their teams' tickets (quality.may_review), no one their own
+    Cap.REVIEW_SERVICE_QUALITY: frozenset({R.ADMIN, R.MANAGER, R.EXPERT}),
     # the performance page's roles, and QA: complaint trending and root causes are the quality unit's review
     # (药品GMP 第十章 投诉); not the product expert, who handles tickets and sees their own on the performance page
     Cap.VIEW_COMPLAINT_ANALYSIS: frozenset({R.ADMIN, R.MANAGER, R.ANALYST, R.AUDITOR, R.PV}),

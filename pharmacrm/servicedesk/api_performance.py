@@ -62,6 +62,10 @@ class FiguresSerializer(Serializer):
     complaints = serializers.IntegerField(help_text="Tickets of the complaint categories.")
     complaints_handled = serializers.IntegerField()
     complaint_handling_rate = serializers.FloatField(allow_null=True)
+    quality_reviewed = serializers.IntegerField(help_text="Of the tickets, those reviewed for quality (服务质检).")
+    accuracy = serializers.FloatField(
+        allow_null=True, help_text="Reviewed tickets whose answer was judged accurate / reviewed, in %; null: none reviewed."
+    )
     goals_met = serializers.ListField(child=serializers.CharField(), help_text="The indicators whose service goal this "
                                       "row meets (names as in `goals`).")  # fmt: skip
     goals_missed = serializers.ListField(child=serializers.CharField(), help_text="The indicators whose service goal "
@@ -71,7 +75,7 @@ class FiguresSerializer(Serializer):
 class GoalSerializer(Serializer):
     indicator = serializers.ChoiceField(list(goals.INDICATORS), help_text="The figure it judges: resolution_rate, "
                                         "fr_median, fr_p90, res_median, res_p90 (clock hours), fr_sla, res_sla, csat, "
-                                        "nps, complaint_rate.")  # fmt: skip
+                                        "nps, complaint_rate, accuracy.")  # fmt: skip
     label = serializers.CharField(help_text="In the request's language.")
     direction = serializers.ChoiceField([goals.AT_LEAST, goals.AT_MOST], help_text=">=: the figure should reach the "
                                         "target; <=: stay within it.")  # fmt: skip

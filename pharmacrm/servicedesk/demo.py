@@ -127,15 +127,50 @@ def load(people, seed: int = 2026, count: int = TICKETS) -> int:
                 _progress(rng, ticket, handler, received, now, i)
             made += 1
         _link_a_pair(users["agent"])
+        _demo_reviews(rng, users)
         if "manager" in users:
             _demo_goals(users["manager"], hotline)
         Counter.objects.create(name=MARKER, value=made)
     return made
 
 
+FINDINGS = {
+    "accurate": "告知的储存条件有误：本品应2–8℃冷藏，已辅导并请其复核知识库条目。",
+    "compliant": "答复中提及说明书外用法，属超说明书宣传，已提醒合规要求。",
+    "complete": "工单未记录批号与回访结果，已要求补全。",
+    "courteous": "未告知客户处理结果即关闭，已辅导服务规范。",
+}
+
+
+def _demo_reviews(rng: random.Random, users: dict) -> None:
+    """Quality reviews (服务质检) of about three in five handled tickets: the product expert reviews the others'
+    tickets, the manager the expert's; one in five with a finding, each criterion in turn."""
+    from . import quality
+    from .models import Ticket
+
+    reviewers = [users[name] for name in ("expert", "manager") if name in users]
+    if not reviewers:
+        return
+    made = 0
+    for ticket in Ticket.objects.filter(status__in=quality.REVIEWABLE).select_related("assignee").order_by("id"):
+        if rng.random() >= 0.6:
+            continue
+        reviewer = next((r for r in reviewers if r.pk != ticket.assignee_id), None)
+        if reviewer is None or not quality.may_review(reviewer, ticket):
+            continue
+        data = dict.fromkeys(quality.CRITERIA, True)
+        data["comment"] = ""
+        if made % 5 == 2:
+            missed = list(FINDINGS)[made // 5 % len(FINDINGS)]
+            data[missed], data["comment"] = False, FINDINGS[missed]
+        quality.review(reviewer, ticket, data)
+        made += 1
+
+
 # the service goals a desk starts from (服务目标), and the hotline's own: it answers faster than the desk as a whole
 DESK_GOALS = {"resolution_rate": "85", "fr_median": "4", "res_p90": "72", "fr_sla": "90", "res_sla": "85",
-              "csat": "4.2", "nps": "30", "complaint_rate": "90"}  # fmt: skip
+              "csat": "4.2", "nps": "30", "complaint_rate": "90",
+              "accuracy": "90"}  # fmt: skip
 HOTLINE_GOALS = {"fr_median": "1", "fr_sla": "95"}
 
 

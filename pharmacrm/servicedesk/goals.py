@@ -52,6 +52,7 @@ INDICATORS = {i.name: i for i in (
     _i("csat", gettext_lazy("CSAT"), AT_LEAST, "1", "5", ""),
     _i("nps", gettext_lazy("NPS"), AT_LEAST, "-100", "100", ""),
     _i("complaint_rate", gettext_lazy("Complaints handled"), AT_LEAST, "0", "100", "%"),
+    _i("accuracy", gettext_lazy("Accuracy (quality reviews)"), AT_LEAST, "0", "100", "%"),
 )}  # fmt: skip
 
 

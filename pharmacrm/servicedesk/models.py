@@ -926,3 +926,38 @@ class ServiceGoalChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.indicator} {self.target} {self.valid_from:%Y-%m-%d}"
+
+
+class QualityReview(models.Model):
+    """A quality review of a handled ticket (服务质检, seed 000 §8.1 服务准确率): a reviewer — a service manager, a
+    product expert, or the lead of the ticket's team; never the agent who handled it — judges the handling against
+    four criteria and writes what was found. The share of reviewed tickets whose answer was accurate is the service
+    performance's accuracy (quality.py, docs/servicedesk-quality.md). One review per ticket; its reviewer or a service
+    manager may correct it (optimistic locking, audited)."""
+
+    ticket = models.OneToOneField(
+        Ticket, models.CASCADE, related_name="quality_review", verbose_name=_("ticket")
+    )
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+", verbose_name=_("reviewer")
+    )
+    accurate = models.BooleanField(_("answer accurate"))
+    compliant = models.BooleanField(_("compliant"))
+    complete = models.BooleanField(_("record complete"))
+    courteous = models.BooleanField(_("service standard kept"))
+    comment = models.TextField(_("findings"), blank=True)
+    reviewed_at = models.DateTimeField(_("reviewed"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now, editable=False)
+    version = models.PositiveIntegerField(default=1, editable=False)
+
+    class Meta:
+        verbose_name = _("quality review")
+        verbose_name_plural = _("quality reviews")
+        ordering = ["-reviewed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.ticket.number if self.ticket_id else '—'} · {self.reviewed_at:%Y-%m-%d}"
+
+    @property
+    def passed(self) -> bool:
+        return self.accurate and self.compliant and self.complete and self.courteous

@@ -14,7 +14,8 @@ One definition everywhere (the page, the chart, the export, the API), the key-ac
   is *not* taken out (that needs each ticket's history, read ticket by ticket: see docs/servicedesk-performance.md);
 - SLA met: the clocks met by their deadline over the clocks decided (met, or missed: `breached_at` set);
 - CSAT: the average revisit score (1–5) of the answered revisits of those tickets; NPS: promoters (9–10) minus
-  detractors (0–6) over the answers to the recommendation question, −100…100.
+  detractors (0–6) over the answers to the recommendation question, −100…100;
+- accuracy: of those tickets reviewed for quality (quality.py, 服务质检), the share whose answer was accurate.
 
 Everything is counted by the database, grouped (GROUP BY, window functions for the medians): a fixed number of
 queries, whatever the number of tickets."""
@@ -53,7 +54,7 @@ from pharmacrm.core.models import Team, User
 from pharmacrm.core.roles import Cap
 
 from .choices import Channel, ClockKind, EventKind, Status
-from .models import SlaClock, Survey, Ticket, TicketCategory, TicketEvent
+from .models import QualityReview, SlaClock, Survey, Ticket, TicketCategory, TicketEvent
 
 LOCAL = ZoneInfo("Asia/Shanghai")  # periods are China's months, quarters and years
 DONE = ("resolved", "informed", "closed")  # servicedesk.services.DONE_STATUSES, as the evaluation counts them
@@ -270,6 +271,8 @@ class Figures:
     promoters: int = 0
     detractors: int = 0
     nps_count: int = 0
+    reviewed: int = 0  # quality reviews (quality.py) of the row's tickets
+    accurate: int = 0  # … that found the answer accurate
 
     @staticmethod
     def _pct(part: int, whole: int) -> Decimal | None:
@@ -292,6 +295,10 @@ class Figures:
     @property
     def complaint_rate(self) -> Decimal | None:
         return self._pct(self.complaints_handled, self.complaints)
+
+    @property
+    def accuracy(self) -> Decimal | None:
+        return self._pct(self.accurate, self.reviewed)
 
     @property
     def csat(self) -> Decimal | None:
@@ -323,6 +330,7 @@ class Figures:
             "nps": self.nps, "nps_responses": self.nps_count, "promoters": self.promoters,
             "detractors": self.detractors, "complaints": self.complaints,
             "complaints_handled": self.complaints_handled, "complaint_handling_rate": num(self.complaint_rate),
+            "quality_reviewed": self.reviewed, "accuracy": num(self.accuracy),
         }  # fmt: skip
 
 
@@ -396,7 +404,7 @@ def _key(group: str, prefix: str = "", klass_period: str = ""):
 
 
 def compute(tickets, group: str | None, *, now: dt.datetime | None = None, klass_period: str = "") -> dict:
-    """{key: Figures} for the tickets grouped by `group` (None: the totals, one row keyed 0). Four queries."""
+    """{key: Figures} for the tickets grouped by `group` (None: the totals, one row keyed 0). Five queries."""
     now = now or timezone.now()
     out: dict = {}
 
@@ -477,6 +485,12 @@ def compute(tickets, group: str | None, *, now: dt.datetime | None = None, klass
         f = row(r["g"])
         f.csat_sum, f.csat_count = r["s"] or 0, r["n"]
         f.promoters, f.detractors, f.nps_count = r["promoters"], r["detractors"], r["answers"]
+    # 5. the quality reviews of those tickets: the accuracy of the answers
+    for r in grouped(QualityReview.objects.filter(ticket_id__in=ids), "ticket__").annotate(
+        n=Count("id"), accurate=Count("id", filter=Q(accurate=True))
+    ).order_by():  # fmt: skip
+        f = row(r["g"])
+        f.reviewed, f.accurate = r["n"], r["accurate"]
     return out
 
 

@@ -17,7 +17,8 @@ def headers(group_label: str) -> list[str]:
         _("First response, median (clock h)"), _("First response, 90th percentile (clock h)"),
         _("Resolution, median (clock h)"), _("Resolution, 90th percentile (clock h)"),
         _("First response in SLA (%)"), _("Resolution in SLA (%)"), _("Reopened"), _("CSAT"), _("CSAT answers"),
-        _("NPS"), _("NPS answers"), _("Complaints"), _("Complaints handled (%)"),
+        _("NPS"), _("NPS answers"), _("Complaints"), _("Complaints handled (%)"), _("Reviewed for quality"),
+        _("Accuracy (%)"),
     ]  # fmt: skip
 
 
@@ -28,12 +29,13 @@ def values(f: performance.Figures, label: str | None = None) -> list:
     return [
         label if label is not None else f.label, f.created, f.resolved, num(f.resolution_rate), f.fr_median, f.fr_p90,
         f.res_median, f.res_p90, num(f.fr_sla), num(f.res_sla), f.reopened, num(f.csat), f.csat_count, f.nps,
-        f.nps_count, f.complaints, num(f.complaint_rate),
+        f.nps_count, f.complaints, num(f.complaint_rate), f.reviewed, num(f.accuracy),
     ]  # fmt: skip
 
 
 COLUMNS = {"resolution_rate": 4, "fr_median": 5, "fr_p90": 6, "res_median": 7, "res_p90": 8, "fr_sla": 9, "res_sla": 10,
-           "csat": 12, "nps": 14, "complaint_rate": 17}  # each service goal's column (1-based), as values() lays out
+           "csat": 12, "nps": 14, "complaint_rate": 17,
+           "accuracy": 19}  # each service goal's column (1-based), as values() lays out
 
 
 def xlsx(rep: performance.Report) -> bytes:

@@ -611,10 +611,10 @@ def _ticket_context(request, ticket: Ticket, *, transition_form=None, response_f
 
 def _panels(request, ticket: Ticket) -> dict:
     """Context of the ticket page's feature panels (conversation, links, revisit, escalation)."""
-    from . import views_conversation, views_escalation, views_links, views_revisit
+    from . import views_conversation, views_escalation, views_links, views_quality, views_revisit
 
     out: dict = {}
-    for module in (views_conversation, views_links, views_revisit, views_escalation):
+    for module in (views_conversation, views_links, views_revisit, views_quality, views_escalation):
         out.update(module.panel_context(request, ticket))
     return out
 

@@ -23,7 +23,7 @@ from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry, Team
 from pharmacrm.core.roles import Cap
 
-from . import goals, performance
+from . import goals, performance, quality
 from .choices import Priority
 from .models import TicketCategory
 from .views_complaints import drill_page, kept
@@ -116,6 +116,7 @@ def _cells(f: performance.Figures, row: bool = True, targets: dict | None = None
         "fr_median": f.fr_median, "fr_p90": f.fr_p90, "res_median": f.res_median, "res_p90": f.res_p90,
         "fr_sla": f.fr_sla, "res_sla": f.res_sla, "reopened": f.reopened, "csat": f.csat, "csat_count": f.csat_count,
         "nps": f.nps, "nps_count": f.nps_count, "complaints": f.complaints, "complaint_rate": f.complaint_rate,
+        "reviewed": f.reviewed, "accuracy": f.accuracy,
     }  # fmt: skip
 
 
@@ -158,6 +159,7 @@ def performance_page(request):
         "teams_own_goals": judge.teams_own(), "goals_set_later": judge.set_later,
         "previous_judged": bool(judge.previous_page),
         "may_set_goals": access.can(request.user, Cap.MANAGE_SERVICE),
+        "may_see_quality": quality.may_see_page(request.user),
         "chart": chart, "query_string": params.urlencode(), "group_label": performance.GROUPS[query.group],
         "filtered": bool(request.GET), "drill": drill, "previous_drill": previous_drill,
         "trend_drill": f"{base}?{before}&" if before else f"{base}?",

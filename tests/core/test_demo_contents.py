@@ -200,6 +200,25 @@ def test_the_demo_has_tickets_in_every_status_with_their_clocks(loaded):
     }
 
 
+def test_the_demo_has_quality_reviews_with_findings_and_an_accuracy(loaded):
+    from pharmacrm.core.models import User
+    from pharmacrm.servicedesk import performance
+    from pharmacrm.servicedesk.models import QualityReview
+
+    reviews = QualityReview.objects.select_related("ticket")
+    assert reviews.count() >= 3  # of the desk's handled tickets, at the tests' small scale
+    assert all(q.reviewer_id != q.ticket.assignee_id and q.ticket.status in performance.DONE for q in reviews)
+    assert reviews.filter(accurate=True).exists()
+    finding = reviews.exclude(accurate=True, compliant=True, complete=True, courteous=True).first()
+    assert finding is not None and finding.comment  # a finding is written down
+    manager = User.objects.get(username="manager")
+    month = performance.current_period()
+    # the desk's tickets of the last two weeks: this month's or last month's performance shows their accuracy
+    totals = [performance.report(manager, performance.Query(period=p), trend=False).totals
+              for p in (month, month.previous)]  # fmt: skip
+    assert any(t.accuracy is not None for t in totals)
+
+
 def test_a_database_with_earlier_demo_data_gets_the_tickets_on_the_next_run(loaded):
     Ticket.objects.all().delete()
     Counter.objects.filter(name="demo:tickets").delete()  # as before the service desk existed

@@ -358,7 +358,7 @@ def test_the_export_holds_the_pages_figures_and_is_audited(users, november):
     # wait until the request (days after NOW): the resolution median (10 + 30) / 2, the 90th percentile T5's wait
     assert total[:6] == ["Total", 6, 4, 66.7, 1.0, 3.0]
     assert total[6] == 20.0 and total[7] > 600
-    assert total[8:] == [83.3, 60.0, 1, 3.25, 4, 25, 4, 2, 50.0]
+    assert total[8:] == [83.3, 60.0, 1, 3.25, 4, 25, 4, 2, 50.0, 0, None]  # nothing reviewed for quality: no accuracy
     entry = AuditEntry.objects.filter(action="export").latest("seq")
     assert (entry.actor, entry.extra["period"], entry.extra["group"], entry.extra["rows"]) == (
         users["manager"], "2026-11", "team", 2)  # fmt: skip
@@ -426,8 +426,8 @@ def test_empty_figures_show_a_dash_not_zero(users, november):
     html = page_client(users["manager"]).get(PAGE, {"period": "2026-11"}).content.decode()
     a1 = html.split('data-row="a1"', 1)[1].split("</tr>", 1)[0]
     assert '<th scope="row">Total</th>' in html and '<th scope="row">Previous period (2026-10)</th>' in html
-    # a1 had no complaint: the handling rate is "—", the count 0
-    assert a1.rstrip().endswith('<td class="num">0</td>\n  <td class="num">—</td>')
+    # a1 had no complaint: the handling rate is "—", the count 0; no ticket reviewed for quality: no accuracy
+    assert a1.rstrip().endswith('<td class="num">0</td>\n  <td class="num">—</td>\n  <td class="num">—</td>')
 
 
 def test_a_bad_period_on_the_page_names_the_field(users, november):

@@ -1,0 +1,355 @@
+"""Quality reviews of handled tickets (服务质检, seed 000 §8.1 服务准确率 "专业咨询准确率≥90%", §8.2 KPI monitoring).
+
+A reviewer samples the tickets an agent handled and judges each against four criteria:
+
+- **accurate** (答复准确): what the customer was told about the product — indications, dosage, storage, supply —
+  was correct and complete enough to act on;
+- **compliant** (合规): no off-label claims or promises, personal data handled as the policy says, a suspected
+  adverse reaction or medication error handed to pharmacovigilance;
+- **complete** (记录完整): the ticket records the request, the customer, the product and batch, and the resolution;
+- **courteous** (服务规范): the service standard was kept (greeting, tone, the customer informed of the outcome).
+
+A criterion not met needs the finding written down (the agent is told, and learns from it). The share of reviewed
+tickets whose answer was accurate is the **accuracy** of the service performance (performance.compute), judged
+against a service goal like every other figure.
+
+Who reviews: the holders of Cap.REVIEW_SERVICE_QUALITY (leadership, product experts) any ticket they may see; the
+lead of a team the tickets of that team. Nobody reviews a ticket assigned to themselves. Who reads a review: who may
+review it, the ticket's agent (feedback), and who sees every team's performance (analysts, auditors).
+
+A ticket is reviewed once it is resolved, customer-informed or closed; it has one review, which its reviewer or a
+service manager may correct (optimistic locking; every change audited)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Q, QuerySet
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from pharmacrm.core import access, audit
+from pharmacrm.core.deferred import Message
+from pharmacrm.core.models import AuditEntry, Team, User
+from pharmacrm.core.roles import Cap
+from pharmacrm.customers.services import ConflictError
+
+from . import performance
+from .models import QualityReview, Ticket
+
+A = AuditEntry.Action
+MAX_COMMENT = 4000
+REVIEWABLE = performance.DONE
+CRITERIA = {
+    "accurate": gettext_lazy("Answer accurate"),
+    "compliant": gettext_lazy("Compliant"),
+    "complete": gettext_lazy("Record complete"),
+    "courteous": gettext_lazy("Service standard kept"),
+}
+CRITERIA_HELP = {
+    "accurate": gettext_lazy("What the customer was told about the product (indications, dosage, storage, supply) "
+                             "was correct."),
+    "compliant": gettext_lazy("No off-label claims or promises; personal data handled by the policy; a suspected "
+                              "adverse reaction or medication error handed to pharmacovigilance."),
+    "complete": gettext_lazy("The ticket records the request, the customer, the product and batch, and the "
+                             "resolution."),
+    "courteous": gettext_lazy("Greeting, tone, and the customer informed of the outcome, as the service standard "
+                              "asks."),
+}  # fmt: skip
+
+
+# --- who may do what --------------------------------------------------------------------------------------
+
+
+def led_teams(user) -> list[int]:
+    if not getattr(user, "is_authenticated", False):
+        return []
+    return list(Team.objects.filter(lead=user).values_list("id", flat=True))
+
+
+def may_review_some(user) -> bool:
+    """Whether the user reviews tickets at all: a reviewer, or the lead of a team who may handle tickets."""
+    if access.can(user, Cap.REVIEW_SERVICE_QUALITY):
+        return True
+    return access.can(user, Cap.HANDLE_TICKETS) and bool(led_teams(user))
+
+
+def refusal(user, ticket: Ticket) -> str:
+    """Why the user may not review this ticket now ("" when they may)."""
+    if not (access.can(user, Cap.REVIEW_SERVICE_QUALITY)
+            or (access.can(user, Cap.HANDLE_TICKETS) and ticket.team_id in led_teams(user))):  # fmt: skip
+        return refusal_text()
+    if ticket.assignee_id is not None and ticket.assignee_id == user.pk:
+        return _("Nobody reviews a ticket they handled themselves: ask a colleague or your team lead.")
+    if ticket.merged_into_id is not None:
+        return _("A merged duplicate is not reviewed: review the ticket it was merged into.")
+    if ticket.status not in REVIEWABLE:
+        return _("A ticket is reviewed once it is resolved, customer-informed or closed.")
+    return ""
+
+
+def may_review(user, ticket: Ticket) -> bool:
+    return not refusal(user, ticket)
+
+
+def may_correct(user, review: QualityReview) -> bool:
+    """The reviewer, or a service manager, corrects a review (and still not a review of their own ticket)."""
+    if review.reviewer_id != user.pk and not access.can(user, Cap.MANAGE_SERVICE):
+        return False
+    return may_review(user, review.ticket)
+
+
+def may_read(user, ticket: Ticket) -> bool:
+    """Reviewers, who sees every team's performance, the ticket's agent and the lead of its team."""
+    if access.can(user, Cap.REVIEW_SERVICE_QUALITY) or access.can(user, Cap.VIEW_SERVICE_PERFORMANCE):
+        return True
+    if ticket.assignee_id is not None and ticket.assignee_id == user.pk:
+        return True
+    return access.can(user, Cap.VIEW_TICKETS) and ticket.team_id is not None and ticket.team_id in led_teams(user)
+
+
+def reviews_for(user, qs: QuerySet | None = None) -> QuerySet:
+    """The reviews the user may read, of tickets the user may see."""
+    qs = QualityReview.objects.all() if qs is None else qs
+    if not access.can(user, Cap.VIEW_TICKETS):
+        return qs.none()
+    if not (access.can(user, Cap.REVIEW_SERVICE_QUALITY) or access.can(user, Cap.VIEW_SERVICE_PERFORMANCE)):
+        qs = qs.filter(Q(ticket__assignee=user) | Q(ticket__team_id__in=led_teams(user)))
+    if not access.can(user, Cap.ALL_CUSTOMERS):
+        qs = qs.filter(ticket_id__in=access.tickets_for(user, Ticket.objects.all()).values("id"))
+    return qs
+
+
+# --- recording ---------------------------------------------------------------------------------------------
+
+
+def _clean(data: dict) -> dict:
+    errors: dict[str, list[str]] = {}
+    out: dict = {}
+    for name in CRITERIA:
+        value = data.get(name)
+        if not isinstance(value, bool):
+            errors[name] = [_("Say whether this criterion was met: yes or no.")]
+        else:
+            out[name] = value
+    comment = str(data.get("comment") or "").replace("\x00", "").strip()
+    if len(comment) > MAX_COMMENT:
+        errors["comment"] = [_("At most %(n)d characters.") % {"n": MAX_COMMENT}]
+    elif not comment and len(out) == len(CRITERIA) and not all(out.values()):
+        errors["comment"] = [_("Write down what was found: the agent reads it to learn from it.")]
+    out["comment"] = comment
+    if errors:
+        raise ValidationError(errors)
+    return out
+
+
+def _shown(values: dict) -> dict:
+    return {k: values[k] for k in (*CRITERIA, "comment") if k in values}
+
+
+def _tell_agent(review: QualityReview) -> None:
+    """The agent finds a review with a finding in the bell (and by e-mail): what to learn from is the point."""
+    from pharmacrm.notify import services as notify
+
+    ticket = review.ticket
+    if ticket.assignee_id is None or review.passed:
+        return
+    missed = ", ".join(str(label) for name, label in CRITERIA.items() if not getattr(review, name))
+    notify.send(
+        [ticket.assignee], kind="quality.finding",
+        title=Message(gettext_lazy("Quality review of %(number)s: %(missed)s"), number=ticket.number, missed=missed),
+        body=review.comment[:500], url=reverse("servicedesk:ticket", args=[ticket.pk]) + "#quality", obj=review,
+    )  # fmt: skip
+
+
+def review(user, ticket: Ticket, data: dict) -> QualityReview:
+    """Record the review of a ticket. ValidationError naming the field, PermissionDenied for who may not review
+    it; the same review sent again (a double click, a retried request) returns the one recorded."""
+    reason = refusal(user, ticket)
+    if reason:
+        raise PermissionDenied(reason)
+    clean = _clean(data)
+    existing = QualityReview.objects.filter(ticket=ticket).first()
+    if existing is not None:
+        if existing.reviewer_id == user.pk and all(getattr(existing, k) == v for k, v in clean.items()):
+            return existing
+        raise ValidationError({"ticket": [_("This ticket has been reviewed already (by %(reviewer)s): correct that "
+                                            "review instead.") % {"reviewer": existing.reviewer or "—"}]})  # fmt: skip
+    try:
+        with transaction.atomic():
+            obj = QualityReview.objects.create(ticket=ticket, reviewer=user, **clean)
+            audit.record(A.CREATE, obj, user=user, changes={
+                "ticket": [None, ticket.number], **{k: [None, v] for k, v in _shown(clean).items()}})  # fmt: skip
+            _tell_agent(obj)
+    except IntegrityError as e:  # someone reviewed it at the same moment
+        raise ValidationError({"ticket": [_("This ticket has just been reviewed by someone else: reload it.")]}) from e
+    return obj
+
+
+def correct(user, obj: QualityReview, data: dict, *, version: int | None) -> QualityReview:
+    """Change a review: its reviewer or a service manager, with the version they loaded (ConflictError if stale)."""
+    if not may_correct(user, obj):
+        raise PermissionDenied(_("A review is corrected by its reviewer or a service manager."))
+    if version is not None and int(version) != obj.version:
+        raise ConflictError(obj.version)
+    clean = _clean({**{k: getattr(obj, k) for k in (*CRITERIA, "comment")}, **data})
+    before = {k: getattr(obj, k) for k in clean}
+    changed = [k for k, v in clean.items() if v != before[k]]
+    if not changed:
+        return obj
+    now = timezone.now()
+    with transaction.atomic():
+        done = QualityReview.objects.filter(pk=obj.pk, version=obj.version).update(
+            version=F("version") + 1, updated_at=now, **{k: clean[k] for k in changed}
+        )
+        if done != 1:
+            current = QualityReview.objects.filter(pk=obj.pk).values_list("version", flat=True).first()
+            raise ConflictError(current or 0)
+        was_passed = obj.passed
+        for k in changed:
+            setattr(obj, k, clean[k])
+        obj.version, obj.updated_at = obj.version + 1, now
+        audit.record(A.UPDATE, obj, user=user, changes=audit.diff(
+            {k: before[k] for k in changed}, {k: clean[k] for k in changed}))  # fmt: skip
+        if was_passed or any(k in changed for k in CRITERIA):
+            _tell_agent(obj)
+    return obj
+
+
+# --- the quality page ----------------------------------------------------------------------------------------
+
+
+def _pct(part: int, whole: int) -> Decimal | None:
+    if not whole:
+        return None
+    return (Decimal(100) * part / whole).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+@dataclass
+class AgentRow:
+    agent_id: int | None
+    label: str = ""
+    handled: int = 0  # tickets received in the period and now resolved, informed or closed
+    reviewed: int = 0
+    met: dict = field(default_factory=lambda: dict.fromkeys(CRITERIA, 0))
+
+    @property
+    def coverage(self) -> Decimal | None:
+        return _pct(self.reviewed, self.handled)
+
+    @property
+    def rates(self) -> dict:
+        return {name: _pct(n, self.reviewed) for name, n in self.met.items()}
+
+    @property
+    def accuracy(self) -> Decimal | None:
+        return _pct(self.met["accurate"], self.reviewed)
+
+    def add(self, other: AgentRow) -> None:
+        self.handled += other.handled
+        self.reviewed += other.reviewed
+        for k in CRITERIA:
+            self.met[k] += other.met[k]
+
+    def as_dict(self) -> dict:
+        return {
+            "agent": self.agent_id, "agent_name": self.label, "handled": self.handled, "reviewed": self.reviewed,
+            "coverage": _float(self.coverage),
+            **{f"{k}_rate": _float(v) for k, v in self.rates.items()},
+        }  # fmt: skip
+
+
+def _float(v) -> float | None:
+    return None if v is None else float(v)
+
+
+def scope_for(user) -> performance.Scope:
+    """Reviewers and who sees every team's performance: every ticket; a team lead: their teams'; an agent: their
+    own. PermissionDenied for the rest."""
+    if access.can(user, Cap.REVIEW_SERVICE_QUALITY):
+        return performance.Scope(everything=True)
+    try:
+        return performance.scope_for(user)
+    except PermissionDenied:
+        raise PermissionDenied(
+            _("Quality reviews are for those who handle tickets, their team leads, reviewers and managers.")
+        ) from None
+
+
+def may_see_page(user) -> bool:
+    try:
+        scope_for(user)
+    except PermissionDenied:
+        return False
+    return True
+
+
+def _team_check(scope: performance.Scope, team: Team | None) -> None:
+    if team is not None and not scope.everything and (scope.team_ids is None or team.pk not in scope.team_ids):
+        raise PermissionDenied(_("You may not see this team's performance."))
+
+
+def agent_rows(user, period: performance.Period, team: Team | None = None) -> tuple[list[AgentRow], AgentRow]:
+    """Per agent: the tickets received in the period that are now handled (resolved, informed or closed), how many
+    were reviewed, and the share meeting each criterion; and the totals. Two grouped queries."""
+    scope = scope_for(user)
+    _team_check(scope, team)
+    tickets = performance._tickets(user, scope, performance.Query(period=period, team=team))
+    rows: dict = {}
+    for r in tickets.filter(status__in=REVIEWABLE).values("assignee_id").annotate(n=Count("id")).order_by():
+        rows.setdefault(r["assignee_id"], AgentRow(r["assignee_id"])).handled = r["n"]
+    reviewed = QualityReview.objects.filter(ticket_id__in=tickets.values("id"))
+    for r in reviewed.values("ticket__assignee_id").annotate(
+        n=Count("id"), **{k: Count("id", filter=Q(**{k: True})) for k in CRITERIA}
+    ).order_by():  # fmt: skip
+        row = rows.setdefault(r["ticket__assignee_id"], AgentRow(r["ticket__assignee_id"]))
+        row.reviewed = r["n"]
+        row.met = {k: r[k] for k in CRITERIA}
+    names = {u.pk: str(u) for u in User.objects.filter(pk__in=[k for k in rows if k is not None])}
+    total = AgentRow(None, label=_("Total"))
+    for key, row in rows.items():
+        row.label = names.get(key, _("Unassigned")) if key is not None else _("Unassigned")
+        total.add(row)
+    ordered = sorted(rows.values(), key=lambda r: (r.agent_id is None, -r.handled, r.label))
+    return ordered, total
+
+
+def period_reviews(user, period: performance.Period, team: Team | None = None, *, agent: int | None = None,
+                   findings: bool = False) -> QuerySet:  # fmt: skip
+    """The reviews of the tickets received in the period that the user may read, the latest first."""
+    scope = scope_for(user)
+    _team_check(scope, team)
+    tickets = performance._tickets(user, scope, performance.Query(period=period, team=team))
+    qs = reviews_for(user).filter(ticket_id__in=tickets.values("id"))
+    if agent is not None:
+        qs = qs.filter(ticket__assignee_id=agent)
+    if findings:
+        qs = qs.filter(~Q(accurate=True, compliant=True, complete=True, courteous=True))
+    return qs.select_related("ticket", "ticket__assignee", "reviewer").order_by("-reviewed_at", "-id")
+
+
+def next_to_review(user, period: performance.Period, team: Team | None = None,
+                   agent: int | None = None) -> Ticket | None:  # fmt: skip
+    """A random handled ticket of the period not yet reviewed that the user may review (never their own): the
+    sample a reviewer works through."""
+    if not may_review_some(user):
+        raise PermissionDenied(refusal_text())
+    scope = scope_for(user)
+    _team_check(scope, team)
+    tickets = performance._tickets(user, scope, performance.Query(period=period, team=team)).filter(
+        status__in=REVIEWABLE, quality_review__isnull=True
+    ).exclude(assignee=user)
+    if agent is not None:
+        tickets = tickets.filter(assignee_id=agent)
+    if not access.can(user, Cap.REVIEW_SERVICE_QUALITY):
+        tickets = tickets.filter(team_id__in=led_teams(user))
+    return tickets.order_by("?").first()
+
+
+def refusal_text() -> str:
+    return _("Quality reviews are for service managers, product experts and the lead of the ticket's team.")

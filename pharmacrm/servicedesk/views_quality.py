@@ -1,0 +1,202 @@
+"""Quality reviews (服务质检) in the web UI: the review panel on the ticket page, the form that records or corrects a
+review, the quality page (per agent: handled, reviewed, the share meeting each criterion; the period's reviews) and
+"review a random ticket", which draws the next ticket of the sample. quality.py decides who may do what."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_POST
+
+from pharmacrm.core.models import Team
+from pharmacrm.customers.services import ConflictError
+
+from . import performance, quality, views
+from .models import QualityReview
+
+YES_NO = [("yes", gettext_lazy("Yes")), ("no", gettext_lazy("No"))]
+PAGE_SIZE = 50
+
+
+class QualityReviewForm(forms.Form):
+    accurate = forms.TypedChoiceField(label=quality.CRITERIA["accurate"], help_text=quality.CRITERIA_HELP["accurate"],
+                                      choices=YES_NO, coerce=lambda v: v == "yes", widget=forms.RadioSelect)
+    compliant = forms.TypedChoiceField(label=quality.CRITERIA["compliant"], help_text=quality.CRITERIA_HELP["compliant"],
+                                       choices=YES_NO, coerce=lambda v: v == "yes", widget=forms.RadioSelect)
+    complete = forms.TypedChoiceField(label=quality.CRITERIA["complete"], help_text=quality.CRITERIA_HELP["complete"],
+                                      choices=YES_NO, coerce=lambda v: v == "yes", widget=forms.RadioSelect)
+    courteous = forms.TypedChoiceField(label=quality.CRITERIA["courteous"], help_text=quality.CRITERIA_HELP["courteous"],
+                                       choices=YES_NO, coerce=lambda v: v == "yes", widget=forms.RadioSelect)
+    comment = forms.CharField(
+        label=gettext_lazy("Findings"), required=False, max_length=quality.MAX_COMMENT,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=gettext_lazy("Required when a criterion is not met: what was wrong and what the right answer was."),
+    )  # fmt: skip
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=1, max_value=2**31 - 1)
+
+    def add_service_errors(self, error: ValidationError) -> None:
+        for name, errors in error.message_dict.items():
+            self.add_error(name if name in self.fields else None, errors)
+
+    @staticmethod
+    def initial_of(review: QualityReview) -> dict:
+        out = {k: "yes" if getattr(review, k) else "no" for k in quality.CRITERIA}
+        return {**out, "comment": review.comment, "version": review.version}
+
+
+def panel_context(request, ticket) -> dict:
+    """The ticket page's quality panel (merged by views._ticket_context): the review, to those who may read it, and
+    the form, to who may record or correct it."""
+    user = request.user
+    state = getattr(request, "_quality_state", {})
+    review = QualityReview.objects.filter(ticket=ticket).select_related("reviewer").first()
+    readable = quality.may_read(user, ticket)
+    if review is not None:
+        may_write = quality.may_correct(user, review)
+    else:
+        may_write = quality.may_review(user, ticket)
+    form = state.get("form")
+    if form is None and may_write:
+        form = QualityReviewForm(initial=QualityReviewForm.initial_of(review) if review else None)
+    return {
+        "quality_shown": readable or may_write,
+        "quality_review": review if readable or may_write else None,
+        "quality_form": form if may_write else None,
+        "quality_criteria": [(k, label, quality.CRITERIA_HELP[k], getattr(review, k) if review else None)
+                             for k, label in quality.CRITERIA.items()],  # fmt: skip
+        "quality_conflict": state.get("conflict", False),
+    }
+
+
+@login_required
+@require_POST
+def review_ticket(request, pk: int):
+    """Record the ticket's review, or correct it (with the version loaded)."""
+    user = request.user
+    ticket = views._ticket_or_404(user, pk)
+    form = QualityReviewForm(request.POST)
+    existing = QualityReview.objects.filter(ticket=ticket).first()
+    status, conflict = 400, False
+    if form.is_valid():
+        data = {k: form.cleaned_data[k] for k in (*quality.CRITERIA, "comment")}
+        try:
+            if existing is None:
+                quality.review(user, ticket, data)
+                messages.success(request, _("Review recorded."))
+            else:
+                quality.correct(user, existing, data, version=form.cleaned_data.get("version"))
+                messages.success(request, _("Review corrected."))
+        except ConflictError:
+            current = QualityReview.objects.get(pk=existing.pk)
+            data = request.POST.copy()
+            data["version"] = str(current.version)
+            form = QualityReviewForm(data)
+            form.is_valid()
+            form.add_error(None, _("Someone else corrected this review while you were working on it. Your input "
+                                   "is kept: check the review, then submit again."))  # fmt: skip
+            status, conflict = 409, True
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            return redirect(reverse("servicedesk:ticket", args=[ticket.pk]) + "#quality")
+    elif existing is None and not quality.may_review(user, ticket):
+        raise PermissionDenied(quality.refusal(user, ticket))
+    elif existing is not None and not quality.may_correct(user, existing):
+        raise PermissionDenied(_("A review is corrected by its reviewer or a service manager."))
+    request._quality_state = {"form": form, "conflict": conflict}
+    return render(request, "servicedesk/ticket_detail.html", views._ticket_context(request, ticket), status=status)
+
+
+class QualityFilterForm(forms.Form):
+    period = forms.ChoiceField(label=gettext_lazy("Period"), required=False)
+    team = forms.ModelChoiceField(label=gettext_lazy("Team"), queryset=Team.objects.none(), required=False,
+                                  empty_label=gettext_lazy("All"))  # fmt: skip
+    show = forms.ChoiceField(
+        label=gettext_lazy("Reviews"), required=False,
+        choices=[("", gettext_lazy("All")), ("findings", gettext_lazy("With a finding"))],
+    )  # fmt: skip
+    agent = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=1, max_value=2**63 - 1)
+
+    def __init__(self, *args, user, scope, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["period"].choices = performance.period_choices()
+        if scope.everything or scope.team_ids is not None:
+            self.fields["team"].queryset = performance.teams_for(user, scope)
+        else:
+            del self.fields["team"]
+
+    def clean_period(self):
+        raw = self.cleaned_data.get("period") or ""
+        if not raw:
+            return performance.current_period()
+        try:
+            return performance.parse_period(raw)
+        except ValidationError as e:
+            raise ValidationError(e.message_dict["period"]) from None
+
+    def value(self, name, default=None):
+        data = self.cleaned_data if self.is_bound else {}
+        return data.get(name) or default
+
+
+def _filters(request):
+    user = request.user
+    scope = quality.scope_for(user)
+    form = QualityFilterForm(request.GET or None, user=user, scope=scope)
+    if form.is_bound:
+        form.is_valid()
+    return form, form.value("period", performance.current_period()), form.value("team")
+
+
+@login_required
+@require_GET
+def quality_page(request):
+    user = request.user
+    form, period, team = _filters(request)
+    rows, total = quality.agent_rows(user, period, team)
+    agent = form.value("agent")
+    reviews = quality.period_reviews(user, period, team, agent=agent, findings=form.value("show") == "findings")
+    page = Paginator(reviews, PAGE_SIZE).get_page(request.GET.get("page"))
+    params = request.GET.copy()
+    params.pop("page", None)
+    base = params.copy()
+    base.pop("agent", None)
+    context = {
+        "form": form, "period": period, "rows": rows, "total": total, "page": page, "page_obj": page,
+        "criteria": quality.CRITERIA, "may_review": quality.may_review_some(user),
+        "agent": agent, "agent_label": next((r.label for r in rows if r.agent_id == agent), "") if agent else "",
+        "query_string": params.urlencode(), "base_query": base.urlencode(), "filtered": bool(request.GET),
+        "may_see_performance": performance.may_see(user),
+    }  # fmt: skip
+    return render(request, "servicedesk/quality.html", context, status=400 if form.errors else 200)
+
+
+@login_required
+@require_GET
+def quality_next(request):
+    """Open a random handled ticket of the period not yet reviewed (of one agent, with `agent`)."""
+    user = request.user
+    if not quality.may_review_some(user):
+        raise PermissionDenied(quality.refusal_text())
+    form, period, team = _filters(request)
+    ticket = quality.next_to_review(user, period, team, form.value("agent"))
+    if ticket is None:
+        messages.info(request, _("Every handled ticket of this selection has been reviewed, or none is yours to "
+                                 "review."))  # fmt: skip
+        params = request.GET.copy()
+        return redirect(reverse("servicedesk:quality") + (f"?{params.urlencode()}" if params else ""))
+    return redirect(reverse("servicedesk:ticket", args=[ticket.pk]) + "#quality")
+
+
+urlpatterns = [  # included by urls.py under /service/
+    path("quality/", quality_page, name="quality"),
+    path("quality/next/", quality_next, name="quality-next"),
+    path("tickets/<int:pk>/quality/", review_ticket, name="ticket-quality"),
+]

@@ -1,0 +1,270 @@
+"""Quality reviews (服务质检, seed 000 §8.1 服务准确率): who reviews which ticket (reviewers any, a team lead their
+teams', nobody their own, only handled tickets), the findings required and sent to the agent, one review per ticket
+(a double submission is the same review; a second reviewer is refused), corrections with optimistic locking and the
+audit trail, the accuracy on the service performance page, export and API judged against a goal, the quality page
+per role, "review a random ticket", and the API.
+
+The hand-computed November of test_performance.py: handled (resolved) in November are T1 and T2 (a1, 一组), T4 (a2,
+一组) and T8 (b1, 二组); T3 and T5 are open; lead1 (an agent) leads 一组."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.urls import reverse
+
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.customers.services import ConflictError
+from pharmacrm.notify.models import Notification
+from pharmacrm.servicedesk import goals, quality
+from pharmacrm.servicedesk.models import QualityReview
+from tests.servicedesk.test_performance import (  # noqa: F401 — fixtures
+    API,
+    EXPORT,
+    PAGE,
+    api_client,
+    desk,
+    export_rows,
+    november,
+    page_client,
+    report,
+)
+
+pytestmark = pytest.mark.django_db
+
+QUALITY = reverse("servicedesk:quality")
+NEXT = reverse("servicedesk:quality-next")
+REVIEWS_API = "/api/v1/service/quality-reviews/"
+GOOD = {"accurate": True, "compliant": True, "complete": True, "courteous": True, "comment": ""}
+WRONG = {**GOOD, "accurate": False, "comment": "告知的储存温度有误：应为2–8℃冷藏。"}
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield
+
+
+def form(values: dict) -> dict:
+    return {k: ("yes" if v else "no") if isinstance(v, bool) else v for k, v in values.items()}
+
+
+# --- who reviews what ------------------------------------------------------------------------------------------
+
+
+def test_a_product_expert_reviews_and_the_accuracy_follows(users, november):
+    expert = users["expert"]
+    quality.review(expert, november["T1"], GOOD)
+    quality.review(expert, november["T2"], WRONG)
+    rows = {r.label: r for r in report(users["manager"]).rows}
+    assert (rows["a1"].reviewed, rows["a1"].accurate, rows["a1"].accuracy) == (2, 1, 50)
+    assert rows["a2"].reviewed == 0 and rows["a2"].accuracy is None  # nothing reviewed: not 0 %
+    totals = report(users["manager"]).totals
+    assert (totals.reviewed, totals.accuracy) == (2, 50)
+    # the accuracy is about the tickets received in the period, as every other figure: October's T7 is not November's
+    quality.review(expert, november["T7"], WRONG)
+    assert report(users["manager"]).totals.reviewed == 2
+    assert report(users["manager"], period="2026-10").totals.accuracy == 0
+
+
+def test_who_may_review_which_ticket(users, desk, november):
+    t1, t3, t8 = november["T1"], november["T3"], november["T8"]
+    # a team lead reviews their team's tickets, not another team's
+    assert quality.may_review(desk["lead"], t1)
+    assert "service managers, product experts" in quality.refusal(desk["lead"], t8)
+    # an agent who leads no team, an analyst, an auditor, pharmacovigilance: no
+    for who in (desk["b1"], users["analyst"], users["auditor"], users["pv"], users["rep"]):
+        with pytest.raises(PermissionDenied):
+            quality.review(who, t1, GOOD)
+    # a ticket still open is not reviewed yet
+    with pytest.raises(PermissionDenied, match="once it is resolved"):
+        quality.review(users["expert"], t3, GOOD)
+    # nobody reviews their own ticket, a reviewer neither
+    t1.assignee = users["expert"]
+    t1.save(update_fields=["assignee"])
+    with pytest.raises(PermissionDenied, match="handled themselves"):
+        quality.review(users["expert"], t1, GOOD)
+    assert not QualityReview.objects.exists()
+
+
+def test_a_finding_needs_its_words_and_reaches_the_agent(users, desk, november):
+    with pytest.raises(ValidationError) as err:
+        quality.review(users["expert"], november["T2"], {**WRONG, "comment": "  "})
+    assert list(err.value.message_dict) == ["comment"]
+    with pytest.raises(ValidationError) as err:
+        quality.review(users["expert"], november["T2"], {"accurate": True, "comment": ""})
+    assert set(err.value.message_dict) == {"compliant", "complete", "courteous"}
+    assert not QualityReview.objects.exists()
+    quality.review(users["expert"], november["T2"], WRONG)
+    note = Notification.objects.get(recipient=desk["a1"], kind="quality.finding")
+    assert november["T2"].number in note.title and "Answer accurate" in note.title
+    assert "2–8℃" in note.body and note.url.endswith("#quality")
+    # a clean review tells nobody anything
+    quality.review(users["expert"], november["T1"], GOOD)
+    assert Notification.objects.filter(kind="quality.finding").count() == 1
+
+
+def test_one_review_per_ticket_and_a_double_submission_is_the_same(users, desk, november):
+    first = quality.review(users["expert"], november["T1"], GOOD)
+    again = quality.review(users["expert"], november["T1"], GOOD)  # a double click
+    assert again.pk == first.pk and QualityReview.objects.count() == 1
+    with pytest.raises(ValidationError, match="reviewed already"):
+        quality.review(users["manager"], november["T1"], WRONG)
+    created = AuditEntry.objects.filter(object_type="servicedesk.qualityreview", action="create")
+    assert created.count() == 1
+    assert created.get().changes["ticket"] == [None, november["T1"].number]
+
+
+def test_corrections_are_locked_audited_and_only_the_reviewers_or_a_managers(users, desk, make_user, november):
+    from pharmacrm.core.roles import Role
+
+    review = quality.review(users["expert"], november["T1"], GOOD)
+    other_expert = make_user("expert2", Role.EXPERT)
+    with pytest.raises(PermissionDenied):
+        quality.correct(other_expert, review, WRONG, version=1)
+    quality.correct(users["expert"], review, WRONG, version=1)
+    assert review.version == 2 and not QualityReview.objects.get().accurate
+    stale = QualityReview.objects.get()
+    stale.version = 1
+    with pytest.raises(ConflictError):
+        quality.correct(users["manager"], stale, GOOD, version=1)
+    quality.correct(users["manager"], QualityReview.objects.get(), {**GOOD, "comment": "复核：答复无误。"}, version=2)
+    entries = list(AuditEntry.objects.filter(object_type="servicedesk.qualityreview", action="update").order_by("id"))
+    assert [e.actor.username for e in entries] == ["expert", "manager"]
+    assert entries[0].changes["accurate"] == [True, False]
+    assert entries[1].changes["accurate"] == [False, True]
+    assert quality.may_correct(users["manager"], QualityReview.objects.get())
+
+
+# --- the accuracy on the performance page, export and API, against its goal -----------------------------------
+
+
+def test_the_accuracy_on_the_performance_page_export_and_api_judged_by_its_goal(users, november):
+    quality.review(users["expert"], november["T1"], GOOD)
+    quality.review(users["expert"], november["T2"], WRONG)
+    goals.save(users["manager"], {"accuracy": "90"}, since=november["T7"].received_at)
+    assert goals.judge(report(users["manager"]).totals, goals.current()) == {"accuracy": False}
+    html = page_client(users["manager"]).get(PAGE, {"period": "2026-11"}).content.decode()
+    assert "Accuracy (reviewed)" in html and "≥ 90 %" in html
+    assert 'goal-missed" title="Goal ≥ 90 %: missed">50.0 % <span class="muted small">(2)</span>' in html
+    rows = export_rows(page_client(users["manager"]).get(EXPORT, {"period": "2026-11"}).content)
+    head = rows[2]
+    total = next(r for r in rows if r[0] == "Total")
+    assert total[head.index("Reviewed for quality")] == 2 and total[head.index("Accuracy (%)")] == 50.0
+    body = api_client(users["manager"]).get(API, {"period": "2026-11"}).json()
+    assert body["totals"]["accuracy"] == 50.0 and body["totals"]["quality_reviewed"] == 2
+    assert "accuracy" in body["totals"]["goals_missed"]
+
+
+# --- the web pages ---------------------------------------------------------------------------------------------
+
+
+def test_the_ticket_page_review_form_records_refuses_and_shows(users, desk, november):
+    t2 = november["T2"]
+    url = reverse("servicedesk:ticket-quality", args=[t2.pk])
+    expert = page_client(users["expert"])
+    assert 'id="quality-form"' in expert.get(reverse("servicedesk:ticket", args=[t2.pk])).content.decode()
+    r = expert.post(url, form({**WRONG, "comment": ""}))
+    assert r.status_code == 400 and "Write down what was found" in r.content.decode()
+    assert not QualityReview.objects.exists()
+    r = expert.post(url, form(WRONG))
+    assert r.status_code == 302 and r["Location"].endswith("#quality")
+    # the agent reads the review of their ticket; an agent of the other team does not see it
+    page = page_client(desk["a1"]).get(reverse("servicedesk:ticket", args=[t2.pk])).content.decode()
+    assert 'id="quality-result"' in page and "2–8℃" in page and 'id="quality-form"' not in page
+    page = page_client(desk["b1"]).get(reverse("servicedesk:ticket", args=[t2.pk])).content.decode()
+    assert 'id="quality"' not in page
+    # the agent cannot post a review of their own ticket's neighbour, nor correct theirs
+    assert page_client(desk["a1"]).post(url, form(GOOD)).status_code == 403
+    # a stale correction keeps what was typed and says why
+    review = QualityReview.objects.get()
+    quality.correct(users["expert"], review, GOOD, version=1)
+    r = expert.post(url, form({**WRONG, "version": 1}))
+    assert r.status_code == 409 and "Someone else corrected this review" in r.content.decode()
+    assert QualityReview.objects.get().accurate
+
+
+@pytest.mark.parametrize(
+    "role, status, may_review",
+    [("admin", 200, True), ("manager", 200, True), ("expert", 200, True), ("analyst", 200, False),
+     ("auditor", 200, False), ("agent", 200, False), ("kam", 200, False), ("support", 200, False),
+     ("aftersales", 200, False), ("rep", 200, False), ("pv", 403, False)],
+)  # fmt: skip
+def test_the_quality_page_per_role(users, november, role, status, may_review):
+    r = page_client(users[role]).get(QUALITY, {"period": "2026-11"})
+    assert r.status_code == status
+    if status == 200:
+        assert ('id="review-next"' in r.content.decode()) == may_review
+
+
+def test_the_quality_page_counts_per_agent_and_an_agent_sees_only_their_own(users, desk, november):
+    quality.review(users["expert"], november["T1"], GOOD)
+    quality.review(users["expert"], november["T2"], WRONG)
+    quality.review(users["expert"], november["T4"], GOOD)
+    rows, total = quality.agent_rows(users["manager"], report(users["manager"]).period)
+    by = {r.label: r for r in rows}
+    assert (by["a1"].handled, by["a1"].reviewed, by["a1"].coverage, by["a1"].accuracy) == (2, 2, 100, 50)
+    assert (by["b1"].handled, by["b1"].reviewed, by["b1"].coverage) == (1, 0, 0)
+    assert (total.handled, total.reviewed, total.rates["accurate"], total.rates["compliant"]) == (4, 3, Decimal("66.7"), 100)
+    html = page_client(desk["a2"]).get(QUALITY, {"period": "2026-11"}).content.decode()
+    assert 'data-agent="%d"' % desk["a2"].pk in html and 'data-agent="%d"' % desk["a1"].pk not in html
+    assert november["T4"].number in html and november["T2"].number not in html
+    findings = page_client(users["manager"]).get(QUALITY, {"period": "2026-11", "show": "findings"}).content.decode()
+    assert november["T2"].number in findings and november["T1"].number not in findings
+    # the team lead sees their team's agents only
+    html = page_client(desk["lead"]).get(QUALITY, {"period": "2026-11"}).content.decode()
+    assert 'data-agent="%d"' % desk["a1"].pk in html and 'data-agent="%d"' % desk["b1"].pk not in html
+
+
+def test_review_a_random_ticket_draws_from_the_unreviewed_and_never_ones_own(users, desk, november):
+    lead = page_client(desk["lead"])
+    seen = set()
+    for _ in range(12):
+        r = lead.get(NEXT, {"period": "2026-11"})
+        assert r.status_code == 302
+        seen.add(r["Location"])
+    # 一组's handled tickets: T1, T2, T4 (T8 is 二组's, T3 and T5 are open)
+    expected = {reverse("servicedesk:ticket", args=[november[k].pk]) + "#quality" for k in ("T1", "T2", "T4")}
+    assert seen <= expected and seen
+    for k in ("T1", "T2", "T4"):
+        quality.review(users["expert"], november[k], GOOD)
+    r = lead.get(NEXT, {"period": "2026-11"})
+    assert r["Location"].startswith(QUALITY)  # nothing left: back to the page, with a message
+    assert page_client(desk["a1"]).get(NEXT, {"period": "2026-11"}).status_code == 403
+
+
+# --- the API ---------------------------------------------------------------------------------------------------
+
+
+def test_the_api_records_lists_and_corrects(users, desk, november):
+    expert = api_client(users["expert"])
+    body = {"ticket": november["T2"].pk, **WRONG}
+    r = expert.post(REVIEWS_API, {**body, "comment": ""}, format="json")
+    assert r.status_code == 400 and list(r.json()) == ["comment"]
+    r = expert.post(REVIEWS_API, body, format="json")
+    assert r.status_code == 201, r.content
+    made = r.json()
+    assert (made["ticket_number"], made["agent"], made["accurate"], made["version"]) == (
+        november["T2"].number, desk["a1"].pk, False, 1)
+    assert expert.post(REVIEWS_API, body, format="json").status_code == 200  # sent again: the same review
+    assert api_client(desk["a1"]).post(REVIEWS_API, {"ticket": november["T1"].pk, **GOOD},
+                                       format="json").status_code == 403  # fmt: skip
+    assert api_client(users["auditor"], ).post(REVIEWS_API, {"ticket": november["T1"].pk, **GOOD},
+                                               format="json").status_code == 403  # fmt: skip
+    # who reads which: the agent theirs, another agent nothing, the auditor everything
+    assert [x["id"] for x in api_client(desk["a1"]).get(REVIEWS_API).json()["results"]] == [made["id"]]
+    assert api_client(desk["b1"]).get(REVIEWS_API).json()["results"] == []
+    assert api_client(desk["b1"]).get(f"{REVIEWS_API}{made['id']}/").status_code == 404
+    assert api_client(users["auditor"]).get(REVIEWS_API, {"period": "2026-11", "findings": "true"}).json()["count"] == 1
+    assert api_client(users["auditor"]).get(REVIEWS_API, {"period": "2026-10"}).json()["count"] == 0
+    assert api_client(users["auditor"]).get(REVIEWS_API, {"period": "2026-13"}).status_code == 400
+    url = f"{REVIEWS_API}{made['id']}/"
+    assert expert.patch(url, {"accurate": True, "comment": ""}, format="json").status_code == 400  # no version
+    r = expert.patch(url, {**GOOD, "version": 1}, format="json")
+    assert r.status_code == 200 and r.json()["version"] == 2 and r["ETag"] == '"2"'
+    r = expert.patch(url, {"accurate": False, "comment": "x", "version": 1}, format="json")
+    assert r.status_code == 409
