@@ -163,7 +163,7 @@ def _tell_agent(review: QualityReview) -> None:
     notify.send(
         [ticket.assignee], kind="quality.finding",
         title=Message(gettext_lazy("Quality review of %(number)s: %(missed)s"), number=ticket.number, missed=missed),
-        body=review.comment[:500], url=reverse("servicedesk:ticket", args=[ticket.pk]) + "#quality", obj=review,
+        body=review.comment[:500], url=reverse("servicedesk:ticket", args=[ticket.pk]) + "#quality", obj=ticket,
     )  # fmt: skip
 
 

@@ -41,6 +41,8 @@ class QualityReviewForm(forms.Form):
     )  # fmt: skip
     version = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=1, max_value=2**31 - 1)
 
+    prefix = "quality"  # the ticket page has other forms with a comment field (the phone revisit): distinct ids
+
     def add_service_errors(self, error: ValidationError) -> None:
         for name, errors in error.message_dict.items():
             self.add_error(name if name in self.fields else None, errors)
@@ -96,7 +98,7 @@ def review_ticket(request, pk: int):
         except ConflictError:
             current = QualityReview.objects.get(pk=existing.pk)
             data = request.POST.copy()
-            data["version"] = str(current.version)
+            data["quality-version"] = str(current.version)
             form = QualityReviewForm(data)
             form.is_valid()
             form.add_error(None, _("Someone else corrected this review while you were working on it. Your input "

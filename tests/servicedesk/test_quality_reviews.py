@@ -50,7 +50,8 @@ def _english():
 
 
 def form(values: dict) -> dict:
-    return {k: ("yes" if v else "no") if isinstance(v, bool) else v for k, v in values.items()}
+    """The ticket page's review form as posted (its fields carry the prefix "quality")."""
+    return {f"quality-{k}": ("yes" if v else "no") if isinstance(v, bool) else v for k, v in values.items()}
 
 
 # --- who reviews what ------------------------------------------------------------------------------------------
