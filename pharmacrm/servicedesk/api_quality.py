@@ -43,8 +43,8 @@ def register(router) -> None:
 class QualityReviewSerializer(ModelSerializer):
     ticket = VisibleTicketField(help_text="The ticket's id (resolved, customer-informed or closed).")
     ticket_number = serializers.CharField(source="ticket.number", read_only=True)
-    agent = serializers.IntegerField(source="ticket.assignee_id", read_only=True, allow_null=True,
-                                     help_text="Who handled the ticket (its assignee).")  # fmt: skip
+    agent = serializers.IntegerField(source="agent_id", read_only=True, allow_null=True,
+                                     help_text="The agent the review judged: the ticket's assignee when reviewed.")  # fmt: skip
     accurate = serializers.BooleanField(help_text="The answer about the product was correct.")
     compliant = serializers.BooleanField(help_text="No off-label claims; personal data and safety reports handled "
                                          "as the policy says.")  # fmt: skip
@@ -80,7 +80,10 @@ class QualityReviewFilter(django_filters.FilterSet):
             period = performance.parse_period(value)
         except DjangoValidationError as e:
             raise serializers.ValidationError(e.message_dict) from None
-        return queryset.filter(ticket__received_at__gte=period.start, ticket__received_at__lt=period.end)
+        # as the quality page and the performance figures count them: merged duplicates left out
+        return queryset.filter(ticket__received_at__gte=period.start, ticket__received_at__lt=period.end).exclude(
+            ticket__merged_into__isnull=False
+        )
 
     def filter_findings(self, queryset, name, value):
         passed = {k: True for k in quality.CRITERIA}

@@ -941,6 +941,11 @@ class QualityReview(models.Model):
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+", verbose_name=_("reviewer")
     )
+    # who handled the ticket when it was reviewed (its assignee then): told of a finding, reads the review even
+    # after the ticket, reopened, went to someone else
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("agent")
+    )
     accurate = models.BooleanField(_("answer accurate"))
     compliant = models.BooleanField(_("compliant"))
     complete = models.BooleanField(_("record complete"))

@@ -14,8 +14,11 @@ tickets whose answer was accurate is the **accuracy** of the service performance
 against a service goal like every other figure.
 
 Who reviews: the holders of Cap.REVIEW_SERVICE_QUALITY (leadership, product experts) any ticket they may see; the
-lead of a team the tickets of that team. Nobody reviews a ticket assigned to themselves. Who reads a review: who may
-review it, the ticket's agent (feedback), and who sees every team's performance (analysts, auditors).
+lead of a team the tickets of that team. Nobody reviews a ticket they answered: its assignee, or anyone who replied
+to the customer on it (a product expert who gave the answer during an escalation). Who reads a review: reviewers,
+the agent it judged (recorded with it: feedback) and the ticket's assignee now, the lead of the ticket's team, and who
+sees every team's performance (analysts, auditors). Reviewers see every agent's figures on the quality page: they
+choose whose tickets to sample.
 
 A ticket is reviewed once it is resolved, customer-informed or closed; it has one review, which its reviewer or a
 service manager may correct (optimistic locking; every change audited)."""
@@ -40,7 +43,8 @@ from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
 
 from . import performance
-from .models import QualityReview, Ticket
+from .choices import EventKind
+from .models import QualityReview, Ticket, TicketEvent
 
 A = AuditEntry.Action
 MAX_COMMENT = 4000
@@ -84,7 +88,7 @@ def refusal(user, ticket: Ticket) -> str:
     if not (access.can(user, Cap.REVIEW_SERVICE_QUALITY)
             or (access.can(user, Cap.HANDLE_TICKETS) and ticket.team_id in led_teams(user))):  # fmt: skip
         return refusal_text()
-    if ticket.assignee_id is not None and ticket.assignee_id == user.pk:
+    if answered(user, ticket):
         return _("Nobody reviews a ticket they handled themselves: ask a colleague or your team lead.")
     if ticket.merged_into_id is not None:
         return _("A merged duplicate is not reviewed: review the ticket it was merged into.")
@@ -93,22 +97,36 @@ def refusal(user, ticket: Ticket) -> str:
     return ""
 
 
+def answered(user, ticket: Ticket) -> bool:
+    """Whether the user holds the ticket or replied to the customer on it."""
+    if ticket.assignee_id is not None and ticket.assignee_id == user.pk:
+        return True
+    return TicketEvent.objects.filter(
+        ticket=ticket, actor=user, kind__in=(EventKind.RESPONDED, EventKind.REPLY)
+    ).exists()
+
+
 def may_review(user, ticket: Ticket) -> bool:
     return not refusal(user, ticket)
 
 
 def may_correct(user, review: QualityReview) -> bool:
-    """The reviewer, or a service manager, corrects a review (and still not a review of their own ticket)."""
+    """The reviewer, or a service manager, corrects a review — also once its ticket was reopened — never a review
+    of a ticket they answered."""
     if review.reviewer_id != user.pk and not access.can(user, Cap.MANAGE_SERVICE):
         return False
-    return may_review(user, review.ticket)
+    if not (access.can(user, Cap.REVIEW_SERVICE_QUALITY)
+            or (access.can(user, Cap.HANDLE_TICKETS) and review.ticket.team_id in led_teams(user))):  # fmt: skip
+        return False
+    return not answered(user, review.ticket) and review.agent_id != user.pk
 
 
-def may_read(user, ticket: Ticket) -> bool:
-    """Reviewers, who sees every team's performance, the ticket's agent and the lead of its team."""
+def may_read(user, ticket: Ticket, review: QualityReview | None = None) -> bool:
+    """Reviewers, who sees every team's performance, the agent the review judged, the ticket's assignee and the lead
+    of its team."""
     if access.can(user, Cap.REVIEW_SERVICE_QUALITY) or access.can(user, Cap.VIEW_SERVICE_PERFORMANCE):
         return True
-    if ticket.assignee_id is not None and ticket.assignee_id == user.pk:
+    if user.pk in (ticket.assignee_id, getattr(review, "agent_id", None)):
         return True
     return access.can(user, Cap.VIEW_TICKETS) and ticket.team_id is not None and ticket.team_id in led_teams(user)
 
@@ -119,7 +137,7 @@ def reviews_for(user, qs: QuerySet | None = None) -> QuerySet:
     if not access.can(user, Cap.VIEW_TICKETS):
         return qs.none()
     if not (access.can(user, Cap.REVIEW_SERVICE_QUALITY) or access.can(user, Cap.VIEW_SERVICE_PERFORMANCE)):
-        qs = qs.filter(Q(ticket__assignee=user) | Q(ticket__team_id__in=led_teams(user)))
+        qs = qs.filter(Q(agent=user) | Q(ticket__assignee=user) | Q(ticket__team_id__in=led_teams(user)))
     if not access.can(user, Cap.ALL_CUSTOMERS):
         qs = qs.filter(ticket_id__in=access.tickets_for(user, Ticket.objects.all()).values("id"))
     return qs
@@ -153,17 +171,20 @@ def _shown(values: dict) -> dict:
 
 
 def _tell_agent(review: QualityReview) -> None:
-    """The agent finds a review with a finding in the bell (and by e-mail): what to learn from is the point."""
+    """The agent judged finds a review with a finding in the bell (and by e-mail): what to learn from is the point.
+    The findings stay on the ticket page: free text about a case (an adverse reaction, a patient) is not mailed."""
     from pharmacrm.notify import services as notify
 
     ticket = review.ticket
-    if ticket.assignee_id is None or review.passed:
+    if review.agent_id is None or review.passed:
         return
-    missed = ", ".join(str(label) for name, label in CRITERIA.items() if not getattr(review, name))
+    missed = sum(1 for name in CRITERIA if not getattr(review, name))
     notify.send(
-        [ticket.assignee], kind="quality.finding",
-        title=Message(gettext_lazy("Quality review of %(number)s: %(missed)s"), number=ticket.number, missed=missed),
-        body=review.comment[:500], url=reverse("servicedesk:ticket", args=[ticket.pk]) + "#quality", obj=ticket,
+        [review.agent], kind="quality.finding",
+        title=Message(gettext_lazy("Quality review of %(number)s: criteria not met"), number=ticket.number),
+        body=Message(gettext_lazy("%(count)d of the four criteria not met. The findings are on the ticket."),
+                     count=missed),
+        url=reverse("servicedesk:ticket", args=[ticket.pk]) + "#quality", obj=ticket,
     )  # fmt: skip
 
 
@@ -174,21 +195,37 @@ def review(user, ticket: Ticket, data: dict) -> QualityReview:
     if reason:
         raise PermissionDenied(reason)
     clean = _clean(data)
-    existing = QualityReview.objects.filter(ticket=ticket).first()
+    existing = _recorded(user, ticket, clean)
     if existing is not None:
-        if existing.reviewer_id == user.pk and all(getattr(existing, k) == v for k, v in clean.items()):
-            return existing
-        raise ValidationError({"ticket": [_("This ticket has been reviewed already (by %(reviewer)s): correct that "
-                                            "review instead.") % {"reviewer": existing.reviewer or "—"}]})  # fmt: skip
-    try:
-        with transaction.atomic():
-            obj = QualityReview.objects.create(ticket=ticket, reviewer=user, **clean)
-            audit.record(A.CREATE, obj, user=user, changes={
-                "ticket": [None, ticket.number], **{k: [None, v] for k, v in _shown(clean).items()}})  # fmt: skip
-            _tell_agent(obj)
-    except IntegrityError as e:  # someone reviewed it at the same moment
-        raise ValidationError({"ticket": [_("This ticket has just been reviewed by someone else: reload it.")]}) from e
+        return existing
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                obj = QualityReview.objects.create(ticket=ticket, reviewer=user, agent_id=ticket.assignee_id, **clean)
+        except IntegrityError:  # reviewed at the same moment: the same request twice, or someone else
+            existing = _recorded(user, ticket, clean)
+            if existing is not None:
+                return existing
+            raise ValidationError(
+                {"ticket": [_("This ticket has just been reviewed by someone else: reload it.")]}
+            ) from None
+        audit.record(A.CREATE, obj, user=user, changes={
+            "ticket": [None, ticket.number], "agent": [None, ticket.assignee_id],
+            **{k: [None, v] for k, v in _shown(clean).items()}})  # fmt: skip
+        _tell_agent(obj)
     return obj
+
+
+def _recorded(user, ticket: Ticket, clean: dict) -> QualityReview | None:
+    """The ticket's review when this reviewer recorded the same already (a double click, a retried request);
+    ValidationError when the ticket has another review; None when it has none."""
+    existing = QualityReview.objects.filter(ticket=ticket).select_related("reviewer").first()
+    if existing is None:
+        return None
+    if existing.reviewer_id == user.pk and all(getattr(existing, k) == v for k, v in clean.items()):
+        return existing
+    raise ValidationError({"ticket": [_("This ticket has been reviewed already (by %(reviewer)s): correct that review "
+                                        "instead.") % {"reviewer": existing.reviewer or "—"}]})  # fmt: skip
 
 
 def correct(user, obj: QualityReview, data: dict, *, version: int | None) -> QualityReview:
@@ -303,7 +340,8 @@ def agent_rows(user, period: performance.Period, team: Team | None = None) -> tu
     rows: dict = {}
     for r in tickets.filter(status__in=REVIEWABLE).values("assignee_id").annotate(n=Count("id")).order_by():
         rows.setdefault(r["assignee_id"], AgentRow(r["assignee_id"])).handled = r["n"]
-    reviewed = QualityReview.objects.filter(ticket_id__in=tickets.values("id"))
+    # the reviews of the tickets handled (a ticket reopened since its review is not handled now: coverage ≤ 100 %)
+    reviewed = QualityReview.objects.filter(ticket_id__in=tickets.filter(status__in=REVIEWABLE).values("id"))
     for r in reviewed.values("ticket__assignee_id").annotate(
         n=Count("id"), **{k: Count("id", filter=Q(**{k: True})) for k in CRITERIA}
     ).order_by():  # fmt: skip

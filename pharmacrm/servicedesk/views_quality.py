@@ -59,18 +59,18 @@ def panel_context(request, ticket) -> dict:
     user = request.user
     state = getattr(request, "_quality_state", {})
     review = QualityReview.objects.filter(ticket=ticket).select_related("reviewer").first()
-    readable = quality.may_read(user, ticket)
+    readable = quality.may_read(user, ticket, review)
     if review is not None:
         may_write = quality.may_correct(user, review)
     else:
         may_write = quality.may_review(user, ticket)
-    form = state.get("form")
+    form = state.get("form")  # the user's input refused: shown with its errors, whoever sent it
     if form is None and may_write:
         form = QualityReviewForm(initial=QualityReviewForm.initial_of(review) if review else None)
     return {
-        "quality_shown": readable or may_write,
+        "quality_shown": readable or may_write or form is not None,
         "quality_review": review if readable or may_write else None,
-        "quality_form": form if may_write else None,
+        "quality_form": form,
         "quality_criteria": [(k, label, quality.CRITERIA_HELP[k], getattr(review, k) if review else None)
                              for k, label in quality.CRITERIA.items()],  # fmt: skip
         "quality_conflict": state.get("conflict", False),
@@ -80,20 +80,23 @@ def panel_context(request, ticket) -> dict:
 @login_required
 @require_POST
 def review_ticket(request, pk: int):
-    """Record the ticket's review, or correct it (with the version loaded)."""
+    """Record the ticket's review, or correct it (with the version loaded). A form loaded before the ticket was
+    reviewed carries no version: it records a review, and is told the ticket has one (or, sent twice, is the one it
+    recorded) — never a correction that overwrites a review its sender has not seen."""
     user = request.user
     ticket = views._ticket_or_404(user, pk)
     form = QualityReviewForm(request.POST)
-    existing = QualityReview.objects.filter(ticket=ticket).first()
+    existing = QualityReview.objects.filter(ticket=ticket).select_related("ticket").first()
     status, conflict = 400, False
     if form.is_valid():
         data = {k: form.cleaned_data[k] for k in (*quality.CRITERIA, "comment")}
+        version = form.cleaned_data.get("version")
         try:
-            if existing is None:
+            if existing is None or version is None:
                 quality.review(user, ticket, data)
                 messages.success(request, _("Review recorded."))
             else:
-                quality.correct(user, existing, data, version=form.cleaned_data.get("version"))
+                quality.correct(user, existing, data, version=version)
                 messages.success(request, _("Review corrected."))
         except ConflictError:
             current = QualityReview.objects.get(pk=existing.pk)

@@ -50,6 +50,7 @@ class World:
     own_import: Any
     ticket: Any = None
     spare_policy: Any = None
+    handled_ticket: Any = None  # resolved, nobody's: for a quality review
 
 
 @dataclass
@@ -243,6 +244,15 @@ ENDPOINTS = [
         "market.intelligence.create", "post", lambda w, r: "/api/v1/market/intelligence/", Cap.RECORD_MARKET, 201,
         body=lambda w: {"kind": "news", "title": "矩阵情报", "happened_on": "2026-01-05", "customers": [w.xiehe.pk]},
     ),
+    # who reads which review, and who reviews which ticket: tests/servicedesk/test_quality_reviews.py
+    Endpoint("service.quality_reviews.list", "get", lambda w, r: "/api/v1/service/quality-reviews/", Cap.VIEW_TICKETS,
+             200),
+    Endpoint(
+        "service.quality_reviews.create", "post", lambda w, r: "/api/v1/service/quality-reviews/",
+        Cap.REVIEW_SERVICE_QUALITY, 201,
+        body=lambda w: {"ticket": w.handled_ticket.pk, "accurate": True, "compliant": True, "complete": True,
+                        "courteous": True},
+    ),
     # the channel effect needs customers, interactions and purchases: every role with purchases holds the other two
     Endpoint("engagement.channels", "get", lambda w, r: "/api/v1/engagement/channels/", Cap.VIEW_PURCHASES, 200),
     Endpoint(  # reading opportunities is scoped by role and team: tests/sales/test_pipeline_pages.py
@@ -295,10 +305,14 @@ def _build_world(users: dict[str, User], xiehe) -> World:
         resolution=2, resolution_unit="days", position=50,
     )  # fmt: skip
     calendars.set_override(admin, business, datetime.date(2027, 10, 9), True, "2027 国庆调休")
+    handled = desk.create_ticket(
+        admin, {"subject": "咨询储存", "channel": "phone", "category": "drug_info", "institution": xiehe}
+    )
+    desk.transition(admin, handled, "resolved", resolution_summary="已答复。", root_cause="information")
 
     seq = AuditEntry.objects.order_by("seq").values_list("seq", flat=True).first()
     return World(
-        users, xiehe, person, spare_institution, spare_person, consent, seq, own_import, ticket, spare_policy
+        users, xiehe, person, spare_institution, spare_person, consent, seq, own_import, ticket, spare_policy, handled
     )
 
 

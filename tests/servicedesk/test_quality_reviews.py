@@ -7,6 +7,7 @@ per role, "review a random ticket", and the API.
 The hand-computed November of test_performance.py: handled (resolved) in November are T1 and T2 (a1, 一组), T4 (a2,
 一组) and T8 (b1, 二组); T3 and T5 are open; lead1 (an agent) leads 一组."""
 
+# ruff: noqa: F811 — the fixtures imported from test_performance.py are parameters here
 from __future__ import annotations
 
 from decimal import Decimal
@@ -81,6 +82,12 @@ def test_who_may_review_which_ticket(users, desk, november):
     for who in (desk["b1"], users["analyst"], users["auditor"], users["pv"], users["rep"]):
         with pytest.raises(PermissionDenied):
             quality.review(who, t1, GOOD)
+    # nor who replied to the customer on it: the lead answered T4 during an escalation
+    from pharmacrm.servicedesk.models import TicketEvent
+
+    TicketEvent.objects.create(ticket=november["T4"], at=november["T4"].received_at, kind="reply", actor=desk["lead"])
+    with pytest.raises(PermissionDenied, match="handled themselves"):
+        quality.review(desk["lead"], november["T4"], GOOD)
     # a ticket still open is not reviewed yet
     with pytest.raises(PermissionDenied, match="once it is resolved"):
         quality.review(users["expert"], t3, GOOD)
@@ -102,8 +109,10 @@ def test_a_finding_needs_its_words_and_reaches_the_agent(users, desk, november):
     assert not QualityReview.objects.exists()
     quality.review(users["expert"], november["T2"], WRONG)
     note = Notification.objects.get(recipient=desk["a1"], kind="quality.finding")
-    assert november["T2"].number in note.title and "Answer accurate" in note.title
-    assert "2–8℃" in note.body and note.url.endswith("#quality")
+    # in the agent's language (zh-hans), and the findings stay on the ticket: free text is not mailed
+    assert note.title == f"工单 {november['T2'].number} 质检有未达标项"
+    assert note.body == "1 项质检标准未达标，质检发现见工单。" and "2–8℃" not in note.body
+    assert note.url.endswith("#quality")
     # a clean review tells nobody anything
     quality.review(users["expert"], november["T1"], GOOD)
     assert Notification.objects.filter(kind="quality.finding").count() == 1
@@ -114,7 +123,7 @@ def test_one_review_per_ticket_and_a_double_submission_is_the_same(users, desk, 
     again = quality.review(users["expert"], november["T1"], GOOD)  # a double click
     assert again.pk == first.pk and QualityReview.objects.count() == 1
     with pytest.raises(ValidationError, match="reviewed already"):
-        quality.review(users["manager"], november["T1"], WRONG)
+        quality.review(users["admin"], november["T1"], WRONG)
     created = AuditEntry.objects.filter(object_type="servicedesk.qualityreview", action="create")
     assert created.count() == 1
     assert created.get().changes["ticket"] == [None, november["T1"].number]
@@ -132,13 +141,15 @@ def test_corrections_are_locked_audited_and_only_the_reviewers_or_a_managers(use
     stale = QualityReview.objects.get()
     stale.version = 1
     with pytest.raises(ConflictError):
-        quality.correct(users["manager"], stale, GOOD, version=1)
-    quality.correct(users["manager"], QualityReview.objects.get(), {**GOOD, "comment": "复核：答复无误。"}, version=2)
+        quality.correct(users["admin"], stale, GOOD, version=1)
+    # a service manager corrects another's review — not the manager of this desk, who answered every ticket of it
+    assert not quality.may_correct(users["manager"], QualityReview.objects.get())
+    quality.correct(users["admin"], QualityReview.objects.get(), {**GOOD, "comment": "复核：答复无误。"}, version=2)
     entries = list(AuditEntry.objects.filter(object_type="servicedesk.qualityreview", action="update").order_by("id"))
-    assert [e.actor.username for e in entries] == ["expert", "manager"]
+    assert [e.actor.username for e in entries] == ["expert", "admin"]
     assert entries[0].changes["accurate"] == [True, False]
     assert entries[1].changes["accurate"] == [False, True]
-    assert quality.may_correct(users["manager"], QualityReview.objects.get())
+    assert quality.may_correct(users["admin"], QualityReview.objects.get())
 
 
 # --- the accuracy on the performance page, export and API, against its goal -----------------------------------
@@ -185,7 +196,14 @@ def test_the_ticket_page_review_form_records_refuses_and_shows(users, desk, nove
     review = QualityReview.objects.get()
     quality.correct(users["expert"], review, GOOD, version=1)
     r = expert.post(url, form({**WRONG, "version": 1}))
-    assert r.status_code == 409 and "Someone else corrected this review" in r.content.decode()
+    html = r.content.decode()
+    assert r.status_code == 409 and "Someone else corrected this review" in html
+    assert 'name="quality-version" value="2"' in html  # submitting again corrects the version seen now
+    assert "2–8℃" in html.split('id="quality-form"', 1)[1]  # the findings typed are kept
+    assert QualityReview.objects.get().accurate
+    # a form loaded before the review existed (no version) never overwrites it: the manager is told it exists
+    r = page_client(users["admin"]).post(url, form(WRONG))
+    assert r.status_code == 400 and "reviewed already (by expert)" in r.content.decode()
     assert QualityReview.objects.get().accurate
 
 
@@ -212,13 +230,13 @@ def test_the_quality_page_counts_per_agent_and_an_agent_sees_only_their_own(user
     assert (by["b1"].handled, by["b1"].reviewed, by["b1"].coverage) == (1, 0, 0)
     assert (total.handled, total.reviewed, total.rates["accurate"], total.rates["compliant"]) == (4, 3, Decimal("66.7"), 100)
     html = page_client(desk["a2"]).get(QUALITY, {"period": "2026-11"}).content.decode()
-    assert 'data-agent="%d"' % desk["a2"].pk in html and 'data-agent="%d"' % desk["a1"].pk not in html
+    assert f'data-agent="{desk["a2"].pk}"' in html and f'data-agent="{desk["a1"].pk}"' not in html
     assert november["T4"].number in html and november["T2"].number not in html
     findings = page_client(users["manager"]).get(QUALITY, {"period": "2026-11", "show": "findings"}).content.decode()
     assert november["T2"].number in findings and november["T1"].number not in findings
     # the team lead sees their team's agents only
     html = page_client(desk["lead"]).get(QUALITY, {"period": "2026-11"}).content.decode()
-    assert 'data-agent="%d"' % desk["a1"].pk in html and 'data-agent="%d"' % desk["b1"].pk not in html
+    assert f'data-agent="{desk["a1"].pk}"' in html and f'data-agent="{desk["b1"].pk}"' not in html
 
 
 def test_review_a_random_ticket_draws_from_the_unreviewed_and_never_ones_own(users, desk, november):
@@ -269,3 +287,28 @@ def test_the_api_records_lists_and_corrects(users, desk, november):
     assert r.status_code == 200 and r.json()["version"] == 2 and r["ETag"] == '"2"'
     r = expert.patch(url, {"accurate": False, "comment": "x", "version": 1}, format="json")
     assert r.status_code == 409
+
+
+def test_a_ticket_reopened_after_its_review(users, desk, november):
+    from pharmacrm.servicedesk import services
+    from pharmacrm.servicedesk.choices import Status
+
+    t1 = november["T1"]
+    review = quality.review(users["expert"], t1, WRONG)
+    assert review.agent == desk["a1"]
+    services.transition(users["manager"], t1, Status.IN_PROGRESS)  # reopened
+    services.assign(users["manager"], t1, assignee=desk["a2"])
+    t1.refresh_from_db()
+    assert t1.assignee == desk["a2"]
+    period = report(users["manager"]).period
+    rows = {r.label: r for r in quality.agent_rows(users["manager"], period)[0]}
+    # handled now: T2 (a1), T4 (a2), T8 (b1); the reopened T1's review is not counted as coverage
+    assert all(r.reviewed <= r.handled for r in rows.values())
+    # the review is still corrected by its reviewer, and read by the agent it judged
+    quality.correct(users["expert"], review, GOOD, version=1)
+    assert list(quality.reviews_for(desk["a1"])) == [review] == list(quality.reviews_for(desk["a2"]))
+    with pytest.raises(PermissionDenied, match="once it is resolved"):
+        quality.review(users["admin"], t1, GOOD)
+    # the manager recorded the first responses of this desk: never their reviewer
+    with pytest.raises(PermissionDenied, match="handled themselves"):
+        quality.review(users["manager"], november["T2"], GOOD)
