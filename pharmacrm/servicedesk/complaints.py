@@ -186,7 +186,7 @@ def report(user, query: Query, *, now: dt.datetime | None = None, trend: bool = 
     now = now or timezone.now()
     klass_period = performance.class_period() if query.klass else ""
     tickets = complaint_tickets(user, scope, query, klass_period=klass_period)
-    handling = performance.compute(tickets, None, now=now).get(0) or Figures(key=0)
+    handling = performance.compute(tickets, None, now=now, quality=False).get(0) or Figures(key=0)
     total = handling.created
     # by category
     by_cat = dict(tickets.values("category_id").annotate(n=Count("id")).order_by().values_list("category_id", "n"))
@@ -225,7 +225,7 @@ def report(user, query: Query, *, now: dt.datetime | None = None, trend: bool = 
     )
     # the period before: the headline figures
     before = complaint_tickets(user, scope, query, query.period.previous, klass_period=klass_period)
-    previous = performance.compute(before, None, now=now).get(0) or Figures(key=0)
+    previous = performance.compute(before, None, now=now, quality=False).get(0) or Figures(key=0)
     previous_severe = before.filter(SEVERE).count()
     out = Report(
         query=query, scope=scope, handling=handling, previous=previous, severe=severe,

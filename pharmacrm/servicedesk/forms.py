@@ -8,6 +8,7 @@ import datetime as dt
 import json
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -248,3 +249,19 @@ class AssignForm(ServiceErrorsMixin, forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["assignee"].queryset = handlers()
+
+
+class PeriodField:
+    """A filter form's `period` (2026-11, 2026-Q4 or 2026) as a performance.Period; empty: this month. Shared by
+    the performance, complaint and quality pages."""
+
+    def clean_period(self):
+        from . import performance  # forms.py is read by views.py, which performance.py imports lazily
+
+        raw = self.cleaned_data.get("period") or ""
+        if not raw:
+            return performance.current_period()
+        try:
+            return performance.parse_period(raw)
+        except ValidationError as e:
+            raise ValidationError(e.message_dict["period"]) from None

@@ -403,8 +403,10 @@ def _key(group: str, prefix: str = "", klass_period: str = ""):
     )  # fmt: skip
 
 
-def compute(tickets, group: str | None, *, now: dt.datetime | None = None, klass_period: str = "") -> dict:
-    """{key: Figures} for the tickets grouped by `group` (None: the totals, one row keyed 0). Five queries."""
+def compute(tickets, group: str | None, *, now: dt.datetime | None = None, klass_period: str = "",
+            quality: bool = True) -> dict:  # fmt: skip
+    """{key: Figures} for the tickets grouped by `group` (None: the totals, one row keyed 0). Five queries; four
+    without the quality reviews (`quality` False: a page that shows no accuracy)."""
     now = now or timezone.now()
     out: dict = {}
 
@@ -486,11 +488,12 @@ def compute(tickets, group: str | None, *, now: dt.datetime | None = None, klass
         f.csat_sum, f.csat_count = r["s"] or 0, r["n"]
         f.promoters, f.detractors, f.nps_count = r["promoters"], r["detractors"], r["answers"]
     # 5. the quality reviews of those tickets: the accuracy of the answers
-    for r in grouped(QualityReview.objects.filter(ticket_id__in=ids), "ticket__").annotate(
-        n=Count("id"), accurate=Count("id", filter=Q(accurate=True))
-    ).order_by():  # fmt: skip
-        f = row(r["g"])
-        f.reviewed, f.accurate = r["n"], r["accurate"]
+    if quality:
+        for r in grouped(QualityReview.objects.filter(ticket_id__in=ids), "ticket__").annotate(
+            n=Count("id"), accurate=Count("id", filter=Q(accurate=True))
+        ).order_by():  # fmt: skip
+            f = row(r["g"])
+            f.reviewed, f.accurate = r["n"], r["accurate"]
     return out
 
 

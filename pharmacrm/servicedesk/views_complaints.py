@@ -20,6 +20,7 @@ from pharmacrm.core.models import AuditEntry, Region, Team
 
 from . import complaints, performance
 from .choices import Impact
+from .forms import PeriodField
 from .models import Product, TicketCategory
 
 A = AuditEntry.Action
@@ -27,7 +28,7 @@ DRILL_PAGE = 50  # tickets a page of a list behind a count
 FILTERS = ("period", "category", "product", "province", "klass", "team")  # the analysis's own parameters
 
 
-class ComplaintForm(forms.Form):
+class ComplaintForm(PeriodField, forms.Form):
     period = forms.ChoiceField(label=gettext_lazy("Period"), required=False)
     category = forms.ModelChoiceField(
         label=gettext_lazy("Category"), queryset=TicketCategory.objects.none(), required=False,
@@ -55,15 +56,6 @@ class ComplaintForm(forms.Form):
         else:
             del self.fields["klass"]  # the class is the customer evaluation's result
         self.fields["team"].queryset = performance.teams_for(user, scope)
-
-    def clean_period(self):
-        raw = self.cleaned_data.get("period") or ""
-        if not raw:
-            return performance.current_period()
-        try:
-            return performance.parse_period(raw)
-        except ValidationError as e:
-            raise ValidationError(e.message_dict["period"]) from None
 
     def query(self) -> complaints.Query:
         """The query of the valid fields (a field with an error falls back to its default and shows the error)."""

@@ -25,13 +25,14 @@ from pharmacrm.core.roles import Cap
 
 from . import goals, performance, quality
 from .choices import Priority
+from .forms import PeriodField
 from .models import TicketCategory
 from .views_complaints import drill_page, kept
 
 A = AuditEntry.Action
 
 
-class PerformanceForm(forms.Form):
+class PerformanceForm(PeriodField, forms.Form):
     period = forms.ChoiceField(label=gettext_lazy("Period"), required=False)
     group = forms.ChoiceField(label=gettext_lazy("Rows per"), required=False)
     team = forms.ModelChoiceField(
@@ -59,15 +60,6 @@ class PerformanceForm(forms.Form):
         self.fields["category"].queryset = TicketCategory.objects.order_by("position", "code")
         self.fields["category"].label_from_instance = lambda c: c.label
         self.fields["priority"].choices = [("", _("All")), *Priority.choices]
-
-    def clean_period(self):
-        raw = self.cleaned_data.get("period") or ""
-        if not raw:
-            return performance.current_period()
-        try:
-            return performance.parse_period(raw)
-        except ValidationError as e:
-            raise ValidationError(e.message_dict["period"]) from None
 
     def query(self) -> performance.Query:
         """The query of the valid fields (a field with an error falls back to its default and shows the error)."""

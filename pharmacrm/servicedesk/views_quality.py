@@ -16,16 +16,18 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from pharmacrm.core.models import Team
+from pharmacrm.customers.forms import ServiceErrorsMixin
 from pharmacrm.customers.services import ConflictError
 
 from . import performance, quality, views
+from .forms import PeriodField
 from .models import QualityReview
 
 YES_NO = [("yes", gettext_lazy("Yes")), ("no", gettext_lazy("No"))]
 PAGE_SIZE = 50
 
 
-class QualityReviewForm(forms.Form):
+class QualityReviewForm(ServiceErrorsMixin, forms.Form):
     accurate = forms.TypedChoiceField(label=quality.CRITERIA["accurate"], help_text=quality.CRITERIA_HELP["accurate"],
                                       choices=YES_NO, coerce=lambda v: v == "yes", widget=forms.RadioSelect)
     compliant = forms.TypedChoiceField(label=quality.CRITERIA["compliant"], help_text=quality.CRITERIA_HELP["compliant"],
@@ -42,10 +44,6 @@ class QualityReviewForm(forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=1, max_value=2**31 - 1)
 
     prefix = "quality"  # the ticket page has other forms with a comment field (the phone revisit): distinct ids
-
-    def add_service_errors(self, error: ValidationError) -> None:
-        for name, errors in error.message_dict.items():
-            self.add_error(name if name in self.fields else None, errors)
 
     @staticmethod
     def initial_of(review: QualityReview) -> dict:
@@ -119,7 +117,7 @@ def review_ticket(request, pk: int):
     return render(request, "servicedesk/ticket_detail.html", views._ticket_context(request, ticket), status=status)
 
 
-class QualityFilterForm(forms.Form):
+class QualityFilterForm(PeriodField, forms.Form):
     period = forms.ChoiceField(label=gettext_lazy("Period"), required=False)
     team = forms.ModelChoiceField(label=gettext_lazy("Team"), queryset=Team.objects.none(), required=False,
                                   empty_label=gettext_lazy("All"))  # fmt: skip
@@ -136,15 +134,6 @@ class QualityFilterForm(forms.Form):
             self.fields["team"].queryset = performance.teams_for(user, scope)
         else:
             del self.fields["team"]
-
-    def clean_period(self):
-        raw = self.cleaned_data.get("period") or ""
-        if not raw:
-            return performance.current_period()
-        try:
-            return performance.parse_period(raw)
-        except ValidationError as e:
-            raise ValidationError(e.message_dict["period"]) from None
 
     def value(self, name, default=None):
         data = self.cleaned_data if self.is_bound else {}

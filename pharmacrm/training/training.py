@@ -1054,8 +1054,8 @@ def effect(course: Course, days: int = 30, *, people=None, now: dt.datetime | No
         before_q |= Q(assignee_id=user_id, received_at__gte=at - span, received_at__lt=at)
         after_q |= Q(assignee_id=user_id, received_at__gte=at, received_at__lt=at + span)
     base = Ticket.objects.filter(status__in=Status.values).exclude(merged_into__isnull=False)
-    figures_before = performance.compute(base.filter(before_q), None, now=now).get(0, performance.Figures())
-    figures_after = performance.compute(base.filter(after_q), None, now=now).get(0, performance.Figures())
+    figures_before = performance.compute(base.filter(before_q), None, now=now, quality=False).get(0, performance.Figures())
+    figures_after = performance.compute(base.filter(after_q), None, now=now, quality=False).get(0, performance.Figures())
     return Effect(
         days, len(rows), figures_before, figures_after, sum(1 for _u, at in rows if at + span > now)
     )
