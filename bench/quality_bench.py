@@ -94,7 +94,7 @@ def assign(agents: list) -> int:
 
     ids = list(Ticket.objects.filter(assignee__isnull=True).order_by("id").values_list("id", flat=True))
     rng = random.Random(54)
-    weights = [1 + (i * 7) % 3 for i in range(len(agents))]
+    weights = [1 + i % 3 for i in range(len(agents))]
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
         by_agent: dict[int, list[int]] = {}
@@ -117,21 +117,24 @@ def review(expert) -> int:
     from pharmacrm.servicedesk.models import QualityReview, Ticket
 
     todo = [
-        (tid, received)
-        for tid, received in Ticket.objects.filter(status="closed", quality_review__isnull=True)
-        .order_by("id").values_list("id", "received_at")
-        if _pick(tid) < REVIEW_SHARE
+        row
+        for row in Ticket.objects.filter(status="closed", quality_review__isnull=True)
+        .order_by("id").values_list("id", "received_at", "assignee_id")
+        if _pick(row[0]) < REVIEW_SHARE
     ]  # fmt: skip
+    # the agent judged, where the model records it (the ticket's assignee when reviewed)
+    judged = any(f.name == "agent" for f in QualityReview._meta.get_fields())
     rng = random.Random(540 + QualityReview.objects.count())
     now = timezone.now()
     for start in range(0, len(todo), CHUNK):
         rows = []
-        for tid, received in todo[start : start + CHUNK]:
+        for tid, received, assignee in todo[start : start + CHUNK]:
             at = min(now, received + dt.timedelta(hours=rng.uniform(12, 20 * 24)))
             accurate = rng.random() >= INACCURATE
             rows.append(QualityReview(
                 ticket_id=tid, reviewer=expert, accurate=accurate, compliant=True, complete=True, courteous=True,
                 comment="" if accurate else rng.choice(FINDINGS), reviewed_at=at, updated_at=at,
+                **({"agent_id": assignee} if judged else {}),
             ))  # fmt: skip
         with transaction.atomic():
             QualityReview.objects.bulk_create(rows, batch_size=1000)
@@ -140,9 +143,8 @@ def review(expert) -> int:
 
 
 def prepare(n: int) -> dict:
-    from django.db import connection
-
     import sla_bench
+    from django.db import connection
 
     start = time.perf_counter()
     sla_bench.seed(n)
@@ -157,14 +159,18 @@ def prepare(n: int) -> dict:
 
 def measure(fn, samples: int = SAMPLES) -> dict:
     """Two calls to warm up (the second with its SQL statements counted), then `samples` timed calls."""
-    from django.db import connection
+    from django.db import connection, reset_queries
     from django.test.utils import CaptureQueriesContext
 
     fn()
+    # a request clears the query log when it starts (reset_queries on request_started): start from an empty log,
+    # or the count of a page comes out short (or 0)
+    reset_queries()
     with CaptureQueriesContext(connection) as queries:
         fn()
+    count = len(queries)  # now: the next request clears the log the count is read from
     times = [common.timed(fn)[0] for _ in range(samples)]
-    return {**common.summary(times), "queries": len(queries)}
+    return {**common.summary(times), "queries": count}
 
 
 def main(n: int) -> dict:
@@ -207,11 +213,11 @@ def main(n: int) -> dict:
 
         return get
 
+    by_agent = performance.Query(period=period, group="agent")
+    by_team = performance.Query(period=period, group="team")
     cases = {
-        "report_agent": lambda: performance.report(manager, performance.Query(period=period, group="agent"),
-                                                   trend=False),  # fmt: skip
-        "report_team": lambda: performance.report(manager, performance.Query(period=period, group="team"),
-                                                  trend=False),  # fmt: skip
+        "report_agent": lambda: performance.report(manager, by_agent, trend=False),
+        "report_team": lambda: performance.report(manager, by_team, trend=False),
         "agent_rows": lambda: quality.agent_rows(manager, period),
         "period_reviews_50": lambda: list(quality.period_reviews(manager, period)[:50]),
         "next_to_review": lambda: quality.next_to_review(expert, period),
@@ -227,13 +233,32 @@ def main(n: int) -> dict:
     return figures
 
 
+def code() -> dict:
+    """The commit measured, and the files of pharmacrm/ changed in the working tree (with a digest of the diff):
+    the figures are of the code as it was on disk."""
+    import hashlib
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=common.ROOT, capture_output=True, text=True).stdout
+
+    diff = git("diff", "HEAD", "--", "pharmacrm")
+    return {
+        "commit": git("rev-parse", "HEAD").strip(),
+        "changed": git("status", "--short", "--", "pharmacrm").split("\n")[:-1],
+        "diff_sha1": hashlib.sha1(diff.encode()).hexdigest() if diff else "",
+    }
+
+
 if __name__ == "__main__":
     common.setup()
     from django.db import connection
 
+    before = code()
     result = main(int(sys.argv[1]) if len(sys.argv) > 1 else 200_000)
+    after = code()
     result = {"database": common.db_label(), "date": time.strftime("%Y-%m-%d %H:%M"), "machine": common.machine(),
-              **result}  # fmt: skip
+              "code": before if before == after else {"before": before, "after": after}, **result}  # fmt: skip
     common.RESULTS.mkdir(exist_ok=True)
     path = common.RESULTS / f"quality-{connection.vendor}-{dt.date.today()}.json"
     path.write_text(json.dumps(result, ensure_ascii=False, indent=2))
