@@ -22,7 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import CharField, Count, F, Q, Value
-from django.db.models.functions import Coalesce, NullIf, TruncMonth, TruncQuarter, TruncYear
+from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -33,7 +33,7 @@ from pharmacrm.core.roles import Cap
 from . import performance
 from .choices import ActionStatus, Impact, RootCause
 from .models import ImprovementAction, Product, TicketCategory
-from .performance import DONE, LOCAL, TREND_PERIODS, Figures, Period, Scope
+from .performance import DONE, TREND_PERIODS, Figures, Period, Scope
 
 TOP_PRODUCTS = 10
 CLASSES = ("A", "B", "C", "D", "none")  # "none": not evaluated, or no customer
@@ -336,12 +336,12 @@ def trend_of(user, scope: Scope, query: Query, klass_period: str = "") -> list[d
     last = query.period
     first = last.shifted(-(TREND_PERIODS - 1))
     tickets = complaint_tickets(user, scope, query, performance._Span(first, last), klass_period=klass_period)
-    trunc = {"month": TruncMonth, "quarter": TruncQuarter, "year": TruncYear}[last.kind]
+    periods = [first.shifted(i) for i in range(TREND_PERIODS)]
     by: dict[str, dict] = {}
-    for r in tickets.annotate(b=trunc("received_at", tzinfo=LOCAL)).values("b").annotate(
+    for r in tickets.annotate(b=performance._bucket("received_at", periods)).values("b").annotate(
         n=Count("id"), handled=Count("id", filter=Q(status__in=DONE)), severe=Count("id", filter=SEVERE),
     ).order_by():  # fmt: skip
-        by[performance._bucket_key(r["b"], last.kind)] = r
+        by[r["b"]] = r
     out = []
     for i in range(TREND_PERIODS):
         p = first.shifted(i)
