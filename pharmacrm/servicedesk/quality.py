@@ -30,7 +30,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -379,9 +379,12 @@ def next_to_review(user, period: performance.Period, team: Team | None = None,
         raise PermissionDenied(refusal_text())
     scope = scope_for(user)
     _team_check(scope, team)
+    answered_by_user = TicketEvent.objects.filter(
+        ticket=OuterRef("pk"), actor=user, kind__in=(EventKind.RESPONDED, EventKind.REPLY)
+    )
     tickets = performance._tickets(user, scope, performance.Query(period=period, team=team)).filter(
         status__in=REVIEWABLE, quality_review__isnull=True
-    ).exclude(assignee=user)
+    ).exclude(assignee=user).exclude(Exists(answered_by_user))
     if agent is not None:
         tickets = tickets.filter(assignee_id=agent)
     if not access.can(user, Cap.REVIEW_SERVICE_QUALITY):
