@@ -9,13 +9,17 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 from django.views.decorators.http import require_GET, require_POST
 
-from pharmacrm.core.models import Team
+from pharmacrm.core import audit
+from pharmacrm.core.models import AuditEntry, Team
 from pharmacrm.customers.forms import ServiceErrorsMixin
 from pharmacrm.customers.services import ConflictError
 
@@ -23,6 +27,7 @@ from . import performance, quality, views
 from .forms import PeriodField
 from .models import QualityReview
 
+A = AuditEntry.Action
 YES_NO = [("yes", gettext_lazy("Yes")), ("no", gettext_lazy("No"))]
 PAGE_SIZE = 50
 
@@ -189,8 +194,77 @@ def quality_next(request):
     return redirect(reverse("servicedesk:ticket", args=[ticket.pk]) + "#quality")
 
 
+def _workbook(period, rows, total, reviews) -> bytes:
+    import io
+
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    def append(sheet, values) -> None:
+        sheet.append(values)
+        for cell in sheet[sheet.max_row]:
+            if cell.data_type == "f":  # a subject or finding typed as "=…" is text, never a formula the sheet runs
+                cell.data_type = "s"
+
+    def pct(v):
+        return None if v is None else float(v)
+
+    book = Workbook()
+    agents = book.active
+    agents.title = _("Per agent")
+    append(agents, [_("Quality reviews"), period.key])
+    append(agents, [_("Agent"), _("Handled"), _("Reviewed"), _("Coverage (%)"),
+                    *(f"{label} (%)" for label in quality.CRITERIA.values())])  # fmt: skip
+    for r in [*rows, total]:
+        append(agents, [r.label, r.handled, r.reviewed, pct(r.coverage), *(pct(v) for v in r.rates.values())])
+    for cell in [*agents[2], *agents[agents.max_row]]:
+        cell.font = Font(bold=True)
+    sheet = book.create_sheet(_("Reviews"))
+    append(sheet, [_("Ticket"), _("Subject"), _("Received"), _("Agent"), pgettext("quality review", "Reviewer"),
+                   pgettext("quality review", "Reviewed on"), *(str(label) for label in quality.CRITERIA.values()),
+                   _("Findings")])  # fmt: skip
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    yes, no = _("Yes"), _("No")
+    for q in reviews:
+        append(sheet, [
+            q.ticket.number, q.ticket.subject, timezone.localtime(q.ticket.received_at).strftime("%Y-%m-%d %H:%M"),
+            str(q.agent or q.ticket.assignee or ""), str(q.reviewer or ""),
+            timezone.localtime(q.reviewed_at).strftime("%Y-%m-%d %H:%M"),
+            *(yes if getattr(q, name) else no for name in quality.CRITERIA), q.comment,
+        ])  # fmt: skip
+    for ws in (agents, sheet):
+        ws.column_dimensions["A"].width = 20
+        ws.freeze_panes = "A2" if ws is sheet else "B3"
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+@login_required
+@require_GET
+def quality_export(request):
+    """The page as an Excel workbook: the agents' figures and the selection's reviews (their findings included, for
+    those who may read them on the page); audited."""
+    user = request.user
+    form, period, team = _filters(request)
+    rows, total = quality.agent_rows(user, period, team)
+    reviews = list(quality.period_reviews(user, period, team, agent=form.value("agent"),
+                                          findings=form.value("show") == "findings").select_related("agent"))  # fmt: skip
+    audit.record(A.EXPORT, ("servicedesk", "", "quality reviews"), user=user, format="XLSX", period=period.key,
+                 rows=len(reviews))  # fmt: skip
+    response = HttpResponse(_workbook(period, rows, total, reviews),
+                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
+    label = "-".join(_("Quality reviews").split())
+    stamp = timezone.localtime().strftime("%Y%m%d")
+    response["Content-Disposition"] = content_disposition_header(True, f"{label}-{period.key}-{stamp}.xlsx")
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
 urlpatterns = [  # included by urls.py under /service/
     path("quality/", quality_page, name="quality"),
+    path("quality/export.xlsx", quality_export, name="quality-export"),
     path("quality/next/", quality_next, name="quality-next"),
     path("tickets/<int:pk>/quality/", review_ticket, name="ticket-quality"),
 ]

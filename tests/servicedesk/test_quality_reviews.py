@@ -10,6 +10,7 @@ The hand-computed November of test_performance.py: handled (resolved) in Novembe
 # ruff: noqa: F811 — the fixtures imported from test_performance.py are parameters here
 from __future__ import annotations
 
+import io
 from decimal import Decimal
 
 import pytest
@@ -318,3 +319,36 @@ def test_a_ticket_reopened_after_its_review(users, desk, november):
     # the manager recorded the first responses of this desk: never their reviewer
     with pytest.raises(PermissionDenied, match="handled themselves"):
         quality.review(users["manager"], november["T2"], GOOD)
+
+
+def test_the_export_holds_the_pages_figures_and_reviews_in_scope_and_is_audited(users, desk, november):
+    quality.review(users["expert"], november["T1"], GOOD)
+    quality.review(users["expert"], november["T2"], WRONG)
+    quality.review(users["expert"], november["T8"], {**GOOD, "comment": "=HYPERLINK(\"http://x\")"})
+    url = reverse("servicedesk:quality-export")
+    r = page_client(users["manager"]).get(url, {"period": "2026-11"})
+    assert r.status_code == 200 and r["Content-Type"].startswith("application/vnd.openxmlformats")
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(r.content))
+    agents = [list(x) for x in book.worksheets[0].iter_rows(values_only=True)]
+    assert agents[0][:2] == ["Quality reviews", "2026-11"]
+    a1 = next(x for x in agents if x[0] == "a1")
+    assert a1[:5] == ["a1", 2, 2, 100.0, 50.0]
+    assert agents[-1][:3] == ["Total", 4, 3]
+    reviews = [list(x) for x in book.worksheets[1].iter_rows(values_only=True)]
+    assert reviews[0][:4] == ["Ticket", "Subject", "Received", "Agent"]
+    by_number = {x[0]: x for x in reviews[1:]}
+    assert set(by_number) == {november[k].number for k in ("T1", "T2", "T8")}
+    assert by_number[november["T2"].number][6:] == ["No", "Yes", "Yes", "Yes", WRONG["comment"]]
+    # a finding typed as "=…" is text in the sheet, never a formula it runs
+    row = 2 + [x[0] for x in reviews[1:]].index(november["T8"].number)
+    cell = book.worksheets[1].cell(row=row, column=11)
+    assert cell.value.startswith("=HYPERLINK") and cell.data_type == "s"
+    entry = AuditEntry.objects.filter(action="export", object_repr="quality reviews").get()
+    assert entry.actor == users["manager"] and (entry.extra["rows"], entry.extra["period"]) == (3, "2026-11")
+    # an agent exports their own row and reviews only; pharmacovigilance nothing
+    own = load_workbook(io.BytesIO(page_client(desk["a1"]).get(url, {"period": "2026-11"}).content))
+    assert {x[0] for x in list(own.worksheets[1].iter_rows(values_only=True))[1:]} == {
+        november["T1"].number, november["T2"].number}
+    assert page_client(users["pv"]).get(url, {"period": "2026-11"}).status_code == 403
