@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from pharmacrm.core import viewsets
@@ -24,6 +25,7 @@ from pharmacrm.core.api_utils import (
     HasCapability,
     IntegerFilter,
     ModelSerializer,
+    Serializer,
     clean_text,
     expected_version,
     versioned,
@@ -59,8 +61,27 @@ class QualityReviewSerializer(ModelSerializer):
     class Meta:
         model = QualityReview
         fields = ["id", "ticket", "ticket_number", "agent", "reviewer", "accurate", "compliant", "complete",
-                  "courteous", "comment", "reviewed_at", "updated_at", "version"]  # fmt: skip
-        read_only_fields = ["reviewer", "reviewed_at", "updated_at"]
+                  "courteous", "comment", "reviewed_at", "updated_at", "appeal", "appealed_at", "appeal_status",
+                  "appeal_answer", "appeal_decided_by", "appeal_decided_at", "version"]  # fmt: skip
+        read_only_fields = ["reviewer", "reviewed_at", "updated_at", "appeal", "appealed_at", "appeal_status",
+                            "appeal_answer", "appeal_decided_by", "appeal_decided_at"]  # fmt: skip
+
+
+class AppealSerializer(Serializer):
+    appeal = serializers.CharField(max_length=quality.MAX_APPEAL, help_text="Why the finding is wrong.")
+    version = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT32,
+                                       help_text="The version you loaded (or If-Match).")  # fmt: skip
+
+
+class DecisionSerializer(Serializer):
+    accepted = serializers.BooleanField(help_text="true: the review is corrected to the criteria sent; false: it stands.")
+    appeal_answer = serializers.CharField(max_length=quality.MAX_APPEAL, help_text="The reason, for the agent.")
+    accurate = serializers.BooleanField(required=False, help_text="With accepted: the criteria as judged now.")
+    compliant = serializers.BooleanField(required=False)
+    complete = serializers.BooleanField(required=False)
+    courteous = serializers.BooleanField(required=False)
+    version = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT32,
+                                       help_text="The version you loaded (or If-Match).")  # fmt: skip
 
 
 class QualityReviewFilter(django_filters.FilterSet):
@@ -157,3 +178,35 @@ class QualityReviewViewSet(
 
     def update(self, request, *args, **kwargs):  # PUT is not offered (http_method_names)
         raise Http404
+
+    @extend_schema(request=AppealSerializer, tags=["quality"], responses={
+        200: QualityReviewSerializer, 400: OpenApiResponse(description="Per-field messages."),
+        403: OpenApiResponse(description="Not the agent the review judged, no finding, or appealed already."),
+        409: OpenApiResponse(description="Someone changed the review since `version`."),
+    }, description="The agent the review judged appeals its finding, once (质检申诉).")  # fmt: skip
+    @action(detail=True, methods=["post"])
+    def appeal(self, request, pk=None):
+        obj = self.get_object()
+        form = AppealSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        version = expected_version(request, form.validated_data.get("version"))
+        quality.appeal(request.user, obj, clean_text(form.validated_data["appeal"]), version=version)
+        return self._answer(obj)
+
+    @extend_schema(request=DecisionSerializer, tags=["quality"], responses={
+        200: QualityReviewSerializer, 400: OpenApiResponse(description="Per-field messages."),
+        403: OpenApiResponse(description="Not a service manager, the reviewer or agent, or no appeal waiting."),
+        409: OpenApiResponse(description="Someone changed the review since `version`."),
+    }, description="A service manager who neither reviewed nor handled the ticket accepts the appeal (the review is "
+                   "corrected to the criteria sent) or rejects it, with the reason.")  # fmt: skip
+    @action(detail=True, methods=["post"], url_path="decide-appeal")
+    def decide_appeal(self, request, pk=None):
+        obj = self.get_object()
+        form = DecisionSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = form.validated_data
+        version = expected_version(request, d.get("version"))
+        criteria = {k: d[k] for k in quality.CRITERIA if k in d}
+        quality.decide_appeal(request.user, obj, d["accepted"], clean_text(d["appeal_answer"]), criteria,
+                              version=version)  # fmt: skip
+        return self._answer(obj)

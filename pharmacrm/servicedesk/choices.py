@@ -189,3 +189,11 @@ class AssignMethod(models.TextChoices):
     ROUND_ROBIN = "round_robin", _("Round robin")
     LEAST_LOADED = "least_loaded", _("Least loaded")
     QUEUE = "queue", _("Team queue only (agents pick)")
+
+
+class AppealStatus(models.TextChoices):
+    """An agent's appeal of a quality review's finding (质检申诉)."""
+
+    OPEN = "open", _("Appeal waiting")
+    ACCEPTED = "accepted", _("Appeal accepted")
+    REJECTED = "rejected", _("Appeal rejected")

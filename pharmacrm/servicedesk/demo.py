@@ -91,7 +91,7 @@ def load(people, seed: int = 2026, count: int = TICKETS) -> int:
     if Counter.objects.filter(name=MARKER).exists():
         return 0
     rng = random.Random(seed)
-    users = {u.username: u for u in User.objects.filter(username__in=(*HANDLERS, "kam", "rep", "manager"))}
+    users = {u.username: u for u in User.objects.filter(username__in=(*HANDLERS, "kam", "rep", "manager", "admin"))}
     if "agent" not in users or not people:
         return 0
     now = timezone.now()
@@ -165,6 +165,29 @@ def _demo_reviews(rng: random.Random, users: dict) -> None:
             data[missed], data["comment"] = False, FINDINGS[missed]
         quality.review(reviewer, ticket, data)
         made += 1
+    _demo_appeals(users)
+
+
+APPEALS = ("说明书【贮藏】项写明遮光、密封、15–25℃保存，答复与说明书一致。", "已在备注中记录批号，系统显示延迟同步。")
+
+
+def _demo_appeals(users: dict) -> None:
+    """Two agents appeal a finding (质检申诉): one appeal waits for a manager, the administrator rejected the other."""
+    from . import quality
+    from .models import QualityReview
+
+    decider = users.get("admin")
+    appealed = 0
+    for review in QualityReview.objects.filter(appeal_status="").select_related("ticket", "agent").order_by("id"):
+        if review.agent is None or quality.appeal_refusal(review.agent, review):  # no finding, or no agent
+            continue
+        quality.appeal(review.agent, review, APPEALS[appealed], version=review.version)
+        if appealed == 1 and decider is not None and quality.may_decide(decider, review):
+            quality.decide_appeal(decider, review, False, "复核工单记录，批号未登记，维持原质检结论。",
+                                  version=review.version)  # fmt: skip
+        appealed += 1
+        if appealed == len(APPEALS):
+            return
 
 
 # the service goals a desk starts from (服务目标), and the hotline's own: it answers faster than the desk as a whole

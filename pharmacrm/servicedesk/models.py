@@ -20,6 +20,7 @@ from pharmacrm.customers.choices import Tier
 from . import workcalendar
 from .choices import (
     ActionStatus,
+    AppealStatus,
     AssignMethod,
     CampaignPeriod,
     CampaignStatus,
@@ -951,6 +952,16 @@ class QualityReview(models.Model):
     complete = models.BooleanField(_("record complete"))
     courteous = models.BooleanField(_("service standard kept"))
     comment = models.TextField(_("findings"), blank=True)
+    # the agent's appeal of a finding (质检申诉), decided by a service manager who is neither reviewer nor agent
+    appeal = models.TextField(_("appeal"), blank=True)
+    appealed_at = models.DateTimeField(_("appealed"), null=True, blank=True)
+    appeal_status = models.CharField(_("appeal"), max_length=8, choices=AppealStatus.choices, blank=True)
+    appeal_answer = models.TextField(_("decision on the appeal"), blank=True)
+    appeal_decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("appeal decided by"),
+    )  # fmt: skip
+    appeal_decided_at = models.DateTimeField(_("appeal decided"), null=True, blank=True)
     reviewed_at = models.DateTimeField(_("reviewed"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated"), default=timezone.now, editable=False)
     version = models.PositiveIntegerField(default=1, editable=False)

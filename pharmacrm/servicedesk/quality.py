@@ -43,7 +43,7 @@ from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
 
 from . import performance
-from .choices import EventKind
+from .choices import AppealStatus, EventKind
 from .models import QualityReview, Ticket, TicketEvent
 
 A = AuditEntry.Action
@@ -114,6 +114,8 @@ def may_correct(user, review: QualityReview) -> bool:
     """The reviewer, or a service manager, corrects a review — also once its ticket was reopened — never a review
     of a ticket they answered."""
     if review.reviewer_id != user.pk and not access.can(user, Cap.MANAGE_SERVICE):
+        return False
+    if review.appeal_status:  # appealed: the decision on the appeal corrects it, and then it stands
         return False
     if not (access.can(user, Cap.REVIEW_SERVICE_QUALITY)
             or (access.can(user, Cap.HANDLE_TICKETS) and review.ticket.team_id in led_teams(user))):  # fmt: skip
@@ -229,7 +231,10 @@ def _recorded(user, ticket: Ticket, clean: dict) -> QualityReview | None:
 
 
 def correct(user, obj: QualityReview, data: dict, *, version: int | None) -> QualityReview:
-    """Change a review: its reviewer or a service manager, with the version they loaded (ConflictError if stale)."""
+    """Change a review: its reviewer or a service manager, with the version they loaded (ConflictError if stale);
+    not once it was appealed."""
+    if obj.appeal_status:
+        raise PermissionDenied(_("This review was appealed: the decision on the appeal corrects it."))
     if not may_correct(user, obj):
         raise PermissionDenied(_("A review is corrected by its reviewer or a service manager."))
     if version is not None and int(version) != obj.version:
@@ -256,6 +261,125 @@ def correct(user, obj: QualityReview, data: dict, *, version: int | None) -> Qua
         if was_passed or any(k in changed for k in CRITERIA):
             _tell_agent(obj)
     return obj
+
+
+# --- appeals (质检申诉) -----------------------------------------------------------------------------------------
+
+MAX_APPEAL = 2000
+
+
+def appeal_refusal(user, review: QualityReview) -> str:
+    """Why the user may not appeal this review now ("" when they may): the agent it judged, once, against a finding."""
+    if review.agent_id is None or review.agent_id != user.pk or not access.can(user, Cap.HANDLE_TICKETS):
+        return _("Only the agent a review judged may appeal it.")
+    if review.passed:
+        return _("A review without a finding has nothing to appeal.")
+    if review.appeal_status:
+        return _("This review has been appealed already: an appeal is made once.")
+    return ""
+
+
+def may_decide(user, review: QualityReview) -> bool:
+    """A service manager decides an appeal — neither its reviewer nor its agent, nor anyone who answered the ticket."""
+    return (
+        review.appeal_status == AppealStatus.OPEN and access.can(user, Cap.MANAGE_SERVICE)
+        and user.pk not in (review.reviewer_id, review.agent_id) and not answered(user, review.ticket)
+    )  # fmt: skip
+
+
+def _save(obj: QualityReview, now, fields: dict, version: int | None) -> None:
+    if version is not None and int(version) != obj.version:
+        raise ConflictError(obj.version)
+    done = QualityReview.objects.filter(pk=obj.pk, version=obj.version).update(
+        version=F("version") + 1, updated_at=now, **fields
+    )
+    if done != 1:
+        current = QualityReview.objects.filter(pk=obj.pk).values_list("version", flat=True).first()
+        raise ConflictError(current or 0)
+    for k, v in fields.items():
+        setattr(obj, k, v)
+    obj.version, obj.updated_at = obj.version + 1, now
+
+
+def _text(value, field: str, limit: int, missing: str) -> str:
+    text = str(value or "").replace("\x00", "").strip()
+    if not text:
+        raise ValidationError({field: [missing]})
+    if len(text) > limit:
+        raise ValidationError({field: [_("At most %(n)d characters.") % {"n": limit}]})
+    return text
+
+
+def appeal(user, obj: QualityReview, reason, *, version: int | None) -> QualityReview:
+    """The agent appeals the review's finding, with the reason; the reviewer and the service managers are told."""
+    refused = appeal_refusal(user, obj)
+    if refused:
+        raise PermissionDenied(refused)
+    reason = _text(reason, "appeal", MAX_APPEAL, _("Say why the finding is wrong: the manager decides on it."))
+    now = timezone.now()
+    with transaction.atomic():
+        _save(obj, now, {"appeal": reason, "appealed_at": now, "appeal_status": AppealStatus.OPEN}, version)
+        audit.record(A.UPDATE, obj, user=user, changes={"appeal_status": ["", AppealStatus.OPEN],
+                                                          "appeal": ["", reason]})  # fmt: skip
+        _tell_deciders(obj)
+    return obj
+
+
+def _tell_deciders(review: QualityReview) -> None:
+    from pharmacrm.notify import services as notify
+
+    managers = [u for u in User.objects.filter(is_active=True) if may_decide(u, review)]
+    reviewer = [review.reviewer] if review.reviewer_id else []
+    notify.send(
+        [*managers, *reviewer], kind="quality.appeal",
+        title=Message(gettext_lazy("Quality review of %(number)s appealed"), number=review.ticket.number),
+        body=Message(gettext_lazy("%(agent)s appeals the finding. A service manager decides on it."),
+                     agent=str(review.agent or "")),
+        url=reverse("servicedesk:ticket", args=[review.ticket_id]) + "#quality", obj=review.ticket,
+    )  # fmt: skip
+
+
+def decide_appeal(user, obj: QualityReview, accepted: bool, answer, criteria: dict | None = None, *,
+                  version: int | None) -> QualityReview:  # fmt: skip
+    """Accept the appeal — the review is corrected to `criteria` (the four, as the decider judges them now; an
+    accepted appeal changes at least one) — or reject it; the answer is required; the agent is told."""
+    if not may_decide(user, obj):
+        raise PermissionDenied(_("An appeal is decided by a service manager who neither reviewed nor handled the "
+                                 "ticket."))  # fmt: skip
+    answer = _text(answer, "appeal_answer", MAX_APPEAL, _("Give the reason for the decision: the agent reads it."))
+    fields: dict = {"appeal_status": AppealStatus.ACCEPTED if accepted else AppealStatus.REJECTED,
+                    "appeal_answer": answer, "appeal_decided_by": user, "appeal_decided_at": timezone.now()}  # fmt: skip
+    if accepted:
+        judged = {k: (criteria or {}).get(k) for k in CRITERIA}
+        bad = [k for k, v in judged.items() if not isinstance(v, bool)]
+        if bad:
+            raise ValidationError({k: [_("Say whether this criterion was met: yes or no.")] for k in bad})
+        if all(judged[k] == getattr(obj, k) for k in CRITERIA):
+            raise ValidationError({"accurate": [_("An accepted appeal changes the judgement: mark what the agent "
+                                                  "did right.")]})  # fmt: skip
+        fields.update(judged)
+    before = {k: getattr(obj, k) for k in (*CRITERIA, "appeal_status")}
+    with transaction.atomic():
+        _save(obj, fields["appeal_decided_at"], fields, version)
+        after = {k: getattr(obj, k) for k in before}
+        audit.record(A.UPDATE, obj, user=user, changes={**audit.diff(before, after), "appeal_answer": ["", answer]})
+        _tell_agent_decision(obj)
+    return obj
+
+
+def _tell_agent_decision(review: QualityReview) -> None:
+    from pharmacrm.notify import services as notify
+
+    if review.agent_id is None:
+        return
+    accepted = review.appeal_status == AppealStatus.ACCEPTED
+    template = (gettext_lazy("Your appeal of the quality review of %(number)s was accepted") if accepted
+                else gettext_lazy("Your appeal of the quality review of %(number)s was rejected"))  # fmt: skip
+    notify.send(
+        [review.agent], kind="quality.appeal_decided", title=Message(template, number=review.ticket.number),
+        body=gettext_lazy("The decision and its reason are on the ticket."),
+        url=reverse("servicedesk:ticket", args=[review.ticket_id]) + "#quality", obj=review.ticket,
+    )  # fmt: skip
 
 
 # --- the quality page ----------------------------------------------------------------------------------------
@@ -358,7 +482,7 @@ def agent_rows(user, period: performance.Period, team: Team | None = None) -> tu
 
 
 def period_reviews(user, period: performance.Period, team: Team | None = None, *, agent: int | None = None,
-                   findings: bool = False) -> QuerySet:  # fmt: skip
+                   findings: bool = False, appeals: bool = False) -> QuerySet:  # fmt: skip
     """The reviews of the tickets received in the period that the user may read, the latest first."""
     scope = scope_for(user)
     _team_check(scope, team)
@@ -368,6 +492,8 @@ def period_reviews(user, period: performance.Period, team: Team | None = None, *
         qs = qs.filter(ticket__assignee_id=agent)
     if findings:
         qs = qs.filter(~Q(accurate=True, compliant=True, complete=True, courteous=True))
+    if appeals:
+        qs = qs.filter(appeal_status=AppealStatus.OPEN)
     return qs.select_related("ticket", "ticket__assignee", "reviewer").order_by("-reviewed_at", "-id")
 
 

@@ -9,13 +9,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, pgettext
+from django.utils.translation import gettext_lazy, pgettext, pgettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from pharmacrm.core import audit
@@ -56,12 +56,43 @@ class QualityReviewForm(ServiceErrorsMixin, forms.Form):
         return {**out, "comment": review.comment, "version": review.version}
 
 
+class AppealForm(ServiceErrorsMixin, forms.Form):
+    appeal = forms.CharField(
+        label=gettext_lazy("Why the finding is wrong"), max_length=quality.MAX_APPEAL,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=gettext_lazy("A service manager who neither reviewed nor handled the ticket decides. An appeal is "
+                               "made once."),
+    )  # fmt: skip
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=1, max_value=2**31 - 1)
+
+    prefix = "appeal"
+
+
+class DecisionForm(ServiceErrorsMixin, forms.Form):
+    decision = forms.ChoiceField(
+        label=pgettext_lazy("approval", "Decision"), widget=forms.RadioSelect,
+        choices=[("accept", gettext_lazy("Accept: correct the review as judged below")),
+                 ("reject", gettext_lazy("Reject: the review stands"))],
+    )  # fmt: skip
+    accurate = QualityReviewForm.base_fields["accurate"]
+    compliant = QualityReviewForm.base_fields["compliant"]
+    complete = QualityReviewForm.base_fields["complete"]
+    courteous = QualityReviewForm.base_fields["courteous"]
+    appeal_answer = forms.CharField(
+        label=gettext_lazy("Reason for the decision"), max_length=quality.MAX_APPEAL,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )  # fmt: skip
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=1, max_value=2**31 - 1)
+
+    prefix = "decision"
+
+
 def panel_context(request, ticket) -> dict:
     """The ticket page's quality panel (merged by views._ticket_context): the review, to those who may read it, and
     the form, to who may record or correct it."""
     user = request.user
     state = getattr(request, "_quality_state", {})
-    review = QualityReview.objects.filter(ticket=ticket).select_related("reviewer").first()
+    review = QualityReview.objects.filter(ticket=ticket).select_related("reviewer", "appeal_decided_by").first()
     readable = quality.may_read(user, ticket, review)
     if review is not None:
         may_write = quality.may_correct(user, review)
@@ -77,6 +108,12 @@ def panel_context(request, ticket) -> dict:
         "quality_criteria": [(k, label, quality.CRITERIA_HELP[k], getattr(review, k) if review else None)
                              for k, label in quality.CRITERIA.items()],  # fmt: skip
         "quality_conflict": state.get("conflict", False),
+        "quality_appeal_form": state.get("appeal_form") or (
+            AppealForm(initial={"version": review.version})
+            if review is not None and not quality.appeal_refusal(user, review) else None),
+        "quality_decision_form": state.get("decision_form") or (
+            DecisionForm(initial={**QualityReviewForm.initial_of(review), "decision": ""})
+            if review is not None and quality.may_decide(user, review) else None),
     }
 
 
@@ -122,13 +159,65 @@ def review_ticket(request, pk: int):
     return render(request, "servicedesk/ticket_detail.html", views._ticket_context(request, ticket), status=status)
 
 
+def _appeal_step(request, pk: int, form_class, state_key: str, act, success: str):
+    """Run an appeal step from the ticket page: on success a message and back to the review; a refused or stale
+    step shows the page again with the input kept."""
+    user = request.user
+    ticket = views._ticket_or_404(user, pk)
+    review = QualityReview.objects.filter(ticket=ticket).select_related("ticket").first()
+    if review is None:
+        raise Http404(_("This ticket has no quality review."))
+    form = form_class(request.POST)
+    status = 400
+    if form.is_valid():
+        try:
+            act(user, review, form.cleaned_data)
+        except ConflictError:
+            data = request.POST.copy()
+            data[f"{form_class.prefix}-version"] = str(QualityReview.objects.get(pk=review.pk).version)
+            form = form_class(data)
+            form.is_valid()
+            form.add_error(None, _("Someone else changed this review while you were working on it. Your input is "
+                                   "kept: check the review, then submit again."))  # fmt: skip
+            status = 409
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, success)
+            return redirect(reverse("servicedesk:ticket", args=[ticket.pk]) + "#quality")
+    request._quality_state = {state_key: form}
+    return render(request, "servicedesk/ticket_detail.html", views._ticket_context(request, ticket), status=status)
+
+
+@login_required
+@require_POST
+def appeal_review(request, pk: int):
+    return _appeal_step(
+        request, pk, AppealForm, "appeal_form",
+        lambda user, review, d: quality.appeal(user, review, d["appeal"], version=d["version"]),
+        _("Appeal sent: a service manager decides on it."),
+    )  # fmt: skip
+
+
+@login_required
+@require_POST
+def decide_appeal(request, pk: int):
+    def act(user, review, d):
+        criteria = {k: d[k] for k in quality.CRITERIA}
+        quality.decide_appeal(user, review, d["decision"] == "accept", d["appeal_answer"], criteria,
+                              version=d["version"])  # fmt: skip
+
+    return _appeal_step(request, pk, DecisionForm, "decision_form", act, _("Decision on the appeal recorded."))
+
+
 class QualityFilterForm(PeriodField, forms.Form):
     period = forms.ChoiceField(label=gettext_lazy("Period"), required=False)
     team = forms.ModelChoiceField(label=gettext_lazy("Team"), queryset=Team.objects.none(), required=False,
                                   empty_label=gettext_lazy("All"))  # fmt: skip
     show = forms.ChoiceField(
         label=gettext_lazy("Reviews"), required=False,
-        choices=[("", gettext_lazy("All")), ("findings", gettext_lazy("With a finding"))],
+        choices=[("", gettext_lazy("All")), ("findings", gettext_lazy("With a finding")),
+                 ("appeals", gettext_lazy("Appeal waiting"))],
     )  # fmt: skip
     agent = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=1, max_value=2**63 - 1)
 
@@ -161,7 +250,9 @@ def quality_page(request):
     form, period, team = _filters(request)
     rows, total = quality.agent_rows(user, period, team)
     agent = form.value("agent")
-    reviews = quality.period_reviews(user, period, team, agent=agent, findings=form.value("show") == "findings")
+    show = form.value("show")
+    reviews = quality.period_reviews(user, period, team, agent=agent, findings=show == "findings",
+                                     appeals=show == "appeals")  # fmt: skip
     page = Paginator(reviews, PAGE_SIZE).get_page(request.GET.get("page"))
     params = request.GET.copy()
     params.pop("page", None)
@@ -249,8 +340,9 @@ def quality_export(request):
     user = request.user
     form, period, team = _filters(request)
     rows, total = quality.agent_rows(user, period, team)
-    reviews = list(quality.period_reviews(user, period, team, agent=form.value("agent"),
-                                          findings=form.value("show") == "findings").select_related("agent"))  # fmt: skip
+    show = form.value("show")
+    reviews = list(quality.period_reviews(user, period, team, agent=form.value("agent"), findings=show == "findings",
+                                          appeals=show == "appeals").select_related("agent"))  # fmt: skip
     audit.record(A.EXPORT, ("servicedesk", "", "quality reviews"), user=user, format="XLSX", period=period.key,
                  rows=len(reviews))  # fmt: skip
     response = HttpResponse(_workbook(period, rows, total, reviews),
@@ -267,4 +359,6 @@ urlpatterns = [  # included by urls.py under /service/
     path("quality/export.xlsx", quality_export, name="quality-export"),
     path("quality/next/", quality_next, name="quality-next"),
     path("tickets/<int:pk>/quality/", review_ticket, name="ticket-quality"),
+    path("tickets/<int:pk>/quality/appeal/", appeal_review, name="ticket-quality-appeal"),
+    path("tickets/<int:pk>/quality/decide/", decide_appeal, name="ticket-quality-decide"),
 ]

@@ -352,3 +352,101 @@ def test_the_export_holds_the_pages_figures_and_reviews_in_scope_and_is_audited(
     assert {x[0] for x in list(own.worksheets[1].iter_rows(values_only=True))[1:]} == {
         november["T1"].number, november["T2"].number}
     assert page_client(users["pv"]).get(url, {"period": "2026-11"}).status_code == 403
+
+
+# --- appeals (质检申诉) ------------------------------------------------------------------------------------------
+
+
+def test_the_agent_appeals_once_and_a_service_manager_decides(users, desk, november):
+    t2, t1 = november["T2"], november["T1"]
+    review = quality.review(users["expert"], t2, WRONG)
+    clean = quality.review(users["expert"], t1, GOOD)
+    # only the agent judged, only against a finding, with a reason
+    for who, match in ((desk["b1"], "Only the agent"), (users["expert"], "Only the agent")):
+        with pytest.raises(PermissionDenied, match=match):
+            quality.appeal(who, review, "不服", version=1)
+    with pytest.raises(PermissionDenied, match="nothing to appeal"):
+        quality.appeal(desk["a1"], clean, "不服", version=1)
+    with pytest.raises(ValidationError) as err:
+        quality.appeal(desk["a1"], review, "  ", version=1)
+    assert list(err.value.message_dict) == ["appeal"]
+    quality.appeal(desk["a1"], review, "说明书写明15–25℃保存，答复无误。", version=1)
+    assert review.appeal_status == "open" and review.version == 2
+    # the reviewer and the service managers who may decide are told (the manager answered these tickets: not them)
+    told = set(Notification.objects.filter(kind="quality.appeal").values_list("recipient__username", flat=True))
+    assert told == {"admin", "expert"}
+    with pytest.raises(PermissionDenied, match="appealed already"):
+        quality.appeal(desk["a1"], review, "再次申诉", version=2)
+    # while it waits, the reviewer does not correct the review: the decision does
+    with pytest.raises(PermissionDenied, match="was appealed"):
+        quality.correct(users["expert"], review, GOOD, version=2)
+    for who in (users["expert"], desk["a1"], users["manager"], desk["lead"]):
+        assert not quality.may_decide(who, review)
+    with pytest.raises(ValidationError, match="changes the judgement"):
+        quality.decide_appeal(users["admin"], review, True, "核实", {k: getattr(review, k) for k in quality.CRITERIA},
+                              version=2)  # fmt: skip
+    with pytest.raises(ValidationError) as err:
+        quality.decide_appeal(users["admin"], review, True, "", {**GOOD}, version=2)
+    assert list(err.value.message_dict) == ["appeal_answer"]
+    with pytest.raises(ConflictError):
+        quality.decide_appeal(users["admin"], review, True, "核实说明书", {**GOOD}, version=1)
+    quality.decide_appeal(users["admin"], review, True, "核实说明书，储存条件答复正确，改判。", {**GOOD}, version=2)
+    review.refresh_from_db()
+    assert (review.appeal_status, review.accurate, review.appeal_decided_by) == ("accepted", True, users["admin"])
+    assert report(users["admin"]).totals.accuracy == 100  # the accuracy follows the decision
+    entry = AuditEntry.objects.filter(object_type="servicedesk.qualityreview", actor=users["admin"]).get()
+    assert entry.changes["accurate"] == [False, True] and entry.changes["appeal_status"] == ["open", "accepted"]
+    note = Notification.objects.get(recipient=desk["a1"], kind="quality.appeal_decided")
+    assert t2.number in note.title and "改判" not in note.body  # the reasons stay on the ticket
+    # decided: it stands (no second appeal, no correction)
+    assert quality.appeal_refusal(desk["a1"], review) and not quality.may_correct(users["expert"], review)
+
+
+def test_a_rejected_appeal_leaves_the_review_and_the_pages_show_it(users, desk, november):
+    t4 = november["T4"]
+    review = quality.review(users["expert"], t4, WRONG)
+    url = reverse("servicedesk:ticket", args=[t4.pk])
+    agent = page_client(desk["a2"])
+    assert 'id="quality-appeal-form"' in agent.get(url).content.decode()
+    r = agent.post(reverse("servicedesk:ticket-quality-appeal", args=[t4.pk]), {"appeal-appeal": "", "appeal-version": 1})
+    assert r.status_code == 400 and not QualityReview.objects.get().appeal_status
+    r = agent.post(reverse("servicedesk:ticket-quality-appeal", args=[t4.pk]),
+                   {"appeal-appeal": "客户确认已冷藏保存。", "appeal-version": 1})  # fmt: skip
+    assert r.status_code == 302
+    admin = page_client(users["admin"])
+    html = admin.get(url).content.decode()
+    assert 'id="quality-decision-form"' in html and "客户确认已冷藏保存。" in html
+    listing = admin.get(QUALITY, {"period": "2026-11", "show": "appeals"}).content.decode()
+    assert t4.number in listing and 'data-appeal="open"' in listing
+    decide = reverse("servicedesk:ticket-quality-decide", args=[t4.pk])
+    r = admin.post(decide, {**form(GOOD), "decision-decision": "reject", "decision-appeal_answer": "",
+                            "decision-version": 2})  # fmt: skip
+    assert r.status_code == 400
+    fields = {f"decision-{k}": ("yes" if getattr(review, k) else "no") for k in quality.CRITERIA}
+    r = admin.post(decide, {**fields, "decision-decision": "reject", "decision-appeal_answer": "录音显示未提示冷藏。",
+                            "decision-version": 2})  # fmt: skip
+    assert r.status_code == 302
+    review.refresh_from_db()
+    assert (review.appeal_status, review.accurate) == ("rejected", False)
+    page = agent.get(url).content.decode()
+    assert "录音显示未提示冷藏。" in page and 'id="quality-appeal-form"' not in page
+    # the reviewer's correction form is gone once appealed
+    assert 'id="quality-form"' not in page_client(users["expert"]).get(url).content.decode()
+
+
+def test_appeals_through_the_api(users, desk, november):
+    review = quality.review(users["expert"], november["T2"], WRONG)
+    base = f"{REVIEWS_API}{review.pk}/"
+    assert api_client(desk["b1"]).post(f"{base}appeal/", {"appeal": "x", "version": 1}, format="json").status_code == 404
+    r = api_client(desk["a1"]).post(f"{base}appeal/", {"appeal": "答复无误。", "version": 1}, format="json")
+    assert r.status_code == 200 and r.json()["appeal_status"] == "open"
+    r = api_client(users["expert"]).post(f"{base}decide-appeal/", {"accepted": False, "appeal_answer": "维持",
+                                                                  "version": 2}, format="json")  # fmt: skip
+    assert r.status_code == 403
+    r = api_client(users["admin"]).post(f"{base}decide-appeal/", {"accepted": True, "appeal_answer": "改判",
+                                                                 "version": 2}, format="json")  # fmt: skip
+    assert r.status_code == 400 and set(r.json()) == set(quality.CRITERIA)
+    criteria = dict.fromkeys(quality.CRITERIA, True)
+    r = api_client(users["admin"]).post(f"{base}decide-appeal/", {"accepted": True, "appeal_answer": "改判",
+                                                                 **criteria, "version": 2}, format="json")  # fmt: skip
+    assert r.status_code == 200 and (r.json()["appeal_status"], r.json()["accurate"]) == ("accepted", True)
