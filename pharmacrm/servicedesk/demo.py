@@ -168,11 +168,11 @@ def _demo_reviews(rng: random.Random, users: dict) -> None:
     _demo_appeals(users)
 
 
-APPEALS = ("说明书【贮藏】项写明遮光、密封、15–25℃保存，答复与说明书一致。", "已在备注中记录批号，系统显示延迟同步。")
+APPEALS = ("已在备注中记录批号，系统显示延迟同步。", "说明书【贮藏】项写明遮光、密封、15–25℃保存，答复与说明书一致。")
 
 
 def _demo_appeals(users: dict) -> None:
-    """Two agents appeal a finding (质检申诉): one appeal waits for a manager, the administrator rejected the other."""
+    """Agents appeal two findings (质检申诉): the administrator rejected the first, the second waits for a manager."""
     from . import quality
     from .models import QualityReview
 
@@ -182,7 +182,7 @@ def _demo_appeals(users: dict) -> None:
         if review.agent is None or quality.appeal_refusal(review.agent, review):  # no finding, or no agent
             continue
         quality.appeal(review.agent, review, APPEALS[appealed], version=review.version)
-        if appealed == 1 and decider is not None and quality.may_decide(decider, review):
+        if appealed == 0 and decider is not None and quality.may_decide(decider, review):
             quality.decide_appeal(decider, review, False, "复核工单记录，批号未登记，维持原质检结论。",
                                   version=review.version)  # fmt: skip
         appealed += 1

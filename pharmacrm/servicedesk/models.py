@@ -955,7 +955,7 @@ class QualityReview(models.Model):
     # the agent's appeal of a finding (质检申诉), decided by a service manager who is neither reviewer nor agent
     appeal = models.TextField(_("appeal"), blank=True)
     appealed_at = models.DateTimeField(_("appealed"), null=True, blank=True)
-    appeal_status = models.CharField(_("appeal"), max_length=8, choices=AppealStatus.choices, blank=True)
+    appeal_status = models.CharField(_("appeal status"), max_length=8, choices=AppealStatus.choices, blank=True)
     appeal_answer = models.TextField(_("decision on the appeal"), blank=True)
     appeal_decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+",

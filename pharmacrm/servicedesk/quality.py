@@ -326,9 +326,13 @@ def appeal(user, obj: QualityReview, reason, *, version: int | None) -> QualityR
 
 
 def _tell_deciders(review: QualityReview) -> None:
+    from pharmacrm.core.roles import MATRIX
     from pharmacrm.notify import services as notify
 
-    managers = [u for u in User.objects.filter(is_active=True) if may_decide(u, review)]
+    roles = [r.value for r in MATRIX[Cap.MANAGE_SERVICE]]
+    candidates = (User.objects.filter(is_active=True).filter(Q(groups__name__in=roles) | Q(is_superuser=True))
+                  .exclude(pk__in=[review.reviewer_id, review.agent_id]).distinct())  # fmt: skip
+    managers = [u for u in candidates if may_decide(u, review)]  # the few service managers, each checked
     reviewer = [review.reviewer] if review.reviewer_id else []
     notify.send(
         [*managers, *reviewer], kind="quality.appeal",
@@ -354,6 +358,10 @@ def decide_appeal(user, obj: QualityReview, accepted: bool, answer, criteria: di
         bad = [k for k, v in judged.items() if not isinstance(v, bool)]
         if bad:
             raise ValidationError({k: [_("Say whether this criterion was met: yes or no.")] for k in bad})
+        harsher = [k for k in CRITERIA if getattr(obj, k) and not judged[k]]
+        if harsher:  # an appeal is the agent's: it never adds a finding nobody wrote down
+            raise ValidationError({k: [_("An accepted appeal only turns a criterion not met into met.")]
+                                   for k in harsher})  # fmt: skip
         if all(judged[k] == getattr(obj, k) for k in CRITERIA):
             raise ValidationError({"accurate": [_("An accepted appeal changes the judgement: mark what the agent "
                                                   "did right.")]})  # fmt: skip

@@ -70,7 +70,7 @@ class AppealForm(ServiceErrorsMixin, forms.Form):
 
 class DecisionForm(ServiceErrorsMixin, forms.Form):
     decision = forms.ChoiceField(
-        label=pgettext_lazy("approval", "Decision"), widget=forms.RadioSelect,
+        label=pgettext_lazy("appeal", "Decision"), widget=forms.RadioSelect,
         choices=[("accept", gettext_lazy("Accept: correct the review as judged below")),
                  ("reject", gettext_lazy("Reject: the review stands"))],
     )  # fmt: skip
@@ -172,6 +172,9 @@ def _appeal_step(request, pk: int, form_class, state_key: str, act, success: str
     if form.is_valid():
         try:
             act(user, review, form.cleaned_data)
+        except PermissionDenied as e:  # decided or appealed meanwhile, or not theirs: said on the page
+            form.add_error(None, str(e) or _("You do not have permission to do this."))
+            status = 403
         except ConflictError:
             data = request.POST.copy()
             data[f"{form_class.prefix}-version"] = str(QualityReview.objects.get(pk=review.pk).version)
@@ -313,7 +316,7 @@ def _workbook(period, rows, total, reviews) -> bytes:
     sheet = book.create_sheet(_("Reviews"))
     append(sheet, [_("Ticket"), _("Subject"), _("Received"), _("Agent"), pgettext("quality review", "Reviewer"),
                    pgettext("quality review", "Reviewed on"), *(str(label) for label in quality.CRITERIA.values()),
-                   _("Findings")])  # fmt: skip
+                   _("Findings"), _("Appeal")])  # fmt: skip
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     yes, no = _("Yes"), _("No")
@@ -323,6 +326,7 @@ def _workbook(period, rows, total, reviews) -> bytes:
             str(q.agent or q.ticket.assignee or ""), str(q.reviewer or ""),
             timezone.localtime(q.reviewed_at).strftime("%Y-%m-%d %H:%M"),
             *(yes if getattr(q, name) else no for name in quality.CRITERIA), q.comment,
+            q.get_appeal_status_display() if q.appeal_status else "",
         ])  # fmt: skip
     for ws in (agents, sheet):
         ws.column_dimensions["A"].width = 20

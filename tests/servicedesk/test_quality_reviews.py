@@ -340,7 +340,7 @@ def test_the_export_holds_the_pages_figures_and_reviews_in_scope_and_is_audited(
     assert reviews[0][:4] == ["Ticket", "Subject", "Received", "Agent"]
     by_number = {x[0]: x for x in reviews[1:]}
     assert set(by_number) == {november[k].number for k in ("T1", "T2", "T8")}
-    assert by_number[november["T2"].number][6:] == ["No", "Yes", "Yes", "Yes", WRONG["comment"]]
+    assert by_number[november["T2"].number][6:] == ["No", "Yes", "Yes", "Yes", WRONG["comment"], None]  # no appeal
     # a finding typed as "=…" is text in the sheet, never a formula it runs
     row = 2 + [x[0] for x in reviews[1:]].index(november["T8"].number)
     cell = book.worksheets[1].cell(row=row, column=11)
@@ -382,6 +382,11 @@ def test_the_agent_appeals_once_and_a_service_manager_decides(users, desk, novem
         quality.correct(users["expert"], review, GOOD, version=2)
     for who in (users["expert"], desk["a1"], users["manager"], desk["lead"]):
         assert not quality.may_decide(who, review)
+    # an accepted appeal never makes the review harsher: a criterion met stays met
+    with pytest.raises(ValidationError) as err:
+        quality.decide_appeal(users["admin"], review, True, "改判", {**GOOD, "accurate": True, "courteous": False},
+                              version=2)  # fmt: skip
+    assert list(err.value.message_dict) == ["courteous"]
     with pytest.raises(ValidationError, match="changes the judgement"):
         quality.decide_appeal(users["admin"], review, True, "核实", {k: getattr(review, k) for k in quality.CRITERIA},
                               version=2)  # fmt: skip
@@ -397,7 +402,7 @@ def test_the_agent_appeals_once_and_a_service_manager_decides(users, desk, novem
     entry = AuditEntry.objects.filter(object_type="servicedesk.qualityreview", actor=users["admin"]).get()
     assert entry.changes["accurate"] == [False, True] and entry.changes["appeal_status"] == ["open", "accepted"]
     note = Notification.objects.get(recipient=desk["a1"], kind="quality.appeal_decided")
-    assert t2.number in note.title and "改判" not in note.body  # the reasons stay on the ticket
+    assert note.title == f"您对工单 {t2.number} 质检的申诉成立" and note.body == "裁定结果及理由见工单。"
     # decided: it stands (no second appeal, no correction)
     assert quality.appeal_refusal(desk["a1"], review) and not quality.may_correct(users["expert"], review)
 
@@ -405,11 +410,12 @@ def test_the_agent_appeals_once_and_a_service_manager_decides(users, desk, novem
 def test_a_rejected_appeal_leaves_the_review_and_the_pages_show_it(users, desk, november):
     t4 = november["T4"]
     review = quality.review(users["expert"], t4, WRONG)
+    quality.review(users["expert"], november["T2"], WRONG)  # a finding nobody appealed: not on the appeals list
     url = reverse("servicedesk:ticket", args=[t4.pk])
     agent = page_client(desk["a2"])
     assert 'id="quality-appeal-form"' in agent.get(url).content.decode()
     r = agent.post(reverse("servicedesk:ticket-quality-appeal", args=[t4.pk]), {"appeal-appeal": "", "appeal-version": 1})
-    assert r.status_code == 400 and not QualityReview.objects.get().appeal_status
+    assert r.status_code == 400 and not QualityReview.objects.get(pk=review.pk).appeal_status
     r = agent.post(reverse("servicedesk:ticket-quality-appeal", args=[t4.pk]),
                    {"appeal-appeal": "客户确认已冷藏保存。", "appeal-version": 1})  # fmt: skip
     assert r.status_code == 302
@@ -417,12 +423,16 @@ def test_a_rejected_appeal_leaves_the_review_and_the_pages_show_it(users, desk, 
     html = admin.get(url).content.decode()
     assert 'id="quality-decision-form"' in html and "客户确认已冷藏保存。" in html
     listing = admin.get(QUALITY, {"period": "2026-11", "show": "appeals"}).content.decode()
-    assert t4.number in listing and 'data-appeal="open"' in listing
+    assert t4.number in listing and 'data-appeal="open"' in listing and november["T2"].number not in listing
     decide = reverse("servicedesk:ticket-quality-decide", args=[t4.pk])
-    r = admin.post(decide, {**form(GOOD), "decision-decision": "reject", "decision-appeal_answer": "",
+    # the reviewer may not decide: told on the page, nothing changes
+    fields = {f"decision-{k}": ("yes" if getattr(review, k) else "no") for k in quality.CRITERIA}
+    r = page_client(users["expert"]).post(decide, {**fields, "decision-decision": "reject",
+                                                  "decision-appeal_answer": "维持", "decision-version": 2})  # fmt: skip
+    assert r.status_code == 403 and QualityReview.objects.get(pk=review.pk).appeal_status == "open"
+    r = admin.post(decide, {**fields, "decision-decision": "reject", "decision-appeal_answer": "",
                             "decision-version": 2})  # fmt: skip
     assert r.status_code == 400
-    fields = {f"decision-{k}": ("yes" if getattr(review, k) else "no") for k in quality.CRITERIA}
     r = admin.post(decide, {**fields, "decision-decision": "reject", "decision-appeal_answer": "录音显示未提示冷藏。",
                             "decision-version": 2})  # fmt: skip
     assert r.status_code == 302
@@ -430,6 +440,12 @@ def test_a_rejected_appeal_leaves_the_review_and_the_pages_show_it(users, desk, 
     assert (review.appeal_status, review.accurate) == ("rejected", False)
     page = agent.get(url).content.decode()
     assert "录音显示未提示冷藏。" in page and 'id="quality-appeal-form"' not in page
+    # the export carries the appeal's state
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(admin.get(reverse("servicedesk:quality-export"), {"period": "2026-11"}).content))
+    rows = {x[0]: x for x in book.worksheets[1].iter_rows(values_only=True)}
+    assert rows[t4.number][-1] == "Appeal rejected" and rows[november["T2"].number][-1] in ("", None)
     # the reviewer's correction form is gone once appealed
     assert 'id="quality-form"' not in page_client(users["expert"]).get(url).content.decode()
 
