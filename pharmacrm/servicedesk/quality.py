@@ -71,9 +71,12 @@ CRITERIA_HELP = {
 
 
 def led_teams(user) -> list[int]:
+    """The teams the user leads (read once per user object: the ticket page asks several times)."""
     if not getattr(user, "is_authenticated", False):
         return []
-    return list(Team.objects.filter(lead=user).values_list("id", flat=True))
+    if not hasattr(user, "_quality_led_teams"):
+        user._quality_led_teams = list(Team.objects.filter(lead=user).values_list("id", flat=True))
+    return user._quality_led_teams
 
 
 def may_review_some(user) -> bool:

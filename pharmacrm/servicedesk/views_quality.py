@@ -93,6 +93,8 @@ def panel_context(request, ticket) -> dict:
     user = request.user
     state = getattr(request, "_quality_state", {})
     review = QualityReview.objects.filter(ticket=ticket).select_related("reviewer", "appeal_decided_by").first()
+    if review is None and ticket.status not in quality.REVIEWABLE:  # an open ticket, never reviewed: no panel
+        return {"quality_shown": False}
     readable = quality.may_read(user, ticket, review)
     if review is not None:
         may_write = quality.may_correct(user, review)

@@ -428,12 +428,12 @@ def test_the_ticket_page_needs_the_same_queries_for_a_long_history(
     url = f"/service/tickets/{ticket.pk}/"
     client.get(url)
     # 8 + the assign form's handlers and teams + one per panel: templates, messages, attachments, links,
-    # surveys, improvement actions, the escalation ladder, whom to escalate to and the safety panel
-    with django_assert_max_num_queries(19):
+    # surveys, improvement actions, the escalation ladder, whom to escalate to, the safety panel and the quality review
+    with django_assert_max_num_queries(20):
         client.get(url)
     for i in range(15):
         services.record_response(users["agent"], ticket, summary=f"第{i}次回电")
-    with django_assert_max_num_queries(19):
+    with django_assert_max_num_queries(20):
         page = client.get(url).content.decode()
     assert "第14次回电" in page
 
