@@ -67,13 +67,13 @@ class QualityReviewSerializer(ModelSerializer):
                             "appeal_answer", "appeal_decided_by", "appeal_decided_at"]  # fmt: skip
 
 
-class AppealSerializer(Serializer):
+class QualityAppealSerializer(Serializer):
     appeal = serializers.CharField(max_length=quality.MAX_APPEAL, help_text="Why the finding is wrong.")
     version = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT32,
                                        help_text="The version you loaded (or If-Match).")  # fmt: skip
 
 
-class DecisionSerializer(Serializer):
+class AppealDecisionSerializer(Serializer):
     accepted = serializers.BooleanField(help_text="true: the review is corrected to the criteria sent; false: it stands.")
     appeal_answer = serializers.CharField(max_length=quality.MAX_APPEAL, help_text="The reason, for the agent.")
     accurate = serializers.BooleanField(required=False, help_text="With accepted: the criteria as judged now.")
@@ -179,7 +179,7 @@ class QualityReviewViewSet(
     def update(self, request, *args, **kwargs):  # PUT is not offered (http_method_names)
         raise Http404
 
-    @extend_schema(request=AppealSerializer, tags=["quality"], responses={
+    @extend_schema(request=QualityAppealSerializer, tags=["quality"], responses={
         200: QualityReviewSerializer, 400: OpenApiResponse(description="Per-field messages."),
         403: OpenApiResponse(description="Not the agent the review judged, no finding, or appealed already."),
         409: OpenApiResponse(description="Someone changed the review since `version`."),
@@ -187,13 +187,13 @@ class QualityReviewViewSet(
     @action(detail=True, methods=["post"])
     def appeal(self, request, pk=None):
         obj = self.get_object()
-        form = AppealSerializer(data=request.data)
+        form = QualityAppealSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         version = expected_version(request, form.validated_data.get("version"))
         quality.appeal(request.user, obj, clean_text(form.validated_data["appeal"]), version=version)
         return self._answer(obj)
 
-    @extend_schema(request=DecisionSerializer, tags=["quality"], responses={
+    @extend_schema(request=AppealDecisionSerializer, tags=["quality"], responses={
         200: QualityReviewSerializer, 400: OpenApiResponse(description="Per-field messages."),
         403: OpenApiResponse(description="Not a service manager, the reviewer or agent, or no appeal waiting."),
         409: OpenApiResponse(description="Someone changed the review since `version`."),
@@ -202,7 +202,7 @@ class QualityReviewViewSet(
     @action(detail=True, methods=["post"], url_path="decide-appeal")
     def decide_appeal(self, request, pk=None):
         obj = self.get_object()
-        form = DecisionSerializer(data=request.data)
+        form = AppealDecisionSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         d = form.validated_data
         version = expected_version(request, d.get("version"))
