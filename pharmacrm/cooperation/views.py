@@ -16,11 +16,10 @@ from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils import timezone
-from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, downloads
 from pharmacrm.core.form_saves import save_form
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
@@ -81,23 +80,13 @@ def _export(request, qs) -> HttpResponse:
                   _("Amount (yuan)"), _("Signed on"), _("Responsible person"), _("Projects")])  # fmt: skip
     rows = 0
     for ag in qs.prefetch_related("projects"):
-        sheet.append([ag.number, ag.institution.name, ag.get_kind_display(), ag.title, ag.get_status_display(),
-                      ag.start_date, ag.end_date, None if ag.amount is None else float(ag.amount), ag.signed_date,
-                      str(ag.owner), len(ag.projects.all())])  # fmt: skip
-        for cell in sheet[sheet.max_row]:
-            if cell.data_type == "f":  # a title "=…" is text, never a formula the sheet runs
-                cell.data_type = "s"
+        downloads.append_row(sheet, [
+            ag.number, ag.institution.name, ag.get_kind_display(), ag.title, ag.get_status_display(), ag.start_date,
+            ag.end_date, None if ag.amount is None else float(ag.amount), ag.signed_date, str(ag.owner),
+            len(ag.projects.all())])  # fmt: skip
         rows += 1
     audit.record(A.EXPORT, ("cooperation.agreement", "", "agreements"), user=request.user, format="XLSX", rows=rows)
-    out = io.BytesIO()
-    book.save(out)
-    response = HttpResponse(out.getvalue(),
-                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    stamp = timezone.localtime().strftime("%Y%m%d")
-    label = "-".join(_("Cooperation agreements").split())
-    response["Content-Disposition"] = content_disposition_header(True, f"{label}-{stamp}.xlsx")
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return downloads.xlsx(downloads.workbook_bytes(book), _("Cooperation agreements"))
 
 
 LIVE_FIELDS = ("title", "company_signer", "start_date", "end_date", "amount")
@@ -243,11 +232,7 @@ def agreement_pdf(request, pk):
     agreement = _agreement(request, pk)
     data = document.render(agreement)
     audit.record(A.EXPORT, agreement, user=request.user, format="PDF", rows=1)
-    response = HttpResponse(data, content_type="application/pdf")
-    response["Content-Disposition"] = content_disposition_header(True, f"{agreement.number}.pdf")
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return downloads.attachment(data, f"{agreement.number}.pdf", "application/pdf")
 
 
 @login_required

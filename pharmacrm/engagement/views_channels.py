@@ -3,20 +3,16 @@ module reads the filters and shows the figures (api_channels.py answers GET /api
 
 from __future__ import annotations
 
-import io
-
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import path
-from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
-from pharmacrm.core import audit
+from pharmacrm.core import audit, downloads
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.sales.models import yuan
 from pharmacrm.sales.views import money
@@ -157,20 +153,14 @@ def channels_export(request):
     for cell in sheet[4]:
         cell.font = Font(bold=True)
     for f in (*rep.rows, rep.total):
-        sheet.append(_sheet_row(f))
+        downloads.append_row(sheet, _sheet_row(f))
     sheet.append([])
     for line in definitions(query.window):
         sheet.append([line])
-    out = io.BytesIO()
-    book.save(out)
+    content = downloads.workbook_bytes(book)
     audit.record(A.EXPORT, ("engagement.interaction", "", "channel effect"), user=request.user, format="XLSX",
                  period=query.period.key, window=query.window, scope=query.scope)  # fmt: skip
-    response = HttpResponse(out.getvalue(),
-                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
-    label = "-".join(_("Channel effect").split())
-    response["Content-Disposition"] = content_disposition_header(True, f"{label}-{query.period.key}.xlsx")
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return downloads.xlsx(content, _("Channel effect"), query.period.key, dated=False)
 
 
 def definitions(window: int) -> list[str]:

@@ -6,14 +6,13 @@ Customer 360 block. The rules are playbook.py's."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils import timezone
@@ -22,7 +21,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, downloads
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers.choices import Stage
@@ -204,21 +203,17 @@ def stage_tasks_export(request):
     kinds = dict(StageActionKind.choices)
     for t in qs:
         c = t.institution if t.institution_id else t.person
-        sheet.append([
+        downloads.append_row(sheet, [
             c.name, c.code, playbook.stage_label(t.stage), t.action.label, str(kinds.get(t.action.kind, "")),
             (t.owner.display_name or t.owner.username) if t.owner_id else None, t.due_on, t.get_status_display(),
             _("yes") if t.status == TS.OPEN and t.due_on and t.due_on < today else None,
             timezone.localtime(t.done_at).replace(tzinfo=None) if t.done_at else None, t.reason or None, t.note or None,
             _("yes") if t.due_provisional else None,
         ])  # fmt: skip
-    out = io.BytesIO()
-    book.save(out)
+    content = downloads.workbook_bytes(book)
     audit.record(AuditEntry.Action.EXPORT, ("engagement.stagetask", "", "stage tasks"), user=user, format="XLSX",
                  rows=sheet.max_row - 1)  # fmt: skip
-    response = HttpResponse(out.getvalue(),
-                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
-    response["Content-Disposition"] = f'attachment; filename="stage-tasks-{today:%Y%m%d}.xlsx"'
-    return response
+    return downloads.xlsx(content, _("Stage tasks"))
 
 
 # --- the playbook ---------------------------------------------------------------------------------------------

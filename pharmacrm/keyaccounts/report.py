@@ -7,7 +7,6 @@ Excel). The caller decides which accounts the user may see and audits the export
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 
 from django.db.models import Count, F, Q
@@ -15,6 +14,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from pharmacrm.core import downloads
 from pharmacrm.core import pdf as pdfdoc
 
 from . import services
@@ -200,10 +200,7 @@ def xlsx(data: list[dict]) -> bytes:
     for r in data:
         values = _values(r)
         values[7] = float(values[7]) if values[7] is not None else None
-        sheet.append(values)
-        for cell in sheet[sheet.max_row]:
-            if cell.data_type == "f":  # a customer named "=…" is text, never a formula the sheet runs
-                cell.data_type = "s"
+        downloads.append_row(sheet, values)
     for column, width in zip("ABCDEFGHIJKLMN", (14, 36, 10, 10, 10, 10, 12, 8, 14, 16, 12, 12, 14, 12), strict=True):
         sheet.column_dimensions[column].width = width
     sheet.freeze_panes = "A2"
@@ -213,13 +210,8 @@ def xlsx(data: list[dict]) -> bytes:
         cell.font = Font(bold=True)
     for r in data:
         for i in r["due"]:
-            items.append([r["number"], r["customer"], *_item_values(i)])
-            for cell in items[items.max_row]:
-                if cell.data_type == "f":  # an item or customer named "=…" is text, never a formula
-                    cell.data_type = "s"
+            downloads.append_row(items, [r["number"], r["customer"], *_item_values(i)])
     for column, width in zip("ABCDEFGHI", (14, 30, 40, 14, 14, 12, 12, 12, 12), strict=True):
         items.column_dimensions[column].width = width
     items.freeze_panes = "A2"
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return downloads.workbook_bytes(book)

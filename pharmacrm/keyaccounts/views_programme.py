@@ -20,13 +20,12 @@ from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, downloads
 from pharmacrm.core.models import AuditEntry, User
 from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
 from pharmacrm.customers import normalise
@@ -961,13 +960,9 @@ def agreement_pdf(request, pk: int):
             return redirect(reverse("keyaccounts:agreements") + (f"?{urlencode(back)}" if back else ""))
         return _back(agreement.account, "agreements")
     audit.record(A.EXPORT, agreement, user=request.user, format="PDF")
-    response = HttpResponse(data, content_type="application/pdf")
-    label = _("service agreement")  # named in the reader's language: AG-2026-0003-服务协议.pdf
-    response["Content-Disposition"] = content_disposition_header(
-        True, f"{agreement.number}-{'-'.join(label.split())}.pdf"
-    )
-    response["Cache-Control"] = "private, no-store"
-    return response
+    # named in the reader's language: AG-2026-0003-服务协议.pdf
+    return downloads.attachment(data, f"{agreement.number}-{'-'.join(_('service agreement').split())}.pdf",
+                                "application/pdf")  # fmt: skip
 
 
 @login_required
@@ -1387,18 +1382,11 @@ def progress_report(request, fmt: str):
     rows = report.rows(accounts.select_related("institution").order_by("number"))
     audit.record(A.EXPORT, one or ("keyaccounts", "", "progress report"), user=request.user, format=fmt.upper(),
                  accounts=len(rows))  # fmt: skip
-    stamp = timezone.localtime().strftime("%Y%m%d")
     # named in the reader's language, as the other exports are (重点客户进展报告-KA-2026-0001-20261202.pdf)
-    label = "-".join(_("Key-account progress report").split())
-    base = f"{label}-{one.number}-{stamp}" if one else f"{label}-{stamp}"
+    name = downloads.file_name(_("Key-account progress report"), one and one.number, extension=fmt)
     if fmt == "pdf":
-        response = HttpResponse(report.pdf(rows), content_type="application/pdf")
-    else:
-        response = HttpResponse(report.xlsx(rows),
-                                content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
-    response["Content-Disposition"] = content_disposition_header(True, f"{base}.{fmt}")
-    response["Cache-Control"] = "private, no-store"
-    return response
+        return downloads.attachment(report.pdf(rows), name, "application/pdf")
+    return downloads.attachment(report.xlsx(rows), name, downloads.XLSX_TYPE)
 
 
 @login_required

@@ -16,11 +16,10 @@ from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils import timezone
-from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, downloads
 from pharmacrm.core.form_saves import save_form
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
@@ -99,19 +98,17 @@ def _export(request, qs) -> HttpResponse:
     today = timezone.localdate()
     count = 0
     for licence in qs.iterator(chunk_size=2000):
-        sheet.append([licence.institution.name, licence.get_kind_display(), licence.number, _scope_labels(licence),
-                      licence.issuer, licence.issued_on, licence.valid_until or _("Long-term"),
-                      str(services.STATUS_LABELS[services.status_of(licence, today)]), str(licence.recorded_by),
-                      str(licence.verified_by or ""),
-                      timezone.localtime(licence.verified_at).replace(tzinfo=None) if licence.verified_at else None])  # fmt: skip
+        downloads.append_row(sheet, [
+            licence.institution.name, licence.get_kind_display(), licence.number, _scope_labels(licence),
+            licence.issuer, licence.issued_on, licence.valid_until or _("Long-term"),
+            str(services.STATUS_LABELS[services.status_of(licence, today)]), str(licence.recorded_by),
+            str(licence.verified_by or ""),
+            timezone.localtime(licence.verified_at).replace(tzinfo=None) if licence.verified_at else None])  # fmt: skip
         count += 1
-    out = io.BytesIO()
-    book.save(out)
+    content = downloads.workbook_bytes(book)
     audit.record(A.EXPORT, ("licences.licence", "", "licences"), user=request.user, format="XLSX", rows=count,
                  filters=request.GET.urlencode())  # fmt: skip
-    response = HttpResponse(out.getvalue(), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    response["Content-Disposition"] = content_disposition_header(True, f"licences-{today:%Y%m%d}.xlsx")
-    return response
+    return downloads.xlsx(content, _("Customer licences"))
 
 
 def unqualified_customers(user):
@@ -198,18 +195,15 @@ def _export_unqualified_sales(request, buyers, start, end) -> HttpResponse:
     for buyer in buyers:
         c = buyer.institution
         for sale in buyer.sales:
-            sheet.append([c.name, c.credit_code or "", c.get_kind_display(), str(c.owner or ""), sale.order_number,
-                          sale.order_date, sale.lines, *([sale.amount] if amounts else []),
-                          "; ".join(sale.gap.labels), sale.gap.start, sale.gap.end])  # fmt: skip
+            downloads.append_row(sheet, [
+                c.name, c.credit_code or "", c.get_kind_display(), str(c.owner or ""), sale.order_number,
+                sale.order_date, sale.lines, *([sale.amount] if amounts else []), "; ".join(sale.gap.labels),
+                sale.gap.start, sale.gap.end])  # fmt: skip
             count += 1
-    out = io.BytesIO()
-    book.save(out)
+    content = downloads.workbook_bytes(book)
     audit.record(A.EXPORT, ("licences.licence", "", "sales while unqualified"), user=request.user, format="XLSX",
                  rows=count, filters=request.GET.urlencode(), period=[start.isoformat(), end.isoformat()])  # fmt: skip
-    response = HttpResponse(out.getvalue(), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    response["Content-Disposition"] = content_disposition_header(
-        True, f"sales-while-unqualified-{start:%Y%m%d}-{end:%Y%m%d}.xlsx")
-    return response
+    return downloads.xlsx(content, _("Sales while unqualified"), f"{start:%Y%m%d}", f"{end:%Y%m%d}", dated=False)
 
 
 def _institution(user, pk) -> Institution:

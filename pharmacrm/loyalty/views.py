@@ -4,8 +4,6 @@ on the Customer 360 page. services.py decides and saves; these views only render
 
 from __future__ import annotations
 
-import io
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -14,12 +12,10 @@ from django.db.models import Q, Sum
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
-from django.utils import timezone
-from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, downloads
 from pharmacrm.core.form_saves import save_form
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
@@ -222,19 +218,10 @@ def _export(request, figures) -> HttpResponse:
     levels = book.create_sheet(_("Members per level")[:31])
     levels.append([_("Level"), _("Members")])
     for label, n in figures["levels"]:
-        levels.append([str(label), n])
+        downloads.append_row(levels, [str(label), n])
     audit.record(A.EXPORT, ("loyalty.member", "", "loyalty overview"), user=request.user, format="XLSX",
                  rows=len(figures["months"]))  # fmt: skip
-    out = io.BytesIO()
-    book.save(out)
-    response = HttpResponse(
-        out.getvalue(), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    )
-    stamp = timezone.localtime().strftime("%Y%m%d")
-    label = "-".join(_("Loyalty programme").split())
-    response["Content-Disposition"] = content_disposition_header(True, f"{label}-{stamp}.xlsx")
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return downloads.xlsx(downloads.workbook_bytes(book), _("Loyalty programme"))
 
 
 @login_required

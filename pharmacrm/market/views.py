@@ -7,7 +7,6 @@ views only render and pass the input on."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 from collections import Counter, defaultdict
 from decimal import Decimal
 
@@ -19,11 +18,10 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils import timezone
-from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, downloads
 from pharmacrm.core.form_saves import save_form
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
@@ -128,24 +126,13 @@ def _export(request, current, est) -> HttpResponse:
     names = dict(services.provinces())
     for p in current:
         e = est[p.institution_id]
-        sheet.append([p.institution.name, names.get(p.institution.province, ""), p.institution.get_grade_display(),
-                      p.product.company.name, str(p.product), p.monthly_volume,
-                      None if p.share is None else float(p.share), p.observed_on, p.get_source_display(),
-                      float(e.ours), None if e.share is None else float(e.share)])  # fmt: skip
-        for cell in sheet[sheet.max_row]:
-            if cell.data_type == "f":  # a name "=…" is text, never a formula the sheet runs
-                cell.data_type = "s"
+        downloads.append_row(sheet, [
+            p.institution.name, names.get(p.institution.province, ""), p.institution.get_grade_display(),
+            p.product.company.name, str(p.product), p.monthly_volume, None if p.share is None else float(p.share),
+            p.observed_on, p.get_source_display(), float(e.ours), None if e.share is None else float(e.share)])  # fmt: skip
     audit.record(A.EXPORT, ("market.presence", "", "competitor presence"), user=request.user, format="XLSX",
                  rows=len(current))  # fmt: skip
-    out = io.BytesIO()
-    book.save(out)
-    response = HttpResponse(out.getvalue(),
-                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    label = "-".join(_("Competitor presence").split())
-    response["Content-Disposition"] = content_disposition_header(
-        True, f"{label}-{timezone.localtime():%Y%m%d}.xlsx")
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return downloads.xlsx(downloads.workbook_bytes(book), _("Competitor presence"))
 
 
 @login_required

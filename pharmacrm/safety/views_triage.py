@@ -7,7 +7,6 @@ configuring roles (admin, PV) edit the rules. Every change goes through services
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 import unicodedata
 
@@ -16,7 +15,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import F, OuterRef, Prefetch, Q, Subquery
-from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
@@ -27,10 +25,9 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, downloads
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
-from pharmacrm.customers.exporter import attachment
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.customers.views_import import SizeLimitHandler, content_length
 
@@ -54,7 +51,6 @@ PAGE_SIZE = 50
 RECENT_DAYS = 30
 REPORT_PAGE_SIZE = 200
 MULTIPART_OVERHEAD = 64 * 1024  # form fields and boundaries around the file in an upload request
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CONFLICT = gettext_lazy(
     "Someone else changed this rule while you were editing it. Your input is kept with their version: check "
     "it, then save again."
@@ -375,7 +371,7 @@ def _workbook(result: dict) -> bytes:
         _("Days late"),
     ])  # fmt: skip
     for r in map(_decorate, result["rows"]):
-        rows.append([_cell(v) for v in (
+        downloads.append_row(rows, [_cell(v) for v in (
             r["source"], _("Ticket") if r["source_type"] == "ticket" else _("Interaction"), r["received_at"],
             r["safety_relevant"], str(r["flag_status_label"]), r["flagged_at"], r["triaged_at"],
             r["handoff_working_hours"], r["handoff_due"], _years(r["handoff_due_provisional"]), r["handoff_on_time"],
@@ -389,7 +385,7 @@ def _workbook(result: dict) -> bytes:
          _("Jurisdiction")]  # fmt: skip
     )
     for p in result["unmatched"]:
-        problems.append([_cell(v) for v in (
+        downloads.append_row(problems, [_cell(v) for v in (
             p["label"], p["source"], p["case_number"], p["at"], p["due"], _years(p["due_provisional"]),
             p["days"] or "", p["jurisdiction"],
         )])  # fmt: skip
@@ -398,9 +394,7 @@ def _workbook(result: dict) -> bytes:
                                 f"{timezone.localtime(result['until']) - dt.timedelta(days=1):%Y-%m-%d}"])  # fmt: skip
     for key, label in _total_labels():
         totals.append([str(label), result["totals"].get(key, 0)])
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
+    return downloads.workbook_bytes(wb)
 
 
 def _total_labels() -> list[tuple[str, str]]:
@@ -429,12 +423,9 @@ def reconciliation_xlsx(request):
         A.EXPORT, ("safety.flag", "", "reconciliation"), user=request.user, report="reconciliation", format="xlsx",
         since=period[0], until=period[1], rows=len(result["rows"]), unmatched=len(result["unmatched"]),
     )  # fmt: skip
-    response = HttpResponse(content, content_type=XLSX_TYPE)
     # named in the page's language, as the other exports are (安全性核对报告-20260601-20260630.xlsx)
-    label = "-".join(_("Safety reconciliation").split())
-    response["Content-Disposition"] = attachment(f"{label}-{period[0]:%Y%m%d}-{period[1]:%Y%m%d}.xlsx")
-    response["Cache-Control"] = "no-store"
-    return response
+    return downloads.xlsx(content, _("Safety reconciliation"), f"{period[0]:%Y%m%d}", f"{period[1]:%Y%m%d}",
+                          dated=False)  # fmt: skip
 
 
 # --- batch trace ------------------------------------------------------------------------------------------

@@ -3,18 +3,14 @@ the Excel export, and the Customer 360 block. The figures are clv.py's nightly r
 
 from __future__ import annotations
 
-import io
-
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import path
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, downloads
 from pharmacrm.core.models import AuditEntry, Region
 from pharmacrm.customers.models import Institution
 
@@ -99,18 +95,15 @@ def clv_export(request):
         cell.font = Font(bold=True)
     rows = 0
     for v in qs:
-        sheet.append([v.institution.name, v.institution.code, v.klass or None, float(v.historic), v.active_months,
-                      float(v.avg_month), v.tenure_months, v.first_month, v.last_month, float(v.retention),
-                      float(v.projected), v.computed_on])  # fmt: skip
+        downloads.append_row(sheet, [
+            v.institution.name, v.institution.code, v.klass or None, float(v.historic), v.active_months,
+            float(v.avg_month), v.tenure_months, v.first_month, v.last_month, float(v.retention), float(v.projected),
+            v.computed_on])  # fmt: skip
         rows += 1
-    out = io.BytesIO()
-    book.save(out)
+    content = downloads.workbook_bytes(book)
     audit.record(AuditEntry.Action.EXPORT, ("sales.customervalue", "", "customer lifetime value"), user=request.user,
                  format="XLSX", rows=rows, **{k: v for k, v in filters.items() if v})  # fmt: skip
-    response = HttpResponse(out.getvalue(),
-                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
-    response["Content-Disposition"] = f'attachment; filename="clv-{timezone.localdate():%Y%m%d}.xlsx"'
-    return response
+    return downloads.xlsx(content, _("Customer lifetime value"))
 
 
 @login_required

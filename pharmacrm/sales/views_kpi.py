@@ -4,22 +4,20 @@ who sees which result."""
 
 from __future__ import annotations
 
-import io
 from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
-from django.utils import timezone
-from django.utils.http import content_disposition_header, urlencode
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import audit, wording
+from pharmacrm.core import audit, downloads, wording
 from pharmacrm.core.models import AuditEntry, Team
 
 from . import kpi
@@ -289,22 +287,11 @@ def appraisal_export(request):
         for code in codes:
             c = by_code.get(code, {})
             line += [num(c.get("value")), num(c.get("points")), num(c.get("contribution"))]
-        sheet.append(line)
-        for cell in sheet[sheet.max_row]:
-            if cell.data_type == "f":  # a name "=…" is text, never a formula
-                cell.data_type = "s"
+        downloads.append_row(sheet, line)
     sheet.column_dimensions["A"].width = 20
     audit.record(A.EXPORT, ("sales.appraisal", str(scheme.pk), f"{scheme.name} {period_key}"), user=request.user,
                  format="XLSX", period=period_key, rows=len(rows))  # fmt: skip
-    out = io.BytesIO()
-    book.save(out)
-    response = HttpResponse(out.getvalue(),
-                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
-    label = "-".join(_("KPI appraisal").split())
-    stamp = timezone.localtime().strftime("%Y%m%d")
-    response["Content-Disposition"] = content_disposition_header(True, f"{label}-{period_key}-{stamp}.xlsx")
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return downloads.xlsx(downloads.workbook_bytes(book), _("KPI appraisal"), period_key)
 
 
 # --- schemes ---------------------------------------------------------------------------------------------

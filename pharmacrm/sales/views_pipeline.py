@@ -5,21 +5,18 @@ pipeline.py decides who sees what, checks and saves."""
 
 from __future__ import annotations
 
-import io
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Sum
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils import timezone
-from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, downloads
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers.choices import Source
 from pharmacrm.customers.models import Institution
@@ -122,7 +119,7 @@ def export_xlsx(rows, today) -> bytes:
     reasons = dict(Opportunity.LostReason.choices)
     for o in rows:
         p = pipeline.probability(o.stage)
-        sheet.append([
+        downloads.append_row(sheet, [
             o.title, o.institution.name, o.contact.name if o.contact_id else None,
             str(o.product) if o.product_id else None, float(o.amount), pipeline.stage_label(o.stage), p,
             float(yuan(round(o.amount_fen * p / 100))), o.close_date,
@@ -132,14 +129,9 @@ def export_xlsx(rows, today) -> bytes:
             str(reasons.get(o.lost_reason, o.lost_reason)) if o.lost_reason else None, o.lost_note or None, o.won_on,
             timezone.localtime(o.created_at).replace(tzinfo=None),
         ])  # fmt: skip
-        for cell in sheet[sheet.max_row]:
-            if cell.data_type == "f":  # a title typed "=…" is text, never a formula the sheet runs
-                cell.data_type = "s"
     for column, width in (("A", 30), ("B", 28)):
         sheet.column_dimensions[column].width = width
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return downloads.workbook_bytes(book)
 
 
 @login_required
@@ -152,13 +144,7 @@ def export(request):
     rows = list(qs.select_related("institution", "contact", "owner", "team", "product").order_by(*ORDERING))
     audit.record(A.EXPORT, ("sales.opportunity", "", "list"), user=request.user, format="XLSX", rows=len(rows),
                  filters={k: str(getattr(v, "pk", v)) for k, v in data.items()})  # fmt: skip
-    response = HttpResponse(export_xlsx(rows, pipeline.beijing_today()),
-                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
-    label = "-".join(_("Opportunities").split())
-    stamp = timezone.localtime().strftime("%Y%m%d")
-    response["Content-Disposition"] = content_disposition_header(True, f"{label}-{stamp}.xlsx")
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return downloads.xlsx(export_xlsx(rows, pipeline.beijing_today()), _("Opportunities"))
 
 
 def _opportunity_or_404(user, pk: int) -> Opportunity:

@@ -4,21 +4,16 @@ CSV/XLSX file of the same grid. targets.py computes, decides who sees what and s
 
 from __future__ import annotations
 
-import io
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
-from django.utils import timezone
-from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import audit
+from pharmacrm.core import audit, downloads
 from pharmacrm.core.models import AuditEntry, Team
 
 from . import targets
@@ -124,18 +119,11 @@ def attainment_xlsx(rep: targets.Report) -> bytes:
         for cell in sheet[sheet.max_row]:
             cell.font = Font(bold=True)
         for r in [*rows, total]:
-            sheet.append(line(r))
-            for cell in sheet[sheet.max_row]:
-                if (
-                    cell.data_type == "f"
-                ):  # a person or team named "=…" is text, never a formula the sheet runs
-                    cell.data_type = "s"
+            downloads.append_row(sheet, line(r))
         for cell in sheet[sheet.max_row]:
             cell.font = Font(bold=True)
     sheet.column_dimensions["A"].width = 24
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return downloads.workbook_bytes(book)
 
 
 @login_required
@@ -147,14 +135,7 @@ def attainment_export(request):
     rep = targets.report(request.user, period)
     audit.record(A.EXPORT, ("sales.salestarget", "", "attainment"), user=request.user, format="XLSX",
                  period=period.key, rows=len(rep.people) + len(rep.teams))  # fmt: skip
-    response = HttpResponse(
-        attainment_xlsx(rep), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    )
-    label = "-".join(_("Sales attainment").split())
-    stamp = timezone.localtime().strftime("%Y%m%d")
-    response["Content-Disposition"] = content_disposition_header(True, f"{label}-{period.key}-{stamp}.xlsx")
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return downloads.xlsx(attainment_xlsx(rep), _("Sales attainment"), period.key)
 
 
 # --- the grid --------------------------------------------------------------------------------------------
@@ -280,22 +261,12 @@ def grid_export(request):
     sheet.title = str(year)
     sheet.append([_("Owner or team"), *[f"{year}-{m:02d}" for m in range(1, 13)]])
     for row in rows:
-        sheet.append([row["label"], *[float(yuan(targets.amount_fen(c["value"]))) if c["value"] else None
-                                      for c in row["cells"]]])  # fmt: skip
-        cell = sheet.cell(row=sheet.max_row, column=1)
-        if cell.data_type == "f":
-            cell.data_type = "s"
+        downloads.append_row(sheet, [row["label"], *[float(yuan(targets.amount_fen(c["value"]))) if c["value"]
+                                                     else None for c in row["cells"]]])  # fmt: skip
     sheet.column_dimensions["A"].width = 24
     audit.record(A.EXPORT, ("sales.salestarget", "", "grid"), user=request.user, format="XLSX", year=year,
                  rows=len(rows))  # fmt: skip
-    out = io.BytesIO()
-    book.save(out)
-    response = HttpResponse(out.getvalue(),
-                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
-    label = "-".join(_("Sales targets").split())
-    response["Content-Disposition"] = content_disposition_header(True, f"{label}-{year}.xlsx")
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return downloads.xlsx(downloads.workbook_bytes(book), _("Sales targets"), year, dated=False)
 
 
 urlpatterns = [  # included by urls.py under /sales/

@@ -4,9 +4,9 @@ performance_export.py does for the performance table. The caller decides what th
 
 from __future__ import annotations
 
-import io
-
 from django.utils.translation import gettext as _
+
+from pharmacrm.core import downloads
 
 from . import complaints
 
@@ -25,10 +25,7 @@ def xlsx(rep: complaints.Report, headline: list[dict], matrix: dict) -> bytes:
     bold = []
 
     def line(*cells, strong=False):
-        sheet.append(list(cells))
-        for cell in sheet[sheet.max_row]:
-            if cell.data_type == "f":  # a product or category named "=…" is text, never a formula the sheet runs
-                cell.data_type = "s"
+        downloads.append_row(sheet, list(cells))
         if strong:
             bold.append(sheet.max_row)
 
@@ -70,6 +67,4 @@ def xlsx(rep: complaints.Report, headline: list[dict], matrix: dict) -> bytes:
         for cell in sheet[row]:
             cell.font = Font(bold=True)
     sheet.column_dimensions["A"].width = 36
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return downloads.workbook_bytes(book)

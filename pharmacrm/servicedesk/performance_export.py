@@ -4,9 +4,9 @@ the user may see and audits the export."""
 
 from __future__ import annotations
 
-import io
-
 from django.utils.translation import gettext as _
+
+from pharmacrm.core import downloads
 
 from . import performance
 
@@ -65,10 +65,7 @@ def xlsx(rep: performance.Report) -> bytes:
     lines = [values(f) for f in figures[:-1]]
     lines.append(values(rep.previous, _("Previous period (%(period)s)") % {"period": rep.previous.label}))
     for f, line in zip(figures, lines, strict=True):
-        sheet.append(line)
-        for cell in sheet[sheet.max_row]:
-            if cell.data_type == "f":  # an agent or team named "=…" is text, never a formula the sheet runs
-                cell.data_type = "s"
+        downloads.append_row(sheet, line)
         judged = judge.previous_page if f is rep.previous else judge.row(f)  # the previous period: its own goals
         for name, ok in goals.judge(f, judged).items():  # a figure that misses its goal in red
             if not ok:
@@ -88,6 +85,4 @@ def xlsx(rep: performance.Report) -> bytes:
                         "the totals are judged against the desk's goals.")])  # fmt: skip
     sheet.column_dimensions["A"].width = 28
     sheet.freeze_panes = "B4"
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return downloads.workbook_bytes(book)

@@ -4,21 +4,18 @@ start and close, a phone answer, and the Excel export of the results. Who may do
 
 from __future__ import annotations
 
-import io
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils import timezone
-from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import access, audit, personal
+from pharmacrm.core import access, audit, downloads, personal
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 
@@ -222,7 +219,7 @@ def export_xlsx(user, campaign: SurveyCampaign) -> bytes:
     book = Workbook()
     sheet = book.active
     sheet.title = campaign.period
-    sheet.append([campaign.name, campaign.period, campaign.get_status_display()])
+    downloads.append_row(sheet, [campaign.name, campaign.period, campaign.get_status_display()])
     sheet.append([_("Targeted"), _("Sent"), _("Not reachable by mail"), _("Not asked"), _("Answered"),
                   _("Response rate (%)"), _("CSAT"), _("NPS")])  # fmt: skip
     rate = res.response_rate
@@ -245,20 +242,15 @@ def export_xlsx(user, campaign: SurveyCampaign) -> bytes:
     for t in targets:
         s = t.survey
         answered = s is not None and s.answered_at is not None
-        sheet.append([
+        downloads.append_row(sheet, [
             t.institution.name, t.klass, t.person.name if t.person else "", shown.get(t.person_id, {}).get("email", ""),
             campaigns.reach_text(t), t.get_mail_display() if t.mail else "", s.get_channel_display() if answered else "",
             timezone.localtime(s.answered_at).strftime("%Y-%m-%d %H:%M") if answered else "",
             s.score if answered else None, s.recommend if answered else None, s.comment if answered else "",
             s.get_outcome_display() if answered and s.outcome else "",
         ])  # fmt: skip
-        for cell in sheet[sheet.max_row]:
-            if cell.data_type == "f":  # a customer named "=…" is text, never a formula the sheet runs
-                cell.data_type = "s"
     sheet.column_dimensions["A"].width = 30
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return downloads.workbook_bytes(book)
 
 
 @login_required
@@ -269,11 +261,7 @@ def campaign_export(request, pk: int):
         raise PermissionDenied(_("You may not export the results of survey campaigns."))
     data = export_xlsx(request.user, campaign)
     audit.record(A.EXPORT, campaign, user=request.user, format="XLSX", period=campaign.period)
-    response = HttpResponse(data, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    stamp = timezone.localtime().strftime("%Y%m%d")
-    response["Content-Disposition"] = content_disposition_header(True, f"survey-{campaign.period}-{stamp}.xlsx")
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return downloads.xlsx(data, _("Satisfaction survey"), campaign.period)
 
 
 urlpatterns: list = [  # included by urls.py under /service/

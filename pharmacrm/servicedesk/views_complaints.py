@@ -9,13 +9,11 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import path, reverse
-from django.utils import timezone
-from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET
 
-from pharmacrm.core import audit
+from pharmacrm.core import audit, downloads
 from pharmacrm.core.models import AuditEntry, Region, Team
 
 from . import complaints, performance
@@ -147,15 +145,7 @@ def complaints_export(request):
     rep = complaints.report(request.user, query)
     audit.record(A.EXPORT, ("servicedesk", "", "complaint analysis"), user=request.user, format="XLSX",
                  period=query.period.key, complaints=rep.total)  # fmt: skip
-    label = "-".join(_("Complaint analysis").split())
-    response = HttpResponse(
-        xlsx.xlsx(rep, headline(rep), matrix(rep)),
-        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    )
-    stamp = timezone.localtime().strftime("%Y%m%d")
-    response["Content-Disposition"] = content_disposition_header(True, f"{label}-{query.period.key}-{stamp}.xlsx")
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return downloads.xlsx(xlsx.xlsx(rep, headline(rep), matrix(rep)), _("Complaint analysis"), query.period.key)
 
 
 def drill_page(request, form, query_period, tickets, *, error: str, heading: str, label: str, back_url: str,

@@ -9,16 +9,15 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext, pgettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
-from pharmacrm.core import audit
+from pharmacrm.core import audit, downloads
 from pharmacrm.core.models import AuditEntry, Team
 from pharmacrm.customers.forms import ServiceErrorsMixin
 from pharmacrm.customers.services import ConflictError
@@ -291,16 +290,8 @@ def quality_next(request):
 
 
 def _workbook(period, rows, total, reviews) -> bytes:
-    import io
-
     from openpyxl import Workbook
     from openpyxl.styles import Font
-
-    def append(sheet, values) -> None:
-        sheet.append(values)
-        for cell in sheet[sheet.max_row]:
-            if cell.data_type == "f":  # a subject or finding typed as "=…" is text, never a formula the sheet runs
-                cell.data_type = "s"
 
     def pct(v):
         return None if v is None else float(v)
@@ -308,22 +299,24 @@ def _workbook(period, rows, total, reviews) -> bytes:
     book = Workbook()
     agents = book.active
     agents.title = _("Per agent")
-    append(agents, [_("Quality reviews"), period.key])
-    append(agents, [_("Agent"), _("Handled"), _("Reviewed"), _("Coverage (%)"),
-                    *(f"{label} (%)" for label in quality.CRITERIA.values())])  # fmt: skip
+    downloads.append_row(agents, [_("Quality reviews"), period.key])
+    downloads.append_row(agents, [_("Agent"), _("Handled"), _("Reviewed"), _("Coverage (%)"),
+                                  *(f"{label} (%)" for label in quality.CRITERIA.values())])  # fmt: skip
     for r in [*rows, total]:
-        append(agents, [r.label, r.handled, r.reviewed, pct(r.coverage), *(pct(v) for v in r.rates.values())])
+        downloads.append_row(agents, [r.label, r.handled, r.reviewed, pct(r.coverage),
+                                      *(pct(v) for v in r.rates.values())])  # fmt: skip
     for cell in [*agents[2], *agents[agents.max_row]]:
         cell.font = Font(bold=True)
     sheet = book.create_sheet(_("Reviews"))
-    append(sheet, [_("Ticket"), _("Subject"), _("Received"), _("Agent"), pgettext("quality review", "Reviewer"),
-                   pgettext("quality review", "Reviewed on"), *(str(label) for label in quality.CRITERIA.values()),
-                   _("Findings"), _("Appeal")])  # fmt: skip
+    downloads.append_row(sheet, [
+        _("Ticket"), _("Subject"), _("Received"), _("Agent"), pgettext("quality review", "Reviewer"),
+        pgettext("quality review", "Reviewed on"), *(str(label) for label in quality.CRITERIA.values()), _("Findings"),
+        _("Appeal")])  # fmt: skip
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     yes, no = _("Yes"), _("No")
     for q in reviews:
-        append(sheet, [
+        downloads.append_row(sheet, [
             q.ticket.number, q.ticket.subject, timezone.localtime(q.ticket.received_at).strftime("%Y-%m-%d %H:%M"),
             str(q.agent or q.ticket.assignee or ""), str(q.reviewer or ""),
             timezone.localtime(q.reviewed_at).strftime("%Y-%m-%d %H:%M"),
@@ -333,9 +326,7 @@ def _workbook(period, rows, total, reviews) -> bytes:
     for ws in (agents, sheet):
         ws.column_dimensions["A"].width = 20
         ws.freeze_panes = "A2" if ws is sheet else "B3"
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    return downloads.workbook_bytes(book)
 
 
 @login_required
@@ -351,13 +342,7 @@ def quality_export(request):
                                           appeals=show == "appeals").select_related("agent"))  # fmt: skip
     audit.record(A.EXPORT, ("servicedesk", "", "quality reviews"), user=user, format="XLSX", period=period.key,
                  rows=len(reviews))  # fmt: skip
-    response = HttpResponse(_workbook(period, rows, total, reviews),
-                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
-    label = "-".join(_("Quality reviews").split())
-    stamp = timezone.localtime().strftime("%Y%m%d")
-    response["Content-Disposition"] = content_disposition_header(True, f"{label}-{period.key}-{stamp}.xlsx")
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return downloads.xlsx(_workbook(period, rows, total, reviews), _("Quality reviews"), period.key)
 
 
 urlpatterns = [  # included by urls.py under /service/

@@ -4,12 +4,11 @@ attendance), taking a test and its result, and the results matrix with its Excel
 from __future__ import annotations
 
 import datetime as dt
-import io
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
@@ -17,7 +16,7 @@ from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import audit
+from pharmacrm.core import audit, downloads
 from pharmacrm.core.models import AuditEntry, Team, User
 from pharmacrm.core.roles import Role
 from pharmacrm.customers.services import ConflictError
@@ -391,23 +390,11 @@ def results_export(request):
             elif a is not None:
                 text += f" ({a.due_date.isoformat()})"
             values.append(text)
-        sheet.append([_name(person), person.get_username(), *values])
-        for cell in sheet[sheet.max_row]:
-            if cell.data_type == "f":  # a name "=…" is text, never a formula the sheet runs
-                cell.data_type = "s"
+        downloads.append_row(sheet, [_name(person), person.get_username(), *values])
     sheet.column_dimensions["A"].width = 18
     audit.record(A.EXPORT, ("training.assignment", "", "results"), user=request.user, format="XLSX",
                  rows=len(m.rows), team=team.pk if team else None)  # fmt: skip
-    out = io.BytesIO()
-    book.save(out)
-    response = HttpResponse(out.getvalue(),
-                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
-    label = "-".join(_("Training results").split())
-    response["Content-Disposition"] = content_disposition_header(
-        True, f"{label}-{timezone.localdate():%Y%m%d}.xlsx"
-    )
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return downloads.xlsx(downloads.workbook_bytes(book), _("Training results"))
 
 
 @login_required

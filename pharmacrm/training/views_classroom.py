@@ -5,7 +5,6 @@ classroom.py decides; docs/training.md."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -14,11 +13,10 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils import timezone
-from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import audit
+from pharmacrm.core import audit, downloads
 from pharmacrm.core.models import AuditEntry, User
 from pharmacrm.customers.services import ConflictError
 
@@ -308,23 +306,14 @@ def certificate_export(request):
         cell.font = Font(bold=True)
     rows = 0
     for c in qs.iterator(chunk_size=500):
-        sheet.append([c.number, c.user.display_name or c.user.get_username(), c.user.get_username(), c.course.title,
-                      c.score, c.issued_on, c.expires_on, str(classroom.CERT_STATE_LABELS[classroom.certificate_state(c, today)]),
-                      c.revoke_reason])  # fmt: skip
-        for cell in sheet[sheet.max_row]:
-            if cell.data_type == "f":  # a name "=…" is text, never a formula the sheet runs
-                cell.data_type = "s"
+        downloads.append_row(sheet, [
+            c.number, c.user.display_name or c.user.get_username(), c.user.get_username(), c.course.title, c.score,
+            c.issued_on, c.expires_on, str(classroom.CERT_STATE_LABELS[classroom.certificate_state(c, today)]),
+            c.revoke_reason])  # fmt: skip
         rows += 1
     audit.record(A.EXPORT, ("training.certificate", "", "certificates"), user=request.user, format="XLSX", rows=rows,
                  filters={k: v for k, v in params.items() if v})  # fmt: skip
-    out = io.BytesIO()
-    book.save(out)
-    response = HttpResponse(out.getvalue(),
-                            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")  # fmt: skip
-    label = "-".join(_("Training certificates").split())
-    response["Content-Disposition"] = content_disposition_header(True, f"{label}-{today:%Y%m%d}.xlsx")
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return downloads.xlsx(downloads.workbook_bytes(book), _("Training certificates"))
 
 
 def _certificate(request, pk: int) -> Certificate:
@@ -352,11 +341,7 @@ def certificate_pdf(request, pk: int):
     c = _certificate(request, pk)
     data = pdf.render(c)
     audit.record(A.EXPORT, c, user=request.user, format="PDF", rows=1)
-    response = HttpResponse(data, content_type="application/pdf")
-    response["Content-Disposition"] = content_disposition_header(True, f"{c.number}.pdf")
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return downloads.attachment(data, f"{c.number}.pdf", "application/pdf")
 
 
 @login_required

@@ -1,6 +1,7 @@
 """Every export a page offers writes an audit entry (issue 2 §5: "every … export"), found in the URL configuration so
 that a new export is covered: each download route of the web pages that takes no record (an Excel, CSV or PDF of a
-list or report) is fetched by a role that may have it, and must answer 200 and add one *export* entry by that user.
+list or report) is fetched by a role that may have it, and must answer 200, add one *export* entry by that user, and
+forbid caching it.
 The customer exports (`/customers/export/…`) and the downloads of one record (an agreement's PDF, a case's ICSR, a
 survey campaign's answers) take an id and are not found here: each has its own test of its audit entry."""
 
@@ -53,5 +54,7 @@ def test_every_download_is_audited(client_for, users, path):
             assert response["Content-Type"].startswith("text/html") and not entries, path
             return
         assert [e.actor_id for e in entries] == [users[role].pk], f"{path} as {role}: no export entry"
+        # what only its reader may see is kept by no shared proxy nor the browser's cache
+        assert "no-store" in response["Cache-Control"], f"{path}: {response.get('Cache-Control')}"
         return
     pytest.fail(f"none of {ROLES} may download {path}")

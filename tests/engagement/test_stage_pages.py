@@ -118,6 +118,21 @@ def test_role_matrix_of_the_pages(role, tasks_page, overview, playbook_edit, use
     assert client.get("/interactions/stage-tasks/export.xlsx", **EN).status_code == tasks_page
 
 
+def test_the_export_is_named_in_the_readers_language_and_a_name_like_a_formula_stays_text(users, client_for):
+    import io
+
+    from openpyxl import load_workbook
+
+    inst = _hospital(users["rep"])
+    Institution.objects.filter(pk=inst.pk).update(name='=HYPERLINK("http://evil.example","天坛")')
+    response = client_for("rep").get("/interactions/stage-tasks/export.xlsx", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert "filename*=utf-8''%E9%98%B6%E6%AE%B5%E4%BB%BB%E5%8A%A1-" in response["Content-Disposition"]  # 阶段任务
+    assert "no-store" in response["Cache-Control"]
+    names = [row[0] for row in load_workbook(io.BytesIO(response.content)).active.iter_rows(min_row=2)]
+    assert len(names) == len(_tasks(inst)) >= 1
+    assert {(c.value, c.data_type) for c in names} == {('=HYPERLINK("http://evil.example","天坛")', "s")}
+
+
 def test_owner_team_lead_manager_and_auditor_see_the_tasks_they_should(users, api_for, make_user, team_north):
     from pharmacrm.core.roles import Role
 

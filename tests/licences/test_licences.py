@@ -6,14 +6,17 @@ and the API — on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone, translation
+from openpyxl import load_workbook
 
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers import normalise
 from pharmacrm.customers import services as customers
+from pharmacrm.customers.models import Institution
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.licences import services
 from pharmacrm.licences.models import Licence
@@ -161,9 +164,15 @@ def test_who_reads_records_and_verifies_on_the_pages(xiehe, ruijin, users, clien
     assert pv.post(f"/licences/{licence.pk}/verify/", {"version": licence.version}).status_code == 302
     assert Licence.objects.get(pk=licence.pk).verified_by_id == users["pv"].pk
     assert ruijin.name not in pv.get("/licences/unqualified/").content.decode()
-    export = client_for("manager").get("/licences/?status=&format=xlsx")
+    # a customer named like a formula is text in the export, never a formula the reader's Excel runs
+    Institution.objects.filter(pk=ruijin.pk).update(name='=HYPERLINK("http://evil.example","瑞金")')
+    export = client_for("manager").get("/licences/?status=&format=xlsx", HTTP_ACCEPT_LANGUAGE="en")
     assert export.status_code == 200 and export["Content-Type"].startswith("application/vnd.openxmlformats")
     assert AuditEntry.objects.filter(action="export", actor=users["manager"]).exists()
+    assert "filename=\"Customer-licences-" in export["Content-Disposition"] and "no-store" in export["Cache-Control"]
+    cells = [c for row in load_workbook(io.BytesIO(export.content)).active.iter_rows(min_row=2) for c in row[:1]]
+    assert [(c.value, c.data_type) for c in cells if "HYPERLINK" in str(c.value)] == [
+        ('=HYPERLINK("http://evil.example","瑞金")', "s")]
     for lang, word in (("zh-hans", "执业许可证"), ("en", "practising licence"), ("zh-hant", "執業許可證")):
         assert word in pv.get(f"/licences/customer/{ruijin.pk}/", HTTP_ACCEPT_LANGUAGE=lang).content.decode()
 

@@ -136,3 +136,12 @@ def test_the_excel_export(bought, client_for):
     sheet = load_workbook(BytesIO(response.content)).active
     assert [sheet.cell(r, 1).value for r in (2, 3, 4)] == ["北京甲医院", "北京丙医院", "北京乙医院"]
     assert sheet.cell(2, 11).value == pytest.approx(22176.03)
+    assert "filename=\"Customer-lifetime-value-" in response["Content-Disposition"]
+
+    # a customer named like a formula is text in the sheet, never a formula the reader's Excel runs
+    from pharmacrm.customers.models import Institution
+
+    Institution.objects.filter(name="北京乙医院").update(name='=HYPERLINK("http://evil.example","点击")')
+    response = client_for("analyst").get("/sales/clv/export.xlsx?sort=historic", HTTP_ACCEPT_LANGUAGE="en")
+    cell = load_workbook(BytesIO(response.content)).active.cell(4, 1)
+    assert (cell.value, cell.data_type) == ('=HYPERLINK("http://evil.example","点击")', "s")
