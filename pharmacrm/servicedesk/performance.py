@@ -646,8 +646,8 @@ def drill_row_label(query: Query, row: str | None) -> str:
 
 
 def trend_of(user, scope: Scope, query: Query) -> list[dict]:
-    """The totals of the last 12 periods up to the chosen one: tickets, resolution rate, CSAT and NPS (two grouped
-    queries over the twelve periods)."""
+    """The totals of the last 12 periods up to the chosen one: tickets, resolution rate, CSAT, NPS and the accuracy
+    of the answers reviewed for quality (three grouped queries over the twelve periods)."""
     last = query.period
     first = last.shifted(-(TREND_PERIODS - 1))
     span = Query(
@@ -669,12 +669,17 @@ def trend_of(user, scope: Scope, query: Query) -> list[dict]:
             csat_sum=r["s"] or 0, csat_count=r["n"], promoters=r["promoters"], detractors=r["detractors"],
             nps_count=r["answers"],
         )  # fmt: skip
+    for r in QualityReview.objects.filter(ticket_id__in=tickets.values("id")).annotate(b=sb).values("b").annotate(
+        n=Count("id"), accurate=Count("id", filter=Q(accurate=True))
+    ).order_by():  # fmt: skip
+        by.setdefault(r["b"], {}).update(reviewed=r["n"], accurate=r["accurate"])
     out = []
     for i in range(TREND_PERIODS):
         p = first.shifted(i)
         f = Figures(key=p.key, label=p.key, **by.get(p.key, {}))
         out.append({"period": p.key, "created": f.created, "resolution_rate": _float(f.resolution_rate),
-                    "csat": _float(f.csat), "nps": f.nps})  # fmt: skip
+                    "csat": _float(f.csat), "nps": f.nps, "reviewed": f.reviewed,
+                    "accuracy": _float(f.accuracy)})  # fmt: skip
     return out
 
 

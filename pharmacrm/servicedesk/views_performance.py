@@ -9,17 +9,14 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, downloads
 from pharmacrm.core.models import AuditEntry, Team
 from pharmacrm.core.roles import Cap
 
@@ -132,6 +129,8 @@ def performance_page(request):
              **goal("resolution_rate")},
             {"name": _("CSAT (1–5)"), "data": [p["csat"] for p in rep.trend], "axis": 2, **goal("csat")},
             {"name": _("NPS"), "data": [p["nps"] for p in rep.trend], "axis": 3, **goal("nps")},
+            # on the percentage scale of the resolution rate
+            {"name": _("Accuracy (%)"), "data": [p["accuracy"] for p in rep.trend], "axis": 1, **goal("accuracy")},
         ],
     }
     params = request.GET.copy()
@@ -168,16 +167,7 @@ def performance_export(request):
     rep = performance.report(request.user, query, trend=False)
     audit.record(A.EXPORT, ("servicedesk", "", "service performance"), user=request.user, format="XLSX",
                  period=query.period.key, group=query.group, rows=len(rep.rows))  # fmt: skip
-    label = "-".join(_("Service performance").split())
-    response = HttpResponse(
-        xlsx.xlsx(rep), content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    )
-    stamp = timezone.localtime().strftime("%Y%m%d")
-    response["Content-Disposition"] = content_disposition_header(
-        True, f"{label}-{query.period.key}-{stamp}.xlsx"
-    )
-    response["Cache-Control"] = "private, no-store"
-    return response
+    return downloads.xlsx(xlsx.xlsx(rep), _("Service performance"), query.period.key)
 
 
 FILTERS = ("period", "group", "team", "category", "priority")  # the page's own parameters (the period first)

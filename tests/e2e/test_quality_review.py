@@ -58,3 +58,25 @@ def test_the_expert_reviews_a_random_ticket_and_the_agent_is_told(page, users, h
     row = page.locator(f"#quality-agents tr[data-agent='{users['agent'].pk}']")
     assert row.locator("td[data-criterion='accurate']").inner_text() == "0.0 %"
     assert row.locator("td").nth(2).inner_text() == "100.0 %"  # coverage: 1 of 1
+
+
+def test_the_performance_chart_draws_the_accuracy_on_the_percentage_scale(page, users, handled):
+    """The trend chart of the service performance page (ECharts, in the browser): the accuracy is a fifth line on
+    the resolution rate's 0–100 scale, ending on this month's figure."""
+    from pharmacrm.servicedesk import quality
+
+    quality.review(users["expert"], handled, {"accurate": False, "compliant": True, "complete": True,
+                                              "courteous": True, "comment": "储存条件答复有误。"})  # fmt: skip
+    sign_in(page, "manager")
+    page.goto(reverse("servicedesk:performance"))
+    page.locator("#performance-chart svg").wait_for()
+    option = page.evaluate("""() => {
+        const o = echarts.getInstanceByDom(document.getElementById("performance-chart")).getOption();
+        return {axes: o.yAxis.map(a => [a.min ?? null, a.max ?? null]),
+                series: o.series.map(s => [s.name, s.yAxisIndex, s.data[s.data.length - 1]])};
+    }""")
+    assert option["axes"] == [[0, None], [0, 100], [1, 5], [-100, 100]]
+    assert [s[:2] for s in option["series"]] == [["工单", 0], ["解决率（%）", 1], ["满意度（1–5）", 2],
+                                                  ["净推荐值", 3], ["准确率（%）", 1]]  # fmt: skip
+    assert option["series"][4][2] == 0  # this month: the one ticket reviewed, its answer not accurate
+    assert "准确率（%）" in page.locator("#performance-chart").inner_text()  # in the legend

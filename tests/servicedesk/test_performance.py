@@ -205,13 +205,16 @@ def test_the_trend_holds_twelve_periods_ending_with_the_chosen_one(users, novemb
     trend = report(users["manager"]).trend
     assert [p["period"] for p in trend][0] == "2025-12" and trend[-1]["period"] == "2026-11"
     assert len(trend) == 12
-    assert trend[-1] == {"period": "2026-11", "created": 6, "resolution_rate": 66.7, "csat": 3.25, "nps": 25}
+    assert trend[-1] == {"period": "2026-11", "created": 6, "resolution_rate": 66.7, "csat": 3.25, "nps": 25,
+                         "reviewed": 0, "accuracy": None}  # fmt: skip
     assert trend[-2] == {
         "period": "2026-10",
         "created": 1,
         "resolution_rate": 100.0,
         "csat": None,
         "nps": None,
+        "reviewed": 0,
+        "accuracy": None,
     }
     assert trend[0]["created"] == 0
 

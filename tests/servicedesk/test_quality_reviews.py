@@ -72,6 +72,9 @@ def test_a_product_expert_reviews_and_the_accuracy_follows(users, november):
     quality.review(expert, november["T7"], WRONG)
     assert report(users["manager"]).totals.reviewed == 2
     assert report(users["manager"], period="2026-10").totals.accuracy == 0
+    # and the twelve-period trend follows each month's reviews
+    trend = {p["period"]: (p["reviewed"], p["accuracy"]) for p in report(users["manager"]).trend}
+    assert (trend["2026-11"], trend["2026-10"], trend["2026-09"]) == ((2, 50.0), (1, 0.0), (0, None))
 
 
 def test_who_may_review_which_ticket(users, desk, november):
@@ -161,8 +164,14 @@ def test_the_accuracy_on_the_performance_page_export_and_api_judged_by_its_goal(
     quality.review(users["expert"], november["T2"], WRONG)
     goals.save(users["manager"], {"accuracy": "90"}, since=november["T7"].received_at)
     assert goals.judge(report(users["manager"]).totals, goals.current()) == {"accuracy": False}
-    html = page_client(users["manager"]).get(PAGE, {"period": "2026-11"}).content.decode()
+    page = page_client(users["manager"]).get(PAGE, {"period": "2026-11"})
+    html = page.content.decode()
     assert "Accuracy (reviewed)" in html and "≥ 90 %" in html
+    # the trend chart draws the accuracy on the percentage scale, with its goal
+    line = next(s for s in page.context["chart"]["series"] if s["name"] == "Accuracy (%)")
+    assert (line["data"][-1], line["axis"], line["goal"], line["goal_label"]) == (50.0, 1, 90.0, "≥ 90 %")
+    november_row = html.split('<tr data-period="2026-11">', 1)[1].split("</tr>", 1)[0]  # and its table
+    assert november_row.endswith('<td class="num">50.0 % <span class="muted small">(2)</span></td>')
     assert 'goal-missed" title="Goal ≥ 90 %: missed">50.0 % <span class="muted small">(2)</span>' in html
     rows = export_rows(page_client(users["manager"]).get(EXPORT, {"period": "2026-11"}).content)
     head = rows[2]

@@ -189,7 +189,8 @@ def test_the_performance_page_export_and_api_mark_each_figure(users, november): 
     import re
 
     chart = json.loads(re.search(r'<script id="performance-data" type="application/json">(.*?)</script>', html, re.S)[1])
-    assert [(x["goal"], x["goal_label"]) for x in chart["series"][1:]] == [(80.0, "≥ 80 %"), (4.0, "≥ 4"), (20.0, "≥ 20")]
+    assert [(x["goal"], x["goal_label"]) for x in chart["series"][1:]] == [(80.0, "≥ 80 %"), (4.0, "≥ 4"), (20.0, "≥ 20"),
+                                                                     (None, "")]  # no accuracy goal set
     analyst = page_client(users["analyst"]).get(PAGE, {"period": "2026-11"}).content.decode()
     assert "goal-missed" in analyst and 'id="set-goals"' not in analyst  # sees the goals, does not set them
 

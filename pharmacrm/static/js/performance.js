@@ -1,5 +1,6 @@
 // The service performance trend: ECharts (vendored) draws the totals the table under it shows — tickets received
-// (bars), resolution rate, CSAT and NPS (lines, each on its own scale), with their service goals as dashed lines.
+// (bars), resolution rate and accuracy (lines on one percentage scale), CSAT and NPS (lines, each on its own
+// scale), with their service goals as dashed lines.
 (function () {
   "use strict";
   function draw() {
@@ -7,7 +8,8 @@
     var src = document.getElementById("performance-data");
     if (!el || !src || typeof window.echarts === "undefined") return;
     var data = JSON.parse(src.textContent);
-    var colors = ["#0f5e8c", "#2e7d32", "#b26a00", "#7b1fa2"];
+    var colors = ["#0f5e8c", "#2e7d32", "#b26a00", "#7b1fa2", "#c2185b"];
+    // the scales: counts, percentages, CSAT, NPS; each series names its own (s.axis)
     var ranges = [{ min: 0 }, { min: 0, max: 100 }, { min: 1, max: 5 }, { min: -100, max: 100 }];
     var chart = window.echarts.init(el, null, { renderer: "svg" });
     chart.setOption({
@@ -16,8 +18,8 @@
       tooltip: { trigger: "axis" },
       legend: { top: 0 },
       xAxis: { type: "category", data: data.periods },
-      yAxis: data.series.map(function (s, i) {
-        return { type: "value", min: ranges[i].min, max: ranges[i].max, show: i < 2, position: i === 0 ? "left" : "right",
+      yAxis: ranges.map(function (r, i) {
+        return { type: "value", min: r.min, max: r.max, show: i < 2, position: i === 0 ? "left" : "right",
                  splitLine: { show: i === 0 } };
       }),
       series: data.series.map(function (s, i) {
