@@ -11,6 +11,7 @@ texts give on purpose (调休, 国药准字 …) and the language menu's own nam
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import zoneinfo
@@ -155,6 +156,8 @@ def test_every_page_speaks_the_readers_language(demo):
     assert len(pages) > 100, sorted(pages)  # the walk reached the whole application, not a sign-in page
 
     wrong = []
+
+    @functools.cache  # the same chunks (menus, headings) come back on every page; each look-up reads all the data
     def is_data(chunk: str) -> bool:  # as stored, or cut short by the page
         chunk = " ".join(chunk.split())
         return chunk in data or (chunk.endswith(("...", "…")) and chunk.rstrip(".…") in data)
