@@ -80,3 +80,5 @@ def test_the_performance_chart_draws_the_accuracy_on_the_percentage_scale(page, 
                                                   ["净推荐值", 3], ["准确率（%）", 1]]  # fmt: skip
     assert option["series"][4][2] == 0  # this month: the one ticket reviewed, its answer not accurate
     assert "准确率（%）" in page.locator("#performance-chart").inner_text()  # in the legend
+    page.locator("#trend-title").scroll_into_view_if_needed()
+    shot(page, "performance-trend-accuracy")
