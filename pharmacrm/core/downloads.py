@@ -1,5 +1,6 @@
-"""What every download of a page shares (its Excel exports above all): rows whose text is never run as a formula, the workbook's bytes, and
-the download's response (named in the reader's language, dated, and never kept by a shared cache).
+"""What every download of a page shares (its Excel exports above all): rows whose text is never run as a formula,
+the workbook's bytes, and the download's response (named in the reader's language, dated, and never kept by a shared
+cache).
 
 A customer, product or finding whose name begins with "=" is text someone typed; openpyxl writes any such string
 as a formula, which the reader's Excel would run (formula injection: =HYPERLINK(…) sending the sheet's data away).
@@ -8,6 +9,7 @@ as a formula, which the reader's Excel would run (formula injection: =HYPERLINK(
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable
 
 from django.http import HttpResponse
@@ -15,14 +17,18 @@ from django.utils import timezone
 from django.utils.http import content_disposition_header
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# characters XML 1.0 (and so a workbook) cannot hold: openpyxl refuses them, and one pasted into a comment (\x0b from a
+# Word document) turned the whole export into a server error for every reader
+_ILLEGAL_XML = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
 
 
 def append_row(sheet, values: Iterable) -> None:
-    """Append a row to a worksheet (normal or write-only); a string beginning with "=" stays text."""
+    """Append a row to a worksheet (normal or write-only); a string beginning with "=" stays text, and a control
+    character no workbook can hold is left out."""
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
-    values = list(values)
+    values = [_ILLEGAL_XML.sub("", v) if isinstance(v, str) else v for v in values]
     if isinstance(sheet, WriteOnlyWorksheet):  # its cells are made here, typed before they are written
         cells = []
         for value in values:

@@ -259,7 +259,7 @@ def appraisal_export(request):
     book = Workbook()
     sheet = book.active
     sheet.title = period_key
-    sheet.append([_("KPI appraisal"), scheme.name, period_key])
+    downloads.append_row(sheet, [_("KPI appraisal"), scheme.name, period_key])
     codes = [i["code"] for i in scheme.indicators]
     head = [
         pgettext("appraisal", "Person"),

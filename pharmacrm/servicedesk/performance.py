@@ -671,8 +671,9 @@ def trend_of(user, scope: Scope, query: Query) -> list[dict]:
         )  # fmt: skip
     # the reviews are a sample (a few in a hundred tickets): each review made since the first period began looks its
     # ticket up (EXISTS), instead of the database listing the twelve periods' tickets to match them (20× faster on
-    # SQLite at 200,000 tickets a year, docs/benchmarks.md); a review is never made before its ticket is received
-    reviews = QualityReview.objects.filter(reviewed_at__gte=first.start).filter(
+    # SQLite at 200,000 tickets a year, docs/benchmarks.md). A review follows its ticket's receipt, which may be
+    # written a few minutes ahead of the clock (services.create_ticket): a day's margin, the buckets being by receipt
+    reviews = QualityReview.objects.filter(reviewed_at__gte=first.start - dt.timedelta(days=1)).filter(
         Exists(tickets.filter(pk=OuterRef("ticket_id")))
     )
     for r in reviews.annotate(b=sb).values("b").annotate(

@@ -1,6 +1,7 @@
 """What the pages' downloads share (pharmacrm/core/downloads.py): a text that begins with "=" is written as text,
-never as a formula the reader's Excel would run, on a normal sheet and on a write-only one; the file is named in
-the reader's language and dated; no cache keeps it."""
+never as a formula the reader's Excel would run, on a normal sheet and on a write-only one; a control character no
+workbook can hold is left out instead of failing the export; the file is named in the reader's language and dated; no
+cache keeps it."""
 
 from __future__ import annotations
 
@@ -21,12 +22,14 @@ def test_a_text_like_a_formula_stays_text(write_only):
     sheet = book.create_sheet("客户") if write_only else book.active
     downloads.append_row(sheet, ["北京协和医院", FORMULA, 12, None, "= 1+1"])
     downloads.append_row(sheet, (v for v in ["=SUM(C1:C1)", "-3"]))  # any iterable
+    downloads.append_row(sheet, ["批号\x0b未登记\x01", "换行\n保留"])  # pasted from Word: no workbook holds \x0b
 
     read = load_workbook(io.BytesIO(downloads.workbook_bytes(book)))
     rows = [[(c.value, c.data_type) for c in row] for row in read.worksheets[0].iter_rows()]
     assert rows[0][:3] == [("北京协和医院", "s"), (FORMULA, "s"), (12, "n")]
     assert rows[0][4] == ("= 1+1", "s")
     assert rows[1][:2] == [("=SUM(C1:C1)", "s"), ("-3", "s")]
+    assert rows[2][:2] == [("批号未登记", "s"), ("换行\n保留", "s")]
     assert not any(kind == "f" for row in rows for _value, kind in row)
 
 

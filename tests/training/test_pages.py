@@ -86,10 +86,13 @@ def test_a_team_lead_sees_only_their_teams_members(world, client_for, users):
 def test_the_export_is_audited_and_reads_the_states(world, client_for):
     from openpyxl import load_workbook
 
+    # a course titled like a formula is a heading of text in the sheet, never a formula the reader's Excel runs
+    type(world["course"]).objects.filter(pk=world["course"].pk).update(title='=HYPERLINK("http://evil.example","课程")')
     response = page(client_for, "manager", "/training/results/export.xlsx")
     sheet = load_workbook(io.BytesIO(response.content)).active
     rows = {r[1]: r for r in sheet.iter_rows(min_row=3, values_only=True)}
     assert rows["agent"][2].startswith("Due") and rows["manager"][2] == "—"
+    assert (sheet.cell(2, 3).value, sheet.cell(2, 3).data_type) == ('=HYPERLINK("http://evil.example","课程")', "s")
     assert AuditEntry.objects.filter(action="export", object_type="training.assignment").count() == 1
 
 
