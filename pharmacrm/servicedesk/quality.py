@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
@@ -511,7 +512,9 @@ def period_reviews(user, period: performance.Period, team: Team | None = None, *
 def next_to_review(user, period: performance.Period, team: Team | None = None,
                    agent: int | None = None) -> Ticket | None:  # fmt: skip
     """A random handled ticket of the period not yet reviewed that the user may review (never their own): the
-    sample a reviewer works through."""
+    sample a reviewer works through. Without an agent chosen, a ticket of the agent whose handled tickets are least
+    covered by reviews so far (of those with a ticket to draw; ties at random), so that every agent's work is
+    sampled in turn rather than the busiest agent's most. Three queries."""
     if not may_review_some(user):
         raise PermissionDenied(refusal_text())
     scope = scope_for(user)
@@ -519,14 +522,35 @@ def next_to_review(user, period: performance.Period, team: Team | None = None,
     answered_by_user = TicketEvent.objects.filter(
         ticket=OuterRef("pk"), actor=user, kind__in=(EventKind.RESPONDED, EventKind.REPLY)
     )
-    tickets = performance._tickets(user, scope, performance.Query(period=period, team=team)).filter(
-        status__in=REVIEWABLE, quality_review__isnull=True
-    ).exclude(assignee=user).exclude(Exists(answered_by_user))
-    if agent is not None:
-        tickets = tickets.filter(assignee_id=agent)
+    handled = performance._tickets(user, scope, performance.Query(period=period, team=team)).filter(
+        status__in=REVIEWABLE
+    )
     if not access.can(user, Cap.REVIEW_SERVICE_QUALITY):
-        tickets = tickets.filter(team_id__in=led_teams(user))
-    return tickets.order_by("?").first()
+        handled = handled.filter(team_id__in=led_teams(user))
+    tickets = handled.filter(quality_review__isnull=True).exclude(assignee=user).exclude(Exists(answered_by_user))
+    if agent is not None:
+        return tickets.filter(assignee_id=agent).order_by("?").first()
+    least = _least_covered(handled, tickets)
+    if not least:
+        return None
+    pick = Q(assignee_id__in=[a for a in least if a is not None])
+    if None in least:
+        pick |= Q(assignee__isnull=True)
+    return tickets.filter(pick).order_by("?").first()
+
+
+def _least_covered(handled: QuerySet, drawable: QuerySet) -> list[int | None]:
+    """The agents (None: unassigned) with a ticket in `drawable` whose share of `handled` tickets reviewed is the
+    lowest; a quality review belongs to one ticket, so counting them through the join counts each ticket once."""
+    coverage = {
+        r["assignee_id"]: Fraction(r["reviewed"], r["n"])
+        for r in handled.values("assignee_id").annotate(n=Count("id"), reviewed=Count("quality_review")).order_by()
+    }
+    agents = set(drawable.order_by().values_list("assignee_id", flat=True).distinct())
+    if not agents:
+        return []
+    low = min(coverage.get(a, Fraction(0)) for a in agents)
+    return [a for a in agents if coverage.get(a, Fraction(0)) == low]
 
 
 def refusal_text() -> str:

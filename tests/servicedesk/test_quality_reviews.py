@@ -272,6 +272,25 @@ def test_review_a_random_ticket_draws_from_the_unreviewed_and_never_ones_own(use
     assert page_client(desk["a1"]).get(NEXT, {"period": "2026-11"}).status_code == 403
 
 
+def test_review_a_random_ticket_samples_the_least_covered_agent_first(users, november):
+    """November's handled tickets: a1's T1 and T2, a2's T4, b1's T8. With T1 and T4 reviewed (a1 at 50 %, a2 at
+    100 %), every draw is b1's T8; once T8 is reviewed, a1's T2 (a1 50 %, the others 100 %)."""
+    expert = page_client(users["expert"])
+    quality.review(users["expert"], november["T1"], GOOD)
+    quality.review(users["expert"], november["T4"], GOOD)
+    t8 = reverse("servicedesk:ticket", args=[november["T8"].pk]) + "#quality"
+    assert {expert.get(NEXT, {"period": "2026-11"})["Location"] for _ in range(12)} == {t8}
+    quality.review(users["expert"], november["T8"], GOOD)
+    t2 = reverse("servicedesk:ticket", args=[november["T2"].pk]) + "#quality"
+    assert {expert.get(NEXT, {"period": "2026-11"})["Location"] for _ in range(6)} == {t2}
+    # an agent chosen on the page ("Review one") draws that agent's tickets, whatever the others' coverage
+    from pharmacrm.servicedesk.performance import parse_period
+
+    period = parse_period("2026-11")
+    assert quality.next_to_review(users["expert"], period, agent=november["T8"].assignee_id) is None  # all reviewed
+    assert quality.next_to_review(users["expert"], period, agent=november["T2"].assignee_id) == november["T2"]
+
+
 # --- the API ---------------------------------------------------------------------------------------------------
 
 
