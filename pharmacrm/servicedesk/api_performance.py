@@ -131,8 +131,8 @@ def goal_rows(team: int | None = None, *, applied: dict | None = None) -> list[d
             for name, i in goals.INDICATORS.items()]  # fmt: skip
 
 
-def _figures(f, targets: dict) -> dict:
-    key = f.key
+def _figures(f, targets: dict, codes: dict | None = None) -> dict:
+    key = (codes or {}).get(f.key, f.key)  # a category's row by its code, as `?category=` takes it
     judged = goals.judge(f, targets)
     return {"key": None if key is None else str(key), "label": f.label, **f.as_dict(),
             "goals_met": [k for k, ok in judged.items() if ok], "goals_missed": [k for k, ok in judged.items() if not ok]}  # fmt: skip
@@ -189,10 +189,12 @@ class ServicePerformanceViewSet(viewsets.GenericViewSet):
         rep = performance.report(request.user, query, trend=False)
         judge = goals.Judge.loaded(query, rep.scope)
         t = judge.page
+        codes = dict(TicketCategory.objects.filter(pk__in=[r.key for r in rep.rows if r.key]).values_list("pk", "code")
+                     ) if query.group == "category" else None  # fmt: skip
         data = {
             "period": query.period.key, "start": query.period.start, "end": query.period.end, "group": query.group,
             "scope": rep.scope.kind, "time_basis": "clock_hours", "class_period": rep.klass_period,
-            "rows": [_figures(r, judge.row(r)) for r in rep.rows], "totals": _figures(rep.totals, t),
+            "rows": [_figures(r, judge.row(r), codes) for r in rep.rows], "totals": _figures(rep.totals, t),
             "previous_period": query.period.previous.key, "previous_totals": _figures(rep.previous, judge.previous_page),
             "team_totals": _figures(rep.team_totals, t) if rep.team_totals is not None else None,
             "goals": goal_rows(judge.team if judge.team_has_own else None, applied=t),

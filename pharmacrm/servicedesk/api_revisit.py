@@ -66,6 +66,8 @@ class VisibleTicketField(serializers.PrimaryKeyRelatedField):
         return access.tickets_for(request.user, Ticket.objects.all())
 
     def to_internal_value(self, data):
+        if isinstance(data, float):  # 1.5 would be looked up as ticket 1: a review recorded on another ticket
+            self.fail("incorrect_type", data_type=type(data).__name__)
         if isinstance(data, int) and not 1 <= data <= MAX_ID:
             self.fail("does_not_exist", pk_value=data)
         return super().to_internal_value(data)

@@ -189,7 +189,8 @@ def _number(raw, unit: str | None = None) -> Decimal | None:
     where it is the indicator's (`unit`: "%" or "h"; None: any), and never alone."""
     if raw is None:
         return None
-    text = unicodedata.normalize("NFKC", str(raw)).strip()
+    # the minus sign as typeset (−20, U+2212, as the goals' ranges are written) is the hyphen-minus
+    text = unicodedata.normalize("NFKC", str(raw)).replace("\u2212", "-").strip()
     if not text:
         return None
     bare = text.rstrip("%hH小时 ").strip()

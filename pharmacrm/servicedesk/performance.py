@@ -487,9 +487,11 @@ def compute(tickets, group: str | None, *, now: dt.datetime | None = None, klass
         f = row(r["g"])
         f.csat_sum, f.csat_count = r["s"] or 0, r["n"]
         f.promoters, f.detractors, f.nps_count = r["promoters"], r["detractors"], r["answers"]
-    # 5. the quality reviews of those tickets: the accuracy of the answers
+    # 5. the quality reviews of those tickets: the accuracy of the answers. Of the tickets handled now, as the quality
+    # page counts them: a ticket reopened since its review is not judged until it is resolved again
     if quality:
-        for r in grouped(QualityReview.objects.filter(ticket_id__in=ids), "ticket__").annotate(
+        reviews = QualityReview.objects.filter(ticket_id__in=ids, ticket__status__in=DONE)
+        for r in grouped(reviews, "ticket__").annotate(
             n=Count("id"), accurate=Count("id", filter=Q(accurate=True))
         ).order_by():  # fmt: skip
             f = row(r["g"])
@@ -674,7 +676,7 @@ def trend_of(user, scope: Scope, query: Query) -> list[dict]:
     # SQLite at 200,000 tickets a year, docs/benchmarks.md). A review follows its ticket's receipt, which may be
     # written a few minutes ahead of the clock (services.create_ticket): a day's margin, the buckets being by receipt
     reviews = QualityReview.objects.filter(reviewed_at__gte=first.start - dt.timedelta(days=1)).filter(
-        Exists(tickets.filter(pk=OuterRef("ticket_id")))
+        Exists(tickets.filter(pk=OuterRef("ticket_id"), status__in=DONE))
     )
     for r in reviews.annotate(b=sb).values("b").annotate(
         n=Count("id"), accurate=Count("id", filter=Q(accurate=True))

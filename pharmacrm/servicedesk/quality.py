@@ -25,6 +25,7 @@ service manager may correct (optimistic locking; every change audited)."""
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
@@ -161,7 +162,7 @@ def _clean(data: dict) -> dict:
             errors[name] = [_("Say whether this criterion was met: yes or no.")]
         else:
             out[name] = value
-    comment = str(data.get("comment") or "").replace("\x00", "").strip()
+    comment = _plain(data.get("comment"))
     if len(comment) > MAX_COMMENT:
         errors["comment"] = [_("At most %(n)d characters.") % {"n": MAX_COMMENT}]
     elif not comment and len(out) == len(CRITERIA) and not all(out.values()):
@@ -291,6 +292,15 @@ def may_decide(user, review: QualityReview) -> bool:
     )  # fmt: skip
 
 
+def decide_refusal(user, review: QualityReview) -> str:
+    """Why the user may not decide this review's appeal now ("" when they may)."""
+    if review.appeal_status in (AppealStatus.ACCEPTED, AppealStatus.REJECTED):  # a retried or a second decision
+        return _("This appeal has been decided already.")
+    if not may_decide(user, review):
+        return _("An appeal is decided by a service manager who neither reviewed nor handled the ticket.")
+    return ""
+
+
 def _save(obj: QualityReview, now, fields: dict, version: int | None) -> None:
     if version is not None and int(version) != obj.version:
         raise ConflictError(obj.version)
@@ -305,8 +315,15 @@ def _save(obj: QualityReview, now, fields: dict, version: int | None) -> None:
     obj.version, obj.updated_at = obj.version + 1, now
 
 
+def _plain(value) -> str:
+    """The text as typed, without control and format characters (NUL, \\x01, zero-width …) but with its line breaks
+    and tabs: a finding or an appeal made only of them is none, as on the web form."""
+    text = str(value or "").replace("\r\n", "\n")
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf")).strip()
+
+
 def _text(value, field: str, limit: int, missing: str) -> str:
-    text = str(value or "").replace("\x00", "").strip()
+    text = _plain(value)
     if not text:
         raise ValidationError({field: [missing]})
     if len(text) > limit:
@@ -351,9 +368,9 @@ def decide_appeal(user, obj: QualityReview, accepted: bool, answer, criteria: di
                   version: int | None) -> QualityReview:  # fmt: skip
     """Accept the appeal — the review is corrected to `criteria` (the four, as the decider judges them now; an
     accepted appeal changes at least one) — or reject it; the answer is required; the agent is told."""
-    if not may_decide(user, obj):
-        raise PermissionDenied(_("An appeal is decided by a service manager who neither reviewed nor handled the "
-                                 "ticket."))  # fmt: skip
+    refused = decide_refusal(user, obj)
+    if refused:
+        raise PermissionDenied(refused)
     answer = _text(answer, "appeal_answer", MAX_APPEAL, _("Give the reason for the decision: the agent reads it."))
     fields: dict = {"appeal_status": AppealStatus.ACCEPTED if accepted else AppealStatus.REJECTED,
                     "appeal_answer": answer, "appeal_decided_by": user, "appeal_decided_at": timezone.now()}  # fmt: skip
@@ -495,11 +512,18 @@ def agent_rows(user, period: performance.Period, team: Team | None = None) -> tu
 
 def period_reviews(user, period: performance.Period, team: Team | None = None, *, agent: int | None = None,
                    findings: bool = False, appeals: bool = False) -> QuerySet:  # fmt: skip
-    """The reviews of the tickets received in the period that the user may read, the latest first."""
+    """The reviews of the tickets received in the period that the user may read, the latest first. The appeals
+    waiting (`appeals`) are all those the user may read, of any period: an appeal waits for its decision whenever its
+    ticket came in, and also once the ticket was merged into another."""
     scope = scope_for(user)
     _team_check(scope, team)
-    tickets = performance._tickets(user, scope, performance.Query(period=period, team=team))
-    qs = reviews_for(user).filter(ticket_id__in=tickets.values("id"))
+    if appeals:
+        qs = reviews_for(user)
+        if team is not None:
+            qs = qs.filter(ticket__team=team)
+    else:
+        tickets = performance._tickets(user, scope, performance.Query(period=period, team=team))
+        qs = reviews_for(user).filter(ticket_id__in=tickets.values("id"))
     if agent is not None:
         qs = qs.filter(ticket__assignee_id=agent)
     if findings:

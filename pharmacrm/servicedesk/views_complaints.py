@@ -142,6 +142,8 @@ def complaints_export(request):
     from . import complaints_export as xlsx
 
     form, query = _form(request)
+    if form.errors:  # the page with its errors (400), never a workbook of other figures than those asked for
+        return complaints_page(request)
     rep = complaints.report(request.user, query)
     audit.record(A.EXPORT, ("servicedesk", "", "complaint analysis"), user=request.user, format="XLSX",
                  period=query.period.key, complaints=rep.total)  # fmt: skip

@@ -164,6 +164,8 @@ def performance_export(request):
     from . import performance_export as xlsx
 
     form, query, scope = _form(request)
+    if form.errors:  # the page with its errors (400), never a workbook of other figures than those asked for
+        return performance_page(request)
     rep = performance.report(request.user, query, trend=False)
     audit.record(A.EXPORT, ("servicedesk", "", "service performance"), user=request.user, format="XLSX",
                  period=query.period.key, group=query.group, rows=len(rep.rows))  # fmt: skip

@@ -160,14 +160,18 @@ def review_ticket(request, pk: int):
     return render(request, "servicedesk/ticket_detail.html", views._ticket_context(request, ticket), status=status)
 
 
-def _appeal_step(request, pk: int, form_class, state_key: str, act, success: str):
-    """Run an appeal step from the ticket page: on success a message and back to the review; a refused or stale
-    step shows the page again with the input kept."""
+def _appeal_step(request, pk: int, form_class, state_key: str, act, success: str, refusal):
+    """Run an appeal step from the ticket page: on success a message and back to the review; a step that is not the
+    user's (`refusal` says why) is refused before its form is read; a stale step shows the page again with the input
+    kept."""
     user = request.user
     ticket = views._ticket_or_404(user, pk)
     review = QualityReview.objects.filter(ticket=ticket).select_related("ticket").first()
     if review is None:
         raise Http404(_("This ticket has no quality review."))
+    refused = refusal(user, review)
+    if refused:  # never the form again to someone who may not send it
+        raise PermissionDenied(refused)
     form = form_class(request.POST)
     status = 400
     if form.is_valid():
@@ -199,7 +203,7 @@ def appeal_review(request, pk: int):
     return _appeal_step(
         request, pk, AppealForm, "appeal_form",
         lambda user, review, d: quality.appeal(user, review, d["appeal"], version=d["version"]),
-        _("Appeal sent: a service manager decides on it."),
+        _("Appeal sent: a service manager decides on it."), quality.appeal_refusal,
     )  # fmt: skip
 
 
@@ -211,7 +215,8 @@ def decide_appeal(request, pk: int):
         quality.decide_appeal(user, review, d["decision"] == "accept", d["appeal_answer"], criteria,
                               version=d["version"])  # fmt: skip
 
-    return _appeal_step(request, pk, DecisionForm, "decision_form", act, _("Decision on the appeal recorded."))
+    return _appeal_step(request, pk, DecisionForm, "decision_form", act, _("Decision on the appeal recorded."),
+                        quality.decide_refusal)  # fmt: skip
 
 
 class QualityFilterForm(PeriodField, forms.Form):
@@ -336,6 +341,8 @@ def quality_export(request):
     those who may read them on the page); audited."""
     user = request.user
     form, period, team = _filters(request)
+    if form.errors:  # the page with its errors (400), never a workbook of other figures than those asked for
+        return quality_page(request)
     rows, total = quality.agent_rows(user, period, team)
     show = form.value("show")
     reviews = list(quality.period_reviews(user, period, team, agent=form.value("agent"), findings=show == "findings",

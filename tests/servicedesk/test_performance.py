@@ -388,6 +388,13 @@ def test_the_api_answers_the_rows_and_totals(users, november):
     assert data["previous_totals"]["created"] == 1
     quarter = api_client(users["manager"]).get(API, {"period": "2026-Q4"}).json()
     assert quarter["totals"]["created"] == 8 and quarter["previous_period"] == "2026-Q3"
+    # a category's row names it by its code, which `?category=` takes back
+    by_category = api_client(users["manager"]).get(API, {"period": "2026-11", "group": "category"}).json()
+    keys = {r["key"] for r in by_category["rows"]}
+    assert "service_attitude" in keys and all(not k.isdecimal() for k in keys if k)
+    again = api_client(users["manager"]).get(API, {"period": "2026-11", "category": "service_attitude"}).json()
+    row = next(r for r in by_category["rows"] if r["key"] == "service_attitude")
+    assert again["totals"]["created"] == row["created"] == 2
 
 
 @pytest.mark.parametrize(("params", "field"), [

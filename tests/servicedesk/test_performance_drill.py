@@ -8,6 +8,7 @@ import re
 from html import unescape
 
 import pytest
+from django.urls import reverse
 
 from tests.servicedesk import test_performance as analysis
 from tests.servicedesk.test_performance import PAGE, page_client
@@ -99,3 +100,21 @@ def test_the_list_and_its_refusal_in_three_languages(users, november, lang, head
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = lang
     assert heading in client.get(DRILL, {"period": "2026-11"}).content.decode()
     assert reason in client.get(DRILL, {"period": "2026-11", "what": "colour"}).content.decode()
+
+
+@pytest.mark.parametrize(("name", "query"), [
+    ("servicedesk:performance-export", {"period": "2026-13"}),
+    ("servicedesk:performance-export", {"period": "2026-11", "team": "abc"}),
+    ("servicedesk:performance-export", {"period": "2026-11", "group": "region"}),
+    ("servicedesk:complaints-export", {"period": "garbage"}),
+    ("servicedesk:quality-export", {"period": "9999"}),
+])  # fmt: skip
+def test_an_export_with_a_bad_filter_is_the_page_with_its_error_and_exports_nothing(users, name, query):
+    """The export button carries the page's query string: a filter the page refused (400) must not give a workbook
+    of other figures (this month, every team) nor an audit entry of an export that did not happen."""
+    from pharmacrm.core.models import AuditEntry
+
+    response = page_client(users["manager"]).get(reverse(name), query)
+    assert response.status_code == 400 and response["Content-Type"].startswith("text/html")
+    assert "attachment" not in response.get("Content-Disposition", "")
+    assert not AuditEntry.objects.filter(action="export").exists()

@@ -22,6 +22,7 @@ from pharmacrm.customers.services import ConflictError
 from pharmacrm.notify.models import Notification
 from pharmacrm.servicedesk import goals, quality
 from pharmacrm.servicedesk.models import QualityReview
+from pharmacrm.servicedesk.performance import parse_period
 from tests.servicedesk.test_performance import (  # noqa: F401 — fixtures
     API,
     EXPORT,
@@ -284,11 +285,52 @@ def test_review_a_random_ticket_samples_the_least_covered_agent_first(users, nov
     t2 = reverse("servicedesk:ticket", args=[november["T2"].pk]) + "#quality"
     assert {expert.get(NEXT, {"period": "2026-11"})["Location"] for _ in range(6)} == {t2}
     # an agent chosen on the page ("Review one") draws that agent's tickets, whatever the others' coverage
-    from pharmacrm.servicedesk.performance import parse_period
-
     period = parse_period("2026-11")
     assert quality.next_to_review(users["expert"], period, agent=november["T8"].assignee_id) is None  # all reviewed
     assert quality.next_to_review(users["expert"], period, agent=november["T2"].assignee_id) == november["T2"]
+
+
+def test_appeals_waiting_of_any_period_and_after_a_merge(users, desk, november):
+    """A manager opening the quality page in December finds November's open appeal under *Appeal waiting*, also
+    once its ticket was merged into another."""
+    from pharmacrm.servicedesk import linking
+
+    review = quality.review(users["expert"], november["T2"], WRONG)
+    quality.appeal(desk["a1"], review, "说明书第4节允许该用法。", version=review.version)
+    december = page_client(users["admin"]).get(QUALITY, {"period": "2026-12", "show": "appeals"})
+    assert [r.pk for r in december.context["page"].object_list] == [review.pk]
+    linking.merge(users["manager"], november["T2"], november["T3"], reason="重复工单")
+    assert [r.pk for r in quality.period_reviews(users["admin"], parse_period("2026-12"), appeals=True)] == [review.pk]
+    assert not list(quality.period_reviews(users["admin"], parse_period("2026-12")))  # the period's list: none
+
+
+def test_appeal_steps_are_refused_before_their_form_and_a_retried_decision_is_told(users, desk, november):
+    review = quality.review(users["expert"], november["T2"], WRONG)
+    appeal_url = reverse("servicedesk:ticket-quality-appeal", args=[november["T2"].pk])
+    decide_url = reverse("servicedesk:ticket-quality-decide", args=[november["T2"].pk])
+    # not the agent judged: 403 with the reason, an empty form or not (never the appeal form to fill in)
+    for who in (desk["lead"], users["admin"]):
+        r = page_client(who).post(appeal_url, {})
+        assert r.status_code == 403 and "Only the agent a review judged may appeal it." in r.content.decode()
+    quality.appeal(desk["a1"], review, "说明书第4节允许该用法。", version=review.version)
+    r = page_client(desk["lead"]).post(decide_url, {})
+    assert r.status_code == 403 and "An appeal is decided by a service manager" in r.content.decode()
+    review.refresh_from_db()
+    quality.decide_appeal(users["admin"], review, False, "答复与说明书不符。", version=review.version)
+    review.refresh_from_db()
+    with pytest.raises(PermissionDenied, match="decided already"):  # the same decision again: a double click
+        quality.decide_appeal(users["admin"], review, False, "答复与说明书不符。", version=review.version)
+
+
+def test_findings_of_control_characters_only_are_none_and_a_float_ticket_id_is_no_id(users, november):
+    with pytest.raises(ValidationError) as err:
+        quality.review(users["expert"], november["T2"], {**WRONG, "comment": "\u0001\u200b\u0002 "})
+    assert set(err.value.message_dict) == {"comment"}
+    kept = quality.review(users["expert"], november["T2"], {**WRONG, "comment": "批号\x01未登记\r\n第二行"})
+    assert kept.comment == "批号未登记\n第二行"
+    r = api_client(users["expert"]).post("/api/v1/service/quality-reviews/",
+                                         {"ticket": november["T1"].pk + 0.5, **GOOD}, format="json")  # fmt: skip
+    assert r.status_code == 400 and "ticket" in r.json() and not QualityReview.objects.filter(ticket=november["T1"])
 
 
 # --- the API ---------------------------------------------------------------------------------------------------
@@ -339,6 +381,10 @@ def test_a_ticket_reopened_after_its_review(users, desk, november):
     rows = {r.label: r for r in quality.agent_rows(users["manager"], period)[0]}
     # handled now: T2 (a1), T4 (a2), T8 (b1); the reopened T1's review is not counted as coverage
     assert all(r.reviewed <= r.handled for r in rows.values())
+    # nor in the performance page's accuracy, its rows, totals and trend alike: the two pages agree
+    rep = report(users["manager"])
+    assert rep.totals.reviewed == 0 and rep.totals.accuracy is None
+    assert all(r.reviewed == 0 for r in rep.rows) and rep.trend[-1]["reviewed"] == 0
     # the review is still corrected by its reviewer, and read by the agent it judged
     quality.correct(users["expert"], review, GOOD, version=1)
     assert list(quality.reviews_for(desk["a1"])) == [review] == list(quality.reviews_for(desk["a2"]))

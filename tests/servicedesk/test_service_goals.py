@@ -87,6 +87,8 @@ def test_goals_are_checked_saved_all_or_nothing_and_audited(users):
     assert set(err.value.message_dict) == {"resolution_rate", "fr_p90", "csat", "nps"}
     assert goals.save(users["manager"], {"fr_p90": "8 小时", "nps": "-0"}) == 2
     assert goals.shown("fr_p90", goals.current()["fr_p90"]) == "≤ 8 h" and goals.current()["nps"] == 0
+    assert goals.save(users["manager"], {"nps": "−20"}) == 1  # the typeset minus sign (U+2212)
+    assert goals.current()["nps"] == -20
     assert goals.shown("resolution_rate", Decimal("100.00")) == "≥ 100 %"
     assert goals.shown("fr_median", Decimal("10.50")) == "≤ 10.5 h"
 
