@@ -510,3 +510,18 @@ def test_the_page_is_linked_for_those_who_may_see_it(users, desk):
     html = page_client(desk["a1"]).get(queue).content.decode()  # an agent: their own, from the queue
     assert PAGE not in nav(html) and f'href="{PAGE}"' in html
     assert PAGE not in page_client(users["pv"]).get(queue).content.decode()
+
+
+def test_a_time_is_rounded_half_up_and_judged_as_shown(users, desk, xiehe):
+    """Two first responses after 2 h and 2.5 h: the median 2.25 h shows as 2.3 (half up, as every rate), never as
+    the float's 2.2 — and a goal of ≤ 2.2 h is missed, as the page shows it."""
+    from decimal import Decimal
+
+    from pharmacrm.servicedesk import goals
+
+    for n, wait in enumerate((2 * H, 2.5 * H)):
+        t = ticket(users, xiehe, received=bj(11, 3 + n, 10), team=desk["one"], assignee=desk["a1"])
+        respond(users, t, t.received_at + wait)
+    a1 = by_label(report(users["manager"]))["a1"]
+    assert a1.fr_median == 2.3 and a1.fr_p90 == 2.5
+    assert goals.judge(a1, {"fr_median": Decimal("2.2")}) == {"fr_median": False}
