@@ -149,6 +149,13 @@ def review_ticket(request, pk: int):
                                    "is kept: check the review, then submit again."))  # fmt: skip
             status, conflict = 409, True
         except ValidationError as e:
+            if existing is not None and version is None and quality.may_correct(user, existing):
+                # reviewed meanwhile by someone else: the form becomes the correction of that review (its version),
+                # the input kept, so that sending it again corrects instead of being refused again
+                data = request.POST.copy()
+                data["quality-version"] = str(existing.version)
+                form = QualityReviewForm(data)
+                form.is_valid()
             form.add_service_errors(e)
         else:
             return redirect(reverse("servicedesk:ticket", args=[ticket.pk]) + "#quality")

@@ -216,6 +216,11 @@ def test_the_ticket_page_review_form_records_refuses_and_shows(users, desk, nove
     r = page_client(users["admin"]).post(url, form(WRONG))
     assert r.status_code == 400 and "reviewed already (by expert)" in r.content.decode()
     assert QualityReview.objects.get().accurate
+    # … and the form shown is the correction of that review (its version, the input kept): sent again, it corrects
+    current = QualityReview.objects.get()
+    assert f'name="quality-version" value="{current.version}"' in r.content.decode()
+    r = page_client(users["admin"]).post(url, form({**WRONG, "version": current.version}))
+    assert r.status_code == 302 and not QualityReview.objects.get().accurate
 
 
 @pytest.mark.parametrize(
