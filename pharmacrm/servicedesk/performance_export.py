@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 from pharmacrm.core import downloads
 
 from . import performance
+from .choices import Priority
 
 
 def headers(group_label: str) -> list[str]:
@@ -50,7 +51,15 @@ def xlsx(rep: performance.Report) -> bytes:
     book = Workbook()
     sheet = book.active
     sheet.title = rep.period.key
-    sheet.append([_("Service performance"), rep.period.key])
+    # what the figures were selected by, beside the title: a workbook read (or mailed) away from the page says so
+    q, filters = rep.query, []
+    if q.team is not None:
+        filters.append(_("Team: %(name)s") % {"name": q.team.name})
+    if q.category is not None:
+        filters.append(_("Category: %(name)s, its sub-categories included") % {"name": q.category})
+    if q.priority:
+        filters.append(_("Priority: %(name)s") % {"name": Priority(q.priority).label})
+    downloads.append_row(sheet, [_("Service performance"), rep.period.key, *filters])
     sheet.append(
         [
             _(

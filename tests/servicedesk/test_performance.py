@@ -525,3 +525,16 @@ def test_a_time_is_rounded_half_up_and_judged_as_shown(users, desk, xiehe):
     a1 = by_label(report(users["manager"]))["a1"]
     assert a1.fr_median == 2.3 and a1.fr_p90 == 2.5
     assert goals.judge(a1, {"fr_median": Decimal("2.2")}) == {"fr_median": False}
+
+
+def test_the_export_says_what_its_figures_were_selected_by(users, desk, november):
+    """A workbook read away from the page (or mailed per team) names its team, category and priority."""
+    response = page_client(users["manager"]).get(EXPORT, {
+        "period": "2026-11", "team": desk["two"].pk, "priority": "normal",
+        "category": TicketCategory.objects.get(code="medication_error").pk})  # fmt: skip
+    assert response.status_code == 200
+    assert export_rows(response.content)[0][:5] == [
+        "Service performance", "2026-11", "Team: 二组", "Category: Medication error, its sub-categories included",
+        "Priority: Normal"]  # fmt: skip
+    plain = export_rows(page_client(users["manager"]).get(EXPORT, {"period": "2026-11"}).content)
+    assert plain[0][:3] == ["Service performance", "2026-11", None]  # no filter, nothing said
