@@ -19,7 +19,7 @@ from django.utils.http import content_disposition_header
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # characters XML 1.0 (and so a workbook) cannot hold: openpyxl refuses them, and one pasted into a comment (\x0b from a
 # Word document) turned the whole export into a server error for every reader
-_ILLEGAL_XML = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
+ILLEGAL_XML = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
 
 
 def append_row(sheet, values: Iterable) -> None:
@@ -28,7 +28,7 @@ def append_row(sheet, values: Iterable) -> None:
     from openpyxl.cell import WriteOnlyCell
     from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
-    values = [_ILLEGAL_XML.sub("", v) if isinstance(v, str) else v for v in values]
+    values = [ILLEGAL_XML.sub("", v) if isinstance(v, str) else v for v in values]
     if isinstance(sheet, WriteOnlyWorksheet):  # its cells are made here, typed before they are written
         cells = []
         for value in values:

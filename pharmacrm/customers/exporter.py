@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, downloads
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.personal import MASKERS
 from pharmacrm.core.roles import Cap
@@ -40,7 +40,6 @@ CHUNK = 2000
 XLSX_MAX_ROWS = 1_048_575  # data rows a sheet holds (Excel's limit, less the header row): more go on in a further sheet
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NEGATIVE_NUMBER = re.compile(r"-\d+(\.\d+)?")
-_ILLEGAL_XML = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
 
 
 def attachment(name: str) -> str:
@@ -272,7 +271,7 @@ def xlsx_file(title: str, header: list[str], rows: Iterable[list]):
         cells = []
         for value in row:
             if isinstance(value, str):
-                value = _ILLEGAL_XML.sub("", value)
+                value = downloads.ILLEGAL_XML.sub("", value)
                 if value.startswith("="):
                     cell = WriteOnlyCell(ws, value=value)
                     cell.data_type = "s"  # text, never a formula
