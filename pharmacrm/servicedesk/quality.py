@@ -25,6 +25,7 @@ service manager may correct (optimistic locking; every change audited)."""
 
 from __future__ import annotations
 
+import random
 import unicodedata
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -116,24 +117,25 @@ def may_review(user, ticket: Ticket) -> bool:
 
 
 def may_correct(user, review: QualityReview) -> bool:
-    """The reviewer, or a service manager, corrects a review — also once its ticket was reopened — never a review
-    of a ticket they answered."""
+    """The reviewer, or a service manager, corrects a review — also once its ticket was reopened, and a team lead
+    their review also once the ticket moved to another team — never a review of a ticket they answered."""
     if review.reviewer_id != user.pk and not access.can(user, Cap.MANAGE_SERVICE):
         return False
     if review.appeal_status:  # appealed: the decision on the appeal corrects it, and then it stands
         return False
     if not (access.can(user, Cap.REVIEW_SERVICE_QUALITY)
-            or (access.can(user, Cap.HANDLE_TICKETS) and review.ticket.team_id in led_teams(user))):  # fmt: skip
+            or (access.can(user, Cap.HANDLE_TICKETS) and review.ticket.team_id in led_teams(user))
+            or (review.reviewer_id == user.pk and may_review_some(user))):  # fmt: skip
         return False
     return not answered(user, review.ticket) and review.agent_id != user.pk
 
 
 def may_read(user, ticket: Ticket, review: QualityReview | None = None) -> bool:
-    """Reviewers, who sees every team's performance, the agent the review judged, the ticket's assignee and the lead
-    of its team."""
+    """Reviewers, who sees every team's performance, the agent the review judged, the review's author (a team lead,
+    also once the ticket moved to another team), the ticket's assignee and the lead of its team."""
     if access.can(user, Cap.REVIEW_SERVICE_QUALITY) or access.can(user, Cap.VIEW_SERVICE_PERFORMANCE):
         return True
-    if user.pk in (ticket.assignee_id, getattr(review, "agent_id", None)):
+    if user.pk in (ticket.assignee_id, getattr(review, "agent_id", None), getattr(review, "reviewer_id", None)):
         return True
     return access.can(user, Cap.VIEW_TICKETS) and ticket.team_id is not None and ticket.team_id in led_teams(user)
 
@@ -144,7 +146,9 @@ def reviews_for(user, qs: QuerySet | None = None) -> QuerySet:
     if not access.can(user, Cap.VIEW_TICKETS):
         return qs.none()
     if not (access.can(user, Cap.REVIEW_SERVICE_QUALITY) or access.can(user, Cap.VIEW_SERVICE_PERFORMANCE)):
-        qs = qs.filter(Q(agent=user) | Q(ticket__assignee=user) | Q(ticket__team_id__in=led_teams(user)))
+        qs = qs.filter(
+            Q(agent=user) | Q(reviewer=user) | Q(ticket__assignee=user) | Q(ticket__team_id__in=led_teams(user))
+        )
     if not access.can(user, Cap.ALL_CUSTOMERS):
         qs = qs.filter(ticket_id__in=access.tickets_for(user, Ticket.objects.all()).values("id"))
     return qs
@@ -537,8 +541,8 @@ def next_to_review(user, period: performance.Period, team: Team | None = None,
                    agent: int | None = None) -> Ticket | None:  # fmt: skip
     """A random handled ticket of the period not yet reviewed that the user may review (never their own): the
     sample a reviewer works through. Without an agent chosen, a ticket of the agent whose handled tickets are least
-    covered by reviews so far (of those with a ticket to draw; ties at random), so that every agent's work is
-    sampled in turn rather than the busiest agent's most. Three queries."""
+    covered by reviews so far (of those with a ticket to draw; one of the tied agents at random, each as likely), so
+    that every agent's work is sampled in turn rather than the busiest agent's most. Three queries."""
     if not may_review_some(user):
         raise PermissionDenied(refusal_text())
     scope = scope_for(user)
@@ -557,10 +561,8 @@ def next_to_review(user, period: performance.Period, team: Team | None = None,
     least = _least_covered(handled, tickets)
     if not least:
         return None
-    pick = Q(assignee_id__in=[a for a in least if a is not None])
-    if None in least:
-        pick |= Q(assignee__isnull=True)
-    return tickets.filter(pick).order_by("?").first()
+    chosen = random.choice(least)  # one of the tied agents, each as likely: not weighted by their ticket count
+    return tickets.filter(Q(assignee__isnull=True) if chosen is None else Q(assignee_id=chosen)).order_by("?").first()
 
 
 def _least_covered(handled: QuerySet, drawable: QuerySet) -> list[int | None]:
@@ -574,7 +576,7 @@ def _least_covered(handled: QuerySet, drawable: QuerySet) -> list[int | None]:
     if not agents:
         return []
     low = min(coverage.get(a, Fraction(0)) for a in agents)
-    return [a for a in agents if coverage.get(a, Fraction(0)) == low]
+    return sorted((a for a in agents if coverage.get(a, Fraction(0)) == low), key=lambda a: (a is None, a or 0))
 
 
 def refusal_text() -> str:

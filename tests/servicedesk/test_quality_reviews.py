@@ -295,6 +295,44 @@ def test_review_a_random_ticket_samples_the_least_covered_agent_first(users, nov
     assert quality.next_to_review(users["expert"], period, agent=november["T2"].assignee_id) == november["T2"]
 
 
+def test_tied_agents_are_each_drawn_as_likely_whatever_their_ticket_count(users, november, monkeypatch):
+    """Nothing reviewed: a1 (two tickets), a2 and b1 (one each) are tied at 0 %. The draw picks one of the three
+    agents, then one of that agent's tickets — a1 is not drawn twice as often for having two."""
+    offered = []
+
+    def choice(seq):
+        offered.append(list(seq))
+        return seq[-1]
+
+    monkeypatch.setattr(quality.random, "choice", choice)
+    drawn = quality.next_to_review(users["expert"], parse_period("2026-11"))
+    agents = sorted({november[k].assignee_id for k in ("T1", "T4", "T8")})
+    assert offered == [agents]  # each tied agent once: the same chance for each
+    assert drawn.assignee_id == agents[-1]
+
+
+def test_a_team_lead_keeps_their_review_once_the_ticket_moved_to_another_team(users, desk, november):
+    """lead1 reviews a2's T4 in 一组; the ticket then moves to 二组. lead1 still reads the review (page, API) and may
+    correct it — it is their judgement — while b1, of 二组, does not read it."""
+    t4 = november["T4"]
+    review = quality.review(desk["lead"], t4, WRONG)
+    t4.team = desk["two"]
+    t4.save(update_fields=["team"])
+    review.refresh_from_db()
+    assert quality.may_read(desk["lead"], t4, review) and quality.may_correct(desk["lead"], review)
+    assert [x["id"] for x in api_client(desk["lead"]).get(REVIEWS_API).json()["results"]] == [review.pk]
+    page = page_client(desk["lead"]).get(reverse("servicedesk:ticket", args=[t4.pk])).content.decode()
+    assert 'id="quality-result"' in page and "2–8℃" in page and 'id="quality-form"' in page
+    quality.correct(desk["lead"], review, GOOD, version=review.version)
+    assert QualityReview.objects.get().accurate
+    assert api_client(desk["b1"]).get(REVIEWS_API).json()["results"] == []
+    # a reviewer with no team to lead any more reviews nothing, and corrects nothing
+    desk["one"].lead = None
+    desk["one"].save(update_fields=["lead"])
+    fresh = type(desk["lead"]).objects.get(pk=desk["lead"].pk)
+    assert not quality.may_correct(fresh, QualityReview.objects.get())
+
+
 def test_appeals_waiting_of_any_period_and_after_a_merge(users, desk, november):
     """A manager opening the quality page in December finds November's open appeal under *Appeal waiting*, also
     once its ticket was merged into another."""
