@@ -9,7 +9,8 @@ It seeds what is missing (a second run reuses the data): N tickets by `sla_bench
 80 % closed, two clocks each); 30 bench agents `qa-agent-NN` (role agent) in three teams, each led by its first
 agent, who get every ticket without an assignee (one UPDATE per agent and chunk of ids, the ticket's team the
 agent's, agents' loads uneven); a quality review by `qa-expert` (role expert) of about 5 % of the closed tickets,
-one in six finding the answer inaccurate (with the finding written down); then ANALYZE. Reviews are inserted with
+one in six finding the answer inaccurate (with the finding written down); a revisit survey of about half the
+closed tickets, six in ten answered; then ANALYZE. Reviews and surveys are inserted with
 `bulk_create`, without the service (no audit entry, no notification): this measures reading them.
 
 Timed, as the manager `qa-manager` (every team) for the last full month (China's calendar), a warm-up then
@@ -34,6 +35,7 @@ AGENTS = 30
 TEAMS = ("质检基准一组", "质检基准二组", "质检基准三组")
 REVIEW_SHARE = 0.05  # of the closed tickets
 INACCURATE = 1 / 6  # of the reviews
+SURVEY_SHARE = 0.5  # of the closed tickets, a revisit survey each
 CHUNK = 20_000
 SAMPLES = int(os.environ.get("BENCH_SAMPLES", 20))
 FINDINGS = (
@@ -142,6 +144,35 @@ def review(expert) -> int:
     return len(todo)
 
 
+def surveys() -> int:
+    """A revisit survey of about half the closed tickets, a day to five after the ticket came in, six in ten
+    answered (satisfaction 1–5, recommendation 0–10), as the service performance page reads them (its CSAT and NPS,
+    and their twelve-month trend). Made once: skipped when the database has surveys."""
+    from django.db import transaction
+
+    from pharmacrm.servicedesk.models import Survey, Ticket
+
+    if Survey.objects.exists():
+        return 0
+    rng = random.Random(56)
+    rows = []
+    for tid, received in Ticket.objects.filter(status="closed").order_by("id").values_list("id", "received_at"):
+        if rng.random() >= SURVEY_SHARE:
+            continue
+        at = received + dt.timedelta(hours=rng.uniform(24, 120))
+        answered = rng.random() < 0.6
+        rows.append(Survey(
+            ticket_id=tid, channel="link", sent_to="", sent_at=at, created_at=at,
+            answered_at=at + dt.timedelta(hours=5) if answered else None,
+            score=rng.randint(1, 5) if answered else None, recommend=rng.randint(0, 10) if answered else None,
+        ))  # fmt: skip
+    for start in range(0, len(rows), CHUNK):
+        with transaction.atomic():
+            Survey.objects.bulk_create(rows[start : start + CHUNK], batch_size=1000)
+        print(f"surveys: {min(start + CHUNK, len(rows)):,}/{len(rows):,}", flush=True)
+    return len(rows)
+
+
 def prepare(n: int) -> dict:
     import sla_bench
     from django.db import connection
@@ -151,9 +182,11 @@ def prepare(n: int) -> dict:
     people = users()
     assigned = assign(people["agents"])
     reviewed = review(people["expert"])
+    surveyed = surveys()
     with connection.cursor() as cur:
         cur.execute("ANALYZE")
     return {"prepare_s": round(time.perf_counter() - start, 1), "assigned_now": assigned, "reviewed_now": reviewed,
+            "surveys_now": surveyed,
             **people}  # fmt: skip
 
 

@@ -283,9 +283,10 @@ PARALLEL_GATHER = 10_000  # from this many customers, PostgreSQL reads two halve
 
 
 def gather(as_of: dt.date, params: dict, ids: Iterable[int] | None = None) -> dict[int, scoring.Facts]:
-    """Facts of the customers who bought in the window or the one before (of `ids` only, if given), merged
-    customers left out. One pass over the rollups: the window's sums, the window before's amount and the
-    first month ever bought, per customer."""
+    """Facts of the customers who bought in the window or the one before, or owe an overdue amount (of `ids` only,
+    if given), merged customers left out. One pass over the rollups: the window's sums, the overdue amount of every
+    month (a debt does not age out of the window while it stays unpaid), the window before's amount and the first
+    month ever bought, per customer."""
     if ids is not None and may_run_in_parallel():
         ids = sorted(ids)
         if len(ids) >= PARALLEL_GATHER:
@@ -314,10 +315,10 @@ def _gather(as_of: dt.date, params: dict, ids: Iterable[int] | None) -> dict[int
         .annotate(
             amount=Sum("amount_fen", filter=window), orders=Sum("orders", filter=window),
             on_time=Sum("on_time_fen", filter=window), late=Sum("late_fen", filter=window),
-            overdue=Sum("overdue_fen", filter=window), previous=Sum("amount_fen", filter=Q(month__lt=first, month__gte=before)),
+            overdue=Sum("overdue_fen"), previous=Sum("amount_fen", filter=Q(month__lt=first, month__gte=before)),
             first=Min("month"), latest=Max("month"),
         )
-        .filter(latest__gte=before)
+        .filter(Q(latest__gte=before) | Q(overdue__gt=0))
         .values_list("institution_id", "amount", "orders", "on_time", "late", "overdue", "previous", "first")
     )  # fmt: skip
     facts: dict[int, scoring.Facts] = {}
@@ -479,11 +480,16 @@ def later_period(kind: str, period: str, today: dt.date | None = None) -> str | 
     fills that period's history and movement: the tiers, discount levels and improvement actions follow the later
     one. The interim scores of a period still under way do not count: on 1 July an update after an import scores
     2026H2 before the nightly run evaluates 2026H1, and 2026H1 still decides the tiers (see `in_force`). For the
-    identification (monthly, nothing applied), any later period with scores counts, as before."""
+    identification (monthly, nothing applied), any later period with scores counts, as before. A half-year is
+    superseded by a later half-year only, never by a key-account quarter: a quarter evaluates the key accounts
+    alone, and the half-year stays the one in force for every customer's tier (`in_force`), so that re-running it
+    (after a corrected import, a new model version) applies its results."""
     today = today or timezone.localdate()
     end = period_span(period)[1]
     if kind == ModelKind.EVALUATION:
         scored = evaluated_in_full(kind, today)
+        if cadence(period) == "H":
+            scored = [p for p in scored if cadence(p) == "H"]
     else:
         scored = (
             EvaluationRun.objects.filter(model__kind=kind, finished_at__isnull=False, customers__gt=0)

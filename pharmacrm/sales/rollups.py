@@ -295,11 +295,13 @@ def give_back_temp_store(before: int | None) -> None:
 def state_as_of(as_of: dt.date, first: dt.date, ids=None) -> dict[int, tuple[int, int, int, int, int]]:
     """What the rollups would have said on `as_of`, a past day (they hold today's payment state, and a month's
     lines ordered after that day): per customer (of `ids`, if given), from its lines ordered from month `first`
-    up to `as_of`, the amounts paid on time and paid late by `as_of`, the amount overdue on `as_of`, and the
-    amount and purchase orders of `as_of`'s month up to that day. A line counts as paid only if its payment date
+    up to `as_of`, the amounts paid on time and paid late by `as_of`, and the amount and purchase orders of
+    `as_of`'s month up to that day; from its lines ordered up to `as_of`, whenever, the amount overdue on `as_of`
+    (a debt does not age out of the window while it stays unpaid). A line counts as paid only if its payment date
     is on or before `as_of`: one paid later was owed in full then, and overdue if it had fallen due before `as_of`
     (as the nightly refresh counted it that day); a line ordered after `as_of` does not count. One pass over the
-    window's lines, grouped by customer in the database."""
+    lines, grouped by customer in the database; a line ordered before the window is read only if it was unpaid on
+    `as_of`."""
     from pharmacrm.core.ids import any_of_sql
 
     line = OrderLine._meta.db_table
@@ -315,19 +317,23 @@ def state_as_of(as_of: dt.date, first: dt.date, ids=None) -> dict[int, tuple[int
         # every customer: SQLite would walk the (customer, month, product) index and fetch each line from the table
         # in that order, about twice as slow as reading the table through and sorting the customers' sums
         table = f"{line} o NOT INDEXED"
+    window = "o.month >= %s"
+    unpaid_then = "o.amount_fen > 0 AND (o.paid_date IS NULL OR o.paid_date > %s OR o.outstanding_fen > 0)"
     sql = (
-        f"SELECT o.institution_id, SUM(CASE WHEN {_on_time()} AND {paid} THEN o.paid_fen ELSE 0 END), "
-        f"SUM(CASE WHEN {_late()} AND {paid} THEN o.paid_fen ELSE 0 END), "
+        f"SELECT o.institution_id, SUM(CASE WHEN {window} AND {_on_time()} AND {paid} THEN o.paid_fen ELSE 0 END), "
+        f"SUM(CASE WHEN {window} AND {_late()} AND {paid} THEN o.paid_fen ELSE 0 END), "
         f"SUM(CASE WHEN {_due()} < %s THEN {owed} ELSE 0 END), SUM(CASE WHEN o.month = %s THEN o.amount_fen ELSE 0 END), "
         f"COUNT(DISTINCT CASE WHEN o.month = %s AND o.amount_fen > 0 THEN o.order_number END) "
-        f"FROM {table} WHERE o.month >= %s AND o.month <= %s AND o.order_date <= %s {where} GROUP BY o.institution_id"
+        f"FROM {table} WHERE ({window} OR ({unpaid_then})) AND o.month <= %s AND o.order_date <= %s {where} "
+        f"GROUP BY o.institution_id"
     )
     # every customer's window on SQLite: the sort of its lines (10 M of them: 500 MiB) in temporary files, not in the
     # connection's memory, where an evaluation as of a past day in the worker held it
     temp_store = sort_on_disk() if ids is None else None
     try:
         with connection.cursor() as cursor:
-            cursor.execute(sql, [day, day, day, day, month, month, _adapt(first), month, day, *params])
+            start = _adapt(first)
+            cursor.execute(sql, [start, day, start, day, day, day, month, month, start, day, month, day, *params])
             return {inst: tuple(int(v or 0) for v in rest) for inst, *rest in cursor.fetchall()}
     finally:
         give_back_temp_store(temp_store)

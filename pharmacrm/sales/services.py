@@ -125,7 +125,8 @@ CREDIT_LABELS = {
 
 def credit(institution_id: int, today: dt.date | None = None, window_months: int = 12) -> Credit:
     """Payment timeliness over the last `window_months` months (from rollups), arrears and ageing (from
-    the open items: unpaid lines only, through their partial index)."""
+    the open items: unpaid lines only, through their partial index). An overdue debt counts against the share paid
+    on time whenever it was ordered: a debt does not age out of the window while it stays unpaid."""
     today = today or timezone.localdate()
     first = month_start(today, window_months - 1)
     agg = MonthlyRollup.objects.filter(institution_id=institution_id, month__gte=first).aggregate(
@@ -137,10 +138,10 @@ def credit(institution_id: int, today: dt.date | None = None, window_months: int
     on_time, late = int(agg["on_time"] or 0), int(agg["late"] or 0)
     open_items = OrderLine.objects.filter(institution_id=institution_id, outstanding_fen__gt=0)
     buckets = [0] * len(AGEING_BUCKETS)
-    outstanding = overdue = overdue_in_window = 0
+    outstanding = overdue = 0
     undated = False
-    rows = open_items.values_list("payment_due", "order_date", "outstanding_fen", "month")
-    for given, ordered, amount, month in rows.iterator():
+    rows = open_items.values_list("payment_due", "order_date", "outstanding_fen")
+    for given, ordered, amount in rows.iterator():
         undated = undated or given is None
         due = rollups.due_date(given, ordered)  # no due date: the default payment term from the order date
         outstanding += amount
@@ -151,9 +152,7 @@ def credit(institution_id: int, today: dt.date | None = None, window_months: int
                 break
         if days > 0:
             overdue += amount
-            if month >= first:
-                overdue_in_window += amount
-    due_total = on_time + late + overdue_in_window
+    due_total = on_time + late + overdue
     if due_total:
         c.on_time_share = half_up(Decimal(on_time) / Decimal(due_total), "0.0001")
         # the page's percentage is rounded once from the exact share (not from the rounded share)

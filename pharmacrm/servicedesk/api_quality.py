@@ -47,6 +47,9 @@ class QualityReviewSerializer(ModelSerializer):
     ticket_number = serializers.CharField(source="ticket.number", read_only=True)
     agent = serializers.IntegerField(source="agent_id", read_only=True, allow_null=True,
                                      help_text="The agent the review judged: the ticket's assignee when reviewed.")  # fmt: skip
+    assignee = serializers.IntegerField(source="ticket.assignee_id", read_only=True, allow_null=True,
+                                        help_text="The ticket's agent now, whom the per-agent figures and ?agent= "
+                                        "follow; differs from `agent` once the ticket was reassigned.")  # fmt: skip
     accurate = serializers.BooleanField(help_text="The answer about the product was correct.")
     compliant = serializers.BooleanField(help_text="No off-label claims; personal data and safety reports handled "
                                          "as the policy says.")  # fmt: skip
@@ -60,7 +63,7 @@ class QualityReviewSerializer(ModelSerializer):
 
     class Meta:
         model = QualityReview
-        fields = ["id", "ticket", "ticket_number", "agent", "reviewer", "accurate", "compliant", "complete",
+        fields = ["id", "ticket", "ticket_number", "agent", "assignee", "reviewer", "accurate", "compliant", "complete",
                   "courteous", "comment", "reviewed_at", "updated_at", "appeal", "appealed_at", "appeal_status",
                   "appeal_answer", "appeal_decided_by", "appeal_decided_at", "version"]  # fmt: skip
         read_only_fields = ["reviewer", "reviewed_at", "updated_at", "appeal", "appealed_at", "appeal_status",
@@ -87,7 +90,9 @@ class AppealDecisionSerializer(Serializer):
 class QualityReviewFilter(django_filters.FilterSet):
     period = django_filters.CharFilter(method="filter_period", label="2026-11, 2026-Q4 or 2026: the tickets received "
                                        "in it (Beijing time).")  # fmt: skip
-    agent = IntegerFilter(field_name="ticket__assignee_id", min_value=1, max_value=MAX_ID)
+    agent = IntegerFilter(field_name="ticket__assignee_id", min_value=1, max_value=MAX_ID,
+                          label="The reviews of the tickets this agent holds now (`assignee`), as the per-agent "
+                          "figures count them.")  # fmt: skip
     ticket = IntegerFilter(field_name="ticket_id", min_value=1, max_value=MAX_ID)
     findings = django_filters.BooleanFilter(method="filter_findings",
                                             label="true: only reviews with a criterion not met.")  # fmt: skip

@@ -534,7 +534,7 @@ def period_reviews(user, period: performance.Period, team: Team | None = None, *
         qs = qs.filter(~Q(accurate=True, compliant=True, complete=True, courteous=True))
     if appeals:
         qs = qs.filter(appeal_status=AppealStatus.OPEN)
-    return qs.select_related("ticket", "ticket__assignee", "reviewer").order_by("-reviewed_at", "-id")
+    return qs.select_related("ticket", "ticket__assignee", "agent", "reviewer").order_by("-reviewed_at", "-id")
 
 
 def next_to_review(user, period: performance.Period, team: Team | None = None,

@@ -321,7 +321,7 @@ def _workbook(period, rows, total, reviews) -> bytes:
         cell.font = Font(bold=True)
     sheet = book.create_sheet(_("Reviews"))
     downloads.append_row(sheet, [
-        _("Ticket"), _("Subject"), _("Received"), _("Agent"), pgettext("quality review", "Reviewer"),
+        _("Ticket"), _("Subject"), _("Received"), _("Agent"), _("Agent judged"), pgettext("quality review", "Reviewer"),
         pgettext("quality review", "Reviewed on"), *(str(label) for label in quality.CRITERIA.values()), _("Findings"),
         _("Appeal")])  # fmt: skip
     for cell in sheet[1]:
@@ -330,7 +330,7 @@ def _workbook(period, rows, total, reviews) -> bytes:
     for q in reviews:
         downloads.append_row(sheet, [
             q.ticket.number, q.ticket.subject, timezone.localtime(q.ticket.received_at).strftime("%Y-%m-%d %H:%M"),
-            str(q.agent or q.ticket.assignee or ""), str(q.reviewer or ""),
+            str(q.ticket.assignee or ""), str(q.agent or ""), str(q.reviewer or ""),
             timezone.localtime(q.reviewed_at).strftime("%Y-%m-%d %H:%M"),
             *(yes if getattr(q, name) else no for name in quality.CRITERIA), q.comment,
             q.get_appeal_status_display() if q.appeal_status else "",

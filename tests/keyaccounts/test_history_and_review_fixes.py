@@ -116,7 +116,11 @@ def test_which_period_is_in_force(purchases, users):
     assert evaluation.later_period(ModelKind.EVALUATION, "2026Q2", today) is None
     staffed_quarter = evaluation.run(ModelKind.EVALUATION, as_of=dt.date(2026, 9, 30), key_accounts_only=True)
     assert staffed_quarter.period == "2026Q3" and staffed_quarter.later_period is None
-    assert evaluation.later_period(ModelKind.EVALUATION, "2026H1", today) == "2026Q3"
+    # … but a key-account quarter, which evaluates the key accounts alone, never supersedes a half-year: 2026H1
+    # stays in force for every customer's tier, and re-running it (a corrected import) applies its results
+    assert evaluation.later_period(ModelKind.EVALUATION, "2026H1", today) is None
+    assert evaluation.in_force(ModelKind.EVALUATION, today) == "2026H1"
+    assert evaluation.later_period(ModelKind.EVALUATION, "2026Q2", today) == "2026Q3"  # a quarter: by the next
     # the current period is always in force: a period that has not begun yet does not count
     assert evaluation.later_period(ModelKind.EVALUATION, "2026H1", dt.date(2026, 6, 30)) is None
     assert evaluation.period_span("2026H2") == (dt.date(2026, 7, 1), dt.date(2026, 12, 31))

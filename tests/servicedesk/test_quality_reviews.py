@@ -455,13 +455,14 @@ def test_the_export_holds_the_pages_figures_and_reviews_in_scope_and_is_audited(
     assert a1[:5] == ["a1", 2, 2, 100.0, 50.0]
     assert agents[-1][:3] == ["Total", 4, 3]
     reviews = [list(x) for x in book.worksheets[1].iter_rows(values_only=True)]
-    assert reviews[0][:4] == ["Ticket", "Subject", "Received", "Agent"]
+    assert reviews[0][:5] == ["Ticket", "Subject", "Received", "Agent", "Agent judged"]
     by_number = {x[0]: x for x in reviews[1:]}
     assert set(by_number) == {november[k].number for k in ("T1", "T2", "T8")}
-    assert by_number[november["T2"].number][6:] == ["No", "Yes", "Yes", "Yes", WRONG["comment"], None]  # no appeal
+    assert by_number[november["T2"].number][3:5] == ["a1", "a1"]
+    assert by_number[november["T2"].number][7:] == ["No", "Yes", "Yes", "Yes", WRONG["comment"], None]  # no appeal
     # a finding typed as "=…" is text in the sheet, never a formula it runs
     row = 2 + [x[0] for x in reviews[1:]].index(november["T8"].number)
-    cell = book.worksheets[1].cell(row=row, column=11)
+    cell = book.worksheets[1].cell(row=row, column=12)
     assert (cell.value, cell.data_type) == ('=HYPERLINK("http://x")批号', "s")
     entry = AuditEntry.objects.filter(action="export", object_repr="quality reviews").get()
     assert entry.actor == users["manager"] and (entry.extra["rows"], entry.extra["period"]) == (3, "2026-11")
@@ -470,6 +471,32 @@ def test_the_export_holds_the_pages_figures_and_reviews_in_scope_and_is_audited(
     assert {x[0] for x in list(own.worksheets[1].iter_rows(values_only=True))[1:]} == {
         november["T1"].number, november["T2"].number}
     assert page_client(users["pv"]).get(url, {"period": "2026-11"}).status_code == 403
+
+
+def test_a_reassigned_tickets_review_names_both_the_agent_now_and_the_agent_judged(users, desk, november):
+    """a2's T4 is reviewed, then reopened work moves it to a1. The per-agent figures follow the ticket (a1 now holds
+    it), and every list says whom the review judged: the page under the agent, the export's *Agent judged*, the
+    API's `agent` beside `assignee`."""
+    t4 = november["T4"]
+    review = quality.review(users["expert"], t4, WRONG)
+    t4.assignee = desk["a1"]
+    t4.save(update_fields=["assignee"])
+    page = page_client(users["manager"]).get(QUALITY, {"period": "2026-11", "agent": desk["a1"].pk})
+    html = page.content.decode()
+    row = html.split(f'data-review="{review.pk}"', 1)[1].split("</tr>", 1)[0]
+    assert "a1" in row and f'data-judged="{desk["a2"].pk}"' in row and "Judged: a2" in row
+    rows = page_client(users["manager"]).get(QUALITY, {"period": "2026-11"}).content.decode()
+    other = rows.split('id="quality-reviews"', 1)[1]
+    assert other.count("data-judged=") == 1  # only the reassigned ticket's review says so
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(page_client(users["manager"]).get(
+        reverse("servicedesk:quality-export"), {"period": "2026-11"}).content))  # fmt: skip
+    sheet = [list(x) for x in book.worksheets[1].iter_rows(values_only=True)]
+    assert next(x for x in sheet if x[0] == t4.number)[3:5] == ["a1", "a2"]
+    body = api_client(users["manager"]).get(REVIEWS_API, {"agent": desk["a1"].pk}).json()
+    assert [(x["agent"], x["assignee"]) for x in body["results"]] == [(desk["a2"].pk, desk["a1"].pk)]
+    assert api_client(users["manager"]).get(REVIEWS_API, {"agent": desk["a2"].pk}).json()["count"] == 0
 
 
 # --- appeals (质检申诉) ------------------------------------------------------------------------------------------
