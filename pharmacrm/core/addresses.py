@@ -19,8 +19,16 @@ from django.core.validators import validate_email
 from django.utils.translation import gettext as _
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
-# invisible characters copied along from WeChat or a web page (zero-width space, joiners, word joiner, BOM)
-_INVISIBLE = dict.fromkeys((0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF))
+# invisible characters copied along from WeChat, a web page or a text written right to left: zero-width space,
+# joiners, word joiner, BOM, and (found by QA) the soft hyphen, the left-to-right and right-to-left marks, the
+# direction embeddings, overrides and isolates, the Arabic letter mark and the Mongolian vowel separator.
+# 陈强\u200e looked like 陈强 but was stored, compared and searched as another name, and a credit code carrying one
+# was "19 characters". customers.normalise folds the same set.
+INVISIBLE = dict.fromkeys((
+    0x00AD, 0x061C, 0x180E, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, *range(0x202A, 0x202F), 0x2060,
+    *range(0x2066, 0x206A), 0xFEFF,
+))
+_INVISIBLE = INVISIBLE
 
 
 def _unicode_domain(domain: str) -> str:

@@ -1652,8 +1652,8 @@ def _phone(value: str) -> str:
     return value.strip()  # services keep the number as typed; phone_norm holds the digits
 
 
-def _external_id(value: str) -> str:
-    return _limited("external_id", _max(Institution, "external_id"), str.strip)(value)
+def _external_id(value: str) -> str:  # as the form and the API read it: ZW\u200b1 is ZW1
+    return _limited("external_id", _max(Institution, "external_id"), lambda v: normalise.visible(v).strip())(value)
 
 
 def _split_list(value: str) -> list[str]:
@@ -2779,6 +2779,8 @@ def _update_rows(run: Run, items: list[Item]) -> None:
             owners[obj.pk] = tuple(diff["owner"])
         if model is Institution and "parent_id" in changes and obj.is_department:
             services.people_follow_department(run.user, obj)
+        if model is Institution and "kind" in changes:
+            services.people_follow_kind(run.user, obj, before.get("kind") == InstitutionType.DEPARTMENT)
     if reindex:
         search.reindex(reindex)
     if owners:

@@ -52,6 +52,10 @@ def region_columns(region_id) -> tuple[str, str]:
 
 
 INSTITUTION_REGION = object()  # Person.refresh_derived: "read it from the institution"
+# the normalised names' columns, as long as the names: a name that grows under NFKC (㍿ is 株式会社) is compared by
+# its first characters, not refused by PostgreSQL with a server error (found by QA)
+NAME_NORM_LENGTH = 200
+PERSON_NAME_NORM_LENGTH = 50
 
 
 ACTIVE = models.Q(merged_into__isnull=True)  # lists show active (not merged) records only
@@ -118,7 +122,7 @@ class Institution(Customer):
     CODE_PREFIX = "I"
 
     name = models.CharField(_("name"), max_length=200)
-    name_norm = models.CharField(max_length=200, editable=False)
+    name_norm = models.CharField(max_length=NAME_NORM_LENGTH, editable=False)
     name_key = CodeCharField(max_length=readings.NAME_KEY_LENGTH, editable=False, default="")  # pinyin order
     short_name = models.CharField(_("short name"), max_length=60, blank=True)
     kind = models.CharField(_("type"), max_length=16, choices=InstitutionType.choices)  # index inst_kind_updated
@@ -156,7 +160,7 @@ class Institution(Customer):
 
     def refresh_derived(self) -> None:
         """Recompute the normalised columns from the editable ones."""
-        self.name_norm = normalise.name(self.name)
+        self.name_norm = normalise.name(self.name)[:NAME_NORM_LENGTH]
         self.name_key = readings.name_key(self.name)
         self.phone_norm = normalise.phone(self.phone)
         self.province, self.city = region_columns(self.region_id)
@@ -176,7 +180,7 @@ class Person(Customer):
     HOME_ADDRESS_MAX_LENGTH = 255
 
     name = models.CharField(pgettext_lazy("person", "name"), max_length=50)
-    name_norm = models.CharField(max_length=50, editable=False)
+    name_norm = models.CharField(max_length=PERSON_NAME_NORM_LENGTH, editable=False)
     name_key = CodeCharField(max_length=readings.NAME_KEY_LENGTH, editable=False, default="")  # pinyin order
     gender = models.CharField(_("gender"), max_length=1, choices=Gender.choices, blank=True)
     role = models.CharField(_("role"), max_length=16, choices=PersonRole.choices, default=PersonRole.DOCTOR)
@@ -241,7 +245,7 @@ class Person(Customer):
     def refresh_derived(self, region_id=INSTITUTION_REGION) -> None:
         """Normalised name, blind indexes, and the institution's region (which bulk writers that already
         know it pass in, instead of a look-up per row)."""
-        self.name_norm = normalise.name(self.name)
+        self.name_norm = normalise.name(self.name)[:PERSON_NAME_NORM_LENGTH]
         self.name_key = readings.name_key(self.name, person=True)
         if region_id is INSTITUTION_REGION:
             region_id = self.institution.region_id if self.institution_id else None

@@ -12,6 +12,8 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from pharmacrm.core.addresses import INVISIBLE
+
 _SPACE = re.compile(r"\s+")
 _NAME_PUNCT = re.compile(r"[\s·•・\-—_()（）【】\[\]{}「」『』\"'“”‘’,，.。、:：;；/\\]+")
 
@@ -53,8 +55,9 @@ def has_traditional(value: str) -> bool:
 # full-width letters and digits (Ａ, ａ, ０) as their ASCII forms; Chinese punctuation (（），：；！？) stays
 _FULLWIDTH_ALNUM = {cp: cp - 0xFEE0 for r in ((0xFF10, 0xFF1A), (0xFF21, 0xFF3B), (0xFF41, 0xFF5B)) for cp in range(*r)}
 # invisible characters text copied from web pages, WeChat or a second BOM carries (zero-width space, joiners, word
-# joiner, BOM): 张\u200b三 looks like 张三 but was stored, compared and searched as another name
-_INVISIBLE = dict.fromkeys((0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF))
+# joiner, BOM, direction marks, the soft hyphen: core.addresses.INVISIBLE): 张\u200b三 looks like 张三 but was
+# stored, compared and searched as another name
+_INVISIBLE = INVISIBLE
 _FULLWIDTH_ALNUM.update(_INVISIBLE)
 
 

@@ -170,12 +170,19 @@ def _refuse_merged(errors: dict, out: dict, field: str, current_id: int | None) 
     chosen = out.get(field)
     if chosen is None or not chosen.merged_into_id or chosen.pk == current_id:
         return
-    errors.setdefault(field, []).append(
-        ValidationError(
-            _("%(name)s was merged into %(survivor)s: choose %(survivor)s instead."),
-            code="merged", params={"name": chosen.name, "survivor": chosen.merged_into.name},
-        )
-    )
+    errors.setdefault(field, []).append(ValidationError(merged_choice_error(chosen), code="merged"))
+
+
+def merged_choice_error(obj: Institution | Person) -> str:
+    """Why a merged-away record cannot be chosen, naming both records by name and code and the record its work
+    goes to now — the last survivor when the survivor was merged in turn. Merged duplicates usually share their
+    name: "张伟 was merged into 张伟: choose 张伟" told nobody which one to pick, and pointed at a survivor merged
+    away itself."""
+    model = type(obj)
+    survivor = model.objects.filter(pk=last_survivor(obj.merged_into_id, model=model)).first()
+    return _("%(name)s (%(code)s) was merged into %(survivor)s (%(survivor_code)s): choose %(survivor_code)s "
+             "instead.") % {"name": obj.name, "code": obj.code, "survivor": survivor.name if survivor else "—",
+                            "survivor_code": survivor.code if survivor else "—"}  # fmt: skip
 
 
 def merged_choice_errors(data: dict, keys=("institution", "person")) -> dict[str, list]:
@@ -185,9 +192,7 @@ def merged_choice_errors(data: dict, keys=("institution", "person")) -> dict[str
     for key in keys:
         obj = data.get(key)
         if obj is not None and getattr(obj, "merged_into_id", None):
-            survivor = type(obj).objects.filter(pk=obj.merged_into_id).first()
-            errors[key] = [_("%(name)s was merged into %(survivor)s: choose %(survivor)s instead.")
-                           % {"name": obj.name, "survivor": survivor.name if survivor else "—"}]  # fmt: skip
+            errors[key] = [merged_choice_error(obj)]
     return errors
 
 
@@ -233,8 +238,8 @@ def clean_institution(data: dict[str, Any], instance: Institution | None = None)
     for key in ("name", "short_name", "legal_representative", "address", "needs", "notes"):
         if key in out and out[key] is not None:
             out[key] = normalise.clean_text(out[key]) if key not in ("needs", "notes") else out[key].strip()
-    if isinstance(out.get("external_id"), str):
-        out["external_id"] = out["external_id"].strip()
+    if isinstance(out.get("external_id"), str):  # as the import reads it: ZW\u200b1 is ZW1
+        out["external_id"] = normalise.visible(out["external_id"]).strip()
     _check_lengths(errors, out, INSTITUTION_TEXT_LIMITS)  # counted as stored, as the import counts them
     if "name" in out and not out.get("name"):
         errors.setdefault("name", []).append(ValidationError(_("Enter the institution's name."), code="required"))
@@ -329,8 +334,8 @@ def clean_person(data: dict[str, Any], instance: Person | None = None, stored_hi
             errors.setdefault("name", []).append(ValidationError(_("Enter the person's name."), code="required"))
     if isinstance(out.get("title"), str):  # stored as the import stores it: spaces collapsed
         out["title"] = normalise.clean_text(out["title"])
-    if isinstance(out.get("external_id"), str):
-        out["external_id"] = out["external_id"].strip()
+    if isinstance(out.get("external_id"), str):  # as the import reads it: ZW\u200b1 is ZW1
+        out["external_id"] = normalise.visible(out["external_id"]).strip()
     for key in Person.PERSONAL_FIELDS:
         try:
             normalise.check_not_masked(key, out.get(key))  # a masked value read back must not replace the real one
@@ -544,16 +549,38 @@ def people_follow_department(user, department: Institution) -> None:
     their edit form refused every save ("This department does not belong to the chosen institution")."""
     hospital = department.parent
     people = Person.objects.filter(department=department, merged_into__isnull=True).exclude(institution=hospital)
+    _place_people(user, people, hospital, department, department_moved=department.pk)
+
+
+def people_follow_kind(user, institution: Institution, was_department: bool) -> None:
+    """The people of an institution whose type changed between department and another type, placed as a person
+    at that type is (found by QA): a hospital recorded by mistake and made a department of another hospital — its
+    people work at that hospital, in this department; a department made a clinic (or any type but a department)
+    — its people work at it, in no department. Left as they were, they had a department as their institution, or
+    a clinic as their department, and their edit form refused every save over a field nobody had touched."""
+    if institution.is_department == was_department:
+        return
+    if institution.is_department:
+        people = Person.objects.filter(institution=institution, merged_into__isnull=True)
+        _place_people(user, people, institution.parent, institution, kind_changed=institution.pk)
+    else:
+        people = Person.objects.filter(department=institution, merged_into__isnull=True)
+        _place_people(user, people, institution, None, kind_changed=institution.pk)
+
+
+def _place_people(user, people, institution: Institution, department: Institution | None, **extra) -> None:
+    """Each person of `people` at `institution`, in `department`: a change in their history, audited with `extra`."""
     for person in people.select_related("institution"):
         before = snapshot(person, PERSON_FIELDS)
-        person.institution = hospital
-        person.refresh_derived(region_id=hospital.region_id)
+        person.institution, person.department = institution, department
+        person.refresh_derived(region_id=institution.region_id)
         person.version += 1
         person.updated_at = timezone.now()
-        person.save(update_fields=["institution", "region", "province", "city", "version", "updated_at"])
+        person.save(update_fields=[
+            "institution", "department", "region", "province", "city", "version", "updated_at"])  # fmt: skip
         search.reindex([person])
         audit.record(A.UPDATE, person, changes=audit.diff(before, snapshot(person, PERSON_FIELDS)), user=user,
-                     department_moved=department.pk)  # fmt: skip
+                     **extra)  # fmt: skip
 
 
 def sync_people_region(institution_ids: Iterable[int]) -> int:
@@ -580,6 +607,7 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
     data = cleaner(data, instance=obj)
     old_region = getattr(obj, "region_id", None)
     old_parent = getattr(obj, "parent_id", None)
+    was_department = getattr(obj, "is_department", False)
     if isinstance(obj, Institution):
         _department_region_follows_parent(obj, data)
     before = snapshot(obj, fields)
@@ -622,6 +650,8 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
                 departments_follow(obj, old_region, user)
             if model is Institution and obj.is_department and obj.parent_id != old_parent:
                 people_follow_department(user, obj)
+            if model is Institution:
+                people_follow_kind(user, obj, was_department)
             audit.record(A.UPDATE, obj, changes=changes, user=user)
             if "stage" in changes:
                 stage_changed.send(sender=model, ids=[obj.pk], user=user)
@@ -771,13 +801,14 @@ def delete_customer(user, obj: Institution | Person, version: int | None = None)
             audit.record(A.DELETE, label, changes=changes, user=user, **extra)
 
 
-def last_survivor(pk: int, seen: set[int] | None = None) -> int:
-    """The institution a merged institution's records go to: its survivor, or that survivor's own survivor when it
-    was merged in turn (`seen` guards against a cycle)."""
+def last_survivor(pk: int, seen: set[int] | None = None, model: type[Institution | Person] | None = None) -> int:
+    """The institution (or person, with `model`) a merged record's records go to: its survivor, or that survivor's
+    own survivor when it was merged in turn (`seen` guards against a cycle)."""
+    model = model or Institution
     seen = set(seen or ())
     while pk and pk not in seen:
         seen.add(pk)
-        nxt = Institution.objects.filter(pk=pk).values_list("merged_into_id", flat=True).first()
+        nxt = model.objects.filter(pk=pk).values_list("merged_into_id", flat=True).first()
         if not nxt:
             break
         pk = nxt
@@ -1246,6 +1277,8 @@ def merge(
                 "Both records hold something a customer may have only one of (an active key-account file, an open "
                 "key-account proposal): close one of them first, then merge."
             )) from None
+        if model is Person:
+            _refuse_disagreeing_birth(survivor, duplicate)
         # fill what the survivor lacks; unique fields move only once the duplicate lets go of them
         unique_moves = {}
         for f in fields:
@@ -1374,6 +1407,20 @@ def _distinct_marks_follow(kind: int, survivor_id: int, duplicate_id: int) -> No
 # free text a merge joins when both records have some (what each account manager wrote), instead of keeping
 # the survivor's and dropping the duplicate's
 MERGE_JOINED_FIELDS = ("needs", "notes")
+
+
+def _refuse_disagreeing_birth(survivor: Person, duplicate: Person) -> None:
+    """A merge that would give the survivor a birthday and an ID card number that disagree (one from each record) is
+    refused, as the form, the API and the import refuse that pair (found by QA: the merge wrote it without a word).
+    The message names neither value: the merging user may see these records' personal data masked."""
+    merged = {f: getattr(survivor, f) or getattr(duplicate, f) for f in ("birthday", "id_number")}
+    if all(getattr(survivor, f) for f in merged):
+        return  # the survivor keeps its own two
+    if birthday_id_error(merged) is not None:
+        raise ValidationError(_(
+            "One record's birthday differs from the date of birth in the other's ID card number: correct one of "
+            "them, then merge."
+        ))
 
 
 def _fits(survivor, field: str, value) -> bool:

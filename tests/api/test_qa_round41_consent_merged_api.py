@@ -17,7 +17,7 @@ def test_a_consent_for_a_merged_person_is_refused_naming_the_person_it_was_merge
     body = {"person": merged.pk, "purpose": "marketing", "channel": "phone", "status": "withdrawn"}
     answer = api_for("kam").post("/api/v1/consents/", body, format="json")
     assert answer.status_code == 400
-    assert answer.json() == {"person": ["张伟 was merged into 张伟: choose 张伟 instead."]}
+    assert answer.json() == {"person": [f"张伟 ({merged.code}) was merged into 张伟 ({kept.code}): choose {kept.code} instead."]}
     assert not Consent.objects.exists()
     assert not AuditEntry.objects.filter(action=AuditEntry.Action.ACCESS_DENIED).exists()
     zh = api_for("kam", lang="zh-hans").post("/api/v1/consents/", body, format="json")

@@ -278,14 +278,14 @@ def test_a_merged_away_institution_cannot_be_chosen_for_a_new_person_or_departme
     with translation.override("en"):
         with pytest.raises(ValidationError) as exc:
             services.create_person(users["agent"], {"name": "赵敏", "institution": dup})
-        assert "was merged into 北京协和医院" in str(exc.value.message_dict["institution"])
+        assert f"was merged into 北京协和医院 ({xiehe.code})" in str(exc.value.message_dict["institution"])
         with pytest.raises(ValidationError) as exc:
             services.create_institution(users["agent"], {"name": "心内科", "kind": "department", "parent": dup})
         assert "merged into" in str(exc.value.message_dict["parent"])
     with translation.override("zh-hans"):  # the message is in the language of the request that raised it
         with pytest.raises(ValidationError) as exc:
             services.create_person(users["agent"], {"name": "赵敏", "institution": dup})
-    assert "协和医院东院 已合并到 北京协和医院" in str(exc.value.message_dict["institution"])
+    assert f"协和医院东院（{dup.code}）已合并到 北京协和医院（{xiehe.code}）" in str(exc.value.message_dict["institution"])
     assert not Person.objects.filter(name="赵敏").exists()
     assert not Institution.objects.filter(name="心内科", parent=dup).exists()
     # the survivor is the right choice, and editing someone else keeps working

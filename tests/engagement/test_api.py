@@ -215,5 +215,6 @@ def test_an_interaction_recorded_while_its_person_is_merged_away_is_refused_not_
 
     held_while(lambda: customers.merge(users["manager"], original, Person.objects.get(pk=copy.pk)), record)
     assert answers[0].status_code == 400
-    assert answers[0].json()["person"] == ["张伟 was merged into 张伟: choose 张伟 instead."]
+    assert answers[0].json()["person"] == [
+        f"张伟 ({copy.code}) was merged into 张伟 ({original.code}): choose {original.code} instead."]
     assert not Interaction.objects.filter(person=copy).exists()

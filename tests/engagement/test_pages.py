@@ -245,7 +245,8 @@ def test_an_interaction_moved_to_a_person_being_merged_away_is_refused_not_filed
 
     held_while(lambda: customers.merge(users["manager"], original, Person.objects.get(pk=copy.pk)), edit)
     assert answers[0].status_code == 400
-    assert "张伟 was merged into 张伟: choose 张伟 instead." in answers[0].content.decode()
+    assert f"张伟 ({copy.code}) was merged into 张伟 ({original.code}): choose {original.code} instead." in (
+        answers[0].content.decode())  # fmt: skip
     interaction.refresh_from_db()
     assert interaction.person_id is None and interaction.version == 1
 
