@@ -267,6 +267,27 @@ class DateField(serializers.DateField):
             raise
 
 
+class SafeDateTimeField(serializers.DateTimeField):
+    """A date and time the server can hold. One that exists only beyond the calendar's edge once taken to UTC — a
+    naive 0001-01-01T00:00 read in China's time zone (UTC+8) lies in year 0 — raised OverflowError inside DRF's own
+    field (a server error, 500); it is an invalid value of the field (400 under its name). `earliest`, when given,
+    refuses older moments as typing errors."""
+
+    def __init__(self, *, earliest: datetime.datetime | None = None, **kwargs):
+        self.earliest = earliest
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, value):
+        try:
+            result = super().to_internal_value(value)
+            result.astimezone(datetime.UTC)
+        except (OverflowError, ValueError):
+            self.fail("invalid", format="ISO 8601")
+        if self.earliest is not None and result < self.earliest:
+            raise serializers.ValidationError(_("This date is too long ago: check it."))
+        return result
+
+
 # --- what a request body may hold -------------------------------------------------------------------------
 
 # Fields whose text Python reads whatever the script of its digits: int("١٢") and int("１２") are 12, and a date or

@@ -34,6 +34,7 @@ from pharmacrm.core.api_utils import (
     ModelSerializer,
     NoWritesForReadOnlyRoles,
     QuerySerializer,
+    SafeDateTimeField,
     Serializer,
     clean_text,
     validation_detail,
@@ -247,7 +248,8 @@ class ActionInputSerializer(Serializer):
 
 class MeetingCreateSerializer(Serializer):
     account = AccountField()
-    held_at = serializers.DateTimeField(help_text="When the meeting took place.")
+    held_at = SafeDateTimeField(help_text="When the meeting took place: not later than now (5 minutes of clock skew "
+                                          "allowed), nor before the customer was listed.")  # fmt: skip
     title = serializers.CharField(max_length=200, allow_blank=True)
     attendees = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
     minutes = serializers.CharField(max_length=50000, allow_blank=True)

@@ -2212,6 +2212,11 @@ _CADENCE_WORDS = {
 }
 
 
+# How far a meeting's time may lie ahead of the server's clock: a device's clock running a little fast, not more. A day
+# ahead (as allowed before) counted a meeting not held yet as the last one, and cleared "meeting overdue" until then.
+MEETING_CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
 def _moment(value: dt.datetime) -> str:
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
 
@@ -2221,8 +2226,9 @@ def record_meeting(user, account: KeyAccount, data: dict, actions: list[dict] = 
 
     Action `n` (from 1) is a row of title, owner and due date; a row with any of them filled needs all three, and
     is due on or after the day of the meeting. The meeting is held on or after the day the customer was listed
-    (`listed_on`). Its errors come under `action_<n>_title`, `action_<n>_owner` and `action_<n>_due`. The same meeting (account, start time to the minute, title) recorded again is refused with
-    AlreadyRecorded naming the one there is."""
+    (`listed_on`), and not later than now (MEETING_CLOCK_SKEW allowed). Its errors come under `action_<n>_title`,
+    `action_<n>_owner` and `action_<n>_due`. The same meeting (account, start time to the minute, title) recorded again
+    is refused with AlreadyRecorded naming the one there is."""
     if not may_record(user, account):
         raise PermissionDenied(NOT_ALLOWED)
     require_active(account)
@@ -2231,8 +2237,11 @@ def record_meeting(user, account: KeyAccount, data: dict, actions: list[dict] = 
     if not isinstance(held_at, dt.datetime):
         errors["held_at"] = [_("Give the date and time of the meeting.")]
         held_at = None
-    elif held_at > timezone.now() + dt.timedelta(days=1):
-        errors["held_at"] = [_("Minutes are recorded for a meeting that took place.")]
+    elif held_at > timezone.now() + MEETING_CLOCK_SKEW:
+        errors["held_at"] = [
+            _("The time the meeting was held (%(held)s) lies in the future: minutes are recorded for a meeting that "
+              "took place. Check the date and the time.") % {"held": _moment(held_at)}
+        ]  # fmt: skip
     elif held_at.year < 2000:
         errors["held_at"] = [_("Give a date from the year 2000 on.")]
     title, minutes = _clean(data.get("title"), 200), _clean(data.get("minutes"), 50000)
@@ -2545,29 +2554,27 @@ RESPONSE_TARGET_H = Decimal(24)
 RESOLUTION_TARGET_H = Decimal(48)
 
 
+# a key-account evaluation's period once read (period_label): a year, or a year and its quarter — in ASCII digits
+REVIEW_PERIOD = re.compile(r"([0-9]{4})(?:Q([1-4]))?")
+
+
 def period_label(label) -> str:
-    """The period as evaluations are stored: 2026q3, ２０２６Ｑ３ (a Chinese input method's full width) → 2026Q3."""
+    """The period as evaluations are stored: 2026q3, ２０２６Ｑ３ (a Chinese input method's full width) → 2026Q3.
+    Other digits stay as typed (٢٠٢٦Q٣, Arabic-Indic): period_bounds refuses them, as the evaluation results read
+    their periods (evaluation.period_of). Read with int(), they passed and were stored as a period of their own beside
+    2026Q3."""
     return unicodedata.normalize("NFKC", str(label or "")).strip().upper()
 
 
 def period_bounds(label: str, *, ended: bool = True) -> tuple[dt.date, dt.date]:
-    """2026Q3 → (2026-07-01, 2026-09-30); 2026 → the year. Years 2000–2999; with `ended`, the period must
-    be over (an evaluation of a quarter still running would score defaults). Read as period_label reads it."""
-    label = period_label(label)
-    bad = ValidationError({"period": [_("Write the period as 2026Q3 (a quarter) or 2026 (a year).")]})
-    try:
-        if len(label) == 4:
-            year, q = int(label), 0
-        elif len(label) == 6 and label[4] == "Q":
-            year, q = int(label[:4]), int(label[5])
-            if not 1 <= q <= 4:
-                raise ValueError
-        else:
-            raise ValueError
-        if not 2000 <= year <= 2999:
-            raise ValueError
-    except ValueError:
-        raise bad from None
+    """2026Q3 → (2026-07-01, 2026-09-30); 2026 → the year. Years 2000–2999, written with ASCII digits; with `ended`,
+    the period must be over (an evaluation of a quarter still running would score defaults). Read as period_label
+    reads it."""
+    match = REVIEW_PERIOD.fullmatch(period_label(label))
+    year = int(match[1]) if match else 0
+    if not 2000 <= year <= 2999:
+        raise ValidationError({"period": [_("Write the period as 2026Q3 (a quarter) or 2026 (a year).")]})
+    q = int(match[2] or 0)
     if q == 0:
         start, end = dt.date(year, 1, 1), dt.date(year, 12, 31)
     else:

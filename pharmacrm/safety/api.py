@@ -44,6 +44,7 @@ from pharmacrm.core.api_utils import (
     IntegerFilter,
     ModelSerializer,
     QuerySerializer,
+    SafeDateTimeField,
     Serializer,
     StrictBooleanFilter,
     clean_text,
@@ -169,18 +170,6 @@ class CleanTextMixin:
     def to_internal_value(self, data):
         values = super().to_internal_value(data)
         return {k: clean_text(v) if isinstance(v, str) else v for k, v in values.items()}
-
-
-class SafeDateTimeField(serializers.DateTimeField):
-    def to_internal_value(self, value):
-        result = super().to_internal_value(value)
-        try:
-            result.astimezone(dt.UTC)
-        except (OverflowError, ValueError):
-            self.fail("invalid", format="ISO 8601")
-        if result < EARLIEST:
-            raise serializers.ValidationError(_("This date is too long ago: check it."))
-        return result
 
 
 class SafeDateField(DateField):
@@ -393,10 +382,11 @@ class CaseSerializer(CleanTextMixin, ModelSerializer):
     kind = CaseKindField()
     status = CaseStatusField(read_only=True, help_text="Change it with …/status/.")
     received_at = SafeDateTimeField(
+        earliest=EARLIEST,
         required=False,
         help_text="Day 0 (C.1.4): when the company first heard of it. Default now; never in the future.",
     )  # fmt: skip
-    latest_received_at = SafeDateTimeField(required=False, help_text="C.1.5: the most recent information.")
+    latest_received_at = SafeDateTimeField(earliest=EARLIEST, required=False, help_text="C.1.5: the most recent information.")
     report_type = ReportTypeField(required=False)
     country = _text(2, help_text="ISO 3166 code where the reaction occurred (default CN).")
     worldwide_id = _text(100)
@@ -583,6 +573,7 @@ class FollowUpSerializer(CaseSerializer):
 
     kind = CaseKindField(required=False)
     follow_up_received_at = SafeDateTimeField(
+        earliest=EARLIEST,
         write_only=True, help_text="When the new information reached the company: its own day 0."
     )
     summary = _text(5000, write_only=True, help_text="What is new.")
@@ -691,7 +682,7 @@ class SubmissionCreateSerializer(CleanTextMixin, Serializer):
     jurisdiction = JurisdictionField(required=False, default=Jurisdiction.CN)
     channel = ChannelField()
     kind = ClockKindField(required=False, default=ClockKind.REPORT)
-    submitted_at = SafeDateTimeField(required=False, help_text="Default now; never in the future.")
+    submitted_at = SafeDateTimeField(earliest=EARLIEST, required=False, help_text="Default now; never in the future.")
     message_id = _text(100, help_text="The batch message id of the export that was sent.")
     reference = _text(100, help_text="The regulator's reference.")
     late_reason = _text(5000, help_text="Needed when a deadline was missed.")
