@@ -520,12 +520,14 @@ class ProposalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
                             otp_code=d["otp_code"], version=version)  # fmt: skip
         return self._answer(proposal)
 
-    @extend_schema(tags=TAGS, request=None, responses={200: ProposalSerializer, 400: ERRORS})
+    @extend_schema(tags=TAGS, request=VersionSerializer,
+                   responses={200: ProposalSerializer, 400: ERRORS, 403: DENIED,
+                              409: OpenApiResponse(description="Changed by someone else since the version sent.")},
+                   description="Withdraw the proposal, with the `version` you loaded (or If-Match): the proposer while "
+                               "it is in review, leadership while it is open.")  # fmt: skip
     @action(detail=True, methods=["post"])
     def withdraw(self, request, pk=None):
-        proposal = self.get_object()
-        services.withdraw(request.user, proposal)
-        return self._answer(proposal)
+        return _version_only_step(self, request, self.get_object(), services.withdraw)
 
 
 @extend_schema_view(

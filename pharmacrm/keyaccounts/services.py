@@ -512,13 +512,16 @@ def may_withdraw(user, proposal: Proposal) -> bool:
     return _withdraw_refusal(user, proposal) is None
 
 
-def withdraw(user, proposal: Proposal) -> Proposal:
+def withdraw(user, proposal: Proposal, *, version: int | None = None) -> Proposal:
     """The proposer withdraws while the proposal is in review; once it waits for leadership, only
-    leadership (or an administrator) closes it."""
+    leadership (or an administrator) closes it. `version` is the proposal's version the user saw, as for every other
+    step of the workflow: a proposal sent to leadership or decided since is not closed unseen
+    (StaleVersion)."""
     access.require(user, Cap.PROPOSE_KEY_ACCOUNTS)
     refusal = _withdraw_refusal(user, proposal)
     if refusal is not None:
         raise refusal
+    _check_version(proposal, version)
     with transaction.atomic():
         old = proposal.status
         proposal.status = ProposalStatus.WITHDRAWN

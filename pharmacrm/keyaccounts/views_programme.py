@@ -372,6 +372,7 @@ def _proposal_page(request, proposal: Proposal, status: int = 200, **forms) -> H
                                                                     prefix="decision"),
         "decision_refused": forms.get("decision_refused", False),
         "may_withdraw": services.may_withdraw(user, proposal),
+        "withdraw_form": SubmitForm(initial={"version": proposal.version}, prefix="withdraw"),
         "candidate": latest_candidate(proposal.institution),
     }  # fmt: skip
     return render(request, "keyaccounts/ka_proposal_detail.html", context, status=_refusal_status(status, forms))
@@ -448,9 +449,13 @@ def proposal_decide(request, pk: int):
 @login_required
 @require_POST
 def proposal_withdraw(request, pk: int):
+    """The withdraw button's form carries the version the page showed: a proposal sent to leadership or decided since is
+    not closed unseen (the refusal says to reload)."""
     proposal = _proposal_or_404(request.user, pk)
+    form = SubmitForm(request.POST, prefix="withdraw")
+    version = form.cleaned_data.get("version") if form.is_valid() else None
     try:
-        services.withdraw(request.user, proposal)
+        services.withdraw(request.user, proposal, version=version)
     except ValidationError as e:
         for m in e.messages:
             messages.error(request, m)
