@@ -772,7 +772,8 @@ class AgreementViewSet(viewsets.ReadOnlyModelViewSet):
                    responses={200: AgreementSerializer, 400: FIELD_ERRORS, 403: NOT_YOURS},
                    description="Record the signing (multipart): `signed_date`, the scanned `signed_copy` and the "
                                "`version` you loaded. The renewal reminder starts; an earlier signed agreement of the "
-                               "account counts as renewed.")  # fmt: skip
+                               "account counts as renewed once this one's term has begun (at once, or on its start "
+                               "day).")  # fmt: skip
     @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser])
     def sign(self, request, pk=None):
         from pharmacrm.customers.views_import import MULTIPART_OVERHEAD, SizeLimitHandler, content_length

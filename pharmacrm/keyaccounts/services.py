@@ -1484,6 +1484,41 @@ def _expiry_moment(agreement: Agreement) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(agreement.end_date + dt.timedelta(days=1), dt.time()))
 
 
+def _start_moment(agreement: Agreement) -> dt.datetime:
+    """The first moment of the agreement's term (its start day, China time): when a renewal signed ahead of time takes
+    over from the agreements it renews."""
+    return timezone.make_aware(dt.datetime.combine(agreement.start_date, dt.time()))
+
+
+def _renewed_by(agreement: Agreement):
+    """The signed agreements of the account that `agreement` renews: those whose term began before its own, and any of
+    an earlier plan version (its plan replaced theirs, whatever the dates)."""
+    return agreement.account.agreements.filter(
+        Q(start_date__lt=agreement.start_date) | Q(plan__version_number__lt=agreement.plan.version_number),
+        status=AgreementStatus.SIGNED,
+    ).exclude(pk=agreement.pk)  # fmt: skip
+
+
+def _renewing(agreement: Agreement, today: dt.date):
+    """The signed agreements of the account that renew `agreement` and whose term has begun by `today` (the converse
+    of _renewed_by)."""
+    return agreement.account.agreements.filter(
+        Q(start_date__gt=agreement.start_date) | Q(plan__version_number__gt=agreement.plan.version_number),
+        status=AgreementStatus.SIGNED, start_date__lte=today,
+    ).exclude(pk=agreement.pk)  # fmt: skip
+
+
+def _mark_renewed(earlier_ones, user=None) -> None:
+    """The agreements a renewal whose term has begun takes over from go out of force, under their locks and with a new
+    version: a form opened before (a better scan) is refused, not bringing one back in force."""
+    for earlier in earlier_ones.select_for_update().order_by("pk"):
+        earlier.status, earlier.next_check_at = AgreementStatus.RENEWED, None
+        earlier.version += 1
+        earlier.save(update_fields=["status", "next_check_at", "version"])
+        who = {"user": user} if user is not None else {"actor_name": "system"}
+        audit.record(A.UPDATE, earlier, changes={"status": [AgreementStatus.SIGNED, earlier.status]}, **who)
+
+
 def overlapping_agreement(plan: ServicePlan, start: dt.date, end: dt.date, today: dt.date | None = None):
     """An agreement of the same plan version whose term overlaps start–end and which is issued and not signed
     yet, or signed and still in force; None when there is none (a renewal's term starts after theirs)."""
@@ -1735,16 +1770,24 @@ def reissue_document(user, agreement: Agreement, *, version: int | None = None) 
 
 def agreements_shown(account_ids, today: dt.date | None = None) -> dict[int, Agreement]:
     """Per account, the agreement its summaries show (the key-account list, a customer's key-account block, the
-    progress report): the signed agreement in force today, else the latest one generated. A renewal generated
-    ahead of time, not signed yet, does not hide the agreement the customer is served under (one query)."""
+    progress report): the signed agreement whose term covers today; else the next signed one (the earliest to start
+    after today); else the latest one generated. A renewal generated or signed ahead of time does not hide the
+    agreement the customer is served under (one query)."""
     today = today or timezone.localdate()
     latest: dict[int, Agreement] = {}
+    upcoming: dict[int, Agreement] = {}
     in_force: dict[int, Agreement] = {}
     for ag in Agreement.objects.filter(account_id__in=list(account_ids)).order_by("created_at", "id"):
         latest[ag.account_id] = ag
-        if ag.status == AgreementStatus.SIGNED and ag.start_date <= today <= ag.end_date:
+        if ag.status != AgreementStatus.SIGNED:
+            continue
+        if ag.start_date <= today <= ag.end_date:
             in_force[ag.account_id] = ag
-    return {**latest, **in_force}
+        elif ag.start_date > today and (
+            ag.account_id not in upcoming or ag.start_date < upcoming[ag.account_id].start_date
+        ):
+            upcoming[ag.account_id] = ag
+    return {**latest, **upcoming, **in_force}
 
 
 def agreements_dir() -> Path:
@@ -1811,7 +1854,10 @@ def issued_on(agreement: Agreement) -> dt.date:
 def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, version: int | None = None) -> Agreement:
     """Record the signing: the date and the scanned signed copy (PDF, PNG or JPEG, at most 20 MB, type
     checked from the content), neither before the agreement was issued nor in the future. The renewal
-    reminder clock starts; a signed agreement of the account whose term began earlier counts as renewed."""
+    reminder clock starts. A signed agreement of the account whose term began earlier (or of an earlier plan version)
+    counts as renewed once this one's term has begun: at once when it has, else on its start day (sweep_agreements).
+    Until then it stays signed and in force — a renewal signed months ahead does not end the agreement the customer
+    is served under."""
     require_manage(user, agreement.account)
     require_active(agreement.account)
     _check_version(agreement, version)
@@ -1870,20 +1916,15 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
             agreement.next_check_at = (
                 _renewal_moment(agreement) if agreement.renewal_notified_at is None else _expiry_moment(agreement)
             )
+            # renewed by it (_renewed_by): from the day its term begins. Begun already, they go out of force now;
+            # else they stay in force and the worker looks again on its start day
+            earlier_ones = _renewed_by(agreement)
+            if agreement.start_date <= timezone.localdate():
+                _mark_renewed(earlier_ones, user)
+            elif earlier_ones.exists():
+                agreement.next_check_at = min(agreement.next_check_at, _start_moment(agreement))
             _save_versioned(agreement, ["status", "signed_date", "signed_copy", "signed_copy_sha256",
                                         "signed_copy_name", "next_check_at"], agreement.version)  # fmt: skip
-            # renewed by it: an agreement whose term began before this one's, and any signed agreement of an
-            # earlier plan version (this one's plan replaced it, whatever the dates)
-            earlier_ones = agreement.account.agreements.filter(
-                Q(start_date__lt=agreement.start_date) | Q(plan__version_number__lt=agreement.plan.version_number),
-                status=AgreementStatus.SIGNED,
-            )  # fmt: skip
-            # under their locks, with a new version: a form opened before the renewal is refused, not undoing it
-            for earlier in earlier_ones.exclude(pk=agreement.pk).select_for_update():
-                earlier.status, earlier.next_check_at = AgreementStatus.RENEWED, None
-                earlier.version += 1
-                earlier.save(update_fields=["status", "next_check_at", "version"])
-                audit.record(A.UPDATE, earlier, user=user, changes={"status": [AgreementStatus.SIGNED, earlier.status]})
             changes = {"status": [old, agreement.status], "signed_date": [old_date, signed_date]}
             if old_copy:
                 # a better scan: the copy it replaces stays archived in var/agreements/ (a signed copy is never
@@ -1932,7 +1973,8 @@ def _opens(upload, suffix: str) -> bool:
 def sweep_agreements(now: dt.datetime | None = None, limit: int = 500) -> int:
     """The worker: a renewal reminder once, `renewal_notice_days` before the end, to the project manager
     and the managers — not for an agreement a signed one ending later follows (its reminder is that one's); at the end
-    a signed agreement expires."""
+    a signed agreement expires, or counts as renewed when a signed renewal of it has begun by then. On the start day
+    of a renewal signed ahead of time, the agreements it renews go out of force (renewed)."""
     now = now or timezone.now()
     ids = dueclock.claim_batch(Agreement, dueclock.due_ids(Agreement, now, limit=limit), now)
     told = 0
@@ -1952,12 +1994,22 @@ def sweep_agreements(now: dt.datetime | None = None, limit: int = 500) -> int:
                 Agreement.objects.filter(account_id=fresh.account_id, status=AgreementStatus.SIGNED,
                                          end_date__gt=fresh.end_date).exclude(pk=fresh.pk).exists()
             )  # fmt: skip
+            if fresh.status == AgreementStatus.SIGNED and fresh.start_date <= today:
+                # its term has begun: the agreements it renews, signed ahead of it, go out of force now
+                _mark_renewed(_renewed_by(fresh))
             if fresh.status == AgreementStatus.SIGNED and today > fresh.end_date:
-                fresh.status = AgreementStatus.EXPIRED
+                # over: renewed when a signed renewal has begun (whichever of the two the sweep reads first), else expired
+                begun = _renewing(fresh, today).exists()
+                fresh.status = AgreementStatus.RENEWED if begun else AgreementStatus.EXPIRED
                 audit.record(A.UPDATE, fresh, changes={"status": [AgreementStatus.SIGNED, fresh.status]},
                              actor_name="system")  # fmt: skip
             elif fresh.status == AgreementStatus.SIGNED and fresh.renewal_notified_at is None and renewed_by:
                 fresh.next_check_at = _expiry_moment(fresh)
+            elif fresh.status == AgreementStatus.SIGNED and fresh.renewal_notified_at is None and (
+                now < _renewal_moment(fresh)
+            ):
+                # looked at on its start day (above), before its reminder is due: the reminder's clock again
+                fresh.next_check_at = _renewal_moment(fresh)
             elif fresh.status == AgreementStatus.SIGNED and fresh.renewal_notified_at is None:
                 account = agreement.account
                 pms = [m.user for m in account.members.filter(role=TeamRole.PROJECT_MANAGER).select_related("user")]
@@ -1969,6 +2021,9 @@ def sweep_agreements(now: dt.datetime | None = None, limit: int = 500) -> int:
                 fresh.renewal_notified_at = now
                 fresh.next_check_at = _expiry_moment(fresh)
                 told += 1
+            elif fresh.status == AgreementStatus.SIGNED:
+                # reminded already and looked at on its start day (a renewal signed after its own reminder): its end
+                fresh.next_check_at = _expiry_moment(fresh)
             if fresh.status != before:
                 # a new version: a form opened before (a better scan) is refused instead of bringing the agreement
                 # back in force. The reminder alone leaves it: a scan sent from a page opened before it is still

@@ -457,8 +457,12 @@ def test_a_renewal_signed_while_the_account_is_delisted_does_not_deadlock(users,
     current = services.generate_agreement(users["kam"], account, start_date=today - dt.timedelta(days=300),
                                           end_date=today + dt.timedelta(days=30))  # fmt: skip
     services.record_signed(users["kam"], Agreement.objects.get(pk=current.pk), signed_date=today, upload=upload())
-    renewal = services.generate_agreement(users["kam"], account, start_date=today + dt.timedelta(days=31),
-                                          end_date=today + dt.timedelta(days=395))  # fmt: skip
+    # its term ended yesterday (the worker has not expired it yet), and the renewal starts today: signing the renewal
+    # takes the earlier agreement too, to mark it renewed (one signed ahead of its term leaves it in force)
+    Agreement.objects.filter(pk=current.pk).update(start_date=today - dt.timedelta(days=366),
+                                                   end_date=today - dt.timedelta(days=1))  # fmt: skip
+    renewal = services.generate_agreement(users["kam"], account, start_date=today,
+                                          end_date=today + dt.timedelta(days=364))  # fmt: skip
     proposal = make_proposal(xiehe, kind="delist")
     code, scan = sign_code(manager2), upload()
 

@@ -146,7 +146,10 @@ def test_a_second_agreement_for_the_same_plan_and_term_is_refused_naming_the_fir
                                           end_date=today + dt.timedelta(days=729))  # fmt: skip
     sign(users, renewal)
     first.refresh_from_db()
-    assert first.status == AgreementStatus.RENEWED
+    assert first.status == AgreementStatus.SIGNED  # in force until the renewal's term begins …
+    services.sweep_agreements(now=timezone.make_aware(dt.datetime.combine(renewal.start_date, dt.time(0, 5))))
+    first.refresh_from_db()
+    assert first.status == AgreementStatus.RENEWED  # … on its start day
 
 
 def test_signing_an_earlier_agreement_does_not_mark_a_later_one_renewed(users, xiehe, with_plan):

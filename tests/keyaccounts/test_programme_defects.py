@@ -178,6 +178,8 @@ def test_a_scan_sent_from_a_page_opened_before_the_renewal_does_not_undo_it(user
     renewal = services.generate_agreement(users["kam"], account, start_date=today + dt.timedelta(days=365),
                                           end_date=today + dt.timedelta(days=729))  # fmt: skip
     services.record_signed(users["kam"], renewal, signed_date=today, upload=_pdf())
+    # the renewal takes over on its start day (the earlier one is in force until then)
+    services.sweep_agreements(now=timezone.make_aware(dt.datetime.combine(renewal.start_date, dt.time(0, 5))))
     with pytest.raises(services.StaleVersion):
         _better_scan(users, opened)
     current.refresh_from_db()

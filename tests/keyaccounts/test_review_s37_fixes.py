@@ -248,11 +248,11 @@ def test_an_agreement_signed_after_its_renewal_gets_no_renewal_reminder(users, x
     now = timezone.now() + dt.timedelta(minutes=1)
     assert services.sweep_agreements(now=now) == 0
     assert _reminders(current) == 0 and _reminders(renewal) == 0
-    # it still expires at its end
+    # at its end the renewal's term begins: it counts as renewed (it was not at the signing, months ahead)
     after_end = timezone.make_aware(dt.datetime.combine(today + dt.timedelta(days=31), dt.time(0, 5)))
     services.sweep_agreements(now=after_end)
     current.refresh_from_db()
-    assert current.status == AgreementStatus.EXPIRED and _reminders(current) == 0
+    assert current.status == AgreementStatus.RENEWED and _reminders(current) == 0
     # the renewal's own reminder comes, 60 days before its end
     reminder_day = timezone.make_aware(dt.datetime.combine(today + dt.timedelta(days=395 - 60), dt.time(9, 1)))
     assert services.sweep_agreements(now=reminder_day) == 1
