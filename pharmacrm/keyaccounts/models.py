@@ -403,6 +403,9 @@ class ServicePlan(models.Model):
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     submitted_at = models.DateTimeField(_("submitted"), null=True, blank=True)
     submitted_by = models.ForeignKey(USER, models.SET_NULL, null=True, blank=True, related_name="+")
+    # who created, changed or removed anything of this version — its needs and goals, validity, items — while it was
+    # a draft or returned: its co-authors, who may not review it (services.plans_user_may_decide) as its author may not
+    editors = models.ManyToManyField(USER, blank=True, related_name="+", verbose_name=_("edited by"))
     decided_by = models.ForeignKey(USER, models.PROTECT, null=True, blank=True, related_name="+")
     decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
     decision_comment = models.TextField(_("decision comment"), blank=True)

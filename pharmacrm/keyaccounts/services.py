@@ -113,7 +113,7 @@ def _users_with(cap: Cap) -> list[User]:
 
 class DecisionRefused(PermissionDenied):
     """This member of the leadership may not decide on this proposal or plan (they proposed it, sent it, wrote it,
-    submitted it or deliver part of it): another member must. The message says why; the pages show it with the
+    changed it, submitted it or deliver part of it): another member must. The message says why; the pages show it with the
     decision form, the API answers 403 with it."""
 
 
@@ -927,6 +927,7 @@ def start_plan(user, account: KeyAccount, *, goals: str = "", valid_from=None, v
                              completed_at=i.completed_at, carried_from=i)
                     for i in base.items.all()
                 ])  # fmt: skip
+            plan.editors.add(user)
             audit.record(A.CREATE, plan, user=user, changes={"version_number": [None, plan.version_number]})
     except IntegrityError:
         raise ValidationError(_("A draft of this plan is already being worked on.")) from None
@@ -977,6 +978,7 @@ def update_plan(user, plan: ServicePlan, *, goals: str, valid_from=None, valid_t
         for k, v in new.items():
             setattr(plan, k, v)
         _save_versioned(plan, list(new), plan.version)
+        plan.editors.add(user)
         audit.record(A.UPDATE, plan, user=user, changes=changes)
     return plan
 
@@ -1069,6 +1071,7 @@ def save_item(user, plan: ServicePlan, data: dict, item: PlanItem | None = None,
                     same,
                 )  # fmt: skip
             item = PlanItem.objects.create(plan=plan, **clean)
+            plan.editors.add(user)
             audit.record(A.CREATE, item, user=user, changes={k: [None, getattr(item, k if k != "owner" else "owner_id")]
                                                               for k in clean})  # fmt: skip
         else:
@@ -1077,6 +1080,7 @@ def save_item(user, plan: ServicePlan, data: dict, item: PlanItem | None = None,
             for k, v in clean.items():
                 setattr(item, k, v)
             _save_versioned(item, list(clean), item.version)
+            plan.editors.add(user)
             audit.record(A.UPDATE, item, user=user, changes=audit.diff(
                 {k: getattr(v, "pk", v) for k, v in before.items()}, {k: getattr(v, "pk", v) for k, v in clean.items()}))
     return item
@@ -1096,6 +1100,7 @@ def delete_item(user, item: PlanItem, version: int | None = None) -> None:
         now = now.first()
         if now is None or now != (item.version if version is None else int(version)):
             raise StaleVersion(now)
+        plan.editors.add(user)
         audit.record(A.DELETE, item, user=user, changes={"title": [item.title, None]})
         item.delete()
 
@@ -1126,21 +1131,25 @@ def submit_plan(user, plan: ServicePlan, *, version: int | None = None) -> Servi
         url = reverse("keyaccounts:account", args=[plan.account_id]) + "#plan"
         title = Message(gettext_lazy("Service plan for review: %(name)s (version %(v)s)"),
                         name=plan.account.institution.name, v=plan.version_number)  # fmt: skip
-        # the leaders who may review it: not who wrote or submitted it or delivers an item (decide_plan refuses them)
+        # the leaders who may review it: not who wrote, changed or submitted it or delivers an item (decide_plan
+        # refuses them)
         reviewers = [u for u in _users_with(Cap.APPROVE_KEY_ACCOUNTS) if may_decide_plan(u, plan)]
         _notify(reviewers, "keyaccounts.plan", title, "", url, plan)
     return plan
 
 
 def plans_user_may_decide(user, qs=None):
-    """The plans `user` may review as leadership: they hold the approval right and neither wrote nor submitted
-    the plan nor own any of its items (nobody reviews their own plan: another member of the leadership must).
-    The one rule behind the review inbox, the decision form on the plan and decide_plan."""
+    """The plans `user` may review as leadership: they hold the approval right and neither wrote (created, or changed
+    or removed anything of the version: its editors) nor submitted the plan nor own any of its items (nobody reviews
+    their own plan: another member of the leadership must). The one rule behind the review inbox, the decision form
+    on the plan, the reviewers told of a submission and decide_plan; a fixed number of subqueries whatever the number
+    of plans."""
     qs = ServicePlan.objects.all() if qs is None else qs
     if not access.can(user, Cap.APPROVE_KEY_ACCOUNTS):
         return qs.none()
     delivered = PlanItem.objects.filter(owner=user).values("plan_id")
-    return qs.exclude(created_by=user).exclude(submitted_by=user).exclude(pk__in=delivered)
+    edited = ServicePlan.editors.through.objects.filter(user=user).values("serviceplan_id")
+    return qs.exclude(created_by=user).exclude(submitted_by=user).exclude(pk__in=delivered).exclude(pk__in=edited)
 
 
 def may_decide_plan(user, plan: ServicePlan) -> bool:
@@ -1150,6 +1159,24 @@ def may_decide_plan(user, plan: ServicePlan) -> bool:
 def own_plan_message() -> str:
     """Why a member of the leadership may not review this plan (see plans_user_may_decide)."""
     return _("You cannot review a plan you wrote, submitted or deliver: another member of the leadership must.")
+
+
+def edited_plan_message() -> str:
+    """Why a member of the leadership who changed a plan version written by someone else may not review it."""
+    return _("You changed this version of the plan (its needs and goals, validity or service items), so you are one of "
+             "its authors and cannot review it: another member of the leadership must.")  # fmt: skip
+
+
+def plan_refusal(user, plan: ServicePlan) -> str | None:
+    """Why `user` may not review `plan` as leadership (said with the decision form and by decide_plan), or None when
+    they may (plans_user_may_decide)."""
+    if may_decide_plan(user, plan):
+        return None
+    if not access.can(user, Cap.APPROVE_KEY_ACCOUNTS):
+        return str(NOT_ALLOWED)
+    if user.pk in (plan.created_by_id, plan.submitted_by_id) or plan.items.filter(owner=user).exists():
+        return own_plan_message()
+    return edited_plan_message()
 
 
 def in_plan_order(items):
@@ -1166,8 +1193,9 @@ def decide_plan(user, plan: ServicePlan, *, approve: bool, comment: str = "", ot
     """Leadership reviews a submitted plan (signed). An approved plan supersedes the one in force and its
     open items start their deadline clocks; a returned plan can be edited and submitted again."""
     access.require(user, Cap.APPROVE_KEY_ACCOUNTS)
-    if not may_decide_plan(user, plan):
-        raise DecisionRefused(own_plan_message())
+    refusal = plan_refusal(user, plan)
+    if refusal is not None:
+        raise DecisionRefused(refusal)
     _check_version(plan, version)
     require_active(plan.account)
     if plan.status != PlanStatus.SUBMITTED:

@@ -533,8 +533,8 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
     # leadership is not offered a decision to sign that fails
     submitted = active and draft is not None and draft.status == PlanStatus.SUBMITTED
     ctx["may_decide_plan"] = submitted and services.may_decide_plan(user, draft)
-    ctx["own_plan_message"] = (
-        services.own_plan_message() if submitted and ctx["approver"] and not ctx["may_decide_plan"] else ""
+    ctx["own_plan_message"] = (  # why not: they wrote, changed, submitted or deliver it
+        services.plan_refusal(user, draft) if submitted and ctx["approver"] and not ctx["may_decide_plan"] else ""
     )
     ctx["plan_decision_refused"] = forms.get("plan_decision_refused", False)
     ctx["member_form"] = forms.get("member_form") or MemberForm(prefix="member")
