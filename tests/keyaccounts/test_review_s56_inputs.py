@@ -158,3 +158,14 @@ def _page_for(users, period: str) -> str:
     client.force_login(users["manager"])
     otp_verify(client, users["manager"])
     return client.get(reverse("keyaccounts:scorecards"), {"period": period}, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+
+def test_the_meeting_form_refuses_the_calendars_first_day_under_its_field(users, account, client_for):
+    page = client_for("kam").post(
+        reverse("keyaccounts:meeting-create", args=[account.pk]),
+        {"meeting-held_at": "0001-01-01T00:00", "meeting-title": "季度沟通会", "meeting-minutes": "讨论供货"},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )  # fmt: skip
+    assert page.status_code == 400
+    assert page.context["meeting_form"].errors["held_at"]
+    assert not Meeting.objects.filter(account=account).exists()
