@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 from django.conf import settings
@@ -78,6 +79,14 @@ class Command(BaseCommand):
             self.stderr.write(_("%(file)s: no such file") % {"file": path})
             raise SystemExit(2)
         report_path = Path(report) if report else path.with_name(path.name + ".rejected.csv")
+        # the report written over the file it reports on (--report given the input's name, or a link to it) lost the
+        # file: refused before anything is read or imported
+        if self._same_file(report_path, path):
+            self.stderr.write(
+                _("%(path)s is the file being imported: give the report another name with --report.")
+                % {"path": report_path}
+            )
+            raise SystemExit(2)
         # said before importing: afterwards the rows would be in and their reasons lost
         if not report_path.parent.is_dir():
             self.stderr.write(
@@ -157,6 +166,15 @@ class Command(BaseCommand):
             self.stderr.write(_("No administrator exists: create one, or name a user with --user."))
             raise SystemExit(2)
         return found
+
+    @staticmethod
+    def _same_file(report: Path, path: Path) -> bool:
+        """Whether the report would be written over the imported file: the same path, a symbolic or hard link to it,
+        or a link not yet resolving anywhere is compared by where it leads."""
+        try:
+            return os.path.samefile(report, path)
+        except OSError:  # no report there yet (or a dangling link): where it would be created
+            return report.resolve() == path.resolve()
 
     @staticmethod
     def _writable(path: Path) -> bool:
