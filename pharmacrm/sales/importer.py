@@ -145,6 +145,10 @@ MESSAGES = {
         "order belongs to one customer. Correct the customer, or give this line its own order number."
     ),
     "product_code_chars": _("A product code cannot contain commas or line breaks."),
+    "code_control_chars": _(
+        "This code contains a control character (%(char)s: a line break, a tab or an invisible formatting mark). "
+        "Give it as the ERP shows it, on one line."
+    ),
     "customer_column_missing": _(
         "The file needs a column for the customer: its unified social credit code or its external id."
     ),
@@ -262,15 +266,27 @@ def _code(value: str, max_length: int, required: bool = False) -> str:
     """An order, product, batch or invoice number as the ERP writes it: typed in full width (ＹＰ１００１, ２５Ａ００１,
     ＳＯ－２０２６０３０１, an input method's full-width mode) it is the ordinary characters — as typed, the batch trace and
     the list's filters, which look a code up as the ordinary characters, never found the line, and a corrected row
-    added a second line beside the ERP's instead of correcting it."""
-    return _text(unicodedata.normalize("NFKC", value), max_length, required)
+    added a second line beside the ERP's instead of correcting it. A control or format character inside it (a line
+    break from a quoted CSV cell or a JSON string, a tab, a zero-width space pasted with it) is refused: stored, it
+    made a code no one can type or find, that the export wrote over two lines."""
+    return _no_control(_text(unicodedata.normalize("NFKC", value), max_length, required))
+
+
+def _no_control(code: str) -> str:
+    # str.isprintable() is a quick pass for the usual code; it is False for spaces other than U+0020 too, which are
+    # allowed (an ERP's order number may hold one), so the categories decide
+    if not code.isprintable():
+        for char in code:
+            if unicodedata.category(char) in ("Cc", "Cf"):
+                raise FieldError("code_control_chars", char=f"U+{ord(char):04X}")
+    return code
 
 
 def _product_code(value: str) -> str:
-    code = _code(value, 40, True)
+    code = _text(unicodedata.normalize("NFKC", value), 40, True)
     if "," in code or "\n" in code or "\r" in code:
         raise FieldError("product_code_chars")
-    return code
+    return _no_control(code)
 
 
 # what a money cell carries besides its number, as Chinese ERPs and Excel's currency and accounting formats write
@@ -709,8 +725,11 @@ class Fast:
             return None
         if not pc or len(pc) > 40 or pc != pc.strip() or "," in pc or "\n" in pc or "\r" in pc:
             return None  # a line break (a carriage return too) or a comma: the slow path refuses it
-        if not (on.isascii() and pc.isascii() and bn.isascii() and inv.isascii()):
-            return None  # perhaps typed in full width (ＹＰ１００１): the careful path reads the ordinary characters
+        codes = on + pc + bn + inv
+        if not (codes.isascii() and codes.isprintable()):
+            # perhaps typed in full width (ＹＰ１００１): the careful path reads the ordinary characters; a control
+            # character (a line break, a tab): it refuses the row
+            return None
         if len(pn) > 100 or len(bn) > 40 or len(inv) > 40:
             return None
         if pn != pn.strip() or ap != ap.strip() or bn != bn.strip() or inv != inv.strip():
