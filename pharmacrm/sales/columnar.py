@@ -650,26 +650,34 @@ def _in_parts(cursor, sql: str, values: list, size: int = 10_000) -> list[tuple]
 
 def after_load(writer) -> None:
     """The checks that need the whole file, on the loaded lines: the same order line twice (PostgreSQL; SQLite caught
-    it at insert), one order naming two customers. The lines refused are deleted and reported at their rows."""
+    it at insert), one order naming two customers or two order dates. The lines refused are deleted and reported at
+    their rows."""
     first, run = writer.first_id, writer.run
     qn = connection.ops.quote_name
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")  # as `BareTable.restore`: the sort in memory
             _build_unique(writer, cursor)
+        # one pass over the lines for both: an order naming two customers, or two order dates (counted in two months)
         cursor.execute(
-            f"SELECT order_number FROM {_TABLE} GROUP BY order_number HAVING MIN(institution_id) <> MAX(institution_id)"  # noqa: S608
+            f"SELECT order_number FROM {_TABLE} GROUP BY order_number HAVING MIN(institution_id) <> MAX(institution_id) "  # noqa: S608
+            "OR MIN(order_date) <> MAX(order_date)"
         )
         split = [on for (on,) in cursor.fetchall()]
-        owners: dict[str, tuple[int, int]] = {}
-        lines = _in_parts(cursor, f"SELECT id, order_number, institution_id, product_code FROM {_TABLE} "
+        owners: dict[str, tuple[int, str, int]] = {}
+        lines = _in_parts(cursor, f"SELECT id, order_number, institution_id, order_date, product_code FROM {_TABLE} "
                                   "WHERE order_number IN ({})", split)  # fmt: skip
-        for pk, on, inst, code in sorted(lines):
-            owner = owners.setdefault(on, (inst, pk))
+        for pk, on, inst, day, code in sorted(lines):
+            day = orders._iso(day)
+            owner = owners.setdefault(on, (inst, day, pk))
             if owner[0] != inst:
                 writer.refused.append((pk - first, None, "order_two_customers", {
-                    "order": on, "row": owner[1] - first, "first": run.resolver.name(owner[0]),
+                    "order": on, "row": owner[2] - first, "first": run.resolver.name(owner[0]),
                     "customer": run.resolver.name(inst),
+                }, pk, code))  # fmt: skip
+            elif owner[1] != day:
+                writer.refused.append((pk - first, "order_date", "order_two_dates", {
+                    "order": on, "row": owner[2] - first, "first": owner[1], "date": day,
                 }, pk, code))  # fmt: skip
         _in_parts(cursor, f"DELETE FROM {_TABLE} WHERE id IN ({{}})", [r[4] for r in writer.refused if r[4] is not None])
     if writer.refused:

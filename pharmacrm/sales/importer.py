@@ -144,6 +144,19 @@ MESSAGES = {
         "Order %(order)s is for %(first)s (row %(row)s), but this row names another customer, %(customer)s: an "
         "order belongs to one customer. Correct the customer, or give this line its own order number."
     ),
+    "order_two_dates": _(
+        "Order %(order)s is dated %(first)s (row %(row)s), but this row gives %(date)s: an order has one order date. "
+        "Correct the date, or give this line its own order number."
+    ),
+    "order_stored_customer": _(
+        "Order %(order)s is stored for %(customer)s (its line %(line)s, which this file does not correct): an order "
+        "belongs to one customer. To move the order to another customer, give all its lines in one file."
+    ),
+    "order_stored_date": _(
+        "Order %(order)s is stored with the order date %(date)s (its line %(line)s, which this file does not "
+        "correct): an order has one order date. To change it, give all the order's lines in one file, with the new "
+        "date."
+    ),
     "product_code_chars": _("A product code cannot contain commas or line breaks."),
     "code_control_chars": _(
         "This code contains a control character (%(char)s: a line break, a tab or an invisible formatting mark). "
@@ -1083,14 +1096,16 @@ class SeenLines:
 
     def __init__(self):
         self.db = _scratch_db()
+        # refused: the line's first copy was refused after it was added (its order's customer or date): the order's
+        # stored line is then not corrected by the file (`Run._stored_conflicts`)
         self.db.execute("CREATE TABLE seen (o TEXT NOT NULL, l INTEGER NOT NULL, row INTEGER NOT NULL, "
-                        "PRIMARY KEY (o, l)) WITHOUT ROWID")  # fmt: skip
+                        "refused INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (o, l)) WITHOUT ROWID")  # fmt: skip
 
     def add_new(self, lines: list[tuple[str, int, int]]) -> dict[tuple[str, int], int]:
         """Add (order number, line number, row) triples; return the first rows of the lines that were there before
         (usually none: then one statement did it all)."""
         before = self.db.total_changes
-        self.db.executemany("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", sorted(lines))  # in the b-tree's order
+        self.db.executemany("INSERT OR IGNORE INTO seen (o, l, row) VALUES (?, ?, ?)", sorted(lines))  # b-tree order
         if self.db.total_changes - before == len(lines):
             return {}
         mine = {(o, line): row for o, line, row in lines}
@@ -1104,32 +1119,47 @@ class SeenLines:
                     found[(o, line)] = row
         return found
 
+    def refuse(self, lines: list[tuple[str, int]]) -> None:
+        """Mark these lines' first copies refused (rare: an order's second customer or date)."""
+        if lines:
+            self.db.executemany("UPDATE seen SET refused = 1 WHERE o = ? AND l = ?", lines)
+
+    def kept(self, lines: list[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Those of these lines that the file gives and that were not refused."""
+        found = set()
+        for i in range(0, len(lines), 10_000):
+            part = lines[i : i + 10_000]
+            sql = (f"SELECT o, l FROM seen WHERE refused = 0 AND (o, l) IN "  # noqa: S608
+                   f"(VALUES {', '.join(['(?, ?)'] * len(part))})")  # fmt: skip
+            found.update(self.db.execute(sql, [x for line in part for x in line]))
+        return found
+
     def close(self) -> None:
         self.db.close()
 
 
 class OrderOwners:
-    """Each order's customer and first row in the file, for the check that one order number does not name two
-    customers. In a private temporary SQLite file, as `SeenLines`: memory stays flat whatever the file. Keyed by the
-    order number itself: a 64-bit hash of it, as before, could make two orders one, and refuse the second's lines as
-    naming another customer than the first's."""
+    """Each order's customer, order date and first row in the file, for the check that one order number names one
+    customer and one order date. In a private temporary SQLite file, as `SeenLines`: memory stays flat whatever the
+    file. Keyed by the order number itself: a 64-bit hash of it, as before, could make two orders one, and refuse the
+    second's lines as naming another customer than the first's."""
 
     def __init__(self):
         self.db = _scratch_db()
-        self.db.execute("CREATE TABLE owner (o TEXT PRIMARY KEY NOT NULL, inst INTEGER NOT NULL, row INTEGER NOT NULL) "
-                        "WITHOUT ROWID")  # fmt: skip
+        self.db.execute("CREATE TABLE owner (o TEXT PRIMARY KEY NOT NULL, inst INTEGER NOT NULL, day TEXT NOT NULL, "
+                        "row INTEGER NOT NULL) WITHOUT ROWID")  # fmt: skip
 
-    def first(self, orders: set[str]) -> dict[str, tuple[int, int]]:
-        """order number → (customer id, first row) for the orders met in earlier chunks."""
+    def first(self, orders: set[str]) -> dict[str, tuple[int, str, int]]:
+        """order number → (customer id, order date, first row) for the orders met in earlier chunks."""
         wanted, found = list(orders), {}
         for i in range(0, len(wanted), 30_000):  # under SQLite's 32,766 parameters
             part = wanted[i : i + 30_000]
-            sql = f"SELECT o, inst, row FROM owner WHERE o IN ({', '.join('?' * len(part))})"
-            found.update((o, (inst, row)) for o, inst, row in self.db.execute(sql, part))
+            sql = f"SELECT o, inst, day, row FROM owner WHERE o IN ({', '.join('?' * len(part))})"
+            found.update((o, (inst, day, row)) for o, inst, day, row in self.db.execute(sql, part))
         return found
 
-    def add(self, owners: dict[str, tuple[int, int]]) -> None:
-        self.db.executemany("INSERT OR IGNORE INTO owner VALUES (?, ?, ?)", sorted((o, *v) for o, v in owners.items()))
+    def add(self, owners: dict[str, tuple[int, str, int]]) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO owner VALUES (?, ?, ?, ?)", sorted((o, *v) for o, v in owners.items()))
 
     def close(self) -> None:
         self.db.close()
@@ -1596,6 +1626,8 @@ class Run:
             self._duplicate(number, pre, earlier.get(h, first_here[h]), file_cells, preview)
         self.resolver.load_linked({k[2][6] for k in keys})
         owners, new_owners = ({}, {}) if self.set_based else (self.owners.first({k[2][0] for k in keys}), {})
+        # the lines the file's own checks keep; the lines they refuse (their first copies)
+        kept, refused = [], []
         for h, number, pre, inst in keys:
             if h in earlier:
                 self._duplicate(number, pre, earlier[h], file_cells, preview)
@@ -1603,14 +1635,19 @@ class Run:
             order_key = pre[0]
             owner = None if self.set_based else owners.get(order_key) or new_owners.get(order_key)
             if owner is None:
-                new_owners[order_key] = (inst, number)
-            elif owner[0] != inst:  # one order, two customers: the order's first customer stands
-                err = ("credit_code" if pre[4] else "external_id", "order_two_customers", {
-                    "order": pre[0], "row": owner[1], "first": self.resolver.name(owner[0]),
-                    "customer": self.resolver.name(inst),
-                })  # fmt: skip
+                new_owners[order_key] = (inst, pre[2], number)
+            elif owner[0] != inst or owner[1] != pre[2]:
+                # one order, two customers or two order dates: the order's first row stands. Its lines dated in two
+                # months counted the order in both months' rollups ("orders, last 12 months", the frequency score)
+                err = self._order_error(pre, inst, owner)
                 self._error(number, file_cells[number], [err], preview)
+                refused.append(h)
                 continue
+            kept.append((h, number, pre, inst))
+        # an initial load's table was empty: nothing stored to agree with
+        if not self.set_based and not self.initial:
+            kept = self._against_stored(kept, owners, new_owners, refused, file_cells, preview)
+        for _h, number, pre, inst in kept:
             on, line, od, month, _cc, _ext, pc, pn, ap, bn, qty, price, amount, inv, due, paid, paid_fen = pre
             values = (on, line, od, month, inst, pc, pn, bn, qty, price, amount, inv, due, paid, paid_fen)
             rows.append((*values, max(amount - paid_fen, 0), row_hash(values)))
@@ -1626,10 +1663,98 @@ class Run:
                 preview.append((number, cells_of[number], []))
         if not self.set_based:
             self.owners.add(new_owners)
+            self.seen.refuse(refused)
         self.flush_errors()
         preview.sort(key=lambda p: p[0])
         return Chunk(rows, good_numbers, approvals, preview, processed=len(raw_rows),
                      errors=self.counts.errors - errors_before, last_row=self.last_row)  # fmt: skip
+
+    def _order_error(self, pre: tuple, inst: int, owner: tuple[int, str, int]) -> tuple[str, str, dict]:
+        """The error of a row whose order's first row in the file names another customer or another order date."""
+        if owner[0] != inst:
+            return ("credit_code" if pre[4] else "external_id", "order_two_customers", {
+                "order": pre[0], "row": owner[2], "first": self.resolver.name(owner[0]),
+                "customer": self.resolver.name(inst),
+            })  # fmt: skip
+        params = {"order": pre[0], "row": owner[2], "first": owner[1], "date": pre[2]}
+        return "order_date", "order_two_dates", params
+
+    def _against_stored(self, kept: list, owners: dict, new_owners: dict, refused: list, file_cells, preview):
+        """The chunk's kept lines less those that would leave their order's stored lines with two customers or two
+        order dates: a stored line of the order that the file does not correct (another file gave it; or this file
+        refused its row) names another customer or date than the file's rows of the order. A file that moves a whole
+        order — all its stored lines — to another customer or date corrects it; a line given alone stays with its
+        order. A row that changes nothing of its line's customer and date is kept (an order split before this check
+        existed is not made worse by it, and the order-lines export of it imports again).
+
+        One query per chunk, on the order number's index: each order's stored customers and dates in a range (MIN,
+        MAX), and only where they differ from the file's rows, a second query for those orders' lines."""
+        if not kept:
+            return kept
+        table = connection.ops.quote_name(OrderLine._meta.db_table)
+        reference = {}  # order → (customer, date) its rows in the file give
+        for o, (inst, day, _row) in owners.items():
+            reference[o] = (inst, day)
+        for o, (inst, day, _row) in new_owners.items():
+            reference[o] = (inst, day)
+        orders = sorted({k[2][0] for k in kept})
+        suspect = []
+        with connection.cursor() as cursor:
+            for i in range(0, len(orders), 10_000):
+                part = orders[i : i + 10_000]
+                cursor.execute(
+                    f"SELECT order_number, MIN(institution_id), MAX(institution_id), MIN(order_date), MAX(order_date) "  # noqa: S608
+                    f"FROM {table} WHERE order_number IN ({', '.join(['%s'] * len(part))}) GROUP BY order_number",
+                    part,
+                )
+                for o, low, high, first, last in cursor.fetchall():
+                    inst, day = reference[o]
+                    if not (low == high == inst and _iso(first) == _iso(last) == day):
+                        suspect.append(o)
+            if not suspect:
+                return kept
+            stored: dict[str, list[tuple[int, int, str]]] = {}
+            for i in range(0, len(suspect), 10_000):
+                part = suspect[i : i + 10_000]
+                cursor.execute(
+                    f"SELECT order_number, line_number, institution_id, order_date FROM {table} "  # noqa: S608
+                    f"WHERE order_number IN ({', '.join(['%s'] * len(part))})",
+                    part,
+                )
+                for o, line, inst, day in cursor.fetchall():
+                    stored.setdefault(o, []).append((line, inst, _iso(day)))
+        here = {k[0] for k in kept}
+        others = [(o, line) for o, lines in stored.items() for line, inst, day in lines
+                  if (inst, day) != reference[o] and (o, line) not in here]  # fmt: skip
+        corrected = self.seen.kept(others)  # given in an earlier chunk, and kept
+        conflict: dict[str, tuple[str, dict]] = {}
+        for o, lines in stored.items():
+            inst, day = reference[o]
+            left = sorted(x for x in lines if (o, x[0]) not in here and (o, x[0]) not in corrected)
+            other = next((x for x in left if x[1] != inst), None)
+            if other is not None:
+                conflict[o] = ("order_stored_customer", {"order": o, "line": other[0],
+                                                         "customer": self.resolver.name(other[1])})  # fmt: skip
+            elif other := next((x for x in left if x[2] != day), None):
+                conflict[o] = ("order_stored_date", {"order": o, "line": other[0], "date": other[2]})
+        if not conflict:
+            return kept
+        before = {(o, line): (inst, day) for o, lines in stored.items() for line, inst, day in lines}
+        out, still = [], set()
+        for h, number, pre, inst in kept:
+            found = conflict.get(pre[0])
+            if found is None or before.get(h) == (inst, pre[2]):
+                out.append((h, number, pre, inst))  # no conflict; or a line that stays as it is stored
+                still.add(pre[0])
+                continue
+            code, params = found
+            key = "order_date" if code == "order_stored_date" else "credit_code" if pre[4] else "external_id"
+            self._error(number, file_cells[number], [(key, code, params)], preview)
+            refused.append(h)
+        for o in conflict:
+            if o not in still:
+                new_owners.pop(o, None)  # none of its rows kept: a later row of the order is its first
+        return out
 
     def _check_product(self, code: str, approval: str) -> None:
         """Count a good line whose product code is not in the service-desk catalogue: neither linked already
@@ -1958,6 +2083,11 @@ _ABORT = object()
 _LOCK = threading.Lock()
 
 
+def _iso(day) -> str:
+    """A stored order date as the import's checks write it (SQLite returns the text, PostgreSQL a date)."""
+    return day if isinstance(day, str) else day.isoformat()
+
+
 def _existing(order_numbers: set[str]) -> dict[tuple[str, int], tuple[int, int, str]]:
     """(order number, line) → (row hash, institution id, month) of the stored lines of these orders."""
     found = {}
@@ -2028,11 +2158,35 @@ def _update_lines(rows: list[tuple], job_id: int, now) -> None:
         )
 
 
-def _chunks(rows: Iterator, size: int) -> Iterator[list]:
-    chunk = []
-    for row in rows:
+def _chunks(rows: Iterator, size: int, order_cell: int | None = None) -> Iterator[list]:
+    """The rows in chunks of `size`. A chunk runs on past `size` to the end of its last order (up to a tenth more
+    rows): an order is checked against its stored lines in the chunk that holds it, and a file moving a whole order to
+    another customer or date (every line of it) was refused when the chunk ended inside the order — its later lines,
+    not yet read, counted as stored lines the file does not correct. An ERP's export lists an order's lines together."""
+    chunk: list = []
+    limit = size + size // 10
+
+    def order_of(row) -> str:  # "" (no order: the chunk ends at `size`) without the column
+        cells = row[1]
+        return cells[order_cell].strip() if order_cell is not None and order_cell < len(cells) else ""
+
+    rows = iter(rows)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except BaseException:
+            # a full chunk waiting for its order's end: handled, as it was before that wait
+            if len(chunk) >= size:
+                yield chunk
+            raise
+        order = order_of(row)
+        if len(chunk) >= size and (not order or order != order_of(chunk[-1])):
+            yield chunk
+            chunk = []
         chunk.append(row)
-        if len(chunk) >= size:
+        if len(chunk) >= limit:
             yield chunk
             chunk = []
     if chunk:
@@ -2050,7 +2204,9 @@ def _read_and_write(run: Run, rows) -> Writer:
         failed = True
         try:
             try:
-                chunks = run.lane.chunks(run.locked, writer) if run.lane else map(run.prepare, _chunks(rows, CHUNK_ROWS))
+                order_cell = next((i for i, col in run.header.mapping if col.key == "order_number"), None)
+                chunks = (run.lane.chunks(run.locked, writer) if run.lane
+                          else map(run.prepare, _chunks(rows, CHUNK_ROWS, order_cell)))  # fmt: skip
                 for chunk in chunks:
                     if run.all_or_nothing and run.counts.errors:
                         run.stop_writing = True

@@ -103,25 +103,24 @@ def test_a_corrected_file_updates_exactly_the_corrected_lines_and_both_customers
     untouched_rollup = rollup(huashan, MARCH)
     corrected = [dict(r) for r in base_rows]
     corrected[2]["quantity"] = "4"  # SO-2/1 (协和, March): 300.00 → 400.00
-    corrected[4]["credit_code"] = huashan.credit_code  # SO-3/2 (April) moves from 协和 to 华山
-    # a file holding SO-3/1 with 协和 beside it would name two customers for one order, which is refused:
-    # the correction of SO-3/2 comes in a file without SO-3/1
-    del corrected[3]
+    # SO-3 (April) moves from 协和 to 华山: all its lines (an order belongs to one customer, and a file moving one
+    # line of it alone is refused)
+    corrected[3]["credit_code"] = corrected[4]["credit_code"] = huashan.credit_code
 
     job = run_import(corrected)
 
-    assert (job.created_count, job.updated_count, job.unchanged_count) == (0, 2, 5)
+    assert (job.created_count, job.updated_count, job.unchanged_count, job.error_count) == (0, 3, 5, 0)
     after = {(x.order_number, x.line_number): x for x in OrderLine.objects.all()}
     changed = {k for k in after if after[k].row_hash != before[k].row_hash}
-    assert changed == {("SO-2", 1), ("SO-3", 2)}
+    assert changed == {("SO-2", 1), ("SO-3", 1), ("SO-3", 2)}
     assert all(after[k].job_id == before[k].job_id for k in after if k not in changed)
     assert after[("SO-2", 1)].amount_fen == 40000
-    assert after[("SO-3", 2)].institution == huashan
-    for inst, month in ((xiehe, MARCH), (xiehe, APRIL), (huashan, MARCH), (huashan, APRIL)):
+    assert after[("SO-3", 1)].institution == after[("SO-3", 2)].institution == huashan
+    for inst, month in ((xiehe, MARCH), (huashan, MARCH), (huashan, APRIL)):
         assert figures(rollup(inst, month)) == recomputed(inst, month), (inst, month)
     assert rollup(xiehe, MARCH).amount_fen == 100000 + 10250 + 40000
-    assert (rollup(xiehe, APRIL).amount_fen, rollup(xiehe, APRIL).lines) == (50000, 1)
-    assert (rollup(huashan, APRIL).amount_fen, rollup(huashan, APRIL).orders) == (10000, 1)
+    assert rollup(xiehe, APRIL) is None  # its only order moved away
+    assert (rollup(huashan, APRIL).amount_fen, rollup(huashan, APRIL).orders) == (60000, 1)
     assert rollup(huashan, MARCH).updated_at == untouched_rollup.updated_at  # not recomputed: not touched
 
 

@@ -33,9 +33,10 @@ def test_two_order_lines_whose_hashes_collide_are_two_lines_to_the_in_file_check
 def test_the_order_owners_store_keys_each_order_by_its_number():
     owners = importer.OrderOwners()
     try:
-        owners.add({"SO-1": (10, 2), "SO-2": (20, 3)})
-        owners.add({"SO-1": (30, 9)})  # the order's first customer stands
-        assert owners.first({"SO-1", "SO-2", "SO-3", "so-1"}) == {"SO-1": (10, 2), "SO-2": (20, 3)}
+        owners.add({"SO-1": (10, "2026-03-05", 2), "SO-2": (20, "2026-03-06", 3)})
+        owners.add({"SO-1": (30, "2026-04-01", 9)})  # the order's first customer and date stand
+        first = {"SO-1": (10, "2026-03-05", 2), "SO-2": (20, "2026-03-06", 3)}
+        assert owners.first({"SO-1", "SO-2", "SO-3", "so-1"}) == first
     finally:
         owners.close()
 
