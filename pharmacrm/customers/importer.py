@@ -139,6 +139,10 @@ MESSAGES: dict[str, Any] = {
     "parent_not_hospital": _("A department belongs to a hospital: “%(value)s” is not one."),
     "has_departments": _("This hospital has departments, and only a hospital has departments: move or delete them first."),
     "cycle": _("An institution cannot be placed under itself."),
+    "parent_cycle": _(
+        "“%(value)s” lies under this institution, as stored or as an earlier row of this file places it: an "
+        "institution cannot be placed under itself."
+    ),
     "department_not_found": _("The institution has no department named “%(value)s”."),
     "department_needs_institution": _("Give the institution this department belongs to."),
     "key_tier": _(
@@ -1813,6 +1817,9 @@ class Run:
         self.institution_ids: dict[str, int] = {}  # reference as written → institution id
         self.institution_kinds: dict[int, str] = {}  # parent institution id → its type
         self.pending_kinds: dict[str, str] = {}  # keys of institutions new in this run → their type
+        # the parent each row of the file gives (an existing institution's id, a new row's credit code and external
+        # id → the parent's id, or the key of a new row): with the stored parents, what a loop is looked for in
+        self.parents: dict[int | str, int | str] = {}
         self.institution_regions: dict[int, str | None] = {}  # institution id → its region (people's copy)
         self.department_ids: dict[tuple[int, str], int] = {}
         self.users: dict[str, int | None] = {}
@@ -2443,14 +2450,42 @@ def _check_institution_update(run: Run, it: Item) -> None:
         parent_id=obj.pk, kind=InstitutionType.DEPARTMENT
     ).exists():  # as services.clean_institution: its departments would hang under a pharmacy
         it.fail("kind", "has_departments")
-    if parent_id and parent_id != obj.parent_id:
-        node_id, seen = parent_id, set()
-        while node_id is not None and node_id not in seen:
-            if node_id == obj.pk:
-                it.fail("parent", "cycle")
-                break
-            seen.add(node_id)
-            node_id = Institution.objects.filter(pk=node_id).values_list("parent_id", flat=True).first()
+    if (it.pending_parent or parent_id and parent_id != obj.parent_id) and _lies_under(
+        run, it.pending_parent or parent_id, obj.pk
+    ):
+        it.fail("parent", "parent_cycle", value=it.refs.get("parent", "")[:100])
+
+
+def _lies_under(run: Run, node: int | str | None, pk: int) -> bool:
+    """Whether the institution `pk` is `node` or one of its parents, each parent as the file's rows so far give it
+    (`Run.parents`: a new row's parent, an existing institution moved) or else as stored. A loop closes at its
+    last row, when the others are known: both rows of a pair each naming the other as parent (the database checked
+    alone saw neither under the other), a new row under A followed by A's row naming it."""
+    seen: set[int | str] = set()
+    while node and node not in seen:
+        if node == pk:
+            return True
+        seen.add(node)
+        if isinstance(node, str):  # a new row's key, as 上级机构 wrote it
+            node = run.parents.get(node) or run.parents.get(node.upper())
+        elif node in run.parents:
+            node = run.parents[node]
+        else:
+            node = Institution.objects.filter(pk=node).values_list("parent_id", flat=True).first()
+    return False
+
+
+def _note_parent(run: Run, it: Item) -> None:
+    """Keep the parent a classified row gives (see `_lies_under`)."""
+    parent = it.pending_parent or it.values.get("parent_id")
+    if not parent:
+        return
+    if it.action == "create":
+        for key in (it.values.get("credit_code"), it.values.get("external_id")):
+            if key:
+                run.parents[key] = parent
+    elif it.action == "update" and "parent_id" in it.changes:
+        run.parents[it.existing.pk] = parent
 
 
 def _check_birthday_id(run: Run, it: Item) -> None:
@@ -2857,6 +2892,8 @@ def _prepare(run: Run, raw_rows: list[tuple[int, list[str], int]]) -> list[Item]
     for it in items:
         if not it.errors:
             _classify(run, it)
+            if run.model is Institution and not it.errors:
+                _note_parent(run, it)  # a later row of the chunk may close a loop through it
     for it in items:
         if it.errors:
             _what_a_new_row_lacks(run, it)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -168,6 +170,16 @@ class Institution(Customer):
     @property
     def is_department(self) -> bool:
         return self.kind == InstitutionType.DEPARTMENT
+
+    def lineage(self) -> Iterator[Institution]:
+        """The institution, its parent, the parent's parent … each once: stored data holding a loop (two
+        institutions each under the other, as an import once wrote them) ends the walk instead of running it for
+        ever, a query per step."""
+        node, seen = self, set()
+        while node is not None and node.pk not in seen:
+            seen.add(node.pk)
+            yield node
+            node = node.parent
 
 
 class Person(Customer):

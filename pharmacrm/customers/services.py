@@ -1249,12 +1249,8 @@ def merge(
             if versions and versions.get(record.pk, record.version) != record.version:
                 # the page compared what the record no longer holds: a merge cannot be undone, so it is compared again
                 raise ConflictError(record.version)
-        if model is Institution:
-            node = survivor
-            while node is not None:
-                if node.pk == duplicate.pk:
-                    raise ValidationError(_("A department cannot absorb the institution it belongs to."))
-                node = node.parent
+        if model is Institution and any(node.pk == duplicate.pk for node in survivor.lineage()):
+            raise ValidationError(_("A department cannot absorb the institution it belongs to."))
         before = snapshot(survivor, fields)
         before_tags = sorted(survivor.tags.values_list("name", flat=True))
         old_region = getattr(survivor, "region_id", None)
@@ -1427,12 +1423,8 @@ def _fits(survivor, field: str, value) -> bool:
     """Whether the duplicate's value may fill the survivor's empty field: never a parent that is the survivor
     or lies under it (a loop: the hospital under its own department), never a department of another
     institution than the survivor's."""
-    if field == "parent":
-        node = value
-        while node is not None:
-            if node.pk == survivor.pk:
-                return False
-            node = node.parent
+    if field == "parent" and any(node.pk == survivor.pk for node in value.lineage()):
+        return False
     if field == "department" and value.parent_id != survivor.institution_id:
         return False
     return True

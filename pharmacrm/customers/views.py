@@ -3,6 +3,7 @@ validation, consents and revealing personal data, duplicates and merge, cascadin
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from django.contrib import messages
@@ -453,12 +454,7 @@ def region_options(request):
 
 
 def _parent_chain(obj: Institution) -> list[Institution]:
-    chain, node, seen = [], obj.parent, {obj.pk}
-    while node is not None and node.pk not in seen and len(chain) < 10:
-        chain.append(node)
-        seen.add(node.pk)
-        node = node.parent
-    return list(reversed(chain))
+    return list(reversed(list(itertools.islice(obj.lineage(), 1, 11))))  # the ten nearest, the farthest first
 
 
 def _department_tree(user, obj: Institution) -> list[tuple[Institution, list[Institution]]]:
