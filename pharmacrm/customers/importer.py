@@ -61,7 +61,7 @@ from .choices import (
     Stage,
     Tier,
 )
-from .models import ImportJob, Institution, Person, SearchTerm, Tag
+from .models import ImportJob, Institution, MergeRecord, Person, SearchTerm, Tag
 
 log = logging.getLogger(__name__)
 A = AuditEntry.Action
@@ -155,6 +155,10 @@ MESSAGES: dict[str, Any] = {
     "team_not_found": _("No team is named “%(value)s”."),
     "code_not_found": _("No customer has the internal code “%(value)s”."),
     "merged_into": _("“%(value)s” was merged into %(survivor)s (%(survivor_code)s): use that record instead."),
+    "freed_key": _(
+        "“%(value)s” belonged to a record that was merged into %(survivor)s (%(survivor_code)s), which has a key of "
+        "its own: this row would replace it. Update %(survivor_code)s by its own key, or delete this row."
+    ),
     "duplicate_in_file": _("The same value already appears in row %(first)s of this file."),
     "duplicate_in_sheet": _("The same value already appears in row %(first)s of the sheet “%(sheet)s” of this file."),
     "key_conflict": _("The keys in this row belong to different existing customers (%(codes)s)."),
@@ -1820,6 +1824,8 @@ class Run:
         # the parent each row of the file gives (an existing institution's id, a new row's credit code and external
         # id → the parent's id, or the key of a new row): with the stored parents, what a loop is looked for in
         self.parents: dict[int | str, int | str] = {}
+        # the credit codes and external ids merges freed (_freed_keys)
+        self.freed: dict[tuple[int, str], set[str]] = {}
         self.institution_regions: dict[int, str | None] = {}  # institution id → its region (people's copy)
         self.department_ids: dict[tuple[int, str], int] = {}
         self.users: dict[str, int | None] = {}
@@ -2028,7 +2034,7 @@ def _active(model):
     return model.objects.filter(merged_into__isnull=True)
 
 
-def _find_institutions(refs: set[str]) -> dict[str, list[int]]:
+def _find_institutions(run: Run, refs: set[str]) -> dict[str, list[int]]:
     """Ids of active institutions whose code, credit code, external id or (failing those) exact name
     is one of `refs`. One indexed IN query per key; merged records are dropped in Python so that the
     planner never prefers the merged_into index."""
@@ -2043,7 +2049,14 @@ def _find_institutions(refs: set[str]) -> dict[str, list[int]]:
                 found.setdefault(value, []).append(pk)
             else:  # merged away (its internal code stays its own): the row is told where it lives on
                 found.setdefault("\x00merged:" + value, []).append(merged)
-    names = {r for r in refs if r not in found and r.upper() not in found and "\x00merged:" + r.upper() not in found}
+    # a credit code or external id the merge freed names the institution it was merged into, as in the order import
+    # and the KOL sheet: a people list taken before the merge still names the duplicate's code
+    unfound = {r for r in refs if not {r, r.upper(), "\x00merged:" + r.upper()} & found.keys()}
+    codes = {r.upper() for r in unfound if len(r) == 18}
+    for key, wanted in (("credit_code", codes), ("external_id", unfound)):
+        for value, pk in _freed_keys(run, Institution, key, wanted).items():
+            found.setdefault(value, []).append(pk)
+    names = {r for r in unfound if r not in found and r.upper() not in found}
     if names:
         for pk, name in _active(Institution).filter(name__in=names).order_by().values_list("id", "name"):
             found.setdefault("\x00name:" + name, []).append(pk)
@@ -2059,6 +2072,38 @@ def _find_institutions(refs: set[str]) -> dict[str, list[int]]:
                 for ref in folded[norm]:
                     found.setdefault("\x00name:" + ref, []).append(pk)
     return found
+
+
+def _freed_keys(run: Run, model, key: str, values: set[str]) -> dict[str, int]:
+    """Credit codes or external ids (`key`) that a merge took from the record merged away (the survivor kept its own)
+    → the active record they lead to now, after merges of the survivor too (services.survivors_of_freed_codes)."""
+    kind = SearchTerm.Kind.INSTITUTION if model is Institution else SearchTerm.Kind.PERSON
+    # read once: most rows of a big file are new, and few keys were ever freed
+    if (kind, key) not in run.freed:
+        merges = MergeRecord.objects.filter(kind=kind).values_list(f"snapshot__{key}", flat=True)
+        run.freed[kind, key] = {value for value in merges if value and isinstance(value, str)}
+    out: dict[str, int] = {}
+    values = sorted(v for v in values if v in run.freed[kind, key])
+    for start in range(0, len(values), 900):  # below SQLite's old 999-parameter limit
+        part = values[start : start + 900]
+        if model is Institution:
+            out.update(services.survivors_of_freed_codes(key, part))
+            continue
+        merges = MergeRecord.objects.filter(kind=kind, **{f"snapshot__{key}__in": part})
+        for snapshot, survivor in merges.order_by("pk").values_list("snapshot", "survivor_id"):
+            value, seen = (snapshot or {}).get(key), set()
+            while survivor and survivor not in seen:  # to the end of the chain of merges
+                seen.add(survivor)
+                onward = Person.objects.filter(pk=survivor).values_list("merged_into_id", flat=True).first()
+                if not onward:
+                    break
+                survivor = onward
+            if value in part:
+                out[value] = survivor
+    if not out:
+        return out
+    active = set(_active(model).filter(pk__in=set(out.values())).values_list("pk", flat=True))
+    return {value: pk for value, pk in out.items() if pk in active}  # not one deleted since
 
 
 def _survivor_params(model, pk: int | None) -> dict[str, str]:
@@ -2095,7 +2140,7 @@ def _resolve_institution_column(run: Run, items: list[Item], column: str, attnam
     """Fill `attname` from the `column` reference; return the rows whose institution was not found."""
     cache = run.institution_ids
     unknown = {it.refs[column] for it in items if column in it.refs and it.refs[column] not in cache}
-    found = _find_institutions(unknown) if unknown else {}
+    found = _find_institutions(run, unknown) if unknown else {}
     missing = []
     for it in items:
         ref = it.refs.get(column)
@@ -2263,11 +2308,22 @@ def _match_existing(run: Run, items: list[Item]) -> None:
                     found[(key, getattr(obj, key))] = obj
                 elif key == "code":
                     merged[obj.code] = obj.merged_into_id
+    # a credit code or external id a merge freed leads to the survivor: the row is that customer's, not a new one
+    freed = {
+        (key, value): pk
+        for key in ("credit_code", "external_id") if key in wanted
+        for value, pk in _freed_keys(run, model, key, {v for v in wanted[key] if (key, v) not in found}).items()
+    }  # fmt: skip
+    survivors = {o.pk: o for o in _load_existing(model, model.objects.filter(pk__in=set(freed.values())))}
     for it in items:
         hits = {}
         for key, value in it.keys.items():
-            obj = found.get((key, value))
-            if obj is not None:
+            obj = found.get((key, value)) or survivors.get(freed.get((key, value)))
+            if obj is not None and getattr(obj, key) not in (None, "", value):
+                # the survivor keeps a key of its own, that this row would overwrite: the next import of the
+                # survivor's own row would then create it again
+                it.fail(key, "freed_key", value=value[:100], survivor=obj.name, survivor_code=obj.code)
+            elif obj is not None:
                 hits[obj.pk] = obj
             elif key == "code" and (survivor := _survivor_params(model, merged.get(value))):
                 it.fail("code", "merged_into", value=value[:40], **survivor)

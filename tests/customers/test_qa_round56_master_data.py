@@ -10,8 +10,8 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import translation
 
-from pharmacrm.customers import importer, services
-from pharmacrm.customers.models import ImportJob, Institution
+from pharmacrm.customers import importer, normalise, services
+from pharmacrm.customers.models import ImportJob, Institution, Person
 
 INSTITUTION_HEADER = "机构名称,机构类型,外部编号,上级机构\n"
 
@@ -127,3 +127,112 @@ def test_the_parent_chain_of_a_loop_still_shows_each_institution_once(client_for
     response = client_for("admin").get(reverse("customers:institution", args=[a.pk]))
     assert response.status_code == 200
     assert [n.pk for n in response.context["chain"]] == [b.pk]
+
+
+# --- 2. a key a merge freed, imported again -------------------------------------------------------------------------
+
+
+PEOPLE_HEADER = "姓名,外部编号\n"
+
+
+def test_a_person_merged_away_is_not_created_again_by_their_external_id(users, tmp_path):
+    """Person B (MRG-B) merged into A (MRG-A): the merge frees MRG-B, and a row with it was "1 created" — the
+    duplicate back again. The row names the survivor, which keeps a key of its own: updating it from the row would
+    replace MRG-A, so the row is refused, naming the survivor."""
+    admin = users["admin"]
+    a = services.create_person(admin, {"name": "合并测试甲", "external_id": "MRG-A"})
+    b = services.create_person(admin, {"name": "合并测试乙", "external_id": "MRG-B"})
+    services.merge(users["manager"], a, b)
+    for dry_run in (True, False):
+        job = imported(tmp_path, "people", PEOPLE_HEADER + "合并测试乙,MRG-B\n", admin, dry_run=dry_run)
+        assert (job.status, job.created_count) == ("previewed" if dry_run else "rejected", 0)
+        assert errors_en(job) == [
+            (
+                2,
+                "外部编号",
+                (
+                    f"“MRG-B” belonged to a record that was merged into 合并测试甲 ({a.code}), which has a key of its own: "
+                    f"this row would replace it. Update {a.code} by its own key, or delete this row."
+                ),
+            )
+        ]
+    assert Person.objects.filter(name="合并测试乙", merged_into__isnull=True).count() == 0
+    a.refresh_from_db()
+    assert a.external_id == "MRG-A"
+    # the survivor's own row is imported as ever
+    job = imported(tmp_path, "people", PEOPLE_HEADER + "合并测试甲,MRG-A\n", admin)
+    assert (job.status, job.created_count, job.errors) == ("done", 0, [])
+
+
+def test_a_freed_key_follows_merges_of_merges(users, tmp_path):
+    admin, manager = users["admin"], users["manager"]
+    a, b, c = (
+        services.create_person(admin, {"name": name, "external_id": ext})
+        for name, ext in (("合并测试甲", "MRG-A"), ("合并测试乙", "MRG-B"), ("合并测试丙", "MRG-C"))
+    )
+    services.merge(manager, c, b)
+    services.merge(manager, a, Person.objects.get(pk=c.pk))
+    job = imported(tmp_path, "people", PEOPLE_HEADER + "合并测试乙,MRG-B\n", admin, dry_run=True)
+    assert [e["params"]["survivor_code"] for e in job.errors] == [a.code]
+    assert job.created_count == 0
+
+
+def test_a_freed_key_updates_a_survivor_that_has_none(users, tmp_path):
+    """The survivor lost its own key since the merge: the row is that customer's, and gives it the key back."""
+    admin = users["admin"]
+    a = services.create_person(admin, {"name": "合并测试甲", "external_id": "MRG-A"})
+    b = services.create_person(admin, {"name": "合并测试乙", "external_id": "MRG-B"})
+    services.merge(users["manager"], a, b)
+    Person.objects.filter(pk=a.pk).update(external_id=None)
+    job = imported(tmp_path, "people", "姓名,外部编号,职称\n合并测试甲,MRG-B,主任医师\n", admin)
+    assert (job.status, job.created_count, job.updated_count, job.errors) == ("done", 0, 1, [])
+    a.refresh_from_db()
+    assert (a.external_id, a.title) == ("MRG-B", "主任医师")
+
+
+@pytest.fixture
+def merged_hospital(users, beijing):
+    admin = users["admin"]
+    survivor = services.create_institution(admin, {
+        "name": "合并测试医院", "kind": "hospital", "region": beijing,
+        "credit_code": normalise.make_credit_code("12110000400000561"),
+    })  # fmt: skip
+    duplicate = services.create_institution(admin, {
+        "name": "合并测试医院东院", "kind": "hospital", "region": beijing,
+        "credit_code": normalise.make_credit_code("12110000400000562"),
+    })  # fmt: skip
+    freed = duplicate.credit_code
+    services.merge(users["manager"], survivor, duplicate)
+    return survivor, freed
+
+
+def test_a_hospital_merged_away_is_not_created_again_by_its_credit_code(users, merged_hospital, tmp_path):
+    survivor, freed = merged_hospital
+    job = imported(tmp_path, "institutions", f"机构名称,机构类型,统一社会信用代码\n合并测试医院东院,医院,{freed}\n",
+                   users["admin"], dry_run=True)  # fmt: skip
+    assert (job.status, job.created_count) == ("previewed", 0)
+    assert errors_en(job) == [
+        (
+            2,
+            "统一社会信用代码",
+            (
+                f"“{freed}” belonged to a record that was merged into 合并测试医院 ({survivor.code}), which has a key of its "
+                f"own: this row would replace it. Update {survivor.code} by its own key, or delete this row."
+            ),
+        )
+    ]
+
+
+def test_a_freed_credit_code_names_the_survivor_as_institution_and_parent(users, merged_hospital, tmp_path):
+    """所属机构 with the merged hospital's credit code was "没有信用代码…为“…”的机构"; the order import and the KOL
+    sheet read such a code as the survivor already."""
+    admin = users["admin"]
+    survivor, freed = merged_hospital
+    people = imported(tmp_path, "people", f"姓名,所属机构,手机\n合并测试医生,{freed},13912345601\n", admin)
+    assert (people.status, people.errors) == ("done", [])
+    assert Person.objects.get(name="合并测试医生").institution_id == survivor.pk
+    departments = imported(
+        tmp_path, "institutions", f"机构名称,机构类型,上级机构\n合并测试心内科,科室,{freed}\n", admin
+    )
+    assert (departments.status, departments.errors) == ("done", [])
+    assert Institution.objects.get(name="合并测试心内科").parent_id == survivor.pk
