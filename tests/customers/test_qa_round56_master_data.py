@@ -10,6 +10,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import translation
 
+from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers import importer, normalise, services
 from pharmacrm.customers.models import ImportJob, Institution, Person
 
@@ -236,3 +237,25 @@ def test_a_freed_credit_code_names_the_survivor_as_institution_and_parent(users,
     )
     assert (departments.status, departments.errors) == ("done", [])
     assert Institution.objects.get(name="合并测试心内科").parent_id == survivor.pk
+
+
+# --- 3. a phone number or address typed into an export's search --------------------------------------------------
+
+
+@pytest.mark.parametrize("typed, kept", [
+    ("13970412390,", "139****2390,"),
+    ("电话13970412390", "电话139****2390"),
+    ("tel:13970412390", "tel:139****2390"),
+    ("陈强 chenqiang66＠126.com", "陈强 c***@126.com"),
+    ("陈强 139 7041 2390", "陈强 139****2390"),
+    ("陈强,chenqiang66@126.com;", "陈强,c***@126.com;"),
+    ("陈强", "陈强"),
+    ("13800138000 110101750315001", "138****8000 110***********5001"),
+])  # fmt: skip
+def test_a_phone_or_address_with_punctuation_is_masked_in_the_export_audit(client_for, xiehe, typed, kept):
+    response = client_for("analyst").get(reverse("customers:export", args=["people", "csv"]), {"q": typed})
+    assert response.status_code == 200
+    b"".join(response.streaming_content)
+    entry = AuditEntry.objects.filter(action="export").latest("seq")
+    assert entry.extra["filters"]["q"] == kept
+    assert "13970412390" not in str(entry.extra) and "chenqiang66" not in str(entry.extra)
