@@ -343,7 +343,7 @@ AUDIT_IDS_MAX = 100_000  # the people an export in clear names in its audit entr
 _ID_NUMBER_TYPED = re.compile(r"\d{15}|\d{17}[\dX]")
 
 
-def _masked_words(text: str) -> str:
+def masked_search(text: str) -> str:
     """A search text as the audit trail keeps it: a phone number, e-mail address or ID card number typed to find a
     person masked as the pages mask it (138****8000, z***@example.com, 110***********1234), names and other words as
     typed. The trail is append-only and outlives the person's deletion; the auditor reads it with personal data
@@ -369,7 +369,7 @@ def _audit(user, target: str, fmt: str, filters: dict, count: int, plain: bool, 
     label = "customers.institution" if target == ImportJob.Target.INSTITUTIONS else "customers.person"
     personal = target == ImportJob.Target.PEOPLE
     if filters.get("q"):
-        filters = {**filters, "q": _masked_words(filters["q"])}
+        filters = {**filters, "q": masked_search(filters["q"])}
     audit.record(
         A.EXPORT, (label, "", f"{count}"), user=user, target=target, format=fmt, count=count, filters=filters,
         masked=personal and not plain, **extra,

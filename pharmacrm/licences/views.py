@@ -23,6 +23,7 @@ from pharmacrm.core import access, audit, downloads
 from pharmacrm.core.form_saves import save_form
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
+from pharmacrm.customers.exporter import masked_search
 from pharmacrm.customers.models import Institution
 from pharmacrm.customers.services import ConflictError
 
@@ -83,6 +84,15 @@ def licence_list(request):
         "may_review_sales": services.may_review_sales(request.user)})  # fmt: skip
 
 
+def _audited_filters(request) -> str:
+    """The export's query string as its audit entry keeps it: a phone number or e-mail address typed into the search
+    masked, as the customer exports mask theirs (the trail is append-only and the auditor reads it masked)."""
+    params = request.GET.copy()
+    if params.get("q"):
+        params["q"] = masked_search(params["q"])
+    return params.urlencode()
+
+
 def _scope_labels(licence: Licence) -> str:
     return "、".join(str(Scope(s).label) for s in licence.scope if s in Scope.values)
 
@@ -107,7 +117,7 @@ def _export(request, qs) -> HttpResponse:
         count += 1
     content = downloads.workbook_bytes(book)
     audit.record(A.EXPORT, ("licences.licence", "", "licences"), user=request.user, format="XLSX", rows=count,
-                 filters=request.GET.urlencode())  # fmt: skip
+                 filters=_audited_filters(request))  # fmt: skip
     return downloads.xlsx(content, _("Customer licences"))
 
 
@@ -202,7 +212,7 @@ def _export_unqualified_sales(request, buyers, start, end) -> HttpResponse:
             count += 1
     content = downloads.workbook_bytes(book)
     audit.record(A.EXPORT, ("licences.licence", "", "sales while unqualified"), user=request.user, format="XLSX",
-                 rows=count, filters=request.GET.urlencode(), period=[start.isoformat(), end.isoformat()])  # fmt: skip
+                 rows=count, filters=_audited_filters(request), period=[start.isoformat(), end.isoformat()])  # fmt: skip
     return downloads.xlsx(content, _("Sales while unqualified"), f"{start:%Y%m%d}", f"{end:%Y%m%d}", dated=False)
 
 

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 — api_for is a fixture imported as a parameter
 """Defects of the customer master data found by QA in session 56:
 
 - an institution whose type changes between department and another type takes its people along (a hospital made a
