@@ -783,6 +783,10 @@ def evaluate_customer(user, institution: Institution, reason) -> tuple[Evaluatio
     whether a score of this period it had was removed for that (as a full run would). ValidationError naming
     `reason`."""
     access.require(user, Cap.RUN_EVALUATIONS)
+    if institution.merged_into_id:  # its purchases are the survivor's now: "no purchases" misled (found by QA)
+        from pharmacrm.customers.services import merged_choice_error
+
+        raise ValidationError({"customer": [merged_choice_error(institution)]})
     reason = str(reason or "").strip()
     if not reason:
         raise ValidationError({"reason": [
@@ -851,24 +855,31 @@ def refresh_candidate_flag(institution_id: int) -> None:
 
 def drop_merged_scores(sender, survivor, duplicate, **kwargs) -> int:
     """A customer merge (customers.services.merged, inside its transaction): the duplicate is no customer any
-    more, so its scores of the periods in force — each kind's latest period of each cadence — go. Left, the
-    merged record stayed ranked in the results and the candidate list (with a "Propose" that is refused) until
-    the period's next full run, months later. Its purchases now are the survivor's, scored with them at the next
-    run; earlier periods keep the duplicate's scores as their history."""
+    more, so its scores of the periods in force — each kind's latest period of each cadence, and the evaluation's
+    period in force (`in_force`: the half-year whose results the pages and APIs show by default, while the latest
+    half-year's are interim standings) — go. Left, the merged record stayed ranked in the results and the candidate
+    list (with a "Propose" that is refused) until the period's next full run, months later. Its purchases now are
+    the survivor's, scored with them at the next run; earlier periods keep the duplicate's scores as their
+    history."""
     if sender is not Institution:
         return 0
-    in_force: dict[tuple[str, str], tuple[dt.date, str]] = {}
+    latest: dict[tuple[str, str], tuple[dt.date, str]] = {}
     for kind, period in (
         EvaluationRun.objects.filter(finished_at__isnull=False).order_by()
         .values_list("model__kind", "period").distinct()
     ):  # fmt: skip
         key, start = (kind, cadence(period)), period_span(period)[0]
-        if key not in in_force or start > in_force[key][0]:
-            in_force[key] = (start, period)
+        if key not in latest or start > latest[key][0]:
+            latest[key] = (start, period)
+    if not latest:
+        return 0
     gone = Q(pk__in=[])
-    for (kind, _cadence), (_start, period) in in_force.items():
+    for (kind, _cadence), (_start, period) in latest.items():
         gone |= Q(kind=kind, period=period)
-    return Score.objects.filter(gone, institution_id=duplicate.pk).delete()[0] if in_force else 0
+    deciding = in_force(ModelKind.EVALUATION)
+    if deciding:
+        gone |= Q(kind=ModelKind.EVALUATION, period=deciding)
+    return Score.objects.filter(gone, institution_id=duplicate.pk).delete()[0]
 
 
 SCORE_CHUNK = 2000

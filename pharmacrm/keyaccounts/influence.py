@@ -35,25 +35,29 @@ def may_edit_influence(user) -> bool:
 def open_improvement_action(user, score: Score) -> ImprovementAction:
     """Open an improvement action for the customer of an evaluation score by hand (RUN_EVALUATIONS): owned
     as the automatic ones are (evaluation.action_owner), titled with the period so that a run does not open a
-    second one; refused while one of the period is still open."""
+    second one; refused while the customer has an open one (of any period: the runs never open a second while one
+    is open, and neither does a hand — found by QA, a 2026H2 score opened a second action beside the open 2026H1
+    one), and for a customer merged away (the action would sit on a record nobody opens)."""
+    from pharmacrm.customers.services import merged_choice_error
     from pharmacrm.servicedesk import revisit
 
     access.require(user, Cap.RUN_EVALUATIONS)
     institution = score.institution
     if score.kind != ModelKind.EVALUATION or not access.can_see(user, institution):
         raise PermissionDenied(_("You do not have permission to do this."))
-    tag = f"[{score.period}]"
+    if institution.merged_into_id:
+        raise ValidationError(merged_choice_error(institution))
     with transaction.atomic():
         # the same form sent twice (a double click) or a run opening the period's actions: one after the other, so
         # that the second finds the first one's action
         evaluation.lock_results(ModelKind.EVALUATION)
         existing = (
-            ImprovementAction.objects.filter(institution=institution, title__endswith=tag)
-            .exclude(status__in=revisit.CLOSED_ACTIONS).first()
+            ImprovementAction.objects.filter(institution=institution)
+            .exclude(status__in=revisit.CLOSED_ACTIONS).order_by("id").first()
         )  # fmt: skip
         if existing is not None:
-            raise ValidationError(_("Improvement action %(number)s for this period is still open.")
-                                  % {"number": existing.number})  # fmt: skip
+            raise ValidationError(_("Improvement action %(number)s of this customer is still open: follow it up "
+                                    "there.") % {"number": existing.number})  # fmt: skip
         owner = evaluation.action_owner(institution)
         if owner is None:
             raise ValidationError(

@@ -645,8 +645,9 @@ def customer_run(request, institution_id: int):
     try:
         done, score, removed = evaluation.evaluate_customer(user, institution, request.POST.get("reason", ""))
     except ValidationError as e:
-        for error in e.message_dict.get("reason", []):
-            messages.error(request, f"{_('Reason')}: {error}")
+        for field, errors in e.message_dict.items():
+            for error in errors:
+                messages.error(request, f"{_('Reason')}: {error}" if field == "reason" else error)
         return redirect(back)
     if score is None:
         words = {"name": institution.name, "period": done.period}

@@ -117,7 +117,7 @@ def test_an_improvement_action_opened_by_hand_twice_at_once_is_opened_once(purch
     held_while(lambda: open_improvement_action(users["manager"], score), again)
     opened = [a for a in actions_of(xiehe) if a.status != ActionStatus.DONE]
     assert len(opened) == 1
-    assert refused == [f"Improvement action {opened[0].number} for this period is still open."]
+    assert refused == [f"Improvement action {opened[0].number} of this customer is still open: follow it up there."]
 
 
 def test_a_customer_staying_in_d_gets_an_action_when_none_is_open(purchases, users, client_for):
