@@ -624,8 +624,19 @@ def customer_panel(request, institution_id: int):
         .only("id", "period", "score", "candidate").order_by("-as_of", "-run_id").first()
     )  # fmt: skip
     latest = history[0] if history else None
+    # the latest score of a period under way is an interim standing: the class in force (tier, discount, actions) is
+    # the period evaluated in full's, shown beside it — "Latest evaluation 2026H2: C" alone read as the class in
+    # effect while 2026H1's D decided them (found by QA)
+    interim_of = evaluation.interim_of(ModelKind.EVALUATION, latest.period) if latest else None
+    deciding = None
+    if interim_of:
+        deciding = next((h for h in history if h.period == interim_of), None) or (
+            Score.objects.filter(institution=institution, kind=ModelKind.EVALUATION, period=interim_of)
+            .only("id", "period", "score", "klass").first()
+        )  # fmt: skip
     context = {
         "latest": latest, "history": history, "candidate": candidate, "institution": institution,
+        "interim_of": interim_of, "deciding": deciding,
         "may_run": access.can(user, Cap.RUN_EVALUATIONS),
         "reason_max": evaluation.REASON_MAX,
         "move": movement(latest.klass, latest.previous_klass) if latest else "",

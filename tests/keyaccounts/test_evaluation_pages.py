@@ -338,3 +338,16 @@ def test_the_customer_block_shows_the_latest_class_history_and_candidate_score(c
     assert "Latest evaluation 2026H1: D 36.25" in page and "2025H2 45.67 C" in page
     assert "Key-account score 2026-06: 47.38" in page
     assert "<polyline" in response.content.decode()
+    assert 'id="eval-interim"' not in response.content.decode()  # 2026H1 is the period in force: no interim mark
+
+
+def test_the_customer_block_marks_an_interim_standing_and_shows_the_class_in_force(client_for, evaluated):
+    """Today's run scores the current half-year, a period under way: its score is an interim standing, and the
+    block says so and shows 2026H1's class, which decides the tier (it showed "Latest evaluation 2026H2: C" alone)."""
+    xiehe = evaluated["xiehe"]
+    evaluation.run(ModelKind.EVALUATION)
+    response = client_for("kam").get(f"/keyaccounts/evaluations/customer/{xiehe.institution_id}/", **EN)
+    html, page = response.content.decode(), text(response)
+    assert 'id="eval-interim"' in html and "interim standing" in page
+    assert "In force (2026H1, the last period evaluated in full: it decides the tier, discount level and " \
+           "improvement actions): D 36.25" in page  # fmt: skip
