@@ -43,8 +43,24 @@ WRITE_CAPS = frozenset(
         Cap.TAKE_TRAINING,
         Cap.MANAGE_TRAINING,
         Cap.WORK_PIPELINE,
+        Cap.MANAGE_PLAYBOOK,
+        Cap.MANAGE_LICENCES,
+        Cap.VERIFY_LICENCES,
+        Cap.RECORD_MARKET,
+        Cap.MANAGE_MARKET,
+        Cap.MANAGE_APPRAISALS,
     }
 )
+
+
+def _allowed(roles: frozenset[Role], cap: Cap) -> bool:
+    """Whether a set of roles holds `cap`. A read-only role (the auditor) reads, whatever else the user holds: such a
+    user has what the read-only role itself may do and never a write capability — by construction, not by a list of
+    the writes alone, which missed six of them (found by QA: an admin who was also auditor could record competitors
+    and change the stage playbook)."""
+    if roles & READ_ONLY_ROLES:
+        return bool(roles & READ_ONLY_ROLES & MATRIX[cap]) and cap not in WRITE_CAPS
+    return bool(roles & MATRIX[cap])
 
 
 def roles_of(user) -> frozenset[Role]:
@@ -60,9 +76,7 @@ def can(user, cap: Cap) -> bool:
     roles = roles_of(user)
     if not roles:
         return False
-    if cap in WRITE_CAPS and roles & READ_ONLY_ROLES:
-        return False
-    return bool(roles & MATRIX[cap])
+    return _allowed(roles, cap)
 
 
 def require(user, cap: Cap) -> None:
@@ -80,8 +94,7 @@ def _capabilities_of(roles: frozenset[Role]) -> frozenset[Cap]:
     every page (the navigation), so worked out once per set of roles and process."""
     if not roles:
         return frozenset()
-    read_only = bool(roles & READ_ONLY_ROLES)
-    return frozenset(c for c in Cap if roles & MATRIX[c] and not (read_only and c in WRITE_CAPS))
+    return frozenset(c for c in Cap if _allowed(roles, c))
 
 
 # --- object scope ------------------------------------------------------------------------------

@@ -37,8 +37,8 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   page or export.
 - **Auditor**: reads everything, including the audit trail, and changes nothing: a read-only role
   never receives a write capability, even when combined with another role.
-- **Several roles**: a user holds the union of their roles' capabilities, except that holding a
-  read-only role removes every write capability.
+- **Several roles**: a user holds the union of their roles' capabilities, except that a user holding
+  a read-only role has exactly what that role may do (the auditor's column), never a write capability.
 - **Second factor**: users holding an administrator, auditor or pharmacovigilance role must pass a
   TOTP code at sign-in, on the web and when requesting an API token (the "Second factor" column above).
   Users who sign (safety exports and submissions; "Approve key accounts, service plans", i.e. managers)
