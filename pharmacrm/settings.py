@@ -188,6 +188,9 @@ AUTH_USER_MODEL = "core.User"
 # that every web process counts the same requests (a per-process memory cache let 4 gunicorn workers take
 # 80). Created by migration core 0007; nothing else in the application caches.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "pharmacrm_cache"}}
+# look-ups by a whole phone number or e-mail address an hour, per user who sees personal data masked
+# (customers.search.check_contact_look_up): enough to find each caller, too few to unmask a number by trying
+PHARMACRM_CONTACT_LOOK_UPS_PER_HOUR = envint("PHARMACRM_CONTACT_LOOK_UPS_PER_HOUR", 60)
 
 # --- Background work: Huey on SQLite by default, Redis when REDIS_URL is set.
 HUEY_IMMEDIATE = envbool("HUEY_IMMEDIATE", False)
@@ -229,6 +232,9 @@ SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 # clear the wrong codes counted so far and they could never reach the limit.
 AXES_RESET_ON_SUCCESS = False
 AXES_LOCKOUT_CALLABLE = "pharmacrm.core.views.lockout"
+# a name that is no account's is counted and kept as a keyed digest, never as typed (it may be a password typed into
+# the user-name field): core.signals.lockout_username
+AXES_USERNAME_CALLABLE = "pharmacrm.core.signals.lockout_username"
 # Axes keeps each failed attempt's form data in its table; besides the user name and the password it masks
 # by default, the forms whose failures count as failed sign-ins hold secrets too: the present and the new
 # password (password change), a mistyped enrolment code (one character away from a still valid one) and the

@@ -105,6 +105,7 @@ def queryset(user, target: str, filters: dict[str, Any]):
     if filters.get("tag"):
         qs = qs.filter(services.tag_q([filters["tag"]])).distinct()
     if filters.get("q"):
+        search.check_contact_look_up(user, filters["q"])
         qs = search.every_match(qs, filters["q"], kind)  # every match: the search page lists the best only
     return qs.prefetch_related("tags").order_by("code")
 

@@ -9,11 +9,13 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.db.models import Q
 
 from pharmacrm.core import access, crypto
 from pharmacrm.core.ids import any_of_sql, id_set
+from pharmacrm.core.roles import Cap
 
 from . import normalise
 from .models import Institution, Person, SearchTerm
@@ -803,11 +805,52 @@ def _look(user, kind: int, filters: Filters, limit: int, restrict: Q | None, how
     return _Look(user, kind, filters, restrict, limit, read, narrow, memo)
 
 
+class ContactLookUpsExceeded(PermissionDenied):
+    """More look-ups by a whole phone number or e-mail address this hour than a user who sees them masked may make."""
+
+
+def check_contact_look_up(user, query: str) -> None:
+    """A look-up by a whole phone number or e-mail address, by a user who sees personal data masked (an agent until
+    they state a reason, an analyst): finding who holds a number is reading it, so each is in the audit trail (the
+    number masked), and at most CONTACT_LOOK_UPS_PER_HOUR an hour are answered. A masked 139****2390 hides four
+    digits: ten thousand look-ups, unaudited and unlimited, told the number (found by QA in session 56). An agent
+    finding the caller of each call needs a few dozen an hour; PermissionDenied beyond that, saying why."""
+    query = _prepare(query)
+    how = classify(query) if query else ""
+    if how not in ("phone", "email") or access.can(user, Cap.VIEW_PERSONAL_DATA):
+        return
+    from django.conf import settings
+    from django.core.cache import cache
+    from django.utils import timezone
+    from django.utils.translation import gettext as _
+
+    from pharmacrm.core import audit
+    from pharmacrm.core.models import AuditEntry
+
+    limit = settings.PHARMACRM_CONTACT_LOOK_UPS_PER_HOUR
+    key = f"contact-look-ups:{user.pk}:{timezone.now():%Y%m%d%H}"
+    cache.add(key, 0, 3600)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between the two: a new hour
+        cache.set(key, 1, 3600)
+        count = 1
+    shown = normalise.mask_contacts(query) if how == "email" else normalise.mask_phone(normalise.phone(query))
+    audit.record(AuditEntry.Action.READ_PERSONAL, ("customers.person", "", "search"), user=user, looked_up=how,
+                 query=shown, refused=count > limit)  # fmt: skip
+    if count > limit:
+        raise ContactLookUpsExceeded(_(
+            "You have looked customers up by a whole phone number or e-mail address %(limit)s times this hour, the "
+            "most allowed while personal data is masked for you: search by name or code, or try again next hour."
+        ) % {"limit": limit})
+
+
 def ranked_ids(user, query: str, kind: str, filters: Filters | None = None, limit: int = 20, restrict=None):
     """The ids of the best `limit` matches of one kind (no objects loaded), and whether they are every
     match: for list pages, which load the rows of one page only. `restrict` narrows the candidates further
     (a Q on the model, e.g. a list's role or institution filter)."""
     filters = filters or Filters()
+    check_contact_look_up(user, query)
     query = _prepare(query)
     if not query:
         return [], True
@@ -890,6 +933,7 @@ def _text_q(kind: int, text: str, how: str, via: str) -> Q:
 def search(user, query: str, filters: Filters | None = None, limit: int = 20, kinds=("institution", "person")):
     """Ranked hits for what the user typed, only among customers the user may see."""
     filters = filters or Filters()
+    check_contact_look_up(user, query)
     query = _prepare(query)
     if not query:
         return Hits()

@@ -79,3 +79,23 @@ def test_a_deactivated_account_is_recorded_as_such_whatever_the_password(users):
     assert Client().post("/accounts/login/", {"username": "agent", "password": PASSWORD}).status_code == 200
     APIClient().post("/api/v1/auth/token/", {"username": "agent", "password": PASSWORD}, format="json")
     assert reasons("agent") == [("web", "account deactivated"), ("api", "account deactivated")]
+
+
+def test_a_name_that_is_no_account_is_not_kept_as_typed_in_the_lockout_table_and_still_locks(users):
+    """django-axes kept each failed sign-in's user name as typed in its own table (and so in every backup taken
+    meanwhile): a password typed into the user-name field stood there in clear (found by QA in session 56). It is
+    counted under the audit trail's digest: never as typed, and tries of one unknown name still lock it out."""
+    from axes.models import AccessAttempt
+
+    typed = "MySecretPassw0rd!"
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        Client().post("/accounts/login/", {"username": typed, "password": "x"})
+    APIClient().post("/api/v1/auth/token/", {"username": "AnotherSecret#42", "password": "x"}, format="json")
+    kept = list(AccessAttempt.objects.values_list("username", flat=True))
+    assert "MySecretPassw0rd!" not in str(kept) and "AnotherSecret" not in str(kept)
+    assert unknown_name(typed) in kept and unknown_name("AnotherSecret#42") in kept
+    # the unknown name is locked out after the limit, as an account is (no telling the two apart)
+    assert Client().post("/accounts/login/", {"username": typed, "password": "x"}).status_code == 403
+    # an account's failures are kept under its name, and its lockout works as before
+    Client().post("/accounts/login/", {"username": "agent", "password": "wrong-password-123"})
+    assert "agent" in AccessAttempt.objects.values_list("username", flat=True)
