@@ -836,8 +836,8 @@ def check_contact_look_up(user, query: str) -> None:
         cache.set(key, 1, 3600)
         count = 1
     shown = normalise.mask_contacts(query) if how == "email" else normalise.mask_phone(normalise.phone(query))
-    audit.record(AuditEntry.Action.READ_PERSONAL, ("customers.person", "", "search"), user=user, looked_up=how,
-                 query=shown, refused=count > limit)  # fmt: skip
+    audit.record(AuditEntry.Action.READ_PERSONAL, ("customers.person", "", "search"), user=user,
+                 purpose=f"search by {how}", q=shown, refused=count > limit)  # fmt: skip
     if count > limit:
         raise ContactLookUpsExceeded(_(
             "You have looked customers up by a whole phone number or e-mail address %(limit)s times this hour, the "

@@ -30,9 +30,9 @@ def test_a_masked_role_is_audited_and_limited_on_the_api_and_the_pages(xiehe, ap
     refused = analyst.get("/api/v1/search/", {"q": "13800138002"})
     assert refused.status_code == 403 and "3 times this hour" in refused.json()["detail"]
     entries = look_ups()
-    assert [(e.extra["looked_up"], e.extra["query"], e.extra["refused"]) for e in entries] == [
-        ("phone", "138****8000", False), ("phone", "138****8001", False), ("email", "z***@example.com", False),
-        ("phone", "138****8002", True)]  # fmt: skip
+    assert [(e.extra["purpose"], e.extra["q"], e.extra["refused"]) for e in entries] == [
+        ("search by phone", "138****8000", False), ("search by phone", "138****8001", False),
+        ("search by email", "z***@example.com", False), ("search by phone", "138****8002", True)]  # fmt: skip
     trail = str(list(AuditEntry.objects.values_list("extra", "changes", "object_repr")))
     assert "13800138000" not in trail and "zhangwei@example.com" not in trail
     # the agent on the search page: the same limit, its own count

@@ -152,6 +152,7 @@ AUDIT_KEYS = {
     "quality": gettext_lazy("Quality complaint"),
     "reactions": gettext_lazy("Reactions"),
     "reason": gettext_lazy("Reason"),
+    "refused": gettext_lazy("Refused: over the hourly limit"),  # a look-up by a whole phone number or e-mail
     "reassigned_to": gettext_lazy("Reassigned to"),
     "redated": gettext_lazy("Tasks dated for good"),
     "repeat": gettext_lazy("Repeats"),  # a survey campaign made again every period by the worker
@@ -228,6 +229,8 @@ AUDIT_VALUES = {
         "person page": gettext_lazy("person page"),
         "institution page": gettext_lazy("institution page"),
         "reveal": gettext_lazy("revealed with a reason"),
+        "search by phone": gettext_lazy("search by a whole phone number"),  # customers.search.check_contact_look_up
+        "search by email": gettext_lazy("search by a whole e-mail address"),
         "edit form": gettext_lazy("edit form"),
         "export": gettext_lazy("export"),
         "merge": gettext_lazy("merge"),
