@@ -451,6 +451,10 @@ def _restore(path: Path, *, confirmed: bool, with_keyring: bool, actor_name: str
         )
     archive = files_path_for(path)
     staged: dict[str, Path] = {}
+    # the trail's last entry before the restore, named in the restore's own entry: the entries written since the
+    # backup go with the data they recorded, and the restored trail still verifies — without this, nothing in it
+    # said that entries up to that one had existed (found by QA)
+    replaced = AuditEntry.objects.order_by("-seq").values("seq", "hash").first() if database_has_data() else None
     try:
         # a damaged archive is refused before anything is replaced
         files_count = _unpack_files(archive, staged) if archive.is_file() else None
@@ -483,6 +487,8 @@ def _restore(path: Path, *, confirmed: bool, with_keyring: bool, actor_name: str
         file=path.name, sha256=_sha256(path), vendor=connection.vendor, key_problems=result.key_problems,
         keyring_restored=ring is not None, previous_keyring=previous.name if previous else None, files=archive.name if files_count is not None else None,
         files_count=files_count,
+        replaced_up_to=None if replaced is None else replaced["seq"],
+        replaced_hash=None if replaced is None else replaced["hash"],
     )  # fmt: skip
     return result
 

@@ -49,6 +49,7 @@ def test_a_restore_brings_back_exactly_the_backed_up_data(xiehe, admin_user, bac
     services.update_institution(admin_user, xiehe, {"name": "北京协和医院（东院）", "tier": "key"})
     services.update_person(admin_user, doctor, {"mobile": "13911112222"})
     services.create_institution(admin_user, {"name": "备份之后新建的诊所", "kind": "clinic"})
+    wiped = AuditEntry.objects.order_by("-seq").first()  # the trail's last entry before the restore
 
     call_command("restore", str(made[0]), "--yes")
 
@@ -64,6 +65,10 @@ def test_a_restore_brings_back_exactly_the_backed_up_data(xiehe, admin_user, bac
     assert last.action == AuditEntry.Action.RESTORE and last.extra["file"] == made[0].name
     assert last.extra["key_problems"] == []
     assert last.extra["sha256"] == recorded.extra["sha256"]  # the very file whose backup was recorded
+    # and it names the last entry of the trail it replaced: the entries written since the backup are gone with their
+    # data, but the restored trail says up to which one they went
+    assert (last.extra["replaced_up_to"], last.extra["replaced_hash"]) == (wiped.seq, wiped.hash)
+    assert not AuditEntry.objects.filter(hash=wiped.hash).exists()
 
 
 def test_a_backup_is_private_and_comes_with_its_key_ring(xiehe, backup_dir):

@@ -144,6 +144,8 @@ AUDIT_KEYS = {
     "positions": gettext_lazy("Positions"),
     "previous_key": gettext_lazy("Previous key"),
     "previous_keyring": gettext_lazy("Previous key ring"),
+    "replaced_up_to": gettext_lazy("Audit trail replaced, up to entry"),  # a restore: the last entry before it
+    "replaced_hash": gettext_lazy("Hash of that entry"),
     "provisional": gettext_lazy("Tasks still provisional"),
     "provisional_year": gettext_lazy("Calendar year missing: due dates provisional"),
     "pruned": gettext_lazy("Keys removed"),
