@@ -231,6 +231,15 @@ def require_manage(user, account: KeyAccount) -> None:
         raise PermissionDenied(NOT_ALLOWED)
 
 
+def require_trial_recorder(user, account: KeyAccount) -> None:
+    """Who records a new-product trial offer for the account: its service team (may_record) or a product expert
+    (the knowledge base's editors) — never the auditor."""
+    if not may_record(user, account) and not access.can(user, Cap.MANAGE_KNOWLEDGE):
+        raise PermissionDenied(NOT_ALLOWED)
+    if user.roles & {Role.AUDITOR}:
+        raise PermissionDenied(NOT_ALLOWED)
+
+
 def require_active(account: KeyAccount) -> None:
     """A de-listed account's file is kept as it was: no new plans, items, progress, agreements, meetings or
     trials (the service team no longer serves it; its clocks were stopped when it was closed)."""
@@ -2547,10 +2556,7 @@ def offer_trial(user, account: KeyAccount, *, product, notes: str = "", offered_
     """Record a new-product trial offered to a key account (seed 001 §2.2: R&D's priority trials). It was offered
     on or after the day the customer became a key account and not later than today (no date: today). The same
     product offered to the same account on the same day again is refused with AlreadyRecorded."""
-    if not may_record(user, account) and not access.can(user, Cap.MANAGE_KNOWLEDGE):
-        raise PermissionDenied(NOT_ALLOWED)
-    if user.roles & {Role.AUDITOR}:
-        raise PermissionDenied(NOT_ALLOWED)
+    require_trial_recorder(user, account)
     require_active(account)
     errors: dict[str, list[str]] = {}
     if product is None:

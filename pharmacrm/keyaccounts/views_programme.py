@@ -424,6 +424,9 @@ def proposal_submit(request, pk: int):
 @require_POST
 def proposal_decide(request, pk: int):
     proposal = _proposal_or_404(request.user, pk)
+    # who may not decide at all is refused (403, audited) before the form is read: an empty form from them got 400
+    # with field errors, and no trace of a refused write (found by QA)
+    access.require(request.user, Cap.APPROVE_KEY_ACCOUNTS)
     form = DecisionForm(request.POST, prefix="decision")
     if form.is_valid():
         d = form.cleaned_data
@@ -940,6 +943,7 @@ def plan_decide(request, pk: int):
 @require_POST
 def agreement_create(request, pk: int):
     account = _account_or_404(request.user, pk)
+    services.require_manage(request.user, account)  # refused before the form is read, as proposal_decide
     form = AgreementForm(request.POST, prefix="agreement")
     if form.is_valid():
         try:
@@ -1211,6 +1215,7 @@ def measure_add(request, pk: int):
 @require_POST
 def trial_create(request, pk: int):
     account = _account_or_404(request.user, pk)
+    services.require_trial_recorder(request.user, account)  # refused before the form is read, as proposal_decide
     form = TrialForm(request.POST, prefix="trial")
     if form.is_valid():
         d = form.cleaned_data
