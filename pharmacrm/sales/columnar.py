@@ -626,7 +626,7 @@ def _repeats_at_insert(writer, lines: list[tuple]) -> None:
     ids = [r[0] for r in lines]
     stored = set()
     with connection.cursor() as cursor:
-        stored.update(pk for (pk,) in _in_parts(cursor, f"SELECT id FROM {_TABLE} WHERE id IN ({{}})", ids))
+        stored.update(pk for (pk,) in orders.in_parts(cursor, f"SELECT id FROM {_TABLE} WHERE id IN ({{}})", ids))
         for r in lines:
             if r[0] in stored:
                 continue
@@ -634,18 +634,6 @@ def _repeats_at_insert(writer, lines: list[tuple]) -> None:
             kept = cursor.fetchone()[0]
             writer.refused.append((r[0] - first, "line_number", "duplicate_line",
                                    {"order": r[1], "line": r[2], "row": kept - first}, None, r[6]))  # fmt: skip
-
-
-def _in_parts(cursor, sql: str, values: list, size: int = 10_000) -> list[tuple]:
-    """`sql` with `{}` where a list of values goes, run over `values` in parts (the databases' parameter limits); the
-    rows it returns."""
-    out: list[tuple] = []
-    for i in range(0, len(values), size):
-        part = values[i : i + size]
-        cursor.execute(sql.format(", ".join(["%s"] * len(part))), part)
-        if cursor.description:
-            out += cursor.fetchall()
-    return out
 
 
 def after_load(writer) -> None:
@@ -665,7 +653,7 @@ def after_load(writer) -> None:
         )
         split = [on for (on,) in cursor.fetchall()]
         owners: dict[str, tuple[int, str, int]] = {}
-        lines = _in_parts(cursor, f"SELECT id, order_number, institution_id, order_date, product_code FROM {_TABLE} "
+        lines = orders.in_parts(cursor, f"SELECT id, order_number, institution_id, order_date, product_code FROM {_TABLE} "
                                   "WHERE order_number IN ({})", split)  # fmt: skip
         for pk, on, inst, day, code in sorted(lines):
             day = orders._iso(day)
@@ -679,7 +667,7 @@ def after_load(writer) -> None:
                 writer.refused.append((pk - first, "order_date", "order_two_dates", {
                     "order": on, "row": owner[2] - first, "first": owner[1], "date": day,
                 }, pk, code))  # fmt: skip
-        _in_parts(cursor, f"DELETE FROM {_TABLE} WHERE id IN ({{}})", [r[4] for r in writer.refused if r[4] is not None])
+        orders.in_parts(cursor, f"DELETE FROM {_TABLE} WHERE id IN ({{}})", [r[4] for r in writer.refused if r[4] is not None])
     if writer.refused:
         _report(writer)
     with connection.cursor() as cursor:
@@ -708,10 +696,10 @@ def _undo_product_codes(run, refused: list[tuple], cells_of: dict[int, list[str]
             linked_by_refused[code] = linked_by_refused.get(code, 0) + 1
     codes = sorted({r[-1] for r in refused})
     with connection.cursor() as cursor:  # the codes kept, and the last kept line of each that gives a name
-        found = _in_parts(cursor, f"SELECT product_code, MAX(CASE WHEN product_name <> '' THEN id END) FROM {_TABLE} "  # noqa: S608
+        found = orders.in_parts(cursor, f"SELECT product_code, MAX(CASE WHEN product_name <> '' THEN id END) FROM {_TABLE} "  # noqa: S608
                                   "WHERE product_code IN ({}) GROUP BY product_code", codes)  # fmt: skip
         kept = {c for c, _pk in found}
-        last_name = dict(_in_parts(cursor, f"SELECT product_code, product_name FROM {_TABLE} WHERE id IN ({{}})",  # noqa: S608
+        last_name = dict(orders.in_parts(cursor, f"SELECT product_code, product_name FROM {_TABLE} WHERE id IN ({{}})",  # noqa: S608
                                    [pk for _c, pk in found if pk is not None]))  # fmt: skip
     links = _kept_links(run, set(linked_by_refused), first) if linked_by_refused else {}
     resolver.before_change(code for code in codes if code in resolver.before)  # audited as the load leaves them
@@ -757,7 +745,7 @@ def _kept_links(run, codes: set[str], first: int) -> dict[str, int]:
         product = {r: resolver.products.get(normal[t]) for r, t in zip(rows, texts, strict=True)}
         linking = [r for r, p in product.items() if p]
         with connection.cursor() as cursor:
-            for pk, code in _in_parts(cursor, f"SELECT id, product_code FROM {_TABLE} WHERE id IN ({{}})",  # noqa: S608
+            for pk, code in orders.in_parts(cursor, f"SELECT id, product_code FROM {_TABLE} WHERE id IN ({{}})",  # noqa: S608
                                       [first + r for r in linking]):  # fmt: skip
                 row = pk - first
                 if code in codes and row > last.get(code, (0, 0))[0]:
@@ -778,7 +766,7 @@ def _kept_links(run, codes: set[str], first: int) -> dict[str, int]:
 def _recount_unknown(run, cursor) -> None:
     """The lines of the product codes the catalogue lacks, counted again on the lines kept, and in the order of their
     first kept line (the note names the codes as the row-by-row lane meets them)."""
-    found = _in_parts(cursor, f"SELECT product_code, COUNT(*), MIN(id) FROM {_TABLE} WHERE product_code IN ({{}}) "
+    found = orders.in_parts(cursor, f"SELECT product_code, COUNT(*), MIN(id) FROM {_TABLE} WHERE product_code IN ({{}}) "
                               "GROUP BY product_code", list(run.unknown_products))  # fmt: skip
     run.unknown_products = {code: n for code, n, _first in sorted(found, key=lambda r: r[2])}
 
@@ -808,7 +796,7 @@ def _build_unique(writer, cursor) -> None:
         for pk, on, line, kept, code in repeats:
             writer.refused.append((pk - first, "line_number", "duplicate_line",
                                    {"order": on, "line": line, "row": kept - first}, None, code))  # fmt: skip
-        _in_parts(cursor, f"DELETE FROM {_TABLE} WHERE id IN ({{}})", [r[0] for r in repeats])
+        orders.in_parts(cursor, f"DELETE FROM {_TABLE} WHERE id IN ({{}})", [r[0] for r in repeats])
         cursor.execute(add)
 
 

@@ -1700,29 +1700,19 @@ class Run:
         orders = sorted({k[2][0] for k in kept})
         suspect = []
         with connection.cursor() as cursor:
-            for i in range(0, len(orders), 10_000):
-                part = orders[i : i + 10_000]
-                cursor.execute(
-                    f"SELECT order_number, MIN(institution_id), MAX(institution_id), MIN(order_date), MAX(order_date) "  # noqa: S608
-                    f"FROM {table} WHERE order_number IN ({', '.join(['%s'] * len(part))}) GROUP BY order_number",
-                    part,
-                )
-                for o, low, high, first, last in cursor.fetchall():
-                    inst, day = reference[o]
-                    if not (low == high == inst and _iso(first) == _iso(last) == day):
-                        suspect.append(o)
+            ranges = in_parts(cursor, "SELECT order_number, MIN(institution_id), MAX(institution_id), MIN(order_date), "
+                              f"MAX(order_date) FROM {table} WHERE order_number IN ({{}}) GROUP BY order_number", orders)  # noqa: S608
+            for o, low, high, first, last in ranges:
+                inst, day = reference[o]
+                if not (low == high == inst and _iso(first) == _iso(last) == day):
+                    suspect.append(o)
             if not suspect:
                 return kept
             stored: dict[str, list[tuple[int, int, str]]] = {}
-            for i in range(0, len(suspect), 10_000):
-                part = suspect[i : i + 10_000]
-                cursor.execute(
-                    f"SELECT order_number, line_number, institution_id, order_date FROM {table} "  # noqa: S608
-                    f"WHERE order_number IN ({', '.join(['%s'] * len(part))})",
-                    part,
-                )
-                for o, line, inst, day in cursor.fetchall():
-                    stored.setdefault(o, []).append((line, inst, _iso(day)))
+            lines = in_parts(cursor, "SELECT order_number, line_number, institution_id, order_date "
+                             f"FROM {table} WHERE order_number IN ({{}})", suspect)  # noqa: S608
+            for o, line, inst, day in lines:
+                stored.setdefault(o, []).append((line, inst, _iso(day)))
         here = {k[0] for k in kept}
         others = [(o, line) for o, lines in stored.items() for line, inst, day in lines
                   if (inst, day) != reference[o] and (o, line) not in here]  # fmt: skip
@@ -2081,6 +2071,18 @@ class Writer:
 
 _ABORT = object()
 _LOCK = threading.Lock()
+
+
+def in_parts(cursor, sql: str, values: list, size: int = 10_000) -> list[tuple]:
+    """`sql` with `{}` where a list of values goes, run over `values` in parts (the databases' parameter limits); the
+    rows it returns."""
+    out: list[tuple] = []
+    for i in range(0, len(values), size):
+        part = values[i : i + size]
+        cursor.execute(sql.format(", ".join(["%s"] * len(part))), part)
+        if cursor.description:
+            out += cursor.fetchall()
+    return out
 
 
 def _iso(day) -> str:
