@@ -190,6 +190,15 @@ def save_model(user, kind: str, data: dict, version: int | None = None) -> Scori
                 break
     if errors:
         raise ValidationError(errors)
+    name = (data.get("name") or current.name)[:100]
+    apply_tiers = bool(data.get("apply_tiers", current.apply_tiers))
+    if (name, apply_tiers) == (current.name, current.apply_tiers) and all(
+        _same(new, old) for new, old in ((weights, current.weights), (params, current.params),
+                                         (thresholds, current.thresholds), (benefits, current.benefits))
+    ):  # fmt: skip
+        # saved without a change (a form sent as it was loaded, "12" for 12): no new version, no audit entry — a new
+        # version made every form others had open stale for nothing (found by QA)
+        return current
     with transaction.atomic():
         # two managers saving at once: the second waits here until the first has written its version, then finds
         # the version it changed no longer in force (and does not write a second "next" version, nor drop the
@@ -200,9 +209,9 @@ def save_model(user, kind: str, data: dict, version: int | None = None) -> Scori
             raise ModelChanged(in_force)
         ScoringModel.objects.filter(kind=kind, active=True).update(active=False)
         model = ScoringModel.objects.create(
-            kind=kind, version=current.version + 1, active=True, name=(data.get("name") or current.name)[:100],
+            kind=kind, version=current.version + 1, active=True, name=name,
             weights=weights, params=params, thresholds=thresholds, benefits=benefits,
-            apply_tiers=bool(data.get("apply_tiers", current.apply_tiers)), created_by=user,
+            apply_tiers=apply_tiers, created_by=user,
         )  # fmt: skip
         audit.record(A.UPDATE, model, user=user, changes=audit.diff(
             {"weights": current.weights, "params": current.params, "thresholds": current.thresholds,
@@ -210,6 +219,21 @@ def save_model(user, kind: str, data: dict, version: int | None = None) -> Scori
             {"weights": weights, "params": params, "thresholds": thresholds, "benefits": benefits}),
             version=model.version)  # fmt: skip
     return model
+
+
+def _same(new, old) -> bool:
+    """Whether a model's part as sent is the one stored: numbers compared by value (a form sends "12" for 12, "0.5"
+    for 0.50), dicts and lists part by part, the rest as they are."""
+    if isinstance(new, dict) and isinstance(old, dict):
+        return new.keys() == old.keys() and all(_same(new[k], old[k]) for k in new)
+    if isinstance(new, list | tuple) and isinstance(old, list | tuple):
+        return len(new) == len(old) and all(_same(a, b) for a, b in zip(new, old, strict=True))
+    if isinstance(new, bool) or isinstance(old, bool):
+        return new is old
+    try:
+        return Decimal(str(new)) == Decimal(str(old))
+    except (ArithmeticError, ValueError):
+        return new == old
 
 
 # The influence measure's base points (0–100) per hospital grade and, for other customers, per type: parts of

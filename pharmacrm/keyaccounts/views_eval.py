@@ -586,8 +586,12 @@ def scoring_model_edit(request, kind: str):
                 except ValidationError as e:
                     form.add_service_errors(e)
                 else:
-                    messages.success(request, _("Version %(version)s of the model is in force; it counts from the "
-                                                "next run.") % {"version": model.version})  # fmt: skip
+                    if model.pk == current.pk:  # nothing changed: no new version
+                        messages.info(request, _("Nothing was changed: version %(version)s of the model stays in "
+                                                 "force.") % {"version": model.version})  # fmt: skip
+                    else:
+                        messages.success(request, _("Version %(version)s of the model is in force; it counts from "
+                                                    "the next run.") % {"version": model.version})  # fmt: skip
                     return redirect("keyaccounts:scoring-models")
     else:
         form = ScoringModelForm(initial=ScoringModelForm.initial_from(current), kind=kind)

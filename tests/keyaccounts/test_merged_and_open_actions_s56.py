@@ -17,7 +17,7 @@ from pharmacrm.keyaccounts.models import Score
 from pharmacrm.servicedesk.models import ImprovementAction
 
 from .eval_fixtures import *  # noqa: F403  (fixtures)
-from .eval_fixtures import H1_2026, H2_2025
+from .eval_fixtures import H1_2026, H2_2025, api_for  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -61,3 +61,18 @@ def test_an_action_opened_by_hand_is_refused_while_the_customer_has_one_open_of_
     assert refused.value.messages == [f"Improvement action {first.number} of this customer is still open: follow it "
                                       "up there."]  # fmt: skip
     assert ImprovementAction.objects.filter(institution=xiehe).count() == 1
+
+
+def test_a_scoring_model_saved_without_a_change_keeps_its_version(users, api_for):  # noqa: F811
+    """A form sent as it was loaded made a new version and an empty audit entry, and every form others
+    had open became stale (409) for nothing (found by QA)."""
+    from pharmacrm.core.models import AuditEntry
+
+    model = evaluation.active_model(ModelKind.EVALUATION)
+    same = evaluation.save_model(users["manager"], ModelKind.EVALUATION,
+                                 {"params": {"window_months": model.params["window_months"]}}, version=model.version)  # fmt: skip
+    assert same.pk == model.pk and evaluation.active_model(ModelKind.EVALUATION).version == model.version
+    assert not AuditEntry.objects.filter(object_type="keyaccounts.scoringmodel", action="update").exists()
+    changed = evaluation.save_model(users["manager"], ModelKind.EVALUATION, {"params": {"window_months": 6}},
+                                    version=model.version)  # fmt: skip
+    assert changed.version == model.version + 1
