@@ -1597,10 +1597,11 @@ def parse_date(value: str) -> datetime.date:
     # that does not exist"
     value = _CJK_DATE_SPACES.sub(r"\1", value.translate(_FULL_WIDTH_ASCII)).strip()
     value = _MIDNIGHT_FRACTION.sub(r"\1", value.replace("号", "日").replace("號", "日"))
-    try:
-        return datetime.date.fromisoformat(value)
-    except ValueError:
-        pass
+    if not _ISO_WEEK.search(value):  # 2026-W40 (an ISO week, which fromisoformat reads as its Monday) is no day
+        try:
+            return datetime.date.fromisoformat(value)
+        except ValueError:
+            pass
     for fmt in _DATE_FORMATS:
         try:
             return datetime.datetime.strptime(value, fmt).date()
@@ -1613,6 +1614,7 @@ def parse_date(value: str) -> datetime.date:
     raise FieldError("invalid_date", value=value[:30])
 
 
+_ISO_WEEK = re.compile(r"\d{4}-?W\d", re.I)
 _DATE_SHAPE = re.compile(r"\d{4}(?:[-/.]\d{1,2}[-/.]\d{1,2}|年\d{1,2}月\d{1,2}日|\d{4})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?")
 
 
