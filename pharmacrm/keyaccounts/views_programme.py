@@ -741,6 +741,7 @@ def member_remove(request, pk: int, member_pk: int):
 @require_POST
 def plan_start(request, pk: int):
     account = _account_or_404(request.user, pk)
+    services.require_manage(request.user, account)  # refused before the form is read, as member_add
     form = PlanStartForm(request.POST, prefix="plan")
     if form.is_valid():
         try:

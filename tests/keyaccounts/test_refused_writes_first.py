@@ -1,5 +1,5 @@
 """Found by QA in session 56: the auditor (and anyone who may not act) posting an empty form to a key account's
-agreement or trial form, or to a proposal's decision, was answered 400 with the form's field errors — shown the form
+agreement, trial or new-plan form, or to a proposal's decision, was answered 400 with the form's field errors — shown the form
 to fill in — and no refused write was in the audit trail. They are refused first: 403, audited as access denied."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def test_who_may_not_act_is_refused_before_the_form(client_for, users, xiehe, ru
     proposal = make_proposal(ruijin)
     who = client_for(role)
     for url in (f"/keyaccounts/{account.pk}/agreements/", f"/keyaccounts/{account.pk}/trials/",
-                f"/keyaccounts/proposals/{proposal.pk}/decide/"):  # fmt: skip
+                f"/keyaccounts/{account.pk}/plan/", f"/keyaccounts/proposals/{proposal.pk}/decide/"):  # fmt: skip
         r = who.post(url, {})
         assert r.status_code in (403, 404), (url, r.status_code)
         if r.status_code == 403:
