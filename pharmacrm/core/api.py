@@ -23,7 +23,7 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from . import audit, services, viewsets
+from . import audit, personal, services, viewsets
 from .api_utils import (
     MAX_INT32,
     Conflict,
@@ -217,6 +217,16 @@ class AuditEntrySerializer(ModelSerializer):
             "extra", "request_id", "ip", "prev_hash", "hash",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        """As recorded, except a customer's free text (needs, notes) with the contact details typed in it masked for a
+        reader who sees personal data masked, as the audit page shows it."""
+        data = super().to_representation(instance)
+        if "_free_text_masked" not in self.context:
+            request = self.context.get("request")
+            self.context["_free_text_masked"] = request is None or personal.masks_free_text(request.user)
+        data["changes"] = personal.audit_changes(instance.object_type, data["changes"], self.context["_free_text_masked"])
+        return data
 
 
 class AuditFilterForm(forms.Form):

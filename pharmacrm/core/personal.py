@@ -19,6 +19,47 @@ MASKERS = {
 }
 
 
+# a customer's free text (an institution's or a person's needs and notes): what someone typed there is shown with the
+# phone numbers, e-mail addresses and ID card numbers in it masked (normalise.mask_contacts) to the roles that see
+# personal data masked, as the structured fields are; a person's revealed with a reason, as their contact details
+FREE_TEXT_FIELDS = ("needs", "notes")
+
+
+def masks_free_text(user) -> bool:
+    """Whether contact details typed into customers' free text are masked for this user (before any reveal)."""
+    return access.personal_data_mode(user) != "plain"
+
+
+def free_text(value, masked: bool) -> str:
+    """A free text as shown: with the contact details in it masked when `masked`. What is stored is not changed."""
+    if not isinstance(value, str):
+        return value
+    return normalise.mask_contacts(value) if masked and value else value
+
+
+def holds_contacts(value) -> bool:
+    return isinstance(value, str) and bool(value) and normalise.mask_contacts(value) != value
+
+
+CUSTOMER_OBJECTS = ("customers.institution", "customers.person")
+
+
+def audit_changes(object_type: str, changes, masked: bool):
+    """An audit entry's changes as the audit page and API show them: a customer's free text before and after with
+    the contact details in it masked when `masked` (the auditor; the administrator reads them as recorded). The
+    structured personal fields are never in an entry (a keyed digest stands for them)."""
+    if not masked or object_type not in CUSTOMER_OBJECTS or not isinstance(changes, dict):
+        return changes
+    shown = dict(changes)
+    for name in FREE_TEXT_FIELDS:
+        pair = shown.get(name)
+        if isinstance(pair, list | tuple):
+            shown[name] = [free_text(v, True) for v in pair]
+        elif isinstance(pair, str):
+            shown[name] = free_text(pair, True)
+    return shown
+
+
 def _plain(field: str, value):
     if field in ("mobile", "landline") and value:
         return normalise.format_phone(value)
@@ -27,11 +68,15 @@ def _plain(field: str, value):
     return value or ""
 
 
-def contact_view(user, people: Iterable, *, reveal_reason: str = "", fields=None, purpose: str = "view") -> dict[int, dict]:
+def contact_view(
+    user, people: Iterable, *, reveal_reason: str = "", fields=None, purpose: str = "view", texts: tuple = ()
+) -> dict[int, dict]:
     """{person id: {field: shown value, "_masked": bool}} for these people, as this user may see them.
+    `texts`: free-text fields shown along (FREE_TEXT_FIELDS), under "_texts": {field: shown value}, with the
+    contact details typed in them masked or clear as the fields are.
 
     Callers pass only people the user may see (scoped querysets). Clear values are audited: one
-    entry per call, listing the people and fields read."""
+    entry per call, listing the people and fields read (a free text only when it held contact details)."""
     from pharmacrm.customers.models import Person
 
     fields = tuple(fields or Person.PERSONAL_FIELDS)
@@ -40,13 +85,18 @@ def contact_view(user, people: Iterable, *, reveal_reason: str = "", fields=None
     clear = mode == "plain" or (mode == "reveal" and bool(reveal_reason.strip()))
     out: dict[int, dict] = {}
     read_ids = []
+    read_texts: set[str] = set()
     for p in people:
         row: dict = {"_masked": not clear}
         for f in fields:
             value = getattr(p, f)
             row[f] = _plain(f, value) if not row["_masked"] else MASKERS[f](value) if value else ""
-        if not row["_masked"] and any(getattr(p, f) for f in fields):
+        held = [t for t in texts if holds_contacts(getattr(p, t))] if not row["_masked"] else []
+        if texts:
+            row["_texts"] = {t: free_text(getattr(p, t), row["_masked"]) for t in texts}
+        if not row["_masked"] and (any(getattr(p, f) for f in fields) or held):
             read_ids.append(p.pk)
+            read_texts.update(held)
         out[p.pk] = row
     if read_ids:
         audit.record(
@@ -55,7 +105,7 @@ def contact_view(user, people: Iterable, *, reveal_reason: str = "", fields=None
             user=user,
             people=read_ids[:1000],
             count=len(read_ids),
-            fields=list(fields),
+            fields=list(fields) + [t for t in texts if t in read_texts],
             reason=reveal_reason.strip()[:500],
             purpose=purpose,
         )

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from . import access, audit, services, signals, signatures
+from . import access, audit, personal, services, signals, signatures
 from .forms import AuditFilterForm, EnrolmentCodeForm, LoginForm, OtpForm
 from .middleware import PENDING_LANGUAGE, may_keep_language, needs_second_factor
 from .models import AuditEntry
@@ -495,6 +495,7 @@ def _audit_rows(user, entries) -> None:
 
     names = audit_labels(entries)
     openable = _openable(user, entries)
+    masked = personal.masks_free_text(user)
     pages = _object_pages()
     for e in entries:
         e.kind = _object_kinds(e.object_type) if e.object_type else ""
@@ -514,6 +515,7 @@ def _audit_rows(user, entries) -> None:
             except NoReverseMatch:
                 e.url = ""
         changes = e.changes if isinstance(e.changes, dict) else {}
+        changes = personal.audit_changes(e.object_type, changes, masked)  # contact details typed in notes
         e.change_rows = []
         for name, pair in changes.items():
             before, after = pair if isinstance(pair, list) and len(pair) == 2 else (None, pair)

@@ -33,7 +33,7 @@ from pharmacrm.core.api_utils import (
     versioned,
 )
 from pharmacrm.core.models import Region, Team, User
-from pharmacrm.core.personal import contact_view
+from pharmacrm.core.personal import FREE_TEXT_FIELDS, contact_view, free_text, masks_free_text
 from pharmacrm.core.roles import Cap
 from pharmacrm.core.viewsets import APIView
 
@@ -147,6 +147,23 @@ class CustomerSerializer(ModelSerializer):
     merged_into = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        # contact details typed into the free text are masked for a role that sees personal data masked: a person's
+        # as their contact data are (clear after a reveal), an institution's for the role
+        contact = data.get("contact")
+        if isinstance(contact, dict):
+            masked = contact.get("masked", True)
+        else:
+            if "_free_text_masked" not in self.context:
+                request = self.context.get("request")
+                self.context["_free_text_masked"] = request is None or masks_free_text(request.user)
+            masked = self.context["_free_text_masked"]
+        for name in FREE_TEXT_FIELDS:
+            if name in data:
+                data[name] = free_text(data[name], masked)
+        return data
 
     def validate_tags(self, value):
         clean = services.clean_institution if isinstance(self, InstitutionSerializer) else services.clean_person
@@ -343,6 +360,7 @@ class PersonSerializer(CustomerSerializer):
             contacts = contact_view(request.user, [obj], purpose="api")
         row = dict(contacts[obj.pk])
         row["masked"] = row.pop("_masked")
+        row.pop("_texts", None)  # shown in `needs` and `notes`, masked as these values are
         return row
 
 
@@ -507,7 +525,7 @@ class PersonViewSet(CustomerViewSet):
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         # one contact_view call per page: one audit entry for all the clear values shown
-        self._contacts = contact_view(request.user, page, purpose="api-list")
+        self._contacts = contact_view(request.user, page, purpose="api-list", texts=FREE_TEXT_FIELDS)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(
@@ -531,7 +549,9 @@ class PersonViewSet(CustomerViewSet):
             error = reveal_reason_error(reason)
             if error:
                 raise serializers.ValidationError({"reveal_reason": [error]})
-        self._contacts = contact_view(request.user, [obj], reveal_reason=reason, purpose="api")
+        self._contacts = contact_view(
+            request.user, [obj], reveal_reason=reason, purpose="api", texts=FREE_TEXT_FIELDS
+        )
         return versioned(Response(self.get_serializer(obj).data), obj)
 
 

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from pharmacrm.core import access, audit, downloads
 from pharmacrm.core.models import AuditEntry
-from pharmacrm.core.personal import MASKERS
+from pharmacrm.core.personal import MASKERS, free_text
 from pharmacrm.core.roles import Cap
 
 from . import importer, normalise, search, services
@@ -124,7 +124,8 @@ def _key_of(inst: Institution | None) -> str:
     return inst.credit_code or inst.external_id or inst.code
 
 
-def _common(obj) -> dict[str, Any]:
+def _common(obj, plain: bool) -> dict[str, Any]:
+    """`plain`: the reader sees personal data; else contact details typed into needs and notes are masked."""
     return {
         "code": obj.code,
         "tier": _label(Tier, obj.tier),
@@ -134,16 +135,16 @@ def _common(obj) -> dict[str, Any]:
         "team": obj.team.name if obj.team_id else "",
         "external_id": obj.external_id or "",
         "tags": ",".join(t.name for t in obj.tags.all()),
-        "needs": obj.needs,
-        "notes": obj.notes,
+        "needs": free_text(obj.needs, not plain),
+        "notes": free_text(obj.notes, not plain),
     }
 
 
-def _institution_row(regions: importer.Regions) -> Callable[[Institution], dict]:
+def _institution_row(regions: importer.Regions, plain: bool) -> Callable[[Institution], dict]:
     def row(obj: Institution) -> dict:
         province, city, district = regions.parts(obj.region_id)
         return {
-            **_common(obj), "name": obj.name, "short_name": obj.short_name, "kind": _label(InstitutionType, obj.kind),
+            **_common(obj, plain), "name": obj.name, "short_name": obj.short_name, "kind": _label(InstitutionType, obj.kind),
             "grade": _label(HospitalGrade, obj.grade), "credit_code": obj.credit_code or "", "province": province,
             "city": city, "district": district, "region_code": obj.region_id or "", "address": obj.address,
             "phone": obj.phone, "legal_representative": obj.legal_representative,
@@ -169,7 +170,7 @@ def _personal(field: str, value, plain: bool) -> str:
 def _person_row(plain: bool) -> Callable[[Person], dict]:
     def row(obj: Person) -> dict:
         out = {
-            **_common(obj), "name": obj.name, "gender": _label(Gender, obj.gender), "role": _label(PersonRole, obj.role),
+            **_common(obj, plain), "name": obj.name, "gender": _label(Gender, obj.gender), "role": _label(PersonRole, obj.role),
             "title": obj.title, "institution": _key_of(obj.institution),
             "institution_name": obj.institution.name if obj.institution_id else "",
             "department": obj.department.name if obj.department_id else "",
@@ -317,7 +318,7 @@ def export_response(user, target: str, fmt: str, params) -> StreamingHttpRespons
     cols = columns(target)
     keys, header = [k for k, _h in cols], [h for _k, h in cols]
     make = (
-        _institution_row(importer.Regions())
+        _institution_row(importer.Regions(), plain)
         if target == ImportJob.Target.INSTITUTIONS
         else _person_row(plain)
     )

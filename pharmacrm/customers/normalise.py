@@ -363,19 +363,42 @@ def mask_addresses(text: str) -> str:
 
 
 # contact details inside a free text: an ID card number, a mobile (+86, spaces or dashes allowed), a landline with its
-# area code; digits on either side make it something else (an order or batch number)
+# area code (in brackets too); digits on either side make it something else (an order or batch number)
 _ID_NUMBER_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
 _MOBILE_IN_TEXT = re.compile(r"(?<![0-9])(?:(?:\+|00)86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]){8}(?![0-9])")
-_LANDLINE_IN_TEXT = re.compile(r"(?<![0-9-])0[1-9][0-9]{1,2}[ -]?[0-9]{3,4}[ -]?[0-9]{4}(?![0-9])")
+_LANDLINE_IN_TEXT = re.compile(
+    r"(?<![0-9-])(?:0[1-9][0-9]{1,2}|\(0[1-9][0-9]{1,2}\))[ -]?[0-9]{3,4}[ -]?[0-9]{4}(?![0-9])"
+)
+# full-width forms (１３８, ＠, ＋, －, the ideographic space) read as their ASCII letters, one character for one: a
+# match in the folded text is at the same place in the text as typed, and only the match is replaced
+_FULL_WIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+# an address written in Latin letters right after Chinese words (邮箱zhang@example.com) starts at its first letter
+_LATIN_ADDRESS_IN_TEXT = re.compile(r"(?<=[^\x00-\x7f])[A-Za-z0-9.!#$%&*+/=?^~_-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def mask_contacts(text: str) -> str:
     """Every e-mail address, mobile or landline number and ID card number in a free text (a ticket's subject as a
-    customer typed it on the web form: 请回电 138 0013 8000) masked as the pages mask them: 请回电 138****8000."""
-    text = _ID_NUMBER_IN_TEXT.sub(lambda m: m.group(0)[:3] + "*" * 11 + m.group(0)[-4:], text or "")
-    text = _MOBILE_IN_TEXT.sub(lambda m: mask_phone(phone(m.group(0))), text)
-    text = _LANDLINE_IN_TEXT.sub(lambda m: mask_phone(re.sub(r"[ -]", "", m.group(0))), text)
-    return mask_addresses(text)
+    customer typed it on the web form: 请回电 138 0013 8000; a customer's notes) masked as the pages mask them:
+    请回电 138****8000, z***@example.com, 110***********1234. Full-width digits and ＠ are found as well; the
+    rest of the text is kept as typed. The one function for every free text shown to a role that sees personal
+    data masked."""
+    text = text or ""
+    folded = text.translate(_FULL_WIDTH)
+    spans: list[tuple[int, int, str]] = []
+
+    def collect(pattern, mask) -> None:
+        for m in pattern.finditer(folded):
+            if not any(s < m.end() and m.start() < e for s, e, _ in spans):
+                spans.append((m.start(), m.end(), mask(m.group(0))))
+
+    collect(_ID_NUMBER_IN_TEXT, lambda v: v[:3] + "*" * 11 + v[-4:])
+    collect(_MOBILE_IN_TEXT, lambda v: mask_phone(phone(v)))
+    collect(_LANDLINE_IN_TEXT, lambda v: mask_phone(re.sub(r"[ ()-]", "", v)))
+    collect(_LATIN_ADDRESS_IN_TEXT, mask_email)
+    collect(_ADDRESS_IN_TEXT, mask_email)
+    for start, end, mask in sorted(spans, reverse=True):
+        text = text[:start] + mask + text[end:]
+    return text
 
 
 def mask_text(value: str) -> str:

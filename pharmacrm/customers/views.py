@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from pharmacrm.core import access, crypto
 from pharmacrm.core.models import AuditEntry, Region
-from pharmacrm.core.personal import contact_view
+from pharmacrm.core.personal import FREE_TEXT_FIELDS, contact_view, free_text, masks_free_text
 from pharmacrm.core.roles import Cap
 from pharmacrm.core.templatetags.crm import audit_value
 
@@ -173,11 +173,12 @@ UNSEEN_CUSTOMER = {
 HISTORY_LABELS = {"not_a_duplicate_of": gettext_lazy("Not the same customer as")}  # entries that name no field
 
 
-def _history(user, model_label: str, pk: int) -> list[AuditEntry]:
+def _history(user, model_label: str, pk: int, masked: bool = False) -> list[AuditEntry]:
     """A record's audit entries for the history tab, each with `rows` (field label, before, after) as people
     read them — choice labels, and names instead of ids for foreign keys (one query per model for the whole
     page) — and, for a merge, `merged` (the record that was merged in). A customer outside the user's scope is
-    not named (nor linked): a neutral label stands for it, as the rest of the product hides it."""
+    not named (nor linked): a neutral label stands for it, as the rest of the product hides it. `masked`: contact
+    details typed into the free text (needs, notes) are masked in its before and after values."""
     entries = list(
         AuditEntry.objects.filter(object_type=model_label, object_id=str(pk)).order_by("-seq")[:HISTORY_LIMIT]
     )
@@ -208,6 +209,8 @@ def _history(user, model_label: str, pk: int) -> list[AuditEntry]:
             if not isinstance(pair, list | tuple) or len(pair) != 2:
                 pair = [None, pair]
             before, after = (_history_value(field, v, names) for v in pair)
+            if name in FREE_TEXT_FIELDS:
+                before, after = free_text(before, masked), free_text(after, masked)
             if before == after == "—":
                 continue  # a field left empty at creation: "Birthday — → —" says nothing
             e.rows.append((label, before, after))
@@ -496,8 +499,10 @@ def institution_detail(request, pk: int):
     for p in people:
         p.shown = contacts[p.pk]
     chain = _parent_chain(obj)
+    masked = masks_free_text(user)
     context = {
         "obj": obj,
+        "texts": {f: free_text(getattr(obj, f), masked) for f in FREE_TEXT_FIELDS},
         "chain": chain,
         # the hospital above a department the reader sees (their own, outside the territory) is named, but linked
         # only when the reader may open it: its link answered "Not found"
@@ -507,7 +512,7 @@ def institution_detail(request, pk: int):
         "people": people,
         "more_people": more_people,
         "duplicates": _visible_duplicates(user, obj) if not obj.merged_into_id else [],
-        "history": _history(user, "customers.institution", obj.pk),
+        "history": _history(user, "customers.institution", obj.pk, masked=masked),
         "tags": list(obj.tags.all()),
         "may_change": access.can_change(user, obj) and not obj.merged_into_id,
         "tickets": _customer_tickets(user, institution=obj),
@@ -531,8 +536,9 @@ def _person_context(
     if revealed is not None:
         contacts = dict(revealed)
     else:
-        contacts = dict(contact_view(user, [person], purpose="person page")[person.pk])
+        contacts = dict(contact_view(user, [person], purpose="person page", texts=FREE_TEXT_FIELDS)[person.pk])
     contacts["masked"] = contacts.pop("_masked")
+    texts = contacts.pop("_texts")  # needs and notes, contact details typed in them masked as the fields are
     consents = list(person.consents.select_related("recorded_by"))
     # the institution and department a person works at are named on their page, but linked only for a reader who
     # may open them (a rep who owns a doctor at a hospital outside the territory got "Not found")
@@ -543,13 +549,14 @@ def _person_context(
         "obj": person,
         "mode": mode,
         "contacts": contacts,
+        "texts": texts,
         "revealed": revealed is not None,
         "reveal_form": reveal_form or (reveal_form_for() if mode == "reveal" and revealed is None else None),
         "consents": consents,
         "current_consents": services.current_consents(person),
         "consent_form": consent_form or (ConsentForm() if may_consent else None),
         "duplicates": _visible_duplicates(user, person) if not person.merged_into_id else [],
-        "history": _history(user, "customers.person", person.pk),
+        "history": _history(user, "customers.person", person.pk, masked=contacts["masked"]),
         "tags": list(person.tags.all()),
         "may_change": access.can_change(user, person) and not person.merged_into_id,
         "tickets": _customer_tickets(user, person=person),
@@ -625,9 +632,9 @@ def person_reveal(request, pk: int):
         return render(
             request, "customers/person_detail.html", _person_context(request, person, reveal_form=form)
         )
-    shown = contact_view(user, [person], reveal_reason=form.cleaned_data["reason"], purpose="reveal")[
-        person.pk
-    ]
+    shown = contact_view(
+        user, [person], reveal_reason=form.cleaned_data["reason"], purpose="reveal", texts=FREE_TEXT_FIELDS
+    )[person.pk]
     return render(request, "customers/person_detail.html", _person_context(request, person, revealed=shown))
 
 

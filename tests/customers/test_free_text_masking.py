@@ -1,0 +1,151 @@
+"""Contact details typed into a customer's free text (needs, notes): a phone number, an e-mail address or an ID card
+number written there was shown in clear to the roles that see personal data masked (agent, expert, support,
+after-sales, analyst, auditor) — on the 360 page and its history, in the API, the exports and the audit trail. They
+are masked as the structured fields are (138****8000, z***@example.com, 110***********1234), and a person's are shown
+in clear after a reveal with a reason, as their contact details. What is stored is not changed."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.urls import reverse
+
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.customers import services
+from pharmacrm.customers.models import Person
+from pharmacrm.customers.normalise import mask_contacts
+from tests.api.conftest import api_for  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.django_db
+
+NOTES = "家属电话 139-1234-5678，邮箱li.na@example.com"
+NEEDS = "身份证 110101199003071234 复印件"
+
+
+# --- the one function ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [
+        ("请回电 138 0013 8000", "请回电 138****8000"),
+        ("手机13800138000。", "手机138****8000。"),
+        ("+86 138-0013-8000 张", "138****8000 张"),
+        ("+8613800138000", "138****8000"),
+        ("全角１３８００１３８０００", "全角138****8000"),
+        ("座机010-69156114转", "座机010****6114转"),
+        ("(0755)8888 8888", "075****8888"),
+        ("0571 8888 6666", "057****6666"),
+        ("邮箱zhang@example.com", "邮箱z***@example.com"),
+        ("邮箱ｚｈａｎｇ＠ｅｘａｍｐｌｅ．ｃｏｍ", "邮箱z***@example.com"),
+        ("mail: li.na@hospital.cn,", "mail: l***@hospital.cn,"),
+        ("身份证110101199003071234。", "身份证110***********1234。"),
+        ("ID 11010119900307123X", "ID 110***********123X"),
+    ],
+)
+def test_contact_details_in_a_text_are_masked_as_the_fields_are(typed, shown):
+    assert mask_contacts(typed) == shown
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "订单号2024010112345678901",  # longer than a phone or an ID number
+        "批号 1380013800012",
+        "床位 2000 张，三甲",
+        "2026-03-15 回访",
+        "",
+    ],
+)
+def test_other_numbers_and_words_are_left_as_typed(text):
+    assert mask_contacts(text) == text
+
+
+# --- where the text is shown ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def doctor(xiehe, admin_user):
+    person = Person.objects.get(name="张伟", institution=xiehe)
+    return services.update_person(admin_user, person, {"notes": NOTES, "needs": NEEDS}, version=person.version)
+
+
+@pytest.fixture
+def hospital(xiehe, admin_user):
+    return services.update_institution(admin_user, xiehe, {"notes": NOTES}, version=xiehe.version)
+
+
+def _clear_in(text: str) -> bool:
+    return any(v in text for v in ("139-1234-5678", "li.na@example.com", "110101199003071234"))
+
+
+@pytest.mark.parametrize("role", ["agent", "expert", "support", "aftersales", "analyst", "auditor"])
+def test_the_360_pages_mask_the_free_text_for_roles_that_see_personal_data_masked(client_for, doctor, hospital, role):
+    client = client_for(role)
+    page = client.get(f"/customers/people/{doctor.pk}/").content.decode()
+    assert "家属电话 139****5678" in page and "l***@example.com" in page and "110***********1234" in page
+    assert not _clear_in(page)  # neither in the profile nor in the history tab's before and after
+    page = client.get(f"/customers/institutions/{hospital.pk}/").content.decode()
+    assert "家属电话 139****5678" in page and not _clear_in(page)
+    assert Person.objects.get(pk=doctor.pk).notes == NOTES  # what is stored is unchanged
+
+
+@pytest.mark.parametrize("role", ["rep", "kam", "admin"])
+def test_roles_that_see_personal_data_read_it_as_typed(client_for, doctor, hospital, role):
+    page = client_for(role).get(f"/customers/people/{doctor.pk}/").content.decode()
+    assert "139-1234-5678" in page and "li.na@example.com" in page and "110101199003071234" in page
+    assert "139-1234-5678" in client_for(role).get(f"/customers/institutions/{hospital.pk}/").content.decode()
+
+
+def test_a_reveal_with_a_reason_shows_the_free_text_and_is_audited(client_for, doctor, admin_user):
+    person = services.update_person(
+        admin_user, doctor, {"mobile": "", "email": "", "birthday": None}, version=doctor.version
+    )  # nothing in the structured fields: the free text alone is read in clear
+    page = client_for("agent").post(f"/customers/people/{person.pk}/reveal/", {"reason": "回访家属"}).content.decode()
+    assert "家属电话 139-1234-5678" in page and "110101199003071234" in page
+    entry = AuditEntry.objects.get(action="read_personal", actor__username="agent")
+    assert entry.extra["reason"] == "回访家属" and {"needs", "notes"} <= set(entry.extra["fields"])
+
+
+def test_the_api_masks_the_free_text_and_shows_it_after_a_reveal(api_for, doctor, hospital):  # noqa: F811
+    agent = api_for("agent")
+    listed = agent.get("/api/v1/people/").json()["results"]
+    shown = next(p for p in listed if p["id"] == doctor.pk)
+    assert shown["notes"] == "家属电话 139****5678，邮箱l***@example.com"
+    assert shown["needs"] == "身份证 110***********1234 复印件"
+    one = agent.get(f"/api/v1/people/{doctor.pk}/").json()
+    assert not _clear_in(str(one)) and "_texts" not in one["contact"]
+    revealed = agent.get(f"/api/v1/people/{doctor.pk}/", {"reveal_reason": "回访家属"}).json()
+    assert revealed["notes"] == NOTES and revealed["needs"] == NEEDS
+    assert api_for("analyst").get(f"/api/v1/institutions/{hospital.pk}/").json()["notes"] == (
+        "家属电话 139****5678，邮箱l***@example.com"
+    )
+    assert api_for("rep").get(f"/api/v1/institutions/{hospital.pk}/").json()["notes"] == NOTES
+
+
+def _export(client, target: str) -> str:
+    response = client.get(reverse("customers:export", args=[target, "csv"]))
+    assert response.status_code == 200
+    return b"".join(response.streaming_content).decode("utf-8-sig")
+
+
+def test_exports_mask_the_free_text_for_roles_that_see_personal_data_masked(client_for, doctor, hospital, tmp_path, settings):
+    settings.VAR_DIR = tmp_path
+    for target in ("people", "institutions"):
+        masked = _export(client_for("analyst"), target)
+        assert "139****5678" in masked and not _clear_in(masked), target
+        rows = list(csv.reader(io.StringIO(_export(client_for("kam"), target))))
+        assert any(NOTES in row for row in rows), target
+
+
+def test_the_audit_trail_masks_the_free_text_for_the_auditor_not_the_administrator(client_for, api_for, doctor):  # noqa: F811
+    auditor = client_for("auditor").get("/accounts/audit/", {"object_type": "customers.person"}).content.decode()
+    assert "139****5678" in auditor and not _clear_in(auditor)
+    assert "139-1234-5678" in client_for("admin").get("/accounts/audit/", {"object_type": "customers.person"}).content.decode()
+    entries = api_for("auditor").get("/api/v1/audit/", {"object_type": "customers.person"}).json()["results"]
+    notes = [e["changes"]["notes"] for e in entries if "notes" in (e["changes"] or {})]
+    assert notes and all(not _clear_in(str(n)) for n in notes)
+    recorded = AuditEntry.objects.filter(object_type="customers.person", object_id=str(doctor.pk))
+    assert any((e.changes or {}).get("notes") == ["", NOTES] for e in recorded)  # the trail itself is as recorded
