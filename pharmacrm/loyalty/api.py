@@ -369,15 +369,35 @@ class LoyaltyReferralSerializer(Serializer):
         source="referrer_id", read_only=True, help_text="The referring member's id."
     )
     referrer_number = serializers.CharField(source="referrer.number", read_only=True)
-    referred = serializers.IntegerField(
-        source="referred_id", read_only=True, help_text="The referred customer's id."
+    referred = serializers.SerializerMethodField(
+        help_text="The referred customer's id; null when it is outside your territory (referred_in_scope false)."
     )
-    referred_name = serializers.CharField(source="referred.name", read_only=True)
+    referred_name = serializers.SerializerMethodField(
+        help_text="The referred customer's name; for one outside your territory, only that it is."
+    )
+    referred_in_scope = serializers.SerializerMethodField(
+        help_text="Whether you may see the referred customer: a member you serve may have referred one elsewhere."
+    )
     referred_on = serializers.DateField(read_only=True)
     recorded_by = serializers.IntegerField(source="recorded_by_id", read_only=True, allow_null=True)
     note = serializers.CharField(read_only=True)
     status = serializers.ChoiceField(choices=ReferralStatus.choices, read_only=True)
     converted_month = serializers.DateField(read_only=True, allow_null=True)
+
+    def _in_scope(self, obj) -> bool:
+        if not hasattr(obj, "referred_in_scope"):
+            request = self.context.get("request")
+            services.mark_referred_in_scope(request.user if request else None, [obj])
+        return obj.referred_in_scope
+
+    def get_referred(self, obj) -> int | None:
+        return obj.referred_id if self._in_scope(obj) else None
+
+    def get_referred_name(self, obj) -> str:
+        return obj.referred.name if self._in_scope(obj) else str(services.OUT_OF_SCOPE)
+
+    def get_referred_in_scope(self, obj) -> bool:
+        return self._in_scope(obj)
 
 
 class LoyaltyReferralWriteSerializer(Serializer):
@@ -418,7 +438,9 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
 
     @extend_schema(tags=TAGS)
     def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        services.mark_referred_in_scope(request.user, page)  # one query for the page
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(tags=TAGS)
     def retrieve(self, request, *args, **kwargs):
@@ -442,7 +464,8 @@ class ReferralViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
             request.user, member, str(data.get("referred") or ""), data.get("note") or ""
         )
         referral = self.get_queryset().get(pk=referral.pk)
-        return Response(LoyaltyReferralSerializer(referral).data, status=status.HTTP_201_CREATED)
+        data = LoyaltyReferralSerializer(referral, context=self.get_serializer_context()).data
+        return Response(data, status=status.HTTP_201_CREATED)
 
 
 def register(router) -> None:

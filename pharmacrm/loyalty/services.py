@@ -176,6 +176,21 @@ def referrals_for(user, qs=None):
     return qs if q is None else qs.filter(q | customer_q(user, "referred__"))
 
 
+OUT_OF_SCOPE = gettext_lazy("an institution outside your territory")
+
+
+def mark_referred_in_scope(user, referrals) -> list:
+    """The referrals, each with `referred_in_scope`: whether the user may see the referred institution (access's
+    scope: a rep's territory). A member the rep serves may have referred a customer elsewhere: the referral is
+    theirs to see, the customer is not — shown as OUT_OF_SCOPE, without its name or a link."""
+    referrals = list(referrals)
+    ids = {r.referred_id for r in referrals}
+    seen = set(access.institutions_for(user).filter(pk__in=ids).values_list("pk", flat=True)) if ids else set()
+    for r in referrals:
+        r.referred_in_scope = r.referred_id in seen
+    return referrals
+
+
 def may_see_customer(user, institution: Institution) -> bool:
     if not access.can(user, Cap.READ_LOYALTY):
         return False

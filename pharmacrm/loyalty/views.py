@@ -113,7 +113,7 @@ def member_detail(request, pk):
         "may_manage": may_manage and member.status == MemberStatus.ACTIVE, "may_approve": may_approve,
         "entries": member.entries.select_related("created_by")[:200],
         "redemptions": member.redemptions.select_related("reward", "requested_by", "decided_by"),
-        "referrals": member.referrals.select_related("referred"),
+        "referrals": services.mark_referred_in_scope(user, member.referrals.select_related("referred")),
         "levels": member.level_changes.all()[:50],
         "privileges": dict(services.privileges()).get(member.level, []),
     }, status=status)  # fmt: skip
