@@ -438,6 +438,17 @@ def give_opinion(user, proposal: Proposal, *, opinion: str, comment: str = "", d
     return review
 
 
+def require_sender(user, proposal: Proposal) -> None:
+    """PermissionDenied unless the user may send the proposal to leadership (may_send)."""
+    access.require(user, Cap.PROPOSE_KEY_ACCOUNTS)
+    if not proposals_for(user).filter(pk=proposal.pk).exists():
+        raise PermissionDenied(NOT_ALLOWED)
+    if not may_send(user, proposal):
+        # leadership decides what marketing sends: a manager must not close the review of someone else's
+        # proposal and then approve it themselves
+        raise PermissionDenied(_("Only the proposer or marketing sends a proposal to leadership."))
+
+
 def may_send(user, proposal: Proposal) -> bool:
     """The proposer, or marketing (which leads the review), sends a proposal to leadership."""
     return access.can(user, Cap.PROPOSE_KEY_ACCOUNTS) and (
@@ -475,13 +486,7 @@ def review_shortfall(proposal: Proposal) -> str | None:
 def submit_for_decision(user, proposal: Proposal, *, version: int | None = None) -> Proposal:
     """Marketing closes the review and sends the proposal to leadership; it needs marketing's opinion and
     those of other departments (review_shortfall)."""
-    access.require(user, Cap.PROPOSE_KEY_ACCOUNTS)
-    if not proposals_for(user).filter(pk=proposal.pk).exists():
-        raise PermissionDenied(NOT_ALLOWED)
-    if not may_send(user, proposal):
-        # leadership decides what marketing sends: a manager must not close the review of someone else's
-        # proposal and then approve it themselves
-        raise PermissionDenied(_("Only the proposer or marketing sends a proposal to leadership."))
+    require_sender(user, proposal)
     _check_version(proposal, version)
     if proposal.status != ProposalStatus.REVIEW:
         raise ValidationError(_("Only a proposal in review can be sent for decision."))
@@ -1366,11 +1371,16 @@ def may_update_progress(user, item: PlanItem) -> bool:
     return item.owner_id == user.pk or may_manage(user, item.plan.account)
 
 
+def require_progress_reporter(user, item: PlanItem) -> None:
+    """The item's owner or whoever runs the account reports its progress — never the auditor."""
+    if not may_update_progress(user, item) or user.roles & {Role.AUDITOR}:
+        raise PermissionDenied(NOT_ALLOWED)
+
+
 def update_progress(user, item: PlanItem, *, status: str, progress: int | None = None, note: str = "",
                     version: int | None = None) -> PlanItem:  # fmt: skip
     """The owner (or the project manager) reports progress on an item of the plan in force."""
-    if not may_update_progress(user, item) or user.roles & {Role.AUDITOR}:
-        raise PermissionDenied(NOT_ALLOWED)
+    require_progress_reporter(user, item)
     require_active(item.plan.account)
     if item.plan.status != PlanStatus.APPROVED:
         raise ValidationError(_("Progress is reported on the plan in force."))
@@ -2957,6 +2967,16 @@ def recompute_stored_waits(user=None) -> dict[str, int]:
     return counts
 
 
+def require_reviewer(user, account: KeyAccount) -> None:
+    """Who computes an account's evaluation: who runs the account (not every key-account manager: its project
+    manager) or runs evaluations, as the page offers it."""
+    if not (
+        (may_manage(user, account) or access.can(user, Cap.RUN_EVALUATIONS))
+        and accounts_for(user).filter(pk=account.pk).exists()
+    ):
+        raise PermissionDenied(NOT_ALLOWED)
+
+
 def review_account(account: KeyAccount, period: str, user=None):
     """Compute (or recompute) the account's evaluation for a quarter or a year from the data: satisfaction
     (revisit surveys), quality feedback (quality complaint cases), average first-response and resolution
@@ -2971,13 +2991,8 @@ def review_account(account: KeyAccount, period: str, user=None):
     from . import scoring
     from .models import AccountReview
 
-    # who runs the account (not every key-account manager: its project manager) or runs evaluations, as the page
-    # offers it
-    if user is not None and not (
-        (may_manage(user, account) or access.can(user, Cap.RUN_EVALUATIONS))
-        and accounts_for(user).filter(pk=account.pk).exists()
-    ):
-        raise PermissionDenied(NOT_ALLOWED)
+    if user is not None:
+        require_reviewer(user, account)
     period = period_label(period)
     start, end = period_bounds(period)
     outside = listing_error(account, start, end)

@@ -408,6 +408,7 @@ def proposal_opinion(request, pk: int):
 @require_POST
 def proposal_submit(request, pk: int):
     proposal = _proposal_or_404(request.user, pk)
+    services.require_sender(request.user, proposal)  # refused before the form is read, as proposal_decide
     form = SubmitForm(request.POST, prefix="submit")
     if form.is_valid():
         try:
@@ -774,6 +775,7 @@ def _plan_gone(request, account: KeyAccount, message: str, *, deciding: bool = F
 @require_POST
 def plan_edit(request, pk: int):
     account = _account_or_404(request.user, pk)
+    services.require_manage(request.user, account)  # refused before the form is read, as proposal_decide
     draft = services.open_plan(account)
     if draft is None:
         return _plan_gone(request, account, _("This account has no draft plan."))
@@ -795,6 +797,7 @@ def plan_edit(request, pk: int):
 @require_POST
 def item_add(request, pk: int):
     account = _account_or_404(request.user, pk)
+    services.require_manage(request.user, account)  # refused before the form is read, as proposal_decide
     draft = services.open_plan(account)
     if draft is None:
         return _plan_gone(request, account, _("This account has no draft plan."))
@@ -829,6 +832,7 @@ def _item_or_404(account: KeyAccount, item_pk: int) -> PlanItem:
 def item_edit(request, pk: int, item_pk: int):
     account = _account_or_404(request.user, pk)
     item = _item_or_404(account, item_pk)
+    services.require_manage(request.user, account)  # refused before the form is read, as proposal_decide
     form = ItemForm(request.POST, account=account, prefix=f"item{item.pk}")
     if form.is_valid():
         try:
@@ -869,6 +873,7 @@ def item_delete(request, pk: int, item_pk: int):
 def item_progress(request, pk: int, item_pk: int):
     account = _account_or_404(request.user, pk)
     item = _item_or_404(account, item_pk)
+    services.require_progress_reporter(request.user, item)  # refused before the form is read, as proposal_decide
     form = ProgressForm(request.POST, prefix=f"progress{item.pk}", may_cancel=services.may_manage(request.user, account),
                         current=item.status)  # fmt: skip
     if form.is_valid():
@@ -896,6 +901,7 @@ def item_progress(request, pk: int, item_pk: int):
 @require_POST
 def plan_submit(request, pk: int):
     account = _account_or_404(request.user, pk)
+    services.require_manage(request.user, account)  # refused before the form is read, as proposal_decide
     draft = services.open_plan(account)
     if draft is None:
         return _plan_gone(request, account, _("This account has no draft plan."))
@@ -917,6 +923,7 @@ def plan_submit(request, pk: int):
 @require_POST
 def plan_decide(request, pk: int):
     account = _account_or_404(request.user, pk)
+    access.require(request.user, Cap.APPROVE_KEY_ACCOUNTS)  # refused before the form is read, as proposal_decide
     draft = services.open_plan(account)
     if draft is None:  # decided already (the decision sent twice): the plan in force shows the outcome
         return _plan_gone(request, account, _("This plan is not waiting for a decision."), deciding=True)
@@ -1175,6 +1182,7 @@ def action_edit(request, pk: int, action_pk: int):
 @require_POST
 def review_run(request, pk: int):
     account = _account_or_404(request.user, pk)
+    services.require_reviewer(request.user, account)  # refused before the form is read, as proposal_decide
     form = PeriodForm(request.POST, prefix="period")
     if form.is_valid():
         try:
@@ -1239,6 +1247,7 @@ def trial_create(request, pk: int):
 @require_POST
 def trial_update(request, pk: int, trial_pk: int):
     account = _account_or_404(request.user, pk)
+    services.require_trial_recorder(request.user, account)  # refused before the form is read, as proposal_decide
     trial = TrialOffer.objects.filter(pk=trial_pk, account=account).select_related("account").first()
     if trial is None:
         raise Http404(_("No such trial offer."))

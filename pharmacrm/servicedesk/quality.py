@@ -89,10 +89,16 @@ def may_review_some(user) -> bool:
     return access.can(user, Cap.HANDLE_TICKETS) and bool(led_teams(user))
 
 
+def may_review_at_all(user, ticket: Ticket) -> bool:
+    """Whether the user's role reviews this ticket: a service manager, a product expert, the lead of its team."""
+    return access.can(user, Cap.REVIEW_SERVICE_QUALITY) or (
+        access.can(user, Cap.HANDLE_TICKETS) and ticket.team_id in led_teams(user)
+    )
+
+
 def refusal(user, ticket: Ticket) -> str:
     """Why the user may not review this ticket now ("" when they may)."""
-    if not (access.can(user, Cap.REVIEW_SERVICE_QUALITY)
-            or (access.can(user, Cap.HANDLE_TICKETS) and ticket.team_id in led_teams(user))):  # fmt: skip
+    if not may_review_at_all(user, ticket):
         return refusal_text()
     if answered(user, ticket):
         return _("Nobody reviews a ticket they handled themselves: ask a colleague or your team lead.")

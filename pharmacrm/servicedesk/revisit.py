@@ -439,6 +439,11 @@ def may_work_on(user, action: ImprovementAction) -> bool:
     return access.can(user, Cap.MANAGE_SERVICE) or action.owner_id == user.pk
 
 
+def require_work(user, action: ImprovementAction) -> None:
+    """PermissionDenied unless the user works on this improvement action (its owner or a service manager)."""
+    _require_work(user, action)
+
+
 def _require_work(user, action: ImprovementAction) -> None:
     if not (isinstance(user, services.SystemActor) or may_work_on(user, action)):
         raise PermissionDenied(_("Only the owner or a service manager may change this improvement action."))

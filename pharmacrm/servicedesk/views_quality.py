@@ -126,8 +126,12 @@ def review_ticket(request, pk: int):
     recorded) — never a correction that overwrites a review its sender has not seen."""
     user = request.user
     ticket = views._ticket_or_404(user, pk)
-    form = QualityReviewForm(request.POST)
     existing = QualityReview.objects.filter(ticket=ticket).select_related("ticket").first()
+    # who reviews no ticket (nor corrects this one's review) is refused (403, audited) before the form is read: an
+    # empty form from them was answered with the form's errors
+    if not quality.may_review_at_all(user, ticket) and not (existing is not None and quality.may_correct(user, existing)):
+        raise PermissionDenied(quality.refusal_text())
+    form = QualityReviewForm(request.POST)
     status, conflict = 400, False
     if form.is_valid():
         data = {k: form.cleaned_data[k] for k in (*quality.CRITERIA, "comment")}

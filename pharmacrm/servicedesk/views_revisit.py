@@ -223,6 +223,7 @@ def action_edit(request, pk: int):
     user = request.user
     access.require(user, Cap.HANDLE_TICKETS)
     action = _action_or_404(user, pk)
+    revisit.require_work(user, action)  # refused (403, audited) before the form is read
     may_assign = access.can(user, Cap.MANAGE_SERVICE)
     form = ActionForm(request.POST, may_assign=may_assign, initial={"owner": action.owner_id})
     conflict = False
@@ -255,6 +256,7 @@ def action_status(request, pk: int):
     user = request.user
     access.require(user, Cap.HANDLE_TICKETS)
     action = _action_or_404(user, pk)
+    revisit.require_work(user, action)  # refused (403, audited) before the form is read
     form = ActionTransitionForm(request.POST)
     conflict = False
     if form.is_valid():

@@ -31,3 +31,38 @@ def test_who_may_act_still_gets_the_forms_errors(client_for, users, xiehe, staff
     account = staffed(xiehe)
     r = client_for("kam").post(f"/keyaccounts/{account.pk}/trials/", {})
     assert r.status_code == 400
+
+
+@pytest.mark.parametrize("role", ["auditor", "agent", "rep"])
+def test_the_plan_and_evaluation_forms_refuse_first_too(client_for, users, xiehe, with_plan, role):
+    """Found in session 57's sweep: the draft plan's goals, its items (new, edited), their progress, the plan's
+    submission and decision, and an account's evaluation run answered who may not act with the form's errors (400)."""
+    from pharmacrm.keyaccounts import services
+
+    account, plan = with_plan(xiehe)
+    item = plan.items.first()
+    draft = services.start_plan(users["kam"], account, goals="新一年")
+    drafted = draft.items.first() or item
+    who = client_for(role)
+    base = f"/keyaccounts/{account.pk}"
+    for url in (f"{base}/plan/draft/", f"{base}/plan/items/", f"{base}/plan/items/{drafted.pk}/",
+                f"{base}/plan/items/{item.pk}/progress/", f"{base}/plan/submit/", f"{base}/plan/decide/",
+                f"{base}/evaluations/"):  # fmt: skip
+        r = who.post(url, {})
+        assert r.status_code == 403, (url, r.status_code)
+        assert AuditEntry.objects.filter(action="access_denied", actor=users[role], object_repr=url).exists(), url
+
+
+def test_a_team_member_who_does_not_own_the_item_may_not_report_its_progress(client_for, users, xiehe, with_plan):
+    account, plan = with_plan(xiehe)
+    item = plan.items.first()  # the kam's
+    r = client_for("expert").post(f"/keyaccounts/{account.pk}/plan/items/{item.pk}/progress/", {})
+    assert r.status_code == 403
+    assert client_for("kam").post(f"/keyaccounts/{account.pk}/plan/items/{item.pk}/progress/", {}).status_code == 400
+
+
+def test_a_proposal_is_sent_to_leadership_only_by_its_proposer_or_marketing(client_for, users, ruijin, make_proposal):
+    proposal = make_proposal(ruijin, submitted=False)
+    url = f"/keyaccounts/proposals/{proposal.pk}/submit/"
+    assert client_for("manager").post(url, {"submit-version": "x"}).status_code == 403
+    assert AuditEntry.objects.filter(action="access_denied", actor=users["manager"], object_repr=url).exists()

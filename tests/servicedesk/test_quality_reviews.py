@@ -611,3 +611,17 @@ def test_appeals_through_the_api(users, desk, november):
     r = api_client(users["admin"]).post(f"{base}decide-appeal/", {"accepted": True, "appeal_answer": "改判",
                                                                  **criteria, "version": 2}, format="json")  # fmt: skip
     assert r.status_code == 200 and (r.json()["appeal_status"], r.json()["accurate"]) == ("accepted", True)
+
+
+def test_who_reviews_no_ticket_is_refused_before_the_review_form(users, desk, november):
+    """Found in session 57's sweep: an agent (who may see the ticket, not review it) posting an empty or wrong review
+    form got 400 with the form's errors — the form to fill in — and no refused write in the trail."""
+    url = reverse("servicedesk:ticket-quality", args=[november["T2"].pk])
+    for who in (desk["a1"], desk["b1"], users["agent"]):
+        r = page_client(who).post(url, {})
+        assert r.status_code in (403, 404), (who, r.status_code)
+        if r.status_code == 403:
+            assert "Quality reviews are for service managers" in r.content.decode() or "Nobody reviews" in r.content.decode()
+            assert AuditEntry.objects.filter(action="access_denied", actor=who, object_repr=url).exists()
+    assert page_client(users["expert"]).post(url, {}).status_code == 400  # who may review still reads the form's errors
+    assert not QualityReview.objects.exists()

@@ -412,3 +412,15 @@ def test_the_service_pages_need_signing_in_but_the_public_ones_do_not(web, users
     assert not Survey.objects.exists()
     _survey, link = revisit.send_survey(users["agent"], ticket)
     assert web.get("/help/survey/" + token_of(link) + "/").status_code == 200
+
+
+def test_who_may_not_work_on_an_action_is_refused_before_its_forms(client_for, users, action):
+    """Found in session 57's sweep: a handler who neither owns the action nor manages the desk, posting an empty form
+    to its edit or status form, got 400 with the form's errors instead of 403 (audited)."""
+    from pharmacrm.core.models import AuditEntry
+
+    for url in (f"/service/improvements/{action.pk}/edit/", f"/service/improvements/{action.pk}/status/"):
+        r = client_for("expert").post(url, {})
+        assert r.status_code == 403, (url, r.status_code)
+        assert AuditEntry.objects.filter(action="access_denied", actor=users["expert"], object_repr=url).exists()
+        assert client_for("agent").post(url, {}).status_code == 400  # the owner still reads the form's errors
