@@ -17,6 +17,7 @@ from django.utils.translation import pgettext_lazy
 from pharmacrm.core import access
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import Region, Team, User, region_label
+from pharmacrm.core.personal import FREE_TEXT_FIELDS, free_text, masks_free_text
 
 from . import normalise, search, services
 from .choices import (
@@ -314,6 +315,8 @@ class InstitutionForm(RegionFieldsMixin, CustomerForm):
         self.user, self.instance = user, instance
         if instance is not None and "initial" not in kwargs:
             kwargs["initial"] = institution_initial(instance)
+            if masks_free_text(user):  # contact details typed into the notes: masked, put back on saving
+                kwargs["initial"].update({f: free_text(getattr(instance, f), True) for f in FREE_TEXT_FIELDS})
         super().__init__(*args, **kwargs)
         self._setup_common()
         hospitals = access.institutions_for(
@@ -415,6 +418,8 @@ class PersonForm(CustomerForm):
         self.blind = instance is not None and access.personal_data_mode(user, instance) != "plain"
         if instance is not None and "initial" not in kwargs:
             kwargs["initial"] = person_initial(instance, with_personal=not self.blind)
+            if self.blind:  # contact details typed into the notes: masked, put back on saving
+                kwargs["initial"].update({f: free_text(getattr(instance, f), True) for f in FREE_TEXT_FIELDS})
         super().__init__(*args, **kwargs)
         self._setup_common()
         # the institutions the user may see, and the hospital of a department they may see (a rep's own department

@@ -376,13 +376,8 @@ _FULL_WIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 _LATIN_ADDRESS_IN_TEXT = re.compile(r"(?<=[^\x00-\x7f])[A-Za-z0-9.!#$%&*+/=?^~_-]+@[\w-]+(?:\.[\w-]+)+")
 
 
-def mask_contacts(text: str) -> str:
-    """Every e-mail address, mobile or landline number and ID card number in a free text (a ticket's subject as a
-    customer typed it on the web form: 请回电 138 0013 8000; a customer's notes) masked as the pages mask them:
-    请回电 138****8000, z***@example.com, 110***********1234. Full-width digits and ＠ are found as well; the
-    rest of the text is kept as typed. The one function for every free text shown to a role that sees personal
-    data masked."""
-    text = text or ""
+def _contact_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, masked) of every contact detail in `text`, in order."""
     folded = text.translate(_FULL_WIDTH)
     spans: list[tuple[int, int, str]] = []
 
@@ -396,9 +391,36 @@ def mask_contacts(text: str) -> str:
     collect(_LANDLINE_IN_TEXT, lambda v: mask_phone(re.sub(r"[ ()-]", "", v)))
     collect(_LATIN_ADDRESS_IN_TEXT, mask_email)
     collect(_ADDRESS_IN_TEXT, mask_email)
-    for start, end, mask in sorted(spans, reverse=True):
+    return sorted(spans)
+
+
+def mask_contacts(text: str) -> str:
+    """Every e-mail address, mobile or landline number and ID card number in a free text (a ticket's subject as a
+    customer typed it on the web form: 请回电 138 0013 8000; a customer's notes) masked as the pages mask them:
+    请回电 138****8000, z***@example.com, 110***********1234. Full-width digits and ＠ are found as well; the
+    rest of the text is kept as typed. The one function for every free text shown to a role that sees personal
+    data masked."""
+    text = text or ""
+    for start, end, mask in reversed(_contact_spans(text)):
         text = text[:start] + mask + text[end:]
     return text
+
+
+def restore_contacts(text: str, stored: str) -> str:
+    """A free text edited by someone who was shown `stored` masked (mask_contacts): each masked detail still in it
+    is put back as stored, in order, so that saving the edit (or the unchanged text) keeps the real numbers and
+    addresses instead of their masks. Nothing else in the text is changed."""
+    text = text or ""
+    if not stored or "*" not in text:
+        return text
+    out, at = [], 0
+    for start, end, mask in _contact_spans(stored):
+        found = text.find(mask, at)
+        if found < 0:
+            continue
+        out.append(text[at:found] + stored[start:end])
+        at = found + len(mask)
+    return "".join(out) + text[at:]
 
 
 def mask_text(value: str) -> str:

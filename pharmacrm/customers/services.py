@@ -604,6 +604,11 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
     if not access.can_change(user, obj):
         raise PermissionDenied(_("You may not change this customer."))
     refuse_merged_record(obj)  # the web pages refused it; the API and scripts reach here directly
+    if access.personal_data_mode(user, obj) != "plain":
+        # a reader shown the free text with its contact details masked sends the masks back (the edit form, a GET
+        # then PUT): each is put back as stored, never saved in place of the real number or address
+        data = {**data, **{f: normalise.restore_contacts(data[f], getattr(obj, f))
+                           for f in ("needs", "notes") if isinstance(data.get(f), str)}}  # fmt: skip
     data = cleaner(data, instance=obj)
     old_region = getattr(obj, "region_id", None)
     old_parent = getattr(obj, "parent_id", None)

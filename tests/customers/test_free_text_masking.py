@@ -149,3 +149,19 @@ def test_the_audit_trail_masks_the_free_text_for_the_auditor_not_the_administrat
     assert notes and all(not _clear_in(str(n)) for n in notes)
     recorded = AuditEntry.objects.filter(object_type="customers.person", object_id=str(doctor.pk))
     assert any((e.changes or {}).get("notes") == ["", NOTES] for e in recorded)  # the trail itself is as recorded
+
+
+def test_an_editor_who_sees_the_text_masked_keeps_the_real_details_when_saving_it(client_for, api_for, doctor, hospital):  # noqa: F811
+    """The agent edits customers: the edit form shows the notes masked too, and the masks sent back (by the form or a
+    GET then PATCH through the API) are put back as stored — the notes are not overwritten with 139****5678."""
+    page = client_for("agent").get(f"/customers/people/{doctor.pk}/edit/").content.decode()
+    assert "139****5678" in page and not _clear_in(page)
+    page = client_for("agent").get(f"/customers/institutions/{hospital.pk}/edit/").content.decode()
+    assert "139****5678" in page and not _clear_in(page)
+    agent = api_for("agent")
+    shown = agent.get(f"/api/v1/people/{doctor.pk}/").json()
+    r = agent.patch(f"/api/v1/people/{doctor.pk}/", {"notes": shown["notes"] + "。已回访", "version": shown["version"]},
+                    format="json")  # fmt: skip
+    assert r.status_code == 200, r.content
+    assert Person.objects.get(pk=doctor.pk).notes == NOTES + "。已回访"
+    assert r.json()["notes"] == shown["notes"] + "。已回访"
