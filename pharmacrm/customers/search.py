@@ -19,7 +19,15 @@ from pharmacrm.core.roles import Cap
 
 from . import normalise
 from .models import Institution, Person, SearchTerm
-from .readings import _CJK, SURNAME_READINGS, person_syllables, syllables  # noqa: F401 (re-exported)
+from .readings import (  # noqa: F401 (re-exported)
+    _CJK,
+    _U_KEYS,
+    SURNAME_READINGS,
+    other_readings,
+    person_readings,
+    person_syllables,
+    syllables,
+)
 
 INSTITUTION, PERSON = SearchTerm.Kind.INSTITUTION, SearchTerm.Kind.PERSON
 _LABELS = {INSTITUTION: "institution", PERSON: "person"}
@@ -60,17 +68,27 @@ def name_terms(name: str, infix_positions: int = 8, person: bool = False) -> set
     for i in range(len(norm) - 1):
         terms.add(("C" if i == 0 else "c") + norm[i : i + 2])
     if _CJK.search(norm):
-        syl = person_syllables(norm) if person else syllables(norm)
-        for i in range(min(len(syl) - 1, infix_positions) + 1):
-            full = "".join(syl[i:])
-            initials = "".join(s[:1] for s in syl[i:])
-            ns = "L" if i == 0 else "l"
-            terms.add(ns + full[: MAX_TERM - 1])
-            if len(initials) >= 2:
-                terms.add(ns + initials[: MAX_TERM - 1])
+        # every reading a user may type: a surname's own and its characters' common one (曾 zeng, ceng), ü as v
+        # and as u (吕 lv, lu); other readings than the first are few, on the names that need them only
+        for syl in _readings(norm, person):
+            for i in range(min(len(syl) - 1, infix_positions) + 1):
+                full = "".join(syl[i:])
+                initials = "".join(s[:1] for s in syl[i:])
+                ns = "L" if i == 0 else "l"
+                terms.add(ns + full[: MAX_TERM - 1])
+                if len(initials) >= 2:
+                    terms.add(ns + initials[: MAX_TERM - 1])
     else:
         terms.add("L" + norm[: MAX_TERM - 1])
     return terms
+
+
+def _readings(norm: str, person: bool) -> list[tuple[str, ...]]:
+    """The readings of a normalised name that the search finds it by, its own first."""
+    if person:
+        return person_readings(norm)
+    syl = syllables(norm)
+    return [syl, *other_readings(syl)] if not _U_KEYS.isdisjoint(syl) else [syl]
 
 
 def institution_terms(obj: Institution) -> set[str]:
@@ -465,8 +483,10 @@ def _pinyin_keys(kind: int, name_norm: str) -> tuple[str, ...]:
     """Full pinyin and initials of a name from its start, as indexed ("L" terms)."""
     if not _CJK.search(name_norm):
         return (name_norm,)
-    syl = person_syllables(name_norm) if kind == PERSON else syllables(name_norm)
-    return "".join(syl), "".join(s[:1] for s in syl)
+    keys: dict[str, None] = {}
+    for syl in _readings(name_norm, kind == PERSON):
+        keys.update(dict.fromkeys(("".join(syl), "".join(s[:1] for s in syl))))
+    return tuple(keys)
 
 
 def _by_pinyin(look: _Look, key: str) -> tuple[list[tuple[float, int]], bool]:
