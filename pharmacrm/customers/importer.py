@@ -81,6 +81,7 @@ MESSAGES: dict[str, Any] = {
     "invalid_choice": _("“%(value)s” is not an accepted value. Accepted: %(choices)s."),
     "invalid_mobile": _("Enter a valid mainland China mobile number: 11 digits starting with 13–19."),
     "mobile_extension": normalise.MOBILE_EXTENSION_MESSAGE,
+    "name_no_word": normalise.NAME_WITHOUT_WORD,
     "invalid_landline": _("Enter a valid landline with its area code, e.g. 010-12345678 or 0755-1234567."),
     "invalid_phone": _("Enter a valid China mobile number, landline with area code, or 400/800 number."),
     "invalid_person_phone": _(
@@ -1564,6 +1565,19 @@ def _limited(field: str, limit: int, clean: Callable[[str], str]) -> Callable[[s
     return check
 
 
+def _with_word(check: Callable[[str], str]) -> Callable[[str], str]:
+    """A name column: besides `check`, it holds a letter, a Chinese character or a digit (as the forms and the API)."""
+
+    def named(value: str) -> str:
+        value = check(value)
+        try:
+            return normalise.check_has_word(value)
+        except ValidationError as e:
+            raise FieldError(e.code) from None
+
+    return named
+
+
 def _mobile(value: str) -> str:
     if _MOBILE_FAST.fullmatch(value):
         return value  # already what normalise.validate_mobile would return
@@ -1688,7 +1702,7 @@ def _value_handlers(target: str) -> dict[str, tuple[str, Callable[[str], Any]]]:
     if model is Institution:
         return {
             **common,
-            "name": ("name", _limited("name", _max(Institution, "name"), normalise.clean_text)),
+            "name": ("name", _with_word(_limited("name", _max(Institution, "name"), normalise.clean_text))),
             "short_name": ("short_name", _limited("short_name", _max(Institution, "short_name"), normalise.clean_text)),
             "kind": ("kind", lambda v: parse_choice(InstitutionType, v)),
             "grade": ("grade", lambda v: parse_choice(HospitalGrade, v)),

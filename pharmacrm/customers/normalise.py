@@ -281,6 +281,20 @@ TOO_LONG = {
 }
 
 
+# a name of punctuation or symbols alone (（）, ---, ···) names nothing: nobody finds it, and it cannot be told apart
+NAME_WITHOUT_WORD = _(
+    "The name must contain a letter, a Chinese character or a digit: punctuation and symbols alone are not a name."
+)
+
+
+def check_has_word(value: str) -> str:
+    """`value` when it holds a letter (a Chinese character is one) or a digit, or is empty; else ValidationError
+    (code `name_no_word`)."""
+    if value and not any(unicodedata.category(c)[0] in "LN" for c in value):
+        raise ValidationError(NAME_WITHOUT_WORD, code="name_no_word")
+    return value
+
+
 def check_length(field: str, value: str, limit: int) -> str:
     """`value`, as it is stored, when it has at most `limit` characters; else ValidationError (code
     `<field>_too_long`). A longer value is refused, never cut to fit."""

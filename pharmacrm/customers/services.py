@@ -243,6 +243,11 @@ def clean_institution(data: dict[str, Any], instance: Institution | None = None)
     _check_lengths(errors, out, INSTITUTION_TEXT_LIMITS)  # counted as stored, as the import counts them
     if "name" in out and not out.get("name"):
         errors.setdefault("name", []).append(ValidationError(_("Enter the institution's name."), code="required"))
+    elif out.get("name"):
+        try:
+            normalise.check_has_word(out["name"])
+        except ValidationError as e:
+            errors.setdefault("name", []).append(e)
     if instance is None and not out.get("kind"):
         errors.setdefault("kind", []).append(ValidationError(_("Choose the institution's type."), code="required"))
     if out.get("credit_code"):
