@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import unicodedata
 from collections.abc import Mapping
 
 import django_filters
@@ -396,9 +397,18 @@ class RegionCodeField(serializers.SlugRelatedField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
-        if not isinstance(data, str) or not re.fullmatch(r"[0-9]{1,12}", data):
-            self.fail("does_not_exist", slug_name=self.slug_field, value=str(data)[:40].replace("\x00", ""))
-        return super().to_internal_value(data)
+        # read as the import reads a code: full-width digits (１１０１０１, typed in an input method's full-width
+        # mode) are the ordinary ones, and surrounding spaces are not part of it
+        code = unicodedata.normalize("NFKC", data).strip() if isinstance(data, str) else None
+        if code is not None and re.fullmatch(r"[0-9]{1,12}", code):
+            found = self.get_queryset().filter(**{self.slug_field: code}).first()
+            if found is not None:
+                return found
+        # the import's words, naming what is wrong (DRF's "Object with code=… does not exist" named no field)
+        raise serializers.ValidationError(
+            _("“%(value)s” is not an official region code.") % {"value": str(data)[:40].replace("\x00", "")},
+            code="does_not_exist",
+        )
 
 
 class Serializer(StrictInputMixin, serializers.Serializer):

@@ -27,6 +27,7 @@ import re
 import socket
 import sqlite3
 import threading
+import unicodedata
 import uuid
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
@@ -1468,9 +1469,10 @@ class Regions:
         """The region code from a 6-digit code or from names; FieldError when not found, its `column` the one
         whose value is not found or does not fit the others."""
         if code:
-            if not re.fullmatch(r"\d{6}", code) or code not in self.by_code:
+            found = unicodedata.normalize("NFKC", code).strip()  # １１０１０１ typed full-width is 110101, as in the API
+            if not re.fullmatch(r"[0-9]{6}", found) or found not in self.by_code:
                 raise FieldError("region_code_unknown", value=code[:20]).at("region_code")
-            return code
+            return found
         found = None
         if province:
             found = self._find("province", province, 1, None)

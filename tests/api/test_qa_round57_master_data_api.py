@@ -15,6 +15,28 @@ def _patch(client, obj, body):
     return client.patch(f"/api/v1/institutions/{obj.pk}/", body, format="json", HTTP_IF_MATCH=f'"{obj.version}"')
 
 
+@pytest.mark.parametrize("code", ["１１０１０１", " 110101 ", "１１０１０１　"])
+def test_a_region_code_in_full_width_digits_is_the_code(api_for, xiehe, code):
+    answer = _patch(api_for("admin"), xiehe, {"region": code})
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["region"] == "110101"
+    xiehe.refresh_from_db()
+    assert xiehe.region_id == "110101" and xiehe.province == "110000"
+    created = api_for("admin").post("/api/v1/institutions/", {"name": "东城诊所", "kind": "clinic", "region": code},
+                                    format="json")  # fmt: skip
+    assert created.status_code == 201 and created.json()["region"] == "110101"
+
+
+@pytest.mark.parametrize(("lang", "message"), [("en", "“119999” is not an official region code."),
+                                               ("zh-hans", "“119999”不是有效的行政区划代码。")])  # fmt: skip
+def test_an_unknown_region_code_is_named_in_the_readers_language(api_for, xiehe, lang, message):
+    answer = _patch(api_for("admin", lang=lang), xiehe, {"region": "119999"})
+    assert answer.status_code == 400
+    assert answer.json()["region"] == [message]
+    answer = _patch(api_for("admin", lang=lang), xiehe, {"region": "１１９９９９"})
+    assert answer.status_code == 400 and answer.json()["region"] == [message.replace("119999", "１１９９９９")]
+
+
 @pytest.mark.parametrize("name", ["（）", "---", "···"])
 def test_the_api_refuses_a_name_of_punctuation_alone(api_for, xiehe, name):
     answer = _patch(api_for("admin"), xiehe, {"name": name})

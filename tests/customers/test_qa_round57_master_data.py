@@ -62,3 +62,11 @@ def test_the_import_refuses_a_name_of_punctuation_alone(users, tmp_path, setting
     else:
         assert (job.status, job.created_count) == (ImportJob.Status.REJECTED, 0)
 
+
+def test_the_import_reads_a_region_code_in_full_width_digits_as_the_api_does(users, tmp_path, settings):
+    settings.VAR_DIR = tmp_path
+    path = _csv(tmp_path, "institutions.csv", [["机构名称", "机构类型", "行政区划代码", "外部编号"],
+                                               ["帅府园诊所", "诊所", "１１０１０１", "I-1"]])  # fmt: skip
+    job = importer.import_file(path, "institutions", users["kam"])
+    assert _errors(job) == []
+    assert Institution.objects.get(external_id="I-1").region_id == "110101"
