@@ -82,6 +82,7 @@ MESSAGES: dict[str, Any] = {
     "invalid_choice": _("“%(value)s” is not an accepted value. Accepted: %(choices)s."),
     "invalid_mobile": _("Enter a valid mainland China mobile number: 11 digits starting with 13–19."),
     "mobile_extension": normalise.MOBILE_EXTENSION_MESSAGE,
+    "department_province": services.DEPARTMENT_PROVINCE,
     "name_no_word": normalise.NAME_WITHOUT_WORD,
     "invalid_landline": _("Enter a valid landline with its area code, e.g. 010-12345678 or 0755-1234567."),
     "invalid_phone": _("Enter a valid China mobile number, landline with area code, or 400/800 number."),
@@ -1839,6 +1840,9 @@ class Run:
         self.institution_ids: dict[str, int] = {}  # reference as written → institution id
         self.institution_kinds: dict[int, str] = {}  # parent institution id → its type
         self.pending_kinds: dict[str, str] = {}  # keys of institutions new in this run → their type
+        # parent institution id → its region and name (a department lies in its hospital's province)
+        self.parent_regions: dict[int, tuple[str | None, str]] = {}
+        self.pending_regions: dict[str, str | None] = {}  # keys of institutions new in this run → their region
         # the parent each row of the file gives (an existing institution's id, a new row's credit code and external
         # id → the parent's id, or the key of a new row): with the stored parents, what a loop is looked for in
         self.parents: dict[int | str, int | str] = {}
@@ -2203,7 +2207,9 @@ def _resolve_institution_refs(run: Run, items: list[Item]) -> None:
     missing = set(_resolve_institution_column(run, items, "parent", "parent_id"))
     wanted = {it.values["parent_id"] for it in items if it.values.get("parent_id")} - set(run.institution_kinds)
     if wanted:  # a department's parent must be a hospital: the parents' types, one query per chunk
-        run.institution_kinds.update(Institution.objects.filter(pk__in=wanted).values_list("pk", "kind"))
+        parents = Institution.objects.filter(pk__in=wanted).values_list("pk", "kind", "region_id", "name")
+        for pk, kind, region, name in parents:
+            run.institution_kinds[pk], run.parent_regions[pk] = kind, (region, name)
     earlier: set[str] = set()
     for it in items:
         if it in missing:
@@ -2216,6 +2222,7 @@ def _resolve_institution_refs(run: Run, items: list[Item]) -> None:
             keys = [k for k in (it.values.get("credit_code"), it.values.get("external_id")) if k]
             earlier.update(keys)
             run.pending_kinds.update(dict.fromkeys(keys, it.values.get("kind") or ""))
+            run.pending_regions.update(dict.fromkeys(keys, it.values.get("region_id")))
     _resolve_users_teams(run, items)
 
 
@@ -2495,6 +2502,7 @@ def _check_new(run: Run, it: Item) -> None:
         it.fail("parent" if "parent" in run.headers else "kind", "parent_required")
     elif kind == InstitutionType.DEPARTMENT:
         _check_department_parent(run, it)
+        _check_department_province(run, it, it.values.get("region_id"), it.pending_parent or it.values.get("parent_id"))
     if it.values.get("grade") and kind != InstitutionType.HOSPITAL:
         it.values["grade"] = ""
 
@@ -2512,10 +2520,34 @@ def _check_department_parent(run: Run, it: Item) -> None:
         it.fail("parent", "parent_not_hospital", value=it.refs.get("parent", "")[:100])
 
 
+def _check_department_province(run: Run, it: Item, region: str | None, parent: int | str | None) -> None:
+    """A department lies in its hospital's province (services.clean_institution's rule): the region this row gives it
+    is in the province of its parent — as stored, or as an earlier row of the file gives it."""
+    if not region or not parent:
+        return
+    if isinstance(parent, str):  # a new row's key, as 上级机构 wrote it
+        found = run.pending_regions.get(parent) or run.pending_regions.get(parent.upper())
+        hospital = parent
+    else:
+        if parent not in run.parent_regions:  # a department's own parent, not named in the row
+            run.parent_regions[parent] = Institution.objects.filter(pk=parent).values_list("region_id", "name").first()
+        found, hospital = run.parent_regions[parent] or (None, "")
+    if found and found[:2] != region[:2]:
+        column = next((k for k in REGION_COLUMNS if it.raw.get(k)), "region_code")
+        it.fail(column, "department_province", hospital=str(hospital or "")[:100],
+                province=run.regions.name(found[:2] + "0000") or found)  # fmt: skip
+
+
 def _check_institution_update(run: Run, it: Item) -> None:
     obj = it.existing
     parent_id = it.values.get("parent_id")
     kind = it.values.get("kind") or obj.kind
+    moved = bool(it.pending_parent or (parent_id and parent_id != obj.parent_id))
+    region_given = "region_id" in it.values and it.values["region_id"] != obj.region_id
+    if kind == InstitutionType.DEPARTMENT and (region_given or (not moved and obj.kind != kind)):
+        # moved to another hospital without a region of its own, it follows that hospital's (_update_rows)
+        _check_department_province(run, it, it.values.get("region_id", obj.region_id),
+                                   it.pending_parent or parent_id or obj.parent_id)  # fmt: skip
     if kind == InstitutionType.DEPARTMENT and not (parent_id or obj.parent_id or it.pending_parent):
         it.fail("parent", "parent_required")
     elif kind == InstitutionType.DEPARTMENT and (it.pending_parent or (parent_id and parent_id != obj.parent_id)):
@@ -2789,6 +2821,7 @@ def _create(run: Run, items: list[Item]) -> None:
                 if key:
                     run.pending[key] = ids[it.values["code"]]
                     run.pending_kinds[key] = it.values.get("kind") or ""
+                    run.pending_regions[key] = it.values.get("region_id")
 
 
 def _create_guarded(run: Run, items: list[Item]) -> None:
@@ -2980,6 +3013,7 @@ def _prepare(run: Run, raw_rows: list[tuple[int, list[str], int]]) -> list[Item]
                 if key:
                     run.pending[key] = 0  # a later row may name it as its parent
                     run.pending_kinds[key] = it.values.get("kind") or ""
+                    run.pending_regions[key] = it.values.get("region_id")
         run.add_preview(it)
     if run.all_or_nothing and any(it.errors for it in items):
         run.stop_writing = True

@@ -16,9 +16,10 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access, audit, crypto
-from pharmacrm.core.models import AuditEntry, Counter
+from pharmacrm.core.models import AuditEntry, Counter, Region
 from pharmacrm.core.roles import Cap
 
 from . import normalise, search
@@ -290,6 +291,10 @@ def clean_institution(data: dict[str, Any], instance: Institution | None = None)
                 break
             seen.add(node.pk)
             node = node.parent
+    if kind == InstitutionType.DEPARTMENT and parent is not None and "parent" not in errors:
+        error = _department_province_error(out, instance, parent)
+        if error is not None:
+            errors.setdefault("region", []).append(error)
     if out.get("grade") and kind not in (InstitutionType.HOSPITAL, ""):
         out["grade"] = out["grade"] if kind == InstitutionType.HOSPITAL else ""
     elif instance is not None and instance.grade and kind != InstitutionType.HOSPITAL:
@@ -489,7 +494,8 @@ def create_institution(user, data: dict[str, Any]) -> Institution:
 
 
 def departments_follow(institution: Institution, old_region: str | None, user=None) -> None:
-    """A hospital that moves takes along its departments that were where it was (or nowhere). Each department's
+    """A hospital that moves takes along its departments that were where it was (or nowhere), and, when it moves to
+    another province, every department of it: a department lies in its hospital's province. Each department's
     region is its own field, so the move is a change of it like an edit: its version and `updated_at` move and its
     history records it. Written behind their backs, an API client syncing by `updated_since` never learnt the
     departments had moved, and one saving a department it had loaded before put it back, unrefused."""
@@ -500,7 +506,12 @@ def departments_follow(institution: Institution, old_region: str | None, user=No
         ids += frontier
     if not ids:
         return
-    moving = Institution.objects.filter(pk__in=ids).filter(Q(region_id=old_region) | Q(region__isnull=True))
+    follow = Q(region_id=old_region) | Q(region__isnull=True)
+    if institution.region_id:
+        # a department in a district of its own stays there while its hospital moves within the province; moved to
+        # another province, the hospital takes it along: a department lies in its hospital's province
+        follow |= ~Q(province=region_columns(institution.region_id)[0])
+    moving = Institution.objects.filter(pk__in=ids).filter(follow)
     moving = moving.exclude(region_id=institution.region_id) if institution.region_id else moving.exclude(region=None)
     province, city = region_columns(institution.region_id)
     departments = list(moving)
@@ -518,6 +529,34 @@ def departments_follow(institution: Institution, old_region: str | None, user=No
         audit.record(A.UPDATE, dept, changes={"region": [before, institution.region_id]}, user=user,
                      hospital_moved=institution.pk)  # fmt: skip
     search.reindex(departments)
+
+
+DEPARTMENT_PROVINCE = gettext_lazy(
+    "A department lies in its hospital's province: %(hospital)s is in %(province)s, so choose a region in %(province)s."
+)
+
+
+def _department_province_error(out: dict[str, Any], instance: Institution | None, parent: Institution):
+    """A department lies in its hospital's province (its region may be a district of its own there): the error for the
+    region field when the region this change leaves it in is in another province, naming the hospital's; None when
+    it is not. A department moved to another hospital without a region chosen follows that hospital
+    (`region_after_parent_move`): nothing to refuse."""
+    current = instance.region_id if instance is not None else None
+    region = out["region"] if "region" in out else (instance.region if instance is not None else None)
+    chosen = "region" in out and (region.pk if region else None) != current
+    made_department = instance is not None and instance.kind != InstitutionType.DEPARTMENT
+    if instance is not None and not chosen and not made_department:
+        return None  # it follows its new hospital (moved), or keeps its place: an edit of its phone is not refused
+    if region is None or not parent.region_id:
+        return None
+    if region.pk[:2] == parent.region_id[:2]:
+        return None
+    province = Region.objects.filter(code=parent.region_id[:2] + "0000").first()
+    return ValidationError(
+        str(DEPARTMENT_PROVINCE),
+        code="department_province",
+        params={"hospital": parent.name, "province": province.display_name if province else parent.region_id},
+    )  # fmt: skip
 
 
 def _department_region_follows_parent(obj: Institution, data: dict[str, Any]) -> None:
@@ -543,8 +582,11 @@ def region_after_parent_move(obj: Institution, old_parent_id, new_parent_id):
         return False
     regions = dict(Institution.objects.filter(pk__in=[p for p in (old_parent_id, new_parent_id) if p])
                    .values_list("pk", "region_id"))  # fmt: skip
+    new_region = regions.get(new_parent_id)
     if obj.region_id is None or obj.region_id == regions.get(old_parent_id):
-        return regions.get(new_parent_id)
+        return new_region
+    if new_region and obj.region_id[:2] != new_region[:2]:
+        return new_region  # its own district is in another province than the new hospital's: it follows the hospital
     return False
 
 
@@ -614,7 +656,15 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
         # then PUT): each is put back as stored, never saved in place of the real number or address
         data = {**data, **{f: normalise.restore_contacts(data[f], getattr(obj, f))
                            for f in ("needs", "notes") if isinstance(data.get(f), str)}}  # fmt: skip
-    data = cleaner(data, instance=obj)
+    try:
+        data = cleaner(data, instance=obj)
+    except ValidationError as e:
+        # a department's region in another province than its hospital's, sent from a version before the hospital
+        # moved it there: the record changed under the client (409, reload), not a wrong value of theirs
+        codes = {err.code for errs in getattr(e, "error_dict", {}).values() for err in errs}
+        if codes == {"department_province"} and version is not None and int(version) != obj.version:
+            raise ConflictError(obj.version) from None
+        raise
     old_region = getattr(obj, "region_id", None)
     old_parent = getattr(obj, "parent_id", None)
     was_department = getattr(obj, "is_department", False)

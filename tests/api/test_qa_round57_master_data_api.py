@@ -44,3 +44,16 @@ def test_the_api_refuses_a_name_of_punctuation_alone(api_for, xiehe, name):
     created = api_for("admin").post("/api/v1/institutions/", {"name": name, "kind": "clinic"}, format="json")
     assert created.status_code == 400 and created.json()["name"] == [NO_WORD]
     assert not Institution.objects.filter(name=name).exists()
+
+
+def test_the_api_refuses_a_departments_region_in_another_province(api_for, admin_user, xiehe):
+    from pharmacrm.customers import services
+
+    dept = services.create_institution(admin_user, {"name": "心内科", "kind": "department", "parent": xiehe})
+    answer = _patch(api_for("admin"), dept, {"region": "310104"})
+    assert answer.status_code == 400, answer.content
+    assert answer.json()["region"] == [
+        "A department lies in its hospital's province: 北京协和医院 is in 北京市, so choose a region in 北京市."]
+    dept.refresh_from_db()
+    assert dept.region_id == "110105"
+    assert _patch(api_for("admin"), dept, {"region": "110101"}).json()["region"] == "110101"

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import translation
 
+from pharmacrm.core.models import Region
 from pharmacrm.customers import importer, services
 from pharmacrm.customers.models import ImportJob, Institution
 from tests.customers.test_qa_round35_entry_paths import _csv, _errors
@@ -70,3 +71,116 @@ def test_the_import_reads_a_region_code_in_full_width_digits_as_the_api_does(use
     job = importer.import_file(path, "institutions", users["kam"])
     assert _errors(job) == []
     assert Institution.objects.get(external_id="I-1").region_id == "110101"
+
+
+# --- a department lies in its hospital's province --------------------------------------------------------------
+
+ELSEWHERE = "A department lies in its hospital's province: 北京协和医院 is in 北京市, so choose a region in 北京市."
+
+
+@pytest.fixture
+def cardiology(admin_user, xiehe):
+    return services.create_institution(admin_user, {"name": "心内科", "kind": "department", "parent": xiehe})
+
+
+def test_a_department_is_refused_a_region_in_another_province_than_its_hospitals(admin_user, xiehe, cardiology,
+                                                                                 shanghai):  # fmt: skip
+    with translation.override("en"), pytest.raises(ValidationError) as refused:
+        services.update_institution(admin_user, cardiology, {"region": shanghai})
+    assert refused.value.message_dict == {"region": [ELSEWHERE]}
+    with translation.override("en"), pytest.raises(ValidationError) as refused:
+        services.create_institution(admin_user, {"name": "产科", "kind": "department", "parent": xiehe,
+                                                 "region": shanghai})  # fmt: skip
+    assert refused.value.message_dict == {"region": [ELSEWHERE]}
+    # a district of its own in the hospital's province is taken
+    dongcheng = Region.objects.get(code="110101")
+    assert services.update_institution(admin_user, cardiology, {"region": dongcheng}).region_id == "110101"
+
+
+def test_the_form_refuses_a_departments_region_in_another_province(client_for, cardiology):
+    client = client_for("admin")
+    url = reverse("customers:institution-edit", args=[cardiology.pk])
+    form = client.get(url).context["form"]
+    data = {k: ("" if v is None else v) for k, v in form.initial.items() if k in form.fields}
+    data.update({"province": "310000", "city": "310100", "district": "310104"})
+    page = client.post(url, data, **EN)
+    assert page.status_code == 200
+    assert ELSEWHERE in page.context["form"].errors["province"]
+    cardiology.refresh_from_db()
+    assert cardiology.region_id == "110105"
+
+
+def test_a_hospital_moved_to_another_province_takes_all_its_departments_along(admin_user, xiehe, cardiology,
+                                                                              shanghai):  # fmt: skip
+    from pharmacrm.core.models import AuditEntry
+
+    dongcheng = Region.objects.get(code="110101")
+    own = services.create_institution(admin_user, {"name": "产科", "kind": "department", "parent": xiehe,
+                                                   "region": dongcheng})  # fmt: skip
+    services.update_institution(admin_user, xiehe, {"region": shanghai})
+    for dept in (cardiology, own):
+        dept.refresh_from_db()
+        assert (dept.region_id, dept.province) == ("310104", "310000")
+        entry = AuditEntry.objects.filter(object_type="customers.institution", object_id=str(dept.pk)).latest("seq")
+        assert entry.changes["region"][1] == "310104" and entry.extra.get("hospital_moved") == xiehe.pk
+
+
+def test_a_move_within_the_province_leaves_a_department_its_own_district(admin_user, xiehe, cardiology):
+    dongcheng, xicheng = Region.objects.get(code="110101"), Region.objects.get(code="110102")
+    own = services.create_institution(admin_user, {"name": "产科", "kind": "department", "parent": xiehe,
+                                                   "region": dongcheng})  # fmt: skip
+    services.update_institution(admin_user, xiehe, {"region": xicheng})
+    own.refresh_from_db()
+    cardiology.refresh_from_db()
+    assert (own.region_id, cardiology.region_id) == ("110101", "110102")
+
+
+def test_a_department_moved_to_a_hospital_in_another_province_follows_it(admin_user, xiehe, ruijin):
+    dongcheng = Region.objects.get(code="110101")
+    own = services.create_institution(admin_user, {"name": "产科", "kind": "department", "parent": xiehe,
+                                                   "region": dongcheng})  # fmt: skip
+    services.update_institution(admin_user, own, {"parent": ruijin})
+    own.refresh_from_db()
+    assert own.region_id == ruijin.region_id
+
+
+@pytest.mark.parametrize("mode", ["good", "all"])
+def test_the_import_refuses_a_departments_region_in_another_province(users, xiehe, cardiology, tmp_path, settings,
+                                                                     mode):  # fmt: skip
+    settings.VAR_DIR = tmp_path
+    path = _csv(tmp_path, "institutions.csv", [
+        ["机构名称", "机构类型", "上级机构", "行政区划代码", "外部编号"],
+        ["产科", "科室", "北京协和医院", "310104", "D-1"],
+        ["儿科", "科室", "北京协和医院", "110101", "D-2"],
+    ])  # fmt: skip
+    job = importer.import_file(path, "institutions", users["admin"], mode=mode)
+    with translation.override("en"):
+        assert _errors(job) == [(2, "行政区划代码", ELSEWHERE)]
+    assert not Institution.objects.filter(external_id="D-1").exists()
+    assert Institution.objects.filter(external_id="D-2").exists() == (mode == "good")
+
+
+def test_the_import_refuses_a_department_row_that_moves_it_to_another_province(users, xiehe, cardiology, tmp_path,
+                                                                                settings):  # fmt: skip
+    settings.VAR_DIR = tmp_path
+    Institution.objects.filter(pk=cardiology.pk).update(external_id="D-9")
+    path = _csv(tmp_path, "institutions.csv", [["机构名称", "机构类型", "外部编号", "省份", "城市", "区县"],
+                                               ["心内科", "科室", "D-9", "上海市", "上海市", "徐汇区"]])  # fmt: skip
+    job = importer.import_file(path, "institutions", users["admin"])
+    with translation.override("en"):
+        assert _errors(job) == [(2, "省份", ELSEWHERE)]
+    cardiology.refresh_from_db()
+    assert cardiology.region_id == "110105"
+
+
+def test_a_hospital_moved_by_the_import_to_another_province_takes_its_departments_along(users, xiehe, cardiology,
+                                                                                        tmp_path, settings):  # fmt: skip
+    settings.VAR_DIR = tmp_path
+    Institution.objects.filter(pk=cardiology.pk).update(region_id="110101")  # a district of its own
+    Institution.objects.filter(pk=xiehe.pk).update(external_id="H-1")
+    path = _csv(tmp_path, "institutions.csv", [["机构名称", "机构类型", "外部编号", "行政区划代码"],
+                                               ["北京协和医院", "医院", "H-1", "310104"]])
+    job = importer.import_file(path, "institutions", users["admin"])
+    assert _errors(job) == [] and job.updated_count == 1
+    cardiology.refresh_from_db()
+    assert (cardiology.region_id, cardiology.province) == ("310104", "310000")
