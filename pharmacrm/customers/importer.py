@@ -2502,7 +2502,13 @@ def _check_new(run: Run, it: Item) -> None:
         it.fail("parent" if "parent" in run.headers else "kind", "parent_required")
     elif kind == InstitutionType.DEPARTMENT:
         _check_department_parent(run, it)
-        _check_department_province(run, it, it.values.get("region_id"), it.pending_parent or it.values.get("parent_id"))
+        parent = it.pending_parent or it.values.get("parent_id")
+        if it.values.get("region_id"):
+            _check_department_province(run, it, it.values["region_id"], parent)
+        elif parent and not it.errors:
+            # a department lies where its hospital does, as the form creates one: without a region, no rep of that
+            # territory saw it
+            it.values["region_id"] = _parent_region(run, parent)[0]
     if it.values.get("grade") and kind != InstitutionType.HOSPITAL:
         it.values["grade"] = ""
 
@@ -2520,18 +2526,21 @@ def _check_department_parent(run: Run, it: Item) -> None:
         it.fail("parent", "parent_not_hospital", value=it.refs.get("parent", "")[:100])
 
 
+def _parent_region(run: Run, parent: int | str) -> tuple[str | None, str]:
+    """A parent's region and name: as stored, or as an earlier row of the file gives it (`parent` its key there)."""
+    if isinstance(parent, str):  # a new row's key, as 上级机构 wrote it
+        return run.pending_regions.get(parent) or run.pending_regions.get(parent.upper()), parent
+    if parent not in run.parent_regions:  # a department's own parent, not named in the row
+        run.parent_regions[parent] = Institution.objects.filter(pk=parent).values_list("region_id", "name").first()
+    return run.parent_regions[parent] or (None, "")
+
+
 def _check_department_province(run: Run, it: Item, region: str | None, parent: int | str | None) -> None:
     """A department lies in its hospital's province (services.clean_institution's rule): the region this row gives it
     is in the province of its parent — as stored, or as an earlier row of the file gives it."""
     if not region or not parent:
         return
-    if isinstance(parent, str):  # a new row's key, as 上级机构 wrote it
-        found = run.pending_regions.get(parent) or run.pending_regions.get(parent.upper())
-        hospital = parent
-    else:
-        if parent not in run.parent_regions:  # a department's own parent, not named in the row
-            run.parent_regions[parent] = Institution.objects.filter(pk=parent).values_list("region_id", "name").first()
-        found, hospital = run.parent_regions[parent] or (None, "")
+    found, hospital = _parent_region(run, parent)
     if found and found[:2] != region[:2]:
         column = next((k for k in REGION_COLUMNS if it.raw.get(k)), "region_code")
         it.fail(column, "department_province", hospital=str(hospital or "")[:100],

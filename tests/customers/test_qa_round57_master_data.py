@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import translation
 
+from pharmacrm.core import access
 from pharmacrm.core.models import Region
 from pharmacrm.customers import importer, services
 from pharmacrm.customers.models import ImportJob, Institution
@@ -184,3 +185,21 @@ def test_a_hospital_moved_by_the_import_to_another_province_takes_its_department
     assert _errors(job) == [] and job.updated_count == 1
     cardiology.refresh_from_db()
     assert (cardiology.region_id, cardiology.province) == ("310104", "310000")
+
+
+def test_a_department_imported_without_a_region_lies_where_its_hospital_does(users, xiehe, tmp_path, settings):
+    """As the form creates one: imported without a region, a department was seen by no rep of its hospital's
+    territory. Its hospital may be a row earlier in the same file."""
+    settings.VAR_DIR = tmp_path
+    path = _csv(tmp_path, "institutions.csv", [
+        ["机构名称", "机构类型", "上级机构", "行政区划代码", "外部编号"],
+        ["产科", "科室", "北京协和医院", "", "D-1"],
+        ["瑞金医院", "医院", "", "310104", "H-2"],
+        ["儿科", "科室", "H-2", "", "D-2"],
+    ])  # fmt: skip
+    job = importer.import_file(path, "institutions", users["admin"])
+    assert _errors(job) == [] and job.created_count == 3
+    first, second = Institution.objects.get(external_id="D-1"), Institution.objects.get(external_id="D-2")
+    assert (first.region_id, first.province) == ("110105", "110000")
+    assert (second.region_id, second.province) == ("310104", "310000")
+    assert access.institutions_for(users["rep"]).filter(pk=first.pk).exists()  # the North team's rep: Beijing
