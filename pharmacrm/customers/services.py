@@ -1401,12 +1401,13 @@ def merge(
 
 def _moved_departments_follow(survivor: Institution, duplicate: Institution, ids: list[int]) -> None:
     """The duplicate's departments, now the survivor's, lie where the survivor does when they lay where the duplicate
-    did (or nowhere): a duplicate is often the hospital entered in the wrong place, and its departments stayed there,
-    out of sight of the survivor's territory."""
+    did (or nowhere), or in another province than the survivor (a department lies in its hospital's province): a
+    duplicate is often the hospital entered in the wrong place, and its departments stayed there, out of sight of the
+    survivor's territory."""
     if not ids or not survivor.region_id:
         return
     following = Institution.objects.filter(pk__in=ids, kind=InstitutionType.DEPARTMENT).filter(
-        Q(region_id=duplicate.region_id) | Q(region__isnull=True)
+        Q(region_id=duplicate.region_id) | Q(region__isnull=True) | ~Q(province=region_columns(survivor.region_id)[0])
     ).exclude(region_id=survivor.region_id)
     pks = list(following.values_list("pk", flat=True))
     if pks:

@@ -203,3 +203,14 @@ def test_a_department_imported_without_a_region_lies_where_its_hospital_does(use
     assert (first.region_id, first.province) == ("110105", "110000")
     assert (second.region_id, second.province) == ("310104", "310000")
     assert access.institutions_for(users["rep"]).filter(pk=first.pk).exists()  # the North team's rep: Beijing
+
+
+def test_a_merge_into_a_hospital_of_another_province_takes_a_department_of_its_own_district_along(users, xiehe,
+                                                                                                   shanghai):  # fmt: skip
+    admin = users["admin"]
+    dup = services.create_institution(admin, {"name": "协和医院", "kind": "hospital", "region": shanghai})
+    huangpu = Region.objects.get(code="310101")
+    dept = services.create_institution(admin, {"name": "急诊科", "kind": "department", "parent": dup, "region": huangpu})
+    services.merge(users["manager"], xiehe, dup)
+    dept.refresh_from_db()
+    assert (dept.parent_id, dept.region_id, dept.province) == (xiehe.pk, xiehe.region_id, "110000")
