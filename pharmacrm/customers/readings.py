@@ -82,6 +82,7 @@ def person_readings(norm_name: str) -> list[tuple[str, ...]]:
     return [syl, *other_readings(syl, common)]
 
 
+@lru_cache(maxsize=50_000)
 def name_key(name: str, person: bool = False) -> str:
     """The name's sort key: its reading, one word per character read as pinyin (people with their surname's
     reading: 曾 zeng), other characters (Latin letters, digits) kept as written words, lower-case; then
