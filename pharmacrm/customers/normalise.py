@@ -289,8 +289,8 @@ NAME_WITHOUT_WORD = _(
 
 def check_has_word(value: str) -> str:
     """`value` when it holds a letter (a Chinese character is one) or a digit, or is empty; else ValidationError
-    (code `name_no_word`)."""
-    if value and not any(unicodedata.category(c)[0] in "LN" for c in value):
+    (code `name_no_word`). Read as the search reads it (NFKC): ㍿ is 株式会社."""
+    if value and not any(unicodedata.category(c)[0] in "LN" for c in unicodedata.normalize("NFKC", value)):
         raise ValidationError(NAME_WITHOUT_WORD, code="name_no_word")
     return value
 
