@@ -428,6 +428,8 @@ class Lane:
                 done += 1
             careful.sort(key=lambda r: r[0])
             known = len(run.unknown_products)
+            if careful and values:  # a product code new to the catalogue is spelt as its first line, of either kind
+                self._note_first_spellings(values["product_code"], rows.filter(ok))
             chunk = run.prepare(careful) if careful else Chunk([], [], {}, [])
             chunk.approval_rows = self._approval_rows(careful, chunk)
             chunk.processed = batch.num_rows + ragged
@@ -459,6 +461,29 @@ class Lane:
                     out[code] = number
         return out
 
+    def _note_first_spellings(self, codes: pa.Array, rows: pa.Array) -> None:
+        """The first row of each product code the block's lines taken in columns give (per distinct code)."""
+        firsts = pa.table({"code": codes, "row": rows}).group_by("code", use_threads=False).aggregate([("row", "min")])
+        self.run.resolver.note_first_spellings(dict(zip(firsts["code"].to_pylist(), firsts["row_min"].to_pylist(),
+                                                        strict=True)))  # fmt: skip
+
+    def _spelt(self, codes: pa.Array, rows: pa.Array) -> pa.Array:
+        """The block's product codes as the catalogue keeps them (`Resolver.spell`): the distinct codes are looked
+        up, and the column rebuilt only when one of them is spelt otherwise (yp1001 for the catalogue's YP1001)."""
+        unique = pc.unique(codes)
+        given = unique.to_pylist()
+
+        def first_rows() -> dict[str, int]:
+            firsts = pa.table({"code": codes, "row": rows}).group_by("code", use_threads=False).aggregate(
+                [("row", "min")]
+            )
+            return dict(zip(firsts["code"].to_pylist(), firsts["row_min"].to_pylist(), strict=True))
+
+        spelt = self.run.resolver.spell(set(given), first_rows)
+        if all(spelt[c] == c for c in given):
+            return codes
+        return pc.take(pa.array([spelt[c] for c in given], pa.string()), pc.index_in(codes, value_set=unique))
+
     def _unknown_in_file_order(self, known: int, chunk) -> None:
         """The product codes the catalogue lacks that this chunk met first, in the order of their first lines (the
         note names them as the row-by-row lane meets them): its lines checked row by row were counted first."""
@@ -476,6 +501,7 @@ class Lane:
         """The taken lines as the line table's columns (`importer.LINE_COLUMNS`) and their file rows; the chunk's
         product links and the job's unknown products as the row-by-row lane counts them."""
         run = self.run
+        v["product_code"] = self._spelt(v["product_code"], rows)
         ap = v.pop("approval")
         given = pc.not_equal(ap, "")
         if pc.any(given).as_py():

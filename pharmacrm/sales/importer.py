@@ -40,6 +40,7 @@ from operator import itemgetter
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -53,7 +54,7 @@ from pharmacrm.customers.services import last_survivor, survivors_of_freed_codes
 from pharmacrm.servicedesk.models import Product
 
 from . import rollups
-from .models import OrderLine, ProductCode, yuan
+from .models import OrderLine, ProductCode, product_code_key, yuan
 
 log = logging.getLogger(__name__)
 
@@ -863,6 +864,59 @@ class Resolver:
         # each product code the import changed since its last audit, with its row (name, catalogue product) before
         # those changes (None: the import created it): `audit_product_codes` records what changed
         self.unaudited: dict[str, tuple[str, int | None] | None] = {}
+        # product codes in any letter case: each code's key (`product_code_key`) → the spelling stored (the catalogue's
+        # codes, read at the first chunk), or for a code met for the first time the spelling of its first line; and
+        # each spelling met → its code as stored
+        self.spellings: dict[str, str] | None = None
+        self.spelled: dict[str, str] = {}
+        self.first_spellings: dict[str, tuple[int, str]] = {}  # the columnar lane: a block's new keys, first lines
+
+    def spell(self, codes: set[str], first_rows) -> dict[str, str]:
+        """Each of these product codes (NFKC, trimmed) → the code as the catalogue keeps it: `yp1001` is the stored
+        YP1001, and a code no line stored yet is spelt as the first line giving it (`first_rows()`: code → its first
+        file row, asked only then; the columnar lane's block notes its own in `first_spellings`). Per distinct code:
+        a chunk's lines share the few codes an ERP has."""
+        spelled = self.spelled
+        wanted = [c for c in codes if c not in spelled]
+        if wanted:
+            self._load_spellings()
+            new: dict[str, list[str]] = {}
+            for code in wanted:
+                key = product_code_key(code)
+                if key in self.spellings:
+                    spelled[code] = self.spellings[key]
+                else:
+                    new.setdefault(key, []).append(code)
+            if new:
+                rows = first_rows()
+                for key, given in new.items():
+                    candidates = [(rows.get(c, 1 << 62), c) for c in given]
+                    if key in self.first_spellings:
+                        candidates.append(self.first_spellings.pop(key))
+                    self.spellings[key] = min(candidates)[1]
+                    for code in given:
+                        spelled[code] = self.spellings[key]
+        return {c: spelled[c] for c in codes}
+
+    def _load_spellings(self) -> None:
+        """The stored product codes by key, once per import (the ERP's products: hundreds, a few thousand)."""
+        if self.spellings is not None:
+            return
+        self.spellings = {}
+        # the code linked to the catalogue first, then the oldest: two spellings stored before this rule
+        rows = ProductCode.objects.order_by(F("product_id").asc(nulls_last=True), "id").values_list("code", flat=True)
+        for code in rows.iterator(chunk_size=5000):
+            self.spellings.setdefault(product_code_key(code), code)
+
+    def note_first_spellings(self, firsts: dict[str, int]) -> None:
+        """The columnar lane: a block's product codes taken in columns, with their first rows, before its other lines
+        are checked row by row — a code new to the catalogue is spelt as its first line in the file, whichever way
+        that line is read."""
+        self._load_spellings()
+        for code, row in firsts.items():
+            key = product_code_key(code)
+            if key not in self.spellings:
+                self.first_spellings[key] = min(self.first_spellings.get(key, (row, code)), (row, code))
 
     def _load(self, cache: dict, column: str, wanted: set[str]) -> None:
         # emptied before the chunk's codes are picked: after, the codes it found in the cache were gone, their rows
@@ -1451,6 +1505,14 @@ class BareTable:
                 log.warning("the emptied order-line table %s is left for the next initial load to drop", name)
 
 
+def _first_rows(values: list[tuple], numbers: list[int], index: int) -> dict[str, int]:
+    """Each value at `index` of these rows → the first file row giving it."""
+    out: dict[str, int] = {}
+    for v, number in zip(values, numbers, strict=True):
+        out.setdefault(v[index], number)
+    return out
+
+
 def _customers_of(chunk: Chunk, rows: list[tuple]) -> set[int]:
     """The customers a chunk's lines name: its rows', and its columnar lines'."""
     ids = {r[4] for r in rows}
@@ -1605,6 +1667,10 @@ class Run:
                 cells_of[number] = cells
                 self.preview_rows += 1
         self.resolver.load(pres)
+        if pres:  # a product code in any letter case is the catalogue's (per distinct code; lines rebuilt only then)
+            spelt = self.resolver.spell({p[6] for p in pres}, lambda: _first_rows(pres, numbers, 6))
+            if any(code != as_stored for code, as_stored in spelt.items()):
+                pres = [p if spelt[p[6]] == p[6] else (*p[:6], spelt[p[6]], *p[7:]) for p in pres]
         rows, good_numbers, approvals = [], [], {}
         first_here: dict[tuple[str, int], int] = {}
         keys, repeats = [], []  # the chunk's first copy of each line; its later copies

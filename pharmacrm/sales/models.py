@@ -6,8 +6,10 @@ and the API and pages show it as Decimal yuan."""
 
 from __future__ import annotations
 
+import unicodedata
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -22,6 +24,12 @@ FEN = Decimal("0.01")
 def yuan(fen: int | None) -> Decimal:
     """Fen as Decimal yuan (two places)."""
     return (Decimal(int(fen or 0)) / 100).quantize(FEN)
+
+
+def product_code_key(code: str) -> str:
+    """What two spellings of one product code share: yp1001, YP1001 and ＹＰ１００１ (and one with spaces round it) are
+    one code, as the ERP and the catalogue mean it."""
+    return unicodedata.normalize("NFKC", code or "").strip().casefold()
 
 
 class ProductCode(models.Model):
@@ -42,6 +50,23 @@ class ProductCode(models.Model):
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}".strip()
+
+    def validate_unique(self, exclude=None) -> None:
+        """Product codes are one code in any letter case (the import matches them so): a code differing from a
+        recorded one only in case (yp1001 beside YP1001) is refused, naming the code recorded."""
+        super().validate_unique(exclude)
+        if exclude and "code" in exclude or not self.code:
+            return
+        key = product_code_key(self.code)
+        others = ProductCode.objects.filter(code__iexact=unicodedata.normalize("NFKC", self.code).strip())
+        if self.pk is not None:
+            others = others.exclude(pk=self.pk)
+        for other in others.values_list("code", flat=True):
+            if product_code_key(other) == key:
+                raise ValidationError({"code": [ValidationError(
+                    _("The product code %(code)s is recorded already: product codes are the same in any letter "
+                      "case."), code="duplicate_code", params={"code": other},
+                )]})  # fmt: skip
 
 
 class OrderLine(models.Model):
