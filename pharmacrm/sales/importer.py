@@ -1542,6 +1542,10 @@ class Chunk:
     last_row: int = 0  # the file row the chunk ends on
     table: object = None  # the columnar lane's lines (a pyarrow Table of LINE_COLUMNS and "row"), besides `rows`
     approval_rows: dict = field(default_factory=dict)  # the columnar lane: code → the row its approval is from
+    # the stored lines of the chunk's orders as the reading side checked them (order → its customers' and dates'
+    # MIN and MAX; an order with none left out), and the chunk's cells: the writer checks again under its lock
+    stored: dict | None = None
+    cells: dict = field(default_factory=dict)
 
 
 class Run:
@@ -1583,6 +1587,8 @@ class Run:
         self.lane = None
         self.preview_cells: dict[int, list[str]] = {}  # the chunk's rows holding a place in the preview
         self.locked = threading.Event()  # set once the writer holds the writers' lock
+        self.stored_view: dict[str, tuple] = {}  # `_against_stored`: the stored orders as the chunk's check read them
+        self.late_errors: list[tuple[int, list[str], list]] = []  # refused by the writer (`Writer._one_customer`)
 
     @property
     def set_based(self) -> bool:
@@ -1715,7 +1721,9 @@ class Run:
                 continue
             kept.append((h, number, pre, inst))
         # an initial load's table was empty: nothing stored to agree with
+        stored = None
         if not self.set_based and not self.initial:
+            self.stored_view = stored = {}
             kept = self._against_stored(kept, owners, new_owners, refused, file_cells, preview)
         for _h, number, pre, inst in kept:
             on, line, od, month, _cc, _ext, pc, pn, ap, bn, qty, price, amount, inv, due, paid, paid_fen = pre
@@ -1737,7 +1745,8 @@ class Run:
         self.flush_errors()
         preview.sort(key=lambda p: p[0])
         return Chunk(rows, good_numbers, approvals, preview, processed=len(raw_rows),
-                     errors=self.counts.errors - errors_before, last_row=self.last_row)  # fmt: skip
+                     errors=self.counts.errors - errors_before, last_row=self.last_row, stored=stored,
+                     cells=file_cells if stored is not None else {})  # fmt: skip
 
     def _order_error(self, pre: tuple, inst: int, owner: tuple[int, str, int]) -> tuple[str, str, dict]:
         """The error of a row whose order's first row in the file names another customer or another order date."""
@@ -1773,6 +1782,7 @@ class Run:
             ranges = in_parts(cursor, "SELECT order_number, MIN(institution_id), MAX(institution_id), MIN(order_date), "
                               f"MAX(order_date) FROM {table} WHERE order_number IN ({{}}) GROUP BY order_number", orders)  # noqa: S608
             for o, low, high, first, last in ranges:
+                self.stored_view[o] = (low, high, _iso(first), _iso(last))
                 inst, day = reference[o]
                 if not (low == high == inst and _iso(first) == _iso(last) == day):
                     suspect.append(o)
@@ -1843,6 +1853,17 @@ class Run:
         more = len(unknown) > UNKNOWN_CODES_SHOWN or bool(self.unknown_overflow)
         text = ", ".join(codes) + (", …" if more else "")
         return "unknown_products", {"lines": lines, "codes": text, "code_list": codes, "more": more}
+
+    def report_late_errors(self) -> None:
+        """Report the lines the writer refused under its lock (`Writer._one_customer`), once it is done: at their
+        rows among the others."""
+        if not self.late_errors:
+            return
+        for number, cells, errors in sorted(self.late_errors, key=itemgetter(0)):
+            self._error(number, cells, errors, [])
+        self.late_errors.clear()
+        self.flush_errors()
+        self.kept_errors.sort(key=lambda e: e["row"])
 
     def _duplicate(self, number, pre, first, file_cells, preview) -> None:
         err = ("line_number", "duplicate_line", {"order": pre[0], "line": pre[1], "row": first})
@@ -2063,6 +2084,63 @@ class Writer:
             actions = self._apply(chunk, write=writing)
             self._count(chunk, actions, in_transaction=self.one_transaction)
 
+    def _one_customer(self, chunk: Chunk, rows: list[tuple], existing: dict) -> list[tuple]:
+        """The chunk's lines less those that would now split their order between customers or order dates. The
+        reading side checked the order against its stored lines (`Run._against_stored`) before the writers' lock;
+        read again here, under it, from the stored lines the classification reads anyway (no query of its own),
+        an order whose stored lines are still as that check read them is as it decided. One that another import
+        stored lines of since (at the same moment) is checked again: its stored lines that the chunk does not
+        write must name the customer and date the chunk gives, else the chunk's lines of it that change or add a
+        line are refused, as the reading side refuses them. Lines this import wrote in an earlier chunk agree by
+        the file's own check."""
+        now: dict[str, list] = {}
+        for (o, _line), (_h, inst, _month, day) in existing.items():
+            r = now.get(o)
+            if r is None:
+                now[o] = [inst, inst, day, day]
+            else:
+                r[0], r[1], r[2], r[3] = min(r[0], inst), max(r[1], inst), min(r[2], day), max(r[3], day)
+        seen = chunk.stored
+        changed = {o for o in now if tuple(now[o]) != seen.get(o)}
+        if not changed:
+            return rows
+        given = {(r[0], r[1]) for r in rows}
+        want: dict[str, tuple[int, str]] = {}
+        for r in rows:
+            want.setdefault(r[0], (r[4], r[2]))
+        conflict: dict[str, tuple[str, dict]] = {}
+        for (o, line), (_h, inst, _month, day) in sorted(existing.items()):
+            if o not in changed or o in conflict or (o, line) in given or (inst, day) == want[o]:
+                continue
+            if o in seen and (seen[o][0] != seen[o][1] or seen[o][2] != seen[o][3]):
+                continue  # split before this check existed: the reading side's decision stands
+            if inst != want[o][0]:
+                conflict[o] = ("order_stored_customer", {"order": o, "line": line,
+                                                         "customer": self.run.resolver.name(inst)})  # fmt: skip
+            else:
+                conflict[o] = ("order_stored_date", {"order": o, "line": line, "date": day})
+        if not conflict:
+            return rows
+        run, kept, numbers = self.run, [], []
+        credit = next((i for i, col in run.header.mapping if col.key == "credit_code"), None)
+        for r, number in zip(rows, chunk.numbers, strict=True):
+            found = conflict.get(r[0])
+            old = existing.get((r[0], r[1]))
+            if found is None or (old is not None and (old[1], old[3]) == (r[4], r[2])):
+                kept.append(r)
+                numbers.append(number)
+                continue
+            code, params = found
+            cells = chunk.cells.get(number, [])
+            by_credit = credit is not None and credit < len(cells) and cells[credit].strip()
+            key = "order_date" if code == "order_stored_date" else "credit_code" if by_credit else "external_id"
+            with _LOCK:
+                run.late_errors.append((number, cells, [(key, code, params)]))
+        chunk.numbers[:] = numbers
+        if run.all_or_nothing:
+            run.stop_writing = True  # the file's transaction is rolled back: a bad row refuses it all
+        return kept
+
     def _count(self, chunk: Chunk, actions: list[str], in_transaction: bool) -> None:
         run = self.run
         by_row = dict(zip(chunk.numbers, actions, strict=True))
@@ -2097,6 +2175,8 @@ class Writer:
         # an initial load started on an empty table, under the lock: its lines are new (the file's duplicates are
         # refused while reading, and the unique constraint is checked again when it is built at the end)
         existing = {} if self.bare is not None else _existing({r[0] for r in rows})
+        if write and chunk.stored is not None and rows:
+            rows = self._one_customer(chunk, rows, existing)
         actions, creates, updates = [], [], []
         for r in rows:
             old = existing.get((r[0], r[1]))
@@ -2160,8 +2240,8 @@ def _iso(day) -> str:
     return day if isinstance(day, str) else day.isoformat()
 
 
-def _existing(order_numbers: set[str]) -> dict[tuple[str, int], tuple[int, int, str]]:
-    """(order number, line) → (row hash, institution id, month) of the stored lines of these orders."""
+def _existing(order_numbers: set[str]) -> dict[tuple[str, int], tuple[int, int, str, str]]:
+    """(order number, line) → (row hash, institution id, month, order date) of the stored lines of these orders."""
     found = {}
     numbers = list(order_numbers)
     table = OrderLine._meta.db_table
@@ -2169,12 +2249,12 @@ def _existing(order_numbers: set[str]) -> dict[tuple[str, int], tuple[int, int, 
         for i in range(0, len(numbers), 10_000):
             part = numbers[i : i + 10_000]
             cursor.execute(
-                f"SELECT order_number, line_number, row_hash, institution_id, month FROM {table} "
+                f"SELECT order_number, line_number, row_hash, institution_id, month, order_date FROM {table} "
                 f"WHERE order_number IN ({', '.join(['%s'] * len(part))})",
                 part,
             )
-            for on, line, h, inst, month in cursor.fetchall():
-                found[(on, line)] = (h, inst, month if isinstance(month, str) else month.isoformat())
+            for on, line, h, inst, month, day in cursor.fetchall():
+                found[(on, line)] = (h, inst, _iso(month), _iso(day))
     return found
 
 
@@ -2330,6 +2410,7 @@ def _run_job(job: ImportJob, sheet, header, rows, columnar) -> tuple[str, Counts
             writer = _read_and_write(run, rows)
         except InitialLoadRefused:  # another import stored lines between the check above and the lock
             return ImportJob.Status.FAILED, Counts(), [], [], [("initial_load_not_empty", {})]
+        run.report_late_errors()
         if writer.one_transaction and not run.stop_writing:
             base.checkpoint(job, run.saved)  # committed: from now on the job row says so
         run.counts.total = run.counts.processed
