@@ -116,10 +116,20 @@ class EvaluationSerializer(ScoreSerializer):
         max_digits=5, decimal_places=2, read_only=True, allow_null=True, help_text="Discount level (%) of the class."
     )
     programme = serializers.CharField(read_only=True, help_text="Reward programme of the class.")
+    programme_label = serializers.SerializerMethodField(
+        help_text="The reward programme in the request's language (Accept-Language): one the product ships "
+        "(年度优秀客户奖) is translated until a manager renames it; any other as stored in `programme`."
+    )
 
     class Meta(ScoreSerializer.Meta):
-        fields = ScoreSerializer.Meta.fields + ["previous_class", "previous_score", "discount", "programme"]
+        fields = ScoreSerializer.Meta.fields + ["previous_class", "previous_score", "discount", "programme",
+                                                "programme_label"]  # fmt: skip
         read_only_fields = fields
+
+    def get_programme_label(self, obj: Score) -> str:
+        from pharmacrm.core import builtin
+
+        return builtin.shown(obj.programme or "")
 
     def get_fields(self):
         fields = super().get_fields()

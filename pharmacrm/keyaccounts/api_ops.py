@@ -688,12 +688,21 @@ class IncentiveSerializer(ModelSerializer):
     discount = serializers.DecimalField(max_digits=5, decimal_places=2, read_only=True, allow_null=True,
                                         help_text="Discount level (%) granted for the period.")  # fmt: skip
     programme = serializers.CharField(read_only=True, help_text="Reward programme the customer belongs to ('' none).")
+    programme_label = serializers.SerializerMethodField(
+        help_text="The reward programme in the request's language (Accept-Language): one the product ships "
+        "(年度优秀客户奖) is translated until a manager renames it; any other as stored in `programme`."
+    )
 
     class Meta:
         model = Score
         fields = ["evaluation", "customer", "customer_name", "period", "as_of", "discount", "programme",
-                  "computed_at"]  # fmt: skip
+                  "programme_label", "computed_at"]  # fmt: skip
         read_only_fields = fields
+
+    def get_programme_label(self, obj: Score) -> str:
+        from pharmacrm.core import builtin
+
+        return builtin.shown(obj.programme or "")
 
     def get_fields(self):
         fields = super().get_fields()

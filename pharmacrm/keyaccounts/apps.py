@@ -36,6 +36,9 @@ class KeyAccountsConfig(AppConfig):
 
         for language, names in shipped_names().items():
             builtin.register(names, language=language)
+        from .scoring import SHIPPED_PROGRAMMES
+
+        builtin.register(dict(SHIPPED_PROGRAMMES.values()))  # the default model's reward programmes
         post_migrate.connect(
             recompute_after_migrate, sender=self, dispatch_uid="keyaccounts.recompute_after_migrate"
         )

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
+from django.utils.translation import pgettext_lazy
+
 from .choices import Component, Klass
 
 Q2 = Decimal("0.01")
@@ -49,12 +51,22 @@ DEFAULT_PARAMS: dict = {
     },
 }  # fmt: skip
 
+# The reward programmes the default evaluation model ships, by a stable code: the name stored (in Chinese, as the
+# rulebook names them; scores and the API's `programme` filter keep it as stored) and its translatable name. Registered
+# as shipped names (core.builtin, keyaccounts.apps): until a manager renames one, each reader sees it in their
+# language; a name a user typed is shown as typed.
+SHIPPED_PROGRAMMES: dict[str, tuple[str, object]] = {
+    "annual_excellence": ("年度优秀客户奖", pgettext_lazy("reward programme", "Annual outstanding customer award")),
+    "purchase_target": ("采购额达标奖", pgettext_lazy("reward programme", "Purchase target award")),
+}
+
+
 DEFAULT_EVALUATION = {
     "weights": {Component.AMOUNT: 35, Component.FREQUENCY: 20, Component.SATISFACTION: 20, Component.CREDIT: 25},
     "thresholds": {"A": 80, "B": 60, "C": 40},
     "benefits": {
-        "A": {"tier": "vip", "discount": 5, "programme": "年度优秀客户奖", "action": False},
-        "B": {"tier": "regular", "discount": 2, "programme": "采购额达标奖", "action": False},
+        "A": {"tier": "vip", "discount": 5, "programme": SHIPPED_PROGRAMMES["annual_excellence"][0], "action": False},
+        "B": {"tier": "regular", "discount": 2, "programme": SHIPPED_PROGRAMMES["purchase_target"][0], "action": False},
         "C": {"tier": "regular", "discount": 0, "programme": "", "action": False},
         "D": {"tier": "regular", "discount": 0, "programme": "", "action": True},
     },

@@ -11,6 +11,7 @@ from pharmacrm.core.roles import Role
 from pharmacrm.keyaccounts import evaluation
 from pharmacrm.keyaccounts.choices import ModelKind
 from pharmacrm.keyaccounts.models import EvaluationRun, MarketInfluence, Score, ScoringModel
+from pharmacrm.keyaccounts.scoring import SHIPPED_PROGRAMMES
 from pharmacrm.servicedesk.models import ImprovementAction
 
 from .eval_fixtures import *  # noqa: F403  (fixtures)
@@ -85,7 +86,8 @@ def test_results_show_counts_per_class_with_movement_and_the_list_of_a_class(cli
     assert counts["D"] == {"total": 1, "up": 0, "down": 1, "same": 0, "new": 0}
     assert counts["B"]["total"] == counts["C"]["total"] == 0
     page = text(response)
-    assert "复旦大学附属华山医院 90.60" in page and "5 %" in page and "年度优秀客户奖" in page
+    # the default model's reward programme in the reader's language (it read 年度优秀客户奖 on an English page)
+    assert "复旦大学附属华山医院 90.60" in page and "5 %" in page and "Annual outstanding customer award" in page
 
     d_list = client_for("manager").get("/keyaccounts/evaluations/?klass=D", **EN)
     action = ImprovementAction.objects.get(institution=evaluated["xiehe"].institution)
@@ -190,7 +192,7 @@ def test_market_influence_is_saved_audited_and_guarded_by_its_version(client_for
 
 def test_the_models_page_shows_weights_thresholds_and_results_by_class(client_for, db, users):
     page = text(client_for("auditor").get("/keyaccounts/models/", **EN))
-    assert "Purchase amount 35 35 %" in page and "Class A from 80" in page and "年度优秀客户奖" in page
+    assert "Purchase amount 35 35 %" in page and "Class A from 80" in page and "Annual outstanding customer award" in page
     assert "Candidate from 70" in page
     assert "Change the model" not in page  # read-only for the auditor
 
@@ -351,3 +353,28 @@ def test_the_customer_block_marks_an_interim_standing_and_shows_the_class_in_for
     assert 'id="eval-interim"' in html and "interim standing" in page
     assert "In force (2026H1, the last period evaluated in full: it decides the tier, discount level and " \
            "improvement actions): D 36.25" in page  # fmt: skip
+
+
+def test_the_shipped_reward_programmes_read_in_each_users_language_until_renamed(client_for, evaluated):
+    """年度优秀客户奖 and 采购额达标奖 ship with the default model: an English or 繁體 page showed them in Simplified
+    Chinese. A programme a manager names is shown to everyone as typed; the API keeps the stored name in `programme`
+    (its filter) and gives the reader's in `programme_label`."""
+    from django.utils import translation
+
+    with translation.override("zh-hant"):  # 年度優秀客戶獎 (the catalogue's translation)
+        traditional_name = str(SHIPPED_PROGRAMMES["annual_excellence"][1])
+    c = client_for("analyst")
+    huashan = evaluated["huashan"]
+    for url in ("/keyaccounts/models/", "/keyaccounts/evaluations/", f"/keyaccounts/evaluations/{huashan.pk}/"):
+        english = text(c.get(url, **EN))
+        assert "年度优秀客户奖" not in english and "Annual outstanding customer award" in english, url
+        traditional = text(c.get(url, HTTP_ACCEPT_LANGUAGE="zh-hant"))
+        assert "年度优秀客户奖" not in traditional and traditional_name in traditional, url
+        assert "年度优秀客户奖" in text(c.get(url, HTTP_ACCEPT_LANGUAGE="zh-hans")), url
+    assert "Purchase target award" in text(c.get("/keyaccounts/models/", **EN))
+    row = c.get(f"/api/v1/evaluations/{huashan.pk}/", **EN).json()
+    assert (row["programme"], row["programme_label"]) == ("年度优秀客户奖", "Annual outstanding customer award")
+    # renamed by a manager: shown as typed, in every language
+    assert c.post("/keyaccounts/models/evaluation/", _model_post(programme_A="金牌伙伴计划")).status_code == 302
+    page = text(c.get("/keyaccounts/models/", **EN))
+    assert "金牌伙伴计划" in page and "Annual outstanding customer award" not in page.split("Version history")[0]

@@ -712,6 +712,15 @@ def dose_unit(code, amount=None) -> str:
 
 
 @register.filter
+def shipped_name(name) -> str:
+    """A name the product may have shipped as data (a reward programme such as 年度优秀客户奖): in the reader's
+    language while nobody renamed it (core.builtin); any other name as typed."""
+    from pharmacrm.core import builtin
+
+    return builtin.shown(name or "")
+
+
+@register.filter
 def get_item(mapping, key):
     """mapping[key] in a template (None when missing)."""
     if mapping is None:
