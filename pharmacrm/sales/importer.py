@@ -1543,9 +1543,10 @@ class Chunk:
     table: object = None  # the columnar lane's lines (a pyarrow Table of LINE_COLUMNS and "row"), besides `rows`
     approval_rows: dict = field(default_factory=dict)  # the columnar lane: code → the row its approval is from
     # the stored lines of the chunk's orders as the reading side checked them (order → its customers' and dates'
-    # MIN and MAX; an order with none left out), and the chunk's cells: the writer checks again under its lock
+    # MIN and MAX; an order with none left out), and each line's customer codes as read (credit code, external id),
+    # for the error of a line the writer refuses when it checks again under its lock
     stored: dict | None = None
-    cells: dict = field(default_factory=dict)
+    customer_codes: list = field(default_factory=list)
 
 
 class Run:
@@ -1725,11 +1726,13 @@ class Run:
         if not self.set_based and not self.initial:
             self.stored_view = stored = {}
             kept = self._against_stored(kept, owners, new_owners, refused, file_cells, preview)
+        codes = []
         for _h, number, pre, inst in kept:
-            on, line, od, month, _cc, _ext, pc, pn, ap, bn, qty, price, amount, inv, due, paid, paid_fen = pre
+            on, line, od, month, cc, ext, pc, pn, ap, bn, qty, price, amount, inv, due, paid, paid_fen = pre
             values = (on, line, od, month, inst, pc, pn, bn, qty, price, amount, inv, due, paid, paid_fen)
             rows.append((*values, max(amount - paid_fen, 0), row_hash(values)))
             good_numbers.append(number)
+            codes.append((cc, ext))
             if ap and self.resolver.products.get(ap):
                 # the code's link: the chunk's last approval number the catalogue knows (one it lacks, on a later
                 # line, left the code unlinked when both fell in one chunk, and linked it when they did not)
@@ -1746,7 +1749,7 @@ class Run:
         preview.sort(key=lambda p: p[0])
         return Chunk(rows, good_numbers, approvals, preview, processed=len(raw_rows),
                      errors=self.counts.errors - errors_before, last_row=self.last_row, stored=stored,
-                     cells=file_cells if stored is not None else {})  # fmt: skip
+                     customer_codes=codes if stored is not None else [])  # fmt: skip
 
     def _order_error(self, pre: tuple, inst: int, owner: tuple[int, str, int]) -> tuple[str, str, dict]:
         """The error of a row whose order's first row in the file names another customer or another order date."""
@@ -1859,8 +1862,8 @@ class Run:
         rows among the others."""
         if not self.late_errors:
             return
-        for number, cells, errors in sorted(self.late_errors, key=itemgetter(0)):
-            self._error(number, cells, errors, [])
+        for number, raw, errors in sorted(self.late_errors, key=itemgetter(0)):
+            self.record_errors(Parsed(number, raw, errors=errors, action="error"))
         self.late_errors.clear()
         self.flush_errors()
         self.kept_errors.sort(key=lambda e: e["row"])
@@ -2122,8 +2125,7 @@ class Writer:
         if not conflict:
             return rows
         run, kept, numbers = self.run, [], []
-        credit = next((i for i, col in run.header.mapping if col.key == "credit_code"), None)
-        for r, number in zip(rows, chunk.numbers, strict=True):
+        for r, number, (credit, external) in zip(rows, chunk.numbers, chunk.customer_codes, strict=True):
             found = conflict.get(r[0])
             old = existing.get((r[0], r[1]))
             if found is None or (old is not None and (old[1], old[3]) == (r[4], r[2])):
@@ -2131,11 +2133,10 @@ class Writer:
                 numbers.append(number)
                 continue
             code, params = found
-            cells = chunk.cells.get(number, [])
-            by_credit = credit is not None and credit < len(cells) and cells[credit].strip()
-            key = "order_date" if code == "order_stored_date" else "credit_code" if by_credit else "external_id"
+            key = "order_date" if code == "order_stored_date" else "credit_code" if credit else "external_id"
+            raw = {"order_date": r[2], "credit_code": credit, "external_id": external}  # as read
             with _LOCK:
-                run.late_errors.append((number, cells, [(key, code, params)]))
+                run.late_errors.append((number, raw, [(key, code, params)]))
         chunk.numbers[:] = numbers
         if run.all_or_nothing:
             run.stop_writing = True  # the file's transaction is rolled back: a bad row refuses it all

@@ -51,7 +51,7 @@ def test_an_order_stored_for_another_customer_meanwhile_is_not_split(
     assert [(e["row"], e["code"], e["params"]["line"]) for e in job.errors] == [
         (2, "order_stored_customer", 3), (3, "order_stored_customer", 3),
     ]  # fmt: skip
-    assert job.error_count == 2
+    assert job.error_count == 2 and job.errors[0]["value"] == xiehe.credit_code  # the row's code, as read
     if mode == "good":
         assert set(OrderLine.objects.filter(order_number="SO-9").values_list("institution", flat=True)) == {huashan.pk}
         assert (job.status, job.created_count) == (ImportJob.Status.DONE, 1)
