@@ -14,4 +14,9 @@ class LoyaltyConfig(AppConfig):
         from . import services
 
         routing.register_boost(services.ticket_boost)
+        from pharmacrm.core import builtin
+
+        from .models import SHIPPED_REWARDS
+
+        builtin.register(SHIPPED_REWARDS)  # the demo catalogue's rewards
         customers.merged.connect(services.rerate_after_merge, dispatch_uid="loyalty-merge-rerate")

@@ -11,6 +11,8 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from pharmacrm.core.builtin import BuiltinNameMixin
+
 
 class Level(models.TextChoices):
     STANDARD = "standard", pgettext_lazy("loyalty level", "Standard")
@@ -105,7 +107,18 @@ class LevelChange(models.Model):
         return f"{self.old_level or '-'} → {self.new_level}"
 
 
-class Reward(models.Model):
+# The rewards the demo's catalogue ships (`pharmacrm demo`, loyalty.demo.REWARDS), stored by their Chinese names: each
+# reader sees them in their language until they are renamed (core.builtin, registered by loyalty.apps)
+SHIPPED_REWARDS = {
+    "返利券 ¥500（下单抵扣）": pgettext_lazy("loyalty reward", "Rebate voucher ¥500 (off an order)"),
+    "返利券 ¥2000（下单抵扣）": pgettext_lazy("loyalty reward", "Rebate voucher ¥2,000 (off an order)"),
+    "药师GSP合规培训名额": pgettext_lazy("loyalty reward", "Place on a GSP compliance training for pharmacists"),
+    "新品试用装（10盒）": pgettext_lazy("loyalty reward", "New product trial pack (10 boxes)"),
+    "季度优先配送": pgettext_lazy("loyalty reward", "Priority delivery for a quarter"),
+}
+
+
+class Reward(BuiltinNameMixin, models.Model):
     name = models.CharField(_("name"), max_length=100)
     kind = models.CharField(_("kind"), max_length=10, choices=RewardKind.choices)
     points_cost = models.PositiveIntegerField(_("points"))
@@ -122,7 +135,7 @@ class Reward(models.Model):
         ordering = ["points_cost", "id"]
 
     def __str__(self) -> str:
-        return self.name
+        return self.label  # a shipped name in the reader's language (core.builtin)
 
 
 class Redemption(models.Model):

@@ -15,7 +15,7 @@ from django.urls import path
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import access, audit, downloads
+from pharmacrm.core import access, audit, builtin, downloads
 from pharmacrm.core.form_saves import save_form
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
@@ -146,6 +146,7 @@ def reward_edit(request, pk):
     reward = get_object_or_404(Reward, pk=pk)
     initial = {f: getattr(reward, f) for f in services.REWARD_FIELDS}
     form = forms.RewardForm(request.POST or None, prefix="reward", initial=initial)
+    builtin.note_on_form(form)  # a reward the demo's catalogue ships is read in each reader's language
     status = 200
     if request.method == "POST":
         outcome = save_form(form, lambda: services.update_reward(request.user, reward, form.values(),

@@ -158,3 +158,29 @@ def test_the_pages_in_each_language(world, client_for, lang, words):
         if lang != "en":
             for english in ("Points balance", "Loyalty members", "Redemptions", "Reward catalogue", "Level"):
                 assert f">{english}<" not in body, (url, english)
+
+
+def test_the_demo_catalogues_rewards_read_in_each_language_until_renamed(world, users, client_for):
+    """The demo ships its reward catalogue as data (返利券 ¥500（下单抵扣）…): an English or 繁體 page showed the
+    Simplified Chinese names. Until renamed they read in the reader's language; a reward named by a manager (产品试用装)
+    and a shipped one renamed read as typed."""
+    from django.utils import translation
+
+    from pharmacrm.loyalty.models import SHIPPED_REWARDS
+
+    shipped = "返利券 ¥500（下单抵扣）"
+    reward = services.create_reward(users["manager"], {"name": shipped, "kind": "rebate", "points_cost": 100,
+                                                       "value_cny": "500.00"})  # fmt: skip
+    services.request_redemption(users["rep"], world["ours"], reward)
+    with translation.override("zh-hant"):
+        traditional_name = str(SHIPPED_REWARDS[shipped])
+    c = client_for("manager")
+    member = f"/loyalty/members/{world['ours'].pk}/"
+    for url in ("/loyalty/rewards/", "/loyalty/approvals/", member, f"/loyalty/rewards/{reward.pk}/"):
+        english = c.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+        assert shipped not in english.split("<form")[0] and "Rebate voucher ¥500 (off an order)" in english, url
+        assert traditional_name in c.get(url, HTTP_ACCEPT_LANGUAGE="zh-hant").content.decode(), url
+        assert shipped in c.get(url, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode(), url
+    assert "产品试用装" in c.get("/loyalty/rewards/", HTTP_ACCEPT_LANGUAGE="en").content.decode()  # as typed
+    services.update_reward(users["manager"], reward, {"name": "返利券 ¥600"}, reward.version)
+    assert "返利券 ¥600" in c.get("/loyalty/rewards/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
