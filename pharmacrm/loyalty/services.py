@@ -694,7 +694,13 @@ def fulfil(user, redemption: Redemption, delivery_note: str, version=None) -> Re
 # --- referrals -----------------------------------------------------------------------------------------------
 
 
-def _already_referred(referral: Referral) -> ValidationError:
+def _already_referred(user, referral: Referral) -> ValidationError:
+    """The refusal of a second claim: it names the first referrer, unless that member's institution is outside the
+    user's territory (a manager recorded it) — then only that it is, without its name or member number."""
+    if not access.can_see(user, referral.referrer.institution):
+        return ValidationError({"referred": [_(
+            "%(customer)s was referred already, by an institution outside your territory, on %(date)s.") % {
+            "customer": referral.referred.name, "date": referral.referred_on.isoformat()}]})  # fmt: skip
     return ValidationError({"referred": [_("%(customer)s was referred already, by %(number)s %(name)s on %(date)s.") % {
         "customer": referral.referred.name, "number": referral.referrer.number,
         "name": referral.referrer.institution.name, "date": referral.referred_on.isoformat()}]})  # fmt: skip
@@ -728,7 +734,7 @@ def refer(user, member: Member, referred, note: str = "", *, today: dt.date | No
             .first()
         )
         if first is not None:
-            raise _already_referred(first)
+            raise _already_referred(user, first)
         if Member.objects.filter(institution=referred).exists():
             errors["referred"] = [_("%(customer)s is a member already: a referral brings in a new customer.") % {
                 "customer": referred.name}]  # fmt: skip
@@ -746,7 +752,7 @@ def refer(user, member: Member, referred, note: str = "", *, today: dt.date | No
                                                                  "referred": [None, referred.pk]})  # fmt: skip
     except IntegrityError:
         first = Referral.objects.select_related("referrer__institution", "referred").get(referred=referred)
-        raise _already_referred(first) from None
+        raise _already_referred(user, first) from None
     return referral
 
 

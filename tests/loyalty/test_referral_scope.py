@@ -47,3 +47,22 @@ def test_the_api_does_not_name_nor_identify_it_either(api_for, referrals):  # no
     managers = api_for("manager").get("/api/v1/loyalty/referrals/").json()["results"]
     assert {r["referred_name"] for r in managers} == {"上海第一医药商店", "金象大药房朝阳店"}
     assert all(r["referred_in_scope"] for r in managers)
+
+
+def test_a_second_claim_does_not_name_a_first_referrer_outside_the_reps_territory(users, beijing, shanghai, team_north):
+    from django.core.exceptions import ValidationError
+    from django.utils import translation
+
+    shop = pharmacy(users["admin"], beijing, "同仁堂大药房朝阳店", owner=users["rep"], team=team_north)
+    mine = services.join(users["rep"], shop)
+    far_member = services.join(users["manager"], pharmacy(users["admin"], shanghai, "上海第一医药商店"))
+    new = pharmacy(users["admin"], beijing, "新开连锁药房", owner=users["rep"], team=team_north)
+    services.refer(users["manager"], far_member, new)
+    with pytest.raises(ValidationError) as e, translation.override("en"):
+        services.refer(users["rep"], mine, new)
+    message = e.value.message_dict["referred"][0]
+    assert "上海第一医药商店" not in message and far_member.number not in message
+    assert "新开连锁药房 was referred already, by an institution outside your territory, on " in message
+    with pytest.raises(ValidationError) as e, translation.override("en"):  # who sees the first referrer reads its name
+        services.refer(users["manager"], mine, new)
+    assert f"by {far_member.number} 上海第一医药商店" in e.value.message_dict["referred"][0]
