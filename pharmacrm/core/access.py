@@ -71,6 +71,12 @@ def roles_of(user) -> frozenset[Role]:
     return user.roles
 
 
+def read_only(user) -> bool:
+    """Whether the user holds a read-only role (the auditor): such a user changes nothing, not even what is their own
+    alone (a scheduled report) — refused before any form is read."""
+    return bool(roles_of(user) & READ_ONLY_ROLES)
+
+
 def can(user, cap: Cap) -> bool:
     """Whether any of the user's roles holds `cap`; a read-only role never gets a write capability."""
     roles = roles_of(user)

@@ -80,6 +80,8 @@ one place, `pharmacrm/core/access.py`, which the web pages, the REST API, export
   key-account progress report) can be subscribed to only by those who may open its page, a team only within the
   user's scope; it is mailed only to the subscriber's own account address, made as the subscriber sees it when it is
   sent (checked again then: a subscriber who lost access is paused, not mailed). Every mail is an audited export.
+  A read-only role (the auditor) schedules none: adding, changing or mailing one now is refused (403, audited) before
+  the form is read; it may only stop one it kept from before.
 - **Sales targets and attainment** (`/sales/targets/`, its Excel export, `GET /api/v1/sales/attainment/` and
   `GET /api/v1/sales/targets/`): roles with "See every rep's and team's sales targets and attainment"
   (administrators, managers, marketing analysts, auditors) see every owner and team; a team lead who may see
@@ -234,7 +236,7 @@ ENDPOINT_RULES = [
     "targets of reps and teams (a change sends the version it loaded: 409 if stale) |",
     "| `/api/v1/report-subscriptions/` (GET, POST, PATCH, DELETE, `POST …/{id}/send-now/`) | any signed-in user, "
     "their own subscriptions only; a report is subscribed to only by those who may open its page (and checked again "
-    "when it is sent) |",
+    "when it is sent); a read-only role only reads and stops (DELETE) its own |",
     "| `GET /api/v1/cooperation/agreements/`, `/cooperation/projects/` (and `{id}/`) | See cooperation agreements and "
     "projects (scoped; all with See the cooperation agreements of every customer and team) |",
     "| `POST`, `PUT`, `PATCH` on `/api/v1/cooperation/agreements/`, `/cooperation/projects/` and their actions (`sign`, "

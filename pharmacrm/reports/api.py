@@ -75,6 +75,7 @@ class ReportSubscriptionViewSet(
         return int(raw) if raw.isascii() and raw.isdigit() else None
 
     def create(self, request, *args, **kwargs):
+        services.refuse_read_only(request.user)  # before the body is read: 403, audited
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         sub = services.subscribe(request.user, dict(serializer.validated_data))
@@ -83,6 +84,7 @@ class ReportSubscriptionViewSet(
     def update(self, request, *args, **kwargs):
         if not kwargs.get("partial"):
             return Response(status=status.HTTP_405_METHOD_NOT_ALLOWED)
+        services.refuse_read_only(request.user)  # before the body is read: 403, audited
         sub = self.get_object()
         serializer = ReportSubscriptionSerializer(sub, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
@@ -97,6 +99,7 @@ class ReportSubscriptionViewSet(
                    description="Mail the last whole period now (by the worker); the schedule goes on after.")  # fmt: skip
     @action(detail=True, methods=["post"], url_path="send-now")
     def send_now(self, request, pk=None):
+        services.refuse_read_only(request.user)  # before the body is read: 403, audited
         sub = self.get_object()
         services.send_now(request.user, sub)
         sub.refresh_from_db()

@@ -31,7 +31,7 @@ from django.utils.translation import gettext as _
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
-from pharmacrm.core import audit
+from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.servicedesk.performance import LOCAL, Period, current_period
@@ -97,11 +97,19 @@ def _clean(user, data: dict, current: ReportSubscription | None = None) -> dict:
     return {"report": report, "frequency": frequency, "team": team}
 
 
+def refuse_read_only(user) -> None:
+    """The auditor reads reports on their pages and exports them, and changes nothing: no scheduled report is added,
+    changed or mailed on request by a read-only role (stopping one is allowed: it stops mails to oneself)."""
+    if access.read_only(user):
+        raise PermissionDenied(_("Your role only reads: it cannot schedule reports."))
+
+
 def _duplicate() -> ValidationError:
     return ValidationError({"report": [_("You already have this report mailed at this frequency (for this team).")]})
 
 
 def subscribe(user, data: dict, *, now: dt.datetime | None = None) -> ReportSubscription:
+    refuse_read_only(user)
     now = now or timezone.now()
     clean = _clean(user, data)
     try:
@@ -127,6 +135,7 @@ def _lock(user, sub: ReportSubscription, version: int | None) -> ReportSubscript
 def change(user, sub: ReportSubscription, data: dict, *, version: int | None = None,
            now: dt.datetime | None = None) -> ReportSubscription:  # fmt: skip
     """A new frequency or team, or paused / resumed ("active"). Resuming re-checks that the user may see it."""
+    refuse_read_only(user)
     now = now or timezone.now()
     try:
         with transaction.atomic():
@@ -323,6 +332,7 @@ def send_due_reports() -> int:
 
 def send_now(user, sub: ReportSubscription, *, now: dt.datetime | None = None) -> None:
     """"Mail me the last period now": the run is made due now and sent by the worker; the schedule goes on after."""
+    refuse_read_only(user)
     now = now or timezone.now()
     with transaction.atomic():
         current = _lock(user, sub, None)

@@ -11,6 +11,7 @@ from django.urls import path
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
+from pharmacrm.core import access
 from pharmacrm.customers.services import ConflictError
 
 from . import services
@@ -27,7 +28,7 @@ def _context(request, form) -> dict:
     for sub in subs:
         kind = KINDS.get(sub.report)
         sub.label = kind.filename() if kind else sub.report
-    return {"form": form, "subscriptions": subs, "offered": bool(offered(user)),
+    return {"form": form, "subscriptions": subs, "offered": bool(offered(user)), "read_only": access.read_only(user),
             "has_email": bool((user.email or "").strip())}  # fmt: skip
 
 
@@ -36,6 +37,7 @@ def _context(request, form) -> dict:
 def subscriptions(request):
     user = request.user
     if request.method == "POST":
+        services.refuse_read_only(user)  # before the form is read: a 403, audited as every refused write
         form = SubscriptionForm(request.POST, user=user)
         if form.is_valid():
             try:
@@ -60,6 +62,8 @@ def act(request, pk: int):
     if sub is None:
         raise Http404(_("This is not one of your scheduled reports."))
     action = request.POST.get("action", "")
+    if action != "delete":  # a read-only role may only stop one (it stops mails to itself)
+        services.refuse_read_only(user)
     raw = request.POST.get("version", "")
     version = int(raw) if raw.isascii() and raw.isdigit() else None
     try:

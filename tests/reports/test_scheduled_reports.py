@@ -10,7 +10,7 @@ import socket
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 from openpyxl import load_workbook
 
@@ -209,6 +209,9 @@ def test_each_role_is_offered_the_reports_whose_page_it_may_open(client_for, use
         status = client.get(reverse(kind.page)).status_code
         assert (status == 200) == (kind.report in offered), (role, kind.report, status)
     page = client.get(reverse("reports:subscriptions"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    if role == Role.AUDITOR:  # reads every report, schedules none (test_the_auditor_schedules_no_report)
+        assert "Your role only reads" in page and 'name="report"' not in page
+        return
     for kind in kinds.KINDS.values():
         assert (f'value="{kind.report}"' in page) == (kind.report in offered)
     # a report the role may not see is refused by name when posted anyway
@@ -245,6 +248,44 @@ def test_the_page_subscribes_pauses_resumes_and_stops(client_for, users, manager
     assert not ReportSubscription.objects.filter(pk=sub.pk).exists()
     actions = list(AuditEntry.objects.filter(object_type="reports.reportsubscription").order_by("seq").values_list("action", flat=True))
     assert actions == ["create", "update", "update", "delete"]
+
+
+def test_the_auditor_schedules_no_report(client_for, users, django_capture_on_commit_callbacks):
+    """The auditor changes nothing: adding, changing or mailing a scheduled report is refused before the form or the
+    body is read (403, audited as every refused write); stopping one kept from before stops mails to itself."""
+    from rest_framework.test import APIClient
+
+    from tests.api.conftest import token_for
+
+    auditor = users["auditor"]
+    auditor.email = INBOX
+    auditor.save()
+    client = client_for("auditor")
+    url = reverse("reports:subscriptions")
+    assert client.post(url, {"report": "sales_attainment", "frequency": "quarter"}).status_code == 403
+    assert client.post(url, {}).status_code == 403  # refused before the form's errors: not a 400
+    with pytest.raises(PermissionDenied):
+        services.subscribe(auditor, {"report": "sales_attainment"})
+    kept = ReportSubscription.objects.create(user=auditor, report="sales_attainment", frequency="month",
+                                             next_run_at=bj(2027, 1, 1, 8))  # fmt: skip
+    act = reverse("reports:subscription", args=[kept.pk])
+    for action in ("pause", "now"):
+        assert client.post(act, {"action": action, "version": kept.version}).status_code == 403
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token_for(auditor)}", HTTP_ACCEPT_LANGUAGE="en")
+    refused = api.post("/api/v1/report-subscriptions/", {"report": "sales_attainment"}, format="json")
+    assert refused.status_code == 403 and "only reads" in refused.json()["detail"]
+    assert api.post("/api/v1/report-subscriptions/", {"frequency": "weekly"}, format="json").status_code == 403
+    assert api.patch(f"/api/v1/report-subscriptions/{kept.pk}/", {"active": False}, format="json").status_code == 403
+    assert api.post(f"/api/v1/report-subscriptions/{kept.pk}/send-now/").status_code == 403
+    kept.refresh_from_db()
+    assert kept.active and kept.version == 1 and ReportSubscription.objects.filter(user=auditor).count() == 1
+    denied = AuditEntry.objects.filter(action="access_denied", actor=auditor)
+    assert denied.count() == 8 and not AuditEntry.objects.filter(object_type="reports.reportsubscription").exists()
+    page = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'value="delete"' in page and 'value="pause"' not in page and 'value="now"' not in page
+    client.post(act, {"action": "delete", "version": kept.version})
+    assert not ReportSubscription.objects.filter(pk=kept.pk).exists()
 
 
 def test_another_users_subscription_is_not_found(client_for, users, manager):
