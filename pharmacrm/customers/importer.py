@@ -48,6 +48,7 @@ from django.utils.translation import gettext_lazy as _
 from pharmacrm.core import access, audit, crypto
 from pharmacrm.core.fields import EncryptedDateField, EncryptedTextField
 from pharmacrm.core.models import AuditEntry, Counter, Region, Team, User
+from pharmacrm.core.personal import FREE_TEXT_FIELDS
 from pharmacrm.core.roles import Cap
 from pharmacrm.core.wording import listing
 
@@ -2450,6 +2451,10 @@ def _classify(run: Run, it: Item) -> None:
     else:
         _check_person_update(it)
         _check_birthday_id(run, it)
+    for name in FREE_TEXT_FIELDS:  # needs / notes read back from a masked export: 请回电 138****8000
+        value = it.values.get(name)
+        if value and "*" in value:  # only such rows pay for it
+            it.values[name] = normalise.restore_contacts(value, getattr(obj, name))  # the masks put back as stored
     changes = {a: value for a, value in it.values.items() if _differs(a, getattr(obj, a), value)}
     if run.model is Institution and (changes.get("kind") or obj.kind) != InstitutionType.HOSPITAL:
         changes.pop("grade", None)  # as services do: a grade only means something for a hospital

@@ -165,3 +165,48 @@ def test_an_editor_who_sees_the_text_masked_keeps_the_real_details_when_saving_i
     assert r.status_code == 200, r.content
     assert Person.objects.get(pk=doctor.pk).notes == NOTES + "。已回访"
     assert r.json()["notes"] == shown["notes"] + "。已回访"
+
+
+# --- imported back -------------------------------------------------------------------------------------------
+
+
+def _csv(rows) -> bytes:
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    return out.getvalue().encode("utf-8-sig")
+
+
+def test_a_masked_export_imported_back_keeps_the_real_details_in_the_free_text(client_for, users, doctor, hospital, tmp_path, settings):
+    """An analyst's export shows the notes masked (家属电话 139****5678); a key-account manager who imports it back
+    (or a corrected copy) keeps the real numbers and addresses: the round trip changes nothing — the check says so
+    row by row — and an added sentence is saved after the real details, never after their masks."""
+    from pharmacrm.customers import importer
+    from pharmacrm.customers.models import Institution
+
+    settings.VAR_DIR = tmp_path
+    rows = list(csv.reader(io.StringIO(_export(client_for("analyst"), "institutions"))))
+    header = rows[0]
+    row = next(r for r in rows[1:] if r[header.index("机构名称")] == hospital.name)
+    assert row[header.index("备注")] == "家属电话 139****5678，邮箱l***@example.com"
+    path = tmp_path / "institutions.csv"
+    path.write_bytes(_csv(rows))
+    version = Institution.objects.get(pk=hospital.pk).version
+    check = importer.import_file(path, "institutions", users["kam"], dry_run=True)
+    assert check.updated_count == 0 and check.unchanged_count >= 1, check.errors
+    shown = next(p for p in check.preview if hospital.name in str(p["cells"]))
+    assert shown["action"] == "unchanged"
+    job = importer.import_file(path, "institutions", users["kam"])
+    assert job.updated_count == 0 and job.error_count == 0
+    stored = Institution.objects.get(pk=hospital.pk)
+    assert stored.notes == NOTES and stored.version == version
+    # people: the masked notes and needs as the analyst's export gives them, one sentence added to the notes
+    small = [["内部编号", "姓名", "需求", "备注"],
+             [doctor.code, doctor.name, mask_contacts(NEEDS), mask_contacts(NOTES) + "。已回访"]]  # fmt: skip
+    path = tmp_path / "people.csv"
+    path.write_bytes(_csv(small))
+    job = importer.import_file(path, "people", users["kam"])
+    assert (job.updated_count, job.error_count) == (1, 0), job.errors
+    person = Person.objects.get(pk=doctor.pk)
+    assert person.needs == NEEDS and person.notes == NOTES + "。已回访"
+    update = AuditEntry.objects.filter(action="update", object_type="customers.person").latest("seq")
+    assert update.extra["rows"][0]["changes"] == {"notes": [NOTES, NOTES + "。已回访"]}
