@@ -210,3 +210,18 @@ def test_a_masked_export_imported_back_keeps_the_real_details_in_the_free_text(c
     assert person.needs == NEEDS and person.notes == NOTES + "。已回访"
     update = AuditEntry.objects.filter(action="update", object_type="customers.person").latest("seq")
     assert update.extra["rows"][0]["changes"] == {"notes": [NOTES, NOTES + "。已回访"]}
+
+
+def test_the_free_text_is_not_searched_so_a_masked_number_cannot_be_confirmed_by_searching_it(client_for, api_for, doctor, hospital):  # noqa: F811
+    """The search box, the lists' q and the API search (the API lists have no text filter) read names, pinyin, codes and the structured contact fields
+    only (the last through the audited, limited contact look-up): a number or address typed into the notes finds
+    nothing, so searching 13912345678 tells a masked user nothing about 139****5678 in the notes."""
+    agent = api_for("agent")
+    for query in ("13912345678", "139-1234-5678", "li.na@example.com", "110101199003071234", "家属电话"):
+        assert agent.get("/api/v1/search/", {"q": query}).json()["results"] == [], query
+        page = client_for("agent").get("/customers/search/", {"q": query}).content.decode()
+        assert f"/customers/people/{doctor.pk}/" not in page and f"/customers/institutions/{hospital.pk}/" not in page
+        listing = client_for("agent").get("/customers/people/", {"q": query}).content.decode()
+        assert f"/customers/people/{doctor.pk}/" not in listing, query
+    # a whole number is a contact look-up: audited (masked) and counted, as any other
+    assert AuditEntry.objects.filter(action="read_personal", object_repr="search", actor__username="agent").exists()
