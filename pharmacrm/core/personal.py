@@ -43,15 +43,34 @@ def holds_contacts(value) -> bool:
 
 CUSTOMER_OBJECTS = ("customers.institution", "customers.person")
 
+# the other free text written about customers, masked alike for the same roles (pages, API, exports, audit trail):
+# an interaction's subject and notes (家属电话 139…), a customer's key opinion leaders and influence notes
+FREE_TEXT_OF = {
+    "customers.institution": FREE_TEXT_FIELDS,
+    "customers.person": FREE_TEXT_FIELDS,
+    "engagement.interaction": ("subject", "notes"),
+    "keyaccounts.marketinfluence": ("kol_names", "notes"),
+}
+
+
+def restore_free_text(user, data: dict, stored, fields: Iterable[str]) -> dict:
+    """`data` as a change by `user` to `stored` is saved: for a user shown these free texts masked (the edit form,
+    a GET then PATCH), each mask still in them is put back as stored (normalise.restore_contacts), never saved in
+    place of the real number or address; what they type is kept as typed."""
+    if stored is None or not masks_free_text(user):
+        return data
+    return {**data, **{f: normalise.restore_contacts(data[f], getattr(stored, f) or "")
+                       for f in fields if isinstance(data.get(f), str) and "*" in data[f]}}  # fmt: skip
+
 
 def audit_changes(object_type: str, changes, masked: bool):
-    """An audit entry's changes as the audit page and API show them: a customer's free text before and after with
-    the contact details in it masked when `masked` (the auditor; the administrator reads them as recorded). The
-    structured personal fields are never in an entry (a keyed digest stands for them)."""
-    if not masked or object_type not in CUSTOMER_OBJECTS or not isinstance(changes, dict):
+    """An audit entry's changes as the audit page and API show them: free text about a customer (FREE_TEXT_OF)
+    before and after with the contact details in it masked when `masked` (the auditor; the administrator reads them
+    as recorded). The structured personal fields are never in an entry (a keyed digest stands for them)."""
+    if not masked or object_type not in FREE_TEXT_OF or not isinstance(changes, dict):
         return changes
     shown = dict(changes)
-    for name in FREE_TEXT_FIELDS:
+    for name in FREE_TEXT_OF[object_type]:
         pair = shown.get(name)
         if isinstance(pair, list | tuple):
             shown[name] = [free_text(v, True) for v in pair]

@@ -508,6 +508,8 @@ def _audit_rows(user, entries) -> None:
             e.label = str(SYSTEM_OBJECTS[e.object_repr])
         else:
             e.label = e.object_repr
+        if masked and e.object_type == "engagement.interaction":  # named by its subject: 请回电 139…
+            e.label = personal.free_text(e.label, True)
         e.url = ""
         if (e.object_type, e.object_id) in openable and e.action != A.DELETE:
             try:

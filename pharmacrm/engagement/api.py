@@ -16,7 +16,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_
 from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 
-from pharmacrm.core import access, viewsets
+from pharmacrm.core import access, personal, viewsets
 from pharmacrm.core.api_utils import (
     MAX_INT32,
     DateTimeFilter,
@@ -123,6 +123,17 @@ class InteractionSerializer(ModelSerializer):
             "cases", "consent_warning", "version",
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
+
+    def to_representation(self, instance):
+        """As stored, except the subject and notes with the contact details typed in them masked for a reader who
+        sees personal data masked (as the pages show them); masks sent back in a change are put back as stored."""
+        data = super().to_representation(instance)
+        if "_free_text_masked" not in self.context:
+            request = self.context.get("request")
+            self.context["_free_text_masked"] = request is None or personal.masks_free_text(request.user)
+        for name in personal.FREE_TEXT_OF["engagement.interaction"]:
+            data[name] = personal.free_text(data.get(name), self.context["_free_text_masked"])
+        return data
 
     def get_institution_name(self, obj: Interaction) -> str | None:
         return picker_label(obj.institution) if obj.institution_id else None

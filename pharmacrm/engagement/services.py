@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, personal
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.models import Institution, with_departments
@@ -222,6 +222,9 @@ def update_interaction(user, interaction: Interaction, data: dict, *, version: i
     access.require(user, Cap.RECORD_INTERACTIONS)
     if interaction.created_by_id != user.pk and not access.can(user, Cap.ALL_CUSTOMERS):
         raise access.PermissionDenied(_("Only the author may change this interaction."))
+    # a reader shown the subject and notes with their contact details masked sends the masks back (the edit form, a
+    # GET then PATCH): each is put back as stored, never saved in place of the real number or address
+    data = personal.restore_free_text(user, data, interaction, personal.FREE_TEXT_OF["engagement.interaction"])
     values = _clean(user, data, partial=True, current=interaction)
     with transaction.atomic():
         _hold_customers(values)  # before the interaction's lock: a merge moving it holds the customer's first

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
-from pharmacrm.core import access
+from pharmacrm.core import access, personal
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.forms import picker_label
@@ -283,7 +283,7 @@ def interaction_detail(request, pk: int):
                 messages.success(request, _("The interaction was saved."))
                 return redirect("engagement:interaction", pk=pk)
     else:
-        form = InteractionForm(user=user, options_url=options_url, initial=_initial(interaction), interaction=interaction)
+        form = InteractionForm(user=user, options_url=options_url, initial=_initial(interaction, user), interaction=interaction)
     flags = sorted(interaction.safety_flags.all(), key=lambda f: f.pk)
     # when PV must have looked at a pending flag: a day, or four hours when a death or hospital stay was mentioned
     handoff = (
@@ -309,10 +309,12 @@ def interaction_detail(request, pk: int):
     return render(request, "engagement/interaction_detail.html", context, status=status)
 
 
-def _initial(interaction: Interaction) -> dict:
+def _initial(interaction: Interaction, user) -> dict:
+    masked = personal.masks_free_text(user)  # contact details in the text: masked here too, put back on saving
     return {
         "institution": interaction.institution_id, "person": interaction.person_id, "channel": interaction.channel,
-        "received_at": interaction.received_at, "subject": interaction.subject, "notes": interaction.notes,
+        "received_at": interaction.received_at, "subject": personal.free_text(interaction.subject, masked),
+        "notes": personal.free_text(interaction.notes, masked),
         "product": interaction.product_id, "safety_relevant": interaction.safety_relevant,
         "version": interaction.version,
     }  # fmt: skip

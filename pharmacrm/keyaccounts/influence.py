@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, personal
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import importer, normalise
@@ -72,6 +72,7 @@ def open_improvement_action(user, score: Score) -> ImprovementAction:
 
 
 INFLUENCE_FIELDS = ("kol_count", "kol_names", "assessment", "notes")
+_TYPE = "keyaccounts.marketinfluence"
 
 
 def _clean_influence(data: dict) -> dict:
@@ -114,6 +115,9 @@ def save_influence(user, institution: Institution, data: dict, *, version: int |
         raise PermissionDenied(_("You do not have permission to do this."))
     if not access.can_see(user, institution):
         raise PermissionDenied(_("You do not have permission to do this."))
+    # a reader shown the names and notes with their contact details masked sends the masks back: put back as stored
+    stored = MarketInfluence.objects.filter(institution=institution).only(*personal.FREE_TEXT_OF[_TYPE]).first()
+    data = personal.restore_free_text(user, data, stored, personal.FREE_TEXT_OF[_TYPE])
     clean = _clean_influence(data)
     now = timezone.now()
     with transaction.atomic():

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import access
+from pharmacrm.core import access, personal
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import HospitalGrade, InstitutionType, Tier
@@ -354,8 +354,9 @@ def _detail_context(request, score: Score, *, influence_form=None, conflict=Fals
         if may_edit_influence(user):
             initial = {}  # a new customer's KOL count: counted from the names entered
             if influence is not None:
-                initial = {"kol_count": influence.kol_count, "kol_names": influence.kol_names,
-                           "assessment": influence.assessment, "notes": influence.notes,
+                masked = personal.masks_free_text(user)  # contact details in the text: masked, put back on saving
+                initial = {"kol_count": influence.kol_count, "kol_names": personal.free_text(influence.kol_names, masked),
+                           "assessment": influence.assessment, "notes": personal.free_text(influence.notes, masked),
                            "version": influence.version}  # fmt: skip
             context["influence_form"] = influence_form or InfluenceForm(initial=initial)
     return context

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from pharmacrm.core import wording
-from pharmacrm.core.personal import MASKERS
+from pharmacrm.core.personal import MASKERS, free_text, masks_free_text
 
 register = template.Library()
 
@@ -26,6 +26,21 @@ register = template.Library()
 def masked_phone(value: str) -> str:
     """A phone number as lists and search results show it: never in clear."""
     return MASKERS["mobile"](value) if value else ""
+
+
+@register.simple_tag(takes_context=True)
+def shown_text(context, value) -> str:
+    """Free text about a customer (an interaction's notes, influence notes) as this reader may see it: with the
+    phone numbers, e-mail addresses and ID card numbers in it masked for a role that sees personal data masked.
+    `{% shown_text i.notes as notes %}`."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if request is None or user is None:
+        return free_text(value, True)
+    masked = getattr(request, "_free_text_masked", None)
+    if masked is None:
+        masked = request._free_text_masked = masks_free_text(user)
+    return free_text(value, masked)
 
 
 AUDIT_LIST_SHOWN = 20  # a list in an audit entry (people read, fields) shows this many items, then a count
