@@ -590,6 +590,16 @@ class ConsentSerializer(ModelSerializer):
             raise serializers.ValidationError(errors["person"], code="merged")
         return value
 
+    def to_representation(self, instance):
+        """As stored, except the evidence with the contact details typed in it masked for a reader who sees personal
+        data masked, as on the person's page."""
+        data = super().to_representation(instance)
+        if "_free_text_masked" not in self.context:
+            request = self.context.get("request")
+            self.context["_free_text_masked"] = request is None or masks_free_text(request.user)
+        data["evidence"] = free_text(data.get("evidence"), self.context["_free_text_masked"])
+        return data
+
     def validate_evidence(self, value):
         """The web form's rule and words (normalise.check_length), with the other fields' errors."""
         return normalise.check_length("evidence", value, Consent.EVIDENCE_MAX_LENGTH)

@@ -540,6 +540,9 @@ def _person_context(
     contacts["masked"] = contacts.pop("_masked")
     texts = contacts.pop("_texts")  # needs and notes, contact details typed in them masked as the fields are
     consents = list(person.consents.select_related("recorded_by"))
+    masked = masks_free_text(user)  # a consent's evidence (短信回复 139…): contact details in it masked, as in notes
+    for c in consents:
+        c.evidence_shown = free_text(c.evidence, masked)
     # the institution and department a person works at are named on their page, but linked only for a reader who
     # may open them (a rep who owns a doctor at a hospital outside the territory got "Not found")
     places = [i for i in (person.institution_id, person.department_id) if i]

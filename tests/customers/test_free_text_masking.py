@@ -225,3 +225,17 @@ def test_the_free_text_is_not_searched_so_a_masked_number_cannot_be_confirmed_by
         assert f"/customers/people/{doctor.pk}/" not in listing, query
     # a whole number is a contact look-up: audited (masked) and counted, as any other
     assert AuditEntry.objects.filter(action="read_personal", object_repr="search", actor__username="agent").exists()
+
+
+def test_a_consents_evidence_is_masked_for_roles_that_see_personal_data_masked(client_for, api_for, doctor, admin_user):  # noqa: F811
+    """A consent's evidence holds what proves it, often a number (短信回复"同意"，来自139-1234-5678): it was shown in
+    clear on the person's page and in the API to the roles that see the person's mobile masked."""
+    services.record_consent(admin_user, doctor, {"purpose": "marketing", "channel": "sms", "status": "given",
+                                                 "evidence": '短信回复"同意"，来自139-1234-5678'})  # fmt: skip
+    page = client_for("agent").get(f"/customers/people/{doctor.pk}/").content.decode()
+    assert '来自139****5678' in page and not _clear_in(page)
+    rows = api_for("analyst").get("/api/v1/consents/", {"person": doctor.pk}).json()["results"]
+    assert [r["evidence"] for r in rows] == ['短信回复"同意"，来自139****5678']
+    assert "来自139-1234-5678" in client_for("kam").get(f"/customers/people/{doctor.pk}/").content.decode()
+    assert api_for("kam").get("/api/v1/consents/", {"person": doctor.pk}).json()["results"][0]["evidence"].endswith(
+        "139-1234-5678")
