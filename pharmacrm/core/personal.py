@@ -50,7 +50,14 @@ FREE_TEXT_OF = {
     "customers.person": FREE_TEXT_FIELDS,
     "engagement.interaction": ("subject", "notes"),
     "keyaccounts.marketinfluence": ("kol_names", "notes"),
+    # what a customer wrote in to the service desk or an agent typed (请回电 139…): a ticket's subject and description;
+    # its conversation is masked alike where it is shown (servicedesk.api.TEXT_FIELDS, views_conversation)
+    "servicedesk.ticket": ("subject", "description", "resolution_summary", "impact_note"),
 }
+
+# records named in the audit trail by their free text (an interaction by its subject, a ticket by its number and
+# subject): the name is masked as the text is
+NAMED_BY_FREE_TEXT = ("engagement.interaction", "servicedesk.ticket")
 
 
 def restore_free_text(user, data: dict, stored, fields: Iterable[str]) -> dict:

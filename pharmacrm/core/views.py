@@ -508,7 +508,7 @@ def _audit_rows(user, entries) -> None:
             e.label = str(SYSTEM_OBJECTS[e.object_repr])
         else:
             e.label = e.object_repr
-        if masked and e.object_type == "engagement.interaction":  # named by its subject: 请回电 139…
+        if masked and e.object_type in personal.NAMED_BY_FREE_TEXT:  # named by its subject: 请回电 139…
             e.label = personal.free_text(e.label, True)
         e.url = ""
         if (e.object_type, e.object_id) in openable and e.action != A.DELETE:

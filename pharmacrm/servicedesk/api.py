@@ -29,7 +29,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from pharmacrm.core import access, audit, viewsets
+from pharmacrm.core import access, audit, personal, viewsets
 from pharmacrm.core.addresses import validate_address
 from pharmacrm.core.api_utils import (
     MAX_INT32,
@@ -105,17 +105,51 @@ def caller_view(ticket: Ticket, clear: bool) -> dict:
     return {"caller_name": mask_name(ticket.caller_name), "caller_phone": phone}
 
 
-def callers_in_clear(user, tickets, *, reveal_reason: str = "", purpose: str = "api") -> bool:
-    """Whether this user sees the callers' names and phones of these tickets in clear; a clear read of any
-    caller's data is audited (one entry per call, like customers' contact data)."""
+# a ticket's own text (what the customer wrote, what the desk typed): the phone numbers, e-mail addresses and ID
+# card numbers in it are masked (normalise.mask_contacts) as the caller's details are, and shown with them
+TEXT_FIELDS = personal.FREE_TEXT_OF["servicedesk.ticket"]
+
+
+def texts_with_contacts(ticket: Ticket, messages=()) -> list[str]:
+    """The text fields of a ticket (and "messages": its conversation, when given) holding a contact detail: what a
+    clear read of them reads, named in its audit entry."""
+    held = [f for f in TEXT_FIELDS if personal.holds_contacts(getattr(ticket, f, ""))]
+    if any(personal.holds_contacts(m.body) or personal.holds_contacts(m.subject) for m in messages):
+        held.append("messages")
+    return held
+
+
+def ticket_texts(data: dict, clear: bool) -> dict:
+    """A ticket's representation with its subject and description as this reader may see them."""
+    for name in TEXT_FIELDS:
+        if name in data:
+            data[name] = personal.free_text(data[name], not clear)
+    return data
+
+
+def callers_in_clear(user, tickets, *, reveal_reason: str = "", purpose: str = "api", messages=None) -> bool:
+    """Whether this user sees the callers' names and phones of these tickets, and the contact details typed into
+    their subjects and descriptions (and `messages`: the conversation of a single ticket), in clear; a clear read of
+    any of them is audited (one entry per call, like customers' contact data), naming the fields read."""
     mode = access.personal_data_mode(user)
     clear = mode == "plain" or (mode == "reveal" and bool(reveal_reason.strip()))
-    read = [t.pk for t in tickets if t.caller_name or t.caller_phone]
-    if clear and read:
+    if not clear:
+        return clear
+    tickets = list(tickets)
+    read, fields = [], []
+    for t in tickets:
+        held = texts_with_contacts(t, messages or ())
+        if t.caller_name or t.caller_phone or held:
+            read.append(t.pk)
+        if t.caller_name or t.caller_phone:
+            held = ["caller_name", "caller_phone", *held]
+        fields += [f for f in held if f not in fields]
+    if read:
+        order = ["caller_name", "caller_phone", *TEXT_FIELDS, "messages"]
         audit.record(
             AuditEntry.Action.READ_PERSONAL,
             ("servicedesk.ticket", str(read[0]) if len(read) == 1 else "", f"{len(read)}"),
-            user=user, tickets=read[:1000], count=len(read), fields=["caller_name", "caller_phone"],
+            user=user, tickets=read[:1000], count=len(read), fields=sorted(fields, key=order.index),
             reason=reveal_reason.strip()[:500], purpose=purpose,
         )  # fmt: skip
     return clear
@@ -175,7 +209,12 @@ class TicketSerializer(ModelSerializer):
         help_text="Why the priority or complexity differs from the category's (not needed for urgent).",
     )  # fmt: skip
     status = serializers.ChoiceField(choices=Status.choices, read_only=True, help_text="Change it with …/transition/.")
-    subject = serializers.CharField(max_length=200)
+    subject = serializers.CharField(
+        max_length=200,
+        help_text="Phone numbers, e-mail addresses and ID numbers in it are masked (139****5678) for roles that do not "
+                  "see personal data, as in description, resolution_summary and impact_note; in clear with "
+                  "?reveal_reason= on a ticket.",
+    )  # fmt: skip
     description = serializers.CharField(max_length=20000, required=False, allow_blank=True)
     institution = VisibleInstitutionField(required=False, allow_null=True)
     person = VisiblePersonField(required=False, allow_null=True)
@@ -245,7 +284,7 @@ class TicketSerializer(ModelSerializer):
     def to_representation(self, instance):
         data = super().to_representation(instance)
         data.update(caller_view(instance, self._clear()))
-        return data
+        return ticket_texts(data, self._clear())
 
     def get_caller_masked(self, obj: Ticket) -> bool:
         return not self._clear()
@@ -339,6 +378,23 @@ class TicketEventSerializer(ModelSerializer):
         fields = ["id", "at", "kind", "actor", "actor_name", "from_status", "to_status", "data"]
         read_only_fields = fields
 
+    def to_representation(self, instance):
+        """As recorded, with the contact details typed into the texts it names (an edited subject or description,
+        a response's summary, a note) masked for a reader who sees personal data masked, as the ticket page shows."""
+        data = super().to_representation(instance)
+        if "_free_text_masked" not in self.context:
+            request = self.context.get("request")
+            self.context["_free_text_masked"] = request is None or personal.masks_free_text(request.user)
+        if self.context["_free_text_masked"] and isinstance(data.get("data"), dict):
+            shown = dict(data["data"])
+            if isinstance(shown.get("fields"), dict):
+                shown["fields"] = personal.audit_changes("servicedesk.ticket", shown["fields"], True)
+            for key in ("summary", "note", "reason"):
+                if key in shown:
+                    shown[key] = personal.free_text(shown[key], True)
+            data["data"] = shown
+        return data
+
 
 class SlaClockSerializer(ModelSerializer):
     calendar = serializers.SlugRelatedField(slug_field="code", read_only=True)
@@ -426,8 +482,21 @@ def _next_deadline():
 def _reveal_parameter():
     return OpenApiParameter(
         "reveal_reason", str,
-        description="Why you need to see the caller's name and phone (roles that may reveal personal data).",
+        description="Why you need to see the caller's name and phone, and the phone numbers, e-mail addresses and ID "
+                    "numbers typed into the ticket's text (roles that may reveal personal data).",
     )  # fmt: skip
+
+
+def reveal_reason_of(request) -> str:
+    """The `reveal_reason` of a read, checked as a reveal on the web and through the customer API is (400)."""
+    reason = clean_text(request.query_params.get("reveal_reason", "")).strip()
+    if reason:
+        from pharmacrm.customers.views import reveal_reason_error
+
+        error = reveal_reason_error(reason)
+        if error:
+            raise serializers.ValidationError({"reveal_reason": [error]})
+    return reason
 
 
 @extend_schema_view(
@@ -490,13 +559,7 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
 
     def retrieve(self, request, *args, **kwargs):
         ticket = self.get_object()
-        reason = clean_text(request.query_params.get("reveal_reason", "")).strip()
-        if reason:  # the same rule as revealing a person's data on the web and through the customer API
-            from pharmacrm.customers.views import reveal_reason_error
-
-            error = reveal_reason_error(reason)
-            if error:
-                raise serializers.ValidationError({"reveal_reason": [error]})
+        reason = reveal_reason_of(request)  # the same rule as revealing a person's data on the web and the customer API
         self._callers_clear = callers_in_clear(request.user, [ticket], reveal_reason=reason, purpose="api")
         return versioned(Response(self.get_serializer(ticket).data), ticket)
 
@@ -608,7 +671,7 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
         event = services.record_response(
             request.user, ticket, channel=d.get("channel", ""), summary=clean_text(d.get("summary", ""))
         )
-        return Response(TicketEventSerializer(event).data, status=status.HTTP_201_CREATED)
+        return Response(TicketEventSerializer(event, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=TicketEventSerializer(many=True), tags=["tickets"], filters=False)
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
@@ -616,7 +679,8 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
         """The ticket's history, oldest first."""
         ticket = self.get_object()
         events = TicketEvent.objects.filter(ticket=ticket).select_related("actor").order_by("at", "id")
-        return Response(TicketEventSerializer(linking.hide_unseen_tickets(request.user, events), many=True).data)
+        events = linking.hide_unseen_tickets(request.user, events)
+        return Response(TicketEventSerializer(events, many=True, context={"request": request}).data)
 
     @extend_schema(responses=SlaClockSerializer(many=True), tags=["tickets"], filters=False)
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)

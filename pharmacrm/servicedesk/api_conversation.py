@@ -19,7 +19,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from pharmacrm.core import access, viewsets
+from pharmacrm.core import access, audit, personal, viewsets
 from pharmacrm.core.api_utils import (
     FileNegotiation,
     HasCapability,
@@ -29,11 +29,12 @@ from pharmacrm.core.api_utils import (
     expected_version,
     versioned,
 )
+from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.parsers import JSONParser
 from pharmacrm.core.roles import Cap
 
 from . import attachments, conversation, editing
-from .api import CodeField, TicketSerializer, callers_in_clear
+from .api import CodeField, TicketSerializer, callers_in_clear, reveal_reason_of
 from .choices import Delivery, MessageKind
 from .models import AnswerTemplate, Attachment, Product, Ticket, TicketCategory, TicketMessage
 
@@ -122,8 +123,15 @@ class MessageSerializer(ModelSerializer):
         read_only_fields = ["id", "author", "subject", "attempts", "sent_at", "created_at"]
 
     def to_representation(self, instance):
+        """As written, with the contact details typed into the body and subject masked for a reader who sees personal
+        data masked (unless they read the conversation with a reason: `texts_clear`), as the ticket page shows it."""
         data = super().to_representation(instance)
         data["kind"] = instance.kind  # inbound too
+        if "texts_clear" not in self.context:
+            request = self.context.get("request")
+            self.context["texts_clear"] = request is not None and not personal.masks_free_text(request.user)
+        for name in ("body", "subject"):
+            data[name] = personal.free_text(data.get(name), not self.context["texts_clear"])
         return data
 
     def get_emailed(self, obj: TicketMessage) -> bool:
@@ -156,6 +164,22 @@ class TicketMessageViewSet(
             .prefetch_related("attachments")
             .order_by("created_at", "id")
         )
+
+    def list(self, request, *args, **kwargs):
+        """The messages: the contact details typed into them in clear for roles that see personal data, or with
+        ?reveal_reason= for the roles that may reveal them (audited, naming the messages read), else masked."""
+        ticket = self.ticket()
+        reason = reveal_reason_of(request)
+        page = self.paginate_queryset(self.get_queryset())
+        shown = page if page is not None else list(self.get_queryset())
+        mode = access.personal_data_mode(request.user)
+        clear = mode == "plain" or (mode == "reveal" and bool(reason))
+        if clear and any(personal.holds_contacts(m.body) or personal.holds_contacts(m.subject) for m in shown):
+            audit.record(AuditEntry.Action.READ_PERSONAL, ticket, user=request.user, fields=["messages"],
+                         reason=reason[:500], purpose="api")  # fmt: skip
+        context = {**self.get_serializer_context(), "texts_clear": clear}
+        data = self.get_serializer(shown, many=True, context=context).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
 
     def create(self, request, *args, **kwargs):
         ticket = self.ticket()

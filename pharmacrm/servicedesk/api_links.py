@@ -19,7 +19,7 @@ from drf_spectacular.utils import (
 from rest_framework import mixins, serializers, status
 from rest_framework.response import Response
 
-from pharmacrm.core import access, viewsets
+from pharmacrm.core import access, personal, viewsets
 from pharmacrm.core.api_utils import (
     MAX_INT32,
     HasCapability,
@@ -74,6 +74,15 @@ class LinkedTicketSerializer(ModelSerializer):
         fields = ["id", "number", "subject", "status", "merged_into", "version"]
         read_only_fields = fields
 
+    def to_representation(self, instance):
+        """The subject with the contact details typed in it masked for a reader who sees personal data masked."""
+        data = super().to_representation(instance)
+        if "_free_text_masked" not in self.context:
+            request = self.context.get("request")
+            self.context["_free_text_masked"] = request is None or personal.masks_free_text(request.user)
+        data["subject"] = personal.free_text(data["subject"], self.context["_free_text_masked"])
+        return data
+
 
 class TicketLinkSerializer(Serializer):
     id = serializers.IntegerField(read_only=True)
@@ -92,7 +101,7 @@ class TicketLinkSerializer(Serializer):
             "id": link.pk,
             "kind": link.kind,
             "direction": "out" if outgoing else "in",
-            "ticket": LinkedTicketSerializer(link.to_ticket if outgoing else link.from_ticket).data,
+            "ticket": LinkedTicketSerializer(link.to_ticket if outgoing else link.from_ticket, context=self.context).data,
             "created_at": serializers.DateTimeField().to_representation(link.created_at),
         }
 
@@ -216,7 +225,9 @@ class TicketMergeViewSet(viewsets.GenericViewSet):
         linking.merge(request.user, duplicate, into, reason=clean_text(d["reason"]), version=version)
         duplicate.refresh_from_db()
         into.refresh_from_db()
-        data = {"duplicate": LinkedTicketSerializer(duplicate).data, "into": LinkedTicketSerializer(into).data}
+        context = {"request": request}
+        data = {"duplicate": LinkedTicketSerializer(duplicate, context=context).data,
+                "into": LinkedTicketSerializer(into, context=context).data}  # fmt: skip
         return Response(data)
 
 

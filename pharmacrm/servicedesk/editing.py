@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop
 
-from pharmacrm.core import access, audit, builtin, crypto
+from pharmacrm.core import access, audit, builtin, crypto, personal
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import normalise
@@ -34,6 +34,7 @@ A = AuditEntry.Action
 CUSTOMER = ("institution", "person")
 PERSONAL = ("caller_name", "caller_phone", "reply_email")
 EDITABLE = ("subject", "description", "category", "product", "batch_number", "safety_relevant", *CUSTOMER, *PERSONAL)
+EDITABLE_TEXTS = ("subject", "description")  # free text a masked editor is shown masked (personal.FREE_TEXT_OF)
 RELATED = ("category", "product", *CUSTOMER)  # stored as <field>_id
 ALIASES = {"batch": "batch_number"}
 MAX_DESCRIPTION = 20_000
@@ -238,6 +239,9 @@ def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, rea
     differs). ConflictError when someone else saved the ticket since `version` was read."""
     services.require(user, Cap.HANDLE_TICKETS)
     services._check_version(ticket, version)
+    # an editor shown the subject and description with their contact details masked sends the masks back (the edit
+    # form, a GET then PATCH): each is put back as stored, never saved in place of the real number or address
+    changes = personal.restore_free_text(user, changes, ticket, EDITABLE_TEXTS)
     values = clean_changes(ticket, changes, user)
     if values.get("person") is not None and "institution" not in values:
         values["institution"] = values["person"].institution  # as at intake: the person's institution

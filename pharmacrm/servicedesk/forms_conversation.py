@@ -8,6 +8,7 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from pharmacrm.core import personal
 from pharmacrm.core.addresses import validate_address
 from pharmacrm.customers.forms import ServiceErrorsMixin
 
@@ -119,9 +120,13 @@ class TicketEditForm(ServiceErrorsMixin, CustomerPickers):
         self.fields["product"].queryset = products.order_by("brand_name", "strength")
 
     @staticmethod
-    def initial_for(ticket) -> dict:
+    def initial_for(ticket, user=None) -> dict:
+        """The form filled in from the ticket; for a `user` who sees personal data masked (an agent), the contact
+        details typed into the subject and description masked as on the ticket page (put back on saving)."""
+        masked = user is None or personal.masks_free_text(user)
         return {
-            "subject": ticket.subject, "description": ticket.description, "category": ticket.category_id,
+            "subject": personal.free_text(ticket.subject, masked),
+            "description": personal.free_text(ticket.description, masked), "category": ticket.category_id,
             "product": ticket.product_id, "batch_number": ticket.batch_number,
             "safety_relevant": ticket.safety_relevant, "version": ticket.version,
             "institution": ticket.institution_id, "person": ticket.person_id,

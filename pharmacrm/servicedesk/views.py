@@ -378,24 +378,31 @@ def _mask_name(value: str) -> str:
     return (value[:1] + "*" * max(len(value) - 1, 1)) if value else ""
 
 
-def _caller(user, ticket: Ticket, revealed: bool = False) -> dict:
-    """The unidentified caller's details: in clear for roles that see personal data (audited) or after a reveal
-    with a reason (audited by caller_reveal), else masked — with the reveal form for the roles that may."""
-    if not (ticket.caller_name or ticket.caller_phone):
+def _caller(user, ticket: Ticket, revealed: bool = False, texts=()) -> dict:
+    """The unidentified caller's details, and whether the contact details typed into the ticket's text (`texts`: the
+    fields holding some, api.texts_with_contacts) are shown: in clear for roles that see personal data (audited) or
+    after a reveal with a reason (audited by caller_reveal), else masked — with the reveal form for the roles that
+    may. `has_caller`: the page shows the caller's rows."""
+    has_caller = bool(ticket.caller_name or ticket.caller_phone)
+    if not (has_caller or texts):
         return {}
     if revealed:
-        return {"name": ticket.caller_name, "phone": ticket.caller_phone, "masked": False, "revealed": True}
+        return {"name": ticket.caller_name, "phone": ticket.caller_phone, "masked": False, "revealed": True,
+                "has_caller": has_caller, "texts": bool(texts)}  # fmt: skip
     if access.personal_data_mode(user) == "plain":
         audit.record(
-            AuditEntry.Action.READ_PERSONAL, ticket, user=user, fields=["caller_name", "caller_phone"],
-            purpose="ticket page",
+            AuditEntry.Action.READ_PERSONAL, ticket, user=user,
+            fields=[*(("caller_name", "caller_phone") if has_caller else ()), *texts], purpose="ticket page",
         )  # fmt: skip
-        return {"name": ticket.caller_name, "phone": ticket.caller_phone, "masked": False}
+        return {"name": ticket.caller_name, "phone": ticket.caller_phone, "masked": False, "has_caller": has_caller,
+                "texts": bool(texts)}  # fmt: skip
     may_reveal = access.personal_data_mode(user) == "reveal"
     return {
         "name": _mask_name(ticket.caller_name),
         "phone": MASKERS["mobile"](ticket.caller_phone) if ticket.caller_phone else "",
         "masked": True,
+        "has_caller": has_caller,
+        "texts": bool(texts),
         "reveal_form": reveal_form_for() if may_reveal else None,
     }
 
@@ -581,9 +588,13 @@ def _ticket_context(request, ticket: Ticket, *, transition_form=None, response_f
     resolve_form = TransitionForm(initial={"to_status": Status.RESOLVED, **version})
     if transition_form is not None and transition_form.data.get("to_status") == Status.RESOLVED:
         resolve_form = transition_form
+    from .api import texts_with_contacts
+
+    panels = _panels(request, ticket)
+    held = texts_with_contacts(ticket, panels.get("conversation") or ())
     return {
         "ticket": ticket,
-        "caller": _caller(user, ticket),
+        "caller": _caller(user, ticket, texts=held),
         "clocks": clocks,
         "events": events,
         "may_handle": may_handle,
@@ -605,7 +616,7 @@ def _ticket_context(request, ticket: Ticket, *, transition_form=None, response_f
         "responded": any(e.kind == EventKind.RESPONDED for e in events),
         "conflict": conflict,
         "other_tickets": customer_tickets(user, ticket=ticket, limit=5),
-        **_panels(request, ticket),
+        **panels,
     }
 
 
@@ -629,9 +640,10 @@ def ticket_detail(request, pk: int):
 @login_required
 @require_POST
 def caller_reveal(request, pk: int):
-    """An unidentified caller's name and phone in clear after the user states why (a call back, a revisit),
-    audited with the reason — as a customer's contact details are on the person page."""
-    from .api import callers_in_clear
+    """An unidentified caller's name and phone, and the contact details typed into the ticket's subject, description,
+    resolution and conversation, in clear after the user states why (a call back, a revisit), audited with the reason
+    and the fields read — as a customer's contact details are on the person page."""
+    from .api import callers_in_clear, texts_with_contacts
 
     user = request.user
     access.require(user, Cap.REVEAL_PERSONAL_DATA)
@@ -642,8 +654,10 @@ def caller_reveal(request, pk: int):
         if context.get("caller"):
             context["caller"]["reveal_form"] = form
         return render(request, "servicedesk/ticket_detail.html", context, status=400)
-    callers_in_clear(user, [ticket], reveal_reason=form.cleaned_data["reason"], purpose="reveal")
-    context["caller"] = _caller(user, ticket, revealed=True)
+    conversation = context.get("conversation") or ()
+    callers_in_clear(user, [ticket], reveal_reason=form.cleaned_data["reason"], purpose="reveal",
+                     messages=conversation)  # fmt: skip
+    context["caller"] = _caller(user, ticket, revealed=True, texts=texts_with_contacts(ticket, conversation))
     return render(request, "servicedesk/ticket_detail.html", context)
 
 

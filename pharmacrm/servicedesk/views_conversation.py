@@ -196,7 +196,8 @@ def edit(request, pk: int):
         else:
             status = 400
     else:
-        form = TicketEditForm(initial=TicketEditForm.initial_for(ticket), ticket=ticket, user=request.user)
+        form = TicketEditForm(initial=TicketEditForm.initial_for(ticket, request.user), ticket=ticket,
+                              user=request.user)  # fmt: skip
     return render(request, "servicedesk/ticket_edit.html", {"ticket": ticket, "form": form, "conflict": conflict},
                   status=status)  # fmt: skip
 

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext, pgettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
-from pharmacrm.core import audit, downloads
+from pharmacrm.core import audit, downloads, personal
 from pharmacrm.core.models import AuditEntry, Team
 from pharmacrm.customers.forms import ServiceErrorsMixin
 from pharmacrm.customers.services import ConflictError
@@ -305,7 +305,7 @@ def quality_next(request):
     return redirect(reverse("servicedesk:ticket", args=[ticket.pk]) + "#quality")
 
 
-def _workbook(period, rows, total, reviews) -> bytes:
+def _workbook(period, rows, total, reviews, masked: bool = True) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
@@ -333,7 +333,7 @@ def _workbook(period, rows, total, reviews) -> bytes:
     yes, no = _("Yes"), _("No")
     for q in reviews:
         downloads.append_row(sheet, [
-            q.ticket.number, q.ticket.subject, timezone.localtime(q.ticket.received_at).strftime("%Y-%m-%d %H:%M"),
+            q.ticket.number, personal.free_text(q.ticket.subject, masked), timezone.localtime(q.ticket.received_at).strftime("%Y-%m-%d %H:%M"),
             str(q.ticket.assignee or ""), str(q.agent or ""), str(q.reviewer or ""),
             timezone.localtime(q.reviewed_at).strftime("%Y-%m-%d %H:%M"),
             *(yes if getattr(q, name) else no for name in quality.CRITERIA), q.comment,
@@ -360,7 +360,9 @@ def quality_export(request):
                                           appeals=show == "appeals").select_related("agent"))  # fmt: skip
     audit.record(A.EXPORT, ("servicedesk", "", "quality reviews"), user=user, format="XLSX", period=period.key,
                  rows=len(reviews))  # fmt: skip
-    return downloads.xlsx(_workbook(period, rows, total, reviews), _("Quality reviews"), period.key)
+    # the subjects as the page lists them: the contact details typed in them masked for a role that sees them so
+    book = _workbook(period, rows, total, reviews, masked=personal.masks_free_text(user))
+    return downloads.xlsx(book, _("Quality reviews"), period.key)
 
 
 urlpatterns = [  # included by urls.py under /service/
