@@ -14,7 +14,15 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from pharmacrm.core import viewsets
-from pharmacrm.core.api_utils import HasCapability, NoWritesForReadOnlyRoles, Serializer, validation_detail
+from pharmacrm.core.api_utils import (
+    HasCapability,
+    IntegerFilter,
+    NoWritesForReadOnlyRoles,
+    Serializer,
+    StrictBooleanFilter,
+    validation_detail,
+)
+from pharmacrm.core.ids import MAX_ID
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import Stage
 
@@ -104,10 +112,10 @@ class StageTaskSkipSerializer(Serializer):
 class StageTaskFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=StageTaskStatus.choices)
     stage = django_filters.ChoiceFilter(choices=Stage.choices)
-    institution = django_filters.NumberFilter(field_name="institution_id")
-    person = django_filters.NumberFilter(field_name="person_id")
-    owner = django_filters.NumberFilter(field_name="owner_id")
-    overdue = django_filters.BooleanFilter(method="filter_overdue")
+    institution = IntegerFilter(field_name="institution_id", min_value=1, max_value=MAX_ID)
+    person = IntegerFilter(field_name="person_id", min_value=1, max_value=MAX_ID)
+    owner = IntegerFilter(field_name="owner_id", min_value=1, max_value=MAX_ID)
+    overdue = StrictBooleanFilter(method="filter_overdue")
 
     class Meta:
         model = StageTask

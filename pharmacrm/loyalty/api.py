@@ -18,6 +18,7 @@ from pharmacrm.core.api_utils import (
     HasCapability,
     IntegerFilter,
     Serializer,
+    StrictBooleanFilter,
     expected_version,
     optional,
     versioned,
@@ -177,7 +178,7 @@ class LoyaltyRewardWriteSerializer(Serializer):
 
 class RewardFilter(django_filters.FilterSet):
     kind = django_filters.ChoiceFilter(choices=RewardKind.choices)
-    active = django_filters.BooleanFilter()
+    active = StrictBooleanFilter()
 
     class Meta:
         model = Reward

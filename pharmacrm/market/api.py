@@ -17,6 +17,7 @@ from pharmacrm.core.api_utils import (
     HasCapability,
     IntegerFilter,
     Serializer,
+    StrictBooleanFilter,
     expected_version,
     optional,
     versioned,
@@ -279,7 +280,7 @@ class PresenceFilter(django_filters.FilterSet):
     source = django_filters.ChoiceFilter(choices=Source.choices)
     observed_from = django_filters.DateFilter(field_name="observed_on", lookup_expr="gte")
     observed_to = django_filters.DateFilter(field_name="observed_on", lookup_expr="lte")
-    current = django_filters.BooleanFilter(method="only_current", label="Only the latest observation per customer "
+    current = StrictBooleanFilter(method="only_current", label="Only the latest observation per customer "
                                                                         "and product.")  # fmt: skip
 
     class Meta:

@@ -8,7 +8,8 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, serializers
 
 from pharmacrm.core import viewsets
-from pharmacrm.core.api_utils import HasCapability, Serializer
+from pharmacrm.core.api_utils import HasCapability, IntegerFilter, Serializer
+from pharmacrm.core.ids import MAX_ID
 from pharmacrm.core.roles import Cap
 
 from . import clv
@@ -43,7 +44,7 @@ class CustomerValueSerializer(Serializer):
 class CustomerValueFilter(django_filters.FilterSet):
     customer_class = django_filters.ChoiceFilter(field_name="klass", choices=[(k, k) for k in "ABCD"])
     province = django_filters.CharFilter(field_name="institution__province")
-    institution = django_filters.NumberFilter(field_name="institution_id")
+    institution = IntegerFilter(field_name="institution_id", min_value=1, max_value=MAX_ID)
 
     class Meta:
         model = CustomerValue

@@ -10,7 +10,8 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, serializers
 
 from pharmacrm.core import viewsets
-from pharmacrm.core.api_utils import HasCapability, Serializer
+from pharmacrm.core.api_utils import HasCapability, IntegerFilter, Serializer
+from pharmacrm.core.ids import MAX_ID
 from pharmacrm.core.roles import Cap
 
 from . import kpi
@@ -75,10 +76,11 @@ class AppraisalSerializer(Serializer):
 
 
 class AppraisalFilter(django_filters.FilterSet):
-    scheme = django_filters.NumberFilter(field_name="scheme_id")
-    person = django_filters.NumberFilter(field_name="user_id")
-    team = django_filters.NumberFilter(method="by_team", help_text="A team id: everyone counted in that team's "
-                                       "ranking (a person in two teams in both).")  # fmt: skip
+    scheme = IntegerFilter(field_name="scheme_id", min_value=1, max_value=MAX_ID)
+    person = IntegerFilter(field_name="user_id", min_value=1, max_value=MAX_ID)
+    team = IntegerFilter(method="by_team", min_value=1, max_value=MAX_ID,
+                         help_text="A team id: everyone counted in that team's ranking (a person in two teams in "
+                         "both).")  # fmt: skip
     grade = django_filters.ChoiceFilter(choices=[(g, g) for g in kpi.GRADES])
     period = django_filters.CharFilter(method="by_period", help_text="2026-Q3, 2026-09 or 2026.")
 

@@ -26,6 +26,7 @@ from pharmacrm.core.api_utils import (
     IntegerFilter,
     ModelSerializer,
     Serializer,
+    StrictBooleanFilter,
     clean_text,
     expected_version,
     versioned,
@@ -94,7 +95,7 @@ class QualityReviewFilter(django_filters.FilterSet):
                           label="The reviews of the tickets this agent holds now (`assignee`), as the per-agent "
                           "figures count them.")  # fmt: skip
     ticket = IntegerFilter(field_name="ticket_id", min_value=1, max_value=MAX_ID)
-    findings = django_filters.BooleanFilter(method="filter_findings",
+    findings = StrictBooleanFilter(method="filter_findings",
                                             label="true: only reviews with a criterion not met.")  # fmt: skip
 
     class Meta:

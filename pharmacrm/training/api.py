@@ -521,9 +521,12 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             except ValueError:
                 errors[name] = [_("Enter a date (YYYY-MM-DD).")]
                 continue
-            if name == "to":
-                day += dt.timedelta(days=1)
-            at = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+            try:
+                if name == "to":
+                    day += dt.timedelta(days=1)
+                at = timezone.make_aware(dt.datetime.combine(day, dt.time.min)).astimezone(dt.UTC)
+            except OverflowError:  # from 0001-01-01 or to 9999-12-31 (Beijing): the calendar's edge, no bound
+                continue
             qs = qs.filter(**{f"starts_at__{lookup}": at})
         wanted = (params.get("status") or "").strip()
         if wanted == "open":
