@@ -26,6 +26,7 @@ from pharmacrm.core.api_utils import (
     ModelSerializer,
     QuerySerializer,
     RegionCodeField,
+    SafeDateTimeField,
     Serializer,
     StableOrdering,
     clean_text,
@@ -563,7 +564,7 @@ class ConsentSerializer(ModelSerializer):
     purpose = serializers.ChoiceField(choices=ConsentPurpose.choices)
     channel = serializers.ChoiceField(choices=Channel.choices)
     status = serializers.ChoiceField(choices=ConsentStatus.choices)
-    at = serializers.DateTimeField(required=False, help_text="When it was given or withdrawn; default now.")
+    at = SafeDateTimeField(required=False, help_text="When it was given or withdrawn; default now.")
     evidence = serializers.CharField(required=False, allow_blank=True, help_text="At most 5000 characters.")
     recorded_by = serializers.PrimaryKeyRelatedField(read_only=True)
 

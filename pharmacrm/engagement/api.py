@@ -23,6 +23,7 @@ from pharmacrm.core.api_utils import (
     HasCapability,
     IntegerFilter,
     ModelSerializer,
+    SafeDateTimeField,
     StrictBooleanFilter,
     clean_text,
     expected_version,
@@ -82,7 +83,7 @@ class InteractionSerializer(ModelSerializer):
         required=False, allow_null=True, help_text="Fills in the institution when empty."
     )
     channel = ChannelField()
-    received_at = serializers.DateTimeField(
+    received_at = SafeDateTimeField(
         required=False, allow_null=True,
         help_text="When you heard it (default now, also when null; never in the future): day 0 for any reaction "
         "mentioned. On a change, null leaves it as it is.",

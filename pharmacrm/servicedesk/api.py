@@ -39,6 +39,7 @@ from pharmacrm.core.api_utils import (
     HasCapability,
     IntegerFilter,
     ModelSerializer,
+    SafeDateTimeField,
     Serializer,
     StableOrdering,
     StrictBooleanFilter,
@@ -191,7 +192,7 @@ class TicketSerializer(ModelSerializer):
     """A ticket as intake sends it and as every answer shows it."""
 
     number = serializers.CharField(read_only=True, help_text="TK-YYYY-NNNNNN, numbered per year of receipt.")
-    received_at = serializers.DateTimeField(
+    received_at = SafeDateTimeField(
         required=False, allow_null=True,
         help_text="When the request came in (default now, also when null); may lie in the past, not the future.",
     )

@@ -23,7 +23,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from pharmacrm.core import viewsets
-from pharmacrm.core.api_utils import HasCapability, Serializer, expected_version, versioned
+from pharmacrm.core.api_utils import HasCapability, SafeDateTimeField, Serializer, expected_version, versioned
 from pharmacrm.core.roles import Cap
 
 from . import classroom, training
@@ -425,8 +425,8 @@ def _opt(field, **kw):
 
 class TrainingSessionWriteSerializer(Serializer):
     course = _opt(serializers.IntegerField, min_value=1, max_value=2**63 - 1, help_text="Creating: the course.")
-    starts_at = _opt(serializers.DateTimeField, help_text="Beijing time unless an offset is given.")
-    ends_at = _opt(serializers.DateTimeField)
+    starts_at = _opt(SafeDateTimeField, help_text="Beijing time unless an offset is given.")
+    ends_at = _opt(SafeDateTimeField)
     place = _opt(serializers.CharField, allow_blank=True, max_length=classroom.PLACE_MAX)
     trainer = _opt(serializers.IntegerField, min_value=1, max_value=2**63 - 1, help_text="A user's id.")
     trainer_name = _opt(serializers.CharField, allow_blank=True, max_length=classroom.TRAINER_NAME_MAX,
