@@ -615,7 +615,9 @@ class StatusSerializer(CleanTextMixin, Serializer):
 
 
 class DayZeroSerializer(CleanTextMixin, Serializer):
-    received_at = serializers.DateTimeField(help_text="Day 0 corrected (C.1.4): when the company first heard of it.")
+    received_at = SafeDateTimeField(
+        earliest=EARLIEST, help_text="Day 0 corrected (C.1.4): when the company first heard of it."
+    )
     reason = _text(2000, help_text="Why day 0 is corrected (required).")
     otp_code = serializers.CharField(
         max_length=12, help_text="The current code of your authenticator app (signature)."
