@@ -25,6 +25,7 @@ from pharmacrm.core.api_utils import HasCapability, ModelSerializer, Serializer,
 from pharmacrm.core.roles import Cap
 
 from . import campaigns
+from .choices import LowScore
 from .models import Survey, SurveyCampaign
 
 CRITERIA_HELP = "Blank: any."
@@ -88,6 +89,10 @@ class AnswerSerializer(ModelSerializer):
     customer = serializers.IntegerField(source="institution_id", read_only=True, allow_null=True)
     customer_name = serializers.CharField(source="institution.name", read_only=True, allow_null=True)
     person_name = serializers.CharField(source="person.name", read_only=True, allow_null=True)
+    outcome = serializers.ChoiceField(
+        choices=LowScore.choices, read_only=True, allow_blank=True,
+        help_text="What a low score led to (empty for a good score or none yet).",
+    )  # fmt: skip
 
     class Meta:
         model = Survey

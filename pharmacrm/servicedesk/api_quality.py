@@ -35,6 +35,7 @@ from pharmacrm.core.roles import Cap
 
 from . import performance, quality
 from .api_revisit import MAX_ID, VisibleTicketField
+from .choices import AppealStatus
 from .models import QualityReview
 
 
@@ -61,6 +62,8 @@ class QualityReviewSerializer(ModelSerializer):
                                     help_text="The findings; required when a criterion is not met.")  # fmt: skip
     version = serializers.IntegerField(required=False, min_value=1, max_value=MAX_INT32,
                                        help_text="Send it back with a correction (or If-Match); 409 if stale.")  # fmt: skip
+    appeal_status = serializers.ChoiceField(choices=AppealStatus.choices, allow_blank=True, read_only=True,
+                                            help_text="Empty while the review is not appealed.")  # fmt: skip
 
     class Meta:
         model = QualityReview
