@@ -20,7 +20,10 @@ from pharmacrm.core.api_utils import (
     NoWritesForReadOnlyRoles,
     Serializer,
     StrictBooleanFilter,
+    optional_version,
+    settings_version,
     validation_detail,
+    versioned,
 )
 from pharmacrm.core.ids import MAX_ID
 from pharmacrm.core.roles import Cap
@@ -56,7 +59,7 @@ class StageActionSerializer(Serializer):
                                         help_text="Due within this many working days of entering the stage.")  # fmt: skip
     assignee = serializers.ChoiceField(choices=StageAssignee.choices, required=False)
     active = serializers.BooleanField(required=False, help_text="In the playbook (false: kept for its tasks' history).")
-    version = serializers.IntegerField(required=False, help_text="Send the version you loaded with a change.")
+    version = settings_version()
     updated_at = serializers.DateTimeField(read_only=True)
 
 
@@ -101,12 +104,12 @@ class StageTaskDoneSerializer(Serializer):
                                  help_text="What was done: the interaction's notes.")  # fmt: skip
     channel = serializers.ChoiceField(choices=InteractionChannel.choices, required=False,
                                       help_text="The interaction's channel; by default the action kind's.")  # fmt: skip
-    version = serializers.IntegerField(required=False)
+    version = settings_version()
 
 
 class StageTaskSkipSerializer(Serializer):
     reason = serializers.CharField(max_length=playbook.REASON_MAX, help_text="Why the task is skipped.")
-    version = serializers.IntegerField(required=False)
+    version = settings_version()
 
 
 class StageTaskFilter(django_filters.FilterSet):
@@ -170,7 +173,8 @@ class StageTaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     @action(detail=True, methods=["post"])
     def done(self, request, pk=None):
         return self._work(request, StageTaskDoneSerializer, lambda task, d: playbook.complete(
-            request.user, task, note=d.get("note", ""), channel=d.get("channel", ""), version=d.get("version")))
+            request.user, task, note=d.get("note", ""), channel=d.get("channel", ""),
+            version=optional_version(request, dict(d))))
 
     @extend_schema(tags=["interactions"], request=StageTaskSkipSerializer, responses={
         200: StageTaskSerializer, 400: OpenApiResponse(description="No reason, or the task is not open."),
@@ -179,7 +183,7 @@ class StageTaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     @action(detail=True, methods=["post"])
     def skip(self, request, pk=None):
         return self._work(request, StageTaskSkipSerializer, lambda task, d: playbook.skip(
-            request.user, task, reason=d["reason"], version=d.get("version")))
+            request.user, task, reason=d["reason"], version=optional_version(request, dict(d))))
 
 
 @extend_schema_view(
@@ -221,9 +225,13 @@ class StageActionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
         body = StageActionSerializer(obj, data=request.data, partial=True)
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
-        version = data.pop("version", None)
+        version = optional_version(request, data)  # the body's or If-Match: a stale one is a 409
         try:
             obj = playbook.save_action(request.user, data, obj, version=version)
         except DjangoValidationError as e:
             raise _api_errors(e) from None
-        return Response(StageActionSerializer(obj).data)
+        return versioned(Response(StageActionSerializer(obj).data), obj)
+
+    def retrieve(self, request, *args, **kwargs):
+        obj = self.get_object()
+        return versioned(Response(StageActionSerializer(obj).data), obj)
