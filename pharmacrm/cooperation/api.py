@@ -18,6 +18,7 @@ from pharmacrm.core.api_schema import ERRORS, STALE, YUAN
 from pharmacrm.core.api_utils import (
     HasCapability,
     IntegerFilter,
+    NoWritesForReadOnlyRoles,
     Serializer,
     expected_version,
     optional,
@@ -224,7 +225,7 @@ class _CooperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixi
     """What the agreements' and the projects' viewsets share: a record answered as read again through the
     scoped queryset (`serializer_class`, with its version as ETag), and the list and detail reads."""
 
-    permission_classes = [HasCapability]
+    permission_classes = [HasCapability, NoWritesForReadOnlyRoles]  # the auditor reads: a write is refused first
 
     def _answer(self, obj, code=status.HTTP_200_OK):
         obj = self.get_queryset().get(pk=obj.pk)

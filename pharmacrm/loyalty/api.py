@@ -17,6 +17,7 @@ from pharmacrm.core.api_schema import ERRORS, STALE, YUAN
 from pharmacrm.core.api_utils import (
     HasCapability,
     IntegerFilter,
+    NoWritesForReadOnlyRoles,
     Serializer,
     StrictBooleanFilter,
     expected_version,
@@ -294,7 +295,7 @@ class RedemptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
 
     queryset = Redemption.objects.none()
     serializer_class = LoyaltyRedemptionSerializer
-    permission_classes = [HasCapability]
+    permission_classes = [HasCapability, NoWritesForReadOnlyRoles]  # the auditor reads: a delivery is refused first
     required_caps = {"*": Cap.READ_LOYALTY, "create": Cap.MANAGE_LOYALTY, "approve": Cap.APPROVE_LOYALTY,
                      "reject": Cap.APPROVE_LOYALTY}  # fmt: skip
     filterset_class = RedemptionFilter

@@ -15,7 +15,13 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from pharmacrm.core import viewsets
-from pharmacrm.core.api_utils import HasCapability, Serializer, StrictBooleanFilter, validation_detail
+from pharmacrm.core.api_utils import (
+    HasCapability,
+    NoWritesForReadOnlyRoles,
+    Serializer,
+    StrictBooleanFilter,
+    validation_detail,
+)
 from pharmacrm.core.roles import Cap
 from pharmacrm.core.viewsets import APIView
 
@@ -82,7 +88,7 @@ class ChurnViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     queryset = ChurnSignal.objects.none()
     serializer_class = ChurnSignalSerializer
-    permission_classes = [HasCapability]
+    permission_classes = [HasCapability, NoWritesForReadOnlyRoles]  # the auditor reads: a dismissal is refused first
     required_caps = {"*": Cap.VIEW_PURCHASES}
     filterset_class = ChurnFilter
     filter_backends = [DjangoFilterBackend]

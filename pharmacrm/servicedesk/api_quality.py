@@ -25,6 +25,7 @@ from pharmacrm.core.api_utils import (
     HasCapability,
     IntegerFilter,
     ModelSerializer,
+    NoWritesForReadOnlyRoles,
     Serializer,
     StrictBooleanFilter,
     clean_text,
@@ -141,7 +142,7 @@ class QualityReviewViewSet(
 
     queryset = QualityReview.objects.none()
     serializer_class = QualityReviewSerializer
-    permission_classes = [HasCapability]
+    permission_classes = [HasCapability, NoWritesForReadOnlyRoles]  # the auditor reads: a review is refused first
     # who may review or correct which ticket is quality.refusal's and quality.may_correct's answer (403 otherwise):
     # reviewers need not handle tickets
     required_caps = {"*": Cap.VIEW_TICKETS}
