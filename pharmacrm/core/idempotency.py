@@ -10,7 +10,8 @@ of creating a second ticket, adverse-event case or order — a second ICSR sent 
 - The same key with the same request again: that answer, with the header `Idempotent-Replayed: true`. Nothing runs
   again, nothing is audited again — except that an answer which showed personal data in clear is a read of it
   again, audited as one (naming the first request, whose entries name the records).
-- The same key with another request (another path or body): 422, nothing runs — a client bug that reused a key.
+- The same key with another request (another path or body; a JSON body compared as data, whatever its key order or
+  spacing): 422, nothing runs — a client bug that reused a key.
 - The same key while the first is still being processed (two retries in parallel): 409; try again shortly. A
   first request whose process died before answering is taken as abandoned after STALE_AFTER.
 - Without the header nothing changes; nor with it on a body over DATA_UPLOAD_MAX_MEMORY_SIZE (10 MB: an import's
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import re
 
 from django.conf import settings
@@ -73,8 +75,22 @@ def _fingerprint(request) -> str:
     digest = hashlib.sha256()
     for part in (request.method, request.get_full_path(), request.content_type or ""):
         digest.update(part.encode() + b"\x00")
-    digest.update(request.body)
+    digest.update(_body_as_sent(request))
     return digest.hexdigest()
+
+
+def _body_as_sent(request) -> bytes:
+    """The body compared: a JSON body as the data it holds, so that a retry serialised again — its keys in another
+    order, other spacing or escapes (an app's outbox re-encoding the stored object) — is the same request, replayed,
+    not refused as another one (422). Anything else, or JSON that does not parse, byte for byte."""
+    body = request.body
+    if (request.content_type or "").lower() != "application/json":
+        return body
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return body
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()  # ASCII: a lone surrogate is kept
 
 
 def _error(status: int, message: str) -> JsonResponse:

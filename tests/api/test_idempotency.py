@@ -5,6 +5,7 @@ instead of a second record. The key is scoped to whoever sent it; reusing it for
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from django.db import connection
@@ -176,3 +177,21 @@ def test_a_replayed_answer_without_personal_data_is_not_audited(api_for, body):
     before = AuditEntry.objects.count()
     client.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="plain")
     assert AuditEntry.objects.count() == before
+
+
+def test_a_retry_serialised_again_is_the_same_request_replayed(api_for, body):
+    """Session 57 (API QA): the same JSON sent again with its keys in another order and other spacing (an app's
+    outbox encoding the stored object again) was refused as another request (422), as if the key had been reused."""
+    client = api_for("agent", lang="en")
+    first = client.post(URL, data=json.dumps(body, ensure_ascii=False), content_type="application/json",
+                        HTTP_IDEMPOTENCY_KEY="outbox-7")  # fmt: skip
+    again = json.dumps(dict(reversed(list(body.items()))), indent=2)  # other order, spacing and \\u escapes
+
+    retry = client.post(URL, data=again, content_type="application/json", HTTP_IDEMPOTENCY_KEY="outbox-7")
+
+    assert first.status_code == retry.status_code == 201, retry.content
+    assert retry["Idempotent-Replayed"] == "true" and retry.json()["id"] == first.json()["id"]
+    assert Ticket.objects.count() == 1
+    changed = client.post(URL, data=json.dumps({**body, "subject": "另一个问题"}), content_type="application/json",
+                          HTTP_IDEMPOTENCY_KEY="outbox-7")  # fmt: skip
+    assert changed.status_code == 422
