@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access, audit, uploads
 from pharmacrm.core.deferred import Message
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Counter, Team, User
 from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
 from pharmacrm.customers.services import ConflictError
@@ -178,7 +179,7 @@ def _user(errors: dict, field: str, value, *, required: bool = True):
         if required:
             errors[field] = [_("Name the responsible person.")]
         return None
-    user = value if isinstance(value, User) else User.objects.filter(pk=value).first() if str(value).isdigit() else None
+    user = value if isinstance(value, User) else User.objects.filter(pk=value).first() if is_id(value) else None
     if user is None or not user.is_active:
         errors[field] = [_("No such active user.")]
         return None
@@ -197,7 +198,7 @@ def clean_agreement(user, data: dict, *, current: Agreement | None = None) -> di
             errors["institution"] = [_("Choose the customer.")]
         else:
             pk = getattr(institution, "pk", institution)
-            institution = access.institutions_for(user).filter(pk=pk if str(pk).isdigit() else None).first()
+            institution = access.institutions_for(user).filter(pk=pk if is_id(pk) else None).first()
             if institution is None:
                 errors["institution"] = [_("No such customer, or one you may not see.")]
         out["institution"] = institution
@@ -225,7 +226,7 @@ def clean_agreement(user, data: dict, *, current: Agreement | None = None) -> di
     if team in (None, ""):
         out["team"] = None
     else:
-        out["team"] = Team.objects.filter(pk=getattr(team, "pk", team) if str(getattr(team, "pk", team)).isdigit() else None).first()
+        out["team"] = Team.objects.filter(pk=getattr(team, "pk", team) if is_id(getattr(team, "pk", team)) else None).first()
         if out["team"] is None:
             errors["team"] = [_("No such team.")]
     if current is None and not access.can(user, Cap.ALL_COOPERATION):

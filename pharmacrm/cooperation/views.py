@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from pharmacrm.core import access, audit, downloads
 from pharmacrm.core.form_saves import save_form
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
@@ -271,8 +272,8 @@ def project_detail(request, pk):
         action, version = request.POST.get("action"), request.POST.get("version")
         try:
             if action == "task-update":
-                task = get_object_or_404(Task, pk=request.POST.get("task") or 0, project=project) if str(
-                    request.POST.get("task", "")).isdigit() else None  # fmt: skip
+                task = get_object_or_404(Task, pk=request.POST.get("task") or 0, project=project) if is_id(
+                    request.POST.get("task")) else None  # fmt: skip
                 if task is None:
                     raise Http404
                 if version in (None, ""):  # as the API: a report that cannot say what it was made from is refused

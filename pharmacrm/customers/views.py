@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from pharmacrm.core import access, crypto
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Region
 from pharmacrm.core.personal import FREE_TEXT_FIELDS, contact_view, free_text, masks_free_text
 from pharmacrm.core.roles import Cap
@@ -193,7 +194,7 @@ def _history(user, model_label: str, pk: int, masked: bool = False) -> list[Audi
             wanted.setdefault(model, set()).add(e.extra["merged"])
     names = {}
     for related, ids in wanted.items():
-        qs = related._default_manager.filter(pk__in=[i for i in ids if isinstance(i, int | str) and str(i).isdigit()])
+        qs = related._default_manager.filter(pk__in=[i for i in ids if isinstance(i, int | str) and is_id(i)])
         found = qs.in_bulk()
         names[related] = {str(k): v for k, v in found.items()}
         if related in (Institution, Person) and not access.can(user, Cap.ALL_CUSTOMERS):

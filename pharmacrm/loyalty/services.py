@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access, audit
 from pharmacrm.core.deferred import Message
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Counter, User
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import InstitutionType
@@ -262,7 +263,7 @@ def join(user, institution, *, today: dt.date | None = None, system: bool = Fals
     if not isinstance(institution, Institution):
         pk = str(institution or "")
         institution = (
-            Institution.objects.filter(pk=int(pk)).first() if pk.isdigit() and len(pk) < 19 else None
+            Institution.objects.filter(pk=int(pk)).first() if is_id(pk) else None
         )
         if institution is None or not (system or may_see_customer(user, institution)):
             raise ValidationError({"institution": [_("No such customer, or one you may not see.")]})
@@ -594,7 +595,7 @@ def request_redemption(user, member: Member, reward, quantity=1) -> Redemption:
     errors: dict = {}
     if not isinstance(reward, Reward):
         pk = str(reward or "")
-        reward = Reward.objects.filter(pk=int(pk)).first() if pk.isdigit() and len(pk) < 19 else None
+        reward = Reward.objects.filter(pk=int(pk)).first() if is_id(pk) else None
     if reward is None or not reward.active:
         errors["reward"] = [_("Choose a reward from the catalogue.")]
     quantity = _int(errors, "quantity", quantity if quantity not in (None, "") else 1, low=1, high=100,
@@ -715,7 +716,7 @@ def refer(user, member: Member, referred, note: str = "", *, today: dt.date | No
         errors["referrer"] = [_("Only an active member refers customers.")]
     if not isinstance(referred, Institution):
         pk = str(referred or "")
-        referred = Institution.objects.filter(pk=int(pk)).first() if pk.isdigit() and len(pk) < 19 else None
+        referred = Institution.objects.filter(pk=int(pk)).first() if is_id(pk) else None
         if referred is not None and not access.can_see(user, referred):
             referred = None
     note = (note or "").strip()

@@ -8,6 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core import access
+from pharmacrm.core.ids import is_id
 from pharmacrm.customers.forms import BLANK, ServiceErrorsMixin
 from pharmacrm.customers.models import Institution
 from pharmacrm.servicedesk.models import Product
@@ -107,7 +108,7 @@ class IntelligenceForm(Base):
         self.fields["province"].choices = BLANK + services.provinces()
         self.fields["competitor_products"].choices = _competitor_products()
         self.fields["our_products"].choices = _products()
-        linked = [int(i) for i in linked if str(i).isdigit()]
+        linked = [int(i) for i in linked if is_id(i)]
         first = list(Institution.objects.filter(pk__in=linked))
         rest = access.institutions_for(user, Institution.objects.active()).exclude(pk__in=linked)
         rest = rest.order_by("name_key", "id")[:CUSTOMER_OPTIONS]

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from pharmacrm.core import access, audit
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.models import Institution, Region
@@ -145,7 +146,7 @@ def _ids(value) -> list[int] | None:
         text = str(item).strip()
         if not text:
             continue
-        if not text.isdigit() or len(text) > 18:
+        if not is_id(text):
             return None
         out.append(int(text))
     return out
@@ -232,7 +233,7 @@ def clean_product(data: dict, *, current: CompetitorProduct | None = None) -> di
     out: dict = {}
     company = data.get("company")
     pk = getattr(company, "pk", company)
-    out["company"] = Competitor.objects.filter(pk=pk).first() if str(pk or "").isdigit() else None
+    out["company"] = Competitor.objects.filter(pk=pk).first() if is_id(pk) else None
     if out["company"] is None:
         errors["company"] = [_("Choose the competitor company.")]
     out["generic_name"] = _text(errors, "generic_name", data.get("generic_name"), 100, required=True)
@@ -313,7 +314,7 @@ def clean_presence(data: dict) -> dict:
     out: dict = {}
     product = data.get("product")
     pk = getattr(product, "pk", product)
-    out["product"] = CompetitorProduct.objects.filter(pk=pk).first() if str(pk or "").isdigit() else None
+    out["product"] = CompetitorProduct.objects.filter(pk=pk).first() if is_id(pk) else None
     if out["product"] is None:
         errors["product"] = [_("Choose the competitor product.")]
     volume, share = data.get("monthly_volume"), data.get("share")

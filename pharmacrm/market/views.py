@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from pharmacrm.core import access, audit, downloads
 from pharmacrm.core.form_saves import save_form
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import HospitalGrade
@@ -282,7 +283,7 @@ def intelligence_list(request):
 
 def _intel_form_page(request, item: Intelligence | None):
     linked = [str(c.pk) for c in item.customers.all()] if item else []
-    if item is None and request.GET.get("institution", "").isdigit():
+    if item is None and is_id(request.GET.get("institution")):
         linked = [request.GET["institution"]]
     initial = {"importance": "normal", "customers": linked, "happened_on": timezone.localdate().isoformat()}
     if item is not None:

@@ -18,6 +18,7 @@ from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import audit, downloads, wording
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Team
 
 from . import kpi
@@ -50,7 +51,7 @@ def _selection(request):
     schemes = list(AppraisalScheme.objects.all())
     scheme = None
     wanted = request.GET.get("scheme", "")
-    if wanted.isdigit():
+    if is_id(wanted):
         scheme = next((s for s in schemes if s.pk == int(wanted)), None)
     scheme = scheme or next((s for s in schemes if s.active), None) or (schemes[0] if schemes else None)
     if scheme is None:
@@ -77,7 +78,7 @@ def _filtered(request, scheme, period_key: str, scope):
     qs = kpi.results_for(request.user, Appraisal.objects.filter(scheme=scheme, period=period_key), scope)
     team = request.GET.get("team", "")
     grade = request.GET.get("grade", "")
-    if team.isdigit():
+    if is_id(team):
         qs = kpi.in_team(qs, int(team))  # everyone in that team, a person in two teams in both
     else:
         team = ""

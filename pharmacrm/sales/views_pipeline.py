@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit, downloads
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers.choices import Source
 from pharmacrm.customers.models import Institution
@@ -253,7 +254,7 @@ def create(request):
         return _save(request, OpportunityForm(request.POST, user=request.user))
     initial = {}
     customer = (request.GET.get("customer") or "").strip()
-    if customer.isdigit():
+    if is_id(customer):
         inst = (
             access.institutions_for(request.user, Institution.objects.active())
             .filter(pk=int(customer))

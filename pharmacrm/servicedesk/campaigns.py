@@ -31,6 +31,7 @@ from huey.contrib.djhuey import db_periodic_task, db_task
 
 from pharmacrm.core import access, audit
 from pharmacrm.core.deferred import Message
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Team, User
 from pharmacrm.core.roles import Cap, Role
 from pharmacrm.core.tasks import local_crontab
@@ -185,14 +186,14 @@ def _clean(data: dict, *, creating: bool) -> dict:
     if "owner" in data or creating:
         owner = data.get("owner")
         if owner is not None and not isinstance(owner, User):
-            owner = User.objects.filter(pk=owner).first() if str(owner).isdigit() else None
+            owner = User.objects.filter(pk=owner).first() if is_id(owner) else None
             if owner is None:
                 errors["owner"] = [_("No such user.")]
         out["owner"] = owner
     if "team" in data or creating:
         team = data.get("team")
         if team is not None and not isinstance(team, Team):
-            team = Team.objects.filter(pk=team).first() if str(team).isdigit() else None
+            team = Team.objects.filter(pk=team).first() if is_id(team) else None
             if team is None:
                 errors["team"] = [_("No such team.")]
         out["team"] = team

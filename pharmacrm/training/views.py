@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import audit, downloads
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Team, User
 from pharmacrm.core.roles import Role
 from pharmacrm.customers.services import ConflictError
@@ -343,7 +344,7 @@ def _team(request, scope) -> Team | None:
     raw = request.GET.get("team", "").strip()
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    if not is_id(raw):
         raise Http404(_("No such team."))
     team = Team.objects.filter(pk=int(raw)).first()
     if team is None:

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import audit, downloads
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, User
 from pharmacrm.customers.services import ConflictError
 
@@ -146,7 +147,7 @@ def session_edit(request, pk: int):
 def _posted_assignment(request) -> Assignment:
     """The assignment a form names: the user's own, or anyone's for a training manager (else 404)."""
     raw = request.POST.get("assignment", "").strip()
-    a = Assignment.objects.select_related("user").filter(pk=int(raw)).first() if raw.isdigit() and len(raw) < 19 else None
+    a = Assignment.objects.select_related("user").filter(pk=int(raw)).first() if is_id(raw) else None
     if a is None or (a.user_id != request.user.pk and not training.may_manage(request.user)):
         raise Http404(_("No such assignment."))
     return a
