@@ -483,6 +483,23 @@ SYSTEM_OBJECTS = {
     "demo": gettext_lazy("demo data"),
     "evaluate": gettext_lazy("evaluation run"),
     "reconciliation": gettext_lazy("reconciliation report"),
+    # what an export wrote (its entry's object when the export is of no single record)
+    "agreements": gettext_lazy("cooperation agreements"),
+    "attainment": gettext_lazy("Attainment"),
+    "grid": gettext_lazy("Set sales targets"),
+    "list": gettext_lazy("Opportunities"),  # the pipeline's export
+    "customer lifetime value": gettext_lazy("Customer lifetime value"),
+    "certificates": gettext_lazy("Certificates"),
+    "results": gettext_lazy("Training results"),
+    "quality reviews": gettext_lazy("Quality reviews"),
+    "complaint analysis": gettext_lazy("Complaint analysis"),
+    "service performance": gettext_lazy("Service performance"),
+    "loyalty overview": gettext_lazy("Loyalty programme"),
+    "stage tasks": gettext_lazy("Stage tasks"),
+    "channel effect": gettext_lazy("Channel effect"),
+    "licences": gettext_lazy("Licences"),
+    "sales while unqualified": gettext_lazy("Sales while unqualified"),
+    "competitor presence": gettext_lazy("Competitor presence"),
 }
 
 

@@ -78,6 +78,7 @@ AUDIT_KEYS = {
     "codes_voided": gettext_lazy("Enrolment codes voided"),
     "coefficient": gettext_lazy("Bonus coefficient"),
     "comment": gettext_lazy("Comment"),
+    "complaints": gettext_lazy("complaints"),  # a complaint analysis export: how many complaints
     "consents": gettext_lazy("Consents"),
     "count": gettext_lazy("Quantity"),
     "counted": gettext_lazy("Counted"),  # what an export's quantity counts (an import's error report: its lines)
@@ -117,6 +118,7 @@ AUDIT_KEYS = {
     "format": gettext_lazy("Format"),
     "goal": pgettext_lazy("appraisal", "Target"),
     "grade": gettext_lazy("Grade"),
+    "group": gettext_lazy("Rows per"),  # a service performance export: what its rows are
     "holder": gettext_lazy("Holder"),
     "hospital_moved": gettext_lazy("Hospital"),  # a department's region followed its hospital's move
     "import_job": gettext_lazy("Import"),
@@ -201,6 +203,7 @@ AUDIT_KEYS = {
     "rows_with_errors": gettext_lazy("Rows with errors"),
     "run": gettext_lazy("Evaluation run"),
     "runs": gettext_lazy("Evaluation runs"),
+    "scope": gettext_lazy("Whose customers"),  # a channel effect export
     "score": gettext_lazy("Score"),
     "second_factor": gettext_lazy("Second factor"),
     "seed": gettext_lazy("Random seed"),
@@ -212,12 +215,14 @@ AUDIT_KEYS = {
     "signature_id": gettext_lazy("Signature"),
     "since": gettext_lazy("From"),
     "size": gettext_lazy("Size (bytes)"),
+    "sort": gettext_lazy("Sort by"),  # a customer lifetime value export
     "source": gettext_lazy("Source"),
     "status": gettext_lazy("Status"),
     "submission": gettext_lazy("Submission"),
     "submissions": gettext_lazy("Submissions"),
     "tag": gettext_lazy("Tag"),
     "target": gettext_lazy("Data"),
+    "team": gettext_lazy("Team"),
     "teams": gettext_lazy("Teams"),
     "terms": gettext_lazy("Terms found"),
     "ticket": gettext_lazy("Ticket"),
@@ -294,7 +299,22 @@ AUDIT_VALUES = {
     },
     # how a change came in (sales.pipeline, sales.targets, servicedesk.goals): the same service behind each
     "source": {"demo": gettext_lazy("demo data"), "form": gettext_lazy("web page"),
-               "import": gettext_lazy("file import"), "api": gettext_lazy("API")},
+               "import": gettext_lazy("file import"), "api": gettext_lazy("API"),
+               # what moved customers into a stage whose tasks were made (engagement.playbook)
+               "opportunity": gettext_lazy("opportunity"), "sweep": gettext_lazy("Background worker")},
+    "lifecycle": {"institution": gettext_lazy("institution"), "person": gettext_lazy("person")},
+    # the options of an export, as its page names them (servicedesk.performance.GROUPS, engagement.channels'
+    # scopes, the customer lifetime value page's sorts)
+    "group": {"agent": gettext_lazy("Agent"), "team": gettext_lazy("Team"), "class": gettext_lazy("Customer class"),
+              "category": gettext_lazy("Category"), "channel": gettext_lazy("Channel")},
+    "scope": {"all": gettext_lazy("All I may see"), "teams": gettext_lazy("Mine and my teams'"),
+              "mine": gettext_lazy("Mine")},
+    "sort": {"projected": gettext_lazy("Projected value"), "historic": gettext_lazy("Paid to date"),
+             "average": gettext_lazy("Average monthly value"), "tenure": gettext_lazy("Tenure")},
+    # a customer lifetime value run (sales.clv): what it computed, where the fallback retention came from
+    "kind": {"sales.clv": gettext_lazy("Customer lifetime value")},
+    "retention_source": {"class": gettext_lazy("Customer class"), "company": gettext_lazy("company"),
+                         "setting": gettext_lazy("Settings")},
     "signature": {"approved": gettext_lazy("approved"), "rejected": gettext_lazy("rejected")},
     "second_factor": {"totp": gettext_lazy("authenticator app"), "enrolment_code": gettext_lazy("enrolment code"),
                       "pending": gettext_lazy("password only; one-time code not yet given")},
