@@ -12,7 +12,6 @@ from django.contrib.auth.signals import user_login_failed
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
@@ -24,6 +23,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import access, audit, personal, services, signals, signatures
 from .forms import AuditFilterForm, EnrolmentCodeForm, LoginForm, OtpForm
+from .local_urls import is_local
 from .middleware import PENDING_LANGUAGE, may_keep_language, needs_second_factor
 from .models import AuditEntry
 from .roles import Cap
@@ -91,7 +91,7 @@ def home(request):
 def _next_url(request, default: str = "") -> str:
     """The safe local address to continue to after signing in."""
     target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+    if is_local(request, target):
         return target
     return default or reverse(settings.LOGIN_REDIRECT_URL)
 

@@ -16,13 +16,13 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit, downloads
 from pharmacrm.core.ids import is_id
+from pharmacrm.core.local_urls import is_local
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers.choices import Stage
 from pharmacrm.customers.models import Institution, Person
@@ -108,7 +108,7 @@ def stage_tasks(request):
 
 def _back(request) -> str:
     target = request.POST.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
+    if is_local(request, target):
         return target
     return "engagement:stage-tasks"
 

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from pharmacrm.core import access
+from pharmacrm.core.local_urls import is_local
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.servicedesk.views_settings import CONFLICT
@@ -27,9 +28,7 @@ PAGE_SIZE = 50
 
 def _safe_next(request, fallback: str) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(
-        target, {request.get_host()}, require_https=request.is_secure()
-    ):
+    if is_local(request, target):
         return target
     return fallback
 

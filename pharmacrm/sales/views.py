@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from pharmacrm.core import access, audit
+from pharmacrm.core.local_urls import is_local
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import exporter
@@ -173,7 +174,7 @@ def remove_line(request, pk: int):
 def _back(request) -> str:
     """Where a removal goes back to: the list page it was sent from (its filters kept), else the order list."""
     back = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    if not is_local(request, back):
         back = reverse("sales:orders")
     return back
 

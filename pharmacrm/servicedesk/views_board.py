@@ -20,11 +20,11 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from pharmacrm.core import access
+from pharmacrm.core.local_urls import is_local
 from pharmacrm.core.models import Team, User
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
@@ -304,9 +304,7 @@ def agent_tickets(request, pk: int):
 
 def _back(request, default: str) -> str:
     target = request.POST.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(
-        target, {request.get_host()}, require_https=request.is_secure()
-    ):
+    if is_local(request, target):
         return target
     return default
 
