@@ -98,7 +98,8 @@ def require_manage(user, agreement: Agreement) -> None:
 
 
 def _check_version(obj, version) -> None:
-    if version is not None and int(version) != obj.version:
+    # a garbled version (not a number) is as stale as an old one
+    if version is not None and (not is_id(version) or int(version) != obj.version):
         raise ConflictError(obj.version)
 
 

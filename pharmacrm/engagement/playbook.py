@@ -39,6 +39,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access, audit
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Team, User
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import Stage
@@ -509,8 +510,8 @@ def _locked_open(user, task: StageTask, version) -> StageTask:
     if not may_work(user, task):
         raise PermissionDenied(_("You may not work on this stage task."))
     current = StageTask.objects.select_for_update().get(pk=task.pk)
-    if version not in (None, "") and int(version) != current.version:
-        raise ConflictError(current.version)
+    if version not in (None, "") and (not is_id(version) or int(version) != current.version):
+        raise ConflictError(current.version)  # a garbled version (not a number) is as stale as an old one
     if current.status != TS.OPEN:
         raise ValidationError({"status": [_("This task is no longer open: it is “%(status)s”.")
                                           % {"status": current.get_status_display()}]})  # fmt: skip

@@ -177,7 +177,8 @@ def province_name(code: str) -> str:
 
 
 def _check_version(obj, version) -> None:
-    if version not in (None, "") and int(version) != obj.version:
+    # a garbled version (not a number) is as stale as an old one
+    if version not in (None, "") and (not is_id(version) or int(version) != obj.version):
         raise ConflictError(obj.version)
 
 

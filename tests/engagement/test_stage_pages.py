@@ -264,3 +264,19 @@ def test_the_nightly_sweep_catches_a_stage_changed_behind_the_services_back(user
     assert len(_tasks(inst, stage="active", status=TS.OPEN)) == 3
     assert {t.status for t in _tasks(inst, stage="potential")} == {TS.LEFT}
     assert playbook.sweep() == 0
+
+
+def test_a_garbled_version_is_a_stale_task_not_a_server_error(users, client_for):
+    """A stage task's hidden version that is not a number counts as an old one: the list says someone else changed
+    the task, which stays open, instead of a 500 (found by the UI QA crawl)."""
+    inst = _hospital(users["rep"])
+    first, second = _tasks(inst)
+    client = client_for("rep")
+    for url, data in ((f"/interactions/stage-tasks/{first.pk}/done/", {"note": "介绍了新剂型", "version": "abc"}),
+                      (f"/interactions/stage-tasks/{second.pk}/skip/", {"reason": "客户暂停采购", "version": "1e309"})):
+        page = client.post(url, data, follow=True, **EN)
+        assert page.status_code == 200
+        assert "Someone else changed this task meanwhile" in page.content.decode()
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, second.status) == (TS.OPEN, TS.OPEN)

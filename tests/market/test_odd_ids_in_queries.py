@@ -34,3 +34,16 @@ def test_competitor_product_with_an_odd_company_names_the_field(client_for, odd)
     r = client_for("analyst").post("/market/products/new/", {"company": odd, "name": "络活喜"})
     assert r.status_code in (200, 400)
     assert "company" in r.context["form"].errors
+
+
+@pytest.mark.parametrize("version", ["abc", "1e309", "²"])
+def test_a_garbled_version_is_a_stale_form_not_a_server_error(client_for, users, version):
+    """The hidden version of an edit form that is not a number counts as an old one: the page says someone else
+    changed the record (409) and nothing is saved."""
+    from pharmacrm.market import services
+    from pharmacrm.market.models import Competitor
+
+    company = services.save_competitor(users["analyst"], {"name": "辉瑞（中国）"})
+    r = client_for("analyst").post(f"/market/competitors/{company.pk}/", {"name": "辉瑞", "version": version})
+    assert r.status_code == 409
+    assert Competitor.objects.get(pk=company.pk).name == "辉瑞（中国）"
