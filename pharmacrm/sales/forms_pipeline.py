@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core import access
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import Team
 from pharmacrm.customers.choices import Source
 from pharmacrm.customers.forms import OnceTokenForm, _limit_picker, region_children
@@ -150,7 +151,7 @@ class OpportunityForm(OnceTokenForm):
         self.fields["institution"].queryset = access.institutions_for(user, Institution.objects.active())
         _limit_picker(self.fields["institution"], [chosen, str(instance.institution_id) if instance else ""])
         self.fields["institution"].picker = True
-        inst_id = chosen if chosen.isdigit() else (instance.institution_id if instance else None)
+        inst_id = chosen if is_id(chosen) else (instance.institution_id if instance else None)
         if inst_id:
             self.fields["contact"].queryset = access.people_for(
                 user, Person.objects.active().filter(Q(institution_id=inst_id) | Q(department_id=inst_id))

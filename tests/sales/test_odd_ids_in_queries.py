@@ -28,3 +28,10 @@ def test_new_opportunity_form_ignores_an_odd_customer(client_for, odd):
     r = client_for("rep").get(f"/sales/pipeline/new/?customer={odd}")
     assert r.status_code == 200
     assert not r.context["form"].initial.get("institution")
+
+
+@pytest.mark.parametrize("odd", ODD)
+def test_new_opportunity_for_an_odd_customer_names_the_field(client_for, odd):
+    r = client_for("rep").post("/sales/pipeline/new/", {"institution": odd, "title": "新品进院", "amount_fen": "1000"})
+    assert r.status_code == 400
+    assert "institution" in r.context["form"].errors
