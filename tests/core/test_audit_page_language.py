@@ -48,3 +48,15 @@ def test_the_options_of_an_export_read_in_chinese(client_for):
         assert label in page, label
     en = client_for("auditor").get("/accounts/audit/", {"action": "export"}, HTTP_ACCEPT_LANGUAGE="en")
     assert "Service performance" in en.content.decode() and "Paid to date" in en.content.decode()
+
+
+def test_an_interim_evaluation_run_reads_in_chinese(client_for, users):
+    """An evaluation run of a period still under way records that it is interim and which period stays in force:
+    the page showed the bare keys "interim" and "in_force"."""
+    from pharmacrm.core import audit
+
+    audit.record(AuditEntry.Action.UPDATE, ("keyaccounts.evaluationrun", "1", "2026H2"), user=users["manager"],
+                 evaluation="evaluation", period="2026H2", customers=188, interim=True, in_force="2026H1")  # fmt: skip
+    page = client_for("auditor").get("/accounts/audit/").content.decode()
+    assert "临时排名" in page and "现行" in page
+    assert "interim" not in page and "in_force" not in page

@@ -122,10 +122,12 @@ AUDIT_KEYS = {
     "holder": gettext_lazy("Holder"),
     "hospital_moved": gettext_lazy("Hospital"),  # a department's region followed its hospital's move
     "import_job": gettext_lazy("Import"),
+    "in_force": gettext_lazy("in force"),  # an interim evaluation run: the period whose tiers stay in force
     "indicator": gettext_lazy("Indicator"),
     "institution": gettext_lazy("Institution"),
     "institution_merged": gettext_lazy("Merged record"),  # people and departments a merge moved to the survivor
     "institutions": gettext_lazy("Institutions"),
+    "interim": gettext_lazy("interim standing"),  # an evaluation run of a period still under way
     "interrupted": gettext_lazy("Interrupted"),  # an import stopped by its worker's end
     "jurisdiction": gettext_lazy("Jurisdiction"),
     "kept": gettext_lazy("Closed ticket left as it was"),
