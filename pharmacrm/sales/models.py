@@ -254,7 +254,8 @@ class ChurnSignal(models.Model):
     ORDER_OPEN = ("-level", "-base_avg_fen", "id")  # stopped buying first, then by the monthly amount at stake
 
     def __str__(self) -> str:
-        return f"{self.institution_id} {self.level} {self.detected_on}"
+        # in the reader's language (the audit page names a signal by it); the customer is a detail of the entry
+        return f"{self.get_level_display()} · {self.detected_on}"
 
     @property
     def base_avg(self) -> Decimal:

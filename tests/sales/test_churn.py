@@ -234,3 +234,14 @@ def test_the_page_costs_the_same_queries_for_two_warnings_as_for_twelve(bought, 
     with CaptureQueriesContext(connection) as many:
         kam.get("/sales/churn/")
     assert len(many) == len(few), [q["sql"] for q in many.captured_queries]
+
+
+def test_the_audit_page_names_a_warning_in_the_readers_language(bought, client_for):
+    """A warning's audit entries read "停止采购 · 2026-12-05" (its risk and day), not "12 lapsed 2026-12-05" (found by
+    the UI QA crawl on the Chinese audit page)."""
+    churn.refresh(TODAY)
+    page = client_for("auditor").get("/accounts/audit/", {"action": "create"}).content.decode()
+    assert f"停止采购 · {TODAY}" in page and f"采购大幅下降 · {TODAY}" in page
+    assert not re.search(r"\d+ (lapsed|declining) 20", page)
+    en = client_for("auditor").get("/accounts/audit/", {"action": "create"}, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert f"Stopped buying · {TODAY}" in en

@@ -695,7 +695,7 @@ AUDIT_LABELLED = frozenset({
     "core.user", "core.team", "core.region", "customers.institution", "customers.person", "customers.importjob",
     "servicedesk.ticket", "servicedesk.product", "servicedesk.answertemplate", "engagement.interaction",
     "keyaccounts.keyaccount", "keyaccounts.proposal", "keyaccounts.agreement", "keyaccounts.meeting",
-    "keyaccounts.planitem", "safety.safetycase", "safety.flag",
+    "keyaccounts.planitem", "safety.safetycase", "safety.flag", "sales.churnsignal",
 })  # fmt: skip
 
 
