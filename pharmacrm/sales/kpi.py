@@ -175,7 +175,8 @@ def _decimal(raw, places: int = 2) -> Decimal:
         value = Decimal(text)
     except InvalidOperation:
         raise ValidationError(_("not a number")) from None
-    if not value.is_finite() or value != value.quantize(Decimal(1).scaleb(-places)) or abs(value) >= 10**6:
+    # the size first: quantizing a huge number fails (InvalidOperation)
+    if not value.is_finite() or abs(value) >= 10**6 or value != value.quantize(Decimal(1).scaleb(-places)):
         raise ValidationError(_("a number with at most %(places)s decimal places") % {"places": places})
     return value
 

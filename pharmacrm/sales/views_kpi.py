@@ -18,7 +18,7 @@ from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import audit, downloads, wording
-from pharmacrm.core.ids import is_id
+from pharmacrm.core.ids import as_id, is_id
 from pharmacrm.core.models import AuditEntry, Team
 
 from . import kpi
@@ -163,7 +163,7 @@ def _back(scheme, period_key: str) -> str:
 @require_POST
 def appraisal_compute(request):
     _require_manage(request.user)
-    scheme = get_object_or_404(AppraisalScheme, pk=request.POST.get("scheme") or 0)
+    scheme = get_object_or_404(AppraisalScheme, pk=as_id(request.POST.get("scheme")) or 0)
     raw = request.POST.get("period", "")
     try:
         period = kpi.parse_period(raw)
@@ -179,7 +179,7 @@ def appraisal_compute(request):
 @require_POST
 def appraisal_finalise(request):
     _require_manage(request.user)
-    scheme = get_object_or_404(AppraisalScheme, pk=request.POST.get("scheme") or 0)
+    scheme = get_object_or_404(AppraisalScheme, pk=as_id(request.POST.get("scheme")) or 0)
     period_key = request.POST.get("period", "")[:7]
     try:
         n = kpi.finalise(request.user, scheme, period_key, request.POST.get("stamp", ""))
@@ -228,7 +228,8 @@ def appraisal_detail(request, pk: int):
     if request.method == "POST":
         _require_manage(request.user)
         try:
-            version = int(request.POST.get("version") or 0)
+            raw = request.POST.get("version") or "0"
+            version = int(raw) if is_id(raw) else -1  # a garbled version is as stale as an old one
             kpi.comment(request.user, result, request.POST.get("comment", ""), version)
         except kpi.ConflictError:
             error, status = _("Someone else changed this result while you were editing it. Reload and apply your "
@@ -372,7 +373,8 @@ def scheme_edit(request, pk: int | None = None):
     if request.method == "POST":
         values = _form_data(request.POST)
         try:
-            version = int(request.POST.get("version") or 0) or None
+            raw = request.POST.get("version") or "0"
+            version = (int(raw) if is_id(raw) else -1) or None  # a garbled version is as stale as an old one
             saved = kpi.save_scheme(request.user, values, scheme, version)
         except kpi.ConflictError:
             errors, status = {"__all__": [_("Someone else changed this scheme while you were editing it. Reload and "

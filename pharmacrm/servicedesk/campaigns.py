@@ -493,8 +493,8 @@ def set_repeat(user, campaign: SurveyCampaign, on: bool, *, version: int | None 
     access.require(user, Cap.MANAGE_SERVICE)
     with transaction.atomic():
         current = _lock(campaign)
-        if version is not None and int(version) != current.version:
-            raise ConflictError(current.version)
+        if version is not None and (not is_id(version) or int(version) != current.version):
+            raise ConflictError(current.version)  # a garbled version is as stale as an old one
         if on and current.repeated_from_id:
             raise ValidationError({"repeat": [_(
                 "This campaign was made by the repeating campaign “%(name)s”: turn repeating on or off there."

@@ -35,3 +35,20 @@ def test_new_opportunity_for_an_odd_customer_names_the_field(client_for, odd):
     r = client_for("rep").post("/sales/pipeline/new/", {"institution": odd, "title": "新品进院", "amount_fen": "1000"})
     assert r.status_code == 400
     assert "institution" in r.context["form"].errors
+
+
+@pytest.mark.parametrize("odd", ["abc", "²", "99999999999999999999"])
+def test_computing_or_finalising_an_odd_scheme_is_no_such_scheme(client_for, users, odd):
+    kpi.default_scheme(users["manager"])
+    manager = client_for("manager")
+    for action in ("compute", "finalise"):
+        assert manager.post(f"/sales/appraisal/{action}/", {"scheme": odd, "period": "2026-Q3"}).status_code == 404
+
+
+@pytest.mark.parametrize("value", ["1e309", "9" * 40])
+def test_a_scheme_of_absurd_thresholds_names_the_field(client_for, users, value):
+    scheme = kpi.default_scheme(users["manager"])
+    r = client_for("manager").post(f"/sales/appraisal/schemes/{scheme.pk}/",
+                                   {"name": "季度考核", "excellent": value, "version": "abc"})  # fmt: skip
+    assert r.status_code in (400, 409)
+    assert scheme.__class__.objects.get(pk=scheme.pk).excellent == 90

@@ -616,3 +616,13 @@ def test_api_changes_a_draft_with_its_version(api_for, users, world):
     refused = client.patch(url, {"name": "改名", "version": 3}, format="json")
     assert refused.status_code == 400 and "status" in refused.json()
     assert AuditEntry.objects.filter(object_type="servicedesk.surveycampaign", object_id=str(campaign.pk)).count() == 3
+
+
+def test_repeating_a_campaign_with_a_garbled_version_is_a_stale_form(world, users, client_for):
+    """A hidden version that is not a number counts as an old one: nothing changes, instead of a 500 (found by the
+    UI QA crawl)."""
+    campaign = campaigns.create_campaign(users["manager"], {"period": campaigns.current_quarter()})
+    r = client_for("manager").post(f"/service/surveys/{campaign.pk}/repeat/", {"repeat": "on", "version": "abc"})
+    assert r.status_code in (302, 409)
+    campaign.refresh_from_db()
+    assert not campaign.repeat
