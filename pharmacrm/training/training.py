@@ -314,11 +314,14 @@ def _clean_course(data: dict) -> tuple[dict, list[Team], list[dict] | None]:
         except (ValueError, ArithmeticError):
             errors[name] = [_("Enter a number.")]
             return None
-        if decimal and (not value.is_finite() or value != value.quantize(Decimal("0.1"))):
-            errors[name] = [_("At most one decimal place.")]
+        if decimal and not value.is_finite():
+            errors[name] = [_("Enter a number.")]
             return None
-        if not low <= value <= high:
+        if not low <= value <= high:  # the range first: quantizing a huge number fails (InvalidOperation)
             errors[name] = [_("Between %(low)s and %(high)s.") % {"low": low, "high": high}]
+            return None
+        if decimal and value != value.quantize(Decimal("0.1")):
+            errors[name] = [_("At most one decimal place.")]
             return None
         return value
 

@@ -16,3 +16,12 @@ def test_results_filtered_on_an_odd_team_is_no_such_team(client_for, odd):
 
 def test_results_without_a_team_show(client_for):
     assert client_for("manager").get("/training/results/").status_code == 200
+
+
+@pytest.mark.parametrize("hours", ["1e309", "9" * 40])
+def test_a_course_of_absurd_hours_names_the_range(client_for, hours):
+    """Hours too large to round to a tenth said nothing but 500 (decimal.InvalidOperation); now the range."""
+    form = {"title": "新课程", "category": "compliance", "hours": hours, "pass_mark": "80", "max_attempts": "3",
+            "status": "draft"}  # fmt: skip
+    r = client_for("manager").post("/training/courses/new/", form, HTTP_ACCEPT_LANGUAGE="en")
+    assert r.status_code == 400 and "Between 0.5 and 1000." in r.content.decode()
