@@ -5,12 +5,25 @@ from __future__ import annotations
 import datetime
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from . import audit
+from .ids import is_id
 from .models import AuditEntry
 from .signatures import one_time_code
+
+
+class IdsChoiceField(forms.ModelMultipleChoiceField):
+    """A multiple choice of records by id: a value that is no database integer ("²", twenty nines) is refused as any
+    unknown value is, before the query it failed (500)."""
+
+    def _check_values(self, value):
+        for pk in value:
+            if not is_id(pk):
+                raise ValidationError(self.error_messages["invalid_pk_value"], code="invalid_pk_value", params={"pk": pk})
+        return super()._check_values(value)
 
 
 class LoginForm(forms.Form):

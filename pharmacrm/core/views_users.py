@@ -23,6 +23,7 @@ from django.views.decorators.http import require_POST
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import access, services, signatures
+from .forms import IdsChoiceField
 from .middleware import needs_second_factor
 from .models import Region, Team, User
 from .roles import Cap, Role
@@ -112,7 +113,7 @@ class UserForm(forms.Form):
     )  # fmt: skip
     roles = forms.MultipleChoiceField(label=gettext_lazy("Roles"), choices=ROLE_CHOICES, required=False,
                                       widget=forms.CheckboxSelectMultiple)  # fmt: skip
-    teams = forms.ModelMultipleChoiceField(label=gettext_lazy("Teams"), queryset=Team.objects.order_by("name"),
+    teams = IdsChoiceField(label=gettext_lazy("Teams"), queryset=Team.objects.order_by("name"),
                                            required=False, widget=forms.SelectMultiple(attrs={"size": 6}))  # fmt: skip
     territory = RegionChoiceField(
         label=gettext_lazy("Personal territory"), queryset=Region.objects.none(), required=False,

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from pharmacrm.core.forms import IdsChoiceField
 from pharmacrm.core.models import Region, Team
 from pharmacrm.customers.choices import Tier
 from pharmacrm.customers.forms import ANY, ServiceErrorsMixin
@@ -99,11 +100,11 @@ class ProfileForm(FieldErrorsMixin, forms.Form):
         label=_("Most open tickets"), min_value=1, max_value=32767, initial=40,
         help_text=_("No new tickets are assigned above this load."),
     )  # fmt: skip
-    skills = forms.ModelMultipleChoiceField(
+    skills = IdsChoiceField(
         label=_("Skills"), queryset=categories(), required=False, widget=forms.CheckboxSelectMultiple,
         help_text=_("Categories this person handles; none means every category."),
     )  # fmt: skip
-    products = forms.ModelMultipleChoiceField(
+    products = IdsChoiceField(
         label=_("Products"), queryset=Product.objects.none(), required=False, widget=forms.CheckboxSelectMultiple,
         help_text=_("Products this person knows; none means every product."),
     )  # fmt: skip
