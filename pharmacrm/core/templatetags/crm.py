@@ -562,7 +562,7 @@ def audit_detail(model, name: str, value, names=None, path: str = "") -> str:
         from pharmacrm.customers.models import ImportJob
 
         return str(dict(ImportJob.Target.choices).get(value, value))
-    if name in AUDIT_VALUES or name == "roles":
+    if name == "roles" or isinstance(value, str) and value in AUDIT_VALUES.get(name, {}):
         return _audit_code(name, value)
     if isinstance(value, dict) and value:
         part = _audit_field(model, name)  # the changes of a part of the record (a case's quality complaint)
@@ -583,7 +583,7 @@ def audit_detail(model, name: str, value, names=None, path: str = "") -> str:
     choices = _audit_choices().get(name) if isinstance(name, str) else None
     if choices is not None and isinstance(value, str) and value in choices.values:
         return str(choices(value).label)
-    return audit_value(value)
+    return _audit_code(name, value)  # a code of one key known elsewhere (AUDIT_VALUES), a format, or as recorded
 
 
 def _audit_record(model, record: dict, names=None, changes: bool = False) -> str:
