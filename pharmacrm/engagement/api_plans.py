@@ -12,7 +12,15 @@ from rest_framework.response import Response
 
 from pharmacrm.core import viewsets
 from pharmacrm.core.api_schema import OneObjectSchema
-from pharmacrm.core.api_utils import HasCapability, Pagination, QuerySerializer, Serializer
+from pharmacrm.core.api_utils import (
+    HasCapability,
+    Pagination,
+    QuerySerializer,
+    Serializer,
+    optional_version,
+    settings_version,
+    versioned,
+)
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.forms import picker_label
@@ -55,6 +63,7 @@ class CommunicationPlanSerializer(Serializer):
     goal = serializers.CharField(max_length=2000, allow_blank=True, help_text="What the contacts are for.")
     lines = CommunicationPlanLineSerializer(many=True, help_text="A channel and its minimum per period; replaced whole on a change.")
     customers = serializers.SerializerMethodField(help_text="Who the plan is for, in words.")
+    version = settings_version()
     updated_at = serializers.DateTimeField(read_only=True)
 
     def __init__(self, *args, **kwargs):
@@ -105,7 +114,9 @@ class CommunicationDueParams(QuerySerializer):
         description="Per-field messages (lines: one object per line); a second plan for the same year, class, tier "
         "and type is refused under `class`.")}, description="Managers and admins."),  # fmt: skip
     partial_update=extend_schema(tags=["interactions"], responses={200: CommunicationPlanSerializer, 400: OpenApiResponse(
-        description="Per-field messages.")}, description="Managers and admins; `lines` given replace the plan's."),  # fmt: skip
+        description="Per-field messages."), 409: OpenApiResponse(description="Changed by someone else since the "
+        "version sent.")}, description="Managers and admins; `lines` given replace the plan's; send `version` (or "
+        "If-Match) as loaded."),  # fmt: skip
     destroy=extend_schema(tags=["interactions"], description="Managers and admins."),
 )
 class CommunicationPlanViewSet(
@@ -135,15 +146,15 @@ class CommunicationPlanViewSet(
             qs = qs.filter(year=int(year))
         return qs
 
-    def _save(self, serializer, plan=None) -> CommunicationPlan:
-        data = dict(serializer.validated_data)
+    def _save(self, serializer, plan=None, version: int | None = None) -> CommunicationPlan:
+        data = {k: v for k, v in serializer.validated_data.items() if k != "version"}
         if plan is not None:  # a change: what is not sent stays as it is
             data = {**{k: getattr(plan, k) for k in ("year", "klass", "tier", "institution_kind", "goal")},
                     "lines": [{k: getattr(line, k) for k in ("channel", "minimum", "period", "note")}
                               for line in plan.lines.all()], **data}  # fmt: skip
         data["lines"] = [dict(line) for line in data["lines"]]
         try:
-            return plans.save_plan(self.request.user, data, plan)
+            return plans.save_plan(self.request.user, data, plan, version=version)
         except DjangoValidationError as e:
             raise ValidationError({RENAMED.get(k, k): v for k, v in e.message_dict.items()}) from None
 
@@ -151,7 +162,12 @@ class CommunicationPlanViewSet(
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         plan = self._save(serializer)
-        return Response(CommunicationPlanSerializer(self.get_queryset().get(pk=plan.pk)).data, status=status.HTTP_201_CREATED)
+        return versioned(Response(CommunicationPlanSerializer(self.get_queryset().get(pk=plan.pk)).data,
+                                  status=status.HTTP_201_CREATED), plan)  # fmt: skip
+
+    def retrieve(self, request, *args, **kwargs):
+        plan = self.get_object()
+        return versioned(Response(CommunicationPlanSerializer(plan).data), plan)
 
     def update(self, request, *args, **kwargs):
         if not kwargs.get("partial"):
@@ -161,16 +177,18 @@ class CommunicationPlanViewSet(
         serializer.is_valid(raise_exception=False)
         if serializer.errors:
             raise ValidationError(serializer.errors)
+        version = optional_version(request, dict(serializer.validated_data))  # the body's or If-Match: stale → 409
         # the whole plan as it will be, checked (a partial serializer checks only what was sent)
+        sent = {k: v for k, v in serializer.validated_data.items() if k != "version"}
         merged = {**{k: getattr(plan, k) for k in ("year", "klass", "tier", "institution_kind", "goal")},
                   "lines": [{k: getattr(line, k) for k in ("channel", "minimum", "period", "note")}
-                            for line in plan.lines.all()], **serializer.validated_data}  # fmt: skip
+                            for line in plan.lines.all()], **sent}  # fmt: skip
         merged["lines"] = [dict(line) for line in merged["lines"]]
         errors = plans.check(merged, plan)
         if errors:
             raise ValidationError({RENAMED.get(k, k): v for k, v in errors.items()})
-        plan = self._save(serializer, plan)
-        return Response(CommunicationPlanSerializer(self.get_queryset().get(pk=plan.pk)).data)
+        plan = self._save(serializer, plan, version)
+        return versioned(Response(CommunicationPlanSerializer(self.get_queryset().get(pk=plan.pk)).data), plan)
 
     def destroy(self, request, *args, **kwargs):
         plans.delete_plan(request.user, self.get_object())

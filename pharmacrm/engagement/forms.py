@@ -167,6 +167,8 @@ class PlanForm(forms.Form):
     tier = forms.ChoiceField(label=_("Tier"), required=False)
     institution_kind = forms.ChoiceField(label=_("Institution type"), required=False)
     goal = forms.CharField(label=_("Goal"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
+    # the version loaded: a change saved from an older one (a colleague saved meanwhile) is refused
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

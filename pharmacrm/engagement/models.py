@@ -82,6 +82,7 @@ class CommunicationPlan(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated"), default=timezone.now)
+    version = models.PositiveIntegerField(default=1, editable=False)  # optimistic locking: two managers editing
 
     class Meta:
         verbose_name = _("communication plan")

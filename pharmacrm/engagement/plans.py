@@ -581,11 +581,14 @@ def snapshot(plan: CommunicationPlan) -> dict:
     }  # fmt: skip
 
 
-def save_plan(user, data: dict, plan: CommunicationPlan | None = None) -> CommunicationPlan:
+def save_plan(user, data: dict, plan: CommunicationPlan | None = None, *, version: int | None = None) -> CommunicationPlan:
     """Create or change a plan and its lines (the lines given replace the plan's), audited; a ValidationError with
-    per-field messages, and nothing written, when the data is wrong."""
+    per-field messages, and nothing written, when the data is wrong. A change is versioned: one made from another
+    version than the plan's (a colleague saved in the meantime) is refused with a ConflictError."""
     from django.core.exceptions import ValidationError
     from django.db import IntegrityError
+
+    from pharmacrm.customers.services import ConflictError
 
     access.require(user, Cap.MANAGE_COMMUNICATION_PLANS)
     data = {**data, "goal": str(data.get("goal") or "").strip()}
@@ -598,9 +601,13 @@ def save_plan(user, data: dict, plan: CommunicationPlan | None = None) -> Commun
         with transaction.atomic():
             if plan is not None:  # two managers saving the plan at once: one after the other, lines and all
                 plan = CommunicationPlan.objects.select_for_update().get(pk=plan.pk)
+                if version is not None and int(version) != plan.version:
+                    raise ConflictError(plan.version)
             before = snapshot(plan) if plan is not None else {}
             if plan is None:
                 plan = CommunicationPlan(created_by=user)
+            else:
+                plan.version += 1
             for key in ("year", "klass", "tier", "institution_kind", "goal"):
                 setattr(plan, key, data[key])
             plan.updated_at = timezone.now()

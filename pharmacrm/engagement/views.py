@@ -29,7 +29,7 @@ from pharmacrm.servicedesk.forms import people_options
 
 from . import care, channels, followup, plans, services
 from .forms import InteractionFilterForm, InteractionForm, PlanForm, PlanLineFormSet
-from .models import CommunicationPlan, Interaction, InteractionChannel
+from .models import CommunicationPlan, Interaction, InteractionChannel, PlanPeriod
 
 CUSTOMER_ROWS = 10  # interactions shown on a Customer 360 page
 
@@ -366,17 +366,27 @@ def plan_edit(request, pk: int | None = None):
         plan = CommunicationPlan.objects.prefetch_related("lines").filter(pk=pk).first()
         if plan is None:
             raise Http404(_("No such communication plan."))
-    status = 200
+    status, conflict = 200, None
     if request.method == "POST":
         form, formset = PlanForm(request.POST), PlanLineFormSet(request.POST, prefix="lines")
         status = 400
         if form.is_valid() & formset.is_valid():
             data = _plan_data(form, formset)
             errors = plans.check(data, plan)
+            # a change says which version it was made from; a form without one (an old page) counts as stale
+            version = form.cleaned_data.get("version") or 0 if plan is not None else None
             try:
                 if errors:
                     raise ValidationError(errors)
-                saved = plans.save_plan(user, data, plan)
+                saved = plans.save_plan(user, data, plan, version=version)
+            except ConflictError:
+                # the input kept, with the version now current: checked and sent again, it saves
+                status = 409
+                plan = CommunicationPlan.objects.prefetch_related("lines").get(pk=plan.pk)
+                conflict = _plan_differences(form, plan, data)
+                form = PlanForm(request.POST.copy())
+                form.data["version"] = str(plan.version)
+                form.is_valid()
             except ValidationError as e:
                 _service_errors(form, formset, errors or e.message_dict)
             else:
@@ -386,11 +396,35 @@ def plan_edit(request, pk: int | None = None):
         initial = {"year": timezone.localdate().year}
         lines = []
         if plan is not None:
-            initial = {k: getattr(plan, k) for k in ("year", "klass", "tier", "institution_kind", "goal")}
+            initial = {k: getattr(plan, k) for k in ("year", "klass", "tier", "institution_kind", "goal", "version")}
             lines = [{k: getattr(line, k) for k in ("channel", "minimum", "period", "note")} for line in plan.lines.all()]
         form, formset = PlanForm(initial=initial), PlanLineFormSet(initial=lines, prefix="lines")
-    context = {"form": form, "formset": formset, "plan": plan}
+    context = {"form": form, "formset": formset, "plan": plan, "conflict": conflict}
     return render(request, "engagement/plan_form.html", context, status=status)
+
+
+def _plan_differences(form: PlanForm, plan: CommunicationPlan, data: dict) -> list[tuple]:
+    """What the plan holds now against the manager's input: (label, saved now, your input), as the form shows them."""
+
+    def shown(name, value):
+        choices = dict(getattr(form.fields[name], "choices", None) or ())
+        return str(choices.get(value, value)) if value not in (None, "") else "—"
+
+    def lines_text(lines) -> str:
+        periods, channels_ = dict(PlanPeriod.choices), dict(InteractionChannel.choices)
+        return "; ".join(f"{channels_.get(line['channel'], line['channel'])} ≥ {line['minimum']} "
+                         f"{periods.get(line['period'], line['period'])}" for line in lines) or "—"  # fmt: skip
+
+    rows = []
+    for name in ("year", "klass", "tier", "institution_kind", "goal"):
+        theirs, mine = getattr(plan, name), data.get(name)
+        if (theirs or "") != (mine or ""):
+            rows.append((form.fields[name].label, shown(name, theirs), shown(name, mine)))
+    saved = [{k: getattr(line, k) for k in ("channel", "minimum", "period")} for line in plan.lines.all()]
+    typed = [{k: line[k] for k in ("channel", "minimum", "period")} for line in data["lines"]]
+    if saved != typed:
+        rows.append((_("Contacts at least"), lines_text(saved), lines_text(typed)))
+    return rows
 
 
 def _service_errors(form: PlanForm, formset, errors: dict) -> None:

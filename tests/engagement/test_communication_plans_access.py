@@ -160,7 +160,7 @@ def test_the_form_names_the_wrong_field_and_keeps_the_input(client_for, plan):
 def test_a_manager_changes_and_deletes_a_plan_audited(client_for, plan):
     client = client_for("manager")
 
-    changed = client.post(f"/interactions/plans/{plan.pk}/", _form(klass="A", goal="每月两次拜访",
+    changed = client.post(f"/interactions/plans/{plan.pk}/", _form(klass="A", goal="每月两次拜访", version=str(plan.version),
                                                                    **{"lines-0-minimum": "2", "lines-0-period": "month"}))  # fmt: skip
     assert changed.status_code == 302
     entry = AuditEntry.objects.filter(object_type="engagement.communicationplan", action="update").latest("seq")
