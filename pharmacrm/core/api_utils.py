@@ -21,6 +21,7 @@ from rest_framework import exceptions, filters, pagination, permissions, relatio
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
+from rest_framework.validators import UniqueValidator
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import access, audit
@@ -415,8 +416,29 @@ class Serializer(StrictInputMixin, serializers.Serializer):
     """The base of the API's serializers: see StrictInputMixin."""
 
 
+class NamedUniqueValidator(UniqueValidator):
+    """DRF's unique check with the model's message naming the value (pharmacrm.core.unique)."""
+
+    def __call__(self, value, serializer_field):
+        try:
+            super().__call__(value, serializer_field)
+        except exceptions.ValidationError:
+            raise exceptions.ValidationError(str(self.message) % {"value": value}, code="unique") from None
+
+
 class ModelSerializer(StrictInputMixin, serializers.ModelSerializer):
-    """The base of the API's model serializers: see StrictInputMixin."""
+    """The base of the API's model serializers: see StrictInputMixin. A unique field whose model words its
+    duplicates (UNIQUE_MESSAGES) is refused in those words."""
+
+    def build_standard_field(self, field_name, model_field):
+        field_class, kwargs = super().build_standard_field(field_name, model_field)
+        message = getattr(model_field.model, "UNIQUE_MESSAGES", {}).get(model_field.name)
+        if message is not None and kwargs.get("validators"):
+            kwargs["validators"] = [
+                NamedUniqueValidator(v.queryset, message=message, lookup=v.lookup) if isinstance(v, UniqueValidator) else v
+                for v in kwargs["validators"]
+            ]  # fmt: skip
+        return field_class, kwargs
 
 
 class QuerySerializer(Serializer):

@@ -150,19 +150,17 @@ def _versioned_update(model, obj, values: dict, expected: int) -> None:
                 version=F("version") + 1, updated_at=now, **values
             )
     except IntegrityError:
-        raise _duplicate(model) from None
+        raise _duplicate(obj) from None  # obj holds the values saved
     if done != 1:
         current = model.objects.filter(pk=obj.pk).values_list("version", flat=True).first()
         raise ConflictError(current or 0)
     obj.version, obj.updated_at = expected + 1, now
 
 
-def _duplicate(model) -> ValidationError:
-    if model is Product:
-        return ValidationError(
-            {"approval_number": [_("A product with this approval number is already in the catalogue.")]}
-        )
-    return ValidationError({"name": [_("An answer template with this name already exists.")]})
+def _duplicate(obj) -> ValidationError:
+    """The refusal of a product or template the database found a duplicate of (saved at the same moment)."""
+    field = "approval_number" if isinstance(obj, Product) else "name"
+    return obj.duplicate(field, getattr(obj, field))
 
 
 def create_product(user, data: dict) -> Product:
@@ -176,7 +174,7 @@ def create_product(user, data: dict) -> Product:
             with transaction.atomic():
                 product.save(force_insert=True)
         except IntegrityError:
-            raise _duplicate(Product) from None
+            raise _duplicate(product) from None
         audit.record(A.CREATE, product, user=user, changes={k: [None, getattr(product, k)] for k in values})
     return product
 
@@ -262,7 +260,7 @@ def create_template(user, data: dict) -> AnswerTemplate:
             with transaction.atomic():
                 tpl.save(force_insert=True)
         except IntegrityError:
-            raise _duplicate(AnswerTemplate) from None
+            raise _duplicate(tpl) from None
         audit.record(
             A.CREATE, tpl, user=user, changes={"name": [None, tpl.name], "language": [None, tpl.language]}
         )

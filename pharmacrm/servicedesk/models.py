@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from pharmacrm.core import crypto
 from pharmacrm.core.builtin import BuiltinNameMixin
 from pharmacrm.core.fields import EncryptedTextField
+from pharmacrm.core.unique import NamedUniqueMixin
 from pharmacrm.customers import normalise
 from pharmacrm.customers.choices import Tier
 
@@ -58,8 +59,13 @@ def default_workdays() -> list[int]:
     return sorted(workcalendar.MONDAY_TO_FRIDAY)
 
 
-class BusinessCalendar(BuiltinNameMixin, models.Model):
+class BusinessCalendar(NamedUniqueMixin, BuiltinNameMixin, models.Model):
     """A working calendar the SLA clocks run on (工作日历)."""
+
+    UNIQUE_MESSAGES = {
+        "code": _("A calendar with the code “%(value)s” exists already: choose another code."),
+        "name": _("A calendar named “%(value)s” exists already: choose another name."),
+    }
 
     code = models.SlugField(_("code"), max_length=40, unique=True)  # what policies and the API refer to
     name = models.CharField(_("name"), max_length=100, unique=True)
@@ -138,9 +144,11 @@ class CalendarOverride(models.Model):
 # --- tickets ---------------------------------------------------------------------------------------
 
 
-class TicketCategory(BuiltinNameMixin, models.Model):
+class TicketCategory(NamedUniqueMixin, BuiltinNameMixin, models.Model):
     """A node of the configurable category tree (工单分类), with the priority and complexity a new ticket
     of this kind gets (seed 000 §5.1 and §3.4)."""
+
+    UNIQUE_MESSAGES = {"code": _("A ticket category with the code “%(value)s” exists already: choose another code.")}
 
     code = models.SlugField(_("code"), max_length=40, unique=True)
     name = models.CharField(_("name"), max_length=100)
@@ -174,10 +182,12 @@ class TicketCategory(BuiltinNameMixin, models.Model):
         return self.label
 
 
-class SlaPolicy(BuiltinNameMixin, models.Model):
+class SlaPolicy(NamedUniqueMixin, BuiltinNameMixin, models.Model):
     """Which deadlines a ticket gets. A policy applies when each condition it sets matches the ticket;
     the most specific active policy wins (then the lowest position). Targets are working hours or working
     days on the policy's calendar."""
+
+    UNIQUE_MESSAGES = {"name": _("An SLA policy named “%(value)s” exists already: choose another name.")}
 
     class Unit(models.TextChoices):
         HOURS = "hours", _("working hours")
@@ -249,8 +259,13 @@ def validate_approval_number(value: str) -> None:
                               params={"value": value, "help": APPROVAL_NUMBER_HELP})  # fmt: skip
 
 
-class Product(models.Model):
+class Product(NamedUniqueMixin, models.Model):
     """A product in the catalogue agents answer from (产品目录)."""
+
+    UNIQUE_MESSAGES = {
+        "approval_number": _("A product with the approval number %(value)s is in the catalogue already: one approval "
+                             "number is one product."),
+    }
 
     brand_name = models.CharField(_("brand name"), max_length=100)
     generic_name = models.CharField(_("generic name"), max_length=100)
@@ -276,8 +291,10 @@ class Product(models.Model):
         return f"{self.brand_name}（{self.generic_name}）{self.strength}"
 
 
-class AnswerTemplate(models.Model):
+class AnswerTemplate(NamedUniqueMixin, models.Model):
     """A reusable reply (答复模板) with placeholders such as {customer}, {ticket}, {product}, {agent}."""
+
+    UNIQUE_MESSAGES = {"name": _("An answer template named “%(value)s” exists already: choose another name.")}
 
     name = models.CharField(_("name"), max_length=100, unique=True)
     category = models.ForeignKey(
@@ -602,9 +619,11 @@ class AgentProfile(models.Model):
         return str(self.user)
 
 
-class AssignmentRule(models.Model):
+class AssignmentRule(NamedUniqueMixin, models.Model):
     """Routes a new ticket to a team (and, by the method, to an agent of that team). The first active rule
     whose every set condition matches wins, in `position` order."""
+
+    UNIQUE_MESSAGES = {"name": _("An assignment rule named “%(value)s” exists already: choose another name.")}
 
     name = models.CharField(_("name"), max_length=100, unique=True)
     position = models.PositiveSmallIntegerField(_("position"), default=100)
@@ -637,10 +656,13 @@ class AssignmentRule(models.Model):
         return self.name
 
 
-class EscalationRule(models.Model):
+class EscalationRule(NamedUniqueMixin, models.Model):
     """One level of the escalation ladder: `after` working minutes (on the clock's calendar) past the
     breach, notify someone and optionally hand the ticket on. A ticket escalates at most once per
     `cooldown` minutes, whichever of its clocks triggers it."""
+
+    UNIQUE_MESSAGES = {"level": _("The escalation ladder has a level %(value)s already: change that level, or choose "
+                                  "another number.")}  # fmt: skip
 
     level = models.PositiveSmallIntegerField(_("level"), unique=True)
     after_minutes = models.PositiveIntegerField(_("minutes after the breach"), default=0)
