@@ -195,8 +195,10 @@ def clean_competitor(data: dict, *, current: Competitor | None = None) -> dict:
         same = Competitor.objects.filter(name__iexact=name)
         if current is not None:
             same = same.exclude(pk=current.pk)
-        if same.exists():
-            errors["name"] = [_("A competitor of this name is recorded already.")]
+        recorded = same.values_list("name", flat=True).first()  # names are one name in any letter case
+        if recorded is not None:
+            errors["name"] = [_("A competitor named “%(name)s” is recorded already: change that one, or choose another "
+                                "name.") % {"name": recorded}]  # fmt: skip
     out = {"name": name, "notes": _text(errors, "notes", data.get("notes"), 5000),
            "active": data.get("active") not in (False, "false", "0", "off", "")
            if "active" in data else (current.active if current else True)}  # fmt: skip
@@ -269,7 +271,9 @@ def clean_product(data: dict, *, current: CompetitorProduct | None = None) -> di
         if current is not None:
             same = same.exclude(pk=current.pk)
         if same.exists():
-            errors["generic_name"] = [_("This company's product of this name and strength is recorded already.")]
+            product = " ".join(v for v in (out["generic_name"], out["brand_name"], out["strength"]) if v)
+            errors["generic_name"] = [_("The product %(product)s of %(company)s is recorded already: change that "
+                                        "one.") % {"product": product, "company": out["company"].name}]  # fmt: skip
     if errors:
         raise ValidationError(errors)
     return out

@@ -295,7 +295,8 @@ def save_scheme(user, data: dict, scheme: AppraisalScheme | None = None, version
     if scheme is not None:
         clash = clash.exclude(pk=scheme.pk)
     if clash.exists():
-        raise ValidationError({"name": [_("Another scheme has this name.")]})
+        raise ValidationError({"name": [_("An appraisal scheme named “%(name)s” exists already: choose another "
+                                          "name.") % {"name": cleaned["name"]}]})  # fmt: skip
     with transaction.atomic():
         if scheme is None:
             scheme = AppraisalScheme(**cleaned, updated_by=user)
