@@ -21,6 +21,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access, audit
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import normalise
@@ -182,6 +183,8 @@ def create_product(user, data: dict) -> Product:
 def update_product(user, product: Product, data: dict, *, version: int | None) -> Product:
     """Change the given fields of a product; ConflictError when someone saved it since `version`."""
     access.require(user, Cap.MANAGE_KNOWLEDGE)
+    if version is not None and not is_id(version):
+        raise ConflictError(product.version)  # a garbled version (not a number) is as stale as an old one
     expected = product.version if version is None else int(version)
     if expected != product.version:
         raise ConflictError(product.version)
@@ -269,6 +272,8 @@ def create_template(user, data: dict) -> AnswerTemplate:
 
 def update_template(user, tpl: AnswerTemplate, data: dict, *, version: int | None) -> AnswerTemplate:
     access.require(user, Cap.MANAGE_KNOWLEDGE)
+    if version is not None and not is_id(version):
+        raise ConflictError(tpl.version)  # a garbled version (not a number) is as stale as an old one
     expected = tpl.version if version is None else int(version)
     if expected != tpl.version:
         raise ConflictError(tpl.version)

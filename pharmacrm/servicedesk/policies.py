@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from pharmacrm.core import access, audit
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
@@ -85,7 +86,7 @@ def _lock(model, obj, version: int | None) -> None:
     if connection.features.has_select_for_update:
         qs = qs.select_for_update()
     current = qs.values_list("version", flat=True).first()
-    if current is None or (version is not None and int(version) != current):
+    if current is None or (version is not None and (not is_id(version) or int(version) != current)):
         raise ConflictError(current or 0)
     obj.version = current + 1
 

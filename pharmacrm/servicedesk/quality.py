@@ -41,6 +41,7 @@ from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access, audit
 from pharmacrm.core.deferred import Message
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Team, User
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
@@ -252,7 +253,7 @@ def correct(user, obj: QualityReview, data: dict, *, version: int | None) -> Qua
         raise PermissionDenied(_("This review was appealed: the decision on the appeal corrects it."))
     if not may_correct(user, obj):
         raise PermissionDenied(_("A review is corrected by its reviewer or a service manager."))
-    if version is not None and int(version) != obj.version:
+    if version is not None and (not is_id(version) or int(version) != obj.version):
         raise ConflictError(obj.version)
     clean = _clean({**{k: getattr(obj, k) for k in (*CRITERIA, "comment")}, **data})
     before = {k: getattr(obj, k) for k in clean}
@@ -312,7 +313,7 @@ def decide_refusal(user, review: QualityReview) -> str:
 
 
 def _save(obj: QualityReview, now, fields: dict, version: int | None) -> None:
-    if version is not None and int(version) != obj.version:
+    if version is not None and (not is_id(version) or int(version) != obj.version):
         raise ConflictError(obj.version)
     done = QualityReview.objects.filter(pk=obj.pk, version=obj.version).update(
         version=F("version") + 1, updated_at=now, **fields

@@ -25,6 +25,7 @@ from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access, audit
 from pharmacrm.core.deferred import Message
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Counter, User
 from pharmacrm.core.roles import MATRIX, Cap, Role
 from pharmacrm.customers.services import ConflictError
@@ -572,7 +573,8 @@ def _save_action(action: ImprovementAction, fields, expected: int) -> None:
 
 
 def _check_version(action: ImprovementAction, version) -> None:
-    if version is not None and int(version) != action.version:
+    # a garbled version (not a number) is as stale as an old one
+    if version is not None and (not is_id(version) or int(version) != action.version):
         raise ConflictError(action.version)
 
 

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access, audit, crypto, dueclock
 from pharmacrm.core.deferred import Message
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Counter
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import normalise
@@ -319,7 +320,8 @@ def category_chain(category: TicketCategory | int | None, memo: dict | None = No
 
 
 def _check_version(ticket: Ticket, version: int | None) -> None:
-    if version is not None and int(version) != ticket.version:
+    # a garbled version (not a number) is as stale as an old one
+    if version is not None and (not is_id(version) or int(version) != ticket.version):
         raise ConflictError(ticket.version)
 
 

@@ -160,3 +160,24 @@ def test_the_demo_seed_is_valid_and_idempotent(db):
     assert AnswerTemplate.objects.filter(
         category=TicketCategory.objects.get(code="adverse_reaction")
     ).exists()
+
+
+@pytest.mark.parametrize("version", ["abc", "²", "1" * 40])
+def test_a_garbled_version_is_a_stale_edit_not_a_server_error(users, product, version):
+    """A version that is no number (a script's or a garbled form's) counts as an old one: a conflict (409 to the
+    user) and nothing saved, instead of a ValueError (500). The same for answer templates and SLA policies."""
+    from pharmacrm.servicedesk import policies
+    from pharmacrm.servicedesk.models import SlaPolicy
+
+    with pytest.raises(ConflictError):
+        knowledge.update_product(users["manager"], product, {"strength": "10mg×14片"}, version=version)
+    assert Product.objects.get(pk=product.pk).strength == "5mg×28片"
+    tpl = knowledge.create_template(users["expert"], {"name": "问候", "body": "您好", "language": "zh-hans"})
+    with pytest.raises(ConflictError):
+        knowledge.update_template(users["expert"], tpl, {"body": "您好，{customer}"}, version=version)
+    assert AnswerTemplate.objects.get(pk=tpl.pk).body == "您好"
+    policy = SlaPolicy.objects.first()
+    name = policy.name
+    with pytest.raises(ConflictError):
+        policies.update_policy(users["admin"], policy, {"name": "新名称"}, version=version)
+    assert SlaPolicy.objects.get(pk=policy.pk).name == name
