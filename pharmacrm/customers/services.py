@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access, audit, crypto
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Counter, Region
 from pharmacrm.core.roles import Cap
 
@@ -651,6 +652,8 @@ def _update(user, obj, data: dict[str, Any], version: int | None, fields, cleane
     if not access.can_change(user, obj):
         raise PermissionDenied(_("You may not change this customer."))
     refuse_merged_record(obj)  # the web pages refused it; the API and scripts reach here directly
+    if version is not None and not is_id(version):
+        raise ConflictError(obj.version)  # a garbled version (not a number) is as stale as an old one
     if access.personal_data_mode(user, obj) != "plain":
         # a reader shown the free text with its contact details masked sends the masks back (the edit form, a GET
         # then PUT): each is put back as stored, never saved in place of the real number or address
@@ -820,7 +823,7 @@ def delete_customer(user, obj: Institution | Person, version: int | None = None)
     with transaction.atomic():
         if version is not None:
             current = type(obj).objects.select_for_update().filter(pk=obj.pk).values_list("version", flat=True).first()
-            if current != int(version):
+            if not is_id(version) or current != int(version):
                 raise ConflictError(current or 0)
         # the records merged into this one are the same customer: they go with it. Left behind, each would lose
         # its pointer (merged_into is SET_NULL) and come back as an active customer, personal data and all —

@@ -291,3 +291,14 @@ def test_a_merged_away_institution_cannot_be_chosen_for_a_new_person_or_departme
     # the survivor is the right choice, and editing someone else keeps working
     person = services.create_person(users["agent"], {"name": "赵敏", "institution": xiehe})
     services.update_person(users["agent"], person, {"title": "主任医师"}, version=person.version)
+
+
+@pytest.mark.parametrize("version", ["abc", "²", "١", "1" * 40])
+def test_a_garbled_version_is_a_stale_edit_not_a_server_error(users, xiehe, version):
+    """A version that is no ASCII number counts as an old one: a conflict and nothing changed, instead of
+    a ValueError (500) — or "١" (an Arabic-Indic one) taken for version 1."""
+    for change in ({"address": "东城区帅府园1号"}, {}):
+        with pytest.raises(services.ConflictError):
+            services.update_institution(users["admin"], Institution.objects.get(pk=xiehe.pk), change, version=version)
+    fresh = Institution.objects.get(pk=xiehe.pk)
+    assert (fresh.address, fresh.version) == (xiehe.address, xiehe.version)
