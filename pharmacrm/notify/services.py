@@ -31,6 +31,7 @@ from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access, audit
 from pharmacrm.core.deferred import freeze, render_in, thaw
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.normalise import mask_contacts
@@ -605,7 +606,7 @@ def update_endpoint(user, endpoint: WebhookEndpoint, data: dict, *, version: int
         current = (qs.select_for_update() if connection.features.has_select_for_update else qs).values_list(
             "version", flat=True
         ).first()
-        if current is None or (version is not None and int(version) != current):
+        if current is None or (version is not None and (not is_id(version) or int(version) != current)):
             raise ConflictError(current or 0)
         endpoint.version = current + 1
         endpoint.save()

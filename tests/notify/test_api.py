@@ -109,3 +109,14 @@ def test_the_delivery_log_shows_an_e_mails_subject_not_its_body(users, api_for):
     rows = api_for("manager").get("/api/v1/deliveries/?channel=email").json()["results"]
     assert rows and all(set(r["payload"]) == {"subject"} for r in rows)
     assert "黑色斑点" not in str(rows) and "QC-2026-000001" in str(rows)
+
+
+@pytest.mark.parametrize("version", ["abc", "²", "1" * 40])
+def test_a_garbled_version_of_an_endpoint_is_a_stale_edit(users, version):
+    """A version that is no number counts as an old one: a conflict and the endpoint unchanged, not a ValueError."""
+    from pharmacrm.customers.services import ConflictError
+
+    endpoint = services.create_endpoint(users["admin"], {"name": "hook", "url": "http://127.0.0.1:9/x"})
+    with pytest.raises(ConflictError):
+        services.update_endpoint(users["admin"], endpoint, {"name": "renamed"}, version=version)
+    assert WebhookEndpoint.objects.get(pk=endpoint.pk).name == "hook"
