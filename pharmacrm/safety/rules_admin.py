@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from pharmacrm.core import access, audit
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
@@ -84,7 +85,7 @@ def update_rule(user, rule: ReportingRule, data: dict, version: int | None) -> R
     values = _clean(rule, data)
     with transaction.atomic():
         fresh = ReportingRule.objects.select_for_update().get(pk=rule.pk)
-        if version is not None and int(version) != fresh.version:
+        if version is not None and (not is_id(version) or int(version) != fresh.version):
             raise ConflictError(
                 _("Someone else changed this rule while you were editing it. Reload to see their changes.")
             )

@@ -28,6 +28,7 @@ from django.utils.translation import gettext_lazy
 from pharmacrm.core import access, audit, builtin, dueclock, signatures
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.deferred import label as choice_label
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Counter, User
 from pharmacrm.core.roles import Cap, Role
 from pharmacrm.customers.services import ConflictError
@@ -965,7 +966,8 @@ def _source_text(source):
 
 def _lock(case: SafetyCase, version: int | None) -> SafetyCase:
     fresh = SafetyCase.objects.select_for_update().get(pk=case.pk)
-    if version is not None and int(version) != fresh.version:
+    # a garbled version (not a number) is as stale as an old one
+    if version is not None and (not is_id(version) or int(version) != fresh.version):
         raise ConflictError(fresh.version)
     return fresh
 

@@ -31,3 +31,16 @@ def test_day_0_corrected_to_the_calendars_edge_is_refused_under_received_at(api_
     assert list(response.json()) == ["received_at"]
     assert words in response.json()["received_at"][0]
     assert SafetyCase.objects.get(pk=case.pk).received_at == before
+
+
+@pytest.mark.parametrize("version", ["abc", "²", "1" * 40])
+def test_a_garbled_version_of_a_reporting_rule_is_a_stale_edit(users, version):
+    """A reporting rule's version that is no number counts as an old one: a conflict, the rule unchanged."""
+    from pharmacrm.customers.services import ConflictError
+    from pharmacrm.safety import rules_admin
+    from pharmacrm.safety.models import ReportingRule
+
+    rule = ReportingRule.objects.first()
+    with pytest.raises(ConflictError):
+        rules_admin.update_rule(users["admin"], rule, {"active": not rule.active}, version)
+    assert ReportingRule.objects.get(pk=rule.pk).active == rule.active
