@@ -36,6 +36,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access, audit
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Team, User
 from pharmacrm.core.roles import Cap, Role
 from pharmacrm.customers.services import ConflictError
@@ -377,7 +378,7 @@ def save_course(user, course: Course | None, data: dict, version: int | None = N
             action = A.CREATE
         else:
             locked = Course.objects.select_for_update().get(pk=course.pk)
-            if version is None or locked.version != int(version):
+            if version is None or not is_id(version) or locked.version != int(version):
                 raise ConflictError(locked.version)
             course = locked
             before = _snapshot(course)

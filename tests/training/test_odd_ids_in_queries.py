@@ -25,3 +25,18 @@ def test_a_course_of_absurd_hours_names_the_range(client_for, hours):
             "status": "draft"}  # fmt: skip
     r = client_for("manager").post("/training/courses/new/", form, HTTP_ACCEPT_LANGUAGE="en")
     assert r.status_code == 400 and "Between 0.5 and 1000." in r.content.decode()
+
+
+@pytest.mark.parametrize("version", ["abc", "²", "1" * 40])
+def test_a_garbled_course_version_is_a_stale_edit(users, version):
+    """A course's version that is no number counts as an old one: a conflict, the course unchanged."""
+    from pharmacrm.customers.services import ConflictError
+    from pharmacrm.training import training
+
+    data = {"title": "客户沟通技巧", "category": "communication", "hours": "3", "pass_mark": "80",
+            "max_attempts": "3", "status": "published", "valid_months": "24"}  # fmt: skip
+    course = training.save_course(users["admin"], None, data)
+    with pytest.raises(ConflictError):
+        training.save_course(users["admin"], course, {**data, "title": "新标题"}, version)
+    course.refresh_from_db()
+    assert course.title == "客户沟通技巧"
