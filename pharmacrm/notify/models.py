@@ -105,12 +105,16 @@ class WebhookEndpoint(models.Model):
 
 
 def event_words(event: str) -> str:
-    """A webhook event in words, in the active language (工单已超时 for `ticket.breached`); an event the product
-    does not know stays as its name."""
+    """A webhook event or the kind of an e-mailed notification in words, in the active language (工单已超时 for
+    `ticket.breached`, 培训提醒 for `training.reminder`); an event the product does not know stays as its name."""
     from pharmacrm.servicedesk.choices import EventKind
+
+    from .kinds import KIND_LABELS
 
     if event == "ping":
         return str(pgettext("webhook event", "Test message"))
+    if event in KIND_LABELS:
+        return str(KIND_LABELS[event])
     kind = event.removeprefix("ticket.")
     if not event.startswith("ticket.") or kind not in EventKind.values:
         return event

@@ -1,0 +1,51 @@
+"""What each kind of notification the product sends is called, in the reader's language: the deliveries page
+names an e-mail by it (培训提醒, not the code training.reminder). Every kind passed to `services.send` or
+`send_many` anywhere needs a label here or among the ticket events (`models.event_words`); a test finds the kinds
+in the code and fails on one without."""
+
+from django.utils.translation import pgettext_lazy
+
+KIND_LABELS = {
+    "campaign.repeat-paused": pgettext_lazy("notification kind", "Repeating survey campaign paused"),
+    "campaign.repeated": pgettext_lazy("notification kind", "Repeating survey campaign started"),
+    "care.festival": pgettext_lazy("notification kind", "Festival greetings reminder"),
+    "communication.due": pgettext_lazy("notification kind", "Communication plan behind"),
+    "cooperation.assigned": pgettext_lazy("notification kind", "Cooperation agreement handed to you"),
+    "cooperation.overdue": pgettext_lazy("notification kind", "Cooperation task overdue"),
+    "cooperation.renewal": pgettext_lazy("notification kind", "Cooperation agreement ending"),
+    "follow-up.due": pgettext_lazy("notification kind", "Follow-up due"),
+    "improvement.assigned": pgettext_lazy("notification kind", "Improvement action assigned"),
+    "keyaccounts.action": pgettext_lazy("notification kind", "Key-account meeting action"),
+    "keyaccounts.decide": pgettext_lazy("notification kind", "Key-account proposal to decide"),
+    "keyaccounts.decided": pgettext_lazy("notification kind", "Key-account proposal decided"),
+    "keyaccounts.meeting": pgettext_lazy("notification kind", "Key-account service meeting due"),
+    "keyaccounts.overdue": pgettext_lazy("notification kind", "Key-account plan item overdue"),
+    "keyaccounts.plan": pgettext_lazy("notification kind", "Key-account service plan for review"),
+    "keyaccounts.renewal": pgettext_lazy("notification kind", "Key-account service agreement ending"),
+    "keyaccounts.review": pgettext_lazy("notification kind", "Key-account proposal for your opinion"),
+    "keyaccounts.team": pgettext_lazy("notification kind", "Key-account service team joined"),
+    "licences.expiry": pgettext_lazy("notification kind", "Licence expiring"),
+    "lifecycle.overdue": pgettext_lazy("notification kind", "Stage task overdue"),
+    "lifecycle.tasks-moved": pgettext_lazy("notification kind", "Stage tasks handed to you"),
+    "quality.appeal": pgettext_lazy("notification kind", "Quality review appealed"),
+    "quality.appeal_decided": pgettext_lazy("notification kind", "Quality review appeal decided"),
+    "quality.finding": pgettext_lazy("notification kind", "Quality review finding"),
+    "safety.ack-rejected": pgettext_lazy("notification kind", "Safety report rejected by the regulator"),
+    "safety.capa": pgettext_lazy("notification kind", "CAPA action assigned"),
+    "safety.capa-overdue": pgettext_lazy("notification kind", "CAPA action overdue"),
+    "safety.due-soon": pgettext_lazy("notification kind", "Safety report due soon"),
+    "safety.handoff": pgettext_lazy("notification kind", "Safety triage waiting"),
+    "safety.overdue": pgettext_lazy("notification kind", "Safety report overdue"),
+    "safety.qa-handoff": pgettext_lazy("notification kind", "Quality complaint handed over"),
+    "safety.serious": pgettext_lazy("notification kind", "Possible serious adverse event"),
+    "sales.churn": pgettext_lazy("notification kind", "Churn warning"),
+    "sales.pipeline": pgettext_lazy("notification kind", "Opportunity overdue"),
+    "servicedesk.calendar-gap": pgettext_lazy("notification kind", "Calendar holidays missing"),
+    "ticket.customer_wrote": pgettext_lazy("notification kind", "Customer wrote"),
+    "ticket.forwarded": pgettext_lazy("notification kind", "Ticket opened from forwarded mail"),
+    "ticket.reply_bounced": pgettext_lazy("notification kind", "Reply bounced"),
+    "ticket.reply_failed": pgettext_lazy("notification kind", "Reply could not be sent"),
+    "ticket.warning": pgettext_lazy("notification kind", "Ticket deadline approaching"),
+    "training.reminder": pgettext_lazy("notification kind", "Training reminder"),
+    "training.session": pgettext_lazy("notification kind", "Training session"),
+}
