@@ -99,6 +99,12 @@ class WebhookEndpoint(models.Model):
 
         return audited_url(self.url)
 
+    @property
+    def events_shown(self) -> list[tuple[str, str]]:
+        """The events it takes as the list shows them: each in words where the product has them, with its name
+        (what the form takes); a pattern (ticket.*) as it is."""
+        return [(event_words(event), event) for event in self.events]
+
     def wants(self, event: str) -> bool:
         """Empty: every event; else a listed name, or a pattern with * (``ticket.*``)."""
         return not self.events or any(fnmatch.fnmatchcase(event, name) for name in self.events)

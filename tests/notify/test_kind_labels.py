@@ -109,3 +109,14 @@ def test_the_delivery_log_names_an_email_by_its_kind(users, client_for, kind, wo
     page = client_for("manager").get("/notifications/deliveries/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     row = page.split("<tbody>")[1]
     assert f'{words}<br><span class="mono muted">{kind}</span>' in row
+
+
+def test_the_endpoint_list_names_the_events_an_endpoint_takes_in_words(users, client_for):
+    """The list showed an endpoint's events as the codes typed (ticket.breached); now in words with the code."""
+    services.create_endpoint(
+        users["admin"], {"name": "hook", "url": "http://127.0.0.1:9/x", "events": "ticket.breached, ticket.*"}
+    )
+    page = client_for("manager").get("/notifications/webhooks/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    row = page.split("<tbody>")[1]
+    assert 'Deadline missed <span class="mono muted">ticket.breached</span>' in row
+    assert '<span class="mono">ticket.*</span>' in row
