@@ -7,6 +7,7 @@ label fails here."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,7 @@ def _kinds_in(node: ast.AST) -> list[ast.expr]:
     return []
 
 
+@functools.cache
 def sent_kinds() -> tuple[dict[str, str], list[str]]:
     """{kind: where it is sent} and the places whose kind is no literal this test can read."""
     found: dict[str, str] = {}
