@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import access, audit
+from .ids import is_id
 from .models import ApiToken, AuditEntry, SecondFactorEnrolment, User
 from .roles import READ_ONLY_ROLES, Cap, Role
 
@@ -191,7 +192,7 @@ def update_user(actor: User, user: User, data: dict, version: int | None = None)
         )
         if current is None:
             raise User.DoesNotExist
-        if version is not None and int(version) != current:
+        if version is not None and (not is_id(version) or int(version) != current):
             raise UserConflictError(current)
         user.version = current
         revoked = 0

@@ -254,7 +254,7 @@ def save_action(user, data: dict, action: StageAction | None = None, *, version:
             audit.record(A.CREATE, action, user=user, changes=audit.diff({}, _action_snapshot(action)))
             return action
         current = StageAction.objects.select_for_update().get(pk=action.pk)
-        if version is not None and int(version) != current.version:
+        if version is not None and (not is_id(version) or int(version) != current.version):
             raise ConflictError(current.version)
         before = _action_snapshot(current)
         for f, value in values.items():

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from pharmacrm.core import access, audit, personal
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.models import Institution, with_departments
@@ -233,7 +234,7 @@ def update_interaction(user, interaction: Interaction, data: dict, *, version: i
             # the time sent back as it was loaded, by a client that keeps milliseconds or whole seconds (the
             # app's JavaScript dates): unchanged, not a move of day 0 that a flagged interaction refuses
             values.pop("received_at")
-        if version is not None and int(version) != fresh.version:
+        if version is not None and (not is_id(version) or int(version) != fresh.version):
             if all(getattr(fresh, field) == value for field, value in values.items()):
                 # the same change sent again (a double tap on Save, the app's retry after a lost answer): it is
                 # saved already, and nobody's words would be overwritten — not "someone else changed it"

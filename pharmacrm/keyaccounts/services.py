@@ -31,6 +31,7 @@ from django.utils.translation import gettext_lazy, ngettext, ngettext_lazy
 
 from pharmacrm.core import access, audit, dueclock, signatures, uploads
 from pharmacrm.core.deferred import Message
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Counter, Team, User
 from pharmacrm.core.roles import READ_ONLY_ROLES, REVIEW_DEPARTMENT, Cap, Role
 from pharmacrm.core.wording import listing
@@ -140,7 +141,7 @@ def _check_version(obj, version) -> None:
             {"version": [_("Send the version you loaded (the version field or an If-Match header), so that "
                            "changes made by others in the meantime are not overwritten.")]}  # fmt: skip
         )
-    if version is not None and int(version) != obj.version:
+    if version is not None and (not is_id(version) or int(version) != obj.version):
         raise StaleVersion(obj.version)
 
 
@@ -1112,7 +1113,7 @@ def delete_item(user, item: PlanItem, version: int | None = None) -> None:
         _require_editable(user, plan)
         now = PlanItem.objects.select_for_update().filter(pk=item.pk).values_list("version", flat=True)
         now = now.first()
-        if now is None or now != (item.version if version is None else int(version)):
+        if now is None or now != (item.version if version is None else int(version) if is_id(version) else None):
             raise StaleVersion(now)
         plan.editors.add(user)
         audit.record(A.DELETE, item, user=user, changes={"title": [item.title, None]})

@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access, audit, uploads
 from pharmacrm.core.deferred import Message
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import normalise
@@ -300,7 +301,7 @@ def update(user, licence: Licence, data: dict, version, scan=None) -> Licence:
             # a new end of validity is a new reminder clock
             if "valid_until" in changes:
                 extra.update(notice_sent_on=None, expiry_sent_on=None)
-            done = Licence.objects.filter(pk=licence.pk, version=int(version)).update(
+            done = Licence.objects.filter(pk=licence.pk, version=int(version) if is_id(version) else -1).update(
                 recorded_by=user, version=F("version") + 1, **values, **extra)
             if not done:
                 raise ConflictError(Licence.objects.get(pk=licence.pk).version)
@@ -333,7 +334,7 @@ def verify(user, licence: Licence, version) -> Licence:
         raise ValidationError(_("An expired licence cannot be verified: record the renewed one."))
     now = timezone.now()
     with transaction.atomic():
-        done = Licence.objects.filter(pk=licence.pk, version=int(version or 0), verified_at__isnull=True).update(
+        done = Licence.objects.filter(pk=licence.pk, version=int(version) if is_id(version) else -1, verified_at__isnull=True).update(
             verified_by=user, verified_at=now, version=F("version") + 1)
         if not done:
             raise ConflictError(Licence.objects.get(pk=licence.pk).version)

@@ -1279,7 +1279,7 @@ def set_status(user, case: SafetyCase, status: str, *, reason: str = "", version
     now = timezone.now()
     with transaction.atomic():
         case = SafetyCase.objects.select_for_update().get(pk=case.pk)
-        if version is not None and int(version) != case.version:
+        if version is not None and (not is_id(version) or int(version) != case.version):
             if case.status == status:
                 return case  # the same change sent twice (a double click): made the first time, not a conflict
             raise ConflictError(case.version)
@@ -2248,7 +2248,7 @@ def update_capa(user, capa: Capa, data: dict, *, version: int | None = None) -> 
         capa = Capa.objects.select_for_update().get(pk=capa.pk)
         status = _clean_choice(data.get("status") or capa.status, CapaStatus, "status", errors := {})
         check = str(data.get("effectiveness_check") or capa.effectiveness_check).strip()
-        if version is not None and int(version) != capa.version:
+        if version is not None and (not is_id(version) or int(version) != capa.version):
             if (status, check) == (capa.status, capa.effectiveness_check):
                 return capa  # the same update sent twice (a double click): saved the first time, no conflict
             raise ConflictError(capa.version)

@@ -255,7 +255,7 @@ def update_campaign(user, campaign: SurveyCampaign, data: dict, *, version: int 
     clean = _clean({k: v for k, v in data.items() if k in ("name", "period", *CRITERIA)}, creating=False)
     with transaction.atomic():
         current = _lock(campaign)
-        if version is not None and int(version) != current.version:
+        if version is not None and (not is_id(version) or int(version) != current.version):
             raise ConflictError(current.version)
         if current.status != CampaignStatus.DRAFT:
             raise ValidationError({"status": [_("Only a draft campaign can be changed; this one was started.")]})

@@ -208,3 +208,21 @@ def test_the_api_scopes_records_and_verifies(xiehe, ruijin, users):
     assert done.status_code == 200 and done.json()["status"] == "valid"
     assert [x["id"] for x in api("agent").get("/api/v1/licences/?status=unverified").json()["results"]] == [made.json()["id"]]
     assert api("auditor").patch(f"/api/v1/licences/{other.pk}/", {"issuer": "x", "version": 2}, format="json").status_code == 403
+
+
+def test_a_garbled_version_is_a_stale_edit_not_a_server_error(xiehe, users):
+    """A version that is no number (a script's "abc", "²", forty digits) is refused as stale, nothing changed."""
+    from pharmacrm.engagement import services as engagement
+
+    licence = services.create(users["manager"], xiehe, practice())
+    visit = engagement.record_interaction(users["rep"], {"institution": xiehe, "channel": "visit", "subject": "拜访"})
+    for garbled in ("abc", "²", "9" * 40, "١"):
+        with pytest.raises(ConflictError):
+            services.update(users["kam"], licence, {"valid_until": TODAY() + dt.timedelta(days=700)}, garbled)
+        with pytest.raises(ConflictError):
+            services.verify(users["pv"], licence, garbled)
+        with pytest.raises(ConflictError):
+            engagement.update_interaction(users["rep"], visit, {"subject": "再次拜访"}, version=garbled)
+    licence.refresh_from_db()
+    visit.refresh_from_db()
+    assert (licence.verified_at, visit.subject) == (None, "拜访")
