@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import unicodedata
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -120,13 +121,23 @@ def _plain(value):
 # --- validation ------------------------------------------------------------------------------------------------
 
 
+_PLAIN_AMOUNT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)", re.ASCII)
+
+
 def _amount(errors: dict, field: str, value, *, required: bool = False, positive: bool = False):
     if value in (None, ""):
         if required:
             errors[field] = [_("Give the amount.")]
         return None
+    # as the sales forms read it (sales.targets.amount_fen): ￥1,234.50 and 1,234.50元 from a Chinese input method,
+    # full-width digits and points (１２３４．５０) — refused here, while 1_000 or Arabic-Indic ١٢ were stored as numbers
+    text = unicodedata.normalize("NFKC", str(value))
+    for junk in (",", "¥", "元", " ", "\u00a0"):
+        text = text.replace(junk, "")
     try:
-        amount = Decimal(str(value).replace(",", "").replace("¥", "").strip())
+        if not _PLAIN_AMOUNT.fullmatch(text):
+            raise InvalidOperation
+        amount = Decimal(text)
     except InvalidOperation:
         errors[field] = [_("Give the amount in yuan, e.g. 12000.00.")]
         return None

@@ -121,6 +121,29 @@ def test_the_form_shows_the_term_error_under_the_end_field_in_the_readers_langua
     assert 'hx-vals=\'{"_validate": "end_date"}\'' in page
 
 
+@pytest.mark.parametrize("typed, stored", [
+    ("￥1,234.50", "1234.50"),  # the yen sign a Chinese input method gives (full width)
+    ("1,234.50元", "1234.50"), ("１２３４．５０", "1234.50"), ("¥ 120，000", "120000.00"),
+])  # fmt: skip
+def test_an_amount_typed_with_a_chinese_input_method_is_read_as_the_sales_forms_read_it(users, xiehe, client_for,
+                                                                                       typed, stored):
+    form = {k: str(v) for k, v in data(xiehe, users["manager"], amount=typed).items()}
+    r = client_for("manager").post("/cooperation/new/", form)
+    assert r.status_code == 302
+    assert Agreement.objects.get().amount == Decimal(stored)
+
+
+@pytest.mark.parametrize("typed", ["1.2万", "1_000", "١٢", "十二", "12%"])
+def test_an_amount_that_is_no_plain_number_is_refused_under_its_field_not_stored_as_another(users, xiehe, client_for,
+                                                                                           typed):
+    form = {k: str(v) for k, v in data(xiehe, users["manager"], amount=typed).items()}
+    r = client_for("manager").post("/cooperation/new/", form, HTTP_ACCEPT_LANGUAGE="en")
+    assert r.status_code == 400
+    body = r.content.decode()
+    assert 'id="id_amount_error"' in body and "Give the amount in yuan" in body
+    assert not Agreement.objects.exists()
+
+
 @pytest.mark.parametrize("upload, message", [
     (lambda: SimpleUploadedFile("a.pdf", b"%PDF-1.4" + b"0" * (20 * 1024 * 1024)), "too large"),
     (lambda: SimpleUploadedFile("a.docx", b"PK\x03\x04 a word file"), "PDF, PNG or JPEG"),
