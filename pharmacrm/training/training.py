@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import io
 import re
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -217,7 +218,7 @@ def parse_questions(text: str) -> list[dict]:
         errors.append(_("Line %(line)s: %(reason)s") % {"line": line_no, "reason": reason})
 
     current: dict | None = None
-    for no, raw in enumerate(str(text or "").replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
+    for no, raw in enumerate(str(text or "").replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
         line = raw.strip()
         if not line:
             continue
@@ -283,10 +284,16 @@ COURSE_FIELDS = ("title", "category", "description", "audience_roles", "mandator
                  "pass_mark", "max_attempts", "status")  # fmt: skip
 
 
+def _one_line(value) -> str:
+    """A title as typed: spaces of every kind (the full-width one too) collapsed, NUL bytes dropped (PostgreSQL refuses
+    them: a title pasted with one failed with a server error, as the description, the comments and notes do not)."""
+    return re.sub(r"\s+", " ", str(value or "").replace("\x00", "")).strip()
+
+
 def _clean_course(data: dict) -> tuple[dict, list[Team], list[dict] | None]:
     errors: dict[str, list[str]] = {}
     out: dict = {}
-    title = re.sub(r"\s+", " ", str(data.get("title") or "")).strip()
+    title = _one_line(data.get("title"))
     if not title:
         errors["title"] = [_("A course needs a title.")]
     elif len(title) > TITLE_MAX:
@@ -311,7 +318,9 @@ def _clean_course(data: dict) -> tuple[dict, list[Team], list[dict] | None]:
         if raw in (None, "") and blank_ok:
             return None
         try:
-            value = Decimal(str(raw).strip()) if decimal else int(str(raw).strip())
+            # ８．５ from an input method in full-width mode is 8.5 (int() read ８ already, Decimal() not ．)
+            text = unicodedata.normalize("NFKC", str(raw)).strip()
+            value = Decimal(text) if decimal else int(text)
         except (ValueError, ArithmeticError):
             errors[name] = [_("Enter a number.")]
             return None
@@ -467,7 +476,7 @@ def check_material(name: str, data: bytes) -> tuple[str, str]:
 def add_material(user, course: Course, *, title: str = "", upload=None, url: str = "") -> Material:
     """A file (checked) or a link added to a course, audited."""
     require_manage(user)
-    title = re.sub(r"\s+", " ", str(title or "")).strip()[:TITLE_MAX]
+    title = _one_line(title)[:TITLE_MAX]
     url = str(url or "").strip()
     if upload is None and not url:
         raise ValidationError({"file": [_("Choose a file or give a link.")]})

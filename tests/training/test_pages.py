@@ -247,3 +247,22 @@ def test_a_course_for_a_team_id_that_is_not_one_is_refused_by_name(world, client
             "status": "draft", "audience_teams": ["9" * 23]}  # a longer id than the database's failed there (500)
     r = client_for("manager").post("/training/courses/new/", form, HTTP_ACCEPT_LANGUAGE="en")
     assert r.status_code == 400 and "Not a team." in r.content.decode()
+
+
+def test_text_typed_with_an_input_method_or_pasted_with_a_nul_byte_is_saved_not_a_server_error(world, client_for):
+    """A course's title, questions and a link's title pasted with a NUL byte failed on PostgreSQL (500), as the
+    description and the comments did not; hours typed in full width (２．５) were "not a number"."""
+    c = client_for("manager")
+    form = {"title": "新\x00课程", "category": "compliance", "hours": "２．５", "pass_mark": "８０", "max_attempts": "3",
+            "status": "draft", "questions": "? 储存\x00条件？\n* 2–8℃冷藏\n- 常温"}  # fmt: skip
+    r = c.post("/training/courses/new/", form, HTTP_ACCEPT_LANGUAGE="en")
+    assert r.status_code == 302, r.content.decode()[:2000]
+    from pharmacrm.training.models import Course
+
+    course = Course.objects.get(title="新课程")
+    assert str(course.hours) in ("2.5", "2.50") and course.pass_mark == 80
+    assert course.questions.get().text == "储存条件？"
+    r = client_for("admin").post(f"/training/courses/{course.pk}/materials/",
+                                 {"title": "讲义\x00　一", "url": "https://example.com/gsp"})  # fmt: skip
+    assert r.status_code == 302
+    assert course.materials.get().title == "讲义 一"
