@@ -263,7 +263,8 @@ def remove_line(user, line: OrderLine, reason: str) -> None:
 
     access.require(user, Cap.IMPORT_ORDERS)
     require_purchases(user, line.institution)
-    reason = clean_text(reason)
+    # a NUL byte pasted along is dropped: PostgreSQL refuses it in the audit entry's JSON (a server error)
+    reason = clean_text(str(reason or "").replace("\x00", ""))
     if not 2 <= len(reason) <= 500:
         raise ValidationError({"reason": [_("Say why the line is removed (2 to 500 characters).")]})
     with transaction.atomic():

@@ -141,3 +141,19 @@ def test_who_may_remove_an_order_line_web_and_api(role, run_import, xiehe, api_f
     assert api.status_code == (204 if allowed else 403)
     assert web.status_code == (302 if allowed else 403)
     assert OrderLine.objects.filter(order_number="SO-R3").count() == (0 if allowed else 2)
+
+
+def test_a_removal_reason_pasted_with_a_nul_byte_is_kept_without_it_not_a_server_error(run_import, xiehe, client_for):
+    # PostgreSQL refuses a NUL in the audit entry's JSON: the removal failed (500) on the page
+    from django.urls import reverse
+
+    from pharmacrm.core.models import AuditEntry
+
+    day = timezone.localdate() - dt.timedelta(days=20)
+    run_import([line("SO-R9", 1, day, xiehe, "P1", 10, "100")])
+    pk = OrderLine.objects.get(order_number="SO-R9").pk
+    r = client_for("manager").post(reverse("sales:order-line-remove", args=[pk]), {"reason": "ERP\x00 已删除　"})
+
+    assert r.status_code == 302 and not OrderLine.objects.filter(pk=pk).exists()
+    entry = AuditEntry.objects.get(object_type="sales.orderline", object_id=str(pk), action=AuditEntry.Action.DELETE)
+    assert entry.extra["reason"] == "ERP 已删除"
