@@ -811,7 +811,8 @@ def evaluate_customer(user, institution: Institution, reason) -> tuple[Evaluatio
         from pharmacrm.customers.services import merged_choice_error
 
         raise ValidationError({"customer": [merged_choice_error(institution)]})
-    reason = str(reason or "").strip()
+    # a NUL byte pasted along is dropped: PostgreSQL refuses it in the run's reason and the audit entry (500)
+    reason = str(reason or "").replace("\x00", "").strip()
     if not reason:
         raise ValidationError({"reason": [
             _("Say why this customer is evaluated now (for example: payments overdue, complaints).")]})  # fmt: skip

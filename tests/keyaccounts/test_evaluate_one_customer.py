@@ -142,3 +142,17 @@ def test_the_api_names_what_is_wrong(api_for, purchases, body, field):
 
     assert answer.status_code == 400 and list(answer.json()) == [field]
     assert not EvaluationRun.objects.exists()
+
+
+def test_a_reason_pasted_with_a_nul_byte_is_kept_without_it_not_a_server_error(client_for, purchases):
+    # PostgreSQL refuses a NUL in the run's reason and in the audit entry's JSON: the page failed (500)
+    xiehe = purchases["xiehe"]
+    response = client_for("analyst").post(f"/keyaccounts/evaluations/customer/{xiehe.pk}/run/",
+                                          {"reason": "回款逾期\x00两个月"}, **EN)  # fmt: skip
+
+    assert response.status_code == 302
+    entry = AuditEntry.objects.filter(object_type="keyaccounts.evaluationrun").get()
+    assert entry.extra["reason"] == "回款逾期两个月"
+    response = client_for("analyst").post(f"/keyaccounts/evaluations/customer/{xiehe.pk}/run/", {"reason": "\x00 "},
+                                          **EN)  # fmt: skip
+    assert [m.split(":")[0] for m in _messages(response)] == ["Reason"]
