@@ -5,6 +5,8 @@ product) and the estimate of our share. The pages and the API call only this mod
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -120,9 +122,20 @@ def _date(errors: dict, field: str, value, *, not_future: bool = True):
     return value
 
 
-def _decimal(value) -> Decimal | None:
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)", re.ASCII)
+
+
+def _decimal(value, *marks: str) -> Decimal | None:
+    """A number as typed, with the thousands separators and the `marks` of its unit (¥ and 元 of a price, % of a
+    share) left out; full-width characters from a Chinese input method read as what they are (￥12.50, ３５．５％).
+    None for anything else: 1.2万, 十二, 1_000 or Arabic-Indic ١٢ (which were stored as numbers)."""
+    text = unicodedata.normalize("NFKC", str(value))
+    for junk in (",", " ", "\u00a0", *marks):
+        text = text.replace(junk, "")
+    if not _PLAIN_NUMBER.fullmatch(text):
+        return None
     try:
-        number = Decimal(str(value).replace(",", "").replace("¥", "").replace("%", "").strip())
+        number = Decimal(text)
     except InvalidOperation:
         return None
     return number if number.is_finite() else None
@@ -253,7 +266,7 @@ def clean_product(data: dict, *, current: CompetitorProduct | None = None) -> di
     price = data.get("reference_price")
     out["reference_price"] = None
     if price not in (None, ""):
-        number = _decimal(price)
+        number = _decimal(price, "¥", "元")
         if number is None or number.as_tuple().exponent < -2:
             errors["reference_price"] = [_("Give the price in yuan with at most two decimals, e.g. 12.50.")]
         elif number < 0:
@@ -335,7 +348,7 @@ def clean_presence(data: dict) -> dict:
         else:
             out["monthly_volume"] = int(number)
     if share not in (None, ""):
-        number = _decimal(share)
+        number = _decimal(share, "%")
         if number is None or number.as_tuple().exponent < -2:
             errors["share"] = [_("Give the share in percent with at most two decimals, e.g. 35.5.")]
         elif not Decimal(0) <= number <= Decimal(100):

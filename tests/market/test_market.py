@@ -9,9 +9,10 @@ import io
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
+from django.utils import timezone, translation
 from openpyxl import load_workbook
 from rest_framework.test import APIClient
 
@@ -300,3 +301,26 @@ def test_the_market_pages_speak_the_readers_language(world, client_for, language
                         if changed and run not in data and run not in meant:
                             wrong.append((url, chunk))
     assert wrong == []
+
+
+def test_numbers_typed_with_a_chinese_input_method_are_read_and_anything_else_is_refused_by_field(world):
+    w = world
+    presence = services.record_presence(w["users"]["kam"], w["xiehe"], {
+        "product": w["product"].pk, "monthly_volume": "１,２００", "share": "３５．５％", "observed_on": TODAY,
+        "source": "visit"})  # fmt: skip
+    assert (presence.monthly_volume, presence.share) == (1200, Decimal("35.50"))
+    product = services.save_product(w["users"]["analyst"], {
+        "company": w["company"].pk, "generic_name": "缬沙坦胶囊", "brand_name": "代文", "vbp_status": "none",
+        "reference_price": "￥12.50"})  # fmt: skip
+    assert product.reference_price == Decimal("12.50")
+    with translation.override("en"), pytest.raises(ValidationError) as e:
+        # 1.2万 was refused already; 1_000 and Arabic-Indic ١٢ were stored as 1000 and 12
+        services.record_presence(w["users"]["kam"], w["xiehe"], {
+            "product": w["product"].pk, "monthly_volume": "1_000", "share": "١٢", "observed_on": TODAY,
+            "source": "visit"})  # fmt: skip
+    assert set(e.value.message_dict) == {"monthly_volume", "share"}
+    with translation.override("en"), pytest.raises(ValidationError) as e:
+        services.save_product(w["users"]["analyst"], {
+            "company": w["company"].pk, "generic_name": "缬沙坦胶囊", "brand_name": "代文二", "vbp_status": "none",
+            "reference_price": "1.2万"})  # fmt: skip
+    assert "with at most two decimals" in e.value.message_dict["reference_price"][0]
