@@ -6,6 +6,8 @@ this module (docs/loyalty.md)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
@@ -338,8 +340,12 @@ def _locked(member: Member) -> Member:
     return Member.objects.select_for_update().get(pk=member.pk)
 
 
+_PLAIN_AMOUNT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)", re.ASCII)
+
+
 def _int(errors: dict, field: str, value, *, low: int, high: int, message: str):
-    text = str(value).strip() if value is not None else ""
+    # ５００, －５０ or 1,000 from a Chinese input method are 500, -50 and 1000 (as the customer forms read digits)
+    text = unicodedata.normalize("NFKC", str(value)).replace(",", "").strip() if value is not None else ""
     if not text:
         errors[field] = [message]
         return None
@@ -529,7 +535,14 @@ def clean_reward(data: dict) -> dict:
                               message=_("Give the points as a whole number more than zero."))  # fmt: skip
     value = data.get("value_cny")
     try:
-        amount = Decimal(str(value).replace(",", "").replace("¥", "").strip())
+        # ￥500 and 500元 from a Chinese input method, full-width digits (５００．００): read as the sales forms read
+        # an amount; 1_000 and Arabic-Indic ٥٠٠ (which Decimal reads) are refused
+        text = unicodedata.normalize("NFKC", str(value))
+        for junk in (",", "¥", "元", " ", "\u00a0"):
+            text = text.replace(junk, "")
+        if not _PLAIN_AMOUNT.fullmatch(text):
+            raise InvalidOperation
+        amount = Decimal(text)
         if not amount.is_finite() or amount.as_tuple().exponent < -2 or amount < 0 or amount > MAX_VALUE:
             raise InvalidOperation
         out["value_cny"] = amount.quantize(Decimal("0.01"))

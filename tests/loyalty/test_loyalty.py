@@ -348,6 +348,20 @@ def test_reward_values_are_checked_by_field(users):
     assert Decimal("1") == services.MULTIPLIER[Level.STANDARD]
 
 
+def test_points_and_values_typed_with_a_chinese_input_method_are_read_and_other_numbers_refused(users, member):
+    reward = services.create_reward(users["manager"], {"name": "试用装", "kind": "trial", "points_cost": "１,５００",
+                                                       "value_cny": "￥500.00", "stock": "２０"})  # fmt: skip
+    assert (reward.points_cost, reward.value_cny, reward.stock) == (1500, Decimal("500.00"), 20)
+    services.adjust(users["manager"], member, "２００", "系统迁移补录")
+    services.adjust(users["manager"], member, "－５０", "更正")
+    assert services.balance(member) == 150
+    for value in ("1_000", "٥٠٠", "1.2万", "五百"):  # 1_000 and Arabic-Indic ٥٠٠ were stored as 1000 and 500
+        with pytest.raises(ValidationError) as e:
+            services.create_reward(users["manager"], {"name": "返利券", "kind": "rebate", "points_cost": "10",
+                                                      "value_cny": value})  # fmt: skip
+        assert set(e.value.message_dict) == {"value_cny"}
+
+
 # --- a customer merge ------------------------------------------------------------------------------------------
 
 
