@@ -21,6 +21,7 @@ from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.models import Institution, Region
+from pharmacrm.customers.normalise import clean_text, visible
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.sales.models import MonthlyRollup
 from pharmacrm.servicedesk.models import Product
@@ -96,7 +97,11 @@ def may_change_intelligence(user, item: Intelligence) -> bool:
 
 
 def _text(errors: dict, field: str, value, limit: int, *, required: bool = False) -> str:
-    text = (value or "").strip() if isinstance(value, str) else ("" if value is None else str(value))
+    # as the customer forms store text (customers.normalise): a name or title (a line, at most 500 characters) with
+    # its spaces collapsed and full-width letters and digits made ASCII; every text without the zero-width
+    # characters pasted along from WeChat, which made 华海\u200b药业 another company than 华海药业 and hid a title from search
+    text = (value or "") if isinstance(value, str) else ("" if value is None else str(value))
+    text = clean_text(text) if limit <= 500 else visible(text).strip()
     if required and not text:
         errors[field] = [_("This field is required.")]
     elif len(text) > limit:

@@ -144,6 +144,14 @@ def test_an_amount_that_is_no_plain_number_is_refused_under_its_field_not_stored
     assert not Agreement.objects.exists()
 
 
+def test_text_pasted_with_zero_width_characters_is_stored_without_them(users, xiehe):
+    # 心内科\u200b学术合作 looked like 心内科学术合作 but a search for it did not find the agreement
+    agreement = services.create_agreement(users["manager"], data(
+        xiehe, users["manager"], title="心内科\u200b学术合作　", company_signer="\ufeff王总",
+        terms="第一条\u200b\n第二条"))  # fmt: skip
+    assert (agreement.title, agreement.company_signer, agreement.terms) == ("心内科学术合作", "王总", "第一条\n第二条")
+
+
 @pytest.mark.parametrize("upload, message", [
     (lambda: SimpleUploadedFile("a.pdf", b"%PDF-1.4" + b"0" * (20 * 1024 * 1024)), "too large"),
     (lambda: SimpleUploadedFile("a.docx", b"PK\x03\x04 a word file"), "PDF, PNG or JPEG"),

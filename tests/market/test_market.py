@@ -324,3 +324,16 @@ def test_numbers_typed_with_a_chinese_input_method_are_read_and_anything_else_is
             "company": w["company"].pk, "generic_name": "缬沙坦胶囊", "brand_name": "代文二", "vbp_status": "none",
             "reference_price": "1.2万"})  # fmt: skip
     assert "with at most two decimals" in e.value.message_dict["reference_price"][0]
+
+
+def test_a_name_pasted_with_zero_width_characters_or_typed_in_full_width_is_stored_as_the_same_name(world):
+    # 华海\u200b药业 (pasted from WeChat) was stored as another company than 华海药业, next to it
+    with translation.override("en"), pytest.raises(ValidationError) as e:
+        services.save_competitor(world["users"]["analyst"], {"name": "华海\u200b药业"})
+    assert "“华海药业” is recorded already" in e.value.message_dict["name"][0]
+    company = services.save_competitor(world["users"]["analyst"], {"name": "  ＡＢＣ\u00a0　制药\ufeff "})
+    assert company.name == "ABC 制药"
+    product = services.save_product(world["users"]["analyst"], {
+        "company": company.pk, "generic_name": "缬沙坦\u200b胶囊", "brand_name": "代文", "vbp_status": "none",
+        "notes": "第一行\u200b\n第二行"})  # fmt: skip
+    assert (product.generic_name, product.notes) == ("缬沙坦胶囊", "第一行\n第二行")
