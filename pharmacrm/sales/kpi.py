@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -165,16 +167,26 @@ def results_for(user, qs=None, scope: Scope | None = None):
 # --- schemes -------------------------------------------------------------------------------------------
 
 
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)", re.ASCII)
+
+
 def _decimal(raw, places: int = 2) -> Decimal:
     if isinstance(raw, bool):
         raise ValidationError(_("not a number"))
-    text = str(raw if raw is not None else "").strip()
-    if not text:
-        raise ValidationError(_("This field is required."))
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ValidationError(_("not a number")) from None
+    if isinstance(raw, (int, Decimal)):
+        value = Decimal(raw)
+    else:
+        # ８７．５ or －２０ from an input method in full-width mode, −20 as typeset, are 87.5 and -20 (Decimal refused
+        # the full-width point); 1_000 and Arabic-Indic ٩٠, which Decimal reads, are refused as the order import does
+        text = unicodedata.normalize("NFKC", str(raw if raw is not None else "")).replace("\u2212", "-").strip()
+        if not text:
+            raise ValidationError(_("This field is required."))
+        if not _PLAIN_NUMBER.fullmatch(text):
+            raise ValidationError(_("not a number"))
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            raise ValidationError(_("not a number")) from None
     # the size first: quantizing a huge number fails (InvalidOperation)
     if not value.is_finite() or abs(value) >= 10**6 or value != value.quantize(Decimal(1).scaleb(-places)):
         raise ValidationError(_("a number with at most %(places)s decimal places") % {"places": places})

@@ -192,6 +192,19 @@ def test_a_scheme_is_validated_field_by_field(users):
     assert entry.changes["good"] == ["75.0", "80"]
 
 
+def test_a_scheme_typed_with_a_chinese_input_method_is_read_and_other_numbers_are_refused_by_field(users):
+    full_width = [dict(i, target="４．５", floor="－２０" if i["code"] == "growth" else i["floor"])
+                  if i["code"] in ("csat", "growth") else i for i in ALL]  # fmt: skip
+    full_width = [dict(i, floor="3") if i["code"] == "csat" else i for i in full_width]
+    scheme = kpi.save_scheme(users["manager"], scheme_data(indicators=full_width, excellent="９０", good="７５．５"))
+    by_code = {i["code"]: i for i in scheme.indicators}
+    assert (by_code["csat"]["target"], by_code["growth"]["floor"], scheme.good) == ("4.5", "-20", Decimal("75.5"))
+    odd = [dict(i, target="1_00") if i["code"] == "attainment" else i for i in ALL]  # Decimal read 1_00 as 100
+    with pytest.raises(ValidationError) as e:
+        kpi.save_scheme(users["manager"], scheme_data(indicators=odd, name="另一方案", passing="٦٠"))
+    assert {"attainment_target", "passing"} <= set(e.value.message_dict)
+
+
 def test_finalised_results_are_never_recomputed_and_the_job_runs_once_per_period(world, users):
     scheme = world["scheme"]
     # before the first working day of October (8 October: the National Day holidays until the 7th) nothing is due
