@@ -25,12 +25,13 @@ SYMBOLS = ["（）", "---", "···", "【】", "★☆", "( )"]
 
 @pytest.mark.parametrize("name", SYMBOLS)
 def test_the_services_refuse_a_name_of_punctuation_alone(admin_user, xiehe, name):
-    with translation.override("en"), pytest.raises(ValidationError) as refused:
-        services.create_institution(admin_user, {"name": name, "kind": "clinic"})
-    assert refused.value.message_dict == {"name": [NO_WORD]}
-    with translation.override("en"), pytest.raises(ValidationError) as refused:
-        services.update_institution(admin_user, xiehe, {"name": name})
-    assert refused.value.message_dict == {"name": [NO_WORD]}
+    with translation.override("en"):  # the messages are lazy: read them in English too
+        with pytest.raises(ValidationError) as refused:
+            services.create_institution(admin_user, {"name": name, "kind": "clinic"})
+        assert refused.value.message_dict == {"name": [NO_WORD]}
+        with pytest.raises(ValidationError) as refused:
+            services.update_institution(admin_user, xiehe, {"name": name})
+        assert refused.value.message_dict == {"name": [NO_WORD]}
     xiehe.refresh_from_db()
     assert xiehe.name == "北京协和医院"
 
