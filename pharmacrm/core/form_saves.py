@@ -15,6 +15,10 @@ The caller says what success shows (its message, where it redirects)::
             messages.success(request, _("Saved."))
             return redirect("loyalty:rewards")
         status = outcome.status
+
+A create form that carries a one-time token (customers.forms.OnceTokenForm) is saved with `save_new_form`: the
+form sent twice (a double click on Save, Back and Save, two requests at once) creates one record; the second gets
+`again` set and, as `result`, the id of what the first created (None when unknown), for the page to show it.
 """
 
 from __future__ import annotations
@@ -24,8 +28,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.customers.services import ConflictError
+
+# what a create form sent again shows, above the record the first one created (the customers' pages' words)
+SENT_AGAIN = _("This form was already sent: the record was created then, and not a second time.")
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ class Outcome:
 
     status: int
     result: Any = None
+    again: bool = False  # a create form sent a second time: `result` is the id the first one created
 
     @property
     def saved(self) -> bool:
@@ -52,3 +61,18 @@ def save_form(form, save: Callable[[], Any]) -> Outcome:
         form.add_service_errors(e)
         return Outcome(400)
     return Outcome(200, result)
+
+
+def save_new_form(user, form, create: Callable[[], Any]) -> Outcome:
+    """save_form for a create form with a one-time token: `create` runs once per token (customers.views
+    ._create_once); the same form sent again answers Outcome(200, <the id created then>, again=True), before its
+    values are checked again (the first record may make them refused now, e.g. a name taken)."""
+    from pharmacrm.customers.views import AlreadyCreated, _create_once, _created_with
+
+    token = form.data.get(form.add_prefix("form_token"), "")
+    if done := _created_with(user, token):
+        return Outcome(200, done, again=True)
+    try:
+        return save_form(form, lambda: _create_once(user, token, create))
+    except AlreadyCreated as e:
+        return Outcome(200, e.pk, again=True)

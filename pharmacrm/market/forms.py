@@ -9,7 +9,7 @@ from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core import access
 from pharmacrm.core.ids import is_id
-from pharmacrm.customers.forms import BLANK, ServiceErrorsMixin
+from pharmacrm.customers.forms import BLANK, OnceTokenForm, ServiceErrorsMixin
 from pharmacrm.customers.models import Institution
 from pharmacrm.servicedesk.models import Product
 
@@ -33,7 +33,7 @@ class Base(ServiceErrorsMixin, forms.Form):
     def values(self) -> dict:
         self.is_valid()
         return {k: (self.data.getlist(self.add_prefix(k)) if k in self.MULTI else self.data.get(self.add_prefix(k), ""))
-                for k in self.fields}  # fmt: skip
+                for k in self.fields if k != "form_token"}  # fmt: skip
 
 
 def _products() -> list[tuple[str, str]]:
@@ -77,7 +77,9 @@ class ProductForm(Base):
         return out
 
 
-class PresenceForm(Base):
+class PresenceForm(Base, OnceTokenForm):
+    """An observation, appended (its one-time token: the form sent twice records it once)."""
+
     product = forms.ChoiceField(label=_("Competitor product"))
     monthly_volume = forms.CharField(label=_("Estimated monthly volume (units)"), widget=NUMBER)
     share = forms.CharField(label=_("Estimated share (%)"), widget=NUMBER, help_text=_("0 to 100."))
@@ -90,7 +92,10 @@ class PresenceForm(Base):
         self.fields["product"].choices = BLANK + _competitor_products()
 
 
-class IntelligenceForm(Base):
+class IntelligenceForm(Base, OnceTokenForm):
+    """A piece of intelligence: recorded (its one-time token: the form sent twice records one) or edited (guarded by
+    its version instead)."""
+
     MULTI = ("competitor_products", "our_products", "customers")
     kind = forms.ChoiceField(label=_("Kind"), choices=BLANK + IntelKind.choices)
     title = forms.CharField(label=_("Title"), max_length=200)
@@ -103,8 +108,10 @@ class IntelligenceForm(Base):
     our_products = forms.MultipleChoiceField(label=_("Our products"))
     customers = forms.MultipleChoiceField(label=_("Customers"))
 
-    def __init__(self, user, *args, linked=(), **kwargs):
+    def __init__(self, user, *args, linked=(), creating: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        if not creating:
+            del self.fields["form_token"]
         self.fields["province"].choices = BLANK + services.provinces()
         self.fields["competitor_products"].choices = _competitor_products()
         self.fields["our_products"].choices = _products()

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit, downloads
-from pharmacrm.core.form_saves import save_form
+from pharmacrm.core.form_saves import SENT_AGAIN, save_form, save_new_form
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
@@ -237,7 +237,11 @@ def presence_record(request, institution_id):
                                                             "product": request.GET.get("product", "")})  # fmt: skip
     status = 200
     if request.method == "POST":
-        outcome = save_form(form, lambda: services.record_presence(request.user, institution, form.values()))
+        outcome = save_new_form(request.user, form,
+                                lambda: services.record_presence(request.user, institution, form.values()))
+        if outcome.again:
+            messages.info(request, SENT_AGAIN)
+            return redirect("market:presence", institution.pk)
         if outcome.saved:
             messages.success(request, _("The observation was recorded."))
             return redirect("market:presence", institution.pk)
@@ -293,13 +297,19 @@ def _intel_form_page(request, item: Intelligence | None):
             initial[f] = [str(o.pk) for o in getattr(item, f).all()]
     if request.method == "POST":
         linked += request.POST.getlist("customers")
-    form = forms.IntelligenceForm(request.user, request.POST or None, initial=initial, linked=linked)
+    form = forms.IntelligenceForm(request.user, request.POST or None, initial=initial, linked=linked,
+                                  creating=item is None)
     status = 200
     if request.method == "POST":
         version = request.POST.get("version")
-        outcome = save_form(form, lambda: (
-            services.create_intelligence(request.user, form.values()) if item is None
-            else services.update_intelligence(request.user, item, form.values(), version)))  # fmt: skip
+        if item is None:
+            outcome = save_new_form(request.user, form, lambda: services.create_intelligence(request.user, form.values()))
+        else:
+            outcome = save_form(form, lambda: services.update_intelligence(request.user, item, form.values(), version))
+        if outcome.again:
+            messages.info(request, SENT_AGAIN)
+            return redirect("market:intelligence", outcome.result) if outcome.result else redirect(
+                "market:intelligence-list")
         if outcome.saved:
             messages.success(request, _("Saved."))
             return redirect("market:intelligence", outcome.result.pk)
