@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from pharmacrm.core import access
 from pharmacrm.core.models import Team, User
 from pharmacrm.core.roles import Cap
-from pharmacrm.customers.forms import BLANK, ServiceErrorsMixin, _limit_picker
+from pharmacrm.customers.forms import BLANK, OnceTokenForm, ServiceErrorsMixin, _limit_picker
 from pharmacrm.customers.models import Institution
 
 from .models import AcceptanceResult, AgreementStatus, AgreementType, TaskStatus
@@ -27,7 +27,7 @@ class Base(ServiceErrorsMixin, forms.Form):
 
     def values(self) -> dict:
         self.is_valid()
-        return {k: self.data.get(self.add_prefix(k), "") for k in self.fields}
+        return {k: self.data.get(self.add_prefix(k), "") for k in self.fields if k != "form_token"}
 
 
 def _people(user) -> list[tuple[str, str]]:
@@ -35,7 +35,9 @@ def _people(user) -> list[tuple[str, str]]:
     return BLANK + [(str(u.pk), str(u)) for u in people if access.can(u, Cap.MANAGE_COOPERATION)]
 
 
-class AgreementForm(Base):
+class AgreementForm(Base, OnceTokenForm):
+    """An agreement: recorded (its one-time token: the form sent twice records one) or edited (its version)."""
+
     institution = forms.ModelChoiceField(Institution.objects.none(), label=_("Customer"))
     kind = forms.ChoiceField(label=_("Type"), choices=BLANK + AgreementType.choices)
     title = forms.CharField(label=_("Title"), max_length=200)
@@ -49,8 +51,10 @@ class AgreementForm(Base):
     owner = forms.ChoiceField(label=_("Responsible person"))
     team = forms.ChoiceField(label=_("Team"))
 
-    def __init__(self, user, *args, signed: bool = False, **kwargs):
+    def __init__(self, user, *args, signed: bool = False, creating: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        if not creating:
+            del self.fields["form_token"]
         self.fields["institution"].queryset = access.institutions_for(user, Institution.objects.active())
         chosen = self.data.get("institution") if self.is_bound else self.initial.get("institution")
         _limit_picker(self.fields["institution"], [chosen])
@@ -67,7 +71,10 @@ class SignForm(Base):
     signed_copy = forms.FileField(label=_("Signed copy"), help_text=_("PDF, PNG or JPEG, at most 20 MB."))
 
 
-class ProjectForm(Base):
+class ProjectForm(Base, OnceTokenForm):
+    """A project: added on its agreement's page (its one-time token: the form sent twice adds one) or edited (its
+    version)."""
+
     title = forms.CharField(label=_("Title"), max_length=200)
     goal = forms.CharField(label=_("Goal"), widget=TEXT)
     responsible = forms.ChoiceField(label=_("Responsible person"))
@@ -75,8 +82,10 @@ class ProjectForm(Base):
     end_date = forms.CharField(label=_("End"), widget=DATE)
     budget = forms.CharField(label=_("Budget (yuan)"), widget=AMOUNT, help_text=_("Optional."))
 
-    def __init__(self, user, *args, **kwargs):
+    def __init__(self, user, *args, creating: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
+        if not creating:
+            del self.fields["form_token"]
         self.fields["responsible"].choices = _people(user)
 
 

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from pharmacrm.core import access, audit, downloads
-from pharmacrm.core.form_saves import save_form
+from pharmacrm.core.form_saves import SENT_AGAIN, save_form, save_new_form
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
@@ -115,10 +115,14 @@ def agreement_create(request):
     if request.method == "POST" and "_validate" in request.POST:
         return _live_validation(request)
     initial = {"institution": request.GET.get("institution", ""), "owner": str(request.user.pk)}
-    form = forms.AgreementForm(request.user, request.POST or None, initial=initial)
+    form = forms.AgreementForm(request.user, request.POST or None, initial=initial, creating=True)
     status = 200
     if request.method == "POST":
-        outcome = save_form(form, lambda: services.create_agreement(request.user, form.values()))
+        outcome = save_new_form(request.user, form, lambda: services.create_agreement(request.user, form.values()))
+        if outcome.again:
+            messages.info(request, SENT_AGAIN)
+            return redirect("cooperation:agreement", outcome.result) if outcome.result else redirect(
+                "cooperation:agreements")
         if outcome.saved:
             agreement = outcome.result
             messages.success(request, _("Agreement %(number)s recorded.") % {"number": agreement.number})
@@ -161,10 +165,22 @@ def agreement_detail(request, pk):
     agreement = _agreement(request, pk)
     may_manage = services.may_manage(request.user, agreement)
     sign_form = forms.SignForm(prefix="sign")
-    project_form = forms.ProjectForm(request.user, prefix="project", initial={
+    project_form = forms.ProjectForm(request.user, prefix="project", creating=True, initial={
         "start_date": agreement.start_date, "end_date": agreement.end_date, "responsible": str(agreement.owner_id)})
     status = 200
-    if request.method == "POST":
+    if request.method == "POST" and request.POST.get("action") == "project":
+        services.require_manage(request.user, agreement)
+        project_form = forms.ProjectForm(request.user, request.POST, prefix="project", creating=True)
+        outcome = save_new_form(request.user, project_form,
+                                lambda: services.create_project(request.user, agreement, project_form.values()))
+        if outcome.again:  # the form sent twice (a double click): the project the first one added
+            messages.info(request, SENT_AGAIN)
+            return redirect("cooperation:project", outcome.result) if outcome.result else redirect(
+                "cooperation:agreement", agreement.pk)
+        if outcome.saved:
+            return redirect("cooperation:project", outcome.result.pk)
+        status = outcome.status
+    elif request.method == "POST":
         services.require_manage(request.user, agreement)
         action, version = request.POST.get("action"), request.POST.get("version")
         try:
@@ -177,17 +193,13 @@ def agreement_detail(request, pk):
                 services.put_in_force(request.user, agreement, version)
             elif action == "terminate":
                 services.terminate(request.user, agreement, version)
-            elif action == "project":
-                project_form = forms.ProjectForm(request.user, request.POST, prefix="project")
-                project = services.create_project(request.user, agreement, project_form.values())
-                return redirect("cooperation:project", project.pk)
             else:
                 raise Http404
         except ConflictError as e:
             messages.error(request, str(e))
             return redirect("cooperation:agreement", agreement.pk)
         except ValidationError as e:
-            target = sign_form if action == "sign" else project_form if action == "project" else None
+            target = sign_form if action == "sign" else None
             if target is None:
                 messages.error(request, " ".join(m for ms in e.message_dict.values() for m in ms))
                 return redirect("cooperation:agreement", agreement.pk)
