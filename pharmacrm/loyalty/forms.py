@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from pharmacrm.core import access
 from pharmacrm.core.models import User
 from pharmacrm.core.roles import Cap
-from pharmacrm.customers.forms import BLANK, ServiceErrorsMixin, region_children
+from pharmacrm.customers.forms import BLANK, OnceTokenForm, ServiceErrorsMixin, region_children
 
 from .models import Level, MemberStatus, Reward, RewardKind
 
@@ -24,7 +24,7 @@ class Base(ServiceErrorsMixin, forms.Form):
 
     def values(self) -> dict:
         self.is_valid()
-        return {k: self.data.get(self.add_prefix(k), "") for k in self.fields}
+        return {k: self.data.get(self.add_prefix(k), "") for k in self.fields if k != "form_token"}
 
 
 class FilterForm(forms.Form):
@@ -44,7 +44,7 @@ class FilterForm(forms.Form):
             (str(u.pk), str(u)) for u in people if access.can(u, Cap.MANAGE_LOYALTY)]  # fmt: skip
 
 
-class RedeemForm(Base):
+class RedeemForm(Base, OnceTokenForm):  # its one-time token: the form sent twice acts once
     reward = forms.ChoiceField(label=_("Reward"))
     quantity = forms.CharField(
         label=_("Quantity"), initial="1", widget=forms.TextInput(attrs={"inputmode": "numeric"})
@@ -56,13 +56,13 @@ class RedeemForm(Base):
             (str(r.pk), f"{r.name} · {r.points_cost}") for r in Reward.objects.filter(active=True)]  # fmt: skip
 
 
-class ReferForm(Base):
+class ReferForm(Base, OnceTokenForm):  # its one-time token: the form sent twice acts once
     referred = forms.CharField(label=_("Referred customer (id)"), widget=forms.TextInput(attrs={"inputmode": "numeric"}),
                                help_text=_("The customer's number in the CRM, as its page's address shows it."))  # fmt: skip
     note = forms.CharField(label=_("Note"), max_length=500)
 
 
-class AdjustForm(Base):
+class AdjustForm(Base, OnceTokenForm):  # its one-time token: the form sent twice acts once
     points = forms.CharField(label=_("Points"), widget=forms.TextInput(attrs={"inputmode": "numeric"}),
                              help_text=_("A whole number; negative to deduct."))  # fmt: skip
     reason = forms.CharField(label=_("Reason"), max_length=500)
@@ -73,7 +73,9 @@ class StatusForm(Base):
     reason = forms.CharField(label=_("Reason"), max_length=500)
 
 
-class RewardForm(Base):
+class RewardForm(Base, OnceTokenForm):
+    """A reward: added (its one-time token: the form sent twice adds one) or edited (its version)."""
+
     name = forms.CharField(label=_("Name"), max_length=100)
     kind = forms.ChoiceField(label=_("Kind"), choices=BLANK + RewardKind.choices)
     points_cost = forms.CharField(label=_("Points"), widget=forms.TextInput(attrs={"inputmode": "numeric"}))
@@ -84,6 +86,11 @@ class RewardForm(Base):
                             widget=forms.TextInput(attrs={"inputmode": "numeric"}))  # fmt: skip
     active = forms.BooleanField(label=_("Offered"), initial=True)
     description = forms.CharField(label=_("Description"), widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, creating: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not creating:
+            del self.fields["form_token"]
 
     def values(self) -> dict:
         out = super().values()

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit, builtin, downloads
-from pharmacrm.core.form_saves import save_form
+from pharmacrm.core.form_saves import SENT_AGAIN, save_form, save_new_form
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
@@ -88,26 +88,32 @@ def member_detail(request, pk):
             raise Http404
         bound[action] = ACTION_FORMS[action](request.POST, prefix=action)
         values = bound[action].values()
-        try:
-            if action == "redeem":
-                services.request_redemption(user, member, values["reward"], values["quantity"])
-            elif action == "refer":
-                services.refer(user, member, values["referred"], values["note"])
-            elif action == "adjust":
-                services.adjust(user, member, values["points"], values["reason"])
-            else:
+        if action != "status":  # each records something new, once per form (its one-time token): a double click on
+            # "Redeem" or "Adjust" reserved or added the points twice
+            outcome = save_new_form(user, bound[action], {
+                "redeem": lambda: services.request_redemption(user, member, values["reward"], values["quantity"]),
+                "refer": lambda: services.refer(user, member, values["referred"], values["note"]),
+                "adjust": lambda: services.adjust(user, member, values["points"], values["reason"]),
+            }[action])  # fmt: skip
+            if outcome.again or outcome.saved:
+                messages.add_message(request, messages.INFO if outcome.again else messages.SUCCESS,
+                                     SENT_AGAIN if outcome.again else _("Saved."))  # fmt: skip
+                return redirect("loyalty:member", member.pk)
+            status = outcome.status
+        else:
+            try:
                 services.set_status(
                     user, member, values["status"], request.POST.get("version"), values["reason"]
                 )
-        except ConflictError as e:
-            messages.error(request, str(e))
-            return redirect("loyalty:member", member.pk)
-        except ValidationError as e:
-            bound[action].add_service_errors(e)
-            status = 400
-        else:
-            messages.success(request, _("Saved."))
-            return redirect("loyalty:member", member.pk)
+            except ConflictError as e:
+                messages.error(request, str(e))
+                return redirect("loyalty:member", member.pk)
+            except ValidationError as e:
+                bound[action].add_service_errors(e)
+                status = 400
+            else:
+                messages.success(request, _("Saved."))
+                return redirect("loyalty:member", member.pk)
     return render(request, "loyalty/member_detail.html", {
         "member": member, "balance": services.balance(member), "forms": bound,
         "may_manage": may_manage and member.status == MemberStatus.ACTIVE, "may_approve": may_approve,
@@ -124,13 +130,16 @@ def member_detail(request, pk):
 def reward_list(request):
     _require_read(request.user)
     may_edit = access.can(request.user, Cap.APPROVE_LOYALTY)
-    form = forms.RewardForm(prefix="reward", initial={"active": True})
+    form = forms.RewardForm(prefix="reward", initial={"active": True}, creating=True)
     status = 200
     if request.method == "POST":
         if not may_edit:
             raise PermissionDenied
-        form = forms.RewardForm(request.POST, prefix="reward")
-        outcome = save_form(form, lambda: services.create_reward(request.user, form.values()))
+        form = forms.RewardForm(request.POST, prefix="reward", creating=True)
+        outcome = save_new_form(request.user, form, lambda: services.create_reward(request.user, form.values()))
+        if outcome.again:
+            messages.info(request, SENT_AGAIN)
+            return redirect("loyalty:rewards")
         if outcome.saved:
             messages.success(request, _("Saved."))
             return redirect("loyalty:rewards")
