@@ -17,9 +17,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import audit, downloads
+from pharmacrm.core.form_saves import SENT_AGAIN
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, User
+from pharmacrm.customers.forms import new_once_token, once_token
 from pharmacrm.customers.services import ConflictError
+from pharmacrm.customers.views import AlreadyCreated, _create_once, _created_with
 
 from . import classroom, training
 from .models import Assignment, Certificate, Course, CourseStatus, Presence, Session, SessionStatus
@@ -48,15 +51,24 @@ def session_new(request, pk: int):
             "place": "", "trainer": "", "trainer_name": "", "capacity": "20", "notes": ""}  # fmt: skip
     context = {"course": course, "errors": {}, "people": User.objects.filter(is_active=True).order_by("username")}
     if request.method == "POST":
-        data = {k: request.POST.get(k, "") for k in data}
+        # planned once per form (its one-time token): a double click on Save planned two sessions of the course
+        token = once_token(request.POST.get("form_token"))
         try:
-            s = classroom.create_session(request.user, course, data)
+            if not (done := _created_with(request.user, token)):
+                s = _create_once(request.user, token, lambda: classroom.create_session(
+                    request.user, course, {k: request.POST.get(k, "") for k in data}))
+        except AlreadyCreated as e:
+            done = e.pk
         except ValidationError as e:
-            context.update(data=data, errors=_errors(e))
+            data = {k: request.POST.get(k, "") for k in data}
+            context.update(data=data, errors=_errors(e), form_token=token)
             return render(request, "training/session_form.html", context, status=400)
+        if done:
+            messages.info(request, SENT_AGAIN)
+            return redirect("training:session", pk=done)
         messages.success(request, _("Session planned."))
         return redirect("training:session", pk=s.pk)
-    context["data"] = data
+    context.update(data=data, form_token=new_once_token())
     return render(request, "training/session_form.html", context)
 
 
