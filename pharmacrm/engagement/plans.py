@@ -628,8 +628,20 @@ def save_plan(user, data: dict, plan: CommunicationPlan | None = None, *, versio
     return plan
 
 
-def delete_plan(user, plan: CommunicationPlan) -> None:
+def delete_plan(user, plan: CommunicationPlan, *, version=None) -> None:
+    """Delete a plan, audited. `version`: the one the page showed — a plan a colleague changed since (another
+    version, or a garbled one) is refused with a ConflictError rather than deleted unseen; None (the API) deletes
+    whatever version is current."""
+    from pharmacrm.customers.services import ConflictError
+
     access.require(user, Cap.MANAGE_COMMUNICATION_PLANS)
     with transaction.atomic():
+        current = CommunicationPlan.objects.select_for_update().filter(pk=plan.pk).first()
+        if current is None:
+            return  # deleted meanwhile (the form sent twice): nothing left to delete
+        shown = str(version).strip() if version is not None else None
+        if shown is not None and (not shown.isdecimal() or len(shown) > 9 or int(shown) != current.version):
+            raise ConflictError(current.version)
+        plan = current
         audit.record(AuditEntry.Action.DELETE, plan, user=user, changes=audit.diff(snapshot(plan), {}))
         plan.delete()

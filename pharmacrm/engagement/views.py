@@ -452,7 +452,11 @@ def plan_delete(request, pk: int):
     if plan is None:
         raise Http404(_("No such communication plan."))
     year = plan.year
-    plans.delete_plan(user, plan)
+    try:
+        plans.delete_plan(user, plan, version=request.POST.get("version", ""))
+    except ConflictError as e:  # a colleague changed it since the page was loaded: shown again, not deleted unseen
+        messages.error(request, str(e))
+        return redirect("engagement:plan", pk=plan.pk)
     messages.success(request, _("The communication plan was deleted."))
     return redirect(reverse("engagement:plans") + f"?year={year}")
 

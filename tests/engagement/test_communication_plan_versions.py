@@ -116,3 +116,24 @@ def test_a_page_posted_without_a_version_does_not_overwrite(client_for, plan):
 
     assert response.status_code == 409
     assert CommunicationPlan.objects.get(pk=plan.pk).goal == "每月拜访"
+
+
+def test_deleting_a_plan_a_colleague_changed_since_the_page_was_loaded_is_refused(client_for, plan):
+    manager = client_for("manager")
+    page = manager.get(f"/interactions/plans/{plan.pk}/").content.decode()
+    assert f'name="version" value="{plan.version}"' in page
+    plans.save_plan(plan.created_by, {"year": YEAR, "klass": "A", "goal": "同事改的目标",
+                                      "lines": [{"channel": "visit", "minimum": 2, "period": "month"}]},
+                    CommunicationPlan.objects.get(pk=plan.pk), version=plan.version)  # fmt: skip
+
+    stale = manager.post(f"/interactions/plans/{plan.pk}/delete/", {"version": plan.version},
+                         HTTP_ACCEPT_LANGUAGE="en", follow=True)  # fmt: skip
+
+    assert stale.redirect_chain[-1][0] == f"/interactions/plans/{plan.pk}/"
+    assert "Someone else changed this record while you were editing it" in stale.content.decode()
+    assert CommunicationPlan.objects.get(pk=plan.pk).goal == "同事改的目标"  # still there, with the colleague's change
+    assert not AuditEntry.objects.filter(object_type="engagement.communicationplan", action="delete").exists()
+    # seen again (the current version), it is deleted
+    current = CommunicationPlan.objects.get(pk=plan.pk).version
+    assert manager.post(f"/interactions/plans/{plan.pk}/delete/", {"version": current}).status_code == 302
+    assert not CommunicationPlan.objects.filter(pk=plan.pk).exists()
