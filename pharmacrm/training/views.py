@@ -17,10 +17,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import audit, downloads
+from pharmacrm.core.form_saves import SENT_AGAIN
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Team, User
 from pharmacrm.core.roles import Role
+from pharmacrm.customers.forms import new_once_token, once_token
 from pharmacrm.customers.services import ConflictError
+from pharmacrm.customers.views import AlreadyCreated, _create_once, _created_with
 
 from . import classroom, training
 from .models import Assignment, Category, Course, CourseStatus, Material, QuestionKind
@@ -134,7 +137,8 @@ def _form_context(course: Course | None, data: dict | None = None, errors: dict 
     if data is None:
         if course is None:
             data = {"category": Category.PRODUCT, "hours": "1", "pass_mark": "80", "max_attempts": "3",
-                    "status": CourseStatus.DRAFT, "audience_roles": [], "audience_teams": [], "questions": ""}  # fmt: skip
+                    "status": CourseStatus.DRAFT, "audience_roles": [], "audience_teams": [], "questions": "",
+                    "form_token": new_once_token()}  # fmt: skip
         else:
             data = {f: getattr(course, f) for f in training.COURSE_FIELDS}
             data["audience_teams"] = [str(t) for t in course.audience_teams.values_list("id", flat=True)]
@@ -162,8 +166,19 @@ def course_edit(request, pk: int | None = None):
         version = int(data["version"]) if course is not None else None
     except ValueError:
         version = 0
+    # a new course is created once per form (its one-time token): a double click on Save made two courses
+    token = data["form_token"] = once_token(post.get("form_token")) if course is None else ""
     try:
-        saved = training.save_course(request.user, course, data, version)
+        if course is None and (done := _created_with(request.user, token)):
+            raise AlreadyCreated(done)
+        fields = {k: v for k, v in data.items() if k != "form_token"}
+        if course is None:
+            saved = _create_once(request.user, token, lambda: training.save_course(request.user, None, fields, None))
+        else:
+            saved = training.save_course(request.user, course, fields, version)
+    except AlreadyCreated as e:
+        messages.info(request, SENT_AGAIN)
+        return redirect("training:course", pk=e.pk) if e.pk else redirect("training:courses")
     except ValidationError as e:
         return render(
             request, "training/course_form.html", _form_context(course, data, _errors(e)), status=400

@@ -1,6 +1,6 @@
 """Session 57 (QA, duplicate submissions): the new-session form sent twice (a double click on Save, Back and Save)
-planned two sessions of the course at the same time and place; it now carries a one-time token and the second
-sending shows the session the first planned."""
+planned two sessions of the course at the same time and place, and the new-course form made two courses; each now
+carries a one-time token and the second sending shows what the first made."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from pharmacrm.training.models import Session
+from pharmacrm.training.models import Course, Session
 from tests.training.test_classroom import talk, when  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -49,3 +49,20 @@ def test_a_refused_session_keeps_its_token_and_the_corrected_form_plans_it(talk,
     assert Session.objects.filter(course=course).count() == 1
     edit = manager.get(f"/training/sessions/{Session.objects.get(course=course).pk}/edit/").content.decode()
     assert 'name="form_token"' not in edit
+
+
+def test_the_new_course_form_sent_twice_makes_one_course(client_for):
+    manager = client_for("manager")
+    token = _token(manager.get("/training/courses/new/").content.decode())
+    form = {"title": "新品上市培训", "category": "product", "hours": "2", "pass_mark": "80", "max_attempts": "3",
+            "status": "draft", "form_token": token}  # fmt: skip
+
+    refused = manager.post("/training/courses/new/", {**form, "hours": "x"})  # refused input keeps the token
+    assert refused.status_code == 400 and f'value="{token}"' in refused.content.decode()
+    first = manager.post("/training/courses/new/", form)
+    again = manager.post("/training/courses/new/", form, HTTP_ACCEPT_LANGUAGE="en", follow=True)
+
+    course = Course.objects.get(title="新品上市培训")  # one
+    assert first.status_code == 302 and again.redirect_chain[-1][0] == f"/training/courses/{course.pk}/"
+    assert "This form was already sent" in again.content.decode()
+    assert 'name="form_token"' not in manager.get(f"/training/courses/{course.pk}/edit/").content.decode()
