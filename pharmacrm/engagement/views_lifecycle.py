@@ -21,12 +21,15 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit, downloads
+from pharmacrm.core.form_saves import SENT_AGAIN
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.local_urls import is_local
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers.choices import Stage
+from pharmacrm.customers.forms import OnceTokenForm
 from pharmacrm.customers.models import Institution, Person
 from pharmacrm.customers.services import ConflictError
+from pharmacrm.customers.views import AlreadyCreated, _create_once, _created_with
 
 from . import playbook
 from .models import InteractionChannel, StageAction, StageActionKind, StageAssignee, StageTask
@@ -219,7 +222,10 @@ def stage_tasks_export(request):
 # --- the playbook ---------------------------------------------------------------------------------------------
 
 
-class StageActionForm(forms.Form):
+class StageActionForm(OnceTokenForm):
+    """A playbook action: added (its one-time token: the form sent twice adds one action, not two tasks for every
+    customer entering the stage) or changed (its version)."""
+
     stage = forms.ChoiceField(label=gettext_lazy("Lifecycle stage"), choices=Stage.choices)
     position = forms.IntegerField(label=gettext_lazy("Order"), min_value=1, max_value=99, initial=1)
     kind = forms.ChoiceField(label=gettext_lazy("Kind"), choices=StageActionKind.choices)
@@ -230,6 +236,11 @@ class StageActionForm(forms.Form):
     assignee = forms.ChoiceField(label=gettext_lazy("Who"), choices=StageAssignee.choices)
     active = forms.BooleanField(label=gettext_lazy("In the playbook"), required=False, initial=True)
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, creating: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not creating:
+            del self.fields["form_token"]
 
 
 @login_required
@@ -259,11 +270,21 @@ def playbook_edit(request, pk: int | None = None):
         if action is None:
             raise Http404
     if request.method == "POST":
-        form = StageActionForm(request.POST)
+        form = StageActionForm(request.POST, creating=action is None)
+        token = request.POST.get("form_token", "") if action is None else ""
+        if _created_with(user, token):  # sent again (a double click): the first one added it, listed there
+            messages.info(request, SENT_AGAIN)
+            return redirect("engagement:playbook")
         if form.is_valid():
-            data = {k: v for k, v in form.cleaned_data.items() if k != "version"}
+            data = {k: v for k, v in form.cleaned_data.items() if k not in ("version", "form_token")}
             try:
-                playbook.save_action(user, data, action, version=form.cleaned_data.get("version"))
+                if action is None:
+                    _create_once(user, token, lambda: playbook.save_action(user, data))
+                else:
+                    playbook.save_action(user, data, action, version=form.cleaned_data.get("version"))
+            except AlreadyCreated:
+                messages.info(request, SENT_AGAIN)
+                return redirect("engagement:playbook")
             except ConflictError:
                 form.add_error(None, _("Someone else changed this action meanwhile: reload it and apply your change "
                                        "again."))  # fmt: skip
@@ -277,7 +298,7 @@ def playbook_edit(request, pk: int | None = None):
         initial = {"stage": request.GET.get("stage") if request.GET.get("stage") in Stage.values else Stage.POTENTIAL}
         if action is not None:
             initial = {f: getattr(action, f) for f in playbook.ACTION_FIELDS} | {"version": action.version}
-        form = StageActionForm(initial=initial)
+        form = StageActionForm(initial=initial, creating=action is None)
     return render(request, "engagement/playbook_form.html", {"form": form, "action": action})
 
 
