@@ -389,14 +389,23 @@ def deactivate_rule(user, rule: AssignmentRule, *, version: int | None = None) -
     return update_rule(user, rule, {"active": False}, version=version)
 
 
-def move_rule(user, rule: AssignmentRule, direction: str) -> AssignmentRule:
-    """Move a rule one place up or down in the evaluation order (positions renumbered 10, 20, …)."""
+def move_rule(user, rule: AssignmentRule, direction: str, *, shown_position=None) -> AssignmentRule:
+    """Move a rule one place up or down in the evaluation order (positions renumbered 10, 20, …).
+
+    `shown_position`: the rule's position on the page the arrow was clicked on. When it is not the rule's position
+    now, the order changed since — the same click sent twice (a double click moved the rule two places), or a
+    colleague's move — and nothing moves: the page shows the order as it is, to move from there."""
     access.require(user, Cap.MANAGE_SERVICE)
     if direction not in ("up", "down"):
         raise ValidationError({"direction": [_("Move a rule up or down.")]})
     with transaction.atomic():
         rules = list(AssignmentRule.objects.select_for_update().order_by("position", "name", "id"))
         index = next(i for i, r in enumerate(rules) if r.pk == rule.pk)
+        if shown_position not in (None, "") and str(shown_position).strip() != str(rules[index].position):
+            raise ValidationError({"direction": [_(
+                "The order of the rules changed since this page was loaded (the move was made already, or by a "
+                "colleague): nothing was moved. Check the order shown now and move the rule from there."
+            )]})  # fmt: skip
         other = index - 1 if direction == "up" else index + 1
         if not 0 <= other < len(rules):
             return rule

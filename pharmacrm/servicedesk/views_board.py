@@ -389,7 +389,8 @@ def rule_move(request, pk: int):
     _manage(request)
     rule = get_object_or_404(AssignmentRule, pk=pk)
     try:
-        routing.move_rule(request.user, rule, request.POST.get("direction", ""))
+        routing.move_rule(request.user, rule, request.POST.get("direction", ""),
+                          shown_position=request.POST.get("position"))  # fmt: skip
     except ValidationError as e:
         messages.error(request, " ".join(e.messages))
     return redirect("servicedesk:assignment-rules")
