@@ -102,7 +102,7 @@ def course_detail(request, pk: int):
     user = request.user
     context = {"course": course, "materials": course.materials.all(), "may_manage": training.may_manage(user),
                "questions": course.questions.count(), "roles": [Role(r).label for r in course.audience_roles],
-               "teams": course.audience_teams.order_by("name")}  # fmt: skip
+               "teams": course.audience_teams.order_by("name"), "material_token": new_once_token()}  # fmt: skip
     people = None
     if training.may_see_figures(user):
         context["figures_scope"] = "all"
@@ -195,9 +195,16 @@ def course_edit(request, pk: int | None = None):
 def material_add(request, pk: int):
     training.require_manage(request.user)
     course = get_object_or_404(Course, pk=pk)
+    token = once_token(request.POST.get("form_token"))  # added once per form: a double click added the file twice
     try:
-        training.add_material(request.user, course, title=request.POST.get("title", ""),
-                              upload=request.FILES.get("file"), url=request.POST.get("url", ""))  # fmt: skip
+        if _created_with(request.user, token):
+            raise AlreadyCreated(None)
+        _create_once(request.user, token, lambda: training.add_material(
+            request.user, course, title=request.POST.get("title", ""), upload=request.FILES.get("file"),
+            url=request.POST.get("url", "")))  # fmt: skip
+    except AlreadyCreated:
+        messages.info(request, SENT_AGAIN)
+        return redirect(reverse("training:course", args=[course.pk]) + "#materials")
     except ValidationError as e:
         for name, msgs in _errors(e).items():
             label = {"file": _("File"), "url": _("Link")}.get(name, "")

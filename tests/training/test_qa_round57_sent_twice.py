@@ -1,6 +1,6 @@
 """Session 57 (QA, duplicate submissions): the new-session form sent twice (a double click on Save, Back and Save)
-planned two sessions of the course at the same time and place, and the new-course form made two courses; each now
-carries a one-time token and the second sending shows what the first made."""
+planned two sessions of the course at the same time and place, the new-course form made two courses, and "Add
+material" added the file twice; each now carries a one-time token and the second sending shows what the first made."""
 
 from __future__ import annotations
 
@@ -66,3 +66,16 @@ def test_the_new_course_form_sent_twice_makes_one_course(client_for):
     assert first.status_code == 302 and again.redirect_chain[-1][0] == f"/training/courses/{course.pk}/"
     assert "This form was already sent" in again.content.decode()
     assert 'name="form_token"' not in manager.get(f"/training/courses/{course.pk}/edit/").content.decode()
+
+
+def test_add_material_sent_twice_adds_the_link_once(talk, client_for):  # noqa: F811
+    course, _assigned = talk
+    manager = client_for("manager")
+    token = _token(manager.get(f"/training/courses/{course.pk}/").content.decode())
+    form = {"title": "产品手册", "url": "https://example.com/manual.pdf", "form_token": token}
+
+    assert manager.post(f"/training/courses/{course.pk}/materials/", form).status_code == 302
+    again = manager.post(f"/training/courses/{course.pk}/materials/", form, HTTP_ACCEPT_LANGUAGE="en", follow=True)
+
+    assert course.materials.filter(title="产品手册").count() == 1
+    assert "This form was already sent" in again.content.decode()
