@@ -502,7 +502,9 @@ class CapaUpdateForm(ServiceErrorsMixin, forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
 
-class FileForm(ServiceErrorsMixin, forms.Form):
+class FileForm(ServiceErrorsMixin, OnceTokenForm):
+    """A photo or document for the case; its one-time token makes the form sent twice (a double click) keep one."""
+
     files = forms.FileField(label=_("Photo or document"),
                             help_text=_("A photo of the package or the defect, a hospital record (PDF, image, "
                                         "text, Word or Excel)."))  # fmt: skip

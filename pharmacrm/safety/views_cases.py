@@ -30,6 +30,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit
+from pharmacrm.core.form_saves import SENT_AGAIN
 from pharmacrm.core.local_urls import is_local
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
@@ -847,9 +848,16 @@ def _file_upload(request, case: SafetyCase, limiter):
     form = FileForm(request.POST, request.FILES)
     if limiter.too_large:
         return _too_large(request, case)
+    if _created_with(request.user, request.POST.get("form_token", "")):  # sent twice: the first one kept it
+        messages.info(request, SENT_AGAIN)
+        return redirect(reverse("safety:case", args=[case.pk]) + "#files")
     if form.is_valid():
         try:
-            services.add_file(request.user, case, form.cleaned_data["files"])
+            _create_once(request.user, form.cleaned_data.get("form_token"),
+                         lambda: services.add_file(request.user, case, form.cleaned_data["files"]))  # fmt: skip
+        except AlreadyCreated:
+            messages.info(request, SENT_AGAIN)
+            return redirect(reverse("safety:case", args=[case.pk]) + "#files")
         except ValidationError as e:
             form.add_service_errors(e)
         else:
