@@ -8,21 +8,11 @@ import pytest
 
 from pharmacrm.servicedesk import routing
 from pharmacrm.servicedesk.models import AgentProfile
+from tests.servicedesk.test_qa_round15 import _posted
 
 pytestmark = pytest.mark.django_db
 
 ODD = ["²", "99999999999999999999"]
-
-
-def _posted(form) -> dict:
-    """What the browser sends for the form as the page showed it."""
-    data = {}
-    for field in form:
-        value = field.value()
-        if value is None or value is False:
-            continue
-        data[field.name] = "on" if value is True else value
-    return data
 
 
 @pytest.mark.parametrize("odd", ODD)
