@@ -7,8 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import unicodedata
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
@@ -24,6 +23,7 @@ from pharmacrm.core import access, audit, uploads
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Counter, Team, User
+from pharmacrm.core.numbers import AMOUNT_MARKS, typed_decimal
 from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
 from pharmacrm.customers.normalise import clean_text, visible
 from pharmacrm.customers.services import ConflictError
@@ -122,9 +122,6 @@ def _plain(value):
 # --- validation ------------------------------------------------------------------------------------------------
 
 
-_PLAIN_AMOUNT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)", re.ASCII)
-
-
 def _amount(errors: dict, field: str, value, *, required: bool = False, positive: bool = False):
     if value in (None, ""):
         if required:
@@ -132,14 +129,8 @@ def _amount(errors: dict, field: str, value, *, required: bool = False, positive
         return None
     # as the sales forms read it (sales.targets.amount_fen): ￥1,234.50 and 1,234.50元 from a Chinese input method,
     # full-width digits and points (１２３４．５０) — refused here, while 1_000 or Arabic-Indic ١٢ were stored as numbers
-    text = unicodedata.normalize("NFKC", str(value))
-    for junk in (",", "¥", "元", " ", "\u00a0"):
-        text = text.replace(junk, "")
-    try:
-        if not _PLAIN_AMOUNT.fullmatch(text):
-            raise InvalidOperation
-        amount = Decimal(text)
-    except InvalidOperation:
+    amount = typed_decimal(value, *AMOUNT_MARKS)
+    if amount is None:
         errors[field] = [_("Give the amount in yuan, e.g. 12000.00.")]
         return None
     if not amount.is_finite() or amount.as_tuple().exponent < -2:

@@ -6,7 +6,6 @@ this module (docs/loyalty.md)."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 import unicodedata
 from decimal import Decimal, InvalidOperation
 
@@ -22,6 +21,7 @@ from pharmacrm.core import access, audit
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Counter, User
+from pharmacrm.core.numbers import AMOUNT_MARKS, typed_decimal
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import InstitutionType
 from pharmacrm.customers.models import Institution
@@ -340,9 +340,6 @@ def _locked(member: Member) -> Member:
     return Member.objects.select_for_update().get(pk=member.pk)
 
 
-_PLAIN_AMOUNT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)", re.ASCII)
-
-
 def _int(errors: dict, field: str, value, *, low: int, high: int, message: str):
     # ５００, －５０ or 1,000 from a Chinese input method are 500, -50 and 1000 (as the customer forms read digits)
     text = unicodedata.normalize("NFKC", str(value)).replace(",", "").strip() if value is not None else ""
@@ -537,13 +534,8 @@ def clean_reward(data: dict) -> dict:
     try:
         # ￥500 and 500元 from a Chinese input method, full-width digits (５００．００): read as the sales forms read
         # an amount; 1_000 and Arabic-Indic ٥٠٠ (which Decimal reads) are refused
-        text = unicodedata.normalize("NFKC", str(value))
-        for junk in (",", "¥", "元", " ", "\u00a0"):
-            text = text.replace(junk, "")
-        if not _PLAIN_AMOUNT.fullmatch(text):
-            raise InvalidOperation
-        amount = Decimal(text)
-        if not amount.is_finite() or amount.as_tuple().exponent < -2 or amount < 0 or amount > MAX_VALUE:
+        amount = typed_decimal(value, *AMOUNT_MARKS)
+        if amount is None or amount.as_tuple().exponent < -2 or amount < 0 or amount > MAX_VALUE:
             raise InvalidOperation
         out["value_cny"] = amount.quantize(Decimal("0.01"))
     except (InvalidOperation, ValueError):

@@ -5,10 +5,8 @@ product) and the estimate of our share. The pages and the API call only this mod
 from __future__ import annotations
 
 import datetime as dt
-import re
-import unicodedata
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -19,6 +17,7 @@ from django.utils.translation import gettext as _
 from pharmacrm.core import access, audit
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.numbers import typed_decimal
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.models import Institution, Region
 from pharmacrm.customers.normalise import clean_text, visible
@@ -127,23 +126,7 @@ def _date(errors: dict, field: str, value, *, not_future: bool = True):
     return value
 
 
-_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)", re.ASCII)
-
-
-def _decimal(value, *marks: str) -> Decimal | None:
-    """A number as typed, with the thousands separators and the `marks` of its unit (¥ and 元 of a price, % of a
-    share) left out; full-width characters from a Chinese input method read as what they are (￥12.50, ３５．５％).
-    None for anything else: 1.2万, 十二, 1_000 or Arabic-Indic ١٢ (which were stored as numbers)."""
-    text = unicodedata.normalize("NFKC", str(value))
-    for junk in (",", " ", "\u00a0", *marks):
-        text = text.replace(junk, "")
-    if not _PLAIN_NUMBER.fullmatch(text):
-        return None
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
+_decimal = typed_decimal  # 1.2万, 十二, 1_000 or Arabic-Indic ١٢ were stored as numbers
 
 
 def _choice(errors: dict, field: str, value, choices, message: str, default=None) -> str:

@@ -30,6 +30,7 @@ from pharmacrm.core.deferred import Message
 from pharmacrm.core.deferred import label as choice_label
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Counter, User
+from pharmacrm.core.numbers import PLAIN_NUMBER
 from pharmacrm.core.roles import Cap, Role
 from pharmacrm.customers.services import ConflictError
 
@@ -212,7 +213,7 @@ def _clean_partial_date(value, field: str, errors: dict, precision=None) -> tupl
     return parsed if parsed is not None else (None, Precision.DAY)
 
 
-_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)", re.ASCII)  # the export's number (rules._NUMBER)
+_PLAIN_NUMBER = PLAIN_NUMBER  # the export's number (rules._NUMBER)
 
 
 def _clean_number(value, field: str, errors: dict, *, upper: float) -> str:

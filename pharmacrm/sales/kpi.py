@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -39,6 +38,7 @@ from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry, Team, User
+from pharmacrm.core.numbers import PLAIN_NUMBER
 from pharmacrm.core.roles import Cap, Role
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.servicedesk.performance import Period, current_period, parse_period  # noqa: F401
@@ -167,7 +167,7 @@ def results_for(user, qs=None, scope: Scope | None = None):
 # --- schemes -------------------------------------------------------------------------------------------
 
 
-_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)", re.ASCII)
+_PLAIN_NUMBER = PLAIN_NUMBER
 
 
 def _decimal(raw, places: int = 2) -> Decimal:
