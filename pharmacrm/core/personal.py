@@ -86,6 +86,28 @@ def audit_changes(object_type: str, changes, masked: bool):
     return shown
 
 
+# records an entry keeps whole in its details (a deleted person's consent records, customers.services.delete_customer):
+# detail key → their free text (a consent's evidence: 短信回复"同意"，来自139…). The record they were written about is
+# gone, so they are masked by what they are, not by the live object
+FREE_TEXT_IN_DETAILS = {"consents": ("evidence",)}
+
+
+def audit_details(extra, masked: bool):
+    """An audit entry's details as the audit page and API show them: the free text of the records kept whole in them
+    (FREE_TEXT_IN_DETAILS) with the contact details in it masked when `masked`, whether or not their object still
+    exists; the administrator reads them as recorded."""
+    if not masked or not isinstance(extra, dict) or not any(k in extra for k in FREE_TEXT_IN_DETAILS):
+        return extra
+    shown = dict(extra)
+    for key, fields in FREE_TEXT_IN_DETAILS.items():
+        if isinstance(shown.get(key), list):
+            shown[key] = [
+                {**r, **{f: free_text(r[f], True) for f in fields if f in r}} if isinstance(r, dict) else r
+                for r in shown[key]
+            ]
+    return shown
+
+
 def _plain(field: str, value):
     if field in ("mobile", "landline") and value:
         return normalise.format_phone(value)

@@ -239,3 +239,22 @@ def test_a_consents_evidence_is_masked_for_roles_that_see_personal_data_masked(c
     assert "来自139-1234-5678" in client_for("kam").get(f"/customers/people/{doctor.pk}/").content.decode()
     assert api_for("kam").get("/api/v1/consents/", {"person": doctor.pk}).json()["results"][0]["evidence"].endswith(
         "139-1234-5678")
+
+
+def test_a_deleted_persons_consent_evidence_is_masked_in_the_audit_trail(client_for, api_for, doctor, admin_user):  # noqa: F811
+    """A deleted person's consent records are kept whole in the deletion's audit entry, evidence included: the
+    auditor read the evidence in clear there (the person, whose live record decided the masking, was gone)."""
+    services.record_consent(admin_user, doctor, {"purpose": "marketing", "channel": "sms", "status": "given",
+                                                 "evidence": '短信回复"同意"，来自139-1234-5678'})  # fmt: skip
+    pk = doctor.pk
+    services.delete_customer(admin_user, doctor)
+    query = {"object_type": "customers.person", "object_id": pk}
+    page = client_for("auditor").get("/accounts/audit/", query).content.decode()
+    assert "来自139****5678" in page and "139-1234-5678" not in page
+    rows = api_for("auditor").get("/api/v1/audit/", query).json()["results"]
+    kept = next(r for r in rows if r["action"] == "delete")["extra"]["consents"]
+    assert [c["evidence"] for c in kept] == ['短信回复"同意"，来自139****5678']
+    assert "来自139-1234-5678" in client_for("admin").get("/accounts/audit/", query).content.decode()
+    # what is kept is not changed
+    entry = AuditEntry.objects.get(action="delete", object_type="customers.person", object_id=str(pk))
+    assert entry.extra["consents"][0]["evidence"] == '短信回复"同意"，来自139-1234-5678'
