@@ -226,7 +226,7 @@ class AuditEntrySerializer(ModelSerializer):
             request = self.context.get("request")
             self.context["_free_text_masked"] = request is None or personal.masks_free_text(request.user)
         data["changes"] = personal.audit_changes(instance.object_type, data["changes"], self.context["_free_text_masked"])
-        data["extra"] = personal.audit_details(data["extra"], self.context["_free_text_masked"])  # a consent's evidence
+        data["extra"] = personal.audit_details(instance.object_type, data["extra"], self.context["_free_text_masked"])  # a consent's evidence
         if self.context["_free_text_masked"] and instance.object_type in personal.NAMED_BY_FREE_TEXT:
             data["object_repr"] = personal.free_text(data.get("object_repr"), True)  # its subject
         return data

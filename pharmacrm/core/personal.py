@@ -53,11 +53,39 @@ FREE_TEXT_OF = {
     # what a customer wrote in to the service desk or an agent typed (请回电 139…): a ticket's subject and description;
     # its conversation is masked alike where it is shown (servicedesk.api.TEXT_FIELDS, views_conversation)
     "servicedesk.ticket": ("subject", "description", "resolution_summary", "impact_note"),
+    # what a key-account team writes about its customer (联系人王主任 139…): a key account's and a trial offer's notes,
+    # a proposal's reason and its decision, a service plan's goals, an item's progress note, a service meeting's
+    # attendees and minutes and its action items
+    "keyaccounts.keyaccount": ("notes",),
+    "keyaccounts.trialoffer": ("notes",),
+    "keyaccounts.proposal": ("reason", "decision_comment"),
+    "keyaccounts.serviceplan": ("goals", "decision_comment"),
+    "keyaccounts.planitem": ("progress_note",),
+    "keyaccounts.meeting": ("attendees", "minutes"),
+    "keyaccounts.meetingaction": ("title",),
 }
 
 # records named in the audit trail by their free text (an interaction by its subject, a ticket by its number and
 # subject): the name is masked as the text is
-NAMED_BY_FREE_TEXT = ("engagement.interaction", "servicedesk.ticket")
+NAMED_BY_FREE_TEXT = ("engagement.interaction", "servicedesk.ticket", "keyaccounts.meetingaction")
+
+
+def masks_for(context: dict) -> bool:
+    """Whether the reader of a serializer's answer (its context's request) sees free text masked: decided once per
+    answer, in the context shared by the serializers nested in it."""
+    if "_free_text_masked" not in context:
+        request = context.get("request")
+        context["_free_text_masked"] = request is None or masks_free_text(request.user)
+    return context["_free_text_masked"]
+
+
+def shown_fields(context: dict, data: dict, object_type: str) -> dict:
+    """A serializer's answer with the free text of `object_type` (FREE_TEXT_OF) as its reader may see it."""
+    masked = masks_for(context)
+    for name in FREE_TEXT_OF[object_type]:
+        if name in data:
+            data[name] = free_text(data[name], masked)
+    return data
 
 
 def restore_free_text(user, data: dict, stored, fields: Iterable[str]) -> dict:
@@ -90,13 +118,15 @@ def audit_changes(object_type: str, changes, masked: bool):
 # detail key → their free text (a consent's evidence: 短信回复"同意"，来自139…). The record they were written about is
 # gone, so they are masked by what they are, not by the live object
 FREE_TEXT_IN_DETAILS = {"consents": ("evidence",)}
+# free text an entry keeps as a detail of its record: a proposal's decision comment (keyaccounts.services.decide)
+FREE_TEXT_DETAILS_OF = {"keyaccounts.proposal": ("comment",)}
 
 
-def audit_details(extra, masked: bool):
+def audit_details(object_type: str, extra, masked: bool):
     """An audit entry's details as the audit page and API show them: the free text of the records kept whole in them
-    (FREE_TEXT_IN_DETAILS) with the contact details in it masked when `masked`, whether or not their object still
-    exists; the administrator reads them as recorded."""
-    if not masked or not isinstance(extra, dict) or not any(k in extra for k in FREE_TEXT_IN_DETAILS):
+    (FREE_TEXT_IN_DETAILS) and the free text kept as a detail (FREE_TEXT_DETAILS_OF) with the contact details in it
+    masked when `masked`, whether or not their object still exists; the administrator reads them as recorded."""
+    if not masked or not isinstance(extra, dict):
         return extra
     shown = dict(extra)
     for key, fields in FREE_TEXT_IN_DETAILS.items():
@@ -105,6 +135,9 @@ def audit_details(extra, masked: bool):
                 {**r, **{f: free_text(r[f], True) for f in fields if f in r}} if isinstance(r, dict) else r
                 for r in shown[key]
             ]
+    for key in FREE_TEXT_DETAILS_OF.get(object_type, ()):
+        if isinstance(shown.get(key), str):
+            shown[key] = free_text(shown[key], True)
     return shown
 
 

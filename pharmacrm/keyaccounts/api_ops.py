@@ -27,7 +27,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from pharmacrm.core import access, viewsets
+from pharmacrm.core import access, personal, viewsets
 from pharmacrm.core.api_utils import (
     DateField,
     HasCapability,
@@ -209,6 +209,11 @@ class MeetingActionSerializer(ModelSerializer):
         fields = ["id", "meeting", "title", "owner", "owner_name", "due_date", "done", "done_at", "overdue", "version"]
         read_only_fields = fields
 
+    def to_representation(self, instance):
+        """As stored, with the contact details typed in its free text masked for a reader who sees personal data
+        masked (personal.FREE_TEXT_OF), as the key-account pages show it."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "keyaccounts.meetingaction")
+
     def get_done(self, obj) -> bool:
         return obj.done_at is not None
 
@@ -227,6 +232,11 @@ class MeetingSerializer(ModelSerializer):
         fields = ["id", "account", "held_at", "title", "attendees", "minutes", "created_by", "created_at",
                   "before_listing", "actions"]  # fmt: skip
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        """As stored, with the contact details typed in its free text masked for a reader who sees personal data
+        masked (personal.FREE_TEXT_OF), as the key-account pages show it."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "keyaccounts.meeting")
 
     def get_before_listing(self, obj) -> bool:
         return services.held_before_listing(obj)
@@ -414,6 +424,11 @@ class TrialSerializer(ModelSerializer):
         fields = ["id", "account", "product", "product_name", "offered_on", "status", "notes", "created_by",
                   "version"]  # fmt: skip
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        """As stored, with the contact details typed in its free text masked for a reader who sees personal data
+        masked (personal.FREE_TEXT_OF), as the key-account pages show it."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "keyaccounts.trialoffer")
 
 
 class TrialCreateSerializer(Serializer):

@@ -19,7 +19,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from pharmacrm.core import access, audit, viewsets
+from pharmacrm.core import access, audit, personal, viewsets
 from pharmacrm.core.api_utils import (
     MAX_INT32,
     DateField,
@@ -210,7 +210,7 @@ class ProposalSerializer(ModelSerializer):
         read_only_fields = fields
 
     def to_representation(self, instance):
-        data = super().to_representation(instance)
+        data = personal.shown_fields(self.context, super().to_representation(instance), "keyaccounts.proposal")
         request = self.context.get("request")
         if request is None or not access.can(request.user, Cap.VIEW_PURCHASES):
             # the explanation's details show purchase figures: only for those who may see purchases
@@ -281,6 +281,11 @@ class PlanItemSerializer(ModelSerializer):
                   "progress_note", "completed_at", "overdue", "version"]  # fmt: skip
         read_only_fields = ["status", "progress", "progress_note", "completed_at", "overdue", "version"]
 
+    def to_representation(self, instance):
+        """As stored, with the contact details typed in its free text masked for a reader who sees personal data
+        masked (personal.FREE_TEXT_OF), as the key-account pages show it."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "keyaccounts.planitem")
+
     def get_overdue(self, obj) -> bool:
         return services.item_overdue(obj)
 
@@ -311,6 +316,11 @@ class PlanSerializer(ModelSerializer):
                   "created_at", "submitted_at", "decided_by", "decided_at", "decision_comment", "signature", "items",
                   "version"]  # fmt: skip
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        """As stored, with the contact details typed in its free text masked for a reader who sees personal data
+        masked (personal.FREE_TEXT_OF), as the key-account pages show it."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "keyaccounts.serviceplan")
 
 
 # A plan or an item as GET answers it may be sent back with a field changed: what only GET shows is ignored.

@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext, ngettext_lazy
 
-from pharmacrm.core import access, audit, dueclock, signatures, uploads
+from pharmacrm.core import access, audit, dueclock, personal, signatures, uploads
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Counter, Team, User
@@ -1403,6 +1403,7 @@ def update_progress(user, item: PlanItem, *, status: str, progress: int | None =
     if errors:
         raise ValidationError(errors)
     # the note is part of the report: the one it replaces stays in the audit trail (as a trial offer's notes do)
+    note = personal.restore_free_text(user, {"progress_note": note}, item, ("progress_note",))["progress_note"]
     before = {"status": item.status, "progress": item.progress, "progress_note": item.progress_note}
     after = {
         "status": status,
@@ -2492,6 +2493,9 @@ def edit_action(user, action: MeetingAction, *, title: str, owner, due_date, ver
         raise ValidationError(_("This action item is done: reopen it to change it."))
     _check_version(action, version)
     errors: dict[str, list[str]] = {}
+    # an owner shown the text with its contact details masked (the page's form, a GET then PATCH) sends the masks
+    # back: each is put back as stored, never saved in place of the real number or address
+    title = personal.restore_free_text(user, {"title": title}, action, ("title",))["title"]
     title = _clean(title, 200)
     if not title:
         errors["title"] = [_("Give the action a title.")]
@@ -2618,6 +2622,7 @@ def update_trial(
     _check_version(trial, version)
     if status not in TrialStatus.values:
         raise ValidationError({"status": [_("Choose a status.")]})
+    notes = personal.restore_free_text(user, {"notes": notes}, trial, ("notes",))["notes"]  # masks shown: as stored
     before = {"status": trial.status, "notes": trial.notes}
     after = {"status": status, "notes": _clean(notes) if notes else trial.notes}
     changes = audit.diff(before, after)  # the notes replaced stay in the trail

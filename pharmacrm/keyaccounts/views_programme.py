@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import access, audit, downloads
+from pharmacrm.core import access, audit, downloads, personal
 from pharmacrm.core.models import AuditEntry, User
 from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
 from pharmacrm.customers import normalise
@@ -603,6 +603,7 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
     earlier = list(services.before_listing(account.meetings.all()).prefetch_related("actions__owner")
                    .select_related("created_by"))  # fmt: skip
     edit_pk, edit_form = forms.get("action_edit", (None, None))
+    masked = personal.masks_free_text(user)  # contact details in the actions and trials' notes: masked, kept on saving
     for meeting in meetings + earlier:
         meeting.account = account
         for act in meeting.actions.all():
@@ -613,8 +614,8 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
             if active and writer and record and act.done_at is None:
                 act.edit_form = edit_form if act.pk == edit_pk else ActionEditForm(
                     account=account, prefix=f"action{act.pk}",
-                    initial={"title": act.title, "owner": act.owner_id, "due_date": act.due_date,
-                             "version": act.version})  # fmt: skip
+                    initial={"title": personal.free_text(act.title, masked), "owner": act.owner_id,
+                             "due_date": act.due_date, "version": act.version})  # fmt: skip
     ctx["meetings"] = meetings
     ctx["meetings_before_listing"] = earlier
     # the cadence: the last meeting, when the next is due, whether that day is near or passed (services.meeting_due)
@@ -658,7 +659,8 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
                 # the notes it would replace, to keep or correct (empty, saving the answer wiped the offer's)
                 else TrialUpdateForm(
                     prefix=f"trial{trial.pk}",
-                    initial={"status": trial.status, "notes": trial.notes, "version": trial.version},
+                    initial={"status": trial.status, "notes": personal.free_text(trial.notes, masked),
+                             "version": trial.version},
                 )
             )
     ctx["trials"] = trials

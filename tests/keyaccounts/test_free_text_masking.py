@@ -1,0 +1,123 @@
+"""Contact details typed into what a key-account team writes (a proposal's reason, a service plan's goals, a service
+meeting's attendees, minutes and action items, a trial offer's notes) were shown in clear to the roles that see
+personal data masked (agent, expert, support, after-sales, analyst, auditor), though a customer's own notes were
+masked: they are masked alike on the pages, in the API and in the audit trail; what is stored is not changed, and the
+roles that see personal data read them as typed."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from pharmacrm.keyaccounts import services
+from pharmacrm.keyaccounts.models import MeetingAction, ServicePlan
+
+from .programme_fixtures import *  # noqa: F403  (fixtures)
+
+pytestmark = pytest.mark.django_db
+
+REASON = "院办联系人王主任 139-1234-5678"
+MINUTES = "药剂科邮箱li.na@example.com，会后发材料"
+ACTION = "回电王主任 13912345678"
+CLEAR = ("139-1234-5678", "13912345678", "li.na@example.com")
+
+
+def _clear_in(text: str) -> bool:
+    return any(v in text for v in CLEAR)
+
+
+@pytest.fixture
+def written(users, xiehe, staffed):
+    """协和's key account, proposed with a reason holding a number, its plan's goals, a meeting's minutes and action."""
+    account = staffed(xiehe)
+    account.proposals.update(reason=REASON)  # the listing proposal's reason, as the analyst typed it
+    kam = users["kam"]
+    plan = services.start_plan(kam, account, goals="对接人 139-1234-5678")
+    meeting = services.record_meeting(
+        kam, account,
+        {"held_at": timezone.now().replace(second=0, microsecond=0), "title": "季度沟通会", "minutes": MINUTES,
+         "attendees": "王主任 13912345678"},
+        [{"title": ACTION, "owner": users["expert"], "due_date": timezone.localdate() + dt.timedelta(days=7)}],
+    )  # fmt: skip
+    return account, plan, meeting
+
+
+@pytest.mark.parametrize("role", ["expert", "analyst", "auditor"])
+def test_the_account_and_proposal_pages_mask_contact_details_for_roles_that_see_personal_data_masked(
+    client_for, written, role
+):
+    account, _plan, _meeting = written
+    client = client_for(role)
+    page = client.get(f"/keyaccounts/{account.pk}/").content.decode()
+    assert "139****5678" in page and "l***@example.com" in page and not _clear_in(page)
+    proposal = account.proposals.get()
+    page = client.get(f"/keyaccounts/proposals/{proposal.pk}/").content.decode()
+    assert "王主任 139****5678" in page and not _clear_in(page)
+
+
+def test_roles_that_see_personal_data_read_them_as_typed(client_for, written):
+    account, _plan, _meeting = written
+    page = client_for("kam").get(f"/keyaccounts/{account.pk}/").content.decode()
+    assert "对接人 139-1234-5678" in page and MINUTES in page and ACTION in page
+    proposal = account.proposals.get()
+    assert REASON in client_for("manager").get(f"/keyaccounts/proposals/{proposal.pk}/").content.decode()
+
+
+def test_the_api_masks_them_for_roles_that_see_personal_data_masked(api_client, written):
+    account, plan, meeting = written
+    analyst, kam = api_client("analyst"), api_client("kam")
+    proposal = account.proposals.get()
+    assert analyst.get(f"/api/v1/keyaccounts/proposals/{proposal.pk}/").json()["reason"] == "院办联系人王主任 139****5678"
+    assert kam.get(f"/api/v1/keyaccounts/proposals/{proposal.pk}/").json()["reason"] == REASON
+    assert analyst.get(f"/api/v1/keyaccounts/plans/{plan.pk}/").json()["goals"] == "对接人 139****5678"
+    shown = api_client("expert").get(f"/api/v1/keyaccounts/meetings/{meeting.pk}/").json()
+    assert shown["minutes"] == "药剂科邮箱l***@example.com，会后发材料"
+    assert shown["attendees"] == "王主任 139****5678" and shown["actions"][0]["title"] == "回电王主任 139****5678"
+    action = MeetingAction.objects.get(meeting=meeting)
+    assert api_client("auditor").get(f"/api/v1/keyaccounts/meeting-actions/{action.pk}/").json()["title"] == (
+        "回电王主任 139****5678")
+    assert kam.get(f"/api/v1/keyaccounts/meetings/{meeting.pk}/").json()["minutes"] == MINUTES
+    assert ServicePlan.objects.get(pk=plan.pk).goals == "对接人 139-1234-5678"  # nothing stored is changed
+
+
+def test_the_audit_trail_masks_them_for_the_auditor(client_for, api_client, users, written):
+    _account, _plan, meeting = written
+    action = MeetingAction.objects.get(meeting=meeting)
+    services.edit_action(users["kam"], action, title="回电李医生 13800138000", owner=users["expert"],
+                         due_date=action.due_date, version=action.version)  # fmt: skip
+    query = {"object_type": "keyaccounts.meetingaction", "object_id": action.pk}
+    page = client_for("auditor").get("/accounts/audit/", query).content.decode()
+    assert "139****5678" in page and "138****8000" in page
+    assert "13912345678" not in page and "13800138000" not in page
+    rows = api_client("auditor").get("/api/v1/audit/", query).json()["results"]
+    assert rows and all("13800138000" not in str(r) and "13912345678" not in str(r) for r in rows)
+    assert "13800138000" in client_for("admin").get("/accounts/audit/", query).content.decode()
+
+
+def test_an_action_owner_shown_the_masks_keeps_the_real_details_when_saving_them_back(client_for, api_client, users,
+                                                                                      written):  # fmt: skip
+    """The product expert edits the meeting's actions (a team member records meetings): the form and the API show
+    the text masked, and saving the masks back (with another due date) keeps the stored number."""
+    account, _plan, meeting = written
+    action = MeetingAction.objects.get(meeting=meeting)
+    expert = client_for("expert")
+    response = expert.get(f"/keyaccounts/{account.pk}/")
+    form = next(a.edit_form for m in response.context["meetings"] for a in m.actions.all() if a.pk == action.pk)
+    assert form.initial["title"] == "回电王主任 139****5678"
+    later = action.due_date + dt.timedelta(days=3)
+    posted = expert.post(f"/keyaccounts/{account.pk}/meetings/actions/{action.pk}/edit/", {
+        f"action{action.pk}-title": form.initial["title"], f"action{action.pk}-owner": users["expert"].pk,
+        f"action{action.pk}-due_date": later.isoformat(), f"action{action.pk}-version": action.version})  # fmt: skip
+    assert posted.status_code == 302
+    action.refresh_from_db()
+    assert (action.title, action.due_date) == (ACTION, later)
+    api = api_client("expert")
+    shown = api.get(f"/api/v1/keyaccounts/meeting-actions/{action.pk}/").json()
+    answer = api.patch(f"/api/v1/keyaccounts/meeting-actions/{action.pk}/", {
+        "title": shown["title"] + "（已约）", "owner": shown["owner"], "due_date": shown["due_date"],
+        "version": shown["version"]}, format="json")  # fmt: skip
+    assert answer.status_code == 200, answer.content
+    action.refresh_from_db()
+    assert action.title == ACTION + "（已约）"
