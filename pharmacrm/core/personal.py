@@ -63,6 +63,8 @@ FREE_TEXT_OF = {
     "keyaccounts.planitem": ("progress_note",),
     "keyaccounts.meeting": ("attendees", "minutes"),
     "keyaccounts.meetingaction": ("title",),
+    # a lifecycle stage task's note (what was done) and why it was skipped
+    "engagement.stagetask": ("note", "reason"),
 }
 
 # records named in the audit trail by their free text (an interaction by its subject, a ticket by its number and
@@ -118,8 +120,9 @@ def audit_changes(object_type: str, changes, masked: bool):
 # detail key → their free text (a consent's evidence: 短信回复"同意"，来自139…). The record they were written about is
 # gone, so they are masked by what they are, not by the live object
 FREE_TEXT_IN_DETAILS = {"consents": ("evidence",)}
-# free text an entry keeps as a detail of its record: a proposal's decision comment (keyaccounts.services.decide)
-FREE_TEXT_DETAILS_OF = {"keyaccounts.proposal": ("comment",)}
+# free text an entry keeps as a detail of its record: a proposal's decision comment (keyaccounts.services.decide), why
+# a stage task was skipped (engagement.playbook.skip)
+FREE_TEXT_DETAILS_OF = {"keyaccounts.proposal": ("comment",), "engagement.stagetask": ("reason",)}
 
 
 def audit_details(object_type: str, extra, masked: bool):

@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from pharmacrm.core import viewsets
+from pharmacrm.core import personal, viewsets
 from pharmacrm.core.api_utils import (
     HasCapability,
     IntegerFilter,
@@ -91,6 +91,11 @@ class StageTaskSerializer(Serializer):
     version = serializers.IntegerField()
     created_at = serializers.DateTimeField()
 
+    def to_representation(self, instance):
+        """The note and the reason with the contact details typed in them masked for a reader who sees personal data
+        masked, as the stage task list shows them."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "engagement.stagetask")
+
     def get_customer_name(self, obj) -> str:
         customer = obj.institution if obj.institution_id else obj.person
         return customer.name if customer else ""
@@ -164,7 +169,7 @@ class StageTaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         except DjangoValidationError as e:
             raise _api_errors(e) from None
         task = self.get_queryset().get(pk=task.pk)
-        return Response(StageTaskSerializer(task).data)
+        return Response(StageTaskSerializer(task, context=self.get_serializer_context()).data)
 
     @extend_schema(tags=["interactions"], request=StageTaskDoneSerializer, responses={
         200: StageTaskSerializer, 400: OpenApiResponse(description="The task is not open, or a bad field."),

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import access, audit, downloads
+from pharmacrm.core import access, audit, downloads, personal
 from pharmacrm.core.form_saves import SENT_AGAIN
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.local_urls import is_local
@@ -204,13 +204,15 @@ def stage_tasks_export(request):
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     kinds = dict(StageActionKind.choices)
+    masked = personal.masks_free_text(user)  # the reason and the note as the list shows them: contact details masked
     for t in qs:
         c = t.institution if t.institution_id else t.person
         downloads.append_row(sheet, [
             c.name, c.code, playbook.stage_label(t.stage), t.action.label, str(kinds.get(t.action.kind, "")),
             (t.owner.display_name or t.owner.username) if t.owner_id else None, t.due_on, t.get_status_display(),
             _("yes") if t.status == TS.OPEN and t.due_on and t.due_on < today else None,
-            timezone.localtime(t.done_at).replace(tzinfo=None) if t.done_at else None, t.reason or None, t.note or None,
+            timezone.localtime(t.done_at).replace(tzinfo=None) if t.done_at else None, personal.free_text(t.reason, masked) or None,
+            personal.free_text(t.note, masked) or None,
             _("yes") if t.due_provisional else None,
         ])  # fmt: skip
     content = downloads.workbook_bytes(book)
