@@ -65,6 +65,8 @@ FREE_TEXT_OF = {
     "keyaccounts.meetingaction": ("title",),
     # a lifecycle stage task's note (what was done) and why it was skipped
     "engagement.stagetask": ("note", "reason"),
+    # a loyalty referral's note, a cooperation project's acceptance remarks and checks, market intelligence
+    "loyalty.referral": ("note",),
 }
 
 # records named in the audit trail by their free text (an interaction by its subject, a ticket by its number and

@@ -12,7 +12,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from pharmacrm.core import viewsets
+from pharmacrm.core import personal, viewsets
 from pharmacrm.core.api_schema import ERRORS, STALE, YUAN
 from pharmacrm.core.api_utils import (
     HasCapability,
@@ -385,6 +385,10 @@ class LoyaltyReferralSerializer(Serializer):
     note = serializers.CharField(read_only=True)
     status = serializers.ChoiceField(choices=ReferralStatus.choices, read_only=True)
     converted_month = serializers.DateField(read_only=True, allow_null=True)
+
+    def to_representation(self, instance):
+        """The note with the contact details typed in it masked for a reader who sees personal data masked."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "loyalty.referral")
 
     def _in_scope(self, obj) -> bool:
         if not hasattr(obj, "referred_in_scope"):
