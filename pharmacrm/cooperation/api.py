@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from pharmacrm.core import viewsets
+from pharmacrm.core import personal, viewsets
 from pharmacrm.core.api_schema import ERRORS, STALE, YUAN
 from pharmacrm.core.api_utils import (
     HasCapability,
@@ -63,6 +63,11 @@ class CheckSerializer(Serializer):
     problems = serializers.CharField(read_only=True)
     measures = serializers.CharField(read_only=True)
 
+    def to_representation(self, instance):
+        """The problems and measures with the contact details typed in them masked for a reader who sees personal
+        data masked, as the project page shows them."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "cooperation.check")
+
 
 class AcceptanceSerializer(Serializer):
     id = serializers.IntegerField(read_only=True)
@@ -72,6 +77,10 @@ class AcceptanceSerializer(Serializer):
     remarks = serializers.CharField(read_only=True)
     accepted_by = serializers.CharField(read_only=True)
     attachment_name = serializers.CharField(read_only=True)
+
+    def to_representation(self, instance):
+        """The remarks with the contact details typed in them masked for a reader who sees personal data masked."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "cooperation.acceptance")
 
 
 class PaymentSerializer(Serializer):
@@ -229,7 +238,8 @@ class _CooperationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixi
 
     def _answer(self, obj, code=status.HTTP_200_OK):
         obj = self.get_queryset().get(pk=obj.pk)
-        return versioned(Response(self.serializer_class(obj).data, status=code), obj)
+        answer = self.serializer_class(obj, context=self.get_serializer_context())  # its reader: free text masked or not
+        return versioned(Response(answer.data, status=code), obj)
 
     @extend_schema(tags=TAGS)
     def list(self, request, *args, **kwargs):

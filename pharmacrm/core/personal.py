@@ -67,6 +67,8 @@ FREE_TEXT_OF = {
     "engagement.stagetask": ("note", "reason"),
     # a loyalty referral's note, a cooperation project's acceptance remarks and checks, market intelligence
     "loyalty.referral": ("note",),
+    "cooperation.acceptance": ("remarks",),
+    "cooperation.check": ("problems", "measures"),
 }
 
 # records named in the audit trail by their free text (an interaction by its subject, a ticket by its number and
