@@ -69,11 +69,13 @@ FREE_TEXT_OF = {
     "loyalty.referral": ("note",),
     "cooperation.acceptance": ("remarks",),
     "cooperation.check": ("problems", "measures"),
+    "market.intelligence": ("title", "content", "source"),
+    "market.presence": ("note",),
 }
 
 # records named in the audit trail by their free text (an interaction by its subject, a ticket by its number and
 # subject): the name is masked as the text is
-NAMED_BY_FREE_TEXT = ("engagement.interaction", "servicedesk.ticket", "keyaccounts.meetingaction")
+NAMED_BY_FREE_TEXT = ("engagement.interaction", "servicedesk.ticket", "keyaccounts.meetingaction", "market.intelligence")
 
 
 def masks_for(context: dict) -> bool:

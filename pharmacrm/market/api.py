@@ -11,7 +11,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from pharmacrm.core import access, viewsets
+from pharmacrm.core import access, personal, viewsets
 from pharmacrm.core.api_schema import ERRORS, STALE, YUAN
 from pharmacrm.core.api_utils import (
     HasCapability,
@@ -120,6 +120,10 @@ class PresenceSerializer(Serializer):
     recorded_by = serializers.IntegerField(source="recorded_by_id", read_only=True, allow_null=True)
     created_at = serializers.DateTimeField(read_only=True)
 
+    def to_representation(self, instance):
+        """The note with the contact details typed in it masked for a reader who sees personal data masked."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "market.presence")
+
 
 class PresenceWriteSerializer(Serializer):
     institution = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The customer's id.")
@@ -145,6 +149,11 @@ class IntelligenceSerializer(Serializer):
     customers = serializers.SerializerMethodField(help_text="The customers it concerns that you may see.")
     created_by = serializers.IntegerField(source="created_by_id", read_only=True, allow_null=True)
     version = serializers.IntegerField(read_only=True)
+
+    def to_representation(self, instance):
+        """The title, text and source with the contact details typed in them masked for a reader who sees personal
+        data masked, as the pages show them; masks sent back in a change are put back as stored."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "market.intelligence")
 
     def get_competitor_products(self, obj) -> list[int]:
         return sorted(p.pk for p in obj.competitor_products.all())
@@ -328,7 +337,7 @@ class PresenceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         if institution is None:
             raise NotFound()
         presence = services.record_presence(request.user, institution, data)
-        return Response(PresenceSerializer(self.get_queryset().get(pk=presence.pk)).data, status=status.HTTP_201_CREATED)
+        return Response(PresenceSerializer(self.get_queryset().get(pk=presence.pk), context=self.get_serializer_context()).data, status=status.HTTP_201_CREATED)
 
 
 class IntelligenceFilter(django_filters.FilterSet):

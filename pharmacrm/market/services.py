@@ -14,7 +14,7 @@ from django.db.models import OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, personal
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.numbers import typed_decimal
@@ -506,6 +506,9 @@ def update_intelligence(user, item: Intelligence, data: dict, version=None) -> I
     if not may_change_intelligence(user, item):
         raise _denied()
     _check_version(item, version)
+    # an editor shown the title, text and source with their contact details masked (the edit form, a GET then PATCH)
+    # sends the masks back: each is put back as stored, never saved in place of the real number or address
+    data = personal.restore_free_text(user, data, item, personal.FREE_TEXT_OF["market.intelligence"])
     before = _snapshot(item)
     values = clean_intelligence(user, {**before, **data}, current=item)
     changes = {k: [_plain(before[k]), _plain(v)] for k, v in values.items() if _plain(before[k]) != _plain(v)}

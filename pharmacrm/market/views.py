@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import access, audit, downloads
+from pharmacrm.core import access, audit, downloads, personal
 from pharmacrm.core.form_saves import SENT_AGAIN, save_form, save_new_form
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
@@ -292,6 +292,8 @@ def _intel_form_page(request, item: Intelligence | None):
     initial = {"importance": "normal", "customers": linked, "happened_on": timezone.localdate().isoformat()}
     if item is not None:
         initial = {f: getattr(item, f) for f in services.INTEL_FIELDS if f not in services.RELATIONS}
+        masked = personal.masks_free_text(request.user)  # contact details in the texts: masked, put back on saving
+        initial.update({f: personal.free_text(initial[f], masked) for f in personal.FREE_TEXT_OF["market.intelligence"]})
         initial["happened_on"] = item.happened_on.isoformat()
         for f in services.RELATIONS:
             initial[f] = [str(o.pk) for o in getattr(item, f).all()]
@@ -314,7 +316,7 @@ def _intel_form_page(request, item: Intelligence | None):
             messages.success(request, _("Saved."))
             return redirect("market:intelligence", outcome.result.pk)
         status = outcome.status
-    title = item.title if item else _("New market intelligence")
+    title = personal.free_text(item.title, personal.masks_free_text(request.user)) if item else _("New market intelligence")
     return render(request, "market/form.html", {"form": form, "obj": item, "title": title}, status=status)
 
 
