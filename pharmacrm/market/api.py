@@ -349,11 +349,14 @@ class IntelligenceFilter(django_filters.FilterSet):
     customer = IntegerFilter(field_name="customers", min_value=1, max_value=MAX_ID)
     happened_from = django_filters.DateFilter(field_name="happened_on", lookup_expr="gte")
     happened_to = django_filters.DateFilter(field_name="happened_on", lookup_expr="lte")
-    q = django_filters.CharFilter(field_name="title", lookup_expr="icontains", label="In the title.")
+    q = django_filters.CharFilter(method="filter_q", label="In the title (as you read it: not inside a masked number).")
 
     class Meta:
         model = Intelligence
         fields: list[str] = []
+
+    def filter_q(self, qs, name, value):
+        return personal.search_as_shown(getattr(self.request, "user", None), qs, ("title",), value)
 
 
 class IntelligenceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,

@@ -13,7 +13,6 @@ from decimal import Decimal
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
@@ -259,7 +258,7 @@ def _intel_filtered(user, params):
         d = form.cleaned_data
         if d.get("q"):
             q = d["q"].strip()
-            qs = qs.filter(Q(title__icontains=q) | Q(content__icontains=q))
+            qs = personal.search_as_shown(user, qs, ("title", "content"), q)  # not inside a masked number
         for key, field in (("kind", "kind"), ("province", "province"), ("importance", "importance")):
             if d.get(key):
                 qs = qs.filter(**{field: d[key]})

@@ -97,3 +97,16 @@ def test_a_presence_notes_contact_details_are_masked_for_roles_that_see_personal
     assert [r["note"] for r in api_for("analyst").get("/api/v1/market/presence/").json()["results"]] == [
         "药剂科王主任 139****5678 说在用"]  # fmt: skip
     assert "139-1234-5678" in client_for("kam").get(f"/market/products/{product.pk}/").content.decode()
+
+
+def test_a_search_does_not_confirm_the_hidden_digits_to_a_masked_reader(client_for, api_for, intel):  # noqa: F811
+    """The analyst reads 线人王主任 139****5678: searching 1391234 found the item, telling them the hidden digits."""
+    for q in ("1391234", "li.na@"):
+        assert TITLE[:4] not in client_for("analyst").get("/market/intelligence/", {"q": q}).content.decode(), q
+    assert api_for("analyst").get("/api/v1/market/intelligence/", {"q": "1391234"}).json()["results"] == []
+    # the digits they read are found, as is a word, and a reader who sees personal data finds the number
+    for q in ("5678", "集采传闻"):
+        assert "集采传闻" in client_for("analyst").get("/market/intelligence/", {"q": q}).content.decode(), q
+    assert len(api_for("analyst").get("/api/v1/market/intelligence/", {"q": "5678"}).json()["results"]) == 1
+    assert TITLE in client_for("kam").get("/market/intelligence/", {"q": "139-1234"}).content.decode()
+    assert len(api_for("manager").get("/api/v1/market/intelligence/", {"q": "139-1234"}).json()["results"]) == 1
