@@ -121,3 +121,28 @@ def test_an_action_owner_shown_the_masks_keeps_the_real_details_when_saving_them
     assert answer.status_code == 200, answer.content
     action.refresh_from_db()
     assert action.title == ACTION + "（已约）"
+
+
+def test_a_team_member_answering_a_trial_offer_keeps_the_notes_real_details(client_for, api_client, users, written):
+    """The trial's form offers the notes it would replace, masked for the product expert: saving them back with the
+    customer's answer kept 139****5678 in place of the number."""
+    from pharmacrm.servicedesk.models import Product
+
+    account, _plan, _meeting = written
+    product = Product.objects.create(brand_name="新药", generic_name="新药片", dosage_form="片剂", strength="10mg")
+    notes = "试用三个月，药剂科王主任 139-1234-5678"
+    trial = services.offer_trial(users["kam"], account, product=product, notes=notes)
+    expert = client_for("expert")
+    response = expert.get(f"/keyaccounts/{account.pk}/")
+    page = response.content.decode()
+    assert "王主任 139****5678" in page and "139-1234-5678" not in page
+    form = next(t.form for t in response.context["trials"] if t.pk == trial.pk)
+    posted = expert.post(f"/keyaccounts/{account.pk}/trials/{trial.pk}/", {
+        f"trial{trial.pk}-status": "accepted", f"trial{trial.pk}-notes": form.initial["notes"],
+        f"trial{trial.pk}-version": trial.version})  # fmt: skip
+    assert posted.status_code == 302
+    trial.refresh_from_db()
+    assert (trial.status, trial.notes) == ("accepted", notes)
+    assert api_client("expert").get(f"/api/v1/keyaccounts/trials/{trial.pk}/").json()["notes"] == (
+        "试用三个月，药剂科王主任 139****5678")
+    assert api_client("kam").get(f"/api/v1/keyaccounts/trials/{trial.pk}/").json()["notes"] == notes
