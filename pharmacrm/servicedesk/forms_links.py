@@ -20,6 +20,8 @@ from .forms import QueueFilterForm, handlers, impact_field
 
 NUMBER = re.compile(r"TK-\d{4}-\d{6}", re.IGNORECASE)
 PHONE = re.compile(r"[+\d][\d\s()-]{6,}(?:(?:转|ext\.?|x|#)\s*\d{1,6})?", re.IGNORECASE)
+# a subject that may hold a phone or ID card number (normalise.mask_contacts): three digits in a row, also full-width
+_CONTACT_LIKE = r"[0-9０-９]{3}"
 
 
 def typed(value: str) -> str:
@@ -44,7 +46,10 @@ class QueueSearchForm(QueueFilterForm):
         value = typed(value)
         return bool(NUMBER.fullmatch(value) or (PHONE.fullmatch(value) and len(normalise.phone(value)) >= 7))
 
-    def search_q(self, value: str) -> Q | None:
+    def search_q(self, value: str, user=None) -> Q | None:
+        """The tickets the search box finds. A phone number looked up by a `user` who sees personal data masked is
+        audited and limited an hour (customers.search.check_contact_look_up: PermissionDenied beyond); words of
+        the subject are searched as that user sees the subject (`shown_words_q`)."""
         value = (value or "").strip()
         if not value:
             return None
@@ -53,6 +58,10 @@ class QueueSearchForm(QueueFilterForm):
             return Q(number=plain.upper())
         digits = normalise.phone(plain)
         if PHONE.fullmatch(plain) and len(digits) >= 7:
+            if user is not None:
+                from pharmacrm.customers.search import check_contact_look_up
+
+                check_contact_look_up(user, plain)
             # a caller's earlier tickets by their phone: the caller's own number (blind index), or the phone
             # of the person or institution the ticket is on — a merged-away record's phone, the record it was
             # merged into, which holds its tickets now (as the customer search does)
@@ -72,11 +81,40 @@ class QueueSearchForm(QueueFilterForm):
                 if merged_into:
                     found |= Q(**{f"{field}__in": merged_into})
             return found
-        found = Q(subject__icontains=value)
-        simplified = normalise.simplified(value)
-        if simplified != value:  # typed in Traditional characters (膠囊破損): the subjects written in Simplified too
-            found |= Q(subject__icontains=simplified)
+        found = Q()
+        for term in self.terms(value):
+            found |= Q(subject__icontains=term)
         return found
+
+    @staticmethod
+    def terms(value: str) -> list[str]:
+        """The words searched in subjects: as typed, and in Simplified characters when typed in Traditional ones
+        (膠囊破損: the subjects written in Simplified too)."""
+        value = (value or "").strip()
+        simplified = normalise.simplified(value)
+        return [value] if simplified == value else [value, simplified]
+
+    def is_words(self, value: str) -> bool:
+        """Whether `value` searches the words of subjects (not a ticket number or a phone look-up)."""
+        return bool((value or "").strip()) and not self.is_lookup(value)
+
+    @classmethod
+    def shown_words_q(cls, tickets, value: str) -> Q:
+        """For a user who sees personal data masked: of `tickets` (those the user may see, in the queue shown), the
+        ones whose subject holds the words as the user sees it — with the phone numbers, e-mail addresses and ID
+        card numbers in it masked (normalise.mask_contacts). A part of a masked number (6 digits of 138****5678)
+        found in the stored subject told the hidden digits by which tickets came up. Only subjects that may hold a
+        contact detail (3 digits in a row, an @) are read to check (one query, the subjects the search found)."""
+        terms = cls.terms(value)
+        found, maybe = Q(), Q(subject__contains="@") | Q(subject__contains="＠") | Q(subject__regex=_CONTACT_LIKE)
+        for term in terms:
+            found |= Q(subject__icontains=term)
+        folded = [t.casefold() for t in terms]
+        shown = [
+            pk for pk, subject in tickets.filter(found).filter(maybe).values_list("pk", "subject").iterator()
+            if any(t in normalise.mask_contacts(subject).casefold() for t in folded)
+        ]  # fmt: skip
+        return (found & ~maybe) | Q(pk__in=shown)
 
 
 class TicketNumberField(forms.CharField):
