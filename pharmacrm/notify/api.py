@@ -126,7 +126,7 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def list(self, request, *args, **kwargs):
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
-        rows = list(page if page is not None else queryset)
+        rows = services.shown_to(request.user, page if page is not None else queryset)
         # the texts the reader may no longer read, for the whole page at once
         context = {**self.get_serializer_context(), "withheld": services.withheld(request.user, rows)}
         data = NotificationSerializer(rows, many=True, context=context).data

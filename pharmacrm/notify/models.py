@@ -14,11 +14,13 @@ from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext
 
 from pharmacrm.core.deferred import thaw
 from pharmacrm.core.fields import EncryptedTextField
+from pharmacrm.customers.normalise import mask_contacts
 
 
 class Notification(models.Model):
@@ -50,17 +52,30 @@ class Notification(models.Model):
 
     @property
     def shown_title(self) -> str:
-        """The title in the reader's (the active) language."""
+        """The title in the reader's (the active) language, as the reader may see it (`masked`)."""
         return self._shown("title")[:200]
 
     @property
     def shown_body(self) -> str:
         return self._shown("body")
 
+    @cached_property
+    def masked(self) -> bool:
+        """Whether the reader — the recipient, the only one who reads a notification — sees personal data masked
+        (an agent, an analyst …): a ticket's subject in the title or text, as a customer typed it (请回电 138 0013
+        8000), is then shown with its contact details masked (normalise.mask_contacts), on the page, in the API and
+        in a notice about it, also in notifications stored before; the e-mails mask them for everyone. What is
+        stored is not changed. Pages and lists set it once for all their rows (services.shown_to)."""
+        from pharmacrm.core import personal
+
+        return personal.masks_free_text(self.recipient)
+
     def _shown(self, part: str) -> str:
         if isinstance(self.spec, dict) and part in self.spec:
-            return thaw(self.spec[part])
-        return getattr(self, part)
+            text = thaw(self.spec[part])
+        else:
+            text = getattr(self, part)
+        return mask_contacts(text) if text and self.masked else text
 
 
 class WebhookEndpoint(models.Model):

@@ -368,6 +368,18 @@ def closed_to(user, notes: Iterable[Notification]) -> set[int]:
     return closed
 
 
+def shown_to(user, notes: Iterable[Notification]) -> list[Notification]:
+    """`notes` (the reader's own) made ready to show to `user`: their titles and texts with the contact details in
+    them masked when the reader sees personal data masked (Notification.masked), decided once for them all."""
+    from pharmacrm.core import personal
+
+    notes = list(notes)
+    masked = personal.masks_free_text(user)
+    for note in notes:
+        note.masked = masked
+    return notes
+
+
 def withheld(user, notes: Iterable[Notification]) -> set[int]:
     """The ids of those of `notes` whose text the reader may no longer read: what they are about is out of
     their reach now, or it is a flag's notice with the customer's words (which may name the patient) and the

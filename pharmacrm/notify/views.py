@@ -44,7 +44,7 @@ def inbox(request):
         qs = qs.filter(read_at__isnull=True)
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     hidden = services.withheld(request.user, page.object_list)  # a patient's words after leaving PV …
-    for note in page.object_list:
+    for note in services.shown_to(request.user, page.object_list):  # a ticket's subject masked for an agent
         note.text = "" if note.pk in hidden else note.shown_body
     # "Mark all read" marks what there was when the page was shown, not a notification that arrived since
     newest = Notification.objects.filter(recipient=request.user).order_by("-pk").values_list("pk", flat=True).first()
