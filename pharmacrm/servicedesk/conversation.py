@@ -61,6 +61,32 @@ def one_line(text: str) -> str:
     return " ".join((text or "").split())
 
 
+# the ticket's texts an agent who sees personal data masked is shown masked and may carry into a message (an answer
+# template's {subject}, a sentence copied from the description): each mask still in what they send is put back
+RESTORED_FROM = ("subject", "description")
+
+
+def restore_masks(user, ticket: Ticket, body: str) -> str:
+    """A message written by `user`, with each masked contact detail of the ticket's subject or description still in
+    it (`请回电 139****5678`, filled in by an answer template as the user was shown it) put back as stored, every time
+    it occurs (normalise.restore_contacts): the customer receives the real text, and a colleague who sees personal
+    data reads it. For a user who sees personal data, and for a text without masks, `body` as it is. What the user
+    typed is kept as typed, and the message is shown to them masked as the ticket's other texts are."""
+    from pharmacrm.core import personal
+    from pharmacrm.customers import normalise
+
+    if "*" not in (body or "") or not personal.masks_free_text(user):
+        return body
+    for field in RESTORED_FROM:
+        stored = getattr(ticket, field) or ""
+        for _time in range(body.count("*")):  # once per occurrence: {subject} used twice is put back twice
+            restored = normalise.restore_contacts(body, stored)
+            if restored == body:
+                break
+            body = restored
+    return body
+
+
 def _check_body(body: str) -> str:
     body = (body or "").strip()
     if not body:
@@ -79,7 +105,7 @@ def post_message(user, ticket: Ticket, *, kind: str, body: str, template=None, f
     services.require(user, Cap.HANDLE_TICKETS)
     if kind not in (MessageKind.REPLY, MessageKind.NOTE):
         raise ValidationError({"kind": [_("Choose a reply or an internal note.")]})
-    body = _check_body(body)
+    body = _check_body(restore_masks(user, ticket, body))
     files = list(files)
     for f in files:
         attachments.validate_upload(f)

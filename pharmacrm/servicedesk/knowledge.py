@@ -327,9 +327,17 @@ def _customer(ticket: Ticket, user) -> str:
     return _("customer")
 
 
+# placeholders filled with text a customer or an agent typed (请回电 138 0013 8000): for a user who sees personal data
+# masked, filled with its contact details masked, as the ticket page shows it; the message sent puts them back
+# (conversation.restore_masks), so the customer still reads the real text
+FREE_TEXT_PLACEHOLDERS = ("subject",)
+
+
 def values_for(ticket: Ticket, user) -> dict[str, str]:
+    from pharmacrm.core import personal
+
     received = timezone.localtime(ticket.received_at).strftime("%Y-%m-%d %H:%M") if ticket.received_at else ""
-    return {
+    values = {
         "customer": _customer(ticket, user),
         "ticket": ticket.number,
         "subject": ticket.subject,
@@ -338,12 +346,16 @@ def values_for(ticket: Ticket, user) -> dict[str, str]:
         "received_at": received,
         "batch": ticket.batch_number,
     }
+    masked = getattr(user, "is_authenticated", False) and personal.masks_free_text(user)  # as _customer reads it
+    return {**values, **{name: personal.free_text(values[name], masked) for name in FREE_TEXT_PLACEHOLDERS}}
 
 
 def render(template: AnswerTemplate, ticket: Ticket, user) -> str:
     """The template's text for this ticket: known placeholders filled in, unknown ones left visible. The
     few words it may add itself (“customer”) are in the template's language. An unidentified caller's name
-    filled in clear is a read of personal data, audited like the ticket page's and the API's."""
+    filled in clear is a read of personal data, audited like the ticket page's and the API's. For a user who sees
+    personal data masked the free text filled in (FREE_TEXT_PLACEHOLDERS) is masked — the composer, the preview
+    and the API's render never show it in clear; sending the reply puts the masks back (conversation.post_message)."""
     with translation.override(template.language or settings.LANGUAGE_CODE):
         values = values_for(ticket, user)
     used: set[str] = set()
