@@ -61,17 +61,19 @@ def one_line(text: str) -> str:
     return " ".join((text or "").split())
 
 
-# the ticket's texts an agent who sees personal data masked is shown masked and may carry into a message (an answer
-# template's {subject}, a sentence copied from the description): each mask still in what they send is put back
-RESTORED_FROM = ("subject", "description")
+# the ticket's text an answer template fills in masked for an agent who sees personal data masked
+# (knowledge.FREE_TEXT_PLACEHOLDERS: {subject}): each of its masks still in what they send is put back. Only the
+# subject: a reply's e-mail carries it in clear anyway ([TK-…] subject), to the ticket's address, which a masked
+# agent may change; the description's details put back would leave with a reply to whatever address they typed
+RESTORED_FROM = ("subject",)
 
 
 def restore_masks(user, ticket: Ticket, body: str) -> str:
-    """A message written by `user`, with each masked contact detail of the ticket's subject or description still in
-    it (`请回电 139****5678`, filled in by an answer template as the user was shown it) put back as stored, every time
-    it occurs (normalise.restore_contacts): the customer receives the real text, and a colleague who sees personal
-    data reads it. For a user who sees personal data, and for a text without masks, `body` as it is. What the user
-    typed is kept as typed, and the message is shown to them masked as the ticket's other texts are."""
+    """A message written by `user`, with each masked contact detail of the ticket's subject still in it
+    (`请回电 139****5678`, filled in by an answer template as the user was shown it) put back as stored, every time it
+    occurs (normalise.restore_contacts): the customer receives the real text, and a colleague who sees personal data
+    reads it. For a user who sees personal data, and for a text without masks, `body` as it is. What the user typed
+    is kept as typed, and the message is shown to them masked as the ticket's other texts are."""
     from pharmacrm.core import personal
     from pharmacrm.customers import normalise
 

@@ -25,7 +25,8 @@ BODY = "您好，关于您的来信「{subject}」（工单 {ticket}），我们
 
 @pytest.fixture
 def ticket(raise_ticket):
-    return raise_ticket(subject=SUBJECT, user="manager", reply_email="kehu@example.com")
+    return raise_ticket(subject=SUBJECT, user="manager", reply_email="kehu@example.com",
+                        description="身份证110101199003071234")  # fmt: skip
 
 
 @pytest.fixture
@@ -72,12 +73,14 @@ def test_a_masked_agent_gets_the_subject_masked_and_the_customer_the_real_text(
 def test_the_api_reply_puts_the_masks_back_and_keeps_what_was_typed(api_for, ticket, template):
     api = api_for("agent")
     body = api.get(f"/api/v1/answer-templates/{template.pk}/render/", {"ticket": ticket.pk}).json()["body"]
-    typed = body + " 另请拨打 138****0000"  # a mask of no detail of the ticket stays as typed
+    # a mask of no detail of the subject stays as typed, the description's too: a reply goes to the ticket's address,
+    # which the agent may change, and must not carry out what they may not read
+    typed = body + " 另请拨打 138****0000 身份证110***********1234"
     answer = api.post(f"/api/v1/tickets/{ticket.pk}/messages/", {"kind": "reply", "body": typed}, format="json")
     assert answer.status_code == 201, answer.content
     assert not _clear_in(str(answer.json()))  # answered as the agent reads it
     stored = TicketMessage.objects.get(ticket=ticket, kind="reply").body
-    assert stored == _filled(ticket, SUBJECT) + " 另请拨打 138****0000"
+    assert stored == _filled(ticket, SUBJECT) + " 另请拨打 138****0000 身份证110***********1234"
 
 
 @pytest.mark.parametrize("role", READERS)
