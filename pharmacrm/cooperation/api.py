@@ -16,6 +16,8 @@ from rest_framework.response import Response
 from pharmacrm.core import personal, viewsets
 from pharmacrm.core.api_schema import ERRORS, STALE, YUAN
 from pharmacrm.core.api_utils import (
+    AmountField,
+    DateField,
     HasCapability,
     IntegerFilter,
     NoWritesForReadOnlyRoles,
@@ -150,9 +152,9 @@ class AgreementWriteSerializer(Serializer):
     title = optional(serializers.CharField, allow_blank=True, max_length=200)
     company_signer = optional(serializers.CharField, allow_blank=True, max_length=100)
     customer_signer = optional(serializers.CharField, allow_blank=True, max_length=100)
-    start_date = optional(serializers.DateField)
-    end_date = optional(serializers.DateField, help_text="Not before the start.")
-    amount = optional(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
+    start_date = optional(DateField)
+    end_date = optional(DateField, help_text="Not before the start.")
+    amount = optional(AmountField, help_text=YUAN)
     terms = optional(serializers.CharField, allow_blank=True, max_length=20000)
     payment_terms = optional(serializers.CharField, allow_blank=True, max_length=5000)
     owner = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="A user's id; you by default.")
@@ -161,7 +163,7 @@ class AgreementWriteSerializer(Serializer):
 
 
 class SignSerializer(Serializer):
-    signed_date = optional(serializers.DateField)
+    signed_date = optional(DateField)
     signed_copy = serializers.FileField(required=False, help_text="PDF, PNG or JPEG, at most 20 MB.")
     version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
@@ -175,16 +177,16 @@ class ProjectWriteSerializer(Serializer):
     title = optional(serializers.CharField, allow_blank=True, max_length=200)
     goal = optional(serializers.CharField, allow_blank=True, max_length=5000)
     responsible = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Required: a user's id.")
-    start_date = optional(serializers.DateField)
-    end_date = optional(serializers.DateField)
-    budget = optional(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
+    start_date = optional(DateField)
+    end_date = optional(DateField)
+    budget = optional(AmountField, help_text=YUAN)
     version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
 
 class TaskWriteSerializer(Serializer):
     title = optional(serializers.CharField, allow_blank=True, max_length=200)
     owner = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
-    deadline = optional(serializers.DateField)
+    deadline = optional(DateField)
 
 
 class TaskProgressSerializer(Serializer):
@@ -196,14 +198,14 @@ class TaskProgressSerializer(Serializer):
 
 
 class CheckWriteSerializer(Serializer):
-    checked_on = optional(serializers.DateField)
+    checked_on = optional(DateField)
     progress = optional(serializers.IntegerField)
     problems = optional(serializers.CharField, allow_blank=True, max_length=5000)
     measures = optional(serializers.CharField, allow_blank=True, max_length=5000)
 
 
 class AcceptanceWriteSerializer(Serializer):
-    accepted_on = optional(serializers.DateField)
+    accepted_on = optional(DateField)
     result = optional(serializers.ChoiceField, choices=AcceptanceResult.choices)
     standards = optional(serializers.CharField, allow_blank=True, max_length=5000)
     remarks = optional(serializers.CharField, allow_blank=True, max_length=5000)
@@ -212,14 +214,14 @@ class AcceptanceWriteSerializer(Serializer):
 
 
 class DueWriteSerializer(Serializer):
-    amount_due = optional(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
-    settlement_due_date = optional(serializers.DateField)
+    amount_due = optional(AmountField, help_text=YUAN)
+    settlement_due_date = optional(DateField)
     version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
 
 class PaymentWriteSerializer(Serializer):
-    paid_on = optional(serializers.DateField)
-    amount = optional(serializers.DecimalField, max_digits=14, decimal_places=2, help_text=YUAN)
+    paid_on = optional(DateField)
+    amount = optional(AmountField, help_text=YUAN)
     invoice_number = optional(serializers.CharField, allow_blank=True, max_length=50)
 
 

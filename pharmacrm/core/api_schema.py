@@ -3,7 +3,7 @@ module would import DRF's settings)."""
 
 from __future__ import annotations
 
-from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 
@@ -42,6 +42,30 @@ class StrictRequestBodies(OpenApiSerializerExtension):
         if direction == "request" and self.target.refuse_unknown and schema.get("properties"):
             schema["additionalProperties"] = False
         return schema
+
+
+class TypedNumbers(OpenApiSerializerFieldExtension):
+    """A number read as typed (api_utils.TypedDecimalField, AmountField) takes a JSON number or text ("¥1,234.50",
+    "１，２３４．５"): the request says so, where DRF's decimal said a string of ASCII digits only and a client
+    validating against the schema refused what the API accepts. Answers are unchanged: a decimal string."""
+
+    target_class = "pharmacrm.core.api_utils.TypedDecimalField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        if direction != "request":
+            return schema
+        bounds = {key: schema[key] for key in ("minimum", "maximum") if key in schema}
+        marks = "".join(f" {mark}" for mark in self.target.marks)
+        return {
+            "oneOf": [
+                {"type": "number", **bounds},
+                {"type": "string", "minLength": 1, "maxLength": 1000, "example": "1,234.50",
+                 "description": "As typed: thousands separators, spaces, full-width digits" + (
+                     f" and{marks}" if marks else "") + " are read."},
+            ]
+        }  # fmt: skip
 
 
 _FIELD_ERRORS = {

@@ -12,10 +12,12 @@ from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
 from django.db.models import QuerySet, UniqueConstraint
 from django.http import Http404
 from django.utils.text import capfirst
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, filters, pagination, permissions, relations, serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -25,6 +27,7 @@ from rest_framework.validators import UniqueValidator
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import access, audit
+from .numbers import AMOUNT_MARKS, typed_decimal
 from .roles import Cap
 
 # Bounds for integers that reach SQL range look-ups: SQLite raises OverflowError beyond 64 bits.
@@ -250,23 +253,92 @@ class IntegerFilter(django_filters.NumberFilter):
 
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# a day as ERP systems and Excel export it: 2025-03-15, 2025/3/15, 2025.03.15, 2025年3月15日 (after NFKC, so that
+# full-width digits and separators are the ASCII ones; Arabic-Indic digits are not read)
+_TYPED_DATE = re.compile(r"([0-9]{4})([-/.])([0-9]{1,2})\2([0-9]{1,2})|([0-9]{4})年([0-9]{1,2})月([0-9]{1,2})日")
+DATE_FORMS = "YYYY-MM-DD, YYYY/MM/DD, YYYY.MM.DD, YYYY年M月D日"
+
+
+def typed_date(value: str) -> str | None:
+    """A day as typed or exported (see _TYPED_DATE), as YYYY-MM-DD — whether the calendar has it or not — else
+    None."""
+    text = re.sub(r"\s+", "", unicodedata.normalize("NFKC", value))
+    found = _TYPED_DATE.fullmatch(text)
+    if found is None:
+        return None
+    parts = found.groups()
+    year, month, day = (parts[0], parts[2], parts[3]) if parts[0] else parts[4:]
+    return f"{year}-{int(month):02d}-{int(day):02d}"
 
 
 class DateField(serializers.DateField):
-    """A date written YYYY-MM-DD. One written that way that the calendar lacks (2025-02-29, 2025-13-01) is
-    refused as a day that does not exist, not as a wrong format."""
+    """A day: YYYY-MM-DD, also as ERP systems and Excel export it (2025/03/15, 2025.3.15, 2025年3月15日, full-width
+    digits); answered as YYYY-MM-DD. One written that way that the calendar lacks (2025-02-29, 2025-13-01) is
+    refused as a day that does not exist, not as a wrong format; anything else by the forms it takes."""
+
+    default_error_messages = {
+        "invalid": gettext_lazy("Enter a date as YYYY-MM-DD (also accepted: YYYY/MM/DD, YYYY.MM.DD, YYYY年M月D日)."),
+    }
+    reads_typed_digits = True  # StrictInputMixin: full-width digits are read here, not refused
 
     def to_internal_value(self, value):
-        try:
-            return super().to_internal_value(value)
-        except exceptions.ValidationError:
-            if isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
-                raise exceptions.ValidationError(
-                    _("“%(value)s” is not a day of the calendar: check the month and the day.")
-                    % {"value": value.strip()},
-                    code="no_such_date",
-                ) from None
-            raise
+        if isinstance(value, str):
+            iso = typed_date(value)
+            if iso is None and not value.strip().isascii():
+                self.fail("invalid")
+            typed, value = value.strip(), iso or value.strip()
+            try:
+                return super().to_internal_value(value)
+            except exceptions.ValidationError:
+                if iso is not None:
+                    raise exceptions.ValidationError(
+                        _("“%(value)s” is not a day of the calendar: check the month and the day.")
+                        % {"value": typed[:40]},
+                        code="no_such_date",
+                    ) from None
+                raise
+        return super().to_internal_value(value)
+
+
+class TypedDecimalField(serializers.DecimalField):
+    """A number as people type it (core.numbers.typed_decimal): a JSON number, or text with thousands separators,
+    spaces, full-width digits and the field's unit `marks` (¥ / 元 of an amount, % of a share): "¥1,234.50",
+    "１，２３４．５", "1 234.50", "1234.5元". Anything else (1.2万, 1e3, Arabic-Indic digits) is refused with the
+    field's message."""
+
+    marks: tuple[str, ...] = ()
+    reads_typed_digits = True  # StrictInputMixin: full-width digits are read here, not refused
+    default_error_messages = {"invalid": gettext_lazy("Enter a number, such as 1234.5 or 1,234.50.")}
+
+    def __init__(self, *, marks: tuple[str, ...] | None = None, **kwargs):
+        if marks is not None:
+            self.marks = marks
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            self.fail("invalid")
+        if isinstance(data, str):
+            if len(data) > self.MAX_STRING_LENGTH:
+                self.fail("max_string_length")
+            number = typed_decimal(data, *self.marks)
+            if number is None:
+                self.fail("invalid")
+            data = str(number)
+        return super().to_internal_value(data)
+
+
+class AmountField(TypedDecimalField):
+    """An amount in yuan: "¥1,234.50", "1234.5元", "１，２３４．５" or a JSON number. Two decimal places unless
+    told otherwise."""
+
+    marks = AMOUNT_MARKS
+    default_error_messages = {"invalid": gettext_lazy("Enter an amount in yuan, such as 1234.50 or ¥1,234.50.")}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_digits", 14)
+        kwargs.setdefault("decimal_places", 2)
+        super().__init__(**kwargs)
 
 
 class SafeDateTimeField(serializers.DateTimeField):
@@ -322,7 +394,7 @@ def foreign_digits(field, value):
             if (found := foreign_digits(field, item)) is not None:
                 return found
         return None
-    if not isinstance(value, str) or value.isascii():
+    if not isinstance(value, str) or value.isascii() or getattr(field, "reads_typed_digits", False):
         return None
     if isinstance(field, relations.PrimaryKeyRelatedField) or isinstance(field, serializers.IntegerField):
         return [exceptions.ErrorDetail(_("A valid integer is required."), code="invalid")]
@@ -428,7 +500,14 @@ class NamedUniqueValidator(UniqueValidator):
 
 class ModelSerializer(StrictInputMixin, serializers.ModelSerializer):
     """The base of the API's model serializers: see StrictInputMixin. A unique field whose model words its
-    duplicates (UNIQUE_MESSAGES) is refused in those words."""
+    duplicates (UNIQUE_MESSAGES) is refused in those words. Dates and decimals are read as typed (DateField,
+    TypedDecimalField)."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.DateField: DateField,
+        models.DecimalField: TypedDecimalField,
+    }
 
     def build_standard_field(self, field_name, model_field):
         field_class, kwargs = super().build_standard_field(field_name, model_field)

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from pharmacrm.core import personal, viewsets
 from pharmacrm.core.api_schema import ERRORS, STALE, YUAN
 from pharmacrm.core.api_utils import (
+    AmountField,
     HasCapability,
     IntegerFilter,
     NoWritesForReadOnlyRoles,
@@ -166,7 +167,7 @@ class LoyaltyRewardWriteSerializer(Serializer):
     name = optional(serializers.CharField, allow_blank=True, max_length=100)
     kind = optional(serializers.ChoiceField, choices=RewardKind.choices)
     points_cost = optional(serializers.IntegerField, min_value=1, max_value=services.MAX_POINTS)
-    value_cny = optional(serializers.DecimalField, max_digits=12, decimal_places=2, help_text=YUAN)
+    value_cny = optional(AmountField, max_digits=12, help_text=YUAN)
     stock = optional(
         serializers.IntegerField, min_value=0, max_value=services.MAX_POINTS, help_text="null: unlimited."
     )

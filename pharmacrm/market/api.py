@@ -14,10 +14,13 @@ from rest_framework.response import Response
 from pharmacrm.core import access, personal, viewsets
 from pharmacrm.core.api_schema import ERRORS, STALE, YUAN
 from pharmacrm.core.api_utils import (
+    AmountField,
+    DateField,
     HasCapability,
     IntegerFilter,
     Serializer,
     StrictBooleanFilter,
+    TypedDecimalField,
     expected_version,
     optional,
     versioned,
@@ -100,7 +103,7 @@ class CompetitorProductWriteSerializer(Serializer):
     our_products = _ids(help_text="Ids of our catalogue's products (/api/v1/products/).")
     vbp_status = optional(serializers.ChoiceField, choices=VbpStatus.choices)
     vbp_batch = optional(serializers.CharField, allow_blank=True, max_length=60)
-    reference_price = optional(serializers.DecimalField, max_digits=12, decimal_places=2, help_text=YUAN)
+    reference_price = optional(AmountField, max_digits=12, help_text=YUAN)
     notes = optional(serializers.CharField, allow_blank=True, max_length=5000)
     active = optional(serializers.BooleanField)
     version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
@@ -129,8 +132,8 @@ class PresenceWriteSerializer(Serializer):
     institution = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The customer's id.")
     product = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The competitor product's id.")
     monthly_volume = optional(serializers.IntegerField, help_text="Units per month, 0 or more.")
-    share = optional(serializers.DecimalField, max_digits=7, decimal_places=2, help_text="Percent, 0–100.")
-    observed_on = optional(serializers.DateField, help_text="Not in the future.")
+    share = optional(TypedDecimalField, marks=("%",), max_digits=7, decimal_places=2, help_text="Percent, 0–100.")
+    observed_on = optional(DateField, help_text="Not in the future.")
     source = optional(serializers.ChoiceField, choices=Source.choices)
     note = optional(serializers.CharField, allow_blank=True, max_length=2000)
 
@@ -170,7 +173,7 @@ class IntelligenceWriteSerializer(Serializer):
     kind = optional(serializers.ChoiceField, choices=IntelKind.choices)
     title = optional(serializers.CharField, allow_blank=True, max_length=200)
     content = optional(serializers.CharField, allow_blank=True, max_length=20000)
-    happened_on = optional(serializers.DateField, help_text="Not in the future.")
+    happened_on = optional(DateField, help_text="Not in the future.")
     source = optional(serializers.CharField, allow_blank=True, max_length=500, help_text="Text or a web address.")
     importance = optional(serializers.ChoiceField, choices=Importance.choices)
     province = optional(serializers.CharField, allow_blank=True, max_length=6, help_text="A province's code, or empty.")

@@ -15,6 +15,8 @@ from rest_framework.response import Response
 
 from pharmacrm.core import access, viewsets
 from pharmacrm.core.api_utils import (
+    AmountField,
+    DateField,
     HasCapability,
     IntegerFilter,
     Serializer,
@@ -98,8 +100,8 @@ class OpportunityWriteSerializer(Serializer):
     contact = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID)
     title = serializers.CharField(max_length=200)
     product = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID)
-    amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, help_text="Yuan.")
-    close_date = serializers.DateField()
+    amount = AmountField(min_value=0, help_text="Yuan.")
+    close_date = DateField()
     stage = serializers.ChoiceField(choices=Opportunity.Stage.choices, required=False,
                                     help_text="Where a new one starts, an open stage (lead by default); a change moves "
                                     "with move/.")  # fmt: skip
@@ -109,7 +111,7 @@ class OpportunityWriteSerializer(Serializer):
     source = serializers.ChoiceField(choices=Source.choices, required=False, allow_blank=True)
     competitor = serializers.CharField(max_length=100, required=False, allow_blank=True)
     next_step = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    next_step_date = serializers.DateField(required=False, allow_null=True)
+    next_step_date = DateField(required=False, allow_null=True)
     version = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
                                        help_text="For a change: the version you loaded (or If-Match).")  # fmt: skip
 
@@ -151,11 +153,11 @@ class MoveSerializer(Serializer):
     lost_note = serializers.CharField(
         required=False, allow_blank=True, help_text="Required for the reason other."
     )
-    won_on = serializers.DateField(
+    won_on = DateField(
         required=False, allow_null=True, help_text="Won: the day (today by default)."
     )
     next_step = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    next_step_date = serializers.DateField(required=False, allow_null=True)
+    next_step_date = DateField(required=False, allow_null=True)
     version = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
                                        help_text="The version you loaded (or If-Match): 409 if someone moved it first.")  # fmt: skip
 

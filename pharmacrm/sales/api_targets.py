@@ -13,7 +13,7 @@ from rest_framework import exceptions, mixins, serializers, status
 from rest_framework.response import Response
 
 from pharmacrm.core import viewsets
-from pharmacrm.core.api_utils import HasCapability, Serializer, expected_version, versioned
+from pharmacrm.core.api_utils import AmountField, HasCapability, Serializer, expected_version, versioned
 from pharmacrm.core.models import Team, User
 from pharmacrm.core.roles import Cap
 from pharmacrm.core.viewsets import APIView
@@ -50,7 +50,7 @@ class SalesTargetCreateSerializer(Serializer):
     rep = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID,
                                    help_text="A user's id; give either rep or team.")  # fmt: skip
     team = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID)
-    amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, help_text="Yuan, at most 12 "
+    amount = AmountField(min_value=0, help_text="Yuan, at most 12 "
                                       "digits before the decimal point and two after.")  # fmt: skip
 
     def validate_period(self, value):
@@ -75,7 +75,7 @@ class SalesTargetCreateSerializer(Serializer):
 
 
 class SalesTargetUpdateSerializer(Serializer):
-    amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, help_text="Yuan.")
+    amount = AmountField(min_value=0, help_text="Yuan.")
     version = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
                                        help_text="The version you loaded (or If-Match); 409 if stale.")  # fmt: skip
 
