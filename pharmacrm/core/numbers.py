@@ -21,3 +21,10 @@ def typed_decimal(value, *marks: str) -> Decimal | None:
     for junk in (",", " ", "\u00a0", *marks):
         text = text.replace(junk, "")
     return Decimal(text) if PLAIN_NUMBER.fullmatch(text) else None
+
+
+def typed_code(value) -> str:
+    """A code of digits as typed (a region code, 行政区划代码): full-width digits (１１０１０１, an input method's
+    full-width mode) read as the ASCII ones and spaces left out. Anything else is given back as it is, for the
+    reader to refuse."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", str(value)))

@@ -4,6 +4,8 @@ Reads go through the access module's scoped querysets; every write goes through 
 
 from __future__ import annotations
 
+import re
+
 import django_filters
 from django.core.exceptions import ValidationError
 from django.db.models import Q
@@ -34,6 +36,7 @@ from pharmacrm.core.api_utils import (
     versioned,
 )
 from pharmacrm.core.models import Region, Team, User
+from pharmacrm.core.numbers import typed_code
 from pharmacrm.core.personal import FREE_TEXT_FIELDS, contact_view, free_text, masks_free_text
 from pharmacrm.core.roles import Cap
 from pharmacrm.core.viewsets import APIView
@@ -368,9 +371,23 @@ class PersonSerializer(CustomerSerializer):
 # --- filters -----------------------------------------------------------------------------------
 
 
+class TypedRegionChoiceField(django_filters.fields.ModelChoiceField):
+    """A region by its code as typed: full-width digits (１１０１０１) are the ASCII ones, spaces are left out (they
+    were refused as no such region). Anything but digits is refused without asking the database."""
+
+    def to_python(self, value):
+        code = typed_code(value) if value not in self.empty_values else value
+        if code not in self.empty_values and not re.fullmatch(r"[0-9]{1,12}", code):
+            raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
+        return super().to_python(code)
+
+
 @extend_schema_field(OpenApiTypes.STR)
 class RegionCodeFilter(django_filters.ModelChoiceFilter):
-    """A region by its code; the filter method widens it to everything inside the region."""
+    """A region by its code (as typed: TypedRegionChoiceField); the filter method widens it to everything inside
+    the region."""
+
+    field_class = TypedRegionChoiceField
 
 
 class CustomerFilter(django_filters.FilterSet):
@@ -680,6 +697,13 @@ class RegionViewSet(viewsets.ReadOnlyModelViewSet):
 # --- search ------------------------------------------------------------------------------------
 
 
+class TypedRegionCodeParam(serializers.RegexField):
+    """A region code as typed (core.numbers.typed_code): １１０１０１ is 110101."""
+
+    def to_internal_value(self, data):
+        return super().to_internal_value(typed_code(data) if isinstance(data, str) else data)
+
+
 class SearchParams(QuerySerializer):
     q = serializers.CharField(
         max_length=100, help_text="Name fragment, pinyin, initials, phone, credit code or code."
@@ -688,7 +712,7 @@ class SearchParams(QuerySerializer):
         choices=[("institution", "institution"), ("person", "person")], required=False, allow_blank=True
     )
     type = serializers.ChoiceField(choices=InstitutionType.choices, required=False, allow_blank=True)
-    region = serializers.RegexField(r"^[0-9]{2,6}$", required=False, allow_blank=True, help_text="Region code.")
+    region = TypedRegionCodeParam(r"^[0-9]{2,6}$", required=False, allow_blank=True, help_text="Region code.")
     tier = serializers.ChoiceField(choices=Tier.choices, required=False, allow_blank=True)
     stage = serializers.ChoiceField(choices=Stage.choices, required=False, allow_blank=True)
     owner = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from pharmacrm.core import access, audit, downloads
 from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.numbers import typed_code
 from pharmacrm.core.personal import MASKERS, free_text
 from pharmacrm.core.roles import Cap
 
@@ -65,10 +66,10 @@ def filters_from(params, target: str = "") -> dict[str, Any]:
     institution) that apply to the target's list; an invalid value is ignored, as the lists do."""
     # NUL dropped: PostgreSQL refuses it in text (a pasted link with %00 was a server error)
     get = lambda k: str(params.get(k) or "").replace("\x00", "").strip()  # noqa: E731
-    region = get("region") or get("city") or get("province")
+    region = typed_code(get("region") or get("city") or get("province"))  # １１０１０１ is 110101
     out = {
         "type": get("type") if get("type") in InstitutionType.values else "",
-        "region": region if re.fullmatch(r"\d{2,6}", region) else "",
+        "region": region if re.fullmatch(r"[0-9]{2,6}", region) else "",
         "tier": get("tier") if get("tier") in Tier.values else "",
         "stage": get("stage") if get("stage") in Stage.values else "",
         "owner": _int(get("owner")),

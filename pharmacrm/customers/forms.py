@@ -17,6 +17,7 @@ from django.utils.translation import pgettext_lazy
 from pharmacrm.core import access
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import Region, Team, User, region_label
+from pharmacrm.core.numbers import typed_code
 from pharmacrm.core.personal import FREE_TEXT_FIELDS, free_text, masks_free_text
 
 from . import normalise, search, services
@@ -607,6 +608,13 @@ class _FilterBase(RegionFieldsMixin, forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["owner"].queryset = User.objects.filter(is_active=True).order_by("username")
+        # a region code as typed (１１００００ from an input method's full-width mode, in a link or a bookmark) is
+        # the ASCII one: it was an unknown choice, ignored, and the list showed every region
+        if self.is_bound and any(self.data.get(name) for name in self.region_levels):
+            self.data = self.data.copy()
+            for name in self.region_levels:
+                if self.data.get(name):
+                    self.data[name] = typed_code(self.data[name])
         self._setup_regions(None, blank_label=ANY)
 
     def cleaned(self) -> dict:
