@@ -1707,7 +1707,8 @@ def _value_handlers(target: str) -> dict[str, tuple[str, Callable[[str], Any]]]:
         return {
             **common,
             "name": ("name", _with_word(_limited("name", _max(Institution, "name"), normalise.clean_text))),
-            "short_name": ("short_name", _limited("short_name", _max(Institution, "short_name"), normalise.clean_text)),
+            "short_name": ("short_name", _with_word(_limited("short_name", _max(Institution, "short_name"),
+                                                             normalise.clean_text))),
             "kind": ("kind", lambda v: parse_choice(InstitutionType, v)),
             "grade": ("grade", lambda v: parse_choice(HospitalGrade, v)),
             "credit_code": ("credit_code", _credit_code),
@@ -1722,7 +1723,7 @@ def _value_handlers(target: str) -> dict[str, tuple[str, Callable[[str], Any]]]:
         }
     return {
         **common,
-        "name": ("name", _limited("person_name", _max(Person, "name"), normalise.clean_text)),
+        "name": ("name", _with_word(_limited("person_name", _max(Person, "name"), normalise.clean_text))),
         "gender": ("gender", lambda v: parse_choice(Gender, v)),
         "role": ("role", lambda v: parse_choice(PersonRole, v)),
         "title": ("title", _limited("title", _max(Person, "title"), normalise.clean_text)),

@@ -245,11 +245,12 @@ def clean_institution(data: dict[str, Any], instance: Institution | None = None)
     _check_lengths(errors, out, INSTITUTION_TEXT_LIMITS)  # counted as stored, as the import counts them
     if "name" in out and not out.get("name"):
         errors.setdefault("name", []).append(ValidationError(_("Enter the institution's name."), code="required"))
-    elif out.get("name"):
-        try:
-            normalise.check_has_word(out["name"])
-        except ValidationError as e:
-            errors.setdefault("name", []).append(e)
+    for key in ("name", "short_name"):  # a short name of punctuation alone (（）, ···) names nothing either
+        if out.get(key) and not errors.get(key):
+            try:
+                normalise.check_has_word(out[key])
+            except ValidationError as e:
+                errors.setdefault(key, []).append(e)
     if instance is None and not out.get("kind"):
         errors.setdefault("kind", []).append(ValidationError(_("Choose the institution's type."), code="required"))
     if out.get("credit_code"):
@@ -343,6 +344,11 @@ def clean_person(data: dict[str, Any], instance: Person | None = None, stored_hi
         out["name"] = normalise.clean_text(out["name"])
         if not out["name"]:
             errors.setdefault("name", []).append(ValidationError(_("Enter the person's name."), code="required"))
+        else:  # a name of punctuation alone (·, ——) names nobody, as an institution's (normalise.check_has_word)
+            try:
+                normalise.check_has_word(out["name"])
+            except ValidationError as e:
+                errors.setdefault("name", []).append(e)
     if isinstance(out.get("title"), str):  # stored as the import stores it: spaces collapsed
         out["title"] = normalise.clean_text(out["title"])
     if isinstance(out.get("external_id"), str):  # as the import reads it: ZW\u200b1 is ZW1
