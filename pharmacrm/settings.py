@@ -122,6 +122,7 @@ MIDDLEWARE = [
     "pharmacrm.core.middleware.HtmxSignInMiddleware",
     "pharmacrm.core.middleware.SecondFactorMiddleware",
     "pharmacrm.core.middleware.UserLanguageMiddleware",
+    "pharmacrm.core.middleware.NulCharacterMiddleware",  # in the reader's language, before any view reads the query
     "pharmacrm.core.idempotency.IdempotencyMiddleware",  # after the user and language are known
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

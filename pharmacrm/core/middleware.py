@@ -247,3 +247,50 @@ class DatabaseBusyMiddleware:
             response = render(request, "503.html", {"message": message, "back": back}, status=503)
         response["Retry-After"] = str(self.RETRY_AFTER)
         return response
+
+
+class NulCharacterMiddleware:
+    """Refuse a NUL character (%00) in the address or in a query parameter (its name or its value) before any view
+    reads it: PostgreSQL refuses NUL in text, so a filter, a search or a look-up that took one to the database
+    answered with a server error (500) — where SQLite matched nothing — and no value a user means holds one.
+    Answers 400 naming the parameter, in the reader's language: {"name": ["…"]} under /api/ (the shape of a
+    filter's error), the error page otherwise. Bodies are the forms' and the serializers' to refuse (their text
+    fields refuse NUL by name)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        query = request.META.get("QUERY_STRING", "")
+        if "\x00" in request.path_info or "%00" in query or "\x00" in query:
+            response = self._refusal(request)
+            if response is not None:
+                return response
+        return self.get_response(request)
+
+    @staticmethod
+    def _refusal(request):
+        from django.shortcuts import render
+        from django.utils.translation import gettext as _
+
+        from .views import _is_api, _json_error
+
+        if "\x00" in request.path_info:
+            message = _("The address contains a NUL character (%(nul)s), which no address may hold: remove it and "
+                        "try again.") % {"nul": "%00"}  # fmt: skip
+            if _is_api(request):
+                return _json_error(message, 400)
+            return render(request, "400.html", {"message": message}, status=400)
+        named = next(
+            (key for key, values in request.GET.lists() if "\x00" in key or any("\x00" in v for v in values)), None
+        )
+        if named is None:  # "%00" spelt inside another escape ("%2500" is the text "%00")
+            return None
+        shown = named.replace("\x00", "\ufffd")[:60]
+        message = _("“%(name)s” contains a NUL character (%(nul)s), which no value may hold: remove it and send "
+                    "the request again.") % {"name": shown, "nul": "%00"}  # fmt: skip
+        if _is_api(request):
+            from django.http import JsonResponse
+
+            return JsonResponse({shown: [message]}, status=400, json_dumps_params={"ensure_ascii": False})
+        return render(request, "400.html", {"message": message}, status=400)
