@@ -256,7 +256,6 @@ _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # a day as ERP systems and Excel export it: 2025-03-15, 2025/3/15, 2025.03.15, 2025年3月15日 (after NFKC, so that
 # full-width digits and separators are the ASCII ones; Arabic-Indic digits are not read)
 _TYPED_DATE = re.compile(r"([0-9]{4})([-/.])([0-9]{1,2})\2([0-9]{1,2})|([0-9]{4})年([0-9]{1,2})月([0-9]{1,2})日")
-DATE_FORMS = "YYYY-MM-DD, YYYY/MM/DD, YYYY.MM.DD, YYYY年M月D日"
 
 
 def typed_date(value: str) -> str | None:
@@ -298,6 +297,29 @@ class DateField(serializers.DateField):
                     ) from None
                 raise
         return super().to_internal_value(value)
+
+
+class TypedDateFormField(forms.DateField):
+    """A list filter's day, read as the API's DateField reads a body's (typed_date): 2026-03-15, 2026/3/15,
+    2026年3月15日, full-width digits; anything else refused naming the forms it takes. Django's field also took the
+    locale's forms, and read 03/11/2026 as the eleventh of March under Accept-Language: en."""
+
+    default_error_messages = {"invalid": DateField.default_error_messages["invalid"]}
+
+    def __init__(self, **kwargs):
+        kwargs["input_formats"] = ["%Y-%m-%d"]  # what typed_date gives
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        if isinstance(value, str) and value.strip():
+            value = typed_date(value)
+            if value is None:
+                raise DjangoValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
+
+
+class TypedDateFilter(django_filters.DateFilter):
+    field_class = TypedDateFormField
 
 
 class TypedDecimalField(serializers.DecimalField):

@@ -20,6 +20,7 @@ from pharmacrm.core.api_utils import (
     IntegerFilter,
     Serializer,
     StrictBooleanFilter,
+    TypedDateFilter,
     TypedDecimalField,
     expected_version,
     optional,
@@ -290,8 +291,8 @@ class PresenceFilter(django_filters.FilterSet):
     institution = IntegerFilter(field_name="institution_id", min_value=1, max_value=MAX_ID, label="The customer's id.")
     product = IntegerFilter(field_name="product_id", min_value=1, max_value=MAX_ID)
     source = django_filters.ChoiceFilter(choices=Source.choices)
-    observed_from = django_filters.DateFilter(field_name="observed_on", lookup_expr="gte")
-    observed_to = django_filters.DateFilter(field_name="observed_on", lookup_expr="lte")
+    observed_from = TypedDateFilter(field_name="observed_on", lookup_expr="gte")
+    observed_to = TypedDateFilter(field_name="observed_on", lookup_expr="lte")
     current = StrictBooleanFilter(method="only_current", label="Only the latest observation per customer "
                                                                         "and product.")  # fmt: skip
 
@@ -350,8 +351,8 @@ class IntelligenceFilter(django_filters.FilterSet):
     competitor_product = IntegerFilter(field_name="competitor_products", min_value=1, max_value=MAX_ID)
     our_product = IntegerFilter(field_name="our_products", min_value=1, max_value=MAX_ID)
     customer = IntegerFilter(field_name="customers", min_value=1, max_value=MAX_ID)
-    happened_from = django_filters.DateFilter(field_name="happened_on", lookup_expr="gte")
-    happened_to = django_filters.DateFilter(field_name="happened_on", lookup_expr="lte")
+    happened_from = TypedDateFilter(field_name="happened_on", lookup_expr="gte")
+    happened_to = TypedDateFilter(field_name="happened_on", lookup_expr="lte")
     q = django_filters.CharFilter(method="filter_q", label="In the title (as you read it: not inside a masked number).")
 
     class Meta:

@@ -35,6 +35,7 @@ from pharmacrm.core.api_utils import (
     ModelSerializer,
     Serializer,
     StrictBooleanFilter,
+    TypedDateFilter,
     WholeNumberField,
     validation_detail,
 )
@@ -124,11 +125,11 @@ class OrderLineFilter(django_filters.FilterSet):
     batch_number = django_filters.CharFilter(
         method="filter_text", max_length=40, label="Batch / lot number (the whole number, in any letter case)."
     )
-    date_from = django_filters.DateFilter(
-        field_name="order_date", lookup_expr="gte", label="Ordered on or after (YYYY-MM-DD)."
+    date_from = TypedDateFilter(
+        field_name="order_date", lookup_expr="gte", label="Ordered on or after (YYYY-MM-DD; also YYYY/MM/DD, YYYY.MM.DD, YYYY年M月D日)."
     )
-    date_to = django_filters.DateFilter(
-        field_name="order_date", lookup_expr="lte", label="Ordered on or before (YYYY-MM-DD)."
+    date_to = TypedDateFilter(
+        field_name="order_date", lookup_expr="lte", label="Ordered on or before (YYYY-MM-DD; also YYYY/MM/DD, YYYY.MM.DD, YYYY年M月D日)."
     )
     open = StrictBooleanFilter(
         method="filter_open", label="true: only lines not paid in full; false: only lines paid in full."

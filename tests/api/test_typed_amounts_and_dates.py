@@ -96,6 +96,13 @@ def test_the_schema_says_a_typed_amount_is_a_number_or_a_string_and_answers_a_de
     assert schemas["OpportunityWriteRequest"]["properties"]["close_date"] == {"type": "string", "format": "date"}
 
 
+def test_the_markets_day_filters_read_the_same_forms(api_for):
+    r = api_for("analyst").get("/api/v1/market/intelligence/", {"happened_from": "２０２６／０１／０１"})
+    assert r.status_code == 200, r.content
+    r = api_for("analyst").get("/api/v1/market/presence/", {"observed_to": "01/31/2026"})
+    assert r.status_code == 400 and list(r.json()) == ["observed_to"]
+
+
 def test_ids_and_whole_numbers_still_take_ascii_digits_only(api_for, users, xiehe):
     written = "".join(chr(ord("０") + int(d)) for d in str(xiehe.pk))
     r = api_for("manager").post(AGREEMENTS, agreement(xiehe, users["manager"], institution=written), format="json")

@@ -70,6 +70,18 @@ def test_order_line_filters(api_for, purchases, params, expected):
     assert {(r["order_number"], r["line_number"]) for r in data["results"]} == expected
 
 
+def test_order_line_day_filters_read_the_forms_erp_exports_write(api_for, purchases):
+    day = today_minus(35)
+    client = api_for("manager")
+    for typed in (f"{day.year}/{day.month}/{day.day}", f"{day.year}年{day.month}月{day.day}日",
+                  f"{day:%Y.%m.%d}".translate({ord(c): ord(c) + 0xFEE0 for c in "0123456789."})):  # full width
+        data = client.get("/api/v1/order-lines/", {"date_from": typed}).json()
+        assert {(r["order_number"], r["line_number"]) for r in data["results"]} == {("SH-200", 1)}, typed
+    r = client.get("/api/v1/order-lines/", {"date_to": f"{day:%d/%m/%Y}"}, HTTP_ACCEPT_LANGUAGE="en")
+    assert r.status_code == 400
+    assert r.json() == {"date_to": ["Enter a date as YYYY-MM-DD (also accepted: YYYY/MM/DD, YYYY.MM.DD, YYYY年M月D日)."]}
+
+
 def test_a_rep_cannot_read_a_line_outside_the_territory(api_for, purchases):
     outside = OrderLine.objects.get(order_number="SH-200")
 
