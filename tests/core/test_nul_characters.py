@@ -64,7 +64,7 @@ def test_every_page_refuses_a_nul_in_any_of_its_form_fields_by_name(client_for, 
             continue
         names = set(re.findall(r'name="([a-z_]+)"', r.content.decode())) - {"csrfmiddlewaretoken"} | {"q"}
         for name in sorted(names):
-            r = admin.get(page, {name: NUL})
+            r = admin.get(page, {name: NUL}, HTTP_ACCEPT_LANGUAGE="en")
             if r.status_code != 400 or (MESSAGE % name) not in r.content.decode():
                 failures.append((page, name, r.status_code))
     assert failures == []
@@ -75,8 +75,10 @@ def test_a_nul_in_a_parameters_name_or_in_the_address_is_refused(api_for, client
     assert r.status_code == 400 and r.json() == {"na\ufffdme": [MESSAGE % "na\ufffdme"]}
     r = api_for("admin").get("/api/v1/institutions/%00/")
     assert r.status_code == 400 and "NUL" in r.json()["detail"]
-    r = client_for("manager").get("/customers/%00/")
+    r = client_for("manager").get("/customers/%00/", HTTP_ACCEPT_LANGUAGE="en")
     assert r.status_code == 400 and "NUL" in r.content.decode()
+    r = client_for("manager").get("/customers/%00/", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert r.status_code == 400 and "空字符" in r.content.decode()
     r = client_for("manager").get("/customers/", {"q": "协和\x00"}, HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert r.status_code == 400
 
