@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
@@ -47,6 +48,11 @@ class ProductCode(models.Model):
         verbose_name = _("ERP product code")
         verbose_name_plural = _("ERP product codes")
         ordering = ["code"]
+        constraints = [
+            # one code in any letter case, in the database too (two imports or saves at the same moment): the check
+            # below names the code recorded; this index refuses whatever gets past it (sales 0016)
+            models.UniqueConstraint(Upper("code"), name="productcode_code_any_case"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}".strip()
@@ -67,6 +73,11 @@ class ProductCode(models.Model):
                     _("The product code %(code)s is recorded already: product codes are the same in any letter "
                       "case."), code="duplicate_code", params={"code": other},
                 )]})  # fmt: skip
+
+    def validate_constraints(self, exclude=None) -> None:
+        """The index of one code in any letter case is checked by `validate_unique`, under the field and naming the
+        code recorded (the constraint's own check gave a second, unlabelled message)."""
+        super().validate_constraints(exclude={*(exclude or ()), "code"})
 
 
 class OrderLine(models.Model):

@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -300,3 +300,39 @@ def rescore_changed() -> None:
     from pharmacrm.keyaccounts import tasks as ka_tasks
 
     transaction.on_commit(ka_tasks.after_import, robust=True)
+
+
+# --- product codes ---------------------------------------------------------------------------------------
+
+
+def record_product_code(user, code: str, name: str = "", product=None):
+    """Record an ERP product code by hand (the import records the codes its lines give): for those who import orders,
+    checked as the import reads codes, audited. A code differing from a recorded one only in letter case is refused
+    under its field, naming the code recorded — also when another user recorded it at the same moment and only the
+    database's index (one code in any letter case, sales 0016) saw the two: a refusal, not a server error."""
+    import unicodedata
+
+    from django.db import IntegrityError, transaction
+
+    from pharmacrm.core import audit
+    from pharmacrm.core.models import AuditEntry
+
+    from .models import ProductCode
+
+    access.require(user, Cap.IMPORT_ORDERS)
+    new = ProductCode(code=unicodedata.normalize("NFKC", code or "").strip(), name=(name or "").strip(),
+                      product=product)  # fmt: skip
+    new.full_clean()
+    try:
+        with transaction.atomic():
+            new.save()
+            audit.record(AuditEntry.Action.CREATE, new, user=user, changes={
+                "code": [None, new.code], "name": [None, new.name], "product": [None, new.product_id]})  # fmt: skip
+    except IntegrityError:
+        new.pk = None
+        new.full_clean()  # the code recorded meanwhile, named
+        raise ValidationError({"code": [ValidationError(
+            _("The product code %(code)s is recorded already: product codes are the same in any letter case.")
+            % {"code": new.code}, code="duplicate_code",
+        )]}) from None  # fmt: skip
+    return new
