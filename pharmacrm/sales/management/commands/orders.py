@@ -1,0 +1,71 @@
+"""`pharmacrm orders split-check [--repair] [--keep ORDER=CODE ...]`: the orders whose lines name two customers.
+
+Lists each order split between customers (before session 56 two imports at the same moment could store lines of one
+order number for two customers) with its customers and their lines, the customer keeping it first: the one named by
+the line imported most recently, unless `--keep ORDER=CODE` names another (a credit code, an external id or the
+customer's id). `--repair` moves the other customers' lines to it, recomputes the months concerned and audits each
+line moved (sales.splits). Exit status 1 when split orders were found and not repaired, 0 otherwise (a script's
+check). docs/purchases.md, "Orders split between customers"."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand
+from django.utils.translation import gettext as _
+
+from pharmacrm.core.management.commands._ops import cli_actor
+from pharmacrm.sales import splits
+from pharmacrm.servicedesk.services import SystemActor
+
+
+class Command(BaseCommand):
+    help = "Orders: split-check lists the orders whose lines name two customers; --repair gives each to one."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        check = sub.add_parser("split-check", help="List the orders split between customers (--repair: repair them).")
+        check.add_argument("--repair", action="store_true",
+                           help="Move each split order's lines to the customer keeping it, audited.")  # fmt: skip
+        check.add_argument("--keep", action="append", default=[], metavar="ORDER=CODE",
+                           help="The customer keeping this order (credit code, external id or id) instead of the "
+                                "one its most recently imported line names.")  # fmt: skip
+
+    def handle(self, *args, action, repair, keep, **options):
+        chosen = {}
+        for given in keep:
+            order, sep, code = given.partition("=")
+            try:
+                if not sep or not order.strip():
+                    raise ValidationError(_("Give --keep as ORDER=CODE."))
+                chosen[order.strip()] = splits.customer_for(order.strip(), code)
+            except ValidationError as e:  # one line, not a traceback
+                self.stderr.write("; ".join(e.messages))
+                raise SystemExit(2) from None
+        found = splits.find(chosen)
+        if not found:
+            self.stdout.write(_("No order is split between customers."))
+            return
+        actor = SystemActor(cli_actor())
+        moved = 0
+        for split in found:
+            self.stdout.write(_("Order %(order)s names %(n)d customers:") % {"order": split.order_number,
+                                                                             "n": len(split.parts)})  # fmt: skip
+            for part in split.parts:
+                lines = ", ".join(str(n) for n in part.lines)
+                text = _("%(customer)s (%(code)s): lines %(lines)s, last imported %(at)s") % {
+                    "customer": part.name, "code": part.code or "—", "lines": lines,
+                    "at": f"{part.last_imported:%Y-%m-%d %H:%M}" if part.last_imported else "—",
+                }  # fmt: skip
+                mark = _("keeps the order") if part.institution_id == split.keeper else ""
+                self.stdout.write(f"  {text}" + (f" — {mark}" if mark else ""))
+            if repair:
+                count = splits.repair(split, actor)
+                moved += count
+                self.stdout.write("  " + _("Repaired: %(n)d line(s) moved.") % {"n": count})
+        if repair:
+            self.stdout.write(_("%(orders)d split order(s) repaired, %(lines)d line(s) moved.")
+                              % {"orders": len(found), "lines": moved})  # fmt: skip
+            return
+        self.stdout.write(_("%(orders)d split order(s) found; run again with --repair to give each to the customer "
+                            "marked.") % {"orders": len(found)})  # fmt: skip
+        raise SystemExit(1)

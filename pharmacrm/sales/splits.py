@@ -1,0 +1,139 @@
+"""Orders split between customers before session 56 (`pharmacrm orders split-check [--repair]`).
+
+One order belongs to one customer: the import refuses a line naming another customer than the order's stored lines
+(ef348bc9), and checks it again under the writers' lock (4756e394, session 56). Before that second check two imports
+at the same moment could each store lines of one order number for a different customer; those orders stay split (the
+import leaves a split it finds as it is). This module finds them and repairs them.
+
+Which customer keeps the order: the one named by the line imported most recently (its import's time, then its
+import job, then its id) — what the ERP said last about the order, the file that corrected it — unless the operator
+names another (`--keep ORDER=CODE`, a credit code or external id, or the customer's id). The other customers' lines
+of the order are moved to it: fingerprinted again (a re-import of the file naming the kept customer finds them
+unchanged), the months they leave and enter recomputed from their lines (`rollups.mark_dirty`, `refresh_dirty`, as a
+customer merge does), the customers scored again after it, each line's move audited (reason “split order”)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count
+from django.utils.translation import gettext as _
+
+from pharmacrm.core import audit
+from pharmacrm.core.models import AuditEntry
+
+from . import importer, rollups
+from .models import OrderLine
+
+REASON = "split order"
+
+
+@dataclass
+class Part:
+    """The lines of a split order that name one customer."""
+
+    institution_id: int
+    name: str
+    code: str  # its credit code, else its external id
+    lines: list[int] = field(default_factory=list)  # line numbers
+    last_imported: object = None
+
+
+@dataclass
+class Split:
+    order_number: str
+    parts: list[Part]  # the customer keeping the order first
+    keeper: int  # its institution id
+
+
+def split_order_numbers() -> list[str]:
+    """The order numbers whose stored lines name more than one customer (one grouped pass over the lines)."""
+    return list(
+        OrderLine.objects.order_by().values("order_number").annotate(n=Count("institution_id", distinct=True))
+        .filter(n__gt=1).order_by("order_number").values_list("order_number", flat=True)
+    )  # fmt: skip
+
+
+def _describe(number: str, keep: int | None = None) -> Split | None:
+    from pharmacrm.customers.models import Institution
+
+    rows = list(OrderLine.objects.filter(order_number=number).order_by("line_number").values_list(
+        "line_number", "institution_id", "imported_at", "job_id", "id"))  # fmt: skip
+    parts: dict[int, Part] = {}
+    latest = None
+    for n, inst, at, job, pk in rows:
+        part = parts.setdefault(inst, Part(inst, "", ""))
+        part.lines.append(n)
+        part.last_imported = at if part.last_imported is None else max(part.last_imported, at)
+        rank = (at, job or 0, pk)
+        if latest is None or rank > latest[0]:
+            latest = (rank, inst)
+    if len(parts) < 2:
+        return None
+    for pk, name, credit, external in Institution.objects.filter(pk__in=list(parts)).values_list(
+        "id", "name", "credit_code", "external_id"
+    ):
+        parts[pk].name, parts[pk].code = name, credit or external or ""
+    keeper = keep if keep is not None else latest[1]
+    ordered = sorted(parts.values(), key=lambda p: (p.institution_id != keeper, p.name, p.institution_id))
+    return Split(number, ordered, keeper)
+
+
+def find(keep: dict[str, int] | None = None) -> list[Split]:
+    """Each split order, with its customers and lines, the customer keeping it first (`keep`: order → the customer
+    an operator chose)."""
+    keep = keep or {}
+    found = (_describe(number, keep.get(number)) for number in split_order_numbers())
+    return [s for s in found if s is not None]
+
+
+def customer_for(order_number: str, given: str) -> int:
+    """The customer an operator names for a split order (its credit code, external id or id), one of the order's."""
+    from pharmacrm.customers import normalise
+    from pharmacrm.customers.models import Institution
+
+    named = set(OrderLine.objects.filter(order_number=order_number).values_list("institution_id", flat=True))
+    if not named:
+        raise ValidationError(_("No order %(order)s is stored.") % {"order": order_number})
+    given = (given or "").strip()
+    candidates = Institution.objects.filter(pk__in=named)
+    match = [
+        pk for pk, credit, external in candidates.values_list("id", "credit_code", "external_id")
+        if given in {str(pk), external or ""} - {""} or (credit and credit == normalise.credit_code(given))
+    ]  # fmt: skip
+    if len(match) != 1:
+        raise ValidationError(_("%(code)s is not one of the customers of order %(order)s.")
+                              % {"code": given, "order": order_number})  # fmt: skip
+    return match[0]
+
+
+def repair(split: Split, user) -> int:
+    """Move the lines of `split` that name another customer to the one keeping it; returns how many lines moved. Under
+    the writers' lock, as an import's chunk: the lines are read again there (an import may have corrected the order
+    since it was listed), and an order no longer split is left as it is."""
+    with transaction.atomic():
+        rollups.lock()
+        lines = list(OrderLine.objects.select_for_update().filter(order_number=split.order_number)
+                     .values_list("id", "line_number", "institution_id", "month"))  # fmt: skip
+        if len({inst for _pk, _n, inst, _m in lines}) < 2 or split.keeper not in {line[2] for line in lines}:
+            return 0
+        moving = [line for line in lines if line[2] != split.keeper]
+        by_customer: dict[int, list[int]] = {}
+        for pk, _n, inst, _month in moving:
+            by_customer.setdefault(inst, []).append(pk)
+        OrderLine.objects.filter(pk__in=[line[0] for line in moving]).update(institution_id=split.keeper)
+        for inst, ids in by_customer.items():
+            importer.rehash_moved(ids, inst)
+        rollups.mark_dirty({(inst, month) for _pk, _n, inst, month in moving}
+                           | {(split.keeper, month) for _pk, _n, _i, month in moving})  # fmt: skip
+        audit.record_many(AuditEntry.Action.UPDATE, [
+            (("sales.orderline", str(pk), f"{split.order_number}/{n}"), {"institution": [inst, split.keeper]})
+            for pk, n, inst, _month in moving
+        ], user=user, reason=REASON)  # fmt: skip
+    rollups.refresh_dirty()
+    from .services import rescore_changed
+
+    rescore_changed()  # the evaluation's incremental update of the customers, once committed
+    return len(moving)

@@ -1,0 +1,100 @@
+"""Orders split between customers before session 56 (two imports at the same moment stored lines of one order for two
+customers): `pharmacrm orders split-check` lists them, `--repair` gives each order to one customer, its rollups
+recomputed and every line moved audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone, translation
+
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.sales import rollups
+from pharmacrm.sales.importer import _hashed_values, row_hash
+from pharmacrm.sales.models import MonthlyRollup, OrderLine
+
+from .conftest import line
+
+
+def split_before_session_56(number: str, other: str, *, minutes_ago: int = 0) -> None:
+    """Lines of order `other` become lines of order `number` (another customer's), fingerprinted as their import did:
+    what the race stored, imported `minutes_ago`."""
+    for stored in OrderLine.objects.filter(order_number=other).values():
+        stored["order_number"] = number
+        OrderLine.objects.filter(pk=stored["id"]).update(
+            order_number=number, row_hash=row_hash(_hashed_values(stored, stored["institution_id"])),
+            imported_at=timezone.now() - dt.timedelta(minutes=minutes_ago),
+        )  # fmt: skip
+
+
+@pytest.fixture
+def split(run_import, xiehe, huashan):
+    """SO-1: lines 1 and 2 for 协和 (imported an hour ago), line 3 for 华山 (imported since)."""
+    run_import([line("SO-1", 1, "2026-03-05", xiehe, "P1", 2, "100"), line("SO-1", 2, "2026-03-05", xiehe, "P2", 1, "50"),
+                line("SO-X", 3, "2026-03-05", huashan, "P1", 1, "100"), line("SO-2", 1, "2026-03-06", xiehe, "P1", 1, "10")])  # fmt: skip
+    OrderLine.objects.filter(order_number="SO-1").update(imported_at=timezone.now() - dt.timedelta(hours=1))
+    split_before_session_56("SO-1", "SO-X")
+    return "SO-1"
+
+
+def run(*args) -> tuple[int, str]:
+    out = io.StringIO()
+    with translation.override("en"):
+        try:
+            call_command("orders", "split-check", *args, stdout=out, stderr=out)
+        except SystemExit as e:
+            return e.code, out.getvalue()
+    return 0, out.getvalue()
+
+
+def test_the_check_lists_each_split_order_with_its_customers_and_lines(split, xiehe, huashan):
+    status, out = run()
+
+    assert status == 1
+    assert "Order SO-1 names 2 customers:" in out
+    assert f"复旦大学附属华山医院 ({huashan.credit_code}): lines 3, last imported" in out
+    assert f"{xiehe.name} ({xiehe.credit_code}): lines 1, 2, last imported" in out
+    # the customer of the line imported most recently keeps it, listed first
+    assert out.index("华山") < out.index(xiehe.name) and out.count("keeps the order") == 1
+    assert "SO-2" not in out and "1 split order(s) found" in out
+    assert set(OrderLine.objects.filter(order_number="SO-1").values_list("institution_id", flat=True)) == {
+        xiehe.pk, huashan.pk}  # nothing changed  # fmt: skip
+
+
+def test_repair_moves_the_lines_recomputes_rollups_and_audits(split, xiehe, huashan, run_import):
+    status, out = run("--repair")
+
+    assert status == 0 and "1 split order(s) repaired, 2 line(s) moved." in out
+    assert set(OrderLine.objects.filter(order_number="SO-1").values_list("institution_id", flat=True)) == {huashan.pk}
+    march = dt.date(2026, 3, 1)
+    # 协和 keeps its own order SO-2 only; 华山 has the whole of SO-1: one order, 250.00
+    assert MonthlyRollup.objects.values_list("orders", "amount_fen").get(institution_id=xiehe.pk, month=march) == (1, 1000)
+    assert MonthlyRollup.objects.values_list("orders", "amount_fen").get(institution_id=huashan.pk, month=march) == (1, 35000)
+    entries = AuditEntry.objects.filter(object_type="sales.orderline", action="update").order_by("object_repr")
+    assert [(e.object_repr, e.changes, e.extra["reason"]) for e in entries] == [
+        ("SO-1/1", {"institution": [xiehe.pk, huashan.pk]}, "split order"),
+        ("SO-1/2", {"institution": [xiehe.pk, huashan.pk]}, "split order"),
+    ]  # fmt: skip
+    assert entries[0].actor_name.startswith("cli:")
+    # the file naming 华山 for the order, imported again, finds the moved lines unchanged; the check finds nothing
+    again = run_import([line("SO-1", 1, "2026-03-05", huashan, "P1", 2, "100"),
+                        line("SO-1", 2, "2026-03-05", huashan, "P2", 1, "50")])  # fmt: skip
+    assert (again.created_count, again.updated_count, again.unchanged_count) == (0, 0, 2)
+    assert run() == (0, "No order is split between customers.\n")
+
+
+def test_an_operator_chooses_the_customer_keeping_the_order(split, xiehe, huashan):
+    status, out = run("--repair", "--keep", f"SO-1={xiehe.credit_code.lower()}")
+
+    assert status == 0 and "1 line(s) moved" in out
+    assert set(OrderLine.objects.filter(order_number="SO-1").values_list("institution_id", flat=True)) == {xiehe.pk}
+    rollups.refresh_dirty()
+    assert not MonthlyRollup.objects.filter(institution_id=huashan.pk).exists()  # its only month emptied
+
+
+def test_a_customer_not_of_the_order_is_refused_in_one_line(split):
+    status, out = run("--keep", "SO-1=nobody")
+    assert status == 2 and out.strip() == "nobody is not one of the customers of order SO-1."
