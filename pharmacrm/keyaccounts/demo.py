@@ -336,8 +336,8 @@ def _account(u: dict, score: Score, today: dt.date, shift: int, product, rng: ra
             PlanItem.objects.filter(pk=item.pk).update(completed_at=done)
 
     if _has_pdf_font():  # an agreement's PDF is issued at generation, which needs the Chinese font
-        agreement = services.generate_agreement(kam, account, start_date=d(115).date(),
-                                                end_date=d(115).date() + dt.timedelta(days=364))  # fmt: skip
+        # its term within the plan's validity (generate_agreement refuses one past it)
+        agreement = services.generate_agreement(kam, account, start_date=d(115).date(), end_date=plan.valid_to)
         signed_on = d(116).date()
         upload = SimpleUploadedFile(
             f"{agreement.number}-签署页.pdf", _signed_copy(agreement, signed_on), "application/pdf"

@@ -1605,7 +1605,28 @@ def default_agreement_term(account: KeyAccount, today: dt.date | None = None) ->
         length = end - start
         start = latest.end_date + dt.timedelta(days=1)
         end = _months_later(start, months) - dt.timedelta(days=1) if months and not days else start + length
+    if plan is not None and plan.valid_to and end > plan.valid_to >= start:
+        end = plan.valid_to  # a renewal runs to the end of the plan's validity at most (`generate_agreement`)
     return start, end
+
+
+def _within_validity(plan: ServicePlan | None, start_date, end_date) -> dict:
+    """An agreement's term lies within its plan's validity (an open side of the validity leaves that side free): the
+    agreement is the plan's commitments, which hold from its validity's start to its end. The fields refused."""
+    errors = {}
+    if plan is None:
+        return errors
+    if plan.valid_to and isinstance(start_date, dt.date) and start_date > plan.valid_to:
+        errors["start_date"] = [_("The service plan in force is valid until %(date)s: approve a new version of the "
+                                  "plan (with its new validity) to renew the agreement after it.")
+                                % {"date": plan.valid_to.isoformat()}]  # fmt: skip
+    elif plan.valid_from and isinstance(start_date, dt.date) and start_date < plan.valid_from:
+        errors["start_date"] = [_("The agreement starts within its service plan's validity: on %(date)s or later.")
+                                % {"date": plan.valid_from.isoformat()}]  # fmt: skip
+    if plan.valid_to and isinstance(end_date, dt.date) and end_date > plan.valid_to and "start_date" not in errors:
+        errors["end_date"] = [_("The agreement ends within its service plan's validity: on %(date)s or before.")
+                              % {"date": plan.valid_to.isoformat()}]  # fmt: skip
+    return errors
 
 
 def _months_later(day: dt.date, months: int) -> dt.date:
@@ -1656,6 +1677,8 @@ def generate_agreement(user, account: KeyAccount, *, start_date: dt.date, end_da
         (end_date - start_date).days < int(renewal_notice_days or 0)
     ):
         errors["renewal_notice_days"] = [_("The reminder would come before the agreement starts.")]
+    for field, messages in _within_validity(plan, start_date, end_date).items():
+        errors.setdefault(field, messages)
     if errors:
         raise ValidationError(errors)
     now = timezone.now()

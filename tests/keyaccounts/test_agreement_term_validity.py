@@ -1,0 +1,86 @@
+"""An agreement's term lies within the validity of the service plan it is generated from: the form proposes the
+plan's validity (a renewal runs to its end at most), and a term outside it is refused under the field it breaks, on
+the page and in the API; the renewal reminder follows the term."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils import timezone, translation
+
+from pharmacrm.keyaccounts import services
+from pharmacrm.keyaccounts.models import ServicePlan
+
+from .programme_fixtures import *  # noqa: F403
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def valid_plan(users, xiehe, with_plan, settings, tmp_path):
+    """协和's approved plan, valid from 10 days ago to 200 days ahead. → (account, plan)."""
+    settings.VAR_DIR = tmp_path
+    account, plan = with_plan(xiehe)
+    today = timezone.localdate()
+    ServicePlan.objects.filter(pk=plan.pk).update(valid_from=today - dt.timedelta(days=10),
+                                                   valid_to=today + dt.timedelta(days=200))  # fmt: skip
+    plan.refresh_from_db()
+    return account, plan
+
+
+def test_generation_proposes_the_plans_validity(valid_plan):
+    account, plan = valid_plan
+    assert services.default_agreement_term(account) == (plan.valid_from, plan.valid_to)
+
+
+def test_a_term_outside_the_validity_is_refused_under_its_field(users, valid_plan):
+    account, plan = valid_plan
+    with translation.override("en"):
+        with pytest.raises(ValidationError) as late:
+            services.generate_agreement(users["kam"], account, start_date=plan.valid_from,
+                                        end_date=plan.valid_to + dt.timedelta(days=1))  # fmt: skip
+        assert late.value.message_dict == {"end_date": [
+            f"The agreement ends within its service plan's validity: on {plan.valid_to.isoformat()} or before."]}
+        with pytest.raises(ValidationError) as early:
+            services.generate_agreement(users["kam"], account, start_date=plan.valid_from - dt.timedelta(days=1),
+                                        end_date=plan.valid_to)  # fmt: skip
+        assert early.value.message_dict == {"start_date": [
+            f"The agreement starts within its service plan's validity: on {plan.valid_from.isoformat()} or later."]}
+    assert not account.agreements.exists()
+    agreement = services.generate_agreement(users["kam"], account, start_date=plan.valid_from, end_date=plan.valid_to)
+    # the renewal reminder follows the term: 60 days before the plan's validity ends
+    assert services._renewal_moment(agreement).date() == plan.valid_to - dt.timedelta(days=60)
+
+
+def test_a_renewal_runs_to_the_end_of_the_validity_and_no_further(users, valid_plan):
+    account, plan = valid_plan
+    today = timezone.localdate()
+    services.generate_agreement(users["kam"], account, start_date=today, end_date=today + dt.timedelta(days=99))
+    # the same length again would run past the plan: it ends with the plan's validity
+    assert services.default_agreement_term(account) == (today + dt.timedelta(days=100), plan.valid_to)
+    services.generate_agreement(users["kam"], account, start_date=today + dt.timedelta(days=100),
+                                end_date=plan.valid_to)  # fmt: skip
+    # after the validity, a renewal needs a new plan version
+    start = plan.valid_to + dt.timedelta(days=1)
+    with translation.override("en"):
+        with pytest.raises(ValidationError) as after:
+            services.generate_agreement(users["kam"], account, start_date=start, end_date=start + dt.timedelta(days=90))
+        assert list(after.value.message_dict) == ["start_date"]
+        assert f"valid until {plan.valid_to.isoformat()}" in after.value.message_dict["start_date"][0]
+
+
+def test_the_api_and_the_page_refuse_it_under_the_field(users, valid_plan, api_client, client_for):
+    account, plan = valid_plan
+    late = (plan.valid_to + dt.timedelta(days=30)).isoformat()
+    r = api_client("kam").post("/api/v1/keyaccounts/agreements/", {
+        "account": account.pk, "start_date": plan.valid_from.isoformat(), "end_date": late}, format="json")  # fmt: skip
+    assert r.status_code == 400 and list(r.json()) == ["end_date"]
+    assert "service plan's validity" in r.json()["end_date"][0]
+    page = client_for("kam").post(reverse("keyaccounts:agreement-create", args=[account.pk]), {
+        "agreement-start_date": plan.valid_from.isoformat(), "agreement-end_date": late,
+        "agreement-renewal_notice_days": 60}, HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert page.status_code == 400
+    assert not account.agreements.exists()
