@@ -1066,21 +1066,23 @@ def _fallback_owner() -> User | None:
     return None
 
 
+def action_params(name: str, klass: str, period: str) -> dict:
+    """What an improvement action for a weak customer is written from (ImprovementAction.generated_params)."""
+    return {"name": name[:120], "klass": klass, "period": period}
+
+
 def action_text(name: str, klass: str, period: str) -> tuple[str, str]:
-    """The title and description of an improvement action for a weak customer, in the product's language: a
+    """The title and description of an improvement action for a weak customer, stored in the product's language: a
     record of the service desk's staff, whoever ran the evaluation (an English page's "Run now" too), as the
-    desk's other automatic actions are. The title ends with the period's tag ([2026H1])."""
-    with translation.override(settings.LANGUAGE_CODE):
-        title = _("Improve the relationship with %(name)s (class %(klass)s) %(tag)s")
-        description = _("The customer evaluation of %(period)s put this customer in class %(klass)s. Look at "
-                        "the weak components, talk to the customer and record what was done.")  # fmt: skip
-    return (title % {"name": name[:120], "klass": klass, "tag": f"[{period}]"},
-            description % {"period": period, "klass": klass})  # fmt: skip
+    desk's other automatic actions are. The title ends with the period's tag ([2026H1]). Stored with its kind and
+    parameters (`action_params`), it reads in each reader's language (ImprovementAction.shown_title)."""
+    action = ImprovementAction(generated="evaluation", generated_params=action_params(name, klass, period))
+    return (action._generated_text(0, settings.LANGUAGE_CODE), action._generated_text(1, settings.LANGUAGE_CODE))
 
 
 NOTIFY_EACH_UP_TO = 3  # an owner given more actions by one run gets one notification for them all
 ACTION_COLUMNS = ["number", "institution_id", "owner_id", "due_date", "status", "outcome", "created_at", "updated_at",
-                  "version", "title", "description"]  # fmt: skip
+                  "version", "title", "description", "generated", "generated_params"]  # fmt: skip
 
 
 def _open_actions(model: ScoringModel, key_ids: set[int], run_row: EvaluationRun, ids: list[int] | None = None) -> int:
@@ -1145,7 +1147,8 @@ def _open_actions(model: ScoringModel, key_ids: set[int], run_row: EvaluationRun
     due_value = connection.ops.adapt_datefield_value(due) if sqlite else due
     rows = [
         (f"IA-{year}-{first + i:04d}", inst, owner.pk, due_value, ActionStatus.OPEN.value, "", stamp, stamp, 1,
-         *action_text(name, klass, period))
+         *action_text(name, klass, period), "evaluation",
+         orjson.dumps(action_params(name, klass, period)).decode())
         for i, (inst, klass, name, owner) in enumerate(planned)
     ]  # fmt: skip
     insert_rows(ImprovementAction._meta.db_table, ACTION_COLUMNS, rows)

@@ -67,7 +67,8 @@ def open_improvement_action(user, score: Score) -> ImprovementAction:
         return revisit._create_action(user, {
             "title": title, "description": description, "owner": owner,
             "due_date": timezone.localdate() + dt.timedelta(days=evaluation.ACTION_DAYS),
-            "institution": institution,
+            "institution": institution, "generated": "evaluation",
+            "generated_params": evaluation.action_params(institution.name, score.klass, score.period),
         })  # fmt: skip
 
 

@@ -225,7 +225,14 @@ class ImprovementActionSerializer(ModelSerializer):
         help_text="A user who handles tickets. Default: you. Only service managers may give it to someone else.",
     )  # fmt: skip
     title = serializers.CharField(max_length=200)
+    title_label = serializers.CharField(
+        source="shown_title", read_only=True,
+        help_text="The title in the request's language (Accept-Language): an action the customer evaluation opened "
+        "reads in it; `title` keeps the text as stored (in the product's language), one typed reads as typed.",
+    )  # fmt: skip
     description = serializers.CharField(max_length=20000, required=False, allow_blank=True)
+    description_label = serializers.CharField(source="shown_description", read_only=True,
+                                              help_text="The description as `title_label` reads the title.")  # fmt: skip
     due_date = DateField()
     status = serializers.ChoiceField(choices=ActionStatus.choices, read_only=True,
                                      help_text="Change it with …/transition/.")  # fmt: skip
@@ -238,8 +245,8 @@ class ImprovementActionSerializer(ModelSerializer):
     class Meta:
         model = ImprovementAction
         fields = [
-            "id", "number", "ticket", "ticket_number", "customer", "customer_name", "survey", "title", "description",
-            "owner", "due_date", "status", "outcome", "closed_at", "overdue", "created_by", "created_at", "updated_at",
+            "id", "number", "ticket", "ticket_number", "customer", "customer_name", "survey", "title", "title_label",
+            "description", "description_label", "owner", "due_date", "status", "outcome", "closed_at", "overdue", "created_by", "created_at", "updated_at",
             "version",
         ]  # fmt: skip
         read_only_fields = ["survey", "outcome", "closed_at", "created_by", "created_at", "updated_at"]

@@ -857,6 +857,10 @@ class ImprovementAction(models.Model):
     )  # fmt: skip
     title = models.CharField(_("title"), max_length=200)
     description = models.TextField(_("description"), blank=True)
+    # an action the product wrote (a weak customer evaluation): what it wrote — its kind and parameters — so that it
+    # reads in the reader's language (`shown_title`); `title` and `description` keep the text as stored (search, API)
+    generated = models.CharField(max_length=20, blank=True, default="", editable=False)
+    generated_params = models.JSONField(default=dict, blank=True, editable=False)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, models.PROTECT, related_name="+", verbose_name=_("owner")
     )
@@ -878,7 +882,54 @@ class ImprovementAction(models.Model):
         indexes = [models.Index(fields=["owner", "status", "due_date"], name="improvement_owner_open")]
 
     def __str__(self) -> str:
-        return f"{self.number} {self.title}"
+        return f"{self.number} {self.shown_title}"
+
+    def _generated_text(self, index: int, language: str | None) -> str | None:
+        texts = GENERATED_ACTION_TEXTS.get(self.generated)
+        if texts is None:
+            return None
+        from django.utils import translation
+
+        params = self.generated_params or {}
+        try:
+            with translation.override(language or translation.get_language()):
+                return texts[index](params)
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def _shown(self, index: int, stored: str) -> str:
+        """The text the product wrote, in the reader's language; the stored one when a user changed it since (it no
+        longer reads as the product wrote it in its language) or it was typed."""
+        if not self.generated or stored not in {self._generated_text(index, code) for code, _n in settings.LANGUAGES}:
+            return stored
+        return self._generated_text(index, None) or stored
+
+    @property
+    def shown_title(self) -> str:
+        return self._shown(0, self.title)
+
+    @property
+    def shown_description(self) -> str:
+        return self._shown(1, self.description)
+
+
+def _evaluation_title(p: dict) -> str:
+    from django.utils.translation import gettext
+
+    return gettext("Improve the relationship with %(name)s (class %(klass)s) %(tag)s") % {
+        "name": p["name"], "klass": p["klass"], "tag": f"[{p['period']}]"}  # fmt: skip
+
+
+def _evaluation_description(p: dict) -> str:
+    from django.utils.translation import gettext
+
+    return gettext("The customer evaluation of %(period)s put this customer in class %(klass)s. Look at the weak "
+                   "components, talk to the customer and record what was done.") % {
+        "period": p["period"], "klass": p["klass"]}  # fmt: skip
+
+
+# kind → (its title, its description) from the parameters stored with the action
+GENERATED_ACTION_TEXTS = {"evaluation": (_evaluation_title, _evaluation_description)}
 
 
 class WebIntake(models.Model):

@@ -489,7 +489,8 @@ def _create_action(user, data: dict) -> ImprovementAction:
     with transaction.atomic():
         action = ImprovementAction.objects.create(
             number=next_action_number(now), ticket=data.get("ticket"), survey=data.get("survey"),
-            institution=data.get("institution"),
+            institution=data.get("institution"), generated=data.get("generated", ""),
+            generated_params=data.get("generated_params") or {},
             created_by=user if getattr(user, "is_authenticated", False) else None, created_at=now, updated_at=now,
             **clean,
         )  # fmt: skip

@@ -1,0 +1,79 @@
+"""Improvement actions the customer evaluation opens are stored in the product's language (改善与 … 的客户关系（D 类）)
+with what they were written from, and read in the reader's language on the pages and in the API (`title_label`,
+`title` unchanged); a title its owner reworded reads as typed. Actions stored before keep their text and are
+recognised by the migration (servicedesk 0027)."""
+
+from __future__ import annotations
+
+import importlib
+from types import SimpleNamespace
+
+from django.apps import apps
+from django.db import connection
+from django.urls import reverse
+from django.utils import translation
+
+from pharmacrm.keyaccounts import evaluation
+from pharmacrm.keyaccounts.choices import ModelKind
+from pharmacrm.servicedesk import revisit
+from pharmacrm.servicedesk.models import ImprovementAction
+
+from .eval_fixtures import *  # noqa: F403  (fixtures)
+from .eval_fixtures import H1_2026
+
+migration = importlib.import_module("pharmacrm.servicedesk.migrations.0027_generated_action_texts")
+ENGLISH = "Improve the relationship with 北京协和医院 (class D) [2026H1]"
+
+
+def _action(purchases) -> ImprovementAction:
+    assert evaluation.run(ModelKind.EVALUATION, as_of=H1_2026).actions == 1
+    return ImprovementAction.objects.get(institution=purchases["xiehe"])
+
+
+def test_an_evaluations_action_reads_in_the_readers_language(purchases, users, client_for, api_for):
+    action = _action(purchases)
+    assert action.title == "改善与 北京协和医院 的客户关系（D 类）[2026H1]"  # stored as before
+    assert action.generated_params == {"name": "北京协和医院", "klass": "D", "period": "2026H1"}
+    with translation.override("en"):
+        assert action.shown_title == ENGLISH
+        assert action.shown_description.startswith("The customer evaluation of 2026H1 put this customer in class D.")
+    with translation.override("zh-hant"):
+        assert action.shown_title == "改善與 北京协和医院 的客戶關係（D 類）[2026H1]"
+    with translation.override("zh-hans"):
+        assert action.shown_title == action.title
+
+    page = client_for("manager").get(reverse("servicedesk:improvement", args=[action.pk]), HTTP_ACCEPT_LANGUAGE="en")
+    heading = page.content.decode().split("<h1>", 1)[1].split("</h1>", 1)[0]
+    assert ENGLISH in heading  # (the edit form offers the title as stored, to be reworded)
+    assert "Look at the weak components" in page.content.decode()
+    listed = client_for("manager").get(reverse("servicedesk:improvements"), HTTP_ACCEPT_LANGUAGE="en")
+    assert ENGLISH in listed.content.decode()
+    data = api_for("manager").get(f"/api/v1/improvement-actions/{action.pk}/", HTTP_ACCEPT_LANGUAGE="en").json()
+    assert (data["title"], data["title_label"]) == (action.title, ENGLISH)  # the field clients read is unchanged
+
+
+def test_a_title_its_owner_reworded_reads_as_typed(purchases, users):
+    action = _action(purchases)
+    revisit.update_action(action.owner, action, {"title": "与药剂科主任面谈"}, version=action.version)
+    action.refresh_from_db()
+    with translation.override("en"):
+        assert action.shown_title == "与药剂科主任面谈 [2026H1]"  # as typed (the period kept, as before)
+        assert action.shown_description.startswith("The customer evaluation of 2026H1")  # the description untouched
+
+
+def test_the_migration_recognises_the_actions_stored_before(purchases, users):
+    action = _action(purchases)
+    typed = revisit.create_action(users["manager"], {
+        "title": "改善与 药剂科 的沟通", "owner": users["manager"], "due_date": action.due_date,
+        "institution": purchases["xiehe"]})  # fmt: skip
+    ImprovementAction.objects.update(generated="", generated_params={})  # as stored before servicedesk 0027
+
+    migration.fill_generated(apps, SimpleNamespace(connection=connection))
+
+    action.refresh_from_db()
+    typed.refresh_from_db()
+    assert (action.generated, action.generated_params) == (
+        "evaluation", {"name": "北京协和医院", "klass": "D", "period": "2026H1"})  # fmt: skip
+    assert typed.generated == ""
+    with translation.override("en"):
+        assert (action.shown_title, typed.shown_title) == (ENGLISH, "改善与 药剂科 的沟通")
