@@ -83,6 +83,10 @@ class Team(models.Model):
         "core.User", models.SET_NULL, null=True, blank=True, related_name="led_teams", verbose_name=_("team lead")
     )
     territory = models.ManyToManyField(Region, blank=True, related_name="teams", verbose_name=_("territory"))
+    # a team the product named (a key account's service team, 重点客户服务组·协和医院): what it named it from, so that
+    # the name reads in the reader's language (`shown_name`); `name` keeps it as stored (unique, matched by imports)
+    generated = models.CharField(max_length=20, blank=True, default="", editable=False)
+    generated_params = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("team")
@@ -90,7 +94,41 @@ class Team(models.Model):
         ordering = ["name"]
 
     def __str__(self) -> str:
-        return self.name
+        return self.shown_name
+
+    @property
+    def shown_name(self) -> str:
+        """The name in the reader's language when the product named the team and nobody renamed it since; else as
+        stored (in the product's language a generated name reads as stored, too)."""
+        named = GENERATED_TEAM_NAMES.get(self.generated)
+        if named is None or named[0](self.generated_params or {}) != self.name:
+            return self.name
+        language = translation.get_language() or settings.LANGUAGE_CODE
+        if translation.get_supported_language_variant(language) == settings.LANGUAGE_CODE:
+            return self.name
+        return named[1](self.generated_params or {})
+
+
+KEY_ACCOUNT_TEAM_PREFIX = "重点客户服务组·"
+
+
+def _key_account_team_stored(p: dict) -> str | None:
+    """The name a key account's service team is stored under (keyaccounts.services.service_team)."""
+    try:
+        return f"{KEY_ACCOUNT_TEAM_PREFIX}{p['customer']}" + (f"·{p['suffix']}" if p.get("suffix") else "")
+    except (KeyError, TypeError):
+        return None
+
+
+def _key_account_team_shown(p: dict) -> str:
+    from django.utils.translation import gettext
+
+    name = gettext("Key-account service team · %(customer)s") % {"customer": p["customer"]}
+    return f"{name} · {p['suffix']}" if p.get("suffix") else name
+
+
+# kind → (the name as stored, the name in the reader's language), from the parameters stored with the team
+GENERATED_TEAM_NAMES = {"key_account": (_key_account_team_stored, _key_account_team_shown)}
 
 
 class User(AbstractUser):

@@ -32,7 +32,7 @@ from django.utils.translation import gettext_lazy, ngettext, ngettext_lazy
 from pharmacrm.core import access, audit, dueclock, personal, signatures, uploads
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.ids import is_id
-from pharmacrm.core.models import AuditEntry, Counter, Team, User
+from pharmacrm.core.models import KEY_ACCOUNT_TEAM_PREFIX, AuditEntry, Counter, Team, User
 from pharmacrm.core.roles import READ_ONLY_ROLES, REVIEW_DEPARTMENT, Cap, Role
 from pharmacrm.core.wording import listing
 from pharmacrm.customers.choices import Tier
@@ -632,7 +632,7 @@ def _set_tier(user, institution: Institution, tier: str, reason: str) -> str:
     return old or ""
 
 
-TEAM_PREFIX = "重点客户服务组·"
+TEAM_PREFIX = KEY_ACCOUNT_TEAM_PREFIX  # 重点客户服务组·
 
 
 def service_team(institution: Institution, number: str) -> Team:
@@ -646,12 +646,16 @@ def service_team(institution: Institution, number: str) -> Team:
     if earlier is not None:
         return Team.objects.get(pk=earlier)
     limit = Team._meta.get_field("name").max_length
-    names = [f"{TEAM_PREFIX}{institution.short_name or institution.name}", f"{TEAM_PREFIX}{institution.name}"]
-    for name in names:
-        if not Team.objects.filter(name=name[:limit]).exists():
-            return Team.objects.create(name=name[:limit])
-    suffix = f"·{number}"
-    return Team.objects.create(name=names[0][: limit - len(suffix)] + suffix)
+    customers = [institution.short_name or institution.name, institution.name]
+    for customer in customers:
+        customer = customer[: limit - len(TEAM_PREFIX)]
+        if not Team.objects.filter(name=f"{TEAM_PREFIX}{customer}").exists():
+            # named in the product's language, with what it is named from: it reads in each reader's (Team.shown_name)
+            return Team.objects.create(name=f"{TEAM_PREFIX}{customer}", generated="key_account",
+                                       generated_params={"customer": customer})  # fmt: skip
+    customer = customers[0][: limit - len(TEAM_PREFIX) - len(number) - 1]
+    return Team.objects.create(name=f"{TEAM_PREFIX}{customer}·{number}", generated="key_account",
+                               generated_params={"customer": customer, "suffix": number})  # fmt: skip
 
 
 def _open_account(user, institution: Institution, now) -> KeyAccount:
