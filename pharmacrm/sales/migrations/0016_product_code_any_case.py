@@ -104,6 +104,12 @@ def merge_case_variants(apps, schema_editor) -> dict:
                 [(inst, month if connection.vendor == "postgresql" else month.isoformat())
                  for inst, month in marks[i : i + BATCH]],
             )  # fmt: skip
+    if connection.vendor == "postgresql":
+        # the rows changed have their deferred foreign-key checks pending: PostgreSQL builds no index on a table
+        # with pending trigger events (the next step), so they are checked now
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
     if merged:
         log.warning("ERP product codes in another letter case: %s merged into %s, %s order line(s) re-spelt, "
                     "%s month(s) to recompute", merged, len(groups), respelt, len(marks))  # fmt: skip
