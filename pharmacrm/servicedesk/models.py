@@ -882,7 +882,7 @@ class ImprovementAction(models.Model):
         indexes = [models.Index(fields=["owner", "status", "due_date"], name="improvement_owner_open")]
 
     def __str__(self) -> str:
-        return f"{self.number} {self.shown_title}"
+        return f"{self.number} {self.title}"  # as stored: the audit trail's label, whoever acts
 
     def _generated_text(self, index: int, language: str | None) -> str | None:
         texts = GENERATED_ACTION_TEXTS.get(self.generated)
