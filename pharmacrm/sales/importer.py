@@ -1005,6 +1005,41 @@ class Resolver:
         key, ref = ("credit_code", credit) if credit else ("external_id", external)
         return None, (key, "customer_not_found", {"value": ref[:100]})
 
+    def respell_new_codes(self, rows: list[tuple], approvals: dict[str, str]) -> list[tuple]:
+        """The chunk's rows with a product code this import is recording for the first time spelt as another import
+        recorded it meanwhile, read under the writers' lock: two imports at the same moment each giving a new code in
+        another letter case (ab-7, AB-7) read the catalogue before either recorded it, and the database keeps one code
+        in any letter case (sales 0016) — the later one's lines were stored under a spelling no code had. The lines are
+        fingerprinted with the code as stored. One query per chunk giving codes not known to be stored yet."""
+        unknown = {r[5] for r in rows} - self.codes
+        if not unknown:
+            return rows
+        from django.db.models.functions import Upper
+
+        stored = {}
+        wanted = sorted({c.upper() for c in unknown})
+        for i in range(0, len(wanted), 5000):
+            for code in (ProductCode.objects.annotate(key=Upper("code")).filter(key__in=wanted[i : i + 5000])
+                         .values_list("code", flat=True)):  # fmt: skip
+                stored[product_code_key(code)] = code
+        renamed = {c: stored[product_code_key(c)] for c in unknown
+                   if product_code_key(c) in stored and stored[product_code_key(c)] != c}  # fmt: skip
+        if not renamed:
+            return rows
+        for code, as_stored in renamed.items():
+            if code in approvals:  # the chunk's approval number links the code as stored
+                approvals.setdefault(as_stored, approvals[code])
+            if self.spellings is not None:
+                self.spellings[product_code_key(code)] = as_stored
+            self.spelled.update({given: as_stored for given, spelt in self.spelled.items() if spelt == code})
+        out = []
+        for r in rows:
+            if r[5] in renamed:
+                values = (*r[:5], renamed[r[5]], *r[6:15])
+                r = (*values, r[15], row_hash(values))
+            out.append(r)
+        return out
+
     def follow_merges(self, rows: list[tuple]) -> list[tuple]:
         """The chunk's rows with their customers as they are now, read under the writers' lock: a customer
         merged since this import looked it up (another user merging while the file is read) is replaced by its
@@ -2167,6 +2202,7 @@ class Writer:
         if write:
             rollups.lock()
             rows = self.run.resolver.follow_merges(rows) if rows else rows
+            rows = self.run.resolver.respell_new_codes(rows, chunk.approvals) if rows else rows
             if self.bare is not None and self.bare.holds:  # the customers checked as the foreign key would
                 self.bare.hold(_customers_of(chunk, rows))
             if self.bare is not None and self.run.set_based:

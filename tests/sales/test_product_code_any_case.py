@@ -110,3 +110,30 @@ def test_the_migration_makes_stored_spellings_one_code_nothing_lost(without_inde
     assert (again.created_count, again.updated_count, again.unchanged_count) == (0, 0, 1)
     # and the index can now be built: nothing left to refuse
     assert migration.merge_case_variants(apps, SimpleNamespace(connection=connection))["merged"] == 0
+
+
+def test_two_imports_giving_a_new_code_in_two_cases_at_once_store_one_code(run_import, xiehe, monkeypatch, settings):
+    """Import B records AB-7 between import A's reading of the catalogue and its write (A read ab-7 as a new code): A's
+    lines are stored under AB-7, the code the database keeps, not under a spelling no code has."""
+    from pharmacrm.sales import importer as orders
+
+    settings.IMPORT_WRITER_THREAD = False
+    original, pending = orders.Run._against_stored, []
+
+    def checked(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        while pending:
+            pending.pop()()
+        return out
+
+    monkeypatch.setattr(orders.Run, "_against_stored", checked)
+    other = []
+    pending.append(lambda: other.append(run_import([line("SO-B", 1, "2026-03-06", xiehe, "AB-7", 1, "5")])))
+
+    job = run_import([line("SO-A", 1, "2026-03-05", xiehe, "ab-7", 2, "5")])
+
+    assert (other[0].created_count, job.created_count, job.error_count) == (1, 1, 0)
+    assert list(ProductCode.objects.values_list("code", flat=True)) == ["AB-7"]
+    assert sorted(OrderLine.objects.values_list("order_number", "product_code")) == [("SO-A", "AB-7"), ("SO-B", "AB-7")]
+    again = run_import([line("SO-A", 1, "2026-03-05", xiehe, "ab-7", 2, "5")])  # fingerprinted as stored
+    assert (again.created_count, again.updated_count, again.unchanged_count) == (0, 0, 1)
