@@ -1163,7 +1163,10 @@ def _open_actions(model: ScoringModel, key_ids: set[int], run_row: EvaluationRun
          {"number": [None, row[0]], "owner": [None, row[2]], "due_date": [None, due_text]})
         for row in rows
     ], user=SYSTEM, reason="evaluation", run=run_row.pk, period=period)  # fmt: skip
-    told = [(ids[row[0]], row[0], row[9], plan[3]) for row, plan in zip(rows, planned, strict=True)]
+    # each title rendered when read, in its owner's language
+    told = [(ids[row[0]], row[0], ImprovementAction(title=row[9], generated="evaluation",
+                                                    generated_params=action_params(plan[2], plan[1], period)).title_message(),
+             plan[3]) for row, plan in zip(rows, planned, strict=True)]  # fmt: skip
     _tell_owners(notify, told, due_text, period)
     return len(rows)
 

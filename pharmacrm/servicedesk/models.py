@@ -897,12 +897,25 @@ class ImprovementAction(models.Model):
         except (KeyError, TypeError, ValueError):
             return None
 
+    def _as_written(self, index: int, stored: str) -> bool:
+        """Whether the stored text is the one the product wrote (in any language), not changed by a user since."""
+        return bool(self.generated) and stored in {self._generated_text(index, code) for code, _n in settings.LANGUAGES}
+
     def _shown(self, index: int, stored: str) -> str:
         """The text the product wrote, in the reader's language; the stored one when a user changed it since (it no
         longer reads as the product wrote it in its language) or it was typed."""
-        if not self.generated or stored not in {self._generated_text(index, code) for code, _n in settings.LANGUAGES}:
+        if not self._as_written(index, stored):
             return stored
         return self._generated_text(index, None) or stored
+
+    def title_message(self):
+        """The title for a notification, rendered when read in each recipient's language (core.deferred)."""
+        from pharmacrm.core.deferred import Message
+
+        if self.generated != "evaluation" or not self._as_written(0, self.title):
+            return self.title
+        p = self.generated_params
+        return Message(_EVALUATION_TITLE, name=p["name"], klass=p["klass"], tag=f"[{p['period']}]")
 
     @property
     def shown_title(self) -> str:
@@ -913,11 +926,11 @@ class ImprovementAction(models.Model):
         return self._shown(1, self.description)
 
 
-def _evaluation_title(p: dict) -> str:
-    from django.utils.translation import gettext
+_EVALUATION_TITLE = _("Improve the relationship with %(name)s (class %(klass)s) %(tag)s")
 
-    return gettext("Improve the relationship with %(name)s (class %(klass)s) %(tag)s") % {
-        "name": p["name"], "klass": p["klass"], "tag": f"[{p['period']}]"}  # fmt: skip
+
+def _evaluation_title(p: dict) -> str:
+    return str(_EVALUATION_TITLE) % {"name": p["name"], "klass": p["klass"], "tag": f"[{p['period']}]"}
 
 
 def _evaluation_description(p: dict) -> str:

@@ -509,7 +509,7 @@ def _tell_owner(action: ImprovementAction) -> None:
     notify.send(
         [action.owner], kind="improvement.assigned",
         title=Message(gettext_lazy("Improvement action %(number)s: %(title)s"), number=action.number,
-                      title=action.title),
+                      title=action.title_message()),
         body=Message(gettext_lazy("Due %(date)s"), date=action.due_date.isoformat()),
         url=reverse("servicedesk:improvement", args=[action.pk]), obj=action,
     )  # fmt: skip

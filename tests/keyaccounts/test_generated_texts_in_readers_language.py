@@ -52,6 +52,16 @@ def test_an_evaluations_action_reads_in_the_readers_language(purchases, users, c
     assert (data["title"], data["title_label"]) == (action.title, ENGLISH)  # the field clients read is unchanged
 
 
+def test_the_owners_notification_reads_in_their_language(purchases, users):
+    from pharmacrm.notify.models import Notification
+
+    action = _action(purchases)
+    note = Notification.objects.get(recipient=action.owner, kind="improvement.assigned")
+    assert action.title in note.title  # stored in the product's language, as before
+    with translation.override("en"):
+        assert note.shown_title == f"Improvement action {action.number}: {ENGLISH}"
+
+
 def test_a_title_its_owner_reworded_reads_as_typed(purchases, users):
     action = _action(purchases)
     revisit.update_action(action.owner, action, {"title": "与药剂科主任面谈"}, version=action.version)
