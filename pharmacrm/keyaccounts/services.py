@@ -1609,6 +1609,8 @@ def default_agreement_term(account: KeyAccount, today: dt.date | None = None) ->
         length = end - start
         start = latest.end_date + dt.timedelta(days=1)
         end = _months_later(start, months) - dt.timedelta(days=1) if months and not days else start + length
+    if plan is not None and plan.valid_from and start < plan.valid_from:  # a plan valid from a later day: from then
+        start, end = plan.valid_from, max(end, plan.valid_from + (end - start))
     if plan is not None and plan.valid_to and end > plan.valid_to >= start:
         end = plan.valid_to  # a renewal runs to the end of the plan's validity at most (`generate_agreement`)
     return start, end

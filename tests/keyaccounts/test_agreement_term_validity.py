@@ -36,6 +36,15 @@ def test_generation_proposes_the_plans_validity(valid_plan):
     assert services.default_agreement_term(account) == (plan.valid_from, plan.valid_to)
 
 
+def test_a_plan_valid_from_a_later_day_proposes_its_term_from_then(valid_plan):
+    account, plan = valid_plan
+    start = timezone.localdate() + dt.timedelta(days=30)
+    ServicePlan.objects.filter(pk=plan.pk).update(valid_from=start, valid_to=None)
+    assert services.default_agreement_term(account)[0] == start
+    ServicePlan.objects.filter(pk=plan.pk).update(valid_to=start + dt.timedelta(days=90))
+    assert services.default_agreement_term(account) == (start, start + dt.timedelta(days=90))
+
+
 def test_a_term_outside_the_validity_is_refused_under_its_field(users, valid_plan):
     account, plan = valid_plan
     with translation.override("en"):
