@@ -98,3 +98,13 @@ def test_an_operator_chooses_the_customer_keeping_the_order(split, xiehe, huasha
 def test_a_customer_not_of_the_order_is_refused_in_one_line(split):
     status, out = run("--keep", "SO-1=nobody")
     assert status == 2 and out.strip() == "nobody is not one of the customers of order SO-1."
+
+
+def test_the_audit_trail_says_why_in_the_readers_language(split):
+    from pharmacrm.core.templatetags.crm import _audit_code
+
+    run("--repair")
+    with translation.override("en"):
+        assert _audit_code("reason", "split order") == "order split between customers, given to one"
+        assert _audit_code("reason", "product code in another letter case") == (
+            "one product code in any letter case: spellings merged")  # sales 0016  # fmt: skip

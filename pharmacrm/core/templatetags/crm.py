@@ -294,6 +294,9 @@ AUDIT_VALUES = {
         "enrolled": gettext_lazy("enrolled in the session"),
         "left": gettext_lazy("taken off the waiting list"),
         "no longer needed": gettext_lazy("passed over: the course completed, the account closed or no training role"),
+        # purchases put right (sales 0016, `pharmacrm orders split-check --repair`)
+        "product code in another letter case": gettext_lazy("one product code in any letter case: spellings merged"),
+        "split order": gettext_lazy("order split between customers, given to one"),
     },
     "format": {
         "signed copy": gettext_lazy("signed copy"),
