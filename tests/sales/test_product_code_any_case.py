@@ -137,3 +137,29 @@ def test_two_imports_giving_a_new_code_in_two_cases_at_once_store_one_code(run_i
     assert sorted(OrderLine.objects.values_list("order_number", "product_code")) == [("SO-A", "AB-7"), ("SO-B", "AB-7")]
     again = run_import([line("SO-A", 1, "2026-03-05", xiehe, "ab-7", 2, "5")])  # fingerprinted as stored
     assert (again.created_count, again.updated_count, again.unchanged_count) == (0, 0, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrate_builds_the_index_over_a_database_holding_case_variants(admin_user):
+    """The real `migrate` from sales 0015 to 0016 on a database holding yp1001 beside YP1001 (and a line of each): the
+    merge and the index in one migration, on SQLite and PostgreSQL alike."""
+    from django.core.management import call_command
+
+    from pharmacrm.customers.models import Institution
+
+    call_command("migrate", "sales", "0015", verbosity=0)
+    try:
+        customer = Institution.objects.create(name="协和医院", kind="hospital")
+        ProductCode.objects.create(code="yp1001", name="")
+        ProductCode.objects.create(code="YP1001", name="安心宁 5mg")
+        for n, code in ((1, "yp1001"), (2, "YP1001")):
+            OrderLine.objects.create(order_number="SO-1", line_number=n, order_date="2026-03-05", month="2026-03-01",
+                                     institution=customer, product_code=code, quantity=1, unit_price=10,
+                                     amount_fen=1000, row_hash=0)  # fmt: skip
+    finally:
+        call_command("migrate", "sales", verbosity=0)
+
+    assert list(ProductCode.objects.values_list("code", "name")) == [("yp1001", "安心宁 5mg")]  # the oldest, named
+    assert set(OrderLine.objects.values_list("product_code", flat=True)) == {"yp1001"}
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ProductCode.objects.create(code="Yp1001")
