@@ -250,9 +250,17 @@ def test_a_year_from_29_february_renews_for_a_year(users, xiehe, with_plan):
 
 
 def test_a_term_of_months_renews_for_as_many_months(users, xiehe, with_plan):
+    """A plan valid for half a year whose agreement ran its whole validity: the renewal proposed is half a year
+    again (approving the plan's next version with its validity comes first: generate_agreement requires it)."""
+    from django.utils import timezone
+
     account, _plan = with_plan(xiehe)
+    real = timezone.localdate()
+    agreement = services.generate_agreement(users["kam"], account, start_date=real,
+                                            end_date=real + dt.timedelta(days=364))  # fmt: skip
     ServicePlan.objects.filter(account=account).update(valid_from=dt.date(2027, 1, 1), valid_to=dt.date(2027, 6, 30))
-    proposed = _renewal_after(users, account, dt.date(2027, 1, 1), dt.date(2027, 6, 30), today=dt.date(2027, 1, 1))
+    Agreement.objects.filter(pk=agreement.pk).update(start_date=dt.date(2027, 1, 1), end_date=dt.date(2027, 6, 30))
+    proposed = services.default_agreement_term(account, today=dt.date(2027, 1, 1))
     assert proposed == (dt.date(2027, 7, 1), dt.date(2027, 12, 31))
 
 
