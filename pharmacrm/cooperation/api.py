@@ -117,6 +117,10 @@ class ProjectSerializer(Serializer):
     def get_amount_paid(self, obj) -> str:
         return str(obj.amount_paid)
 
+    def to_representation(self, instance):
+        """The goal with the contact details typed in it masked for a reader who sees personal data masked."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "cooperation.project")
+
 
 class CooperationAgreementSerializer(Serializer):
     id = serializers.IntegerField(read_only=True)
@@ -144,6 +148,11 @@ class CooperationAgreementSerializer(Serializer):
 
     def get_projects(self, obj) -> list[int]:
         return [p.pk for p in obj.projects.all()]
+
+    def to_representation(self, instance):
+        """The terms and payment terms with the contact details typed in them masked for a reader who sees personal
+        data masked, as the agreement page shows them."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "cooperation.agreement")
 
 
 class AgreementWriteSerializer(Serializer):

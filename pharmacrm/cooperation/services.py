@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from pharmacrm.core import access, audit, uploads
+from pharmacrm.core import access, audit, personal, uploads
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Counter, Team, User
@@ -301,6 +301,7 @@ def update_agreement(user, agreement: Agreement, data: dict, version) -> Agreeme
     _check_version(agreement, version)
     if agreement.status in (AgreementStatus.EXPIRED, AgreementStatus.TERMINATED):
         raise ValidationError({"status": [_("This agreement has ended; it stays archived as it is.")]})
+    data = personal.restore_free_text(user, data, agreement, personal.FREE_TEXT_OF["cooperation.agreement"])
     values = clean_agreement(user, {**{f: getattr(agreement, f) for f in AGREEMENT_FIELDS}, **data}, current=agreement)
     changes = {k: [_plain(getattr(agreement, k)), _plain(v)] for k, v in values.items() if getattr(agreement, k) != v}
     if not changes:
@@ -474,6 +475,7 @@ def update_project(user, project: Project, data: dict, version) -> Project:
     _check_version(project, version)
     if project.status == ProjectStatus.CLOSED:
         raise ValidationError({"status": [_("This project is closed.")]})
+    data = personal.restore_free_text(user, data, project, personal.FREE_TEXT_OF["cooperation.project"])
     values = _project_values(user, project.agreement, {**{f: getattr(project, f) for f in PROJECT_FIELDS}, **data})
     changes = {k: [_plain(getattr(project, k)), _plain(v)] for k, v in values.items() if getattr(project, k) != v}
     if changes:

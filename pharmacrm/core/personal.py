@@ -71,6 +71,10 @@ FREE_TEXT_OF = {
     # a loyalty referral's note, a cooperation project's acceptance remarks and checks, market intelligence
     "loyalty.referral": ("note",),
     "cooperation.acceptance": ("remarks",),
+    # a cooperation agreement's rights and obligations and payment terms, a project's goal (its signed PDF is a contract
+    # document: printed as typed)
+    "cooperation.agreement": ("terms", "payment_terms"),
+    "cooperation.project": ("goal",),
     "cooperation.check": ("problems", "measures"),
     "market.intelligence": ("title", "content", "source"),
     "market.presence": ("note",),

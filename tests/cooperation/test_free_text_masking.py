@@ -10,6 +10,8 @@ import pytest
 from pharmacrm.cooperation import services
 from pharmacrm.cooperation.models import Acceptance
 
+from tests.api.conftest import api_for  # noqa: F401  (fixture)
+
 from .test_cooperation import TODAY, in_force, running_project, world  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
@@ -48,3 +50,52 @@ def test_roles_that_see_personal_data_read_them_as_typed(client_for, project):
     shown = client_for("manager").get(f"/api/v1/cooperation/projects/{project.pk}/").json()
     assert (shown["acceptances"][0]["remarks"], shown["checks"][0]["problems"]) == (REMARKS, PROBLEMS)
     assert Acceptance.objects.get(project=project).remarks == REMARKS
+
+
+# an agreement's rights and obligations and payment terms, a project's goal
+TERMS = "甲方联系人王主任 139-1234-5678，邮件li.na@example.com"
+PAYMENT = "验收后30日内付款，财务对账电话 010-6512 3456"
+GOAL = "举办两场学术会议，报名请联系 13912345678"
+
+
+@pytest.fixture
+def written(world, users):  # noqa: F811
+    agreement = world["ours"]
+    agreement = services.update_agreement(users["rep"], agreement, {"terms": TERMS, "payment_terms": PAYMENT},
+                                          agreement.version)  # fmt: skip
+    project = running_project(users["rep"], in_force(users["rep"], agreement), goal=GOAL)
+    return agreement, project
+
+
+@pytest.mark.parametrize("role", ["analyst", "auditor"])
+def test_terms_and_goal_are_masked_for_roles_that_see_personal_data_masked(client_for, api_for, written, role):
+    agreement, project = written
+    client = client_for(role)
+    page = client.get(f"/cooperation/{agreement.pk}/").content.decode()
+    assert "王主任 139****5678" in page and "l***@example.com" in page and "010****3456" in page
+    assert not any(v in page for v in ("139-1234-5678", "li.na@example.com", "6512 3456"))
+    page = client.get(f"/cooperation/projects/{project.pk}/").content.decode()
+    assert "报名请联系 139****5678" in page and "13912345678" not in page
+    shown = api_for(role).get(f"/api/v1/cooperation/agreements/{agreement.pk}/").json()
+    assert (shown["terms"], shown["payment_terms"]) == ("甲方联系人王主任 139****5678，邮件l***@example.com",
+                                                        "验收后30日内付款，财务对账电话 010****3456")  # fmt: skip
+    assert "139-1234-5678" not in str(api_for(role).get("/api/v1/cooperation/agreements/").json())
+    assert api_for(role).get(f"/api/v1/cooperation/projects/{project.pk}/").json()["goal"] == (
+        "举办两场学术会议，报名请联系 139****5678")
+    for object_type, pk in (("cooperation.agreement", agreement.pk), ("cooperation.project", project.pk)):
+        query = {"object_type": object_type, "object_id": pk}
+        audit_page = client_for("auditor").get("/accounts/audit/", query).content.decode()
+        audited = str(api_for("auditor").get("/api/v1/audit/", query).json()["results"])
+        for text in (audit_page, audited):
+            assert "139****5678" in text and "139-1234-5678" not in text and "13912345678" not in text
+
+
+def test_terms_and_goal_are_read_as_typed_by_roles_that_see_personal_data(client_for, api_for, written):
+    agreement, project = written
+    assert "139-1234-5678" in client_for("rep").get(f"/cooperation/{agreement.pk}/").content.decode()
+    assert GOAL in client_for("manager").get(f"/cooperation/projects/{project.pk}/").content.decode()
+    shown = api_for("manager").get(f"/api/v1/cooperation/agreements/{agreement.pk}/").json()
+    assert (shown["terms"], shown["payment_terms"]) == (TERMS, PAYMENT)
+    assert api_for("rep").get(f"/api/v1/cooperation/projects/{project.pk}/").json()["goal"] == GOAL
+    query = {"object_type": "cooperation.agreement", "object_id": agreement.pk}
+    assert "139-1234-5678" in client_for("admin").get("/accounts/audit/", query).content.decode()
