@@ -62,6 +62,7 @@ FREE_TEXT_OF = {
     "keyaccounts.keyaccount": ("notes",),
     "keyaccounts.trialoffer": ("notes",),
     "keyaccounts.proposal": ("reason", "decision_comment"),
+    "keyaccounts.review": ("comment",),  # a reviewer's opinion comment on a proposal
     "keyaccounts.serviceplan": ("goals", "decision_comment"),
     "keyaccounts.planitem": ("progress_note",),
     "keyaccounts.meeting": ("attendees", "minutes"),
@@ -134,14 +135,29 @@ def restore_free_text(user, data: dict, stored, fields: Iterable[str]) -> dict:
                        for f in fields if isinstance(data.get(f), str) and "*" in data[f]}}  # fmt: skip
 
 
+# records an entry keeps whole as a change of its object: change key → their free text (a reviewer's opinion on a
+# proposal, before and after: {"department", "opinion", "comment"}, keyaccounts.services.give_opinion)
+FREE_TEXT_IN_CHANGES = {"keyaccounts.proposal": {"review": ("comment",)}}
+
+
+def _masked_record(record, fields):
+    if not isinstance(record, dict):
+        return record
+    return {**record, **{f: free_text(record[f], True) for f in fields if f in record}}
+
+
 def audit_changes(object_type: str, changes, masked: bool):
     """An audit entry's changes as the audit page and API show them: free text about a customer (FREE_TEXT_OF)
     before and after with the contact details in it masked when `masked` (the auditor; the administrator reads them
     as recorded). The structured personal fields are never in an entry (a keyed digest stands for them)."""
-    if not masked or object_type not in FREE_TEXT_OF or not isinstance(changes, dict):
+    if not masked or not isinstance(changes, dict):
         return changes
     shown = dict(changes)
-    for name in FREE_TEXT_OF[object_type]:
+    for name, fields in FREE_TEXT_IN_CHANGES.get(object_type, {}).items():
+        pair = shown.get(name)
+        if isinstance(pair, list | tuple):
+            shown[name] = [_masked_record(r, fields) for r in pair]
+    for name in FREE_TEXT_OF.get(object_type, ()):
         pair = shown.get(name)
         if isinstance(pair, list | tuple):
             shown[name] = [free_text(v, True) for v in pair]

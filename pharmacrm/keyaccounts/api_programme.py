@@ -195,6 +195,10 @@ class ReviewSerializer(ModelSerializer):
         model = Review
         fields = ["reviewer", "reviewer_name", "department", "opinion", "comment", "at"]
 
+    def to_representation(self, instance):
+        """The comment with the contact details typed in it masked for a reader who sees personal data masked."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "keyaccounts.review")
+
 
 class ProposalSerializer(ModelSerializer):
     institution_name = serializers.CharField(source="institution.name", read_only=True)

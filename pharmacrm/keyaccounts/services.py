@@ -414,7 +414,9 @@ def give_opinion(user, proposal: Proposal, *, opinion: str, comment: str = "", d
         errors["department"] = [_("You cannot speak for this department.")]
     if opinion not in Opinion.values:
         errors["opinion"] = [_("Choose support, no objection or oppose.")]
-    comment = _clean(comment)
+    # a reviewer shown their comment masked and sending it back: the masks still in it are the stored details
+    stored = Review.objects.filter(proposal=proposal, reviewer=user).first()
+    comment = _clean(personal.restore_free_text(user, {"comment": comment}, stored, ("comment",))["comment"])
     if opinion == Opinion.OPPOSE and not comment:
         errors["comment"] = [_("Say why you oppose.")]
     if errors:

@@ -355,7 +355,8 @@ def _proposal_page(request, proposal: Proposal, status: int = 200, **forms) -> H
     opinion_form = forms.get("opinion_form")
     if opinion_form is None and may_review:
         initial = (
-            {"department": mine.department, "opinion": mine.opinion, "comment": mine.comment} if mine else {}
+            {"department": mine.department, "opinion": mine.opinion,
+             "comment": personal.free_text(mine.comment, personal.masks_free_text(user))} if mine else {}
         )
         opinion_form = OpinionForm(departments=departments, initial=initial, prefix="review")
     context = {

@@ -9,7 +9,6 @@ import pytest
 
 from pharmacrm.cooperation import services
 from pharmacrm.cooperation.models import Acceptance
-
 from tests.api.conftest import api_for  # noqa: F401  (fixture)
 
 from .test_cooperation import TODAY, in_force, running_project, world  # noqa: F401  (fixture)
@@ -68,7 +67,7 @@ def written(world, users):  # noqa: F811
 
 
 @pytest.mark.parametrize("role", ["analyst", "auditor"])
-def test_terms_and_goal_are_masked_for_roles_that_see_personal_data_masked(client_for, api_for, written, role):
+def test_terms_and_goal_are_masked_for_roles_that_see_personal_data_masked(client_for, api_for, written, role):  # noqa: F811
     agreement, project = written
     client = client_for(role)
     page = client.get(f"/cooperation/{agreement.pk}/").content.decode()
@@ -90,7 +89,7 @@ def test_terms_and_goal_are_masked_for_roles_that_see_personal_data_masked(clien
             assert "139****5678" in text and "139-1234-5678" not in text and "13912345678" not in text
 
 
-def test_terms_and_goal_are_read_as_typed_by_roles_that_see_personal_data(client_for, api_for, written):
+def test_terms_and_goal_are_read_as_typed_by_roles_that_see_personal_data(client_for, api_for, written):  # noqa: F811
     agreement, project = written
     assert "139-1234-5678" in client_for("rep").get(f"/cooperation/{agreement.pk}/").content.decode()
     assert GOAL in client_for("manager").get(f"/cooperation/projects/{project.pk}/").content.decode()

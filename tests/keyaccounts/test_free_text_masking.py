@@ -146,3 +146,62 @@ def test_a_team_member_answering_a_trial_offer_keeps_the_notes_real_details(clie
     assert api_client("expert").get(f"/api/v1/keyaccounts/trials/{trial.pk}/").json()["notes"] == (
         "试用三个月，药剂科王主任 139****5678")
     assert api_client("kam").get(f"/api/v1/keyaccounts/trials/{trial.pk}/").json()["notes"] == notes
+
+
+# a department's opinion on a proposal: its comment, on the proposal page, in the API and in the audit entry (review)
+OPINION = "支持；院办联系人王主任 139-1234-5678"
+
+
+@pytest.fixture
+def reviewed(users, xiehe, make_proposal):
+    """A proposal in review, with the analyst's (marketing's) opinion holding a number, revised once."""
+    proposal = make_proposal(xiehe, submitted=False)
+    services.give_opinion(users["analyst"], proposal, opinion="support", comment=OPINION)
+    return proposal
+
+
+@pytest.mark.parametrize("role", ["analyst", "auditor", "expert"])
+def test_a_reviewers_comment_is_masked_for_roles_that_see_personal_data_masked(client_for, api_client, reviewed,
+                                                                               role):  # fmt: skip
+    page = client_for(role).get(f"/keyaccounts/proposals/{reviewed.pk}/").content.decode()
+    assert "王主任 139****5678" in page and not _clear_in(page)
+    shown = api_client(role).get(f"/api/v1/keyaccounts/proposals/{reviewed.pk}/").json()
+    assert "支持；院办联系人王主任 139****5678" in [r["comment"] for r in shown["reviews"]]
+    assert not _clear_in(str(api_client(role).get("/api/v1/keyaccounts/proposals/").json()))
+
+
+def test_a_reviewers_comment_is_masked_in_the_audit_trail_for_the_auditor(client_for, api_client, reviewed):
+    query = {"object_type": "keyaccounts.proposal", "object_id": reviewed.pk}
+    page = client_for("auditor").get("/accounts/audit/", query).content.decode()
+    assert "139****5678" in page and not _clear_in(page)
+    rows = api_client("auditor").get("/api/v1/audit/", query).json()["results"]
+    reviews = [r["changes"]["review"] for r in rows if "review" in (r["changes"] or {})]
+    assert reviews and "139****5678" in str(reviews) and not _clear_in(str(rows))
+    assert "139-1234-5678" in client_for("admin").get("/accounts/audit/", query).content.decode()
+
+
+def test_roles_that_see_personal_data_read_a_reviewers_comment_as_typed(client_for, api_client, reviewed):
+    assert OPINION in client_for("kam").get(f"/keyaccounts/proposals/{reviewed.pk}/").content.decode()
+    shown = api_client("manager").get(f"/api/v1/keyaccounts/proposals/{reviewed.pk}/").json()
+    assert OPINION in [r["comment"] for r in shown["reviews"]]
+
+
+def test_a_masked_reviewer_revising_their_opinion_keeps_the_stored_details(client_for, api_client, users, reviewed):
+    """The analyst is shown their own comment masked in the opinion form; sending it back (with another opinion), on
+    the page or through the API, keeps the real number."""
+    analyst = client_for("analyst")
+    form = analyst.get(f"/keyaccounts/proposals/{reviewed.pk}/").context["opinion_form"]
+    assert form.initial["comment"] == "支持；院办联系人王主任 139****5678"
+    posted = analyst.post(f"/keyaccounts/proposals/{reviewed.pk}/opinion/", {
+        "review-department": "marketing", "review-opinion": "neutral", "review-comment": form.initial["comment"]})
+    assert posted.status_code == 302
+    review = reviewed.reviews.get(reviewer=users["analyst"])
+    assert (review.opinion, review.comment) == ("neutral", OPINION)
+    api = api_client("analyst")
+    shown = next(r["comment"] for r in api.get(f"/api/v1/keyaccounts/proposals/{reviewed.pk}/").json()["reviews"]
+                 if r["reviewer"] == users["analyst"].pk)  # fmt: skip
+    answer = api.post(f"/api/v1/keyaccounts/proposals/{reviewed.pk}/opinion/",
+                      {"opinion": "support", "comment": shown + "，已沟通", "department": "marketing"}, format="json")
+    assert answer.status_code == 200, answer.content
+    review.refresh_from_db()
+    assert (review.opinion, review.comment) == ("support", OPINION + "，已沟通")
