@@ -420,6 +420,48 @@ def mask_contacts(text: str) -> str:
     return text
 
 
+# the digits a cut left at the end of a text (…请回电 1391234): a number cut mid-way is no whole one mask_contacts finds.
+# Four digits or more (every mask shows the first three) after no other digit, letter or mask, spaces, dashes and an
+# area code's brackets between them, a +86 before them
+_CUT_AT_END = re.compile(r"(?<![0-9A-Za-z*])((?:(?:\+|00)86[ -]?)?)(\(?[0-9](?:[ ()-]{0,2}[0-9]){3,})$")
+# the first two digits of an ID card number (its province) and most digits a cut one keeps; a mobile's and a
+# landline's beginnings and most digits before the whole number
+_ID_PROVINCES = frozenset("11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 "
+                          "65 71 81 82 83 91".split())  # fmt: skip
+
+
+def _cut_contact(digits: str) -> bool:
+    """Whether `digits` can be the beginning of a mobile, a landline with its area code or an ID card number."""
+    return bool(
+        (re.match(r"1[3-9]", digits) and len(digits) < 11)
+        or (re.match(r"0[1-9]", digits) and len(digits) < 12)
+        or (digits[:2] in _ID_PROVINCES and len(digits) < 18)
+    )
+
+
+def mask_contacts_cut(text: str, limit: int) -> str:
+    """A free text as mask_contacts shows it, cut at `limit` characters (a notification's title): masked before it
+    is cut, so that no number is cut in clear. A text that long or longer may also be one stored cut already (a
+    notification's title kept at 200 characters before its template was): the digits at its end that can be the
+    beginning of a number cut mid-way (请回电 1391234) are masked as well (请回电 139****); a text shorter than
+    `limit` less one character (the space a cut before it may have left, stripped) keeps its last number as typed,
+    as do other numbers."""
+    text = text or ""
+    shown = mask_contacts(text)[:limit]
+    if len(text) < limit - 1:
+        return shown
+    m = _CUT_AT_END.search(shown.translate(_FULL_WIDTH))
+    if not m:
+        return shown
+    run = m.group(2)  # 30 1391234: the number may start at any of its groups (here the second)
+    for start in (i for i, c in enumerate(run) if c.isdigit() and (i == 0 or not run[i - 1].isdigit())):
+        digits = re.sub(r"[^0-9]", "", run[start:])
+        if len(digits) >= 4 and _cut_contact(digits):
+            at = m.start(2) + start - (1 if start and run[start - 1] == "(" else 0)
+            return shown[:at] + digits[:3] + MASK
+    return shown
+
+
 def restore_contacts(text: str, stored: str) -> str:
     """A free text edited by someone who was shown `stored` masked (mask_contacts): each masked detail still in it
     is put back as stored, in order, so that saving the edit (or the unchanged text) keeps the real numbers and

@@ -20,7 +20,9 @@ from django.utils.translation import pgettext
 
 from pharmacrm.core.deferred import thaw
 from pharmacrm.core.fields import EncryptedTextField
-from pharmacrm.customers.normalise import mask_contacts
+from pharmacrm.customers.normalise import mask_contacts, mask_contacts_cut
+
+TITLE_LENGTH = 200  # a notification's title is cut at this length (services.send)
 
 
 class Notification(models.Model):
@@ -30,7 +32,7 @@ class Notification(models.Model):
         settings.AUTH_USER_MODEL, models.CASCADE, related_name="notifications", verbose_name=_("recipient")
     )
     kind = models.SlugField(_("kind"), max_length=50)
-    title = models.CharField(_("title"), max_length=200)
+    title = models.CharField(_("title"), max_length=TITLE_LENGTH)
     body = models.TextField(_("text"), blank=True)
     url = models.CharField(_("link"), max_length=500, blank=True)
     object_type = models.CharField(_("object type"), max_length=64, blank=True)
@@ -53,7 +55,7 @@ class Notification(models.Model):
     @property
     def shown_title(self) -> str:
         """The title in the reader's (the active) language, as the reader may see it (`masked`)."""
-        return self._shown("title")[:200]
+        return self._shown("title")[:TITLE_LENGTH]
 
     @property
     def shown_body(self) -> str:
@@ -75,7 +77,11 @@ class Notification(models.Model):
             text = thaw(self.spec[part])
         else:
             text = getattr(self, part)
-        return mask_contacts(text) if text and self.masked else text
+        if not text or not self.masked:
+            return text
+        if part == "title":  # stored cut at 200 characters (older rows): a number cut mid-way at its end is masked too
+            return mask_contacts_cut(text, TITLE_LENGTH)
+        return mask_contacts(text)
 
 
 class WebhookEndpoint(models.Model):

@@ -34,7 +34,7 @@ from pharmacrm.core.deferred import freeze, render_in, thaw
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
-from pharmacrm.customers.normalise import mask_contacts
+from pharmacrm.customers.normalise import mask_contacts, mask_contacts_cut
 from pharmacrm.customers.services import ConflictError
 
 from .models import Delivery, Notification, WebhookEndpoint
@@ -142,7 +142,8 @@ def email_text(title: Any, body: Any, url: str, language: str | None = None, not
     (the notification's id) the link goes through `mail_link`: following it marks the notification read."""
     with translation.override(language or settings.LANGUAGE_CODE):
         # a ticket's subject as a customer typed it (请回电 138 0013 8000) leaves the company with the mail: masked
-        title_text, body_text = mask_contacts(thaw(title)[:200].strip()), mask_contacts(thaw(body))
+        # (masked before it is cut at 200 characters: a number cut mid-way, in a title stored cut too, masked as well)
+        title_text, body_text = mask_contacts_cut(thaw(title), 200).strip(), mask_contacts(thaw(body))
         subject = _("[PharmaCRM] %(title)s") % {"title": title_text}
         parts = [body_text] if body_text else []
         if url:

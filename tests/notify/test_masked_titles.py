@@ -77,3 +77,36 @@ def test_a_reader_who_sees_personal_data_reads_the_subject_as_typed(
     assert SUBJECT in page
     listed = api_for(role).get("/api/v1/notifications/").json()["results"]
     assert all(SUBJECT in n["title"] for n in listed)
+
+
+# titles stored before their template was kept were cut at 200 characters: a number cut mid-way at the end (请回电
+# 1391234) is no whole number for the masks; for a masked reader its digits past the third are masked as well
+CUT = "TK-2025-000123 " + "客户反映药品外包装破损，需要尽快更换并回访。" * 8
+CUT_TITLE = CUT[: 200 - len("请回电 1391234")] + "请回电 1391234"
+ORDINARY = CUT[: 200 - len("共需更换 2000")] + "共需更换 2000"
+
+
+def _stored(user, title) -> Notification:
+    assert len(title) == 200
+    return Notification.objects.create(recipient=user, kind="ticket.assigned", title=title, body="")
+
+
+@pytest.mark.parametrize("role", ["agent", "auditor"])
+def test_a_number_cut_at_the_end_of_a_stored_title_is_masked_for_a_masked_reader(role, users, client_for, api_for):
+    note = _stored(users[role], CUT_TITLE)
+    ordinary = _stored(users[role], ORDINARY)
+    page = client_for(role).get("/notifications/").content.decode()
+    assert "请回电 139****" in page and "1391234" not in page
+    listed = {n["id"]: n["title"] for n in api_for(role).get("/api/v1/notifications/").json()["results"]}
+    assert listed[note.pk].endswith("请回电 139****") and "1391234" not in listed[note.pk]
+    # an ordinary number at the end of a title so long, and a title shorter than the cut, are shown as written
+    assert listed[ordinary.pk] == ORDINARY
+    short = services.send([users[role]], kind="ticket.answered", title="发货数量 1391234", url="/service/")[0]
+    assert api_for(role).get(f"/api/v1/notifications/{short.pk}/").json()["title"] == "发货数量 1391234"
+    # the e-mail of such a title (masked for everyone)
+    assert "1391234" not in services.email_text(CUT_TITLE, "", "")[0]
+
+
+def test_a_reader_who_sees_personal_data_reads_a_cut_title_as_stored(users, api_for):
+    note = _stored(users["manager"], CUT_TITLE)
+    assert api_for("manager").get(f"/api/v1/notifications/{note.pk}/").json()["title"] == CUT_TITLE
