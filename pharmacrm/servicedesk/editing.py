@@ -27,7 +27,7 @@ from pharmacrm.customers import services as customers_services
 from pharmacrm.customers.models import Institution, Person
 
 from . import services
-from .choices import OPEN_STATUSES, EventKind
+from .choices import OPEN_STATUSES, EventKind, MessageKind
 from .models import Product, Ticket, TicketCategory, TicketEvent
 
 A = AuditEntry.Action
@@ -89,6 +89,62 @@ def _personal(field: str, value) -> str:
         except ValidationError:
             raise ValidationError({field: [_("Enter a valid e-mail address.")]}) from None
     return value
+
+
+def _address_key(value: str) -> str:
+    return normalise.email(value or "")
+
+
+def company_address(address: str) -> bool:
+    """Whether `address` is one of the company's own: a user's account (an employee, any), the mailboxes' (the
+    addresses the service desk and the notifications send from, the service mailbox's account when it is an
+    address) or any address at those mailboxes' domains."""
+    import email.utils
+
+    from django.conf import settings
+
+    from pharmacrm.core.models import User
+
+    key = _address_key(address)
+    if not key:
+        return False
+    configured = (getattr(settings, name, "") or "" for name in (
+        "SERVICEDESK_MAIL_FROM", "NOTIFY_MAIL_FROM", "DEFAULT_FROM_EMAIL", "SERVER_EMAIL", "SERVICEDESK_IMAP_USER"))  # fmt: skip
+    mailboxes = {_address_key(email.utils.parseaddr(value)[1]) for value in configured} - {""}
+    domains = {m.rpartition("@")[2] for m in mailboxes if "@" in m}
+    if key in mailboxes or key.rpartition("@")[2] in domains:
+        return True
+    return any(_address_key(e) == key for e in User.objects.exclude(email="").values_list("email", flat=True))
+
+
+def address_on_record(ticket: Ticket, address: str, people=()) -> bool:
+    """Whether `address` is already known for the ticket's customer: the e-mail of its person (or of the person
+    named in the same change), or an address one of the ticket's mails came from."""
+    key = _address_key(address)
+    known = [p.email for p in people if p is not None]
+    known += [m.sender for m in ticket.messages.filter(kind=MessageKind.INBOUND).only("sender").order_by("id")[:200]]
+    return bool(key) and any(_address_key(k) == key for k in known)
+
+
+def check_reply_address(user, ticket: Ticket, address: str, reason: str, people=()) -> bool:
+    """A new reply address set by a user who sees personal data masked (an agent's blind edit): every reply's
+    e-mail carries the ticket's subject in clear ([TK-…] subject) to it. One of the company's own addresses is
+    refused; one not on record for the customer (address_on_record) needs a reason, kept in the history and the
+    audit trail, as a reveal's. Returns whether the address is such a new one (to be audited as such)."""
+    if not address or not personal.masks_free_text(user):
+        return False
+    if company_address(address):
+        raise ValidationError({"reply_email": [_(
+            "Replies to the customer cannot go to an address of the company's own staff or mailboxes."
+        )]})  # fmt: skip
+    if address_on_record(ticket, address, people):
+        return False
+    if not reason:
+        raise ValidationError({"reason": [_(
+            "This e-mail address is not on record for the customer, and the replies sent there carry the ticket's "
+            "subject in clear: say why replies are to go there."
+        )]})  # fmt: skip
+    return True
 
 
 def _bool(value) -> bool:
@@ -261,8 +317,11 @@ def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, rea
             diff["safety_relevant"] = [False, True]  # a safety category makes the ticket safety-relevant
     if not diff:
         return ticket
-    now = timezone.now()
     reason = (reason or "").strip()[:500]
+    new_address = "reply_email" in diff and check_reply_address(
+        user, ticket, diff["reply_email"][1], reason, (ticket.person, values.get("person"))
+    )
+    now = timezone.now()
     with transaction.atomic():
         expected = ticket.version
         fields = []
@@ -351,7 +410,8 @@ def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, rea
         if boosted_from or unboosted_from:
             audit_changes["priority"] = [boosted_from or unboosted_from, ticket.priority]
         audit.record(
-            A.UPDATE, ticket, user=user, changes=audit_changes, **({"reason": reason} if reason else {})
+            A.UPDATE, ticket, user=user, changes=audit_changes, **({"reason": reason} if reason else {}),
+            **({"new_reply_address": True} if new_address else {}),
         )
         if diff.keys() & {"subject", "description", "safety_relevant", "category"}:
             from pharmacrm.safety import net

@@ -107,7 +107,7 @@ def test_the_edit_page_never_shows_the_callers_details_and_an_empty_field_keeps_
     # a new e-mail replaces; then empty contact fields keep what is on file
     response = client.post(f"/service/tickets/{t.pk}/edit/",
                            {**form, "institution": xiehe.pk, "reply_email": "new@example.cn",
-                            "version": t.version})  # fmt: skip
+                            "reason": "客户来电告知新邮箱", "version": t.version})  # fmt: skip
     assert response.status_code == 302
     t = Ticket.objects.get(pk=t.pk)
     assert t.reply_email == "new@example.cn" and t.institution_id == xiehe.pk

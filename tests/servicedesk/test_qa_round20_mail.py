@@ -346,7 +346,8 @@ def test_a_reply_sent_again_after_the_address_was_corrected_goes_to_the_new_addr
     type(reply).objects.filter(pk=reply.pk).update(delivery=Delivery.GAVE_UP, attempts=mail.MAX_ATTEMPTS)
     reply.refresh_from_db()
     ticket.refresh_from_db()
-    editing.edit_ticket(users["agent"], ticket, {"reply_email": "wang@hospital.test"}, version=ticket.version)
+    editing.edit_ticket(users["agent"], ticket, {"reply_email": "wang@hospital.test"}, version=ticket.version,
+                        reason="客户来电更正邮箱")  # fmt: skip
     with django_capture_on_commit_callbacks(execute=True):
         mail.resend(users["agent"], reply)
     reply.refresh_from_db()

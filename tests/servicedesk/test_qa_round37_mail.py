@@ -59,7 +59,7 @@ def test_a_reply_the_mail_server_refused_no_longer_meets_the_first_response_dead
     still counted as the ticket's first response: the deadline read 'met' while the customer had no answer."""
     ticket = mailed_ticket(desk)
     ticket.refresh_from_db()
-    editing.edit_ticket(users["agent"], ticket, {"reply_email": MOVED}, version=ticket.version)
+    editing.edit_ticket(users["agent"], ticket, {"reply_email": MOVED}, version=ticket.version, reason="客户来电告知新邮箱")
     reply = desk.reply(users["agent"], ticket, "请饭后服用。")
     assert reply.delivery == Delivery.FAILED  # refused once: retried, and meanwhile counted (it may still arrive)
     assert response_clock(ticket).fulfilled_at == reply.created_at

@@ -148,6 +148,7 @@ AUDIT_KEYS = {
     "mode": gettext_lazy("Mode"),
     "moved": gettext_lazy("Records moved"),
     "name": gettext_lazy("Name"),
+    "new_reply_address": gettext_lazy("Reply address not on record for the customer"),
     "not_a_duplicate_of": gettext_lazy("Not the same customer as"),  # "not the same customer" (customers.services)
     "not_held": gettext_lazy("Reports not imported"),  # E2B messages read but not held as cases
     "note": gettext_lazy("Note"),
