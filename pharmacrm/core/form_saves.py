@@ -19,6 +19,14 @@ The caller says what success shows (its message, where it redirects)::
 A create form that carries a one-time token (customers.forms.OnceTokenForm) is saved with `save_new_form`: the
 form sent twice (a double click on Save, Back and Save, two requests at once) creates one record; the second gets
 `again` set and, as `result`, the id of what the first created (None when unknown), for the page to show it.
+
+A page with its own save logic (the settings pages) wraps only the service call in `create_once` and answers
+`AlreadyCreated` with `sent_again` (the record the first click created, and SENT_AGAIN above it)::
+
+    try:
+        obj = create_once(request.user, form.data.get("form_token"), lambda: services.create_x(...))
+    except AlreadyCreated as e:  # customers.views
+        return sent_again(request, Model, e.pk, "app:xs", page_of=lambda x: reverse("app:x", args=[x.pk]))
 """
 
 from __future__ import annotations
@@ -27,7 +35,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.shortcuts import redirect
 from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.customers.services import ConflictError
@@ -76,3 +86,24 @@ def save_new_form(user, form, create: Callable[[], Any]) -> Outcome:
         return save_form(form, lambda: _create_once(user, token, create))
     except AlreadyCreated as e:
         return Outcome(200, e.pk, again=True)
+
+
+def create_once(user, token, create: Callable[[], Any]):
+    """create() once per one-time form token (customers.views._create_once); raises AlreadyCreated (its `pk`: what
+    the first one created) when the form was sent with this token before, or is being sent at the same time. Asked
+    before the service checks the values again: the first record may make them refused now (a name taken)."""
+    from pharmacrm.customers.views import AlreadyCreated, _create_once, _created_with
+
+    if done := _created_with(user, token):
+        raise AlreadyCreated(done)
+    return _create_once(user, token, create)
+
+
+def sent_again(request, model, pk: int | None, fallback: str, *, page_of: Callable[[Any], str] | None = None):
+    """The answer to a create form sent again: SENT_AGAIN above the page of the record the first one created
+    (`page_of(record)`; its get_absolute_url by default), or above `fallback` (a URL) when it is gone."""
+    messages.info(request, SENT_AGAIN)
+    obj = model.objects.filter(pk=pk).first() if pk else None
+    if obj is None:
+        return redirect(fallback)
+    return redirect(page_of(obj) if page_of is not None else obj)

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
@@ -22,7 +23,11 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from pharmacrm.customers.forms import OnceTokenForm
+from pharmacrm.customers.views import AlreadyCreated, _created_with
+
 from . import access, services, signatures
+from .form_saves import create_once, sent_again
 from .forms import IdsChoiceField
 from .middleware import needs_second_factor
 from .models import Region, Team, User
@@ -97,7 +102,7 @@ class RegionChoiceField(forms.ModelMultipleChoiceField):
         return obj.display_full_name
 
 
-class UserForm(forms.Form):
+class UserForm(OnceTokenForm):  # its one-time token: the new-user form sent twice creates one user
     # Django's username rule, as the API applies it (letters, digits and @ . + - _): a space or an invisible
     # character made a name that reads like another in the audit trail
     username = forms.CharField(
@@ -165,6 +170,7 @@ class UserForm(forms.Form):
         d = dict(self.cleaned_data)
         d.pop("password2", None)
         d.pop("version", None)
+        d.pop("form_token", None)
         if not d.get("password"):
             d.pop("password", None)
         return d
@@ -246,14 +252,19 @@ def user_list(request):
 def user_create(request):
     access.require(request.user, Cap.MANAGE_USERS)
     form = UserForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            user = services.create_user(request.user, form.service_data())
-        except ValidationError as e:
-            _apply_errors(form, e)
-        else:
+    try:  # once per form: sent again (a double click), it leads to the user the first one created, before the
+        # form finds the username taken
+        if request.method == "POST" and (done := _created_with(request.user, request.POST.get("form_token"))):
+            raise AlreadyCreated(done)
+        if request.method == "POST" and form.is_valid():
+            user = create_once(request.user, form.cleaned_data.get("form_token"),
+                               lambda: services.create_user(request.user, form.service_data()))  # fmt: skip
             messages.success(request, _("The user %(name)s was created.") % {"name": user})
             return redirect("users-edit", pk=user.pk)
+    except AlreadyCreated as e:
+        return sent_again(request, User, e.pk, reverse("users"), page_of=lambda u: reverse("users-edit", args=[u.pk]))
+    except ValidationError as e:
+        _apply_errors(form, e)
     return render(request, "core/user_form.html", {"form": form, "subject": None})
 
 

@@ -45,13 +45,18 @@ def _competitor_products() -> list[tuple[str, str]]:
             for p in CompetitorProduct.objects.filter(active=True).select_related("company")]  # fmt: skip
 
 
-class CompetitorForm(Base):
+class CompetitorForm(Base, OnceTokenForm):
+    """A competitor: recorded (its one-time token: the form sent twice records one) or edited (its version)."""
+
     name = forms.CharField(label=_("Company"), max_length=100)
     notes = forms.CharField(label=_("Notes"), widget=TEXT)
     active = forms.BooleanField(label=pgettext_lazy("enabled checkbox", "Active"), initial=True)
 
 
-class ProductForm(Base):
+class ProductForm(Base, OnceTokenForm):
+    """A competitor product: recorded (its one-time token: the form sent twice records one) or edited (its
+    version)."""
+
     MULTI = ("our_products",)
     company = forms.ChoiceField(label=_("Company"))
     generic_name = forms.CharField(label=_("Generic name"), max_length=100)

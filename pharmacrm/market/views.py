@@ -163,7 +163,11 @@ def competitors(request):
     form = forms.CompetitorForm(request.POST or None, prefix="competitor")
     status = 200
     if request.method == "POST":
-        outcome = save_form(form, lambda: services.save_competitor(request.user, form.values()))
+        outcome = save_new_form(request.user, form, lambda: services.save_competitor(request.user, form.values()))
+        if outcome.again:  # a double click: the competitor the first one recorded
+            messages.info(request, SENT_AGAIN)
+            competitor = Competitor.objects.filter(pk=outcome.result).first() if outcome.result else None
+            return redirect("market:competitor", competitor.pk) if competitor else redirect("market:competitors")
         if outcome.saved:
             messages.success(request, _("Competitor %(name)s recorded.") % {"name": outcome.result.name})
             return redirect("market:competitors")
@@ -211,8 +215,15 @@ def product_edit(request, pk=None):
     form = forms.ProductForm(request.POST or None, initial=initial)
     status = 200
     if request.method == "POST":
-        outcome = save_form(form, lambda: services.save_product(request.user, form.values(), product,
-                                                                request.POST.get("version")))  # fmt: skip
+        if product is None:  # once per form: sent again (a double click), the product the first one recorded
+            outcome = save_new_form(request.user, form, lambda: services.save_product(request.user, form.values()))
+        else:
+            outcome = save_form(form, lambda: services.save_product(request.user, form.values(), product,
+                                                                    request.POST.get("version")))  # fmt: skip
+        if outcome.again:
+            messages.info(request, SENT_AGAIN)
+            found = CompetitorProduct.objects.filter(pk=outcome.result).first() if outcome.result else None
+            return redirect("market:product", found.pk) if found else redirect("market:competitors")
         if outcome.saved:
             messages.success(request, _("Saved."))
             return redirect("market:product", outcome.result.pk)

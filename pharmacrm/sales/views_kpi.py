@@ -18,8 +18,11 @@ from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import audit, downloads, wording
+from pharmacrm.core.form_saves import create_once, sent_again
 from pharmacrm.core.ids import as_id, is_id
 from pharmacrm.core.models import AuditEntry, Team
+from pharmacrm.customers.forms import new_once_token, once_token
+from pharmacrm.customers.views import AlreadyCreated
 
 from . import kpi
 from .models import Appraisal, AppraisalScheme
@@ -370,12 +373,20 @@ def scheme_edit(request, pk: int | None = None):
     scheme = get_object_or_404(AppraisalScheme, pk=pk) if pk else None
     errors: dict = {}
     status = 200
+    token = new_once_token() if scheme is None else ""  # a new scheme once per form (its one-time token)
     if request.method == "POST":
         values = _form_data(request.POST)
         try:
             raw = request.POST.get("version") or "0"
             version = (int(raw) if is_id(raw) else -1) or None  # a garbled version is as stale as an old one
-            saved = kpi.save_scheme(request.user, values, scheme, version)
+            if scheme is None:
+                token = once_token(request.POST.get("form_token"))  # shown again with the errors
+                saved = create_once(request.user, token, lambda: kpi.save_scheme(request.user, values, None, None))
+            else:
+                saved = kpi.save_scheme(request.user, values, scheme, version)
+        except AlreadyCreated as e:  # sent again (a double click): the scheme the first one created
+            return sent_again(request, AppraisalScheme, e.pk, reverse("sales:appraisal-schemes"),
+                              page_of=lambda x: reverse("sales:appraisal-scheme", args=[x.pk]))  # fmt: skip
         except kpi.ConflictError:
             errors, status = {"__all__": [_("Someone else changed this scheme while you were editing it. Reload and "
                                             "apply your changes again.")]}, 409  # fmt: skip
@@ -390,7 +401,7 @@ def scheme_edit(request, pk: int | None = None):
         values = {"name": "", "period_kind": "quarter", "roles": ["rep", "kam"], "indicators": kpi.default_indicators(),
                   "excellent": 90, "good": 75, "passing": 60, "bonus": {}, "active": True}  # fmt: skip
     return render(request, "sales/appraisal_scheme_form.html", {
-        "scheme": scheme, "values": values, "errors": errors, "rows": _form_rows(values, errors),
+        "scheme": scheme, "values": values, "form_token": token, "errors": errors, "rows": _form_rows(values, errors),
         "kinds": AppraisalScheme.Kind.choices, "roles": [(k, r.label) for k, r in kpi.ROLES.items()],
         "grades": [(g, label, (values.get("bonus") or {}).get(g, ""), " ".join(errors.get(f"bonus_{g}", [])))
                    for g, label in kpi.GRADES.items()],

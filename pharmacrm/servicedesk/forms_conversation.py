@@ -10,7 +10,7 @@ from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core import personal
 from pharmacrm.core.addresses import validate_address
-from pharmacrm.customers.forms import ServiceErrorsMixin
+from pharmacrm.customers.forms import OnceTokenForm, ServiceErrorsMixin
 
 from .choices import MessageKind
 from .forms import CustomerPickers
@@ -148,7 +148,7 @@ class TicketEditForm(ServiceErrorsMixin, CustomerPickers):
         return d
 
 
-class ProductForm(ServiceErrorsMixin, forms.Form):
+class ProductForm(ServiceErrorsMixin, OnceTokenForm):  # its one-time token: the new form sent twice creates one
     brand_name = forms.CharField(label=_("Brand name"), max_length=100)
     generic_name = forms.CharField(label=_("Generic name"), max_length=100)
     approval_number = forms.CharField(
@@ -170,7 +170,7 @@ class ProductForm(ServiceErrorsMixin, forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
 
-class TemplateForm(ServiceErrorsMixin, forms.Form):
+class TemplateForm(ServiceErrorsMixin, OnceTokenForm):  # its one-time token: the new form sent twice creates one
     name = forms.CharField(label=_("Name"), max_length=100)
     category = forms.ModelChoiceField(
         label=_("Category"),

@@ -219,8 +219,9 @@ def _province_choices():
     return [("", "—")] + [(r.code, r.name) for r in Region.objects.filter(level=Region.Level.PROVINCE).order_by("code")]
 
 
-class CampaignForm(ServiceErrorsMixin, forms.Form):
-    """A campaign's name, period and target criteria (blank criteria: every customer)."""
+class CampaignForm(ServiceErrorsMixin, OnceTokenForm):
+    """A campaign's name, period and target criteria (blank criteria: every customer); its one-time token: the
+    form sent twice prepares one campaign."""
 
     name = forms.CharField(label=_("Name"), required=False, max_length=120,
                            help_text=_("Empty: named after the period (2026年第4季度客户满意度调查)."))  # fmt: skip
@@ -248,7 +249,7 @@ class CampaignForm(ServiceErrorsMixin, forms.Form):
         self.fields["team"].queryset = Team.objects.order_by("name")
 
     def data_for_service(self) -> dict:
-        return dict(self.cleaned_data)
+        return {k: v for k, v in self.cleaned_data.items() if k != "form_token"}
 
 
 class CampaignPhoneForm(ServiceErrorsMixin, forms.Form):

@@ -11,7 +11,7 @@ from django.utils.translation import pgettext_lazy
 from pharmacrm.core.forms import IdsChoiceField
 from pharmacrm.core.models import Region, Team
 from pharmacrm.customers.choices import Tier
-from pharmacrm.customers.forms import ANY, ServiceErrorsMixin
+from pharmacrm.customers.forms import ANY, OnceTokenForm, ServiceErrorsMixin
 
 from .choices import AssignMethod
 from .forms import categories
@@ -29,7 +29,7 @@ class FieldErrorsMixin(ServiceErrorsMixin):
                 self.add_error(field if field in self.fields else None, e)
 
 
-class RuleForm(FieldErrorsMixin, forms.Form):
+class RuleForm(FieldErrorsMixin, OnceTokenForm):  # its one-time token: the new form sent twice creates one rule
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)  # the one loaded: a stale save is refused
     name = forms.CharField(label=_("Name"), max_length=100)
     team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.none(), empty_label="—")
@@ -80,6 +80,7 @@ class RuleForm(FieldErrorsMixin, forms.Form):
 
     def service_data(self) -> dict:
         d = dict(self.cleaned_data)
+        d.pop("form_token", None)
         if d.get("position") is None:
             d.pop("position", None)
         return d

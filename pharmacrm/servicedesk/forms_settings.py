@@ -10,7 +10,7 @@ from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core import builtin
 from pharmacrm.customers.choices import Tier
-from pharmacrm.customers.forms import ANY
+from pharmacrm.customers.forms import ANY, OnceTokenForm
 
 from .choices import Complexity, EscalationNotify, LowScore, Priority
 from .forms_routing import FieldErrorsMixin
@@ -62,7 +62,10 @@ def _tree_choices(field: TreeChoiceField, exclude: set[int] = frozenset()) -> No
     field.choices = [("", field.empty_label)] + [(c.pk, field.label_from_instance(c)) for c, _d in tree]
 
 
-class VersionedForm(FieldErrorsMixin, forms.Form):
+class VersionedForm(FieldErrorsMixin, OnceTokenForm):
+    """A setting's form: its `version` when it edits one, its one-time token when it creates one (the form sent
+    twice creates one record)."""
+
     version = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=0)
 
 
@@ -113,7 +116,7 @@ class CategoryForm(VersionedForm):
             self.fields["code"].help_text = _("The code cannot change; create a new category instead.")
 
     def service_data(self) -> dict:
-        d = {k: v for k, v in self.cleaned_data.items() if k != "version"}
+        d = {k: v for k, v in self.cleaned_data.items() if k not in ("version", "form_token")}
         if self.category is not None:
             d.pop("code", None)
         return d
@@ -161,7 +164,7 @@ class PolicyForm(VersionedForm):
         self.fields["calendar"].queryset = BusinessCalendar.objects.order_by("name")
 
     def service_data(self) -> dict:
-        return {k: v for k, v in self.cleaned_data.items() if k != "version"}
+        return {k: v for k, v in self.cleaned_data.items() if k not in ("version", "form_token")}
 
     @staticmethod
     def initial_for(p: SlaPolicy) -> dict:
@@ -191,7 +194,7 @@ class EscalationRuleForm(VersionedForm):
     active = forms.BooleanField(label=pgettext_lazy("enabled checkbox", "Active"), required=False, initial=True)
 
     def service_data(self) -> dict:
-        return {k: v for k, v in self.cleaned_data.items() if k != "version"}
+        return {k: v for k, v in self.cleaned_data.items() if k not in ("version", "form_token")}
 
     @staticmethod
     def initial_for(r) -> dict:

@@ -13,6 +13,7 @@ from django.utils.dates import WEEKDAYS_ABBR
 from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core import builtin
+from pharmacrm.customers.forms import OnceTokenForm
 
 from .forms_routing import FieldErrorsMixin
 
@@ -68,7 +69,7 @@ def parse_windows(text: str) -> list[list[str]]:
     return [[_hhmm(s), _hhmm(e)] for s, e in out]
 
 
-class CalendarForm(FieldErrorsMixin, forms.Form):
+class CalendarForm(FieldErrorsMixin, OnceTokenForm):  # its one-time token: the new form sent twice creates one
     code = forms.SlugField(
         label=_("Code"), max_length=40,
         help_text=_("What SLA policies and the API refer to: letters, digits, - and _; it cannot change later."),
@@ -126,7 +127,7 @@ class CalendarForm(FieldErrorsMixin, forms.Form):
         return data
 
     def service_data(self) -> dict:
-        return {k: v for k, v in self.cleaned_data.items() if k != "version"}
+        return {k: v for k, v in self.cleaned_data.items() if k not in ("version", "form_token")}
 
     @staticmethod
     def initial_for(calendar) -> dict:

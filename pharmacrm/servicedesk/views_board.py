@@ -24,10 +24,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from pharmacrm.core import access
+from pharmacrm.core.form_saves import create_once, sent_again
 from pharmacrm.core.local_urls import is_local
 from pharmacrm.core.models import Team, User
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
+from pharmacrm.customers.views import AlreadyCreated
 
 from . import calendars, routing
 from .choices import Priority, Status
@@ -366,12 +368,16 @@ def rule_edit(request, pk: int | None = None):
         status = 400
         if form.is_valid():
             try:
-                if rule is None:
-                    rule = routing.create_rule(request.user, form.service_data())
+                if rule is None:  # once per form: sent again (a double click), it leads to the rule created then
+                    rule = create_once(request.user, request.POST.get("form_token"),
+                                       lambda: routing.create_rule(request.user, form.service_data()))  # fmt: skip
                     messages.success(request, _("The rule “%(name)s” was created.") % {"name": rule.name})
                 else:
                     routing.update_rule(request.user, rule, form.service_data(), version=form.cleaned_data.get("version"))
                     messages.success(request, _("The rule “%(name)s” was saved.") % {"name": rule.name})
+            except AlreadyCreated as e:
+                return sent_again(request, AssignmentRule, e.pk, reverse("servicedesk:assignment-rules"),
+                                  page_of=lambda r: reverse("servicedesk:assignment-rule", args=[r.pk]))  # fmt: skip
             except ConflictError:  # someone saved first: their version, the user's input kept
                 rule = AssignmentRule.objects.get(pk=rule.pk)
                 form = _conflicted(RuleForm, request.POST, rule.version)

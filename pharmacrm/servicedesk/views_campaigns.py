@@ -10,14 +10,16 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit, downloads, personal
+from pharmacrm.core.form_saves import create_once, sent_again
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
+from pharmacrm.customers.views import AlreadyCreated
 
 from . import campaigns
 from .choices import CampaignStatus, TargetMail, TargetReach
@@ -59,8 +61,12 @@ def campaign_create(request):
     access.require(request.user, Cap.MANAGE_SERVICE)
     form = CampaignForm(request.POST)
     if form.is_valid():
-        try:
-            campaign = campaigns.create_campaign(request.user, form.data_for_service())
+        try:  # once per form: sent again (a double click), it leads to the campaign the first one prepared
+            campaign = create_once(request.user, request.POST.get("form_token"),
+                                   lambda: campaigns.create_campaign(request.user, form.data_for_service()))  # fmt: skip
+        except AlreadyCreated as e:
+            return sent_again(request, SurveyCampaign, e.pk, reverse("servicedesk:campaigns"),
+                              page_of=lambda c: reverse("servicedesk:campaign", args=[c.pk]))  # fmt: skip
         except ValidationError as e:
             form.add_service_errors(e)
         else:

@@ -9,13 +9,15 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from pharmacrm.core import access
+from pharmacrm.core.form_saves import create_once, sent_again
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
+from pharmacrm.customers.views import AlreadyCreated
 
 from . import knowledge
 from .forms_conversation import ProductForm, TemplateForm
@@ -64,7 +66,8 @@ def product_detail(request, pk: int):
                   {"product": product, "may_manage": _may_manage(request.user)})  # fmt: skip
 
 
-def _save(request, form, instance, create, update, redirect_to, template_name, context_key: str, extra=None):
+def _save(request, form, instance, create, update, redirect_to, template_name, context_key: str, extra=None, *,
+          model, list_name):
     """Shared POST handling of the product and template editors: service errors under the fields, a stale
     version → 409 with the input kept."""
     status = 200
@@ -72,12 +75,16 @@ def _save(request, form, instance, create, update, redirect_to, template_name, c
         if form.is_valid():
             data = dict(form.cleaned_data)
             version = data.pop("version", None)
-            try:
+            token = data.pop("form_token", "")
+            try:  # a new one once per form: sent again (a double click), it leads to what the first one created
                 obj = (
-                    create(request.user, data)
+                    create_once(request.user, token, lambda: create(request.user, data))
                     if instance is None
                     else update(request.user, instance, data, version=version)
                 )
+            except AlreadyCreated as e:
+                return sent_again(request, model, e.pk, reverse(list_name),
+                                  page_of=lambda x: reverse(redirect_to, kwargs={"pk": x.pk}))  # fmt: skip
             except ConflictError as e:
                 form.data = form.data.copy()
                 form.data["version"] = str(e.current_version)
@@ -110,7 +117,8 @@ def product_edit(request, pk: int | None = None):
     else:
         form = ProductForm()
     return _save(request, form, product, knowledge.create_product, knowledge.update_product, "servicedesk:product",
-                 "servicedesk/knowledge/product_form.html", "product")  # fmt: skip
+                 "servicedesk/knowledge/product_form.html", "product",
+                 model=Product, list_name="servicedesk:product-list")  # fmt: skip
 
 
 @login_required
@@ -143,7 +151,8 @@ def template_edit(request, pk: int | None = None):
         form = TemplateForm()
     return _save(request, form, tpl, knowledge.create_template, knowledge.update_template,
                  "servicedesk:answer-template-edit", "servicedesk/knowledge/template_form.html", "tpl",
-                 {"placeholders": knowledge.PLACEHOLDERS})  # fmt: skip
+                 {"placeholders": knowledge.PLACEHOLDERS},
+                 model=AnswerTemplate, list_name="servicedesk:answer-template-list")  # fmt: skip
 
 
 urlpatterns: list = [  # included by urls.py under /service/

@@ -11,14 +11,16 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from pharmacrm.core import access
+from pharmacrm.core.form_saves import create_once, sent_again
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
+from pharmacrm.customers.views import AlreadyCreated
 
 from . import escalation, policies
 from .forms_settings import CategoryForm, EscalationRuleForm, PolicyForm, category_tree
@@ -39,34 +41,39 @@ def _version(request) -> int | None:
     return int(raw) if raw.isdecimal() else None
 
 
-def _edit(request, *, obj, model, form_class, form_kwargs, create, update, success, template, context, back):
+def _edit(request, *, obj, model, form_class, form_kwargs, create, update, success, template, context, back, page):
     """The create/edit page of one setting: GET shows the form; a valid POST calls the service and goes
     back to the list; a service error shows the form again (400), a stale version too with a conflict
-    message and the record's current version (409)."""
+    message and the record's current version (409). A new setting's form sent again (a double click) creates
+    nothing more: it leads to the setting the first one created (`page`, its URL name)."""
     initial = form_class.initial_for(obj) if obj is not None else {}
     form = form_class(request.POST if request.method == "POST" else None, initial=initial, **form_kwargs)
     status = 200
     if request.method == "POST":
         status = 400
-        if form.is_valid():
-            data = form.service_data()
-            try:
-                obj = create(data) if obj is None else update(obj, data, form.cleaned_data.get("version"))
-            except ConflictError:
-                obj = model.objects.get(pk=obj.pk)
-                kept = request.POST.copy()
-                kept["version"] = str(getattr(obj, "version", ""))
-                form = form_class(kept, initial=form_class.initial_for(obj), **form_kwargs)
-                form.is_valid()
-                form.add_error(None, str(CONFLICT))
-                status = 409
-            except ValidationError as e:
-                if obj is not None and obj.pk is not None:
-                    obj = model.objects.get(pk=obj.pk)  # the service changed the object in memory
-                form.add_service_errors(e)
-            else:
+        try:
+            if form.is_valid():
+                data = form.service_data()
+                if obj is None:
+                    obj = create_once(request.user, request.POST.get("form_token"), lambda: create(data))
+                else:
+                    obj = update(obj, data, form.cleaned_data.get("version"))
                 messages.success(request, success(obj))
                 return redirect(back)
+        except AlreadyCreated as e:  # the form sent again: the first one created it
+            return sent_again(request, model, e.pk, reverse(back), page_of=lambda x: reverse(page, args=[x.pk]))
+        except ConflictError:
+            obj = model.objects.get(pk=obj.pk)
+            kept = request.POST.copy()
+            kept["version"] = str(getattr(obj, "version", ""))
+            form = form_class(kept, initial=form_class.initial_for(obj), **form_kwargs)
+            form.is_valid()
+            form.add_error(None, str(CONFLICT))
+            status = 409
+        except ValidationError as e:
+            if obj is not None and obj.pk is not None:
+                obj = model.objects.get(pk=obj.pk)  # the service changed the object in memory
+            form.add_service_errors(e)
     return render(request, template, {"form": form, "obj": obj, **context}, status=status)
 
 
@@ -128,6 +135,7 @@ def category_edit(request, pk: int | None = None):
         update=lambda obj, data, v: policies.update_category(request.user, obj, data, version=v),
         success=lambda c: _("The category “%(name)s” was saved.") % {"name": c.label},
         template="servicedesk/settings/category_form.html", context={}, back="servicedesk:settings-categories",
+        page="servicedesk:settings-category",
     )  # fmt: skip
 
 
@@ -173,6 +181,7 @@ def policy_edit(request, pk: int | None = None):
         update=lambda obj, data, v: policies.update_policy(request.user, obj, data, version=v),
         success=lambda p: _("The SLA policy “%(name)s” was saved.") % {"name": p.label},
         template="servicedesk/settings/policy_form.html", context={}, back="servicedesk:settings-policies",
+        page="servicedesk:settings-policy",
     )  # fmt: skip
 
 
@@ -221,6 +230,7 @@ def escalation_edit(request, pk: int | None = None):
         update=lambda obj, data, v: escalation.save_rule(request.user, obj, data, version=v),
         success=lambda r: _("Escalation level %(level)d was saved.") % {"level": r.level},
         template="servicedesk/settings/escalation_form.html", context={}, back="servicedesk:settings-escalation",
+        page="servicedesk:settings-escalation-rule",
     )  # fmt: skip
 
 

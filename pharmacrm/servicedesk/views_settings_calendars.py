@@ -15,15 +15,17 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone, translation
 from django.utils.dates import WEEKDAYS_ABBR
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access
+from pharmacrm.core.form_saves import create_once, sent_again
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
+from pharmacrm.customers.views import AlreadyCreated
 
 from . import calendars, workcalendar
 from .forms_settings_calendars import CalendarForm, OverrideForm, RemoveOverrideForm, windows_text
@@ -72,8 +74,12 @@ def calendar_create(request):
     if request.method != "POST":
         return _form_page(request, form, None, 200)
     if form.is_valid():
-        try:
-            cal = calendars.create_calendar(request.user, form.service_data())
+        try:  # once per form: sent again (a double click), it leads to the calendar the first one created
+            cal = create_once(request.user, request.POST.get("form_token"),
+                              lambda: calendars.create_calendar(request.user, form.service_data()))  # fmt: skip
+        except AlreadyCreated as e:
+            return sent_again(request, BusinessCalendar, e.pk, reverse("servicedesk:settings-calendars"),
+                              page_of=lambda c: reverse("servicedesk:settings-calendar-edit", args=[c.code]))  # fmt: skip
         except ValidationError as e:
             form.add_service_errors(e)
         else:

@@ -199,3 +199,19 @@ def test_two_administrators_removing_each_other_at_once_leave_one_who_manages_us
     kept = User.objects.get(pk=first.pk)
     assert access.can(kept, Cap.MANAGE_USERS) and kept.version == first.version
     assert not AuditEntry.objects.filter(action=AuditEntry.Action.UPDATE, object_id=str(first.pk)).exists()
+
+
+def test_the_new_user_form_sent_twice_creates_one_user(client_for, users):
+    """A double click on Save answered the second time that the username was taken; the form now carries a one-time
+    token: the second sending creates nothing and shows the user the first created."""
+    admin = client_for("admin")
+    page = admin.get(reverse("users-new")).content.decode()
+    form = {**NEW, "form_token": re.search(r'name="form_token" value="([A-Za-z0-9_-]+)"', page).group(1)}
+
+    first = admin.post(reverse("users-new"), form)
+    again = admin.post(reverse("users-new"), form, HTTP_ACCEPT_LANGUAGE="en", follow=True)
+
+    created = User.objects.get(username="zhangwei")
+    assert first.status_code == 302
+    assert again.redirect_chain[-1][0] == reverse("users-edit", args=[created.pk])
+    assert "This form was already sent" in again.content.decode() and "taken" not in again.content.decode()
