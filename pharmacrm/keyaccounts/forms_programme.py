@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core.models import User
+from pharmacrm.customers.forms import OnceTokenForm
 
 from .choices import Department, ItemStatus, MeetingCadence, Opinion, PlanArea, TeamRole, TrialStatus
 from .models import TeamMember
@@ -96,7 +97,7 @@ def eligible_users(role: str | None = None):
     )
 
 
-class MemberForm(ServiceErrorsMixin, forms.Form):
+class MemberForm(ServiceErrorsMixin, OnceTokenForm):  # its one-time token: the form sent twice adds once
     role = forms.ChoiceField(label=_("Team role"), choices=TeamRole.choices)
     user = forms.ModelChoiceField(label=_("User"), queryset=User.objects.none(), empty_label="—")
 

@@ -26,11 +26,13 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit, downloads, personal
+from pharmacrm.core.form_saves import SENT_AGAIN, create_once
 from pharmacrm.core.models import AuditEntry, User
 from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
 from pharmacrm.customers import normalise
 from pharmacrm.customers.choices import Tier
 from pharmacrm.customers.normalise import clean_text
+from pharmacrm.customers.views import AlreadyCreated
 from pharmacrm.customers.views_import import MULTIPART_OVERHEAD, SizeLimitHandler, content_length
 
 from . import services
@@ -706,8 +708,12 @@ def member_add(request, pk: int):
     services.require_manage(request.user, account)
     form = MemberForm(request.POST, prefix="member")
     if form.is_valid():
-        try:
-            services.add_member(request.user, account, form.cleaned_data["user"], form.cleaned_data["role"])
+        try:  # once per form: sent again (a double click), the team as the first one left it
+            create_once(request.user, form.cleaned_data["form_token"], lambda: services.add_member(
+                request.user, account, form.cleaned_data["user"], form.cleaned_data["role"]))
+        except AlreadyCreated:
+            messages.info(request, SENT_AGAIN)
+            return _back(account, "team")
         except ValidationError as e:
             form.add_service_errors(e)
         else:
@@ -729,7 +735,7 @@ def member_remove(request, pk: int, member_pk: int):
     )
     if member is None:  # removed already (the button clicked twice, or by someone else): the team as it is now
         services.require_manage(request.user, account)
-        messages.error(request, _("No such team member."))
+        messages.info(request, _("This team member was removed already."))
         return _back(account, "team")
     try:
         services.remove_member(request.user, member)

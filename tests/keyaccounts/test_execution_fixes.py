@@ -393,7 +393,7 @@ def test_a_removal_or_deletion_sent_twice_shows_the_page_not_a_missing_page(user
     manager = client_for("manager")
     url = reverse("keyaccounts:member-remove", args=[account.pk, expert.pk])
     assert "left the service team" in _followed(manager, manager.post(url, **EN))
-    assert "No such team member." in _followed(manager, manager.post(url, **EN))
+    assert "This team member was removed already." in _followed(manager, manager.post(url, **EN))
 
     draft = services.start_plan(users["kam"], account)
     item = services.save_item(users["kam"], draft, {"area": PlanArea.SUPPLY, "title": "急救药品 24 小时供应",

@@ -478,3 +478,30 @@ def test_a_refused_item_edit_opens_the_page_at_the_plan_not_the_top(client_for, 
     assert '<section class="card panel" id="plan" aria-labelledby="plan-title" data-scroll-here>' in page
     assert page.count("data-scroll-here") == 1
     assert 'id="team" aria-labelledby="team-title">' in page  # the other sections stay as they are
+
+
+def test_add_team_member_sent_twice_adds_once_and_shows_the_team(client_for, users, xiehe, listed):
+    """A double click on "Add" answered the second time "already in the team in this role" (an error); the form
+    now carries a one-time token: the second sending adds nothing and shows the team. Removing twice says the
+    member was removed already, not "No such team member"."""
+    import re
+
+    account = listed(xiehe)
+    c = client_for("manager")
+    page = c.get(reverse("keyaccounts:account", args=[account.pk])).content.decode()
+    token = re.search(r'name="member-form_token" value="([A-Za-z0-9_-]+)"', page).group(1)
+    form = {"member-role": TeamRole.PRODUCT_EXPERT, "member-user": users["expert"].pk, "member-form_token": token}
+    url = reverse("keyaccounts:member-add", args=[account.pk])
+
+    assert c.post(url, form).status_code == 302
+    again = c.post(url, form, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert again.status_code == 200 and "This form was already sent" in again.content.decode()
+    assert "already in the team" not in again.content.decode()
+    member = TeamMember.objects.get(account=account, user=users["expert"])  # one
+    assert AuditEntry.objects.filter(object_type="keyaccounts.keyaccount", changes__has_key="team").count() == 1
+
+    remove = reverse("keyaccounts:member-remove", args=[account.pk, member.pk])
+    assert c.post(remove).status_code == 302
+    twice = c.post(remove, follow=True, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "This team member was removed already." in twice and "No such team member" not in twice
