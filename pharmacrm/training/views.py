@@ -260,20 +260,34 @@ def course_assign(request, pk: int):
                "people": User.objects.filter(is_active=True).order_by("username"), "errors": {},
                "data": {"roles": course.audience_roles,
                         "teams": [str(t) for t in course.audience_teams.values_list("id", flat=True)],
-                        "users": [], "due_date": (timezone.localdate() + dt.timedelta(days=30)).isoformat()}}  # fmt: skip
+                        "users": [], "due_date": (timezone.localdate() + dt.timedelta(days=30)).isoformat()},
+               "form_token": new_once_token()}  # fmt: skip
     if request.method == "GET":
         return render(request, "training/assign.html", context)
     post = request.POST
     data = {"roles": post.getlist("roles"), "teams": post.getlist("teams"), "users": post.getlist("users"),
             "due_date": post.get("due_date", "")}  # fmt: skip
     context["data"] = data
+    context["form_token"] = token = once_token(post.get("form_token"))  # kept when the form is shown again
+    done: dict = {}
     try:
+        if _created_with(request.user, token):
+            raise AlreadyCreated(course.pk)
         try:
             due = dt.date.fromisoformat(data["due_date"].strip())
         except ValueError:
             raise ValidationError({"due_date": [_("Enter a date (YYYY-MM-DD).")]}) from None
         people = training.chosen_users(roles=data["roles"], teams=data["teams"], users=data["users"])
-        new, had = training.assign(request.user, course, people, due)
+
+        def assign():  # once per form: sent again (a double click), the course's page as the first one left it
+            done["new"], done["had"] = training.assign(request.user, course, people, due)
+            return course
+
+        _create_once(request.user, token, assign)
+        new, had = done["new"], done["had"]
+    except AlreadyCreated:
+        messages.info(request, _("This form was already sent: the course was assigned then, and not a second time."))
+        return redirect("training:course", pk=course.pk)
     except ValidationError as e:
         context["errors"] = _errors(e)
         return render(request, "training/assign.html", context, status=400)

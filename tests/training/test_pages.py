@@ -266,3 +266,25 @@ def test_text_typed_with_an_input_method_or_pasted_with_a_nul_byte_is_saved_not_
                                  {"title": "讲义\x00　一", "url": "https://example.com/gsp"})  # fmt: skip
     assert r.status_code == 302
     assert course.materials.get().title == "讲义 一"
+
+
+def test_assign_sent_twice_assigns_once_and_shows_the_course(world, client_for, users):
+    """A double click on "Assign" ran the assignment twice: the second answer read "Assigned to 0 people; 2 had it
+    assigned already". The form now carries a one-time token: the second sending does nothing more and shows the
+    course."""
+    from pharmacrm.training.models import Assignment
+
+    manager = client_for("manager")
+    course = world["course"]
+    page = manager.get(f"/training/courses/{course.pk}/assign/").content.decode()
+    token = re.search(r'name="form_token" value="([A-Za-z0-9_-]+)"', page).group(1)
+    form = {"users": [str(users["kam"].pk)], "due_date": "2030-01-01", "form_token": token}
+
+    first = manager.post(f"/training/courses/{course.pk}/assign/", form, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+    again = manager.post(f"/training/courses/{course.pk}/assign/", form, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert "Assigned to 1 people" in first.content.decode()
+    assert again.redirect_chain[-1][0] == f"/training/courses/{course.pk}/"
+    assert "This form was already sent: the course was assigned then" in again.content.decode()
+    assert "Assigned to 0 people" not in again.content.decode()
+    assert Assignment.objects.filter(course=course, user=users["kam"]).count() == 1
