@@ -164,7 +164,10 @@ def remove_line(request, pk: int):
     try:
         services.remove_line(request.user, line, request.POST.get("reason", ""))
     except ValidationError as e:
-        messages.error(request, " ".join(e.messages))
+        if not OrderLine.objects.filter(pk=line.pk).exists():  # the other click of a double click removed it meanwhile
+            messages.info(request, _("This line has been removed already."))
+        else:
+            messages.error(request, " ".join(e.messages))
     else:
         messages.success(request, _("Line %(order)s/%(line)s was removed; the customer's purchase figures were "
                                     "recomputed.") % {"order": line.order_number, "line": line.line_number})  # fmt: skip
