@@ -271,6 +271,7 @@ def playbook_edit(request, pk: int | None = None):
         action = StageAction.objects.filter(pk=pk).first()
         if action is None:
             raise Http404
+    status = 200
     if request.method == "POST":
         form = StageActionForm(request.POST, creating=action is None)
         token = request.POST.get("form_token", "") if action is None else ""
@@ -282,14 +283,18 @@ def playbook_edit(request, pk: int | None = None):
             try:
                 if action is None:
                     _create_once(user, token, lambda: playbook.save_action(user, data))
-                else:
-                    playbook.save_action(user, data, action, version=form.cleaned_data.get("version"))
+                else:  # the page always carries the version it was loaded with: a form without one is stale too
+                    version = form.cleaned_data.get("version")
+                    if version is None:
+                        raise ConflictError(action.version)
+                    playbook.save_action(user, data, action, version=version)
             except AlreadyCreated:
                 messages.info(request, SENT_AGAIN)
                 return redirect("engagement:playbook")
             except ConflictError:
                 form.add_error(None, _("Someone else changed this action meanwhile: reload it and apply your change "
                                        "again."))  # fmt: skip
+                status = 409
             except ValidationError as e:
                 for field, msgs in e.message_dict.items():
                     form.add_error(field if field in form.fields else None, msgs)
@@ -301,7 +306,7 @@ def playbook_edit(request, pk: int | None = None):
         if action is not None:
             initial = {f: getattr(action, f) for f in playbook.ACTION_FIELDS} | {"version": action.version}
         form = StageActionForm(initial=initial, creating=action is None)
-    return render(request, "engagement/playbook_form.html", {"form": form, "action": action})
+    return render(request, "engagement/playbook_form.html", {"form": form, "action": action}, status=status)
 
 
 # --- the Customer 360 block -----------------------------------------------------------------------------------

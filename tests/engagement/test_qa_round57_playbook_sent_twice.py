@@ -33,3 +33,21 @@ def test_a_new_playbook_action_sent_twice_is_added_once(client_for):
     assert "This form was already sent" in again.content.decode()
     action = StageAction.objects.get(title="首次拜访科主任")
     assert 'name="form_token"' not in manager.get(f"/interactions/playbook/{action.pk}/").content.decode()
+
+
+def test_a_playbook_action_edited_without_its_version_is_refused_as_stale(client_for):
+    """The page's form carries the version it was loaded with; one without it (an old or tampered page) overwrote a
+    colleague's change unseen. It is now refused as stale, with the conflict message and the input kept."""
+    manager = client_for("manager")
+    action = StageAction.objects.filter(active=True).order_by("id").first()
+    form = {"stage": action.stage, "position": "3", "kind": action.kind, "title": "我改的标题", "due_days": "4",
+            "assignee": action.assignee, "active": "on"}  # fmt: skip
+
+    stale = manager.post(f"/interactions/playbook/{action.pk}/", form, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert stale.status_code == 409
+    page = stale.content.decode()
+    assert "Someone else changed this action meanwhile" in page and "我改的标题" in page
+    assert StageAction.objects.get(pk=action.pk).title == action.title
+    saved = manager.post(f"/interactions/playbook/{action.pk}/", {**form, "version": action.version})
+    assert saved.status_code == 302 and StageAction.objects.get(pk=action.pk).title == "我改的标题"
