@@ -17,6 +17,7 @@ from pharmacrm.core.api_utils import (
     Pagination,
     QuerySerializer,
     Serializer,
+    expected_version,
     optional_version,
     settings_version,
     versioned,
@@ -117,7 +118,9 @@ class CommunicationDueParams(QuerySerializer):
         description="Per-field messages."), 409: OpenApiResponse(description="Changed by someone else since the "
         "version sent.")}, description="Managers and admins; `lines` given replace the plan's; send `version` (or "
         "If-Match) as loaded."),  # fmt: skip
-    destroy=extend_schema(tags=["interactions"], description="Managers and admins."),
+    destroy=extend_schema(tags=["interactions"], responses={204: None, 409: OpenApiResponse(
+        description="Changed by someone else since the version in If-Match.")}, description="Managers and admins; "
+        "send If-Match (the plan's ETag as loaded): a plan a colleague changed since is not deleted."),  # fmt: skip
 )
 class CommunicationPlanViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin,
@@ -191,7 +194,9 @@ class CommunicationPlanViewSet(
         return versioned(Response(CommunicationPlanSerializer(self.get_queryset().get(pk=plan.pk)).data), plan)
 
     def destroy(self, request, *args, **kwargs):
-        plans.delete_plan(request.user, self.get_object())
+        # If-Match (the ETag of the GET), when sent: a plan a colleague changed since is not deleted unseen (409)
+        version = expected_version(request, None) if request.headers.get("If-Match") else None
+        plans.delete_plan(request.user, self.get_object(), version=version)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

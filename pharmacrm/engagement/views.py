@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from pharmacrm.core import access, personal
 from pharmacrm.core.ids import is_id
+from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.forms import picker_label
 from pharmacrm.customers.models import Institution, Person, with_departments
@@ -450,7 +451,14 @@ def plan_delete(request, pk: int):
     access.require(user, Cap.MANAGE_COMMUNICATION_PLANS)
     plan = CommunicationPlan.objects.filter(pk=pk).first()
     if plan is None:
-        raise Http404(_("No such communication plan."))
+        # the form sent twice (a double click): the first deleted it, which the audit trail says — the plans' list
+        gone = AuditEntry.objects.filter(action=AuditEntry.Action.DELETE, object_type="engagement.communicationplan",
+                                         object_id=str(pk)).first()  # fmt: skip
+        if gone is None:
+            raise Http404(_("No such communication plan."))
+        messages.info(request, _("This communication plan was deleted already."))
+        year = (gone.changes.get("year") or [None])[0]
+        return redirect(reverse("engagement:plans") + (f"?year={year}" if is_id(year) else ""))
     year = plan.year
     try:
         plans.delete_plan(user, plan, version=request.POST.get("version", ""))

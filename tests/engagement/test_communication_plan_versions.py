@@ -137,3 +137,45 @@ def test_deleting_a_plan_a_colleague_changed_since_the_page_was_loaded_is_refuse
     current = CommunicationPlan.objects.get(pk=plan.pk).version
     assert manager.post(f"/interactions/plans/{plan.pk}/delete/", {"version": current}).status_code == 302
     assert not CommunicationPlan.objects.filter(pk=plan.pk).exists()
+
+
+def test_a_page_delete_without_a_version_is_refused_as_stale(client_for, plan):
+    """The page's delete button carries the version shown; a form without one (an old page) is stale, not a delete
+    of whatever the plan holds now."""
+    refused = client_for("manager").post(f"/interactions/plans/{plan.pk}/delete/", {}, HTTP_ACCEPT_LANGUAGE="en",
+                                         follow=True)  # fmt: skip
+
+    assert "Someone else changed this record while you were editing it" in refused.content.decode()
+    assert CommunicationPlan.objects.filter(pk=plan.pk).exists()
+
+
+def test_a_delete_sent_twice_shows_the_list_not_a_missing_page(client_for, plan):
+    manager = client_for("manager")
+    assert manager.post(f"/interactions/plans/{plan.pk}/delete/", {"version": plan.version}).status_code == 302
+
+    again = manager.post(f"/interactions/plans/{plan.pk}/delete/", {"version": plan.version}, follow=True,
+                         HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+
+    assert again.status_code == 200 and again.redirect_chain[-1][0] == f"/interactions/plans/?year={YEAR}"
+    assert "This communication plan was deleted already." in again.content.decode()
+    assert AuditEntry.objects.filter(object_type="engagement.communicationplan", action="delete").count() == 1
+    assert manager.post("/interactions/plans/999999/delete/", {"version": 1}).status_code == 404
+
+
+def test_an_api_delete_with_a_stale_if_match_is_refused_and_deletes_nothing(api_for, plan):
+    manager = api_for("manager")
+    loaded = manager.get(URL.format(plan.pk))
+    api_for("admin").patch(URL.format(plan.pk), {"goal": "同事改的目标"}, format="json", HTTP_IF_MATCH=loaded["ETag"])
+
+    stale = manager.delete(URL.format(plan.pk), HTTP_IF_MATCH=loaded["ETag"])
+
+    assert stale.status_code == 409, stale.content
+    assert stale.json()["current_version"] == 2
+    assert CommunicationPlan.objects.get(pk=plan.pk).goal == "同事改的目标"
+    assert manager.delete(URL.format(plan.pk), HTTP_IF_MATCH='"2"').status_code == 204
+    assert not CommunicationPlan.objects.filter(pk=plan.pk).exists()
+
+
+def test_an_api_delete_without_if_match_still_deletes(api_for, plan):
+    assert api_for("manager").delete(URL.format(plan.pk)).status_code == 204
+    assert not CommunicationPlan.objects.filter(pk=plan.pk).exists()
