@@ -107,3 +107,14 @@ def sent_again(request, model, pk: int | None, fallback: str, *, page_of: Callab
     if obj is None:
         return redirect(fallback)
     return redirect(page_of(obj) if page_of is not None else obj)
+
+
+def deleted_by(user, model, pk) -> bool:
+    """Whether `user` deleted this record (the audit trail says so): a delete sent twice (a double click, the page
+    sent again) finds it gone, and says so instead of "no such record". Only the user's own deletion counts, so
+    that this tells nobody of a record they may not see."""
+    from pharmacrm.core.models import AuditEntry
+
+    return AuditEntry.objects.filter(
+        action=AuditEntry.Action.DELETE, object_type=model._meta.label_lower, object_id=str(pk), actor_id=user.pk
+    ).exists()

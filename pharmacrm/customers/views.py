@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from pharmacrm.core import access, crypto
+from pharmacrm.core.form_saves import deleted_by
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Region
 from pharmacrm.core.personal import FREE_TEXT_FIELDS, contact_view, free_text, masks_free_text
@@ -997,14 +998,21 @@ def person_edit(request, pk: int):
 def _delete_view(request, model, pk: int):
     user = request.user
     access.require(user, Cap.DELETE_CUSTOMERS)
+    listed = "customers:institutions" if model is Institution else "customers:people"
+    if request.method == "POST" and not model.objects.filter(pk=pk).exists() and deleted_by(user, model, pk):
+        messages.info(request, _("This record was deleted already."))  # the form sent twice: the first deleted it
+        return redirect(listed)
     obj = access.get_visible_or_404(user, model, pk)
     _refuse_merged(user, obj)  # its page offers no Delete: deleting it is deleting the record it lives on in
     if request.method == "POST":
         # the version the confirmation page showed: a record someone changed after it was opened is not deleted
-        # (their change would have gone with it, unseen by the one deleting)
+        # (their change would have gone with it, unseen by the one deleting); the page always carries it, so a form
+        # without one is as stale
         version = request.POST.get("version", "")
         try:
-            services.delete_customer(user, obj, version=int(version) if version.isdecimal() and len(version) < 10 else None)
+            if not (version.isdecimal() and len(version) < 10):
+                raise services.ConflictError(obj.version)
+            services.delete_customer(user, obj, version=int(version))
         except services.ConflictError:
             messages.error(request, _(
                 "Someone changed this record after you opened the page to delete it, so it was not deleted. Check "
@@ -1016,7 +1024,7 @@ def _delete_view(request, model, pk: int):
                 messages.error(request, message)
             return redirect(page_of(obj))
         messages.success(request, _("“%(name)s” was deleted.") % {"name": obj.name})
-        return redirect("customers:institutions" if model is Institution else "customers:people")
+        return redirect(listed)
     context = {"obj": obj, "is_institution": model is Institution, "merged_count": len(services.merged_records(obj))}
     if model is Person:  # the consent records go with the person: the page says so, and where they are kept
         context["consent_count"] = obj.consents.count()

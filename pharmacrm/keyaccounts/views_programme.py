@@ -26,7 +26,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit, downloads, personal
-from pharmacrm.core.form_saves import SENT_AGAIN, create_once
+from pharmacrm.core.form_saves import SENT_AGAIN, create_once, deleted_by
 from pharmacrm.core.models import AuditEntry, User
 from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
 from pharmacrm.customers import normalise
@@ -862,13 +862,17 @@ def item_delete(request, pk: int, item_pk: int):
     if not PlanItem.objects.filter(pk=item_pk, plan__account=account).exists():
         # deleted already (the button clicked twice, or by someone else): the plan as it is now
         services.require_manage(request.user, account)
-        messages.error(request, _("No such service item."))
+        if deleted_by(request.user, PlanItem, item_pk):
+            messages.info(request, _("This service item was deleted already."))
+        else:
+            messages.error(request, _("No such service item."))
         return _back(account, "plan")
     item = _item_or_404(account, item_pk)
     version = request.POST.get("version", "")  # the item's version the page showed
-    version = int(version) if version.isdecimal() and len(version) < 10 else None
     try:
-        services.delete_item(request.user, item, version=version)
+        if not (version.isdecimal() and len(version) < 10):  # the page always carries it: a form without is stale
+            raise services.StaleVersion(item.version)
+        services.delete_item(request.user, item, version=int(version))
     except ValidationError as e:
         for m in e.messages:
             messages.error(request, m)

@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit, downloads, personal
-from pharmacrm.core.form_saves import SENT_AGAIN, save_form, save_new_form
+from pharmacrm.core.form_saves import SENT_AGAIN, deleted_by, save_form, save_new_form
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
@@ -365,9 +365,15 @@ def intelligence_detail(request, pk):
 @login_required
 @require_POST
 def intelligence_delete(request, pk):
+    if not Intelligence.objects.filter(pk=pk).exists() and deleted_by(request.user, Intelligence, pk):
+        messages.info(request, _("This intelligence was deleted already."))  # the form sent twice: the first did
+        return redirect("market:intelligence-list")
     item = _intel(request, pk)
     try:
-        services.delete_intelligence(request.user, item, request.POST.get("version"))
+        version = request.POST.get("version") or ""
+        if not is_id(version):  # the page always carries the version it showed: a form without one is stale
+            raise ConflictError(item.version)
+        services.delete_intelligence(request.user, item, version)
     except ConflictError as e:
         messages.error(request, str(e))
         return redirect("market:intelligence", item.pk)

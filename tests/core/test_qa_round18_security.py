@@ -219,7 +219,8 @@ def test_the_delete_page_says_how_many_consent_records_go_and_where_they_are_kep
 
 def test_deleting_a_person_keeps_their_consent_records_in_the_audit_trail(client_for, consenting_person, users):
     ids = sorted(consenting_person.consents.values_list("id", flat=True))
-    response = client_for("admin").post(f"/customers/people/{consenting_person.pk}/delete/")
+    response = client_for("admin").post(f"/customers/people/{consenting_person.pk}/delete/",
+                                       {"version": Person.objects.get(pk=consenting_person.pk).version})
     assert response.status_code == 302
     assert not Consent.objects.filter(pk__in=ids).exists()
     entry = AuditEntry.objects.get(action=A.DELETE, object_type="customers.person", object_id=str(consenting_person.pk))
@@ -241,6 +242,6 @@ def test_deleting_a_person_keeps_their_consent_records_in_the_audit_trail(client
 
 def test_deleting_a_person_without_consents_records_no_consent_list(client_for, users, xiehe):
     person = services.create_person(users["admin"], {"name": "王芳", "institution": xiehe})
-    client_for("admin").post(f"/customers/people/{person.pk}/delete/")
+    client_for("admin").post(f"/customers/people/{person.pk}/delete/", {"version": person.version})
     entry = AuditEntry.objects.get(action=A.DELETE, object_type="customers.person", object_id=str(person.pk))
     assert "consents" not in entry.extra

@@ -32,7 +32,7 @@ def test_deleting_a_person_deletes_the_duplicates_merged_into_them_instead_of_re
     page = manager.get(reverse("customers:person-delete", args=[keep.pk]), **EN).content.decode()
     assert "1 record merged into this one is deleted with it" in page
 
-    response = manager.post(reverse("customers:person-delete", args=[keep.pk]), **EN)
+    response = manager.post(reverse("customers:person-delete", args=[keep.pk]), {"version": _v(keep)}, **EN)
     assert response.status_code == 302
     # the person asked to be deleted: nothing of them stays as a customer, under either code
     assert not Person.objects.filter(pk__in=[keep.pk, dup.pk]).exists()
@@ -286,7 +286,7 @@ def test_an_institution_whose_only_people_were_merged_away_can_be_deleted(users,
     page = manager.get(reverse("customers:institution", args=[old.pk]), **EN).content.decode()
     assert "No people recorded for this institution." in page
 
-    response = manager.post(reverse("customers:institution-delete", args=[old.pk]), follow=True, **EN)
+    response = manager.post(reverse("customers:institution-delete", args=[old.pk]), {"version": _v(old)}, follow=True, **EN)
     assert "was deleted" in response.content.decode()
     assert not Institution.objects.filter(pk=old.pk).exists()
     dup.refresh_from_db()
@@ -330,7 +330,8 @@ def test_a_department_people_work_in_is_not_deleted_from_under_them(users, clien
     cardiology = Institution.objects.get(name="心内科", parent=xiehe)
     doctor = Person.objects.get(name="张伟")
     manager = client_for("manager")
-    response = manager.post(reverse("customers:institution-delete", args=[cardiology.pk]), follow=True, **EN)
+    response = manager.post(reverse("customers:institution-delete", args=[cardiology.pk]), {"version": _v(cardiology)},
+                            follow=True, **EN)  # fmt: skip
     assert "People belong to this institution" in response.content.decode()
     assert Institution.objects.filter(pk=cardiology.pk).exists()
     doctor.refresh_from_db()
@@ -423,3 +424,8 @@ def test_a_merge_that_brings_an_active_key_account_file_brings_the_key_account_t
     account.refresh_from_db()
     assert account.institution_id == keep.pk
     assert keep.tier == "key"  # not a "Regular" customer holding an active key-account file
+
+
+def _v(obj) -> int:
+    """The record's version now: what its delete page carries."""
+    return type(obj).objects.get(pk=obj.pk).version

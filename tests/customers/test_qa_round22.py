@@ -89,3 +89,24 @@ def test_a_record_changed_after_its_delete_page_was_opened_is_not_deleted(users,
     assert "Someone changed this record after you opened the page to delete it" in refused.content.decode()
     client.post(url, {"version": "2"})
     assert not Institution.objects.filter(pk=ruijin.pk).exists()
+
+
+def test_a_delete_without_a_version_is_stale_and_a_delete_sent_twice_shows_the_list(client_for, users, ruijin):
+    """The delete page always carries the version it showed: a form without one (an old page) deleted whatever the
+    record held by then. It is refused as stale now. Sent twice (a double click), the second answered "not found";
+    it now shows the list, saying the record was deleted already."""
+    from pharmacrm.customers.models import Institution
+
+    client = client_for("admin")
+    url = reverse("customers:institution-delete", args=[ruijin.pk])
+
+    refused = client.post(url, {}, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert "Someone changed this record after you opened the page to delete it" in refused.content.decode()
+    assert Institution.objects.filter(pk=ruijin.pk).exists()
+    assert client.post(url, {"version": "1"}).status_code == 302
+    again = client.post(url, {"version": "1"}, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+    assert again.redirect_chain[-1][0] == reverse("customers:institutions")
+    assert "This record was deleted already." in again.content.decode()
+    # another administrator's second click on the same page: theirs was not the deletion, the usual 404
+    assert client_for("manager").post(url, {"version": "1"}).status_code == 404

@@ -117,7 +117,7 @@ def test_a_merged_away_record_is_not_deleted_on_its_own(users, client_for, xiehe
         assert answer.status_code == 403
         assert reverse("customers:person", args=[person.pk]) in answer.content.decode()  # the record it lives in
     assert Person.objects.filter(pk=copy.pk).exists()
-    client.post(reverse("customers:person-delete", args=[person.pk]))
+    client.post(reverse("customers:person-delete", args=[person.pk]), {"version": Person.objects.get(pk=person.pk).version})
     assert not Person.objects.filter(pk__in=[person.pk, copy.pk]).exists()
 
 

@@ -119,6 +119,21 @@ def test_deleting_a_draft_item_someone_else_changed_keeps_it(client, users, xieh
     assert not PlanItem.objects.filter(pk=draft_item.pk).exists()
 
 
+def test_deleting_an_item_from_a_form_without_a_version_is_refused_as_stale(client, users, xiehe, staffed):
+    """The page's delete button always carries the item's version: a form without one (an old page) removed the item
+    whatever it held by then; it is stale now."""
+    account = staffed(xiehe)
+    plan = services.start_plan(users["kam"], account)
+    draft_item = services.save_item(users["kam"], plan, item_data(users, AREAS[0]))
+    client.force_login(users["kam"])
+    delete = reverse("keyaccounts:item-delete", args=[account.pk, draft_item.pk])
+
+    refused = client.post(delete, {}, HTTP_ACCEPT_LANGUAGE="en", follow=True)
+
+    assert CONFLICT in refused.content.decode()
+    assert PlanItem.objects.filter(pk=draft_item.pk).exists()
+
+
 def test_deleting_an_item_through_the_api_with_a_stale_if_match_is_a_conflict(api, users, xiehe, staffed):
     account = staffed(xiehe)
     plan = services.start_plan(users["kam"], account)

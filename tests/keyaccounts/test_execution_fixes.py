@@ -401,7 +401,8 @@ def test_a_removal_or_deletion_sent_twice_shows_the_page_not_a_missing_page(user
                                                     "deadline": timezone.localdate() + dt.timedelta(days=9)})  # fmt: skip
     url = reverse("keyaccounts:item-delete", args=[account.pk, item.pk])
     assert "The service item was deleted." in _followed(manager, manager.post(url, {"version": item.version}, **EN))
-    assert "No such service item." in _followed(manager, manager.post(url, {"version": item.version}, **EN))
+    assert "This service item was deleted already." in _followed(manager, manager.post(url, {"version": item.version},
+                                                                                     **EN))  # fmt: skip
 
 
 @pytest.mark.postgresql

@@ -48,3 +48,25 @@ def test_the_new_competitor_product_form_sent_twice_records_one(client_for, user
     assert first.status_code == 302, first.content.decode()[-2000:]
     assert again.redirect_chain[-1][0] == f"/market/products/{product.pk}/"
     assert SENT_AGAIN in again.content.decode()
+
+
+def test_an_intelligence_delete_without_a_version_is_stale_and_sent_twice_shows_the_list(client_for, users):
+    """The page's delete button carries the version it showed: a form without one deleted whatever the record held
+    by then; it is refused as stale now. Sent twice, the second answered "not found"; it now shows the list."""
+    from pharmacrm.market import services
+    from pharmacrm.market.models import Intelligence
+
+    item = services.create_intelligence(users["analyst"], {"kind": "policy", "title": "医保目录调整",
+                                                           "happened_on": "2026-11-02", "importance": "normal"})  # fmt: skip
+    analyst = client_for("analyst")
+    url = f"/market/intelligence/{item.pk}/delete/"
+
+    refused = analyst.post(url, {}, HTTP_ACCEPT_LANGUAGE="en", follow=True)
+
+    assert refused.redirect_chain[-1][0] == f"/market/intelligence/{item.pk}/"
+    assert "Someone else changed this record" in refused.content.decode()
+    assert Intelligence.objects.filter(pk=item.pk).exists()
+    assert analyst.post(url, {"version": item.version}).status_code == 302
+    again = analyst.post(url, {"version": item.version}, HTTP_ACCEPT_LANGUAGE="en", follow=True)
+    assert again.redirect_chain[-1][0] == "/market/intelligence/"
+    assert "This intelligence was deleted already." in again.content.decode()

@@ -264,14 +264,14 @@ def test_deleting_asks_for_confirmation_then_deletes(client_for, admin_user, bei
     client = client_for("manager")
     confirm = client.get(f"/customers/institutions/{clinic.pk}/delete/")
     assert "朝阳门诊部" in confirm.content.decode() and Institution.objects.filter(pk=clinic.pk).exists()
-    response = client.post(f"/customers/institutions/{clinic.pk}/delete/")
+    response = client.post(f"/customers/institutions/{clinic.pk}/delete/", {"version": clinic.version})
     assert response["Location"] == "/customers/institutions/"
     assert not Institution.objects.filter(pk=clinic.pk).exists()
 
 
 def test_an_institution_with_people_is_not_deleted_and_the_reason_is_shown(client_for, xiehe):
     client = client_for("manager")
-    response = client.post(f"/customers/institutions/{xiehe.pk}/delete/", follow=True)
+    response = client.post(f"/customers/institutions/{xiehe.pk}/delete/", {"version": _v(xiehe)}, follow=True)
     assert Institution.objects.filter(pk=xiehe.pk).exists()
     assert "has departments" in response.content.decode() or "People belong" in response.content.decode()
 
@@ -311,3 +311,8 @@ def test_every_field_error_shows_in_one_round_even_with_the_name_missing(client_
     assert "must have 18 characters (it has 3)" in _field(page, "credit_code")
     assert "Enter a valid China mobile number, landline with area code" in _field(page, "phone")
     assert not Institution.objects.filter(credit_code="123").exists()
+
+
+def _v(obj) -> int:
+    """The record's version now: what its delete page carries."""
+    return type(obj).objects.get(pk=obj.pk).version
