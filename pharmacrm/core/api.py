@@ -443,7 +443,12 @@ class UserViewSet(viewsets.ModelViewSet):
             raise Conflict(str(e), e.current_version) from None
 
     def perform_destroy(self, instance):
-        deactivate_user(self.request.user, instance)
+        # If-Match (the ETag of the GET), when sent: a user changed by someone else since is not deactivated (409)
+        version = expected_version(self.request, None) if self.request.headers.get("If-Match") else None
+        try:
+            deactivate_user(self.request.user, instance, version)
+        except UserConflictError as e:
+            raise Conflict(str(e), e.current_version) from None
 
     @extend_schema(
         request=None,

@@ -234,10 +234,11 @@ def set_language(user: User, language: str) -> str:
     return language
 
 
-def deactivate_user(actor: User, user: User) -> User:
+def deactivate_user(actor: User, user: User, version: int | None = None) -> User:
     """Users are never deleted (the audit trail names them): they are deactivated, their web sessions ended and
-    their API tokens revoked at once."""
-    return update_user(actor, user, {"is_active": False})
+    their API tokens revoked at once. `version`: the one the caller loaded, when it says (If-Match) — a user changed
+    since is not deactivated unseen (UserConflictError)."""
+    return update_user(actor, user, {"is_active": False}, version)
 
 
 def unlock_user(actor: User, user: User) -> int:

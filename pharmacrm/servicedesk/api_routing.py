@@ -33,6 +33,7 @@ from pharmacrm.core.api_utils import (
 from pharmacrm.core.models import Region, Team, User
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import Tier
+from pharmacrm.customers.services import ConflictError
 
 from . import routing
 from .api import CodeField
@@ -231,9 +232,15 @@ class AgentProfileViewSet(
         from pharmacrm.core.models import AuditEntry
 
         access.require(self.request.user, Cap.MANAGE_SERVICE)
+        version = optional_version(self.request, {})  # If-Match, when sent: a profile changed since is kept (409)
         with transaction.atomic():
-            audit.record(AuditEntry.Action.DELETE, instance, user=self.request.user)
-            instance.delete()
+            current = type(instance).objects.select_for_update().filter(pk=instance.pk).first()
+            if current is None:
+                return  # deleted meanwhile
+            if version is not None and version != current.version:
+                raise ConflictError(current.version)
+            audit.record(AuditEntry.Action.DELETE, current, user=self.request.user)
+            current.delete()
 
     @extend_schema(
         tags=[TAG], methods=["GET"], responses=AgentProfileSerializer,

@@ -119,6 +119,24 @@ def test_changing_roles_and_deactivating_are_audited_and_revoke_tokens(api_for, 
     }
 
 
+def test_deactivating_a_user_changed_since_the_if_match_is_refused(api_for, users):
+    """DELETE ignored If-Match: a user another administrator had just changed (given a role back, say) was deactivated
+    unseen. If-Match, when sent, is honoured now: stale → 409, the user stays active."""
+    client = api_for("admin")
+    analyst = users["analyst"]
+    loaded = client.get(f"/api/v1/users/{analyst.pk}/")
+    assert client.patch(f"/api/v1/users/{analyst.pk}/", {"roles": ["analyst", "kam"]}, format="json",
+                        HTTP_IF_MATCH=loaded["ETag"]).status_code == 200  # a colleague's change  # fmt: skip
+
+    stale = client.delete(f"/api/v1/users/{analyst.pk}/", HTTP_IF_MATCH=loaded["ETag"])
+
+    assert stale.status_code == 409, stale.content
+    assert User.objects.get(pk=analyst.pk).is_active
+    current = client.get(f"/api/v1/users/{analyst.pk}/")["ETag"]
+    assert client.delete(f"/api/v1/users/{analyst.pk}/", HTTP_IF_MATCH=current).status_code == 204
+    assert not User.objects.get(pk=analyst.pk).is_active
+
+
 def test_a_password_change_is_audited_without_the_password(api_for, users):
     response = api_for("admin").patch(
         f"/api/v1/users/{users['kam'].pk}/", {"password": STRONG, "version": 1}, format="json"

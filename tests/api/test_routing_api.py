@@ -150,3 +150,19 @@ def test_rule_list_query_count(api_for, team, django_assert_max_num_queries):
         AssignmentRule.objects.create(name=f"r{i}", team=team)
     with django_assert_max_num_queries(8):
         assert c.get(RULES).status_code == 200
+
+
+def test_deleting_an_agent_profile_changed_since_the_if_match_is_refused(api_for, users):
+    """DELETE ignored If-Match: a profile another manager had just changed was deleted unseen. If-Match, when sent,
+    is honoured now: stale → 409, the profile stays; without it the delete goes on as before."""
+    c = api_for("manager")
+    created = c.post(PROFILES, {"user": users["support"].pk, "max_open": 9}, format="json").data
+    url = f"{PROFILES}{created['id']}/"
+    assert c.patch(url, {"max_open": 12, "version": created["version"]}, format="json").status_code == 200
+
+    stale = c.delete(url, HTTP_IF_MATCH=f'"{created["version"]}"')
+
+    assert stale.status_code == 409, stale.content
+    assert AgentProfile.objects.get(pk=created["id"]).max_open == 12
+    assert c.delete(url, HTTP_IF_MATCH=f'"{created["version"] + 1}"').status_code == 204
+    assert not AgentProfile.objects.filter(pk=created["id"]).exists()
