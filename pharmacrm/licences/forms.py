@@ -6,14 +6,14 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from pharmacrm.customers.forms import BLANK, ServiceErrorsMixin
+from pharmacrm.customers.forms import BLANK, OnceTokenForm, ServiceErrorsMixin
 
 from .models import LicenceKind, Scope
 
 DATE = forms.DateInput(attrs={"type": "date"})
 
 
-class LicenceForm(ServiceErrorsMixin, forms.Form):
+class LicenceForm(ServiceErrorsMixin, OnceTokenForm):  # its one-time token: the new form sent twice records one
     kind = forms.ChoiceField(label=_("Type"), choices=BLANK + LicenceKind.choices)
     number = forms.CharField(label=_("Licence number"),
                              help_text=_("A business licence: the unified social credit code. A drug trading licence: "
@@ -37,7 +37,7 @@ class LicenceForm(ServiceErrorsMixin, forms.Form):
 
     def values(self) -> dict:
         self.is_valid()
-        data = {k: self.data.get(k, "") for k in self.fields if k not in ("scope", "scan")}
+        data = {k: self.data.get(k, "") for k in self.fields if k not in ("scope", "scan", "form_token")}
         data["scope"] = self.data.getlist("scope") if hasattr(self.data, "getlist") else self.data.get("scope", [])
         return data
 

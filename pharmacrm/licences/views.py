@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit, downloads
-from pharmacrm.core.form_saves import save_form
+from pharmacrm.core.form_saves import SENT_AGAIN, save_form, save_new_form
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.exporter import masked_search
@@ -229,8 +229,11 @@ def licence_create(request, institution_id):
     form = forms.LicenceForm(request.POST or None, request.FILES or None, initial={"kind": request.GET.get("kind", "")})
     status = 200
     if request.method == "POST":
-        outcome = save_form(form, lambda: services.create(request.user, institution, form.values(),
-                                                          scan=form.scan_upload()))  # fmt: skip
+        outcome = save_new_form(request.user, form, lambda: services.create(request.user, institution, form.values(),
+                                                                            scan=form.scan_upload()))  # fmt: skip
+        if outcome.again:  # sent twice (a double click): the customer's page, with the licence the first recorded
+            messages.info(request, SENT_AGAIN)
+            return redirect("customers:institution", institution.pk)
         if outcome.saved:
             messages.success(request, _("Licence %(number)s recorded; it counts once someone else has verified it.")
                              % {"number": outcome.result.number})  # fmt: skip

@@ -226,3 +226,24 @@ def test_a_garbled_version_is_a_stale_edit_not_a_server_error(xiehe, users):
     licence.refresh_from_db()
     visit.refresh_from_db()
     assert (licence.verified_at, visit.subject) == (None, "拜访")
+
+
+def test_the_new_licence_form_sent_twice_records_one(users, client_for, xiehe, team_north):
+    """A double click on Save answered the second time that the licence number was recorded already (the first had
+    recorded it); the form now carries a one-time token: the second sending records nothing and shows the
+    customer's page, where the licence is."""
+    import re
+
+    xiehe.owner, xiehe.team = users["rep"], team_north
+    xiehe.save(update_fields=["owner", "team"])
+    rep = client_for("rep")
+    page = rep.get(f"/licences/new/{xiehe.pk}/").content.decode()
+    assert "Form token" not in page  # hidden, not a field to fill in
+    form = {**practice(), "form_token": re.search(r'name="form_token" value="([A-Za-z0-9_-]+)"', page).group(1)}
+
+    first = rep.post(f"/licences/new/{xiehe.pk}/", form)
+    again = rep.post(f"/licences/new/{xiehe.pk}/", form, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert first.status_code == 302 and Licence.objects.filter(institution=xiehe).count() == 1
+    assert again.redirect_chain[-1][0] == f"/customers/institutions/{xiehe.pk}/"
+    assert "This form was already sent" in again.content.decode()
