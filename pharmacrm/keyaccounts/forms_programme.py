@@ -130,7 +130,7 @@ def team_users(account):
     )
 
 
-class ItemForm(ServiceErrorsMixin, VersionMixin):
+class ItemForm(ServiceErrorsMixin, VersionMixin, OnceTokenForm):  # a new one: its one-time token, the form sent twice records one
     area = forms.ChoiceField(label=_("Area"), choices=PlanArea.choices)
     title = forms.CharField(label=_("Service item"), max_length=200)
     standard = _text(_("Standard"), rows=2)
@@ -143,7 +143,7 @@ class ItemForm(ServiceErrorsMixin, VersionMixin):
             self.fields["owner"].queryset = team_users(account)
 
     def service_data(self) -> dict:
-        return {k: v for k, v in self.cleaned_data.items() if k != "version"}
+        return {k: v for k, v in self.cleaned_data.items() if k not in ("version", "form_token")}
 
 
 class ProgressForm(ServiceErrorsMixin, VersionMixin):
@@ -158,7 +158,7 @@ class ProgressForm(ServiceErrorsMixin, VersionMixin):
             self.fields["status"].choices = [c for c in ItemStatus.choices if c[0] != ItemStatus.CANCELLED]
 
 
-class AgreementForm(ServiceErrorsMixin, forms.Form):
+class AgreementForm(ServiceErrorsMixin, OnceTokenForm):  # a new one: its one-time token, the form sent twice records one
     start_date = forms.DateField(label=_("Start date"), widget=DATE_INPUT)
     end_date = forms.DateField(label=_("End date"), widget=DATE_INPUT)
     renewal_notice_days = forms.IntegerField(label=_("Renewal reminder (days before end)"), initial=60,
@@ -204,7 +204,7 @@ class SignedForm(ServiceErrorsMixin, VersionMixin):
         return day
 
 
-class MeetingForm(ServiceErrorsMixin, forms.Form):
+class MeetingForm(ServiceErrorsMixin, OnceTokenForm):  # a new one: its one-time token, the form sent twice records one
     held_at = forms.DateTimeField(label=_("Held"), widget=DATETIME_INPUT,
                                   input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"])  # fmt: skip
     title = forms.CharField(label=pgettext_lazy("meeting", "Title"), max_length=200)
@@ -275,7 +275,7 @@ class MeasureForm(ServiceErrorsMixin, forms.Form):
             ).distinct().order_by("display_name", "username")  # fmt: skip
 
 
-class TrialForm(ServiceErrorsMixin, forms.Form):
+class TrialForm(ServiceErrorsMixin, OnceTokenForm):  # a new one: its one-time token, the form sent twice records one
     product = forms.ModelChoiceField(label=_("Product"), queryset=None, empty_label="—")
     offered_on = forms.DateField(label=_("Offered on"), required=False, widget=DATE_INPUT)
     notes = _text(_("Notes"), rows=2, required=False)

@@ -691,6 +691,12 @@ def _refusal_status(status: int, forms: dict) -> int:
 ARCHIVE_PARAMS = ("q", "status", "page")  # the agreement archive's search, filter and page
 
 
+def _sent_again(request, account: KeyAccount, anchor: str):
+    """The answer to an account page's form sent again (a double click): its section as the first one left it."""
+    messages.info(request, SENT_AGAIN)
+    return _back(account, anchor)
+
+
 def _back(account: KeyAccount, anchor: str):
     return redirect(reverse("keyaccounts:account", args=[account.pk]) + f"#{anchor}")
 
@@ -712,8 +718,7 @@ def member_add(request, pk: int):
             create_once(request.user, form.cleaned_data["form_token"], lambda: services.add_member(
                 request.user, account, form.cleaned_data["user"], form.cleaned_data["role"]))
         except AlreadyCreated:
-            messages.info(request, SENT_AGAIN)
-            return _back(account, "team")
+            return _sent_again(request, account, "team")
         except ValidationError as e:
             form.add_service_errors(e)
         else:
@@ -813,7 +818,10 @@ def item_add(request, pk: int):
     form = ItemForm(request.POST, account=account, prefix="item")
     if form.is_valid():
         try:
-            services.save_item(request.user, draft, form.service_data())
+            create_once(request.user, form.cleaned_data["form_token"],
+                        lambda: services.save_item(request.user, draft, form.service_data()))
+        except AlreadyCreated:  # the form sent twice (a double click): the plan as the first one left it
+            return _sent_again(request, account, "plan")
         except services.AlreadyRecorded as e:  # sent twice: say which item is there, add nothing
             form.add_service_errors(e)
             return _account_page(request, account, 409, item_form=form, open_section="plan")
@@ -967,8 +975,12 @@ def agreement_create(request, pk: int):
     services.require_manage(request.user, account)  # refused before the form is read, as proposal_decide
     form = AgreementForm(request.POST, prefix="agreement")
     if form.is_valid():
+        values = {k: v for k, v in form.cleaned_data.items() if k != "form_token"}
         try:
-            agreement = services.generate_agreement(request.user, account, **form.cleaned_data)
+            agreement = create_once(request.user, form.cleaned_data["form_token"],
+                                    lambda: services.generate_agreement(request.user, account, **values))
+        except AlreadyCreated:  # the form sent twice (a double click): the agreement the first one generated
+            return _sent_again(request, account, "agreements")
         except ValidationError as e:
             form.add_service_errors(e)
         else:
@@ -1099,7 +1111,10 @@ def meeting_create(request, pk: int):
     if form.is_valid():
         data, actions = form.service_data()
         try:
-            services.record_meeting(request.user, account, data, actions)
+            create_once(request.user, form.cleaned_data["form_token"],
+                        lambda: services.record_meeting(request.user, account, data, actions))
+        except AlreadyCreated:  # the form sent twice (a double click): the meeting the first one recorded
+            return _sent_again(request, account, "meetings")
         except services.AlreadyRecorded as e:  # sent twice: say which meeting is there, save nothing
             form.add_service_errors(e)
             return _account_page(request, account, 409, meeting_form=form, open_section="meetings",
@@ -1242,8 +1257,10 @@ def trial_create(request, pk: int):
     if form.is_valid():
         d = form.cleaned_data
         try:
-            services.offer_trial(request.user, account, product=d["product"], notes=d.get("notes") or "",
-                                 offered_on=d.get("offered_on"))  # fmt: skip
+            create_once(request.user, d["form_token"], lambda: services.offer_trial(
+                request.user, account, product=d["product"], notes=d.get("notes") or "", offered_on=d.get("offered_on")))
+        except AlreadyCreated:  # the form sent twice (a double click): the offer the first one recorded
+            return _sent_again(request, account, "trials")
         except services.AlreadyRecorded as e:  # sent twice: say which offer is there, save nothing
             form.add_service_errors(e)
             return _account_page(request, account, 409, trial_form=form, open_section="trials",
