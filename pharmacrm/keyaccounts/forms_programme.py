@@ -54,7 +54,7 @@ class SignatureMixin(forms.Form):
     )  # fmt: skip
 
 
-class ProposalForm(ServiceErrorsMixin, forms.Form):
+class ProposalForm(ServiceErrorsMixin, OnceTokenForm):  # its one-time token: the form sent twice proposes once
     reason = _text(_("Reason"), rows=5)
 
 

@@ -26,7 +26,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit, downloads, personal
-from pharmacrm.core.form_saves import SENT_AGAIN, create_once, deleted_by
+from pharmacrm.core.form_saves import SENT_AGAIN, create_once, deleted_by, sent_again
 from pharmacrm.core.models import AuditEntry, User
 from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
 from pharmacrm.customers import normalise
@@ -318,8 +318,12 @@ def proposal_create(request):
     if request.method == "POST":
         form = ProposalForm(request.POST)
         if form.is_valid():
-            try:
-                proposal = services.propose(user, institution, reason=form.cleaned_data["reason"], kind=kind)
+            try:  # once per form: sent again (a double click), the proposal the first one sent
+                proposal = create_once(user, form.cleaned_data["form_token"], lambda: services.propose(
+                    user, institution, reason=form.cleaned_data["reason"], kind=kind))
+            except AlreadyCreated as e:
+                return sent_again(request, Proposal, e.pk, reverse("keyaccounts:proposals"),
+                                  page_of=lambda p: reverse("keyaccounts:proposal", args=[p.pk]))  # fmt: skip
             except ValidationError as e:
                 form.add_service_errors(e)
             else:

@@ -79,3 +79,21 @@ def test_an_agreement_sent_twice_is_generated_once(users, xiehe, with_plan, clie
 
     agreement = account.agreements.get()  # one number
     assert agreement.number in page
+
+
+def test_a_proposal_sent_twice_is_sent_once_and_the_second_shows_it(client_for, users, ruijin, candidate):
+    from pharmacrm.keyaccounts.models import Proposal
+
+    candidate(ruijin, score="88.00")
+    analyst = client_for("analyst")
+    page = analyst.get(reverse("keyaccounts:proposal-create") + f"?institution={ruijin.pk}").content.decode()
+    form = {"institution": ruijin.pk, "kind": "list", "reason": "年采购额大",
+            "form_token": re.search(r'name="form_token" value="([A-Za-z0-9_-]+)"', page).group(1)}  # fmt: skip
+
+    first = analyst.post(reverse("keyaccounts:proposal-create"), form)
+    again = analyst.post(reverse("keyaccounts:proposal-create"), form, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+
+    proposal = Proposal.objects.get(institution=ruijin)
+    assert first.status_code == 302
+    assert again.redirect_chain[-1][0] == reverse("keyaccounts:proposal", args=[proposal.pk])
+    assert SENT_AGAIN in again.content.decode()
