@@ -38,8 +38,9 @@ def accept_attr() -> str:
     return ",".join(sorted({e for exts in settings.ATTACHMENT_TYPES.values() for e in exts}))
 
 
-class ComposerForm(ServiceErrorsMixin, forms.Form):
-    """A reply to the customer or an internal note, with files; id="composer", textarea #message-body."""
+class ComposerForm(ServiceErrorsMixin, OnceTokenForm):
+    """A reply to the customer or an internal note, with files; id="composer", textarea #message-body. Its one-time
+    token: the form sent twice (a double click on Send) sends once."""
 
     kind = forms.ChoiceField(
         label=_("Kind"), choices=[(MessageKind.REPLY, MessageKind.REPLY.label), (MessageKind.NOTE, MessageKind.NOTE.label)],

@@ -16,10 +16,12 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit
+from pharmacrm.core.form_saves import SENT_AGAIN, create_once
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.personal import MASKERS
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
+from pharmacrm.customers.views import AlreadyCreated
 
 from . import attachments, conversation, editing, knowledge
 from .choices import MessageKind
@@ -112,8 +114,12 @@ def _post(request, ticket: Ticket, limiter):
     if form.is_valid():
         d = form.cleaned_data
         try:
-            conversation.post_message(request.user, ticket, kind=d["kind"], body=d["body"], template=d["template"],
-                                      files=request.FILES.getlist("files"))  # fmt: skip
+            create_once(request.user, d["form_token"], lambda: conversation.post_message(
+                request.user, ticket, kind=d["kind"], body=d["body"], template=d["template"],
+                files=request.FILES.getlist("files")))  # fmt: skip
+        except AlreadyCreated:  # sent twice (a double click): the conversation with what the first one sent
+            messages.info(request, SENT_AGAIN)
+            return redirect(reverse("servicedesk:ticket", args=[ticket.pk]) + "#conversation")
         except ValidationError as e:
             form.add_service_errors(e)
         else:

@@ -85,6 +85,25 @@ def test_a_reply_with_a_file_is_posted_and_queued_for_email(client_for, ticket):
     assert "您好，用法如下。" in page and "Waiting to be sent" in page and "说明书.pdf" in page
 
 
+def test_a_reply_sent_twice_is_sent_once_and_the_second_shows_the_conversation(client_for, ticket):
+    """A double click on Send answered the second time with an error under the text ("already sent at …") and the
+    composer still full; the composer now carries a one-time token: the second sending sends nothing and shows the
+    conversation with the reply the first one sent."""
+    import re
+
+    agent = client_for("agent")
+    page = agent.get(url(ticket)).content.decode()
+    token = re.search(r'id="composer".*?name="form_token" value="([A-Za-z0-9_-]+)"', page, re.S).group(1)
+    form = {"kind": "reply", "body": "您好，用法如下。", "form_token": token}
+
+    assert agent.post(f"{url(ticket)}messages/", form).status_code == 302
+    again = agent.post(f"{url(ticket)}messages/", form, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert again.status_code == 200 and again.redirect_chain[-1][0] == f"{url(ticket)}#conversation"
+    assert "This form was already sent" in again.content.decode() and "您好，用法如下。" in again.content.decode()
+    assert TicketMessage.objects.filter(ticket=ticket).count() == 1
+
+
 def test_notes_are_marked_internal_and_never_shown_as_replies(client_for, ticket):
     client_for("agent").post(f"{url(ticket)}messages/", {"kind": "note", "body": "内部：客户是主任医师"})
     note = TicketMessage.objects.get(ticket=ticket)
