@@ -138,7 +138,7 @@ class CalendarForm(FieldErrorsMixin, OnceTokenForm):  # its one-time token: the 
         }  # fmt: skip
 
 
-class OverrideForm(forms.Form):
+class OverrideForm(OnceTokenForm):  # its one-time token: "Add" clicked twice adds once, not a stale-page conflict
     date = forms.DateField(label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
     until = forms.DateField(
         label=_("Until (optional)"), required=False,

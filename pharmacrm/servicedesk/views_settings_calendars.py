@@ -22,14 +22,14 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from pharmacrm.core import access
-from pharmacrm.core.form_saves import create_once, sent_again
+from pharmacrm.core.form_saves import SENT_AGAIN, create_once, sent_again
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.customers.views import AlreadyCreated
 
 from . import calendars, workcalendar
 from .forms_settings_calendars import CalendarForm, OverrideForm, RemoveOverrideForm, windows_text
-from .models import BusinessCalendar
+from .models import BusinessCalendar, CalendarOverride
 
 FIRST_YEAR, LAST_YEAR = 2000, 2100
 CONFLICT = gettext_lazy(
@@ -227,11 +227,19 @@ def override_add(request, code: str, year: int):
     if not form.is_valid():
         return _year_page(request, cal, year, form, status=400)
     d = form.cleaned_data
-    try:
+    days = form.days()
+
+    def add():
         with transaction.atomic():
-            cal = _locked(cal, d["version"])
-            days = form.days()
-            calendars.set_overrides(request.user, cal, days, d["working"], d["note"])
+            locked = _locked(cal, d["version"])
+            calendars.set_overrides(request.user, locked, days, d["working"], d["note"])
+        return locked
+
+    try:  # once per form: sent again (a double click), the year as the first one left it, not a stale-page conflict
+        cal = create_once(request.user, d["form_token"], add)
+    except AlreadyCreated:
+        messages.info(request, SENT_AGAIN)
+        return redirect("servicedesk:settings-calendar-year", code=code, year=year)
     except ConflictError:
         return _conflict(request, code, year, kept=True)
     except ValidationError as e:
@@ -265,6 +273,10 @@ def override_remove(request, code: str, year: int):
             cal = _locked(cal, form.cleaned_data["version"])
             removed = calendars.remove_override(request.user, cal, day)
     except ConflictError:
+        if not CalendarOverride.objects.filter(calendar=cal, date=day).exists():
+            # gone already (the button clicked twice: the first removal moved the version): nothing to conflict on
+            messages.info(request, _("The override of %(date)s was removed already.") % {"date": day})
+            return redirect("servicedesk:settings-calendar-year", code=code, year=year)
         return _conflict(request, code, year, kept=False)
     if removed:
         messages.success(request, _("The override of %(date)s was removed.") % {"date": day})

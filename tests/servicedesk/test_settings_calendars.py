@@ -286,3 +286,30 @@ def test_a_stale_version_on_the_year_page_is_a_conflict(client_for):
     remove = year_url(2027, name="settings-calendar-override-remove")
     assert c.post(remove, {"date": "2027-01-01", "version": stale}).status_code == 409
     assert list(business().overrides.values_list("date", flat=True)) == [dt.date(2027, 1, 1)]
+
+
+def test_adding_and_removing_an_override_twice_acts_once_without_a_conflict(client_for):
+    """A double click on "Add" or "Remove" sent the form's version twice: the first moved the calendar's version, so
+    the second answered the stale-page conflict (409). "Add" now carries a one-time token and adds once; "Remove"
+    sent again finds the override gone and says so."""
+    import re
+
+    admin = client_for("admin")
+    page = admin.get(year_url(2027)).content.decode()
+    form = re.search(r'id="override-form".*?</form>', page, re.S).group(0)
+    token = re.search(r'name="form_token" value="([A-Za-z0-9_-]+)"', form).group(1)
+    add = {"date": "2027-05-06", "working": "0", "note": "调休", "version": business().version, "form_token": token}
+    updates = AuditEntry.objects.filter(object_type="servicedesk.businesscalendar", action="update").count
+
+    before = updates()
+    assert admin.post(year_url(2027, name="settings-calendar-override-add"), add).status_code == 302
+    again = admin.post(year_url(2027, name="settings-calendar-override-add"), add, follow=True)
+    assert again.status_code == 200 and "This form was already sent" in again.content.decode()
+    assert CalendarOverride.objects.filter(calendar=business(), date="2027-05-06").count() == 1
+    assert updates() == before + 1
+
+    remove = {"date": "2027-05-06", "version": business().version}
+    assert admin.post(year_url(2027, name="settings-calendar-override-remove"), remove).status_code == 302
+    twice = admin.post(year_url(2027, name="settings-calendar-override-remove"), remove, follow=True)
+    assert twice.status_code == 200 and "The override of 2027-05-06 was removed already." in twice.content.decode()
+    assert not CalendarOverride.objects.filter(calendar=business(), date="2027-05-06").exists()
