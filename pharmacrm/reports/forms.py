@@ -4,13 +4,13 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core.models import Team
-from pharmacrm.customers.forms import BLANK, ServiceErrorsMixin
+from pharmacrm.customers.forms import BLANK, OnceTokenForm, ServiceErrorsMixin
 
 from .kinds import offered
 from .models import Frequency
 
 
-class SubscriptionForm(ServiceErrorsMixin, forms.Form):
+class SubscriptionForm(ServiceErrorsMixin, OnceTokenForm):  # its one-time token: the form sent twice subscribes once
     report = forms.ChoiceField(label=_("Report"))
     frequency = forms.ChoiceField(label=_("Frequency"), choices=Frequency.choices, initial=Frequency.MONTH)
     team = forms.ModelChoiceField(

@@ -12,7 +12,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from pharmacrm.core import access
+from pharmacrm.core.form_saves import SENT_AGAIN, create_once, deleted_by
 from pharmacrm.customers.services import ConflictError
+from pharmacrm.customers.views import AlreadyCreated
 
 from . import services
 from .forms import SubscriptionForm
@@ -40,8 +42,12 @@ def subscriptions(request):
         services.refuse_read_only(user)  # before the form is read: a 403, audited as every refused write
         form = SubscriptionForm(request.POST, user=user)
         if form.is_valid():
-            try:
-                sub = services.subscribe(user, form.cleaned_data)
+            data = {k: v for k, v in form.cleaned_data.items() if k != "form_token"}
+            try:  # once per form: sent again (a double click), the list with the one the first one scheduled
+                sub = create_once(user, form.cleaned_data["form_token"], lambda: services.subscribe(user, data))
+            except AlreadyCreated:
+                messages.info(request, SENT_AGAIN)
+                return redirect("reports:subscriptions")
             except ValidationError as e:
                 form.add_service_errors(e)
             else:
@@ -59,13 +65,17 @@ def subscriptions(request):
 def act(request, pk: int):
     user = request.user
     sub = ReportSubscription.objects.filter(pk=pk, user=user).first()
-    if sub is None:
-        raise Http404(_("This is not one of your scheduled reports."))
     action = request.POST.get("action", "")
+    if sub is None:
+        if action == "delete" and deleted_by(user, ReportSubscription, pk):  # "Stop" clicked twice: the first did
+            messages.info(request, _("Stopped: this report is no longer mailed to you."))
+            return redirect("reports:subscriptions")
+        raise Http404(_("This is not one of your scheduled reports."))
     if action != "delete":  # a read-only role may only stop one (it stops mails to itself)
         services.refuse_read_only(user)
     raw = request.POST.get("version", "")
-    version = int(raw) if raw.isascii() and raw.isdigit() else None
+    # the page always carries the version it showed: a form without one is as stale as an old one
+    version = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else -1
     try:
         if action == "pause":
             services.change(user, sub, {"active": False}, version=version)
@@ -82,7 +92,12 @@ def act(request, pk: int):
         else:
             raise Http404(_("No such action."))
     except ConflictError as e:
-        messages.error(request, str(e))
+        now = ReportSubscription.objects.filter(pk=sub.pk).values_list("active", flat=True).first()
+        if action in ("pause", "resume") and now == (action == "resume"):  # clicked twice: the first one did it
+            messages.info(request, _("Paused: nothing is mailed until you resume it.") if action == "pause"
+                          else _("Resumed."))  # fmt: skip
+        else:
+            messages.error(request, str(e))
     except ValidationError as e:
         messages.error(request, " ".join(sum(e.message_dict.values(), [])))
     except PermissionDenied as e:

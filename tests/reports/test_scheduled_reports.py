@@ -250,6 +250,36 @@ def test_the_page_subscribes_pauses_resumes_and_stops(client_for, users, manager
     assert actions == ["create", "update", "update", "delete"]
 
 
+def test_each_button_clicked_twice_acts_once_and_says_what_was_done(client_for, users, manager):
+    """A double click answered the second time with an error: "Mail me a report" that the subscription exists
+    already, "Pause" or "Resume" that someone else changed it (the first click had moved its version), "Stop" a
+    missing page. Each now does nothing more and says what was done; a form without its version is stale."""
+    import re
+
+    client = client_for("manager")
+    url = reverse("reports:subscriptions")
+    token = re.search(r'name="form_token" value="([A-Za-z0-9_-]+)"', client.get(url).content.decode()).group(1)
+    form = {"report": "sales_attainment", "frequency": "quarter", "form_token": token}
+    assert client.post(url, form).status_code == 302
+    again = client.post(url, form, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+    assert again.status_code == 200 and "This form was already sent" in again.content.decode()
+    sub = ReportSubscription.objects.get(user=manager)  # one
+    act = reverse("reports:subscription", args=[sub.pk])
+
+    stale = client.post(act, {"action": "pause"}, follow=True, HTTP_ACCEPT_LANGUAGE="en")  # no version: stale
+    assert "Someone else changed" in stale.content.decode() and ReportSubscription.objects.get(pk=sub.pk).active
+    loaded = {"action": "pause", "version": sub.version}
+    client.post(act, loaded)
+    twice = client.post(act, loaded, follow=True, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Paused: nothing is mailed until you resume it." in twice and "Someone else changed" not in twice
+    sub.refresh_from_db()
+    stop = {"action": "delete", "version": sub.version}
+    client.post(act, stop)
+    stopped = client.post(act, stop, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+    assert stopped.status_code == 200 and "this report is no longer mailed to you" in stopped.content.decode()
+    assert AuditEntry.objects.filter(object_type="reports.reportsubscription", action="create").count() == 1
+
+
 def test_the_auditor_schedules_no_report(client_for, users, django_capture_on_commit_callbacks):
     """The auditor changes nothing: adding, changing or mailing a scheduled report is refused before the form or the
     body is read (403, audited as every refused write); stopping one kept from before stops mails to itself."""
