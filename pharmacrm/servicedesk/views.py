@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy, gettext_noop
 from django.views.decorators.http import require_GET, require_POST
 
 from pharmacrm.core import access, audit, personal
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.personal import MASKERS
 from pharmacrm.core.roles import Cap
@@ -61,7 +62,7 @@ from .forms import (
     people_options,
 )
 from .forms_links import QueueSearchForm
-from .models import SlaClock, Ticket, TicketCategory
+from .models import SlaClock, Ticket, TicketCategory, TicketEvent
 
 QUEUES = {
     "mine": gettext_lazy("My queue"),
@@ -686,10 +687,20 @@ def _handling(request, pk: int) -> Ticket:
     return _ticket_or_404(request.user, pk)
 
 
-def _act(request, pk: int, form_class, context_key: str, act, success) -> HttpResponse:
+def _done_by_first_click(user, ticket, d, done) -> bool:
+    """The form sent twice (a double click): the ticket is one version on from the one the form was loaded with, this
+    user made that change, and it is what the form asks for — the first sending did it."""
+    if done is None or not is_id(d.get("version")) or ticket.version != int(d["version"]) + 1 or not done(ticket, d):
+        return False
+    last = TicketEvent.objects.filter(ticket=ticket).order_by("-at", "-id").values_list("actor_id", flat=True).first()
+    return last == user.pk
+
+
+def _act(request, pk: int, form_class, context_key: str, act, success, done=None) -> HttpResponse:
     """Run one handling action on a ticket from its page: the form's data to a service call; on success a
     message and back to the ticket; a step the lifecycle refuses or a stale version (409), or a service
-    error (400), shows the page again with what the user typed."""
+    error (400), shows the page again with what the user typed. `done(ticket, data)`: whether the ticket is as the
+    form asks — the same form sent again right after (a double click) then shows the ticket, not the conflict."""
     user = request.user
     ticket = _handling(request, pk)
     form = form_class(request.POST)
@@ -697,12 +708,15 @@ def _act(request, pk: int, form_class, context_key: str, act, success) -> HttpRe
     if form.is_valid():
         try:
             act(user, ticket, form.cleaned_data)
-        except services.TransitionRefused as e:
+        except (services.TransitionRefused, ConflictError) as e:
             ticket = _ticket_or_404(user, pk)
-            form, refused = _kept(form_class, request, ticket, " ".join(e.messages)), True
-        except ConflictError:
-            ticket = _ticket_or_404(user, pk)
-            form, conflict = _kept(form_class, request, ticket, str(CONFLICT)), True
+            if _done_by_first_click(user, ticket, form.cleaned_data, done):
+                messages.info(request, success(ticket))
+                return redirect("servicedesk:ticket", pk=ticket.pk)
+            if isinstance(e, ConflictError):
+                form, conflict = _kept(form_class, request, ticket, str(CONFLICT)), True
+            else:
+                form, refused = _kept(form_class, request, ticket, " ".join(e.messages)), True
         except ValidationError as e:
             ticket = _ticket_or_404(user, pk)
             form.add_service_errors(e)
@@ -726,7 +740,8 @@ def ticket_status(request, pk: int):
     def success(ticket):
         return _("%(number)s is now “%(status)s”.") % {"number": ticket.number, "status": ticket.get_status_display()}
 
-    return _act(request, pk, TransitionForm, "transition_form", act, success)
+    return _act(request, pk, TransitionForm, "transition_form", act, success,
+                done=lambda t, d: t.status == d["to_status"])
 
 
 @login_required
@@ -749,6 +764,7 @@ def ticket_priority(request, pk: int):
     return _act(
         request, pk, PriorityForm, "priority_form", act,
         lambda t: _("The priority was changed and the deadlines recomputed."),
+        done=lambda t, d: (t.priority, t.complexity) == (d["priority"], d["complexity"]),
     )  # fmt: skip
 
 
@@ -759,8 +775,10 @@ def ticket_assign(request, pk: int):
         services.assign(user, ticket, assignee=d["assignee"], team=d["team"], version=d["version"])
 
     return _act(
-        request, pk, AssignForm, "assign_form", act, lambda t: _("%(number)s was assigned.") % {"number": t.number}
-    )
+        request, pk, AssignForm, "assign_form", act, lambda t: _("%(number)s was assigned.") % {"number": t.number},
+        done=lambda t, d: t.assignee_id == getattr(d["assignee"], "pk", None)
+        and (d["team"] is None or t.team_id == d["team"].pk),
+    )  # fmt: skip
 
 
 # --- for the Customer 360 pages --------------------------------------------------------------------
