@@ -329,7 +329,7 @@ def take_test(request, pk: int):
     questions = list(a.course.questions.all())
     used = a.attempts.count()
     context = {"a": a, "questions": questions, "used": used, "left": max(a.course.max_attempts - used, 0),
-               "multiple": QuestionKind.MULTIPLE, "errors": [], "chosen": {}}  # fmt: skip
+               "multiple": QuestionKind.MULTIPLE, "errors": [], "chosen": {}, "form_token": new_once_token()}  # fmt: skip
     if request.method == "GET":
         return render(request, "training/test.html", context)
     answers = {}
@@ -338,12 +338,19 @@ def take_test(request, pk: int):
         if values:
             answers[str(q.pk)] = values
     context["chosen"] = {str(k): v for k, v in answers.items()}
-    try:
-        outcome = training.submit(request.user, a.pk, answers)
+    context["form_token"] = token = once_token(request.POST.get("form_token"))  # kept when shown again
+    try:  # once per form: sent again (a double click), the result of the first, not a second attempt used up
+        if _created_with(request.user, token):
+            raise AlreadyCreated(None)
+        outcome = _create_once(request.user, token, lambda: training.submit(request.user, a.pk, answers).attempt)
+    except AlreadyCreated:
+        messages.info(request, _("This form was already sent: your answers were scored then, and not a second "
+                                 "time."))  # fmt: skip
+        return redirect("training:result", pk=a.pk)
     except ValidationError as e:
         context["errors"] = [m for msgs in _errors(e).values() for m in msgs]
         return render(request, "training/test.html", context, status=400)
-    return redirect("training:result", pk=outcome.attempt.assignment_id)
+    return redirect("training:result", pk=outcome.assignment_id)
 
 
 @login_required

@@ -288,3 +288,24 @@ def test_assign_sent_twice_assigns_once_and_shows_the_course(world, client_for, 
     assert "This form was already sent: the course was assigned then" in again.content.decode()
     assert "Assigned to 0 people" not in again.content.decode()
     assert Assignment.objects.filter(course=course, user=users["kam"]).count() == 1
+
+
+def test_the_test_sent_twice_uses_one_attempt_and_shows_its_result(world, client_for):
+    """A double click on "Submit" scored the same answers twice: a failed test used up two of the attempts allowed
+    (and a passed one answered "completed already" the second time). The form now carries a one-time token: the
+    second sending scores nothing and shows the result of the first."""
+    a = world["agent"]
+    c = client_for("agent")
+    page = c.get(f"/training/assignments/{a.pk}/test/").content.decode()
+    token = re.search(r'name="form_token" value="([A-Za-z0-9_-]+)"', page).group(1)
+    answers = right_answers(world["course"])
+    first = world["course"].questions.order_by("position", "id").first()
+    answers[str(first.pk)] = [str(i) for i in range(len(first.options)) if str(i) not in map(str, first.correct)][:1]
+    data = {**{f"q{k}": v for k, v in answers.items()}, "form_token": token}
+
+    assert c.post(f"/training/assignments/{a.pk}/test/", data).status_code == 302
+    again = c.post(f"/training/assignments/{a.pk}/test/", data, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert again.redirect_chain[-1][0] == f"/training/assignments/{a.pk}/result/"
+    assert "your answers were scored then, and not a second time" in again.content.decode()
+    assert Attempt.objects.filter(assignment=a).count() == 1
