@@ -220,13 +220,14 @@ class AuditEntrySerializer(ModelSerializer):
 
     def to_representation(self, instance):
         """As recorded, except a customer's free text (needs, notes) with the contact details typed in it masked for a
-        reader who sees personal data masked, as the audit page shows it."""
+        reader who sees personal data masked, as the audit page shows it, and the contact details in the entry's
+        details (a deleted person's consent evidence) masked for them alike."""
         data = super().to_representation(instance)
         if "_free_text_masked" not in self.context:
             request = self.context.get("request")
             self.context["_free_text_masked"] = request is None or personal.masks_free_text(request.user)
         data["changes"] = personal.audit_changes(instance.object_type, data["changes"], self.context["_free_text_masked"])
-        data["extra"] = personal.audit_details(instance.object_type, data["extra"], self.context["_free_text_masked"])  # a consent's evidence
+        data["extra"] = personal.audit_details(data["extra"], self.context["_free_text_masked"])
         if self.context["_free_text_masked"] and instance.object_type in personal.NAMED_BY_FREE_TEXT:
             data["object_repr"] = personal.free_text(data.get("object_repr"), True)  # its subject
         return data

@@ -166,32 +166,27 @@ def audit_changes(object_type: str, changes, masked: bool):
     return shown
 
 
-# records an entry keeps whole in its details (a deleted person's consent records, customers.services.delete_customer):
-# detail key → their free text (a consent's evidence: 短信回复"同意"，来自139…). The record they were written about is
-# gone, so they are masked by what they are, not by the live object
-FREE_TEXT_IN_DETAILS = {"consents": ("evidence",)}
-# free text an entry keeps as a detail of its record: a proposal's decision comment (keyaccounts.services.decide), why
-# a stage task was skipped (engagement.playbook.skip)
-FREE_TEXT_DETAILS_OF = {"keyaccounts.proposal": ("comment",), "engagement.stagetask": ("reason",)}
+_DIGEST = re.compile(r"[0-9a-f]{16,}|\*+#[0-9a-f]+")  # a hash or a keyed digest (******#1a2b3c4d), never a phone
 
 
-def audit_details(object_type: str, extra, masked: bool):
-    """An audit entry's details as the audit page and API show them: the free text of the records kept whole in them
-    (FREE_TEXT_IN_DETAILS) and the free text kept as a detail (FREE_TEXT_DETAILS_OF) with the contact details in it
-    masked when `masked`, whether or not their object still exists; the administrator reads them as recorded."""
+def _masked_leaves(value):
+    if isinstance(value, str):
+        return value if _DIGEST.fullmatch(value) else free_text(value, True)
+    if isinstance(value, list | tuple):
+        return [_masked_leaves(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _masked_leaves(v) for k, v in value.items()}
+    return value
+
+
+def audit_details(extra, masked: bool):
+    """An audit entry's details (AuditEntry.extra) as the audit page and API show them: for a reader who sees
+    personal data masked (the auditor), every phone number, e-mail address and ID card number written in them
+    masked, whatever the entry — a deleted person's consent records keep their evidence there (家属电话 139…), and
+    a detail added later is covered without a list to keep. The administrator reads them as recorded."""
     if not masked or not isinstance(extra, dict):
         return extra
-    shown = dict(extra)
-    for key, fields in FREE_TEXT_IN_DETAILS.items():
-        if isinstance(shown.get(key), list):
-            shown[key] = [
-                {**r, **{f: free_text(r[f], True) for f in fields if f in r}} if isinstance(r, dict) else r
-                for r in shown[key]
-            ]
-    for key in FREE_TEXT_DETAILS_OF.get(object_type, ()):
-        if isinstance(shown.get(key), str):
-            shown[key] = free_text(shown[key], True)
-    return shown
+    return {k: _masked_leaves(v) for k, v in extra.items()}
 
 
 def _plain(field: str, value):

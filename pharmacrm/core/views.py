@@ -543,7 +543,7 @@ def _audit_rows(user, entries) -> None:
                 audit_display(e.object_type, name, before, names),
                 audit_display(e.object_type, name, after, names),
             ))  # fmt: skip
-        extra = personal.audit_details(e.object_type, e.extra if isinstance(e.extra, dict) else {}, masked)  # a consent's evidence
+        extra = personal.audit_details(e.extra if isinstance(e.extra, dict) else {}, masked)
         path = e.object_repr if e.object_type == "api" else ""  # a refused API call: its endpoint is named
         e.detail_rows = [
             (audit_label(e.object_type, name), audit_detail(e.object_type, name, value, names, path))
