@@ -79,6 +79,9 @@ FREE_TEXT_OF = {
     "cooperation.check": ("problems", "measures"),
     "market.intelligence": ("title", "content", "source"),
     "market.presence": ("note",),
+    # what a customer wrote in a satisfaction survey's comment (请致电 139…), or an agent noted from a revisit call:
+    # the survey campaign's answers, its export and the survey API
+    "servicedesk.survey": ("comment",),
 }
 
 # records named in the audit trail by their free text (an interaction by its subject, a ticket by its number and

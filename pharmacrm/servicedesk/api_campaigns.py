@@ -20,7 +20,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
-from pharmacrm.core import viewsets
+from pharmacrm.core import personal, viewsets
 from pharmacrm.core.api_utils import HasCapability, ModelSerializer, Serializer, expected_version, versioned
 from pharmacrm.core.roles import Cap
 
@@ -99,6 +99,16 @@ class AnswerSerializer(ModelSerializer):
         fields = ["id", "customer", "customer_name", "person_name", "channel", "answered_at", "score", "recommend",
                   "comment", "outcome"]  # fmt: skip
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        """As stored, except the comment with the contact details a customer typed in it masked for a reader who sees
+        personal data masked (as the pages show it)."""
+        data = super().to_representation(instance)
+        if "_free_text_masked" not in self.context:
+            request = self.context.get("request")
+            self.context["_free_text_masked"] = request is None or personal.masks_free_text(request.user)
+        data["comment"] = personal.free_text(data.get("comment"), self.context["_free_text_masked"])
+        return data
 
 
 class ResultsSerializer(Serializer):
@@ -210,7 +220,8 @@ class CampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             "nps": res.figures.nps,
             "by_class": [{"klass": k, "targeted": t, "answered": a, "csat": _num(f.csat), "nps": f.nps}
                          for k, t, a, f in res.by_class],
-            "answers": AnswerSerializer(campaigns.answers(request.user, campaign)[:1000], many=True).data,
+            "answers": AnswerSerializer(campaigns.answers(request.user, campaign)[:1000], many=True,
+                                        context={"request": request}).data,
         }  # fmt: skip
         return Response(body)
 

@@ -22,7 +22,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from pharmacrm.core import access, viewsets
+from pharmacrm.core import access, personal, viewsets
 from pharmacrm.core.api_utils import (
     MAX_INT32,
     Conflict,
@@ -93,6 +93,16 @@ class SurveySerializer(ModelSerializer):
             "recommend", "comment", "outcome", "recorded_by", "created_by", "created_at", "emailed",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        """As stored, except the comment with the contact details a customer typed in it masked for a reader who sees
+        personal data masked (as the pages show it)."""
+        data = super().to_representation(instance)
+        if "_free_text_masked" not in self.context:
+            request = self.context.get("request")
+            self.context["_free_text_masked"] = request is None or personal.masks_free_text(request.user)
+        data["comment"] = personal.free_text(data.get("comment"), self.context["_free_text_masked"])
+        return data
 
     def get_emailed(self, obj: Survey) -> bool:
         return obj.channel == SurveyChannel.LINK and bool(obj.sent_to)

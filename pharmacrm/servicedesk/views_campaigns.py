@@ -245,6 +245,7 @@ def export_xlsx(user, campaign: SurveyCampaign) -> bytes:
     targets = list(campaigns.targets_for(user, campaign).select_related("institution", "person", "survey").order_by("id"))
     people = [t.person for t in targets if t.person is not None]
     shown = personal.contact_view(user, people, fields=("email",), purpose="export") if people else {}
+    masked = personal.masks_free_text(user)  # a comment's contact details, as the e-mail column
     for t in targets:
         s = t.survey
         answered = s is not None and s.answered_at is not None
@@ -252,7 +253,7 @@ def export_xlsx(user, campaign: SurveyCampaign) -> bytes:
             t.institution.name, t.klass, t.person.name if t.person else "", shown.get(t.person_id, {}).get("email", ""),
             campaigns.reach_text(t), t.get_mail_display() if t.mail else "", s.get_channel_display() if answered else "",
             timezone.localtime(s.answered_at).strftime("%Y-%m-%d %H:%M") if answered else "",
-            s.score if answered else None, s.recommend if answered else None, s.comment if answered else "",
+            s.score if answered else None, s.recommend if answered else None, personal.free_text(s.comment, masked) if answered else "",
             s.get_outcome_display() if answered and s.outcome else "",
         ])  # fmt: skip
     sheet.column_dimensions["A"].width = 30

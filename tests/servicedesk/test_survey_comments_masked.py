@@ -1,0 +1,71 @@
+"""A survey's comment is what a customer wrote (请致电 139…, an e-mail address) or an agent noted from the call: the
+roles that see personal data masked read the contact details in it masked — the campaign page's answers, the
+campaign's export, the campaign results and the revisit surveys in the API — as they read the contact person's
+e-mail beside it; those who see personal data read it as typed."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from openpyxl import load_workbook
+
+from pharmacrm.servicedesk import campaigns
+from pharmacrm.servicedesk.models import CampaignTarget, Survey, Ticket
+from tests.servicedesk.test_survey_campaigns import _english, new_campaign, world  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+COMMENT = "送货太慢，请致电 139 1234 5678 或写信 li.buyer@example.com"
+SHOWN = "送货太慢，请致电 139****5678 或写信 l***@example.com"
+
+
+@pytest.fixture
+def answered(users, world):  # noqa: F811
+    campaign = new_campaign(users, province="110000")
+    campaigns.start(users["manager"], campaign)
+    target = CampaignTarget.objects.get(campaign=campaign, institution=world["xiehe"])
+    campaigns.record_phone(users["agent"], target, 2, COMMENT, 3)
+    return campaign
+
+
+def _sheet_text(content: bytes) -> str:
+    book = load_workbook(io.BytesIO(content))
+    return "\n".join(str(c.value) for row in book.active.iter_rows() for c in row if c.value is not None)
+
+
+@pytest.mark.parametrize("role", ["analyst", "auditor"])
+def test_a_masked_reader_reads_the_comment_masked_on_the_page_in_the_export_and_the_api(client_for, answered, role):
+    client = client_for(role)
+    page = client.get(f"/service/surveys/{answered.pk}/").content.decode()
+    assert SHOWN in page and "139 1234 5678" not in page and "li.buyer@example.com" not in page
+    export = client.get(f"/service/surveys/{answered.pk}/export.xlsx")
+    assert export.status_code == 200
+    text = _sheet_text(export.content)
+    assert SHOWN in text and "li.buyer@example.com" not in text
+    [answer] = client.get(f"/api/v1/survey-campaigns/{answered.pk}/results/").json()["answers"]
+    assert answer["comment"] == SHOWN
+
+
+def test_the_manager_reads_it_as_typed(client_for, answered):
+    client = client_for("manager")
+    assert COMMENT in client.get(f"/service/surveys/{answered.pk}/").content.decode()
+    assert COMMENT in _sheet_text(client.get(f"/service/surveys/{answered.pk}/export.xlsx").content)
+    [answer] = client.get(f"/api/v1/survey-campaigns/{answered.pk}/results/").json()["answers"]
+    assert answer["comment"] == COMMENT
+
+
+def test_a_revisit_comment_in_the_survey_api_and_on_the_ticket_page(users, xiehe, client_for):
+    from pharmacrm.servicedesk import services
+
+    ticket = services.create_ticket(users["agent"], {"subject": "配送延迟", "institution": xiehe, "channel": "phone", "category": "drug_info"})
+    Survey.objects.create(ticket=ticket, channel="phone", score=2, comment=COMMENT, recorded_by=users["agent"],
+                          answered_at=ticket.received_at)
+    [survey] = client_for("support").get("/api/v1/surveys/").json()["results"]
+    assert survey["comment"] == SHOWN
+    [survey] = client_for("manager").get("/api/v1/surveys/").json()["results"]
+    assert survey["comment"] == COMMENT
+    page = client_for("support").get(f"/service/tickets/{ticket.pk}/").content.decode()
+    assert "li.buyer@example.com" not in page and "139 1234 5678" not in page
+    assert SHOWN in page  # the revisit panel's answers
+    assert Ticket.objects.count() == 1
