@@ -82,6 +82,8 @@ FREE_TEXT_OF = {
     # what a customer wrote in a satisfaction survey's comment (请致电 139…), or an agent noted from a revisit call:
     # the survey campaign's answers, its export and the survey API
     "servicedesk.survey": ("comment",),
+    # an improvement action opened from a poor survey answer starts with the customer's comment as its description
+    "servicedesk.improvementaction": ("description",),
 }
 
 # records named in the audit trail by their free text (an interaction by its subject, a ticket by its number and

@@ -267,6 +267,18 @@ class ImprovementActionSerializer(ModelSerializer):
             return obj.institution
         return obj.ticket.institution if obj.ticket_id and obj.ticket.institution_id else None
 
+    def to_representation(self, instance):
+        """As stored, except the description (a survey's comment copied in) with the contact details in it masked for
+        a reader who sees personal data masked; masks sent back in a change are put back as stored."""
+        data = super().to_representation(instance)
+        if "_free_text_masked" not in self.context:
+            request = self.context.get("request")
+            self.context["_free_text_masked"] = request is None or personal.masks_free_text(request.user)
+        data["description"] = personal.free_text(data.get("description"), self.context["_free_text_masked"])
+        if "description_label" in data:
+            data["description_label"] = personal.free_text(data["description_label"], self.context["_free_text_masked"])
+        return data
+
     def get_customer(self, obj: ImprovementAction) -> int | None:
         customer = self._customer(obj)
         return customer.pk if customer is not None else None

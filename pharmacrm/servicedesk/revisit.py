@@ -23,7 +23,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, personal
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Counter, User
@@ -589,6 +589,8 @@ def update_action(
     if action.status in CLOSED_ACTIONS:
         raise ActionTransitionRefused(_("A closed improvement action cannot be changed."))
     data = {k: v for k, v in data.items() if k in ("title", "description", "owner", "due_date")}
+    # an owner shown the description masked (an agent) keeps the customer's number where its mask still stands
+    data = personal.restore_free_text(user, data, action, personal.FREE_TEXT_OF["servicedesk.improvementaction"])
     if "owner" in data and data["owner"] != action.owner and not access.can(user, Cap.MANAGE_SERVICE):
         raise ValidationError({"owner": [_("Only a service manager may give an action to someone else.")]})
     clean = _clean_action(data, creating=False, stored_due=action.due_date)

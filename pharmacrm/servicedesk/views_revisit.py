@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import access
+from pharmacrm.core import access, personal
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.customers.views import AlreadyCreated, _create_once, _created_with
@@ -140,11 +140,16 @@ def _detail_context(request, action, *, edit_form=None, transition_form=None, co
         for s in ActionStatus.values
         if s in revisit.ACTION_TRANSITIONS[action.status]
     ]
-    initial = {"title": action.title, "description": action.description, "owner": action.owner_id,
+    # the description as this reader may see it (a survey's comment copied in: 请致电 139…), on the page and in the
+    # edit form alike; what an owner saves keeps the masked details as stored (revisit.update_action)
+    masked = personal.masks_free_text(user)
+    description = personal.free_text(action.shown_description, masked)  # in the reader's language when generated
+    initial = {"title": action.title, "description": personal.free_text(action.description, masked),
+               "owner": action.owner_id,
                "due_date": action.due_date, "version": action.version}  # fmt: skip
     may_assign = access.can(user, Cap.MANAGE_SERVICE)
     return {
-        "action": action, "may_work": may_work, "steps": steps if may_work else [],
+        "action": action, "description": description, "may_work": may_work, "steps": steps if may_work else [],
         "edit_form": edit_form or ActionForm(initial=initial, may_assign=may_assign),
         "transition_form": transition_form or ActionTransitionForm(initial={"version": action.version}),
         "conflict": conflict, "today": timezone.localdate(),

@@ -69,3 +69,46 @@ def test_a_revisit_comment_in_the_survey_api_and_on_the_ticket_page(users, xiehe
     assert "li.buyer@example.com" not in page and "139 1234 5678" not in page
     assert SHOWN in page  # the revisit panel's answers
     assert Ticket.objects.count() == 1
+
+
+ACTION_TEXT = "客户反馈：" + COMMENT
+
+
+@pytest.fixture
+def action(users, xiehe):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from pharmacrm.servicedesk import revisit
+
+    return revisit.create_action(users["manager"], {
+        "title": "改进配送", "description": ACTION_TEXT, "owner": users["agent"],
+        "due_date": timezone.localdate() + dt.timedelta(days=7),
+    })  # fmt: skip
+
+
+def test_an_improvement_actions_description_is_masked_for_its_agent_owner(client_for, action):
+    client = client_for("agent")
+    page = client.get(f"/service/improvements/{action.pk}/").content.decode()
+    assert "客户反馈：" + SHOWN in page and "139 1234 5678" not in page and "li.buyer@example.com" not in page
+    answer = client.get(f"/api/v1/improvement-actions/{action.pk}/").json()
+    assert answer["description"] == "客户反馈：" + SHOWN
+    assert client_for("manager").get(f"/api/v1/improvement-actions/{action.pk}/").json()["description"] == ACTION_TEXT
+
+
+def test_the_owner_saving_the_masked_description_keeps_the_customers_details(client_for, action):
+    client = client_for("agent")
+    answer = client.post(f"/service/improvements/{action.pk}/edit/", {
+        "title": "改进配送流程", "description": "客户反馈：" + SHOWN + "。已联系仓库", "due_date": action.due_date.isoformat(),
+        "version": action.version,
+    })  # fmt: skip
+    assert answer.status_code == 302, answer.content.decode()[:2000]
+    action.refresh_from_db()
+    assert action.description == ACTION_TEXT + "。已联系仓库" and action.title == "改进配送流程"
+    body = client.get(f"/api/v1/improvement-actions/{action.pk}/").json()
+    answer = client.patch(f"/api/v1/improvement-actions/{action.pk}/", {"description": body["description"],
+                          "version": body["version"]}, content_type="application/json")  # fmt: skip
+    assert answer.status_code == 200, answer.content
+    action.refresh_from_db()
+    assert action.description == ACTION_TEXT + "。已联系仓库"
