@@ -239,6 +239,8 @@ def _walk(role: str, start: list[str], secrets, addresses) -> tuple[dict[str, se
 def test_masked_roles_reach_no_clear_personal_data(demo):
     from pharmacrm.core.models import AuditEntry
     from pharmacrm.customers.models import Person
+    from pharmacrm.engagement.models import Interaction
+    from pharmacrm.servicedesk.models import Survey
 
     person = Person.objects.get(notes=IN_NOTES)
     secrets = _secrets()
@@ -257,6 +259,16 @@ def test_masked_roles_reach_no_clear_personal_data(demo):
         f"/customers/people/?q={PHONE}", "/customers/export/people.csv", "/customers/export/institutions.csv",
         "/api/v1/export/people.csv", "/api/v1/export/people.xlsx", "/api/v1/people/", "/api/v1/consents/",
     ]
+    # the records the typed details are in: the person's interaction, the survey's ticket or campaign
+    interaction = Interaction.objects.filter(person=person).order_by("pk").first()
+    if interaction is not None:
+        start += [f"/interactions/{interaction.pk}/", f"/api/v1/interactions/{interaction.pk}/"]
+    survey = Survey.objects.filter(comment__contains="13766667777").first()
+    if survey is not None and survey.ticket_id:
+        start += [f"/service/tickets/{survey.ticket_id}/", f"/api/v1/surveys/?ticket={survey.ticket_id}"]
+    if survey is not None and survey.campaign_id:
+        start += [f"/service/surveys/{survey.campaign_id}/", f"/service/surveys/{survey.campaign_id}/export.xlsx",
+                  f"/api/v1/survey-campaigns/{survey.campaign_id}/results/"]  # fmt: skip
     # the audit trail of every kind of record, deleted ones included, on the page and through the API
     for kind in AuditEntry.objects.order_by().values_list("object_type", flat=True).distinct():
         start += [f"/accounts/audit/?object_type={kind}", f"/api/v1/audit/?object_type={kind}&page_size=200"]
