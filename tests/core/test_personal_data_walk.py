@@ -1,15 +1,15 @@
 """No clear personal data reaches the roles that see it masked, on any page, panel, download or API answer they can
 reach. The demo (scale 0.05, loaded once for the module), one of its people given every personal field and contact
-details typed into their notes, their interaction's notes and a consent's evidence, a reveal of their data with a phone
-number in its reason, a survey comment with one, and another person deleted with a consent's evidence (kept in the
-audit trail); then each masked role (agent, expert, support, after-sales, analyst, auditor) walks everything the
-navigation reaches from the home page — pages, the panels a page loads, its exports (CSV, Excel, PDF) —, the search
-page, its suggestions and the API's search, the API from its root, and the audit page and API for every kind of
-record; every answer is searched for any person's phone, landline, e-mail, ID card number, birthday or home address,
-any contact detail typed into free text about customers, and the other personal data stored encrypted (a ticket's
-caller, a safety case's reporter), in clear. Page titles, tooltips, data-* attributes and JSON embedded in a page are
-in the HTML searched. A read through the audited reveal with a reason is the only way to them, and the walk never
-states one (docs/security.md)."""
+details typed into their notes, their interaction's notes and a consent's evidence, a reveal of their data with a
+phone number in its reason, a survey comment and a stage task's note with one, and another person deleted with a
+consent's evidence (kept in the audit trail); then each masked role (agent, expert, support, after-sales, analyst,
+auditor) walks everything the navigation reaches from the home page — pages, the panels a page loads, its exports
+(CSV, Excel, PDF) —, the search page, its suggestions and the API's search, the API from its root, and the audit page
+and API for every kind of record; every answer is searched for any person's phone, landline, e-mail, ID card number,
+birthday or home address, any contact detail typed into free text about customers, and the other personal data stored
+encrypted (a ticket's caller, a safety case's reporter), in clear. Page titles, tooltips, data-* attributes and JSON
+embedded in a page are in the HTML searched. A read through the audited reveal with a reason is the only way to them,
+and the walk never states one (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def _walked_person():
     from pharmacrm.core import personal
     from pharmacrm.customers import services
     from pharmacrm.customers.models import Person
-    from pharmacrm.engagement.models import Interaction
+    from pharmacrm.engagement.models import Interaction, StageTask
     from pharmacrm.servicedesk.models import Survey
 
     admin = User.objects.get(username="admin")
@@ -91,6 +91,8 @@ def _walked_person():
         except ValidationError:  # tickets or orders keep this one: the next
             other.consents.all().delete()
     personal.contact_view(User.objects.get(username="agent"), [person], reveal_reason="客户来电 13755556666 核实")
+    StageTask.objects.filter(pk__in=StageTask.objects.filter(status="done").order_by("pk")[:1].values("pk")) \
+        .update(note="已电话联系 137 8888 9999")  # fmt: skip
     Survey.objects.filter(pk__in=Survey.objects.filter(answered_at__isnull=False).order_by("pk")[:1].values("pk")) \
         .update(comment="请致电 13766667777")  # fmt: skip
     return person
@@ -117,7 +119,7 @@ def _secrets() -> dict[str, str]:
             found[p.birthday.isoformat()] = f"birthday of person {p.pk}"
         if p.home_address:
             found[p.home_address] = f"home_address of person {p.pk}"
-    for label in ("customers.institution", "customers.person", "engagement.interaction", "servicedesk.survey"):
+    for label in FREE_TEXT_OF:
         model = apps.get_model(label)
         for obj in model._base_manager.all():
             for field in FREE_TEXT_OF[label]:
@@ -258,6 +260,7 @@ def test_masked_roles_reach_no_clear_personal_data(demo):
         f"/customers/search/?q={PHONE}", f"/customers/search/?q={quote(EMAIL)}&as=suggest", f"/api/v1/search/?q={PHONE}",
         f"/customers/people/?q={PHONE}", "/customers/export/people.csv", "/customers/export/institutions.csv",
         "/api/v1/export/people.csv", "/api/v1/export/people.xlsx", "/api/v1/people/", "/api/v1/consents/",
+        "/interactions/stage-tasks/export.xlsx?scope=all&status=any", "/api/v1/engagement/stage-tasks/?page_size=200",
     ]
     # the records the typed details are in: the person's interaction, the survey's ticket or campaign
     interaction = Interaction.objects.filter(person=person).order_by("pk").first()
