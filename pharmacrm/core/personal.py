@@ -84,8 +84,6 @@ FREE_TEXT_OF = {
     "servicedesk.survey": ("comment",),
     # an improvement action opened from a poor survey answer starts with the customer's comment as its description
     "servicedesk.improvementaction": ("description",),
-    # what was done for a stage task (电话联系 139…): the notes of the interaction it recorded, masked there alike
-    "engagement.stagetask": ("note",),
 }
 
 # records named in the audit trail by their free text (an interaction by its subject, a ticket by its number and

@@ -45,7 +45,7 @@ def test_a_masked_agent_must_say_why_replies_go_to_an_address_not_on_record(clie
     url = f"/service/tickets/{ticket.pk}/edit/"
     refused = client.post(url, _form(ticket, reply_email=NEW))
     assert refused.status_code == 400
-    assert "not on record for the customer" in refused.context["form"].errors["reason"][0]
+    assert "不在客户的记录中" in refused.context["form"].errors["reason"][0]
     ticket.refresh_from_db()
     assert ticket.reply_email == "zhang@hospital.test" and ticket.subject == SUBJECT
     saved = client.post(url, _form(ticket, reply_email=NEW, reason="客户来电告知新邮箱"))
@@ -56,7 +56,7 @@ def test_a_masked_agent_must_say_why_replies_go_to_an_address_not_on_record(clie
     assert entry.extra["reason"] == "客户来电告知新邮箱" and entry.extra["new_reply_address"] is True
     page = client_for("admin").get("/accounts/audit/", {"object_type": "servicedesk.ticket",
                                                          "object_id": ticket.pk}).content.decode()  # fmt: skip
-    assert "Reply address not on record for the customer" in page
+    assert "客户记录中没有的回复地址" in page
 
 
 def test_the_api_asks_the_same_reason(api_for, ticket):
@@ -83,7 +83,7 @@ def test_addresses_on_record_need_no_reason_and_the_companys_own_are_refused(use
     with pytest.raises(ValidationError) as refused:
         editing.edit_ticket(agent, ticket, {"reply_email": address}, version=ticket.version, reason="客户要求")
     assert list(refused.value.message_dict) == ["reply_email"]
-    assert "company's own staff or mailboxes" in refused.value.message_dict["reply_email"][0]
+    assert "公司员工或公司邮箱" in refused.value.message_dict["reply_email"][0]
     assert Ticket.objects.get(pk=ticket.pk).reply_email == "zhang@hospital.test"
 
 
