@@ -59,7 +59,7 @@ class AgreementForm(Base, OnceTokenForm):
         chosen = self.data.get("institution") if self.is_bound else self.initial.get("institution")
         _limit_picker(self.fields["institution"], [chosen])
         self.fields["owner"].choices = _people(user)
-        self.fields["team"].choices = BLANK + [(str(t.pk), t.name) for t in Team.objects.order_by("name")]
+        self.fields["team"].choices = BLANK + [(str(t.pk), t.shown_name) for t in Team.objects.order_by("name")]
         if signed:  # a signed agreement's terms are fixed; only who looks after it may change
             for name in list(self.fields):
                 if name not in ("owner", "team"):

@@ -137,7 +137,13 @@ class CustomerSerializer(ModelSerializer):
     owner = OwnerField(required=False, allow_null=True)
     owner_name = serializers.CharField(source="owner", read_only=True, allow_null=True)
     team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.all(), required=False, allow_null=True)
-    team_name = serializers.CharField(source="team.name", read_only=True, allow_null=True)
+    team_name = serializers.CharField(source="team.name", read_only=True, allow_null=True,
+                                      help_text="The team's name as stored (in the product's language).")  # fmt: skip
+    team_label = serializers.CharField(
+        source="team.shown_name", read_only=True, allow_null=True,
+        help_text="The team's name in the request's language (Accept-Language): a team the product named (a key "
+        "account's service team) reads in it; `team_name` keeps it as stored, a team named by a user reads as typed.",
+    )  # fmt: skip
     source = serializers.ChoiceField(choices=Source.choices, required=False, allow_blank=True)
     needs = serializers.CharField(required=False, allow_blank=True, max_length=5000)
     notes = serializers.CharField(required=False, allow_blank=True, max_length=20000)
@@ -234,7 +240,7 @@ class InstitutionSerializer(CustomerSerializer):
         fields = [
             "id", "code", "name", "short_name", "kind", "grade", "specialties", "beds", "parent", "parent_name",
             "region", "region_name", "credit_code", "legal_representative", "address", "phone", "external_id",
-            "tier", "stage", "owner", "owner_name", "team", "team_name", "source", "needs", "notes", "tags",
+            "tier", "stage", "owner", "owner_name", "team", "team_name", "team_label", "source", "needs", "notes", "tags",
             "version", "merged_into", "created_at", "updated_at",
         ]  # fmt: skip
 
@@ -325,7 +331,7 @@ class PersonSerializer(CustomerSerializer):
         fields = [
             "id", "code", "name", "gender", "preferred_language", "role", "title", "institution", "institution_name", "department",
             "department_name", "mobile", "landline", "email", "birthday", "home_address", "id_number", "contact",
-            "external_id", "tier", "stage", "owner", "owner_name", "team", "team_name", "source", "needs", "notes",
+            "external_id", "tier", "stage", "owner", "owner_name", "team", "team_name", "team_label", "source", "needs", "notes",
             "tags", "version", "merged_into", "created_at", "updated_at",
         ]  # fmt: skip
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db.models import Q
 from django.http import FileResponse, StreamingHttpResponse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 
@@ -133,7 +133,8 @@ def _common(obj, plain: bool) -> dict[str, Any]:
         "stage": _label(Stage, obj.stage),
         "source": _label(Source, obj.source),
         "owner": obj.owner.get_username() if obj.owner_id else "",
-        "team": obj.team.name if obj.team_id else "",
+        # in the reader's language (a key account's service team); the import finds the team by it too
+        "team": obj.team.shown_name if obj.team_id else "",
         "external_id": obj.external_id or "",
         "tags": ",".join(t.name for t in obj.tags.all()),
         "needs": free_text(obj.needs, not plain),
@@ -318,11 +319,17 @@ def export_response(user, target: str, fmt: str, params) -> StreamingHttpRespons
     plain = access.personal_data_mode(user) == "plain"
     cols = columns(target)
     keys, header = [k for k, _h in cols], [h for _k, h in cols]
-    make = (
+    row_of = (
         _institution_row(importer.Regions(), plain)
         if target == ImportJob.Target.INSTITUTIONS
         else _person_row(plain)
     )
+    language = translation.get_language()
+
+    def make(obj) -> dict:  # a CSV's rows are written as it streams, after the request: in the exporting user's language
+        with translation.override(language):
+            return row_of(obj)
+
     label = _("institutions") if target == ImportJob.Target.INSTITUTIONS else _("people")
     name = f"{label}-{timezone.localdate():%Y%m%d}.{fmt}"
     if fmt == "csv":

@@ -2275,8 +2275,14 @@ def _resolve_users_teams(run: Run, items: list[Item]) -> None:
             if model is Team and unknown - set(found):
                 # 華北團隊 is the team 华北团队 (Traditional characters, other spaces or brackets): a team named so once
                 folded: dict[str, list[int]] = {}
-                for pk, name in Team.objects.values_list("id", "name"):
-                    folded.setdefault(normalise.name(name), []).append(pk)
+                for team in Team.objects.only("id", "name", "generated", "generated_params"):
+                    names = {team.name}
+                    if team.generated:  # a key account's service team, as an export in another language names it
+                        for language, _n in settings.LANGUAGES:
+                            with override(language):
+                                names.add(team.shown_name)
+                    for name in {normalise.name(n) for n in names}:
+                        folded.setdefault(name, []).append(team.pk)
                 for name in unknown - set(found):
                     ids = folded.get(normalise.name(name), [])
                     if len(ids) == 1:

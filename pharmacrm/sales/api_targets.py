@@ -33,7 +33,11 @@ class SalesTargetSerializer(Serializer):
     )
     rep_name = serializers.SerializerMethodField()
     team = serializers.IntegerField(source="team_id", read_only=True, allow_null=True)
-    team_name = serializers.SerializerMethodField()
+    team_name = serializers.SerializerMethodField(help_text="The team's name as stored (in the product's language).")
+    team_label = serializers.SerializerMethodField(
+        help_text="The team's name in the request's language (Accept-Language): a team the product named (a key "
+        "account's service team) reads in it; `team_name` keeps it as stored."
+    )
     amount = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True, help_text="Yuan.")
     version = serializers.IntegerField(read_only=True, help_text="Send it back with a change (409 if stale).")
     updated_at = serializers.DateTimeField(read_only=True)
@@ -43,6 +47,9 @@ class SalesTargetSerializer(Serializer):
 
     def get_team_name(self, obj) -> str | None:
         return obj.team.name if obj.team_id else None
+
+    def get_team_label(self, obj) -> str | None:
+        return obj.team.shown_name if obj.team_id else None
 
 
 class SalesTargetCreateSerializer(Serializer):

@@ -705,7 +705,7 @@ def funnel(user, period: Period, *, today: dt.date | None = None, qs=None) -> Fu
         u.pk: u.display_name or u.username
         for u in User.objects.filter(pk__in=[k for k in owners if k]).only("pk", "username", "display_name")
     }
-    team_names = dict(Team.objects.filter(pk__in=[k for k in teams if k]).values_list("pk", "name"))
+    team_names = {t.pk: t.shown_name for t in Team.objects.filter(pk__in=[k for k in teams if k])}
     for pk, fig in owners.items():
         fig.label = names.get(pk, _("No owner")) if pk else _("No owner")
     for pk, fig in teams.items():

@@ -271,21 +271,19 @@ def report(user, period: Period, *, today: dt.date | None = None) -> Report:
     days, elapsed = elapsed_days(period, today)
     if scope.everything:
         person_q = team_q = None
-        teams = list(Team.objects.order_by("name").values_list("id", "name"))
+        teams = list(Team.objects.order_by("name"))
     elif scope.team_ids is not None:
         members = set(
             User.objects.filter(teams__in=scope.team_ids, is_active=True).values_list("pk", flat=True)
         )
         person_q = Q(institution__owner_id__in=members)
         team_q = Q(institution__team_id__in=scope.team_ids)
-        teams = list(Team.objects.filter(pk__in=scope.team_ids).order_by("name").values_list("id", "name"))
+        teams = list(Team.objects.filter(pk__in=scope.team_ids).order_by("name"))
     else:
         members = {user.pk}
         person_q = Q(institution__owner_id=user.pk)
         team_q = Q(institution__team_id__in=scope.own_team_ids)
-        teams = list(
-            Team.objects.filter(pk__in=scope.own_team_ids).order_by("name").values_list("id", "name")
-        )
+        teams = list(Team.objects.filter(pk__in=scope.own_team_ids).order_by("name"))
     by_owner = _sums("institution__owner_id", period, person_q)
     by_team = _sums("institution__team_id", period, team_q)
     wanted = (
@@ -316,8 +314,8 @@ def report(user, period: Period, *, today: dt.date | None = None) -> Report:
     ]  # fmt: skip
     people.sort(key=lambda r: (-(r.attainment_pct if r.attainment_pct is not None else Decimal(-1)), r.label))
     team_rows = [
-        Row(f"t{pk}", name, team_targets.get(pk), *by_team.get(pk, (0, 0)), days=days, elapsed=elapsed)
-        for pk, name in teams
+        Row(f"t{t.pk}", t.shown_name, team_targets.get(t.pk), *by_team.get(t.pk, (0, 0)), days=days, elapsed=elapsed)
+        for t in teams  # named in the reader's language
     ]
     if scope.everything:  # the teams with nothing to show (no target, no purchases either year) are left out
         team_rows = [r for r in team_rows if r.target_fen is not None or r.actual_fen or r.last_year_fen]
@@ -359,7 +357,7 @@ class Change:
 
 def subject_label(subject) -> str:
     if isinstance(subject, Team):
-        return subject.name
+        return subject.shown_name  # in the reader's language (a key account's service team)
     return subject.display_name or subject.username
 
 

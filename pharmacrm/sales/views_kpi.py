@@ -92,7 +92,7 @@ def _filtered(request, scheme, period_key: str, scope):
     rows = list(qs.select_related("user", "team").prefetch_related("teams"))
     for r in rows:
         r.team_list = sorted(r.teams.all(), key=lambda t: (t.name, t.pk))
-        r.team_names = [t.name for t in r.team_list]
+        r.team_names = [t.shown_name for t in r.team_list]
     rows.sort(key=lambda r: (r.score is None, -(r.score or 0), r.user.display_name or r.user.username))
     return rows, {"team": team, "grade": grade}
 
@@ -244,7 +244,7 @@ def appraisal_detail(request, pk: int):
             return redirect("sales:appraisal-detail", pk=pk)
     return render(request, "sales/appraisal_detail.html", {
         "result": result, "components": component_rows(result),
-        "team_names": [t.name for t in sorted(result.teams.all(), key=lambda t: (t.name, t.pk))], "grade_label": kpi.grade_label(result.grade),
+        "team_names": [t.shown_name for t in sorted(result.teams.all(), key=lambda t: (t.name, t.pk))], "grade_label": kpi.grade_label(result.grade),
         "person": _person(result), "may_manage": kpi.may_manage(request.user), "error": error,
         "back": _back(result.scheme, result.period),
     }, status=status)  # fmt: skip

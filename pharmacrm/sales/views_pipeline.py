@@ -124,7 +124,7 @@ def export_xlsx(rows, today) -> bytes:
             o.title, o.institution.name, o.contact.name if o.contact_id else None,
             str(o.product) if o.product_id else None, float(o.amount), pipeline.stage_label(o.stage), p,
             float(yuan(round(o.amount_fen * p / 100))), o.close_date,
-            (o.owner.display_name or o.owner.username) if o.owner_id else None, o.team.name if o.team_id else None,
+            (o.owner.display_name or o.owner.username) if o.owner_id else None, o.team.shown_name if o.team_id else None,
             str(sources.get(o.source, o.source)) if o.source else None, o.competitor or None, o.next_step or None,
             o.next_step_date, _("yes") if pipeline.staleness(o, today) else None,
             str(reasons.get(o.lost_reason, o.lost_reason)) if o.lost_reason else None, o.lost_note or None, o.won_on,

@@ -54,7 +54,7 @@ def xlsx(rep: performance.Report) -> bytes:
     # what the figures were selected by, beside the title: a workbook read (or mailed) away from the page says so
     q, filters = rep.query, []
     if q.team is not None:
-        filters.append(_("Team: %(name)s") % {"name": q.team.name})
+        filters.append(_("Team: %(name)s") % {"name": q.team.shown_name})
     if q.category is not None:
         filters.append(_("Category: %(name)s, its sub-categories included") % {"name": q.category})
     if q.priority:

@@ -418,7 +418,7 @@ def results_export(request):
     book = Workbook()
     sheet = book.active
     sheet.title = _("Training")[:31]
-    downloads.append_row(sheet, [_("Training results: mandatory courses"), team.name if team else _("Everyone")])
+    downloads.append_row(sheet, [_("Training results: mandatory courses"), team.shown_name if team else _("Everyone")])
     downloads.append_row(sheet, [_("Person"), _("Username"), *[c.title for c in m.courses]])
     for cell in sheet[sheet.max_row]:
         cell.font = Font(bold=True)
