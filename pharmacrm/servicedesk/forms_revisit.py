@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core import wording
@@ -181,14 +182,27 @@ class ActionForm(ServiceErrorsMixin, OnceTokenForm):
     due_date = forms.DateField(label=_("Due date"), widget=DATE_INPUT)
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
-    def __init__(self, *args, may_assign: bool = True, creating: bool = False, **kwargs):
+    def __init__(self, *args, may_assign: bool = True, creating: bool = False, action=None, **kwargs):
         super().__init__(*args, **kwargs)
+        shown = action.shown_title if action is not None else ""
+        if len(shown) > self.fields["title"].max_length:
+            # the evaluation's title in the reader's language may run longer than the stored one: sent back
+            # unchanged it is no rewording (the service keeps the stored title), so the form takes it
+            self.fields["title"] = forms.CharField(label=_("Title"), max_length=len(shown))
+            self._shown_title = shown
         if not creating:
             del self.fields["form_token"]
         self.fields["owner"].queryset = revisit.owners()
         if not may_assign:
             self.fields["owner"].required = False
             self.fields["owner"].disabled = True
+
+
+    def clean_title(self):
+        title = self.cleaned_data["title"]
+        if title.strip() != getattr(self, "_shown_title", title).strip():
+            MaxLengthValidator(200)(title)  # a rewording is stored: at most 200 characters, as ever
+        return title
 
 
 class ActionTransitionForm(ServiceErrorsMixin, forms.Form):

@@ -589,6 +589,11 @@ def update_action(
     if action.status in CLOSED_ACTIONS:
         raise ActionTransitionRefused(_("A closed improvement action cannot be changed."))
     data = {k: v for k, v in data.items() if k in ("title", "description", "owner", "due_date")}
+    for index, key in enumerate(("title", "description")):
+        # the text the evaluation wrote, shown in the reader's language and sent back unchanged: not a rewording, the
+        # action keeps its stored text and reads in each reader's language still
+        if key in data and action.reads_as_generated(index, data[key]):
+            data[key] = getattr(action, key)
     # an owner shown the description masked (an agent) keeps the customer's number where its mask still stands
     data = personal.restore_free_text(user, data, action, personal.FREE_TEXT_OF["servicedesk.improvementaction"])
     if "owner" in data and data["owner"] != action.owner and not access.can(user, Cap.MANAGE_SERVICE):

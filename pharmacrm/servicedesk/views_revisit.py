@@ -141,16 +141,16 @@ def _detail_context(request, action, *, edit_form=None, transition_form=None, co
         if s in revisit.ACTION_TRANSITIONS[action.status]
     ]
     # the description as this reader may see it (a survey's comment copied in: 请致电 139…), on the page and in the
-    # edit form alike; what an owner saves keeps the masked details as stored (revisit.update_action)
+    # edit form alike; what an owner saves keeps the masked details as stored (revisit.update_action). The
+    # evaluation's text in the reader's language, to reword in it (sent back unchanged it stays the evaluation's)
     masked = personal.masks_free_text(user)
-    description = personal.free_text(action.shown_description, masked)  # in the reader's language when generated
-    initial = {"title": action.title, "description": personal.free_text(action.description, masked),
-               "owner": action.owner_id,
+    description = personal.free_text(action.shown_description, masked)
+    initial = {"title": action.shown_title, "description": description, "owner": action.owner_id,
                "due_date": action.due_date, "version": action.version}  # fmt: skip
     may_assign = access.can(user, Cap.MANAGE_SERVICE)
     return {
         "action": action, "description": description, "may_work": may_work, "steps": steps if may_work else [],
-        "edit_form": edit_form or ActionForm(initial=initial, may_assign=may_assign),
+        "edit_form": edit_form or ActionForm(initial=initial, may_assign=may_assign, action=action),
         "transition_form": transition_form or ActionTransitionForm(initial={"version": action.version}),
         "conflict": conflict, "today": timezone.localdate(),
         "ticket_visible": action.ticket_id is not None and access.can_see_ticket(user, action.ticket),
@@ -230,7 +230,7 @@ def action_edit(request, pk: int):
     action = _action_or_404(user, pk)
     revisit.require_work(user, action)  # refused (403, audited) before the form is read
     may_assign = access.can(user, Cap.MANAGE_SERVICE)
-    form = ActionForm(request.POST, may_assign=may_assign, initial={"owner": action.owner_id})
+    form = ActionForm(request.POST, may_assign=may_assign, initial={"owner": action.owner_id}, action=action)
     conflict = False
     if form.is_valid():
         data = dict(form.cleaned_data)

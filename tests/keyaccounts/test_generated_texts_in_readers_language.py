@@ -44,7 +44,7 @@ def test_an_evaluations_action_reads_in_the_readers_language(purchases, users, c
 
     page = client_for("manager").get(reverse("servicedesk:improvement", args=[action.pk]), HTTP_ACCEPT_LANGUAGE="en")
     heading = page.content.decode().split("<h1>", 1)[1].split("</h1>", 1)[0]
-    assert ENGLISH in heading  # (the edit form offers the title as stored, to be reworded)
+    assert ENGLISH in heading
     assert "Look at the weak components" in page.content.decode()
     listed = client_for("manager").get(reverse("servicedesk:improvements"), HTTP_ACCEPT_LANGUAGE="en")
     assert ENGLISH in listed.content.decode()
@@ -87,3 +87,45 @@ def test_the_migration_recognises_the_actions_stored_before(purchases, users):
     assert typed.generated == ""
     with translation.override("en"):
         assert (action.shown_title, typed.shown_title) == (ENGLISH, "改善与 药剂科 的沟通")
+
+
+def _edit(client, action, language: str, **changes):
+    with translation.override(language):
+        data = {"title": action.shown_title, "description": action.shown_description, "owner": action.owner_id,
+                "due_date": action.due_date.isoformat(), "version": action.version, **changes}  # fmt: skip
+    return client.post(reverse("servicedesk:improvement-edit", args=[action.pk]), data, HTTP_ACCEPT_LANGUAGE=language)
+
+
+def test_the_edit_form_offers_the_text_in_the_readers_language_and_saved_unchanged_it_stays_the_evaluations(
+    purchases, users, client_for
+):
+    action = _action(purchases)
+    stored = (action.title, action.description)
+    client = client_for("manager")
+    page = client.get(reverse("servicedesk:improvement", args=[action.pk]), HTTP_ACCEPT_LANGUAGE="en")
+    form = page.content.decode().split('name="title"', 1)[1].split(">", 1)[0]
+    assert f'value="{ENGLISH}"' in form  # not the stored Chinese, to reword in English
+    for language in ("en", "zh-hant"):
+        action.refresh_from_db()
+        response = _edit(client, action, language)
+        assert response.status_code == 302, response.content.decode()[:2000]
+        action.refresh_from_db()
+        assert (action.title, action.description) == stored  # no rewording: kept as stored
+    with translation.override("zh-hant"):
+        assert action.shown_title == "改善與 北京协和医院 的客戶關係（D 類）[2026H1]"  # still read in each language
+    with translation.override("en"):
+        assert action.shown_title == ENGLISH
+
+
+def test_a_rewording_in_the_readers_language_is_stored_as_typed(purchases, users, client_for):
+    action = _action(purchases)
+    description = action.description
+    response = _edit(client_for("manager"), action, "en", title="Meet the head of pharmacy")
+    assert response.status_code == 302
+    action.refresh_from_db()
+    assert action.title == "Meet the head of pharmacy [2026H1]"
+    with translation.override("zh-hans"):
+        assert action.shown_title == "Meet the head of pharmacy [2026H1]"  # as typed, for every reader
+    assert action.description == description  # the description sent unchanged stays the evaluation's
+    with translation.override("en"):
+        assert action.shown_description.startswith("The customer evaluation of 2026H1")
