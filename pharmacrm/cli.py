@@ -17,6 +17,7 @@ OUR_COMMANDS = {
     "import": "Import ERP orders and payments: import orders FILE [--dry-run]; prints created/updated/unchanged/rejected.",
     "orders": "`orders split-check [--repair] [--keep ORDER=CODE]`: the orders whose lines name two customers (before session 56), given to one.",
     "evaluate": "Run the customer evaluation and the key-account scoring now (--incremental: changed customers only).",
+    "keyaccounts": "`keyaccounts check`: the agreements (to be signed or in force) whose term lies outside their plan's validity.",
     "reviews": "`reviews recompute-waits`: take the time waiting on the customer out of evaluations stored before session 31.",
     "undelivered-replies": "Record the service-desk replies whose e-mail delivery failed for good before session 37.",
     "second-factor-code": "Reset a user's second factor and print a one-time enrolment code: second-factor-code USERNAME.",

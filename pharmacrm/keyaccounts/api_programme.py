@@ -335,12 +335,17 @@ PlanItemWriteSerializer.echoes = PlanItemSerializer
 class AgreementSerializer(ModelSerializer):
     institution_name = serializers.CharField(source="account.institution.name", read_only=True)
     status = AgreementStatusField(read_only=True)
+    outside_plan_validity = serializers.BooleanField(
+        read_only=True,
+        help_text="The term starts before its plan's validity or runs past it (an agreement generated before the term "
+        "rule): approve a new plan version or amend the term.",
+    )
 
     class Meta:
         model = Agreement
         fields = ["id", "number", "account", "institution_name", "plan", "status", "start_date", "end_date",
                   "signed_date", "signed_copy_name", "renewal_notice_days", "created_at", "issued_at",
-                  "document_sha256", "version"]  # fmt: skip
+                  "document_sha256", "outside_plan_validity", "version"]  # fmt: skip
         read_only_fields = fields
 
 
@@ -760,7 +765,7 @@ class AgreementViewSet(viewsets.ReadOnlyModelViewSet):
             return self.queryset
         return (
             Agreement.objects.filter(account__in=services.accounts_for(self.request.user))
-            .select_related("account__institution")
+            .select_related("account__institution", "plan")
             .order_by("-created_at", "-id")
         )
 

@@ -509,6 +509,29 @@ class Agreement(models.Model):
     def __str__(self) -> str:
         return self.number
 
+    @property
+    def outside_plan_validity(self) -> bool:
+        """Whether the term starts before its plan's validity or runs past it (an open side of the validity leaves
+        that side free): agreements generated before the term rule (docs/keyaccounts.md) may; the file says so."""
+        plan = self.plan
+        return bool((plan.valid_from and self.start_date < plan.valid_from)
+                    or (plan.valid_to and self.end_date > plan.valid_to))  # fmt: skip
+
+    @property
+    def binds_outside_plan_validity(self) -> bool:
+        """Outside its plan's validity and still to be signed or in force (the file's warning, the check's list)."""
+        return self.status in OPEN_AGREEMENT_STATUSES and self.outside_plan_validity
+
+
+OPEN_AGREEMENT_STATUSES = (AgreementStatus.DRAFT, AgreementStatus.SIGNED)
+
+
+def outside_plan_validity_q() -> models.Q:
+    """The agreements whose term lies outside their plan's validity (`Agreement.outside_plan_validity`)."""
+    return models.Q(plan__valid_from__isnull=False, start_date__lt=models.F("plan__valid_from")) | models.Q(
+        plan__valid_to__isnull=False, end_date__gt=models.F("plan__valid_to")
+    )
+
 
 class Meeting(models.Model):
     """A periodic service meeting (服务沟通会议) with its minutes."""

@@ -5,14 +5,16 @@ the page and in the API; the renewal reminder follows the term."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone, translation
 
 from pharmacrm.keyaccounts import services
-from pharmacrm.keyaccounts.models import ServicePlan
+from pharmacrm.keyaccounts.models import Agreement, ServicePlan
 
 from .programme_fixtures import *  # noqa: F403
 
@@ -93,3 +95,54 @@ def test_the_api_and_the_page_refuse_it_under_the_field(users, valid_plan, api_c
         "agreement-renewal_notice_days": 60}, HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
     assert page.status_code == 400
     assert not account.agreements.exists()
+
+
+def _generated_before_the_rule(users, valid_plan):
+    """An agreement generated before the term rule: it runs 30 days past its plan's validity."""
+    account, plan = valid_plan
+    agreement = services.generate_agreement(users["kam"], account, start_date=plan.valid_from, end_date=plan.valid_to)
+    Agreement.objects.filter(pk=agreement.pk).update(end_date=plan.valid_to + dt.timedelta(days=30))
+    agreement.refresh_from_db()
+    return account, plan, agreement
+
+
+def test_an_agreement_generated_before_the_rule_is_flagged_on_the_pages_and_in_the_api(users, valid_plan, api_client,
+                                                                                        client_for):  # fmt: skip
+    account, plan, agreement = _generated_before_the_rule(users, valid_plan)
+    warning = (f"The term runs past the validity of its plan (v{plan.version_number}, valid until "
+               f"{plan.valid_to.isoformat()}): approve a new plan version or amend the term.")  # fmt: skip
+    for url in (reverse("keyaccounts:account", args=[account.pk]), reverse("keyaccounts:agreements")):
+        page = client_for("kam").get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+        assert warning in " ".join(page.split()), url
+    body = api_client("kam").get(f"/api/v1/keyaccounts/agreements/{agreement.pk}/").json()
+    assert body["outside_plan_validity"] is True
+    Agreement.objects.filter(pk=agreement.pk).update(end_date=plan.valid_to)  # the term amended: no warning
+    body = api_client("kam").get(f"/api/v1/keyaccounts/agreements/{agreement.pk}/").json()
+    assert body["outside_plan_validity"] is False
+    page = client_for("kam").get(reverse("keyaccounts:account", args=[account.pk]), HTTP_ACCEPT_LANGUAGE="en")
+    assert "agreement-outside-validity" not in page.content.decode()
+
+
+def test_one_starting_before_the_validity_says_so(users, valid_plan, client_for):
+    account, plan = valid_plan
+    agreement = services.generate_agreement(users["kam"], account, start_date=plan.valid_from, end_date=plan.valid_to)
+    Agreement.objects.filter(pk=agreement.pk).update(start_date=plan.valid_from - dt.timedelta(days=5))
+    page = client_for("kam").get(reverse("keyaccounts:account", args=[account.pk]), HTTP_ACCEPT_LANGUAGE="en")
+    assert f"valid from {plan.valid_from.isoformat()}): approve a new plan version" in " ".join(
+        page.content.decode().split())
+
+
+def test_the_check_command_lists_them(users, valid_plan):
+    out = io.StringIO()
+    with translation.override("en"):
+        call_command("keyaccounts", "check", stdout=out)  # none yet: exit status 0
+        assert "No agreement's term lies outside its plan's validity." in out.getvalue()
+        account, plan, agreement = _generated_before_the_rule(users, valid_plan)
+        out = io.StringIO()
+        with pytest.raises(SystemExit) as exit_status:
+            call_command("keyaccounts", "check", stdout=out)
+    assert exit_status.value.code == 1
+    text = out.getvalue()
+    assert agreement.number in text and account.institution.name in text
+    assert f"{plan.valid_from.isoformat()} – {plan.valid_to.isoformat()}" in text
+    assert "1 agreement(s) outside their plan's validity" in text
