@@ -15,7 +15,7 @@ OUR_COMMANDS = {
     "holidays": "Check, list and enter a business calendar's holidays and swapped working days: holidays check|list|set|unset.",
     "safety": "Safety cases: safety list [--valid] | export-icsr NUMBER... --out FILE | import-icsr FILE | import-ack FILE | sweep | revalidate | rename-files | replan-foreign-deaths.",
     "import": "Import ERP orders and payments: import orders FILE [--dry-run]; prints created/updated/unchanged/rejected.",
-    "orders": "`orders split-check [--repair] [--keep ORDER=CODE]`: the orders whose lines name two customers (before session 56), given to one.",
+    "orders": "`orders split-check [--repair] [--keep ORDER=CODE]`: the orders whose lines name two customers or carry two order dates (before session 56), given to one.",
     "evaluate": "Run the customer evaluation and the key-account scoring now (--incremental: changed customers only).",
     "keyaccounts": "`keyaccounts check`: the agreements (to be signed or in force) whose term lies outside their plan's validity.",
     "reviews": "`reviews recompute-waits`: take the time waiting on the customer out of evaluations stored before session 31.",

@@ -137,3 +137,96 @@ def repair(split: Split, user) -> int:
 
     rescore_changed()  # the evaluation's incremental update of the customers, once committed
     return len(moving)
+
+
+# --- orders split between two order dates ----------------------------------------------------------------------------
+# The same race stored lines of one order number with two order dates (the import refuses a line dated otherwise than
+# the order's stored lines, checked again under the writers' lock since session 56): its lines counted in two days,
+# maybe two months. The date the most recent import gave (the line imported last, as above) is the order's: the other
+# lines take it, fingerprinted again, the months they leave and enter recomputed, each change audited.
+
+DATE_REASON = "split order date"
+
+
+@dataclass
+class DatePart:
+    """The lines of an order split between dates that carry one order date."""
+
+    order_date: object
+    lines: list[int] = field(default_factory=list)  # line numbers
+    last_imported: object = None
+
+
+@dataclass
+class DateSplit:
+    order_number: str
+    parts: list[DatePart]  # the date kept first
+    kept: object  # the order date the lines take
+
+
+def dated_order_numbers() -> list[str]:
+    """The order numbers whose stored lines carry more than one order date."""
+    return list(
+        OrderLine.objects.order_by().values("order_number").annotate(n=Count("order_date", distinct=True))
+        .filter(n__gt=1).order_by("order_number").values_list("order_number", flat=True)
+    )  # fmt: skip
+
+
+def _describe_dates(number: str) -> DateSplit | None:
+    rows = list(OrderLine.objects.filter(order_number=number).order_by("line_number").values_list(
+        "line_number", "order_date", "imported_at", "job_id", "id"))  # fmt: skip
+    parts: dict[object, DatePart] = {}
+    latest = None
+    for n, day, at, job, pk in rows:
+        part = parts.setdefault(day, DatePart(day))
+        part.lines.append(n)
+        part.last_imported = at if part.last_imported is None else max(part.last_imported, at)
+        rank = (at, job or 0, pk)
+        if latest is None or rank > latest[0]:
+            latest = (rank, day)
+    if len(parts) < 2:
+        return None
+    kept = latest[1]
+    return DateSplit(number, sorted(parts.values(), key=lambda p: (p.order_date != kept, p.order_date)), kept)
+
+
+def find_dates() -> list[DateSplit]:
+    """Each order whose lines carry two order dates (or more), the date kept first."""
+    found = (_describe_dates(number) for number in dated_order_numbers())
+    return [s for s in found if s is not None]
+
+
+def repair_dates(split: DateSplit, user) -> int:
+    """Give the lines of `split` dated otherwise the date kept; returns how many lines changed. Under the writers' lock,
+    the lines read again there (an order no longer split between dates is left as it is). A line's fingerprint is made
+    again when it was the one its values gave (a re-import of the file giving the kept date finds it unchanged)."""
+    from .importer import _hashed_values, row_hash
+
+    kept, month = split.kept, split.kept.replace(day=1)
+    with transaction.atomic():
+        rollups.lock()
+        lines = list(OrderLine.objects.select_for_update().filter(order_number=split.order_number).values(
+            "id", "order_number", "line_number", "order_date", "month", "institution_id", "product_code",
+            "product_name", "batch_number", "quantity", "unit_price", "amount_fen", "invoice_number", "payment_due",
+            "paid_date", "paid_fen", "row_hash"))  # fmt: skip
+        if len({line["order_date"] for line in lines}) < 2 or kept not in {line["order_date"] for line in lines}:
+            return 0
+        moving = [line for line in lines if line["order_date"] != kept]
+        for line in moving:
+            fingerprint = line["row_hash"]
+            if row_hash(_hashed_values(line, line["institution_id"])) == fingerprint:
+                fingerprint = row_hash(_hashed_values({**line, "order_date": kept, "month": month},
+                                                      line["institution_id"]))  # fmt: skip
+            OrderLine.objects.filter(pk=line["id"]).update(order_date=kept, month=month, row_hash=fingerprint)
+        rollups.mark_dirty({(line["institution_id"], line["month"]) for line in moving}
+                           | {(line["institution_id"], month) for line in moving})  # fmt: skip
+        audit.record_many(AuditEntry.Action.UPDATE, [
+            (("sales.orderline", str(line["id"]), f"{split.order_number}/{line['line_number']}"),
+             {"order_date": [line["order_date"].isoformat(), kept.isoformat()]})
+            for line in moving
+        ], user=user, reason=DATE_REASON)  # fmt: skip
+    rollups.refresh_dirty()
+    from .services import rescore_changed
+
+    rescore_changed()
+    return len(moving)

@@ -83,7 +83,7 @@ def test_repair_moves_the_lines_recomputes_rollups_and_audits(split, xiehe, huas
     again = run_import([line("SO-1", 1, "2026-03-05", huashan, "P1", 2, "100"),
                         line("SO-1", 2, "2026-03-05", huashan, "P2", 1, "50")])  # fmt: skip
     assert (again.created_count, again.updated_count, again.unchanged_count) == (0, 0, 2)
-    assert run() == (0, "No order is split between customers.\n")
+    assert run() == (0, "No order is split between customers.\nNo order's lines carry two order dates.\n")
 
 
 def test_an_operator_chooses_the_customer_keeping_the_order(split, xiehe, huashan):
@@ -108,3 +108,53 @@ def test_the_audit_trail_says_why_in_the_readers_language(split):
         assert _audit_code("reason", "split order") == "order split between customers, given to one"
         assert _audit_code("reason", "product code in another letter case") == (
             "one product code in any letter case: spellings merged")  # sales 0016  # fmt: skip
+
+
+@pytest.fixture
+def two_dates(run_import, xiehe):
+    """SO-1: lines 1 and 2 dated 31 March (imported an hour ago), line 3 dated 1 April (imported since)."""
+    run_import([line("SO-1", 1, "2026-03-31", xiehe, "P1", 2, "100"), line("SO-1", 2, "2026-03-31", xiehe, "P2", 1, "50"),
+                line("SO-X", 3, "2026-04-01", xiehe, "P1", 1, "100")])  # fmt: skip
+    OrderLine.objects.filter(order_number="SO-1").update(imported_at=timezone.now() - dt.timedelta(hours=1))
+    split_before_session_56("SO-1", "SO-X")
+    return "SO-1"
+
+
+def test_the_check_lists_an_order_whose_lines_carry_two_dates(two_dates):
+    status, out = run()
+
+    assert status == 1
+    assert "No order is split between customers." in out and "Order SO-1 carries 2 order dates:" in out
+    # the date the most recent import gave is the order's, listed first
+    assert "  2026-04-01: lines 3, last imported" in out and "  2026-03-31: lines 1, 2, last imported" in out
+    assert out.index("2026-04-01") < out.index("2026-03-31") and out.count("the order's date") == 1
+    assert "1 order(s) with two order dates found" in out
+    assert set(OrderLine.objects.filter(order_number="SO-1").values_list("order_date", flat=True)) == {
+        dt.date(2026, 3, 31), dt.date(2026, 4, 1)}  # nothing changed  # fmt: skip
+
+
+def test_repair_gives_the_lines_the_date_imported_last_recomputes_both_months_and_audits(two_dates, xiehe, run_import):
+    march, april = dt.date(2026, 3, 1), dt.date(2026, 4, 1)
+    assert MonthlyRollup.objects.filter(institution_id=xiehe.pk, month=march).exists()
+    status, out = run("--repair")
+
+    assert status == 0 and "1 order(s) with two order dates repaired, 2 line(s) given the order's date." in out
+    assert set(OrderLine.objects.filter(order_number="SO-1").values_list("order_date", "month")) == {(april, april)}
+    # the order counted once, in April, with all its lines (250.00 + 100.00); March has none of it any more
+    assert not MonthlyRollup.objects.filter(institution_id=xiehe.pk, month=march, orders__gt=0).exists()
+    assert MonthlyRollup.objects.values_list("orders", "amount_fen").get(institution_id=xiehe.pk, month=april) == (1, 35000)
+    entries = AuditEntry.objects.filter(object_type="sales.orderline", action="update").order_by("object_repr")
+    assert [(e.object_repr, e.changes, e.extra["reason"]) for e in entries] == [
+        ("SO-1/1", {"order_date": ["2026-03-31", "2026-04-01"]}, "split order date"),
+        ("SO-1/2", {"order_date": ["2026-03-31", "2026-04-01"]}, "split order date"),
+    ]  # fmt: skip
+    # the file giving the order 1 April, imported again, finds the lines unchanged; the check finds nothing
+    again = run_import([line("SO-1", 1, "2026-04-01", xiehe, "P1", 2, "100"),
+                        line("SO-1", 2, "2026-04-01", xiehe, "P2", 1, "50")])  # fmt: skip
+    assert (again.created_count, again.updated_count, again.unchanged_count) == (0, 0, 2)
+    assert run() == (0, "No order is split between customers.\nNo order's lines carry two order dates.\n")
+    from pharmacrm.core.templatetags.crm import _audit_code
+
+    with translation.override("en"):
+        assert _audit_code("reason", "split order date") == (
+            "order split between two order dates, given the one imported last")  # fmt: skip

@@ -298,6 +298,7 @@ AUDIT_VALUES = {
         # purchases put right (sales 0016, `pharmacrm orders split-check --repair`)
         "product code in another letter case": gettext_lazy("one product code in any letter case: spellings merged"),
         "split order": gettext_lazy("order split between customers, given to one"),
+        "split order date": gettext_lazy("order split between two order dates, given the one imported last"),
     },
     "format": {
         "signed copy": gettext_lazy("signed copy"),

@@ -1,11 +1,14 @@
-"""`pharmacrm orders split-check [--repair] [--keep ORDER=CODE ...]`: the orders whose lines name two customers.
+"""`pharmacrm orders split-check [--repair] [--keep ORDER=CODE ...]`: the orders whose lines name two customers or
+carry two order dates.
 
 Lists each order split between customers (before session 56 two imports at the same moment could store lines of one
 order number for two customers) with its customers and their lines, the customer keeping it first: the one named by
 the line imported most recently, unless `--keep ORDER=CODE` names another (a credit code, an external id or the
 customer's id). `--repair` moves the other customers' lines to it, recomputes the months concerned and audits each
-line moved (sales.splits). Exit status 1 when split orders were found and not repaired, 0 otherwise (a script's
-check). docs/purchases.md, "Orders split between customers"."""
+line moved (sales.splits). The same race could give one order's lines two order dates: they are listed too, the date
+the most recent import gave marked, and `--repair` gives the other lines that date (their months recomputed, each line
+audited). Exit status 1 when split orders were found and not repaired, 0 otherwise (a script's check).
+docs/purchases.md, "Orders split between customers"."""
 
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ from pharmacrm.servicedesk.services import SystemActor
 
 
 class Command(BaseCommand):
-    help = "Orders: split-check lists the orders whose lines name two customers; --repair gives each to one."
+    help = ("Orders: split-check lists the orders whose lines name two customers or carry two order dates; --repair "
+            "gives each to one customer and one date.")
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -42,8 +46,12 @@ class Command(BaseCommand):
                 self.stderr.write("; ".join(e.messages))
                 raise SystemExit(2) from None
         found = splits.find(chosen)
+        dated = splits.find_dates()
         if not found:
             self.stdout.write(_("No order is split between customers."))
+        if not dated:
+            self.stdout.write(_("No order's lines carry two order dates."))
+        if not found and not dated:
             return
         actor = SystemActor(cli_actor())
         moved = 0
@@ -62,10 +70,33 @@ class Command(BaseCommand):
                 count = splits.repair(split, actor)
                 moved += count
                 self.stdout.write("  " + _("Repaired: %(n)d line(s) moved.") % {"n": count})
+        redated = 0
+        for split in dated:
+            self.stdout.write(_("Order %(order)s carries %(n)d order dates:") % {"order": split.order_number,
+                                                                                 "n": len(split.parts)})  # fmt: skip
+            for part in split.parts:
+                text = _("%(date)s: lines %(lines)s, last imported %(at)s") % {
+                    "date": part.order_date.isoformat(), "lines": ", ".join(str(n) for n in part.lines),
+                    "at": f"{part.last_imported:%Y-%m-%d %H:%M}" if part.last_imported else "—",
+                }  # fmt: skip
+                mark = _("the order's date") if part.order_date == split.kept else ""
+                self.stdout.write(f"  {text}" + (f" — {mark}" if mark else ""))
+            if repair:
+                count = splits.repair_dates(split, actor)
+                redated += count
+                self.stdout.write("  " + _("Repaired: %(n)d line(s) given the order's date.") % {"n": count})
         if repair:
-            self.stdout.write(_("%(orders)d split order(s) repaired, %(lines)d line(s) moved.")
-                              % {"orders": len(found), "lines": moved})  # fmt: skip
+            if found:
+                self.stdout.write(_("%(orders)d split order(s) repaired, %(lines)d line(s) moved.")
+                                  % {"orders": len(found), "lines": moved})  # fmt: skip
+            if dated:
+                self.stdout.write(_("%(orders)d order(s) with two order dates repaired, %(lines)d line(s) given the "
+                                    "order's date.") % {"orders": len(dated), "lines": redated})  # fmt: skip
             return
-        self.stdout.write(_("%(orders)d split order(s) found; run again with --repair to give each to the customer "
-                            "marked.") % {"orders": len(found)})  # fmt: skip
+        if found:
+            self.stdout.write(_("%(orders)d split order(s) found; run again with --repair to give each to the "
+                                "customer marked.") % {"orders": len(found)})  # fmt: skip
+        if dated:
+            self.stdout.write(_("%(orders)d order(s) with two order dates found; run again with --repair to give "
+                                "their lines the date marked.") % {"orders": len(dated)})  # fmt: skip
         raise SystemExit(1)
