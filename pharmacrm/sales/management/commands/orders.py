@@ -8,7 +8,7 @@ customer's id). `--repair` moves the other customers' lines to it, recomputes th
 line moved (sales.splits). The same race could give one order's lines two order dates: they are listed too, the date
 the most recent import gave marked, and `--repair` gives the other lines that date (their months recomputed, each line
 audited). Exit status 1 when split orders were found and not repaired, 0 otherwise (a script's check).
-docs/purchases.md, "Orders split between customers"."""
+docs/purchases.md, "Orders split between customers (or order dates)"."""
 
 from __future__ import annotations
 
