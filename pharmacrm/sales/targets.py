@@ -25,10 +25,11 @@ import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q, Sum
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from pharmacrm.core import access, audit
@@ -592,6 +593,11 @@ def read_grid(path, year: int) -> list[Change]:
         raise GridRefused(_("The header row names no month: put the people or teams in the first column and a "
                             "column per month (1月 … 12月)."))  # fmt: skip
     teams = {t.name: t for t in Team.objects.all()}
+    for team in [t for t in teams.values() if t.generated]:
+        # a key account's service team as the grid's export wrote it, in the exporting user's language
+        for language, _n in settings.LANGUAGES:
+            with translation.override(language):
+                teams.setdefault(unicodedata.normalize("NFKC", team.shown_name).strip(), team)
     active = list(User.objects.filter(is_active=True))
     by_username = {u.username.lower(): u for u in active}
     by_display: dict[str, list[User]] = {}

@@ -97,3 +97,17 @@ def test_the_performance_export_names_the_team_filter_in_the_readers_language(te
                                          {"period": "2026-11", "team": team.pk}, HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
     assert response.status_code == 200
     assert any(SHOWN in str(c) for c in cells(response.content) if c)
+
+
+def test_the_targets_grid_names_the_team_in_the_readers_language_and_imports_again(team, client_for):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    SalesTarget.objects.create(year=2026, kind="month", number=1, team=team, amount_fen=5_000_000)
+    client = client_for("manager")
+    export = client.get("/sales/targets/grid/export.xlsx?year=2026", HTTP_ACCEPT_LANGUAGE="en")
+    assert SHOWN in cells(export.content)
+    SalesTarget.objects.filter(team=team).update(amount_fen=1)  # the file sets it back
+    again = SimpleUploadedFile("again.xlsx", export.content)
+    response = client.post("/sales/targets/grid/import/", {"year": "2026", "file": again}, HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert SalesTarget.objects.get(team=team, year=2026, number=1).amount_fen == 5_000_000
