@@ -129,3 +129,15 @@ def test_a_rewording_in_the_readers_language_is_stored_as_typed(purchases, users
     assert action.description == description  # the description sent unchanged stays the evaluation's
     with translation.override("en"):
         assert action.shown_description.startswith("The customer evaluation of 2026H1")
+
+
+def test_the_api_takes_back_the_title_label_unchanged_as_no_rewording(purchases, users, api_for):
+    action = _action(purchases)
+    stored = action.title
+    client = api_for("manager")
+    data = client.get(f"/api/v1/improvement-actions/{action.pk}/", HTTP_ACCEPT_LANGUAGE="en").json()
+    r = client.patch(f"/api/v1/improvement-actions/{action.pk}/", {"title": data["title_label"],
+                     "version": data["version"]}, format="json", HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert r.status_code == 200, r.json()
+    action.refresh_from_db()
+    assert action.title == stored and r.json()["title_label"] == ENGLISH
