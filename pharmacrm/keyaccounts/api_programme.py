@@ -338,7 +338,7 @@ class AgreementSerializer(ModelSerializer):
     outside_plan_validity = serializers.BooleanField(
         read_only=True,
         help_text="The term starts before its plan's validity or runs past it (an agreement generated before the term "
-        "rule): approve a new plan version or amend the term.",
+        "rule): approve a new plan version whose validity covers the term.",
     )
 
     class Meta:

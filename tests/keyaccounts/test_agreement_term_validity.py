@@ -110,7 +110,7 @@ def test_an_agreement_generated_before_the_rule_is_flagged_on_the_pages_and_in_t
                                                                                         client_for):  # fmt: skip
     account, plan, agreement = _generated_before_the_rule(users, valid_plan)
     warning = (f"The term runs past the validity of its plan (v{plan.version_number}, valid until "
-               f"{plan.valid_to.isoformat()}): approve a new plan version or amend the term.")  # fmt: skip
+               f"{plan.valid_to.isoformat()}): approve a new plan version whose validity covers the term.")  # fmt: skip
     for url in (reverse("keyaccounts:account", args=[account.pk]), reverse("keyaccounts:agreements")):
         page = client_for("kam").get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
         assert warning in " ".join(page.split()), url

@@ -44,6 +44,6 @@ class Command(BaseCommand):
                 "end": _day(agreement.end_date), "version": agreement.plan.version_number,
                 "from": _day(agreement.plan.valid_from), "to": _day(agreement.plan.valid_to),
             })  # fmt: skip
-        self.stdout.write(_("%(n)d agreement(s) outside their plan's validity: approve a new plan version or amend "
-                            "the term.") % {"n": len(found)})  # fmt: skip
+        self.stdout.write(_("%(n)d agreement(s) outside their plan's validity: approve a new plan version whose "
+                            "validity covers the term.") % {"n": len(found)})  # fmt: skip
         raise SystemExit(1)
