@@ -33,11 +33,27 @@ def masks_free_text(user) -> bool:
     return access.personal_data_mode(user) != "plain"
 
 
+# where a text was cut short and "…" added (a ticket's edited subject or description kept at 200 characters in its
+# history and audit entry, editing._short): at the end of the text or before a space (the page's "old … → new")
+_CUT_MARK = re.compile(r"…(?=\s|$)")
+
+
+def _masked(value: str) -> str:
+    """mask_contacts, and before each cut mark the cut rule (normalise.mask_contacts_cut): a number cut there mid-way
+    (请回电 1391234…) is masked as well (请回电 139****…), which mask_contacts alone does not recognise."""
+    parts = _CUT_MARK.split(value)
+    if len(parts) == 1:
+        return normalise.mask_contacts(value)
+    cut = [normalise.mask_contacts_cut(p, len(p)) if p else p for p in parts[:-1]]
+    return "…".join([*cut, normalise.mask_contacts(parts[-1])])
+
+
 def free_text(value, masked: bool) -> str:
-    """A free text as shown: with the contact details in it masked when `masked`. What is stored is not changed."""
+    """A free text as shown: with the contact details in it masked when `masked`, also a number cut short before a
+    "…". What is stored is not changed."""
     if not isinstance(value, str):
         return value
-    return normalise.mask_contacts(value) if masked and value else value
+    return _masked(value) if masked and value else value
 
 
 def holds_contacts(value) -> bool:
