@@ -100,6 +100,8 @@ FREE_TEXT_OF = {
     "servicedesk.survey": ("comment",),
     # an improvement action opened from a poor survey answer starts with the customer's comment as its description
     "servicedesk.improvementaction": ("description",),
+    # a sales opportunity's next step and why it was lost, in the rep's words (联系药剂科李主任 139…)
+    "sales.opportunity": ("next_step", "lost_note"),
 }
 
 # records named in the audit trail by their free text (an interaction by its subject, a ticket by its number and

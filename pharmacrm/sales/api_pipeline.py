@@ -13,7 +13,7 @@ from rest_framework import exceptions, mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from pharmacrm.core import access, viewsets
+from pharmacrm.core import access, personal, viewsets
 from pharmacrm.core.api_utils import (
     AmountField,
     DateField,
@@ -93,6 +93,11 @@ class OpportunitySerializer(Serializer):
 
     def get_stale(self, obj) -> bool:
         return bool(pipeline.staleness(obj, self.context.get("today") or pipeline.beijing_today()))
+
+    def to_representation(self, instance):
+        """The next step and the lost reason's details with the contact details typed in them masked for a reader
+        who sees personal data masked (the analyst, the auditor), as the opportunity's page shows them."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "sales.opportunity")
 
 
 class OpportunityWriteSerializer(Serializer):
@@ -242,12 +247,12 @@ class OpportunityViewSet(
         except DjangoValidationError as e:
             raise _api_errors(e) from None
         opp = Opportunity.objects.select_related("institution", "owner").get(pk=opp.pk)
-        return versioned(Response(OpportunitySerializer(opp).data, status=status.HTTP_201_CREATED), opp)
+        return versioned(Response(OpportunitySerializer(opp, context=self.get_serializer_context()).data, status=status.HTTP_201_CREATED), opp)
 
     @extend_schema(tags=["purchases"])
     def retrieve(self, request, *args, **kwargs):
         obj = self.get_object()
-        return versioned(Response(OpportunitySerializer(obj).data), obj)
+        return versioned(Response(OpportunitySerializer(obj, context=self.get_serializer_context()).data), obj)
 
     def _change(self, request, partial: bool):
         obj = self.get_object()
@@ -271,7 +276,7 @@ class OpportunityViewSet(
         except DjangoValidationError as e:
             raise _api_errors(e) from None
         opp = Opportunity.objects.select_related("institution", "owner").get(pk=opp.pk)
-        return versioned(Response(OpportunitySerializer(opp).data), opp)
+        return versioned(Response(OpportunitySerializer(opp, context=self.get_serializer_context()).data), opp)
 
     @extend_schema(
         tags=["purchases"], request=OpportunityWriteSerializer,
@@ -307,7 +312,7 @@ class OpportunityViewSet(
         except DjangoValidationError as e:
             raise _api_errors(e) from None
         opp = Opportunity.objects.select_related("institution", "owner").get(pk=opp.pk)
-        return versioned(Response(OpportunitySerializer(opp).data), opp)
+        return versioned(Response(OpportunitySerializer(opp, context=self.get_serializer_context()).data), opp)
 
 
 class FigureSerializer(Serializer):

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import access, audit, downloads
+from pharmacrm.core import access, audit, downloads, personal
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers.choices import Source
@@ -102,7 +102,9 @@ def board(request):
     return render(request, "sales/pipeline.html", context, status=400 if form.has_errors else 200)
 
 
-def export_xlsx(rows, today) -> bytes:
+def export_xlsx(rows, today, masked: bool = True) -> bytes:
+    """The opportunities as an Excel sheet; `masked`: the next step and the lost reason's details with the contact
+    details typed in them masked (a reader who sees personal data masked)."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
@@ -125,9 +127,11 @@ def export_xlsx(rows, today) -> bytes:
             str(o.product) if o.product_id else None, float(o.amount), pipeline.stage_label(o.stage), p,
             float(yuan(round(o.amount_fen * p / 100))), o.close_date,
             (o.owner.display_name or o.owner.username) if o.owner_id else None, o.team.shown_name if o.team_id else None,
-            str(sources.get(o.source, o.source)) if o.source else None, o.competitor or None, o.next_step or None,
+            str(sources.get(o.source, o.source)) if o.source else None, o.competitor or None,
+            personal.free_text(o.next_step, masked) or None,
             o.next_step_date, _("yes") if pipeline.staleness(o, today) else None,
-            str(reasons.get(o.lost_reason, o.lost_reason)) if o.lost_reason else None, o.lost_note or None, o.won_on,
+            str(reasons.get(o.lost_reason, o.lost_reason)) if o.lost_reason else None, personal.free_text(o.lost_note, masked) or None,
+            o.won_on,
             timezone.localtime(o.created_at).replace(tzinfo=None),
         ])  # fmt: skip
     for column, width in (("A", 30), ("B", 28)):
@@ -145,7 +149,8 @@ def export(request):
     rows = list(qs.select_related("institution", "contact", "owner", "team", "product").order_by(*ORDERING))
     audit.record(A.EXPORT, ("sales.opportunity", "", "list"), user=request.user, format="XLSX", rows=len(rows),
                  filters={k: str(getattr(v, "pk", v)) for k, v in data.items()})  # fmt: skip
-    return downloads.xlsx(export_xlsx(rows, pipeline.beijing_today()), _("Opportunities"))
+    data = export_xlsx(rows, pipeline.beijing_today(), personal.masks_free_text(request.user))
+    return downloads.xlsx(data, _("Opportunities"))
 
 
 def _opportunity_or_404(user, pk: int) -> Opportunity:
