@@ -102,6 +102,9 @@ FREE_TEXT_OF = {
     "servicedesk.improvementaction": ("description",),
     # a sales opportunity's next step and why it was lost, in the rep's words (联系药剂科李主任 139…)
     "sales.opportunity": ("next_step", "lost_note"),
+    # an annual communication plan's goal and its lines' notes (重点联系王主任 139…)
+    "engagement.communicationplan": ("goal",),
+    "engagement.communicationplanline": ("note",),
 }
 
 # records named in the audit trail by their free text (an interaction by its subject, a ticket by its number and
@@ -159,11 +162,17 @@ def restore_free_text(user, data: dict, stored, fields: Iterable[str]) -> dict:
 
 
 # records an entry keeps whole as a change of its object: change key → their free text (a reviewer's opinion on a
-# proposal, before and after: {"department", "opinion", "comment"}, keyaccounts.services.give_opinion)
-FREE_TEXT_IN_CHANGES = {"keyaccounts.proposal": {"review": ("comment",)}}
+# proposal, before and after: {"department", "opinion", "comment"}, keyaccounts.services.give_opinion; a communication
+# plan's lines, a list of whole records before and after: {"channel", "minimum", "period", "note"}
+FREE_TEXT_IN_CHANGES = {
+    "keyaccounts.proposal": {"review": ("comment",)},
+    "engagement.communicationplan": {"lines": ("note",)},
+}
 
 
 def _masked_record(record, fields):
+    if isinstance(record, list | tuple):  # a list of records (a plan's lines)
+        return [_masked_record(r, fields) for r in record]
     if not isinstance(record, dict):
         return record
     return {**record, **{f: free_text(record[f], True) for f in fields if f in record}}

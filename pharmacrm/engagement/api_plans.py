@@ -10,7 +10,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from pharmacrm.core import viewsets
+from pharmacrm.core import personal, viewsets
 from pharmacrm.core.api_schema import OneObjectSchema
 from pharmacrm.core.api_utils import (
     HasCapability,
@@ -79,8 +79,11 @@ class CommunicationPlanSerializer(Serializer):
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
-        data["lines"] = CommunicationPlanLineSerializer(instance.lines.all(), many=True).data
-        return data
+        data["lines"] = [personal.shown_fields(self.context, dict(line), "engagement.communicationplanline")
+                         for line in CommunicationPlanLineSerializer(instance.lines.all(), many=True).data]  # fmt: skip
+        # the goal and the lines' notes with the contact details typed in them masked for a reader who sees personal
+        # data masked, as the plans' page shows them
+        return personal.shown_fields(self.context, data, "engagement.communicationplan")
 
     def validate(self, attrs):
         if self.partial:  # a change: the view checks the plan as it will be
@@ -165,12 +168,12 @@ class CommunicationPlanViewSet(
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         plan = self._save(serializer)
-        return versioned(Response(CommunicationPlanSerializer(self.get_queryset().get(pk=plan.pk)).data,
+        return versioned(Response(CommunicationPlanSerializer(self.get_queryset().get(pk=plan.pk), context=self.get_serializer_context()).data,
                                   status=status.HTTP_201_CREATED), plan)  # fmt: skip
 
     def retrieve(self, request, *args, **kwargs):
         plan = self.get_object()
-        return versioned(Response(CommunicationPlanSerializer(plan).data), plan)
+        return versioned(Response(CommunicationPlanSerializer(plan, context=self.get_serializer_context()).data), plan)
 
     def update(self, request, *args, **kwargs):
         if not kwargs.get("partial"):
@@ -191,7 +194,7 @@ class CommunicationPlanViewSet(
         if errors:
             raise ValidationError({RENAMED.get(k, k): v for k, v in errors.items()})
         plan = self._save(serializer, plan, version)
-        return versioned(Response(CommunicationPlanSerializer(self.get_queryset().get(pk=plan.pk)).data), plan)
+        return versioned(Response(CommunicationPlanSerializer(self.get_queryset().get(pk=plan.pk), context=self.get_serializer_context()).data), plan)
 
     def destroy(self, request, *args, **kwargs):
         # If-Match (the ETag of the GET), when sent: a plan a colleague changed since is not deleted unseen (409)
