@@ -105,6 +105,8 @@ FREE_TEXT_OF = {
     # an annual communication plan's goal and its lines' notes (重点联系王主任 139…)
     "engagement.communicationplan": ("goal",),
     "engagement.communicationplanline": ("note",),
+    # why an owner or a manager dismissed a churn warning (客户已转由李主任 139… 采购), kept in the audit trail
+    "sales.churnsignal": ("reason",),
 }
 
 # records named in the audit trail by their free text (an interaction by its subject, a ticket by its number and

@@ -245,3 +245,22 @@ def test_the_audit_page_names_a_warning_in_the_readers_language(bought, client_f
     assert not re.search(r"\d+ (lapsed|declining) 20", page)
     en = client_for("auditor").get("/accounts/audit/", {"action": "create"}, HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert f"Stopped buying · {TODAY}" in en
+
+
+
+DISMISSED = "客户已改由分院采购，联系人李主任 139-1234-5678"
+
+
+def test_a_dismissal_reasons_contact_details_are_masked_for_the_auditor(bought, users, client_for, api_for):
+    """The reason an owner gives for dismissing a warning is kept in the audit trail: the auditor (who sees personal
+    data masked) reads the number typed in it masked on the audit page and GET /api/v1/audit/; the administrator as
+    typed."""
+    churn.refresh(TODAY)
+    falling = ChurnSignal.objects.get(institution=bought["falling"])
+    churn.dismiss(users["kam"], falling, DISMISSED, version=falling.version)
+    query = {"object_type": "sales.churnsignal", "object_id": falling.pk}
+    page = client_for("auditor").get("/accounts/audit/", query).content.decode()
+    audited = str(api_for("auditor").get("/api/v1/audit/", query).json()["results"])
+    for text in (page, audited):
+        assert "李主任 139****5678" in text and "139-1234-5678" not in text
+    assert "139-1234-5678" in client_for("admin").get("/accounts/audit/", query).content.decode()
