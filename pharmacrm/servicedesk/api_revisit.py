@@ -268,15 +268,15 @@ class ImprovementActionSerializer(ModelSerializer):
         return obj.ticket.institution if obj.ticket_id and obj.ticket.institution_id else None
 
     def to_representation(self, instance):
-        """As stored, except the description (a survey's comment copied in) with the contact details in it masked for
-        a reader who sees personal data masked; masks sent back in a change are put back as stored."""
-        data = super().to_representation(instance)
-        if "_free_text_masked" not in self.context:
-            request = self.context.get("request")
-            self.context["_free_text_masked"] = request is None or personal.masks_free_text(request.user)
-        data["description"] = personal.free_text(data.get("description"), self.context["_free_text_masked"])
-        if "description_label" in data:
-            data["description_label"] = personal.free_text(data["description_label"], self.context["_free_text_masked"])
+        """As stored, except the title, the description (a survey's comment copied in) and the outcome with the contact
+        details in them masked for a reader who sees personal data masked; masks sent back in a change are put back
+        as stored."""
+        data = personal.shown_fields(self.context, super().to_representation(instance),
+                                     "servicedesk.improvementaction")  # fmt: skip
+        masked = personal.masks_for(self.context)
+        for label in ("title_label", "description_label"):
+            if label in data:
+                data[label] = personal.free_text(data[label], masked)
         return data
 
     def get_customer(self, obj: ImprovementAction) -> int | None:

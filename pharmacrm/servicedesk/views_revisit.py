@@ -145,11 +145,14 @@ def _detail_context(request, action, *, edit_form=None, transition_form=None, co
     # evaluation's text in the reader's language, to reword in it (sent back unchanged it stays the evaluation's)
     masked = personal.masks_free_text(user)
     description = personal.free_text(action.shown_description, masked)
-    initial = {"title": action.shown_title, "description": description, "owner": action.owner_id,
+    initial = {"title": personal.free_text(action.shown_title, masked), "description": description,
+               "owner": action.owner_id,
                "due_date": action.due_date, "version": action.version}  # fmt: skip
     may_assign = access.can(user, Cap.MANAGE_SERVICE)
     return {
         "action": action, "description": description, "may_work": may_work, "steps": steps if may_work else [],
+        "action_title": personal.free_text(action.shown_title, masked),
+        "action_outcome": personal.free_text(action.outcome, masked),
         "edit_form": edit_form or ActionForm(initial=initial, may_assign=may_assign, action=action),
         "transition_form": transition_form or ActionTransitionForm(initial={"version": action.version}),
         "conflict": conflict, "today": timezone.localdate(),

@@ -112,3 +112,46 @@ def test_the_owner_saving_the_masked_description_keeps_the_customers_details(cli
     assert answer.status_code == 200, answer.content
     action.refresh_from_db()
     assert action.description == ACTION_TEXT + "。已联系仓库"
+
+
+TITLE = "回电李女士 139 1234 5678"
+OUTCOME = "已回电，改由 li.buyer@example.com 对接配送"
+
+
+def test_an_improvement_actions_title_and_outcome_are_masked_for_roles_that_see_personal_data_masked(
+    client_for, users, action
+):
+    from pharmacrm.servicedesk import revisit
+
+    action = revisit.update_action(users["manager"], action, {"title": TITLE}, version=action.version)
+    action = revisit.transition_action(users["agent"], action, "in_progress", version=action.version)
+    action = revisit.transition_action(users["agent"], action, "done", version=action.version, outcome=OUTCOME)
+    agent = client_for("agent")
+    texts = [agent.get(f"/service/improvements/{action.pk}/").content.decode(),
+             agent.get("/service/improvements/?status=done").content.decode(),
+             str(agent.get(f"/api/v1/improvement-actions/{action.pk}/").json())]  # fmt: skip
+    assert "回电李女士 139****5678" in texts[0] and "改由 l***@example.com 对接" in texts[0]
+    answer = agent.get(f"/api/v1/improvement-actions/{action.pk}/").json()
+    assert (answer["title"], answer["title_label"]) == ("回电李女士 139****5678",) * 2
+    assert answer["outcome"] == "已回电，改由 l***@example.com 对接配送"
+    query = {"object_type": "servicedesk.improvementaction", "object_id": action.pk}
+    texts += [client_for("auditor").get("/accounts/audit/", query).content.decode(),
+              str(client_for("auditor").get("/api/v1/audit/", query).json()["results"])]  # fmt: skip
+    for text in texts:
+        assert "139 1234 5678" not in text and "li.buyer@example.com" not in text
+    manager = client_for("manager").get(f"/api/v1/improvement-actions/{action.pk}/").json()
+    assert (manager["title"], manager["outcome"]) == (TITLE, OUTCOME)
+    assert TITLE in client_for("manager").get(f"/service/improvements/{action.pk}/").content.decode()
+
+
+def test_the_owner_saving_the_masked_title_keeps_the_customers_details(client_for, users, action):
+    from pharmacrm.servicedesk import revisit
+
+    action = revisit.update_action(users["manager"], action, {"title": TITLE}, version=action.version)
+    answer = client_for("agent").post(f"/service/improvements/{action.pk}/edit/", {
+        "title": "回电李女士 139****5678 （二次）", "description": "客户反馈：" + SHOWN,
+        "due_date": action.due_date.isoformat(), "version": action.version,
+    })  # fmt: skip
+    assert answer.status_code == 302, answer.content.decode()[:2000]
+    action.refresh_from_db()
+    assert action.title == TITLE + " （二次）" and action.description == ACTION_TEXT
