@@ -68,8 +68,9 @@ def _walked_person():
     from pharmacrm.core import personal
     from pharmacrm.customers import services
     from pharmacrm.customers.models import Person
-    from pharmacrm.engagement.models import Interaction, StageTask
-    from pharmacrm.servicedesk.models import Survey
+    from pharmacrm.engagement.models import CommunicationPlan, Interaction, StageTask
+    from pharmacrm.sales.models import Opportunity
+    from pharmacrm.servicedesk.models import ImprovementAction, Survey
 
     admin = User.objects.get(username="admin")
     person = Person.objects.active().filter(interactions__isnull=False).order_by("pk").first()
@@ -95,6 +96,11 @@ def _walked_person():
         .update(note="已电话联系 137 8888 9999")  # fmt: skip
     Survey.objects.filter(pk__in=Survey.objects.filter(answered_at__isnull=False).order_by("pk")[:1].values("pk")) \
         .update(comment="请致电 13766667777")  # fmt: skip
+    # an opportunity's next step, a communication plan's goal, an improvement action's title (FREE_TEXT_OF)
+    for model, field, text in ((Opportunity, "next_step", "联系李主任 137 2121 3434"),
+                               (CommunicationPlan, "goal", "重点联系 137 4545 5656"),
+                               (ImprovementAction, "title", "回电 137 6767 7878")):  # fmt: skip
+        model.objects.filter(pk__in=model.objects.order_by("pk")[:1].values("pk")).update(**{field: text})
     return person
 
 
