@@ -620,6 +620,12 @@ def update_action(
     return action
 
 
+def _cut(text: str, limit: int) -> str:
+    """`text` as an audit entry keeps it: cut at `limit` characters with "…", so that a number cut there is masked
+    by the cut rule for the readers who see personal data masked (personal.free_text)."""
+    return text[:limit] + "…" if len(text) > limit else text
+
+
 def transition_action(user, action: ImprovementAction, to_status: str, *, version: int | None = None,
                       outcome: str = "", reason: str = "") -> ImprovementAction:  # fmt: skip
     """open → in progress → done (the outcome is required) or cancelled (the reason is required)."""
@@ -648,7 +654,7 @@ def transition_action(user, action: ImprovementAction, to_status: str, *, versio
             fields += ["outcome", "closed_at"]
         _save_action(action, fields, expected)
         audit.record(A.UPDATE, action, user=user, changes={"status": [before, to_status]},
-                     **({"outcome": action.outcome[:500]} if to_status in CLOSED_ACTIONS else {}))  # fmt: skip
+                     **({"outcome": _cut(action.outcome, 500)} if to_status in CLOSED_ACTIONS else {}))  # fmt: skip
     return action
 
 

@@ -155,3 +155,17 @@ def test_the_owner_saving_the_masked_title_keeps_the_customers_details(client_fo
     assert answer.status_code == 302, answer.content.decode()[:2000]
     action.refresh_from_db()
     assert action.title == TITLE + " （二次）" and action.description == ACTION_TEXT
+
+
+def test_a_long_outcome_cut_in_the_audit_entry_keeps_its_cut_number_masked(client_for, users, action):
+    """The audit entry keeps the outcome's first 500 characters: a number cut there (回电 1391234…) is masked for the
+    auditor by the cut rule, and the administrator reads it as kept."""
+    from pharmacrm.servicedesk import revisit
+
+    outcome = "药" * (500 - len("回电 1391234")) + "回电 13912345678"
+    action = revisit.transition_action(users["agent"], action, "in_progress", version=action.version)
+    action = revisit.transition_action(users["agent"], action, "done", version=action.version, outcome=outcome)
+    query = {"object_type": "servicedesk.improvementaction", "object_id": action.pk}
+    page = client_for("auditor").get("/accounts/audit/", query).content.decode()
+    assert "回电 139****…" in page and "1391234" not in page
+    assert "回电 1391234…" in client_for("admin").get("/accounts/audit/", query).content.decode()
