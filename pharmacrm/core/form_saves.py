@@ -118,3 +118,21 @@ def deleted_by(user, model, pk) -> bool:
     return AuditEntry.objects.filter(
         action=AuditEntry.Action.DELETE, object_type=model._meta.label_lower, object_id=str(pk), actor_id=user.pk
     ).exists()
+
+
+def sent_again_after(user, obj, version) -> bool:
+    """Whether a button form loaded with `version` finds `obj` one version on because `user` moved it: the same
+    form sent twice (a double click), the first sending having done the change — the audit trail's last entry of
+    the record is the user's. A colleague's change in between, or any further one, is a stale form."""
+    from pharmacrm.core.ids import is_id
+    from pharmacrm.core.models import AuditEntry
+
+    if not is_id(version) or obj.version != int(version) + 1:
+        return False
+    last = (
+        AuditEntry.objects.filter(object_type=obj._meta.label_lower, object_id=str(obj.pk))
+        .order_by("-seq")
+        .values_list("actor_id", flat=True)
+        .first()
+    )
+    return last is not None and last == user.pk

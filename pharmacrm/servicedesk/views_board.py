@@ -24,7 +24,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from pharmacrm.core import access
-from pharmacrm.core.form_saves import create_once, sent_again
+from pharmacrm.core.form_saves import create_once, sent_again, sent_again_after
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.local_urls import is_local
 from pharmacrm.core.models import Team, User
 from pharmacrm.core.roles import Cap
@@ -407,7 +408,19 @@ def rule_move(request, pk: int):
 def rule_deactivate(request, pk: int):
     _manage(request)
     rule = get_object_or_404(AssignmentRule, pk=pk)
-    routing.update_rule(request.user, rule, {"active": request.POST.get("active") == "1"})
+    active, version = request.POST.get("active") == "1", request.POST.get("version", "")
+    # the button always carries the version its page showed: one without, or an older one, is stale — unless it is
+    # the same button sent again right after (a double click) and the rule is what it asks for
+    if not (rule.active == active and sent_again_after(request.user, rule, version)):
+        try:
+            if not is_id(version) or int(version) != rule.version:
+                raise ConflictError(rule.version)
+            routing.update_rule(request.user, rule, {"active": active}, version=int(version))
+        except ConflictError:
+            messages.error(request, _(
+                "Someone else changed the rule “%(name)s” since this page was loaded: nothing was changed. Check "
+                "the rule as it is now, then try again.") % {"name": rule.name})  # fmt: skip
+            return redirect("servicedesk:assignment-rules")
     if rule.active:
         messages.success(request, _("The rule “%(name)s” is active again.") % {"name": rule.name})
     else:

@@ -266,7 +266,7 @@ def test_rule_pages_create_edit_reorder_deactivate(client_for, desk):
     assert r.status_code == 302
     first.refresh_from_db()
     assert (first.name, first.team, first.position) == ("用药差错（北京）", desk["two"], 5)
-    c.post(reverse("servicedesk:assignment-rule-active", args=[first.pk]))
+    c.post(reverse("servicedesk:assignment-rule-active", args=[first.pk]), {"version": first.version})
     first.refresh_from_db()
     assert first.active is False
     page = c.get(reverse("servicedesk:assignment-rules")).content.decode()
