@@ -224,7 +224,7 @@ class TransitionForm(ServiceErrorsMixin, forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput)
 
 
-class ResponseForm(ServiceErrorsMixin, forms.Form):
+class ResponseForm(ServiceErrorsMixin, OnceTokenForm):  # its one-time token: sent twice, recorded once
     channel = forms.ChoiceField(label=_("Channel"), choices=Channel.choices, initial=Channel.PHONE)
     summary = forms.CharField(
         label=_("What was said"), required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2})

@@ -13,7 +13,7 @@ from pharmacrm.core import crypto
 from pharmacrm.core.ids import id_set
 from pharmacrm.core.models import Team, User
 from pharmacrm.customers import normalise
-from pharmacrm.customers.forms import BLANK, ServiceErrorsMixin
+from pharmacrm.customers.forms import BLANK, OnceTokenForm, ServiceErrorsMixin
 
 from .bulk import ACTIONS
 from .choices import Channel, LinkKind, Priority, RootCause, Status
@@ -127,7 +127,7 @@ class TicketNumberField(forms.CharField):
         return value
 
 
-class LinkForm(ServiceErrorsMixin, forms.Form):
+class LinkForm(ServiceErrorsMixin, OnceTokenForm):  # its one-time token: sent twice, linked once
     to_ticket = TicketNumberField(
         label=_("Ticket number"), max_length=16, widget=forms.TextInput(attrs={"placeholder": "TK-2026-000123"})
     )

@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy, gettext_noop
 from django.views.decorators.http import require_GET, require_POST
 
 from pharmacrm.core import access, audit, personal
+from pharmacrm.core.form_saves import create_once
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.personal import MASKERS
@@ -748,7 +749,11 @@ def ticket_status(request, pk: int):
 @require_POST
 def ticket_respond(request, pk: int):
     def act(user, ticket, d):
-        services.record_response(user, ticket, channel=d["channel"], summary=d.get("summary") or "")
+        try:  # once per form: sent again (a double click), the ticket with the response the first one recorded
+            create_once(user, d["form_token"], lambda: services.record_response(
+                user, ticket, channel=d["channel"], summary=d.get("summary") or ""))  # fmt: skip
+        except AlreadyCreated:
+            pass
 
     return _act(
         request, pk, ResponseForm, "response_form", act, lambda t: _("The response to the customer was recorded.")

@@ -13,14 +13,16 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from pharmacrm.core import access
+from pharmacrm.core.form_saves import create_once
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
+from pharmacrm.customers.views import AlreadyCreated
 
 from . import bulk as bulk_actions
 from . import linking
-from .choices import LinkKind
+from .choices import EventKind, LinkKind
 from .forms_links import BulkForm, LinkForm, MergeForm
-from .models import Attachment, Ticket, TicketLink, TicketMessage
+from .models import Attachment, Ticket, TicketEvent, TicketLink, TicketMessage
 
 MERGED_MESSAGES = 50  # messages of each merged duplicate shown on the surviving ticket
 
@@ -111,8 +113,12 @@ def ticket_link(request, pk: int):
         if other is None:
             form.add_error("to_ticket", _("No such ticket, or you may not see it."))
         else:
-            try:
-                linking.link(user, ticket, other, form.cleaned_data["kind"])
+            try:  # once per form: sent again (a double click), the ticket with the link the first one made
+                create_once(user, form.cleaned_data["form_token"],
+                            lambda: linking.link(user, ticket, other, form.cleaned_data["kind"]))  # fmt: skip
+            except AlreadyCreated:
+                messages.success(request, _("%(a)s is linked to %(b)s.") % {"a": ticket.number, "b": other.number})
+                return redirect(f"{ticket_url(ticket)}#links")
             except ValidationError as e:
                 form.add_service_errors(e)
             else:
@@ -159,8 +165,15 @@ def ticket_merge(request, pk: int):
             try:
                 d = form.cleaned_data
                 linking.merge(user, ticket, into, reason=d["reason"], version=d["version"])
-            except ConflictError:
+            except (ConflictError, ValidationError) as e:
                 ticket.refresh_from_db()
+                if _merged_by(user, ticket, into):  # the form sent twice (a double click): the first one merged
+                    messages.success(request, _("%(a)s was merged into %(b)s.") % {"a": ticket.number, "b": into.number})
+                    return redirect(f"{ticket_url(into)}#links")
+                if isinstance(e, ValidationError):
+                    form.add_service_errors(e)
+                    request._links_forms = {"merge": form}
+                    return _ticket_page(request, ticket, status=400, conflict=False)
                 data = request.POST.copy()
                 data["merge-version"] = str(ticket.version)
                 form = MergeForm(data, prefix="merge")
@@ -168,13 +181,20 @@ def ticket_merge(request, pk: int):
                 form.add_error(None, _("Someone else changed this ticket while you were working on it. "
                                        "Your input is kept: check the ticket, then submit again."))  # fmt: skip
                 conflict = True
-            except ValidationError as e:
-                form.add_service_errors(e)
             else:
                 messages.success(request, _("%(a)s was merged into %(b)s.") % {"a": ticket.number, "b": into.number})
                 return redirect(f"{ticket_url(into)}#links")
     request._links_forms = {"merge": form}
     return _ticket_page(request, ticket, status=409 if conflict else 400, conflict=conflict)
+
+
+def _merged_by(user, ticket: Ticket, into: Ticket) -> bool:
+    """Whether `ticket` is merged into `into` and its last event is that merge, by `user`: a merge form sent again
+    right after (a double click) finds the first one done. A colleague's change in between is still refused."""
+    if ticket.merged_into_id != into.pk:
+        return False
+    last = TicketEvent.objects.filter(ticket=ticket).order_by("-at", "-id").values_list("kind", "actor_id").first()
+    return last == (EventKind.MERGED, user.pk)
 
 
 def ticket_url(ticket: Ticket) -> str:
