@@ -156,7 +156,7 @@ class SurveyAnswerForm(ServiceErrorsMixin, forms.Form):
         return d["score"], solved, d.get("comment") or "", d.get("recommend")
 
 
-class PhoneRevisitForm(SurveyAnswerForm):
+class PhoneRevisitForm(SurveyAnswerForm, OnceTokenForm):  # its one-time token: sent twice, recorded once
     score = forms.TypedChoiceField(label=_("Satisfaction (1–5)"), choices=SCORES, coerce=int)
     solved = forms.ChoiceField(label=_("Solved?"), choices=SOLVED)
     recommend = forms.TypedChoiceField(

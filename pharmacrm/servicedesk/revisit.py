@@ -159,13 +159,32 @@ def _event(ticket: Ticket, user, data: dict) -> None:
     services._event(ticket, EventKind.SURVEY, user, at=timezone.now(), data=data)
 
 
-def send_survey(user, ticket: Ticket) -> tuple[Survey, str]:
+def _seeded_raw(user, seed: str) -> str:
+    """The random value of the link a send form with this one-time token `seed` makes: derived from the token
+    under the site's secret, so that the same form sent again (a double click) can show the link the first one
+    made (send_survey's answer is lost when the browser shows the second's) — the raw value is still not stored."""
+    from django.utils.crypto import salted_hmac
+
+    return salted_hmac(SURVEY_SALT + ".form", f"{user.pk}:{seed}", algorithm="sha256").hexdigest()[:32]
+
+
+def link_again(user, survey: Survey, seed: str) -> str | None:
+    """The link of `survey` when the send form with one-time token `seed` made it and it can still be answered; a
+    new signature of the same value (the survey is found by the value, not by the signature)."""
+    raw = _seeded_raw(user, seed) if seed else ""
+    if not raw or survey.token_hash != _hash(raw) or survey.answered_at or survey.expires_at <= timezone.now():
+        return None
+    return survey_url(_signer().sign(raw))
+
+
+def send_survey(user, ticket: Ticket, *, seed: str = "") -> tuple[Survey, str]:
     """Create a survey link for the customer of a resolved, informed or closed ticket. With the customer's
     e-mail address it is posted as a reply (and so e-mailed); otherwise the agent sends the returned link
-    by SMS or WeChat. Returns (survey, link) — the link is not stored and cannot be shown again."""
+    by SMS or WeChat. Returns (survey, link) — the link is not stored; only the send form with the same one-time
+    token `seed` can have it shown again (link_again)."""
     services.require(user, Cap.HANDLE_TICKETS)
     _require_surveyable(ticket)
-    raw = secrets.token_urlsafe(24)
+    raw = _seeded_raw(user, seed) if seed else secrets.token_urlsafe(24)
     token = _signer().sign(raw)
     link = survey_url(token)
     now = timezone.now()

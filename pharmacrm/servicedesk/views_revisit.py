@@ -17,7 +17,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, personal
+from pharmacrm.core.form_saves import SENT_AGAIN, create_once, sent_again_after
 from pharmacrm.core.roles import Cap
+from pharmacrm.customers.forms import new_once_token, once_token
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.customers.views import AlreadyCreated, _create_once, _created_with
 
@@ -27,6 +29,13 @@ from .forms_revisit import ActionFilterForm, ActionForm, ActionTransitionForm, P
 from .models import ImprovementAction, Survey
 
 ACTIONS_PAGE = 50
+
+
+class _Sent:
+    """send_survey's (survey, link) as the one record create_once keeps the id of."""
+
+    def __init__(self, survey, link):
+        self.pk, self.sent = survey.pk, (survey, link)
 
 
 def panel_context(request, ticket) -> dict:
@@ -49,6 +58,7 @@ def panel_context(request, ticket) -> dict:
         "revisit_phone_form": state.get("phone_form") or PhoneRevisitForm(),
         "revisit_send_errors": state.get("send_errors", []),
         "revisit_link": state.get("link", ""),
+        "revisit_form_token": new_once_token(),  # the send button's: sent twice, one link
         "revisit_emailed": bool(ticket.reply_email),
         "today": timezone.localdate(),
     }
@@ -64,9 +74,19 @@ def _ticket_page(request, ticket, status: int, **state):
 @login_required
 @require_POST
 def send_survey(request, pk: int):
+    user = request.user
     ticket = views._handling(request, pk)
-    try:
-        survey, link = revisit.send_survey(request.user, ticket)
+    token = once_token(request.POST.get("form_token"))
+    try:  # once per form: sent again (a double click), what the first one did — the e-mail, or the link again
+        survey, link = create_once(user, token, lambda: _Sent(*revisit.send_survey(user, ticket, seed=token))).sent
+    except AlreadyCreated as e:
+        survey = Survey.objects.filter(pk=e.pk, ticket=ticket).first()
+        link = revisit.link_again(user, survey, token) if survey is not None and not survey.sent_to else None
+        if link is None:
+            messages.success(request, _("The survey link was e-mailed to the customer.") if survey and survey.sent_to
+                             else SENT_AGAIN)  # fmt: skip
+            return redirect("servicedesk:ticket", pk=ticket.pk)
+        return _ticket_page(request, views._ticket_or_404(user, pk), 200, link=link)
     except ValidationError as e:
         return _ticket_page(request, ticket, 400, send_errors=e.messages)
     if survey.sent_to:
@@ -83,11 +103,18 @@ def phone_revisit(request, pk: int):
     ticket = views._handling(request, pk)
     form = PhoneRevisitForm(request.POST)
     if form.is_valid():
-        try:
-            survey = revisit.record_phone_revisit(request.user, ticket, *form.answers())
+        try:  # once per form: sent again (a double click), the ticket with the revisit the first one recorded
+            survey = create_once(request.user, form.cleaned_data["form_token"],
+                                 lambda: revisit.record_phone_revisit(request.user, ticket, *form.answers()))  # fmt: skip
+        except AlreadyCreated as e:
+            survey = Survey.objects.filter(pk=e.pk, ticket=ticket).first()
+            if survey is None:
+                messages.info(request, SENT_AGAIN)
+                return redirect("servicedesk:ticket", pk=ticket.pk)
         except ValidationError as e:
             form.add_service_errors(e)
-        else:
+            survey = None
+        if survey is not None:
             text = _("The phone revisit was recorded.")
             if survey.outcome:
                 text += " " + (_("The ticket was reopened.") if survey.outcome == "reopen"
@@ -272,12 +299,14 @@ def action_status(request, pk: int):
         try:
             revisit.transition_action(user, action, d["to_status"], version=d["version"],
                                       outcome=d.get("outcome") or "", reason=d.get("reason") or "")  # fmt: skip
-        except ConflictError:
+        except (ConflictError, revisit.ActionTransitionRefused) as e:
             action, conflict = _action_or_404(user, pk), True
-            form.add_error(None, _conflict_text())
-        except revisit.ActionTransitionRefused as e:
-            action, conflict = _action_or_404(user, pk), True
-            form.add_error(None, " ".join(e.messages))
+            if not (action.status == d["to_status"] and sent_again_after(user, action, d["version"])):
+                form.add_error(None, _conflict_text() if isinstance(e, ConflictError) else " ".join(e.messages))
+            else:  # the same form sent again right after (a double click): the first one made the change
+                messages.success(request, _("%(number)s is now “%(status)s”.")
+                                 % {"number": action.number, "status": action.get_status_display()})  # fmt: skip
+                return redirect("servicedesk:improvement", pk=action.pk)
         except ValidationError as e:
             form.add_service_errors(e)
         else:
