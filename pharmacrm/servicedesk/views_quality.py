@@ -18,11 +18,13 @@ from django.utils.translation import gettext_lazy, pgettext, pgettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from pharmacrm.core import audit, downloads, personal
+from pharmacrm.core.form_saves import sent_again_after
 from pharmacrm.core.models import AuditEntry, Team
 from pharmacrm.customers.forms import ServiceErrorsMixin
 from pharmacrm.customers.services import ConflictError
 
 from . import performance, quality, views
+from .choices import AppealStatus
 from .forms import PeriodField
 from .models import QualityReview
 
@@ -145,6 +147,11 @@ def review_ticket(request, pk: int):
                 messages.success(request, _("Review corrected."))
         except ConflictError:
             current = QualityReview.objects.get(pk=existing.pk)
+            if sent_again_after(user, current, version) and all(
+                getattr(current, k) == (v.strip() if isinstance(v, str) else v) for k, v in data.items()
+            ):  # the correction sent again right after (a double click): the first one made it
+                messages.success(request, _("Review corrected."))
+                return redirect(reverse("servicedesk:ticket", args=[ticket.pk]) + "#quality")
             data = request.POST.copy()
             data["quality-version"] = str(current.version)
             form = QualityReviewForm(data)
@@ -171,27 +178,43 @@ def review_ticket(request, pk: int):
     return render(request, "servicedesk/ticket_detail.html", views._ticket_context(request, ticket), status=status)
 
 
-def _appeal_step(request, pk: int, form_class, state_key: str, act, success: str, refusal):
+def _appeal_step(request, pk: int, form_class, state_key: str, act, success: str, refusal, done):
     """Run an appeal step from the ticket page: on success a message and back to the review; a step that is not the
     user's (`refusal` says why) is refused before its form is read; a stale step shows the page again with the input
-    kept."""
+    kept. `done(review, data)`: whether the review is as the form asks — the same form sent again right after by
+    the same person (a double click) then shows the review, as the first sending did."""
     user = request.user
     ticket = views._ticket_or_404(user, pk)
     review = QualityReview.objects.filter(ticket=ticket).select_related("ticket").first()
     if review is None:
         raise Http404(_("This ticket has no quality review."))
+
+    def first_did_it(form) -> bool:
+        review.refresh_from_db()
+        return form.is_valid() and done(review, form.cleaned_data) and sent_again_after(
+            user, review, form.cleaned_data["version"])
+
+    form = form_class(request.POST)
     refused = refusal(user, review)
     if refused:  # never the form again to someone who may not send it
+        if first_did_it(form):
+            messages.success(request, success)
+            return redirect(reverse("servicedesk:ticket", args=[ticket.pk]) + "#quality")
         raise PermissionDenied(refused)
-    form = form_class(request.POST)
     status = 400
     if form.is_valid():
         try:
             act(user, review, form.cleaned_data)
-        except PermissionDenied as e:  # decided or appealed meanwhile, or not theirs: said on the page
-            form.add_error(None, str(e) or _("You do not have permission to do this."))
-            status = 403
-        except ConflictError:
+        except (PermissionDenied, ConflictError) as e:
+            if first_did_it(form):
+                messages.success(request, success)
+                return redirect(reverse("servicedesk:ticket", args=[ticket.pk]) + "#quality")
+            if isinstance(e, PermissionDenied):  # decided or appealed meanwhile, or not theirs: said on the page
+                form.add_error(None, str(e) or _("You do not have permission to do this."))
+                status = 403
+                request._quality_state = {state_key: form}
+                return render(request, "servicedesk/ticket_detail.html", views._ticket_context(request, ticket),
+                              status=status)  # fmt: skip
             data = request.POST.copy()
             data[f"{form_class.prefix}-version"] = str(QualityReview.objects.get(pk=review.pk).version)
             form = form_class(data)
@@ -215,6 +238,7 @@ def appeal_review(request, pk: int):
         request, pk, AppealForm, "appeal_form",
         lambda user, review, d: quality.appeal(user, review, d["appeal"], version=d["version"]),
         _("Appeal sent: a service manager decides on it."), quality.appeal_refusal,
+        lambda review, d: review.appeal_status == AppealStatus.OPEN,
     )  # fmt: skip
 
 
@@ -226,8 +250,11 @@ def decide_appeal(request, pk: int):
         quality.decide_appeal(user, review, d["decision"] == "accept", d["appeal_answer"], criteria,
                               version=d["version"])  # fmt: skip
 
+    def done(review, d):
+        return review.appeal_status == (AppealStatus.ACCEPTED if d["decision"] == "accept" else AppealStatus.REJECTED)
+
     return _appeal_step(request, pk, DecisionForm, "decision_form", act, _("Decision on the appeal recorded."),
-                        quality.decide_refusal)  # fmt: skip
+                        quality.decide_refusal, done)  # fmt: skip
 
 
 class QualityFilterForm(PeriodField, forms.Form):

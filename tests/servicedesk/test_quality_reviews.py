@@ -625,3 +625,46 @@ def test_who_reviews_no_ticket_is_refused_before_the_review_form(users, desk, no
             assert AuditEntry.objects.filter(action="access_denied", actor=who, object_repr=url).exists()
     assert page_client(users["expert"]).post(url, {}).status_code == 400  # who may review still reads the form's errors
     assert not QualityReview.objects.exists()
+
+
+def test_a_correction_an_appeal_and_a_decision_sent_twice_act_once_and_show_the_review(users, desk, november):
+    """A double click on each: the second sending answered "someone else corrected this review" (409) or was refused
+    (403, appealed / decided already); it now shows the review as the first one left it."""
+    t4 = november["T4"]
+    review = quality.review(users["expert"], t4, WRONG)
+    updates = AuditEntry.objects.filter(object_type="servicedesk.qualityreview", action="update").count
+    expert = page_client(users["expert"])
+    url = reverse("servicedesk:ticket-quality", args=[t4.pk])
+    sent = form({**WRONG, "comment": "应为2–8℃冷藏，未提示。", "version": review.version})
+    assert expert.post(url, sent).status_code == 302
+    again = expert.post(url, sent, follow=True)
+    assert again.status_code == 200 and "Review corrected." in again.content.decode() and updates() == 1
+
+    review.refresh_from_db()
+    agent = page_client(desk["a2"])
+    sent = {"appeal-appeal": "客户确认已冷藏保存。", "appeal-version": review.version}
+    appeal_url = reverse("servicedesk:ticket-quality-appeal", args=[t4.pk])
+    assert agent.post(appeal_url, sent).status_code == 302
+    again = agent.post(appeal_url, sent, follow=True)
+    assert again.status_code == 200 and "Appeal sent" in again.content.decode() and updates() == 2
+
+    review.refresh_from_db()
+    admin = page_client(users["admin"])
+    fields = {f"decision-{k}": ("yes" if getattr(review, k) else "no") for k in quality.CRITERIA}
+    sent = {**fields, "decision-decision": "reject", "decision-appeal_answer": "录音显示未提示冷藏。",
+            "decision-version": review.version}  # fmt: skip
+    decide_url = reverse("servicedesk:ticket-quality-decide", args=[t4.pk])
+    assert admin.post(decide_url, sent).status_code == 302
+    again = admin.post(decide_url, sent, follow=True)
+    assert again.status_code == 200 and "Decision on the appeal recorded." in again.content.decode()
+    assert updates() == 3
+
+
+def test_a_correction_after_a_colleagues_is_still_a_conflict(users, desk, november):
+    t4 = november["T4"]
+    review = quality.review(users["expert"], t4, WRONG)
+    url = reverse("servicedesk:ticket-quality", args=[t4.pk])
+    sent = form({**WRONG, "comment": "应为2–8℃冷藏，未提示。", "version": review.version})
+    assert page_client(users["admin"]).post(url, sent).status_code == 302  # a service manager corrects it
+
+    assert page_client(users["expert"]).post(url, sent).status_code == 409
