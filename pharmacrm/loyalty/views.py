@@ -16,14 +16,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit, builtin, downloads
-from pharmacrm.core.form_saves import SENT_AGAIN, save_form, save_new_form
+from pharmacrm.core.form_saves import SENT_AGAIN, save_form, save_new_form, sent_again_after
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
 
 from . import forms, services
-from .models import Member, MemberStatus, RedemptionStatus, Reward
+from .models import Member, MemberStatus, Redemption, RedemptionStatus, Reward
 
 A = AuditEntry.Action
 
@@ -179,6 +179,7 @@ def approvals(request):
         if redemption is None:
             raise Http404
         action, version = request.POST.get("action"), request.POST.get("version")
+        version = int(version) if is_id(version) else -1  # the page always carries it: a form without is stale
         try:
             if action in ("approve", "reject"):
                 services.decide(user, redemption, approve=action == "approve", note=request.POST.get("note", ""),
@@ -187,10 +188,16 @@ def approvals(request):
                 services.fulfil(user, redemption, request.POST.get("delivery_note", ""), version=version)
             else:
                 raise Http404
-        except (ConflictError, PermissionDenied) as e:
-            messages.error(request, str(e) or _("You do not have permission to do this."))
-        except ValidationError as e:
-            messages.error(request, _errors(e))
+        except (ConflictError, PermissionDenied, ValidationError) as e:
+            fresh = Redemption.objects.filter(pk=redemption.pk).first()
+            wanted = {"approve": RedemptionStatus.APPROVED, "reject": RedemptionStatus.REJECTED,
+                      "fulfil": RedemptionStatus.FULFILLED}.get(action)  # fmt: skip
+            if fresh is not None and fresh.status == wanted and sent_again_after(user, fresh, version):
+                messages.success(request, _("Saved."))  # sent twice (a double click): the first one did it
+            elif isinstance(e, ValidationError):
+                messages.error(request, _errors(e))
+            else:
+                messages.error(request, str(e) or _("You do not have permission to do this."))
         else:
             messages.success(request, _("Saved."))
         return redirect("loyalty:approvals")

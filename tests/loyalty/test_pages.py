@@ -184,3 +184,35 @@ def test_the_demo_catalogues_rewards_read_in_each_language_until_renamed(world, 
     assert "产品试用装" in c.get("/loyalty/rewards/", HTTP_ACCEPT_LANGUAGE="en").content.decode()  # as typed
     services.update_reward(users["manager"], reward, {"name": "返利券 ¥600"}, reward.version)
     assert "返利券 ¥600" in c.get("/loyalty/rewards/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+
+def test_approve_and_deliver_clicked_twice_act_once_and_a_stale_one_is_refused(world, client_for, users):
+    """A double click on Approve (or Delivered) answered the second time with an error (approved already, someone
+    else changed it); the second now says it was saved. A colleague's decision in between is still refused."""
+    asked = world["asked"]
+    manager = client_for("manager")
+    sent = {"redemption": asked.pk, "version": asked.version, "action": "approve"}
+    assert _said(manager.post("/loyalty/approvals/", sent, follow=True, HTTP_ACCEPT_LANGUAGE="en")) == ["Saved."]
+    again = manager.post("/loyalty/approvals/", sent, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+    assert _said(again) == ["Saved."]
+    asked.refresh_from_db()
+    assert asked.status == RedemptionStatus.APPROVED and asked.version == sent["version"] + 1
+
+    sent = {"redemption": asked.pk, "version": asked.version, "action": "fulfil", "delivery_note": "随订单配送"}
+    assert _said(manager.post("/loyalty/approvals/", sent, follow=True, HTTP_ACCEPT_LANGUAGE="en")) == ["Saved."]
+    again = manager.post("/loyalty/approvals/", sent, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+    assert _said(again) == ["Saved."] and Redemption.objects.get(pk=asked.pk).status == RedemptionStatus.FULFILLED
+
+    mine = services.request_redemption(users["rep"], world["ours"], world["reward"])
+    sent = {"redemption": mine.pk, "version": mine.version, "action": "approve"}
+    assert _said(client_for("admin").post("/loyalty/approvals/", sent, follow=True, HTTP_ACCEPT_LANGUAGE="en")) == [
+        "Saved."]  # a colleague decides first
+    late = manager.post("/loyalty/approvals/", sent, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+    assert _said(late) != ["Saved."]
+    without = client_for("admin").post("/loyalty/approvals/", {"redemption": mine.pk, "action": "fulfil",
+                                                               "delivery_note": "随订单配送"}, follow=True)  # fmt: skip
+    assert Redemption.objects.get(pk=mine.pk).status == RedemptionStatus.APPROVED and _said(without) != ["Saved."]
+
+
+def _said(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
