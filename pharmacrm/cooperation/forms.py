@@ -89,7 +89,7 @@ class ProjectForm(Base, OnceTokenForm):
         self.fields["responsible"].choices = _people(user)
 
 
-class TaskForm(Base):
+class TaskForm(Base, OnceTokenForm):  # its one-time token: sent twice, added once
     title = forms.CharField(label=_("Task"), max_length=200)
     owner = forms.ChoiceField(label=_("Owner"))
     deadline = forms.CharField(label=_("Deadline"), widget=DATE)
@@ -99,14 +99,14 @@ class TaskForm(Base):
         self.fields["owner"].choices = _people(user)
 
 
-class CheckForm(Base):
+class CheckForm(Base, OnceTokenForm):  # its one-time token: sent twice, added once
     checked_on = forms.CharField(label=_("Date"), widget=DATE)
     progress = forms.CharField(label=_("Progress (%)"), widget=forms.NumberInput(attrs={"min": 0, "max": 100}))
     problems = forms.CharField(label=_("Problems"), widget=TEXT)
     measures = forms.CharField(label=_("Measures"), widget=TEXT)
 
 
-class AcceptanceForm(Base):
+class AcceptanceForm(Base, OnceTokenForm):  # its one-time token: sent twice, added once
     accepted_on = forms.CharField(label=_("Date"), widget=DATE)
     result = forms.ChoiceField(label=_("Result"), choices=BLANK + AcceptanceResult.choices)
     standards = forms.CharField(label=_("Standards checked"), widget=TEXT,
@@ -121,7 +121,7 @@ class DueForm(Base):
     settlement_due_date = forms.CharField(label=_("Payment due"), widget=DATE)
 
 
-class PaymentForm(Base):
+class PaymentForm(Base, OnceTokenForm):  # its one-time token: sent twice, added once
     paid_on = forms.CharField(label=_("Paid on"), widget=DATE)
     amount = forms.CharField(label=_("Amount (yuan)"), widget=AMOUNT)
     invoice_number = forms.CharField(label=_("Invoice number"), max_length=50)

@@ -20,11 +20,13 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from pharmacrm.core import access, audit, downloads
-from pharmacrm.core.form_saves import SENT_AGAIN, save_form, save_new_form
+from pharmacrm.core.form_saves import SENT_AGAIN, create_once, save_form, save_new_form, sent_again_after
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
+from pharmacrm.customers.forms import once_token
 from pharmacrm.customers.services import ConflictError
+from pharmacrm.customers.views import AlreadyCreated
 
 from . import forms, services
 from .models import Acceptance, Agreement, AgreementStatus, ProjectStatus, Task, TaskStatus
@@ -262,6 +264,21 @@ PROJECT_FORMS = {"task": forms.TaskForm, "check": forms.CheckForm, "acceptance":
                  "due": forms.DueForm, "payment": forms.PaymentForm}  # fmt: skip
 
 
+def _done_by_first_click(user, project, action: str, version, data) -> bool:
+    """A project's button or form sent again right after by the same person (a double click): the record is one
+    version on from the one the page showed, that person made the change, and it is what the form asks for."""
+    project = services.Project.objects.get(pk=project.pk)
+    if action == "start":
+        return project.status == ProjectStatus.RUNNING and sent_again_after(user, project, version)
+    if action == "close":
+        return project.status == ProjectStatus.CLOSED and sent_again_after(user, project, version)
+    if action == "task-update":
+        task = Task.objects.filter(pk=data.get("task") if is_id(data.get("task")) else 0, project=project).first()
+        return task is not None and str(task.status) == data.get("status", task.status) and str(task.progress) == str(
+            data.get("progress", task.progress)) and sent_again_after(user, task, version)  # fmt: skip
+    return False
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def project_detail(request, pk):
@@ -296,6 +313,8 @@ def project_detail(request, pk):
                                      version)  # fmt: skip
             else:
                 services.require_manage(user, project.agreement)
+                if action in ("start", "close", "due") and not is_id(version):
+                    version = -1  # the page always carries it: a form without is stale
                 if action == "start":
                     services.start_project(user, project, version)
                 elif action == "close":
@@ -303,20 +322,28 @@ def project_detail(request, pk):
                 elif action in PROJECT_FORMS:
                     bound[action] = make(action, request.POST, request.FILES)
                     values = bound[action].values()
+                    token = once_token(request.POST.get(f"{action}-form_token"))
                     if action == "task":
-                        services.add_task(user, project, values)
+                        create_once(user, token, lambda: services.add_task(user, project, values))
                     elif action == "check":
-                        services.add_check(user, project, values)
+                        create_once(user, token, lambda: services.add_check(user, project, values))
                     elif action == "acceptance":
-                        services.record_acceptance(user, project, values, request.FILES.get("acceptance-attachment"))
+                        create_once(user, token, lambda: services.record_acceptance(
+                            user, project, values, request.FILES.get("acceptance-attachment")))  # fmt: skip
                     elif action == "due":
                         services.set_amount_due(user, project, values, version)
                     else:
-                        services.add_payment(user, project, values)
+                        create_once(user, token, lambda: services.add_payment(user, project, values))
                 else:
                     raise Http404
+        except AlreadyCreated:  # a form sent twice (a double click): the first one added it
+            messages.info(request, SENT_AGAIN)
+            return redirect("cooperation:project", project.pk)
         except ConflictError as e:
-            messages.error(request, str(e))
+            if _done_by_first_click(user, project, action, version, request.POST):
+                messages.success(request, _("Saved."))
+            else:
+                messages.error(request, str(e))
             return redirect("cooperation:project", project.pk)
         except ValidationError as e:
             if action in PROJECT_FORMS:

@@ -53,3 +53,63 @@ def test_the_new_project_form_sent_twice_adds_one_project(world, users, client_f
     refused = rep.post(url, {**form, "project-title": "", "project-form_token": _token(page, "project-form_token")},
                        HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
     assert refused.status_code == 400 and Project.objects.filter(agreement=agreement).count() == 1
+
+
+def _said(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+def test_a_projects_buttons_and_forms_sent_twice_act_once(world, users, client_for):  # noqa: F811
+    """Start, a task, a check, a payment and a task's progress clicked twice: the second sending answered with the
+    stale conflict, or added the task (check, payment) a second time; each now acts once and says so."""
+    import datetime as dt
+
+    from pharmacrm.cooperation import services
+    from pharmacrm.cooperation.models import Check, ProjectStatus, Task
+
+    agreement = in_force(users["rep"], world["ours"])
+    project = services.create_project(users["rep"], agreement, {
+        "title": "学术会议", "goal": "举办两场学术会议", "responsible": users["rep"].pk,
+        "start_date": agreement.start_date, "end_date": agreement.end_date, "budget": "50000"})  # fmt: skip
+    rep = client_for("rep")
+    url = f"/cooperation/projects/{project.pk}/"
+
+    def twice(form):
+        first = rep.post(url, form, HTTP_ACCEPT_LANGUAGE="en", follow=True)
+        return first, rep.post(url, form, HTTP_ACCEPT_LANGUAGE="en", follow=True)
+
+    first, again = twice({"action": "start", "version": project.version})
+    assert _said(first) == _said(again) == ["Saved."]
+    assert Project.objects.get(pk=project.pk).status == ProjectStatus.RUNNING
+
+    page = rep.get(url).content.decode()
+    first, again = twice({"action": "task", "task-title": "邀请讲者", "task-owner": str(users["rep"].pk),
+                          "task-deadline": str(dt.date.today() + dt.timedelta(days=5)),
+                          "task-form_token": _token(page, "task-form_token")})  # fmt: skip
+    assert _said(first) == ["Saved."] and "This form was already sent" in _said(again)[0]
+    task = Task.objects.get(project=project)  # one
+
+    first, again = twice({"action": "check", "check-checked_on": str(dt.date.today()), "check-progress": "30",
+                          "check-problems": "无", "check-measures": "无",
+                          "check-form_token": _token(page, "check-form_token")})  # fmt: skip
+    assert Check.objects.filter(project=project).count() == 1
+
+    first, again = twice({"action": "task-update", "task": task.pk, "status": "doing", "progress": "40",
+                          "version": task.version})  # fmt: skip
+    assert _said(first) == _said(again) == ["Saved."] and Task.objects.get(pk=task.pk).version == task.version + 1
+
+
+def test_a_stale_project_button_is_refused(world, users, client_for):  # noqa: F811
+    from pharmacrm.cooperation import services
+    from pharmacrm.cooperation.models import ProjectStatus
+
+    agreement = in_force(users["rep"], world["ours"])
+    project = services.create_project(users["rep"], agreement, {
+        "title": "学术会议", "goal": "举办两场学术会议", "responsible": users["rep"].pk,
+        "start_date": agreement.start_date, "end_date": agreement.end_date, "budget": "50000"})  # fmt: skip
+    url = f"/cooperation/projects/{project.pk}/"
+    without = client_for("rep").post(url, {"action": "start"}, HTTP_ACCEPT_LANGUAGE="en", follow=True)
+    assert _said(without) != ["Saved."] and Project.objects.get(pk=project.pk).status == ProjectStatus.PLANNING
+    assert client_for("manager").post(url, {"action": "start", "version": project.version}).status_code == 302
+    mine = client_for("rep").post(url, {"action": "start", "version": project.version}, follow=True)
+    assert _said(mine) != ["Saved."]
