@@ -239,6 +239,12 @@ def _already_triaged(error: ValidationError) -> bool:
     return hasattr(error, "error_dict") and "flag" in error.error_dict
 
 
+def _triaged_by(user, flag: Flag, status: str) -> bool:
+    """Whether this user made the decision the form asks for: the form sent twice (a double click), the second
+    sending shows what the first did. A colleague's decision is still told as one made already."""
+    return flag.status == status and flag.decided_by_id == user.pk
+
+
 @login_required
 @require_POST
 def triage_confirm(request, pk: int):
@@ -250,6 +256,11 @@ def triage_confirm(request, pk: int):
         try:
             case = services.confirm_flag(request.user, flag, kind=form.cleaned_data["kind"])
         except ValidationError as e:
+            flag.refresh_from_db()
+            if _already_triaged(e) and _triaged_by(request.user, flag, SignalStatus.CONFIRMED) and flag.case_id:
+                # "Confirm" clicked twice: the case the first click opened
+                messages.success(request, _("Case %(number)s was opened from the flag.") % {"number": flag.case.number})
+                return redirect("safety:case", pk=flag.case_id)
             if _already_triaged(e):
                 messages.error(request, " ".join(e.messages))
                 return redirect("safety:triage")
@@ -273,6 +284,11 @@ def triage_dismiss(request, pk: int):
         try:
             services.dismiss_flag(request.user, flag, reason=form.cleaned_data["reason"])
         except ValidationError as e:
+            flag.refresh_from_db()
+            if _already_triaged(e) and _triaged_by(request.user, flag, SignalStatus.DISMISSED):
+                label, _url = _source(flag)  # "Dismiss" clicked twice: the first click dismissed it
+                messages.success(request, _("The flag on %(source)s was dismissed.") % {"source": label})
+                return redirect("safety:triage")
             if _already_triaged(e):
                 messages.error(request, " ".join(e.messages))
                 return redirect("safety:triage")

@@ -463,3 +463,34 @@ def test_the_auditor_cannot_switch_a_rule(web):
     assert response.status_code == 403
     rule.refresh_from_db()
     assert not rule.active
+
+
+def test_confirm_and_dismiss_sent_twice_show_what_the_first_did(users, xiehe, web, make_user, client):
+    """A double click on Confirm (or Dismiss) answered the second time "this flag was triaged already" on the queue;
+    the second now shows the case the first opened (the queue, the flag dismissed). A colleague's decision is
+    still told as made already."""
+    ticket = make_ticket(users, xiehe, subject="服药后呕吐")
+    flag = flag_of(ticket)
+    pv = web("pv")
+    url = reverse("safety:triage-confirm", args=[flag.pk])
+    assert pv.post(url, {"kind": "adverse_reaction"}, follow=True).status_code == 200
+    again = pv.post(url, {"kind": "adverse_reaction"}, follow=True)
+    case = SafetyCase.objects.get(source_ticket=ticket)  # one
+    assert again.redirect_chain[-1][0] == reverse("safety:case", args=[case.pk])
+    assert [str(m) for m in again.context["messages"]] == [f"Case {case.number} was opened from the flag."]
+    from tests.conftest import otp_verify
+
+    colleague = make_user("pv2", Role.PV)
+    client.force_login(colleague)
+    otp_verify(client, colleague)
+    assert client.post(url, {"kind": "adverse_reaction"}, follow=True).redirect_chain[-1][0] == reverse(
+        "safety:triage")  # a colleague is told it was triaged already  # fmt: skip
+
+    other = make_ticket(users, xiehe, subject="说明书上写的副作用有哪些皮疹？")
+    flag = Flag.objects.filter(ticket=other, status=SignalStatus.PENDING).first() or services.raise_flag(
+        other, kind="adverse_reaction", terms=["皮疹"], excerpt=other.subject, by_agent=True)  # fmt: skip
+    url = reverse("safety:triage-dismiss", args=[flag.pk])
+    assert pv.post(url, {"reason": "咨询，非不良反应"}, follow=True).status_code == 200
+    again = pv.post(url, {"reason": "咨询，非不良反应"}, follow=True)
+    said = [str(m) for m in again.context["messages"]]
+    assert len(said) == 1 and "was dismissed" in said[0]
