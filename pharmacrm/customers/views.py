@@ -1121,9 +1121,30 @@ def not_duplicates(request, kind: str, first: int, second: int):
     return redirect("customers:duplicates")
 
 
+def _merged_by(user, kind: str, keep_id: str, pair: set[int]):
+    """(survivor, merged-away record) when `user` merged this pair into the record the form keeps: the merge form
+    sent twice (a double click) finds the first one done. A colleague's merge is not told so here."""
+    from pharmacrm.core.models import AuditEntry
+
+    access.require(user, Cap.MERGE_CUSTOMERS)
+    model = {"institution": Institution, "person": Person}.get(kind)
+    if model is None or not is_id(keep_id) or int(keep_id) not in pair or len(pair) != 2:
+        return None
+    keep = access.get_visible_or_404(user, model, int(keep_id))
+    drop = model.objects.filter(pk__in=pair - {keep.pk}, merged_into_id=keep.pk).first()
+    last = AuditEntry.objects.filter(action=AuditEntry.Action.MERGE, object_type=model._meta.label_lower,
+                                     object_id=str(keep.pk)).order_by("-seq").values_list("actor_id", flat=True).first()  # fmt: skip
+    return (keep, drop) if drop is not None and last == user.pk else None
+
+
 @login_required
 def merge_view(request, kind: str, survivor: int, duplicate: int):
     user = request.user
+    if request.method == "POST" and (done := _merged_by(user, kind, request.POST.get("survivor", ""),
+                                                         {survivor, duplicate})):  # fmt: skip
+        keep, drop = done  # "Merge" clicked twice: the first click merged them
+        messages.success(request, _("%(dup)s was merged into %(keep)s.") % {"dup": drop.code, "keep": keep.code})
+        return redirect(page_of(keep))
     left, right = _pair(user, kind, survivor, duplicate)
     model = type(left)
     if request.method == "POST":
