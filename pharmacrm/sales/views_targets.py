@@ -14,7 +14,10 @@ from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import audit, downloads
+from pharmacrm.core.form_saves import create_once
 from pharmacrm.core.models import AuditEntry, Team
+from pharmacrm.customers.forms import new_once_token, once_token
+from pharmacrm.customers.views import AlreadyCreated
 
 from . import targets
 from .models import yuan
@@ -173,7 +176,15 @@ def _grid_page(request, year: int, rows, status: int = 200, error: str = "", imp
         "year": year, "rows": rows, "months": range(1, 13), "error": error, "import_errors": import_errors,
         "years": [targets.current_period("year").year + 1 - i for i in range(4)],
         "max_mb": targets.IMPORT_MAX_BYTES // (1024 * 1024),
+        "form_token": new_once_token(),  # the grid saved twice (a double click) is saved once
     }, status=status)  # fmt: skip
+
+
+class _Saved:
+    """How many targets a grid's sending saved, kept by create_once as the id of what the form made."""
+
+    def __init__(self, count: int):
+        self.pk = count
 
 
 def _require_set(user) -> None:
@@ -214,8 +225,11 @@ def grid(request):
         rows = _grid_rows(year, posted=request.POST, errors=errors)
         return _grid_page(request, year, rows, status=400,
                           error=_("Nothing was saved: correct the targets marked below."))  # fmt: skip
-    try:
-        done = targets.apply(request.user, changes)
+    try:  # once per page: sent again (a double click), what the first sending saved
+        done = create_once(request.user, once_token(request.POST.get("form_token")),
+                           lambda: _Saved(targets.apply(request.user, changes))).pk  # fmt: skip
+    except AlreadyCreated as e:
+        done = e.pk or 0
     except targets.CellConflict as e:
         return _grid_page(request, year, _grid_rows(year), status=409, error=str(e))
     except ValidationError as e:

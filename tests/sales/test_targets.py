@@ -532,3 +532,21 @@ def test_a_grid_opened_before_a_new_rep_joined_leaves_the_new_reps_targets_alone
     assert manager.post("/sales/targets/grid/", data).status_code == 302
     assert SalesTarget.objects.get(user=newcomer).amount_fen == 700_000
     assert SalesTarget.objects.get(user=users["rep"], year=2026, number=1).amount_fen == 100_000
+
+
+def test_the_grid_saved_twice_saves_once_and_the_second_says_what_the_first_saved(world, client_for, users):
+    """A double click on Save: the second sending found every cell as the first left it and answered "Nothing was
+    changed." — as if the save had not happened; it now says what the first one saved."""
+    manager, rep = client_for("manager"), users["rep"]
+    page = manager.get("/sales/targets/grid/?year=2026").content.decode()
+    data = dict(re.findall(r'name="([cv]-[ut]\d+-\d+|form_token)" value="([^"]*)"', page))
+    assert data["form_token"]
+    data.update({"year": "2026", f"c-u{rep.pk}-1": "50000", f"c-u{rep.pk}-2": "52000"})
+    before = AuditEntry.objects.filter(object_type="sales.salestarget").count()
+
+    first = manager.post("/sales/targets/grid/", data, HTTP_ACCEPT_LANGUAGE="en", follow=True)
+    again = manager.post("/sales/targets/grid/", data, HTTP_ACCEPT_LANGUAGE="en", follow=True)
+
+    assert [str(m) for m in first.context["messages"]] == [str(m) for m in again.context["messages"]] == [
+        "2 targets saved."]
+    assert AuditEntry.objects.filter(object_type="sales.salestarget").count() == before + 2
