@@ -16,6 +16,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from pharmacrm.core import access, audit
+from pharmacrm.core.form_saves import sent_again_after
+from pharmacrm.core.ids import is_id
 from pharmacrm.core.local_urls import is_local
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
@@ -298,13 +300,18 @@ def churn_dismiss(request, pk: int):
 
     from . import churn
 
-    signal = churn.signals_for(request.user).filter(pk=pk, resolved_on=None).select_related("institution").first()
+    signal = churn.signals_for(request.user).filter(pk=pk).select_related("institution").first()
+    raw = request.POST.get("version", "")
+    version = int(raw) if is_id(raw) else -1  # the page always carries it: a form without is stale
+    if signal is not None and signal.resolved_on is not None:
+        if signal.dismissed_by_id == request.user.pk and sent_again_after(request.user, signal, version):
+            # "Dismiss" clicked twice: the first click dismissed it
+            messages.success(request, _("The warning about %(customer)s was dismissed.")
+                             % {"customer": signal.institution.name})  # fmt: skip
+            return redirect(_churn_back(request))
+        signal = None
     if signal is None:
         raise Http404
-    try:
-        version = int(request.POST.get("version") or 0) or None
-    except ValueError:
-        version = None
     try:
         churn.dismiss(request.user, signal, request.POST.get("reason", ""), version=version)
     except ValidationError as e:

@@ -264,3 +264,25 @@ def test_a_dismissal_reasons_contact_details_are_masked_for_the_auditor(bought, 
     for text in (page, audited):
         assert "李主任 139****5678" in text and "139-1234-5678" not in text
     assert "139-1234-5678" in client_for("admin").get("/accounts/audit/", query).content.decode()
+
+
+def test_dismiss_clicked_twice_dismisses_once_and_a_stale_one_is_refused(bought, users, client_for):
+    """A double click on Dismiss answered the second time 'not found' (404): the first had closed the warning. The
+    same person's second sending now says it was dismissed; a form without its version is stale."""
+    churn.refresh(TODAY)
+    falling = ChurnSignal.objects.get(institution=bought["falling"])
+    kam = client_for("kam")
+    without = kam.post(f"/sales/churn/{falling.pk}/dismiss/", {"reason": "科室搬迁"}, follow=True,
+                       HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert "Someone else changed this warning" in without.content.decode()
+    assert ChurnSignal.objects.get(pk=falling.pk).resolved_on is None
+    sent = {"reason": "科室搬迁，下季度恢复采购", "version": falling.version}
+
+    assert kam.post(f"/sales/churn/{falling.pk}/dismiss/", sent, follow=True).status_code == 200
+    again = kam.post(f"/sales/churn/{falling.pk}/dismiss/", sent, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert again.status_code == 200 and [str(m) for m in again.context["messages"]] == [
+        f"The warning about {bought['falling'].name} was dismissed."]
+    assert AuditEntry.objects.filter(object_type="sales.churnsignal", object_id=str(falling.pk),
+                                     action="update").count() == 1  # fmt: skip
+    assert client_for("manager").post(f"/sales/churn/{falling.pk}/dismiss/", sent).status_code == 404
