@@ -178,6 +178,17 @@ def appraisal_compute(request):
     return redirect(_back(scheme, period.key))
 
 
+def _finalised_by(user, scheme, period_key: str) -> int:
+    """How many results `user` finalised when the period has no draft left and its last finalising was theirs: the
+    button sent twice (a double click) finds the first one done. 0 otherwise."""
+    results = Appraisal.objects.filter(scheme=scheme, period=period_key)
+    if not results.exists() or results.exclude(status=Appraisal.Status.FINAL).exists():
+        return 0
+    last = AuditEntry.objects.filter(action=AuditEntry.Action.SIGN, object_type="sales.appraisal",
+                                     object_id=str(scheme.pk)).order_by("-seq").values_list("actor_id", flat=True).first()  # fmt: skip
+    return results.filter(finalised_by=user).count() if last == user.pk else 0
+
+
 @login_required
 @require_POST
 def appraisal_finalise(request):
@@ -186,12 +197,14 @@ def appraisal_finalise(request):
     period_key = request.POST.get("period", "")[:7]
     try:
         n = kpi.finalise(request.user, scheme, period_key, request.POST.get("stamp", ""))
-    except kpi.ConflictError:
-        messages.error(request, _("The results were recomputed or changed since you opened the page: nothing was "
-                                  "finalised. Check them and finalise again."))  # fmt: skip
-        return redirect(_back(scheme, period_key))
-    except ValidationError as e:
-        messages.error(request, " ".join(e.messages))
+    except (kpi.ConflictError, ValidationError) as e:
+        if n := _finalised_by(request.user, scheme, period_key):  # clicked twice: the first click finalised them
+            messages.success(request, _("%(n)s results of %(period)s finalised.") % {"n": n, "period": period_key})
+        elif isinstance(e, ValidationError):
+            messages.error(request, " ".join(e.messages))
+        else:
+            messages.error(request, _("The results were recomputed or changed since you opened the page: nothing was "
+                                      "finalised. Check them and finalise again."))  # fmt: skip
         return redirect(_back(scheme, period_key))
     messages.success(request, _("%(n)s results of %(period)s finalised.") % {"n": n, "period": period_key})
     return redirect(_back(scheme, period_key))

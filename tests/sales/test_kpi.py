@@ -402,3 +402,20 @@ def test_a_person_in_two_teams_is_in_both_teams_rankings_and_listed_once_for_the
     # the person's page names both teams
     detail = client_for("rep").get(f"/sales/appraisal/{result.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "华北团队, 华南团队" in detail
+
+
+def test_finalise_clicked_twice_finalises_once_and_says_so(world, client_for):
+    """A double click on Finalise answered the second time "there are no draft results to finalise"; the second
+    sending by the same person now says what the first one finalised."""
+    manager, scheme = client_for("manager"), world["scheme"]
+    manager.post("/sales/appraisal/compute/", {"scheme": scheme.pk, "period": "2026-Q3"}, follow=True)
+    sent = {"scheme": scheme.pk, "period": "2026-Q3", "stamp": kpi.stamp(scheme, "2026-Q3")}
+
+    first = manager.post("/sales/appraisal/finalise/", sent, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+    again = manager.post("/sales/appraisal/finalise/", sent, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+
+    said = [str(m) for m in again.context["messages"]]
+    assert said == [str(m) for m in first.context["messages"]] and "finalised" in said[0]
+    assert AuditEntry.objects.filter(object_type="sales.appraisal", action="sign").count() == 1
+    other = client_for("admin").post("/sales/appraisal/finalise/", sent, follow=True, HTTP_ACCEPT_LANGUAGE="en")
+    assert "no draft results" in " ".join(str(m) for m in other.context["messages"])
