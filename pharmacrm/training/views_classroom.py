@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import audit, downloads
-from pharmacrm.core.form_saves import SENT_AGAIN
+from pharmacrm.core.form_saves import SENT_AGAIN, sent_again_after
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, User
 from pharmacrm.customers.forms import new_once_token, once_token
@@ -25,7 +25,17 @@ from pharmacrm.customers.services import ConflictError
 from pharmacrm.customers.views import AlreadyCreated, _create_once, _created_with
 
 from . import classroom, training
-from .models import Assignment, Certificate, Course, CourseStatus, Presence, Session, SessionStatus
+from .models import (
+    Assignment,
+    Certificate,
+    Course,
+    CourseStatus,
+    Enrolment,
+    Presence,
+    Session,
+    SessionStatus,
+    WaitingEntry,
+)
 
 A = AuditEntry.Action
 PAGE_ROWS = 500
@@ -165,16 +175,33 @@ def _posted_assignment(request) -> Assignment:
     return a
 
 
-def _for_assignment(request, pk: int, act) -> HttpResponse:
+def _last_own(user, model, s: Session, a: Assignment, action: str) -> bool:
+    """Whether the last change of this trainee's place (`model`: enrolment or waiting entry) in the session is
+    `user`'s `action` — the same button sent twice (a double click): the first one did it."""
+    entries = AuditEntry.objects.filter(object_type=model._meta.label_lower).order_by("-seq")[:50]
+    for e in entries.values("action", "actor_id", "changes"):
+        session, trainee = (e["changes"] or {}).get("session") or [None, None], (e["changes"] or {}).get("user") or [
+            None, None]  # fmt: skip
+        if s.pk in session and a.user_id in trainee:
+            return e["action"] == action and e["actor_id"] == user.pk
+    return False
+
+
+def _for_assignment(request, pk: int, act, done=None) -> HttpResponse:
     """A trainee's place in a session changed from its page (enrol, withdraw, join or leave the waiting list): the
     trainee themselves, or a manager for anyone. `act(session, assignment, name)` changes it and says what happened;
-    a refusal is flashed. Back to the session's page either way."""
+    a refusal is flashed. Back to the session's page either way. `done(session, assignment, name)`: what the first
+    sending did, when the same button was sent twice (a double click) — said instead of the refusal."""
     s = _session(request, pk)
     a = _posted_assignment(request)
+    name = a.user.display_name or a.user.get_username()
     try:
-        message = act(s, a, a.user.display_name or a.user.get_username())
+        message = act(s, a, name)
     except ValidationError as err:
-        _flash(request, err)
+        if done is not None and (first := done(s, a, name)):
+            messages.success(request, first)
+        else:
+            _flash(request, err)
     else:
         messages.success(request, message)
     return redirect("training:session", pk=s.pk)
@@ -195,7 +222,13 @@ def session_withdraw(request, pk: int):
         return _("%(name)s is no longer enrolled; the place goes to %(next)s, the first on the waiting list.") % {
             "name": who, "next": nxt.display_name or nxt.get_username()}  # fmt: skip
 
-    return _for_assignment(request, pk, act)
+    def done(s, a, who):
+        if not Enrolment.objects.filter(session=s, assignment=a).exists() and _last_own(
+                request.user, Enrolment, s, a, AuditEntry.Action.DELETE):  # fmt: skip
+            return _("%(name)s is no longer enrolled.") % {"name": who}
+        return None
+
+    return _for_assignment(request, pk, act, done)
 
 
 @login_required
@@ -205,7 +238,13 @@ def session_enrol(request, pk: int):
         classroom.enrol(request.user, s, a)
         return _("%(name)s is enrolled.") % {"name": who}
 
-    return _for_assignment(request, pk, act)
+    def done(s, a, who):
+        if Enrolment.objects.filter(session=s, assignment=a, enrolled_by=request.user).exists() and _last_own(
+                request.user, Enrolment, s, a, AuditEntry.Action.CREATE):  # fmt: skip
+            return _("%(name)s is enrolled.") % {"name": who}
+        return None
+
+    return _for_assignment(request, pk, act, done)
 
 
 @login_required
@@ -218,7 +257,14 @@ def session_wait(request, pk: int):
         return _("%(name)s is number %(n)s on the waiting list; a free place is given at once, in the list's "
                  "order.") % {"name": who, "n": w.position}  # fmt: skip
 
-    return _for_assignment(request, pk, act)
+    def done(s, a, who):
+        w = WaitingEntry.objects.filter(session=s, assignment=a, added_by=request.user).first()
+        if w is not None and _last_own(request.user, WaitingEntry, s, a, AuditEntry.Action.CREATE):
+            return _("%(name)s is number %(n)s on the waiting list; a free place is given at once, in the list's "
+                     "order.") % {"name": who, "n": classroom.waiting_position(w)}  # fmt: skip
+        return None
+
+    return _for_assignment(request, pk, act, done)
 
 
 @login_required
@@ -230,7 +276,26 @@ def session_unwait(request, pk: int):
         classroom.leave_waiting_list(request.user, s, a)
         return _("%(name)s is off the waiting list.") % {"name": who}
 
-    return _for_assignment(request, pk, act)
+    def done(s, a, who):
+        if not WaitingEntry.objects.filter(session=s, assignment=a).exists() and _last_own(
+                request.user, WaitingEntry, s, a, AuditEntry.Action.DELETE):  # fmt: skip
+            return _("%(name)s is off the waiting list.") % {"name": who}
+        return None
+
+    return _for_assignment(request, pk, act, done)
+
+
+def _attendance_as_sent(request, s: Session, marks: dict) -> bool:
+    """The attendance form sent again right after by the same person: the session one version on by their change,
+    and the marks and record as the form has them."""
+    s = Session.objects.get(pk=s.pk)
+    if not sent_again_after(request.user, s, request.POST.get("version")):
+        return False
+    stored = {str(e.pk): e.attendance or "" for e in Enrolment.objects.filter(session=s, pk__in=[
+        int(k) for k in marks if is_id(k)])}  # fmt: skip
+    texts = all(str(request.POST.get(f, getattr(s, f))).strip() == getattr(s, f)
+                for f in ("materials_used", "trainer_note"))  # fmt: skip
+    return texts and all(stored.get(k) == (v or "") for k, v in marks.items())
 
 
 @login_required
@@ -244,6 +309,10 @@ def session_attendance(request, pk: int):
     except ValidationError as e:
         _flash(request, e)
     except ConflictError as e:
+        if _attendance_as_sent(request, s, marks):  # "Save" clicked twice: the first one saved this
+            messages.success(request, _("Attendance and record saved."))
+            return redirect("training:session", pk=s.pk)
+
         def keep(context):
             for enrolment in context["enrolments"] or []:
                 enrolment.attendance = marks.get(str(enrolment.pk), enrolment.attendance)

@@ -281,3 +281,55 @@ def test_two_withdrawals_at_once_give_the_two_places_to_the_first_two_on_the_lis
                second)  # fmt: skip
     assert out == [["rep"], ["expert"]]
     assert enrolled(s) == ["expert", "rep"] and waiting(s) == ["kam"]
+
+
+def _said(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+def _en(client):
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    return client
+
+
+def test_the_session_buttons_clicked_twice_act_once_and_say_what_the_first_did(users, course, client_for):  # noqa: F811
+    """Enrol, Withdraw, Join and Leave the waiting list, and the attendance's Save, each clicked twice: the second
+    answered with a refusal (enrolled already, not enrolled, on the list already, not on it) or the stale conflict;
+    it now says what the first did. A colleague's change is still refused."""
+    s = plan(users, course, capacity="1")
+    rep = _en(client_for("rep"))
+    mine = {"assignment": assignment(course, users["rep"]).pk}
+
+    def twice(url):
+        first = rep.post(url, mine, follow=True)
+        return _said(first), _said(rep.post(url, mine, follow=True))
+
+    first, again = twice(f"/training/sessions/{s.pk}/enrol/")
+    assert first == again == ["rep is enrolled."] and enrolled(s) == ["rep"]
+    first, again = twice(f"/training/sessions/{s.pk}/withdraw/")
+    assert again == ["rep is no longer enrolled."] and enrolled(s) == []
+
+    classroom.enrol(users["agent"], s, assignment(course, users["agent"]))  # full now
+    first, again = twice(f"/training/sessions/{s.pk}/waiting-list/join/")
+    assert first == again and "number 1 on the waiting list" in again[0] and waiting(s) == ["rep"]
+    first, again = twice(f"/training/sessions/{s.pk}/waiting-list/leave/")
+    assert first == again == ["rep is off the waiting list."] and waiting(s) == []
+    assert AuditEntry.objects.filter(object_type="training.waitingentry").count() == 2
+
+    # a colleague took the agent off: the agent's own "Withdraw" is still told it is not enrolled
+    manager = _en(client_for("manager"))
+    manager.post(f"/training/sessions/{s.pk}/withdraw/", {"assignment": assignment(course, users["agent"]).pk},
+                 follow=True)  # fmt: skip
+    late = _en(client_for("agent")).post(f"/training/sessions/{s.pk}/withdraw/",
+                                    {"assignment": assignment(course, users["agent"]).pk}, follow=True)  # fmt: skip
+    assert "not enrolled" in " ".join(_said(late))
+
+    classroom.enrol(users["manager"], s, assignment(course, users["rep"]))
+    Session.objects.filter(pk=s.pk).update(starts_at=when(-1, 9), ends_at=when(-1, 12))
+    place = s.enrolments.get(assignment__user=users["rep"])
+    s.refresh_from_db()
+    sent = {f"e{place.pk}": "present", "materials_used": "课件第二版", "trainer_note": "互动良好", "version": s.version}
+    url = f"/training/sessions/{s.pk}/attendance/"
+    assert _said(manager.post(url, sent, follow=True)) == ["Attendance and record saved."]
+    again = manager.post(url, sent, follow=True)
+    assert again.status_code == 200 and _said(again) == ["Attendance and record saved."]
