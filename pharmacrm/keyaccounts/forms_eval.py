@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core import builtin
 from pharmacrm.customers.choices import InstitutionType, Tier
-from pharmacrm.customers.forms import ANY, ServiceErrorsMixin, region_children
+from pharmacrm.customers.forms import ANY, OnceTokenForm, ServiceErrorsMixin, region_children
 
 from . import evaluation, scoring
 from .choices import Component, Klass, ModelKind
@@ -165,7 +165,7 @@ class RunForm(forms.Form):
     kind = forms.ChoiceField(choices=ModelKind.choices)
 
 
-class ScoringModelForm(forms.Form):
+class ScoringModelForm(OnceTokenForm):  # its one-time token: saved twice, one new version
     """One kind's model: a weight per measure, the reference values, the thresholds and (evaluation) the
     result of each class. Rules across fields are the service's (errors come back per group)."""
 

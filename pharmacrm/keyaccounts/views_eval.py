@@ -23,13 +23,14 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, personal
+from pharmacrm.core.form_saves import create_once
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import HospitalGrade, InstitutionType, Tier
 from pharmacrm.customers.forms import picker_label
 from pharmacrm.customers.models import Institution
 from pharmacrm.customers.services import ConflictError
-from pharmacrm.customers.views import CappedPaginator
+from pharmacrm.customers.views import AlreadyCreated, CappedPaginator
 from pharmacrm.servicedesk.models import ImprovementAction
 from pharmacrm.servicedesk.revisit import CLOSED_ACTIONS, mark_openable
 
@@ -577,23 +578,31 @@ def scoring_model_edit(request, kind: str):
         form = ScoringModelForm(request.POST, kind=kind)
         status = 400
         if form.is_valid():
-            if form.cleaned_data["version"] != current.version:
-                conflict, status = True, 409
+
+            def save(current=current):
+                if form.cleaned_data["version"] != current.version:  # the page loaded an older version
+                    raise evaluation.ModelChanged(current)
+                return evaluation.save_model(user, kind, form.service_data(), version=current.version)
+
+            try:  # once per form: saved twice (a double click), the version the first one put in force
+                model = create_once(user, form.cleaned_data["form_token"], save)
+            except AlreadyCreated as e:
+                model = ScoringModel.objects.filter(pk=e.pk).first() or current
+                messages.success(request, _("Version %(version)s of the model is in force; it counts from the "
+                                            "next run.") % {"version": model.version})  # fmt: skip
+                return redirect("keyaccounts:scoring-models")
+            except evaluation.ModelChanged as e:  # saved by someone else meanwhile
+                current, conflict, status = e.current, True, 409
+            except ValidationError as e:
+                form.add_service_errors(e)
             else:
-                try:
-                    model = evaluation.save_model(user, kind, form.service_data(), version=current.version)
-                except evaluation.ModelChanged as e:  # saved by someone else meanwhile
-                    current, conflict, status = e.current, True, 409
-                except ValidationError as e:
-                    form.add_service_errors(e)
+                if model.pk == current.pk:  # nothing changed: no new version
+                    messages.info(request, _("Nothing was changed: version %(version)s of the model stays in "
+                                             "force.") % {"version": model.version})  # fmt: skip
                 else:
-                    if model.pk == current.pk:  # nothing changed: no new version
-                        messages.info(request, _("Nothing was changed: version %(version)s of the model stays in "
-                                                 "force.") % {"version": model.version})  # fmt: skip
-                    else:
-                        messages.success(request, _("Version %(version)s of the model is in force; it counts from "
-                                                    "the next run.") % {"version": model.version})  # fmt: skip
-                    return redirect("keyaccounts:scoring-models")
+                    messages.success(request, _("Version %(version)s of the model is in force; it counts from "
+                                                "the next run.") % {"version": model.version})  # fmt: skip
+                return redirect("keyaccounts:scoring-models")
     else:
         form = ScoringModelForm(initial=ScoringModelForm.initial_from(current), kind=kind)
     context = {"form": form, "kind": ModelKind(kind), "current": current, "conflict": conflict}

@@ -50,3 +50,24 @@ def test_a_wrong_reference_value_is_named_by_its_label_at_its_field(client_for, 
     assert ScoringModel.objects.filter(kind="evaluation").count() == 1
     zh = c.post("/keyaccounts/models/evaluation/", _model_post(**{field: value}))
     assert english_left(zh.content.decode(), {"KOL"}) == []
+
+
+def test_the_model_saved_twice_makes_one_version_and_the_second_says_it_is_in_force(client_for, users):
+    """A double click on Save: the second sending carried the version the page was loaded with, one behind the
+    first's new one, and was answered with the stale conflict (409); the form now carries a one-time token and the
+    second sending says which version is in force. Another page loaded before a colleague's save is still stale."""
+    from pharmacrm.customers.forms import new_once_token
+
+    c = client_for("manager")
+    c.get("/keyaccounts/models/evaluation/")  # version 1 of each kind
+    assert 'name="form_token"' in c.get("/keyaccounts/models/evaluation/").content.decode()
+    sent = _model_post(name="客户评估", form_token=new_once_token())
+
+    assert c.post("/keyaccounts/models/evaluation/", sent).status_code == 302
+    again = c.post("/keyaccounts/models/evaluation/", sent, follow=True, **EN)
+
+    assert again.status_code == 200 and [str(m) for m in again.context["messages"]][-1] == (
+        "Version 2 of the model is in force; it counts from the next run.")
+    assert ScoringModel.objects.filter(kind="evaluation").count() == 2
+    stale = c.post("/keyaccounts/models/evaluation/", _model_post(name="另一个", form_token=new_once_token()), **EN)
+    assert stale.status_code == 409 and ScoringModel.objects.filter(kind="evaluation").count() == 2
