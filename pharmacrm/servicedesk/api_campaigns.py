@@ -103,12 +103,7 @@ class AnswerSerializer(ModelSerializer):
     def to_representation(self, instance):
         """As stored, except the comment with the contact details a customer typed in it masked for a reader who sees
         personal data masked (as the pages show it)."""
-        data = super().to_representation(instance)
-        if "_free_text_masked" not in self.context:
-            request = self.context.get("request")
-            self.context["_free_text_masked"] = request is None or personal.masks_free_text(request.user)
-        data["comment"] = personal.free_text(data.get("comment"), self.context["_free_text_masked"])
-        return data
+        return personal.shown_fields(self.context, super().to_representation(instance), "servicedesk.survey")
 
 
 class ResultsSerializer(Serializer):
