@@ -48,6 +48,24 @@ class Split:
     keeper: int  # its institution id
 
 
+def _parts(number: str, column: str, make) -> tuple[dict, object]:
+    """The lines of order `number` grouped by `column` (the customer, the order date): each group (made by `make`
+    from its value) with its line numbers and its last import; and the value of the line imported last (then by the
+    later import job, then the later line) — what the ERP said last about the order."""
+    parts: dict = {}
+    latest = None
+    for n, value, at, job, pk in OrderLine.objects.filter(order_number=number).order_by("line_number").values_list(
+        "line_number", column, "imported_at", "job_id", "id"
+    ):
+        part = parts.setdefault(value, make(value))
+        part.lines.append(n)
+        part.last_imported = at if part.last_imported is None else max(part.last_imported, at)
+        rank = (at, job or 0, pk)
+        if latest is None or rank > latest[0]:
+            latest = (rank, value)
+    return parts, latest[1] if latest else None
+
+
 def split_order_numbers() -> list[str]:
     """The order numbers whose stored lines name more than one customer (one grouped pass over the lines)."""
     return list(
@@ -59,24 +77,14 @@ def split_order_numbers() -> list[str]:
 def _describe(number: str, keep: int | None = None) -> Split | None:
     from pharmacrm.customers.models import Institution
 
-    rows = list(OrderLine.objects.filter(order_number=number).order_by("line_number").values_list(
-        "line_number", "institution_id", "imported_at", "job_id", "id"))  # fmt: skip
-    parts: dict[int, Part] = {}
-    latest = None
-    for n, inst, at, job, pk in rows:
-        part = parts.setdefault(inst, Part(inst, "", ""))
-        part.lines.append(n)
-        part.last_imported = at if part.last_imported is None else max(part.last_imported, at)
-        rank = (at, job or 0, pk)
-        if latest is None or rank > latest[0]:
-            latest = (rank, inst)
+    parts, latest = _parts(number, "institution_id", lambda inst: Part(inst, "", ""))
     if len(parts) < 2:
         return None
     for pk, name, credit, external in Institution.objects.filter(pk__in=list(parts)).values_list(
         "id", "name", "credit_code", "external_id"
     ):
         parts[pk].name, parts[pk].code = name, credit or external or ""
-    keeper = keep if keep is not None else latest[1]
+    keeper = keep if keep is not None else latest
     ordered = sorted(parts.values(), key=lambda p: (p.institution_id != keeper, p.name, p.institution_id))
     return Split(number, ordered, keeper)
 
@@ -173,20 +181,9 @@ def dated_order_numbers() -> list[str]:
 
 
 def _describe_dates(number: str) -> DateSplit | None:
-    rows = list(OrderLine.objects.filter(order_number=number).order_by("line_number").values_list(
-        "line_number", "order_date", "imported_at", "job_id", "id"))  # fmt: skip
-    parts: dict[object, DatePart] = {}
-    latest = None
-    for n, day, at, job, pk in rows:
-        part = parts.setdefault(day, DatePart(day))
-        part.lines.append(n)
-        part.last_imported = at if part.last_imported is None else max(part.last_imported, at)
-        rank = (at, job or 0, pk)
-        if latest is None or rank > latest[0]:
-            latest = (rank, day)
+    parts, kept = _parts(number, "order_date", DatePart)
     if len(parts) < 2:
         return None
-    kept = latest[1]
     return DateSplit(number, sorted(parts.values(), key=lambda p: (p.order_date != kept, p.order_date)), kept)
 
 
