@@ -697,6 +697,15 @@ def set_amount_due(user, project: Project, data: dict, version=None) -> Project:
     return project
 
 
+def amount_due_is(project: Project, data: dict) -> bool:
+    """Whether the project's amount due and payment date are the ones `data` gives, read as set_amount_due reads them:
+    the amount-due form sent again (a double click) finds what its first sending saved."""
+    errors: dict = {}
+    due = _amount(errors, "amount_due", data.get("amount_due"), required=True)
+    due_date = _date(errors, "settlement_due_date", data.get("settlement_due_date"), required=False)
+    return not errors and (project.amount_due, project.settlement_due_date) == (due, due_date)
+
+
 def add_payment(user, project: Project, data: dict) -> Payment:
     """A payment towards the amount due; more than is still due is refused (the amounts stay clear)."""
     require_manage(user, project.agreement)

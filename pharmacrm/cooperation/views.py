@@ -272,6 +272,9 @@ def _done_by_first_click(user, project, action: str, version, data) -> bool:
         return project.status == ProjectStatus.RUNNING and sent_again_after(user, project, version)
     if action == "close":
         return project.status == ProjectStatus.CLOSED and sent_again_after(user, project, version)
+    if action == "due":
+        return services.amount_due_is(project, forms.DueForm(data, prefix="due").values()) and sent_again_after(
+            user, project, version)  # fmt: skip
     if action == "task-update":
         task = Task.objects.filter(pk=data.get("task") if is_id(data.get("task")) else 0, project=project).first()
         return task is not None and str(task.status) == data.get("status", task.status) and str(task.progress) == str(

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from pharmacrm.cooperation.models import Agreement, Project
+from pharmacrm.core.models import AuditEntry
 from tests.cooperation.test_cooperation import data, in_force, world  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -113,3 +114,47 @@ def test_a_stale_project_button_is_refused(world, users, client_for):  # noqa: F
     assert client_for("manager").post(url, {"action": "start", "version": project.version}).status_code == 302
     mine = client_for("rep").post(url, {"action": "start", "version": project.version}, follow=True)
     assert _said(mine) != ["Saved."]
+
+
+def test_the_amount_due_sent_twice_is_saved_once_and_a_stale_one_is_refused(world, users, client_for):  # noqa: F811
+    """'Amount due' clicked twice answered the second time with the stale conflict, the first having saved it; the
+    second sending now says it was saved. A colleague's change in between, or a form without its version, is
+    still refused."""
+    from decimal import Decimal
+
+    from pharmacrm.cooperation import services
+
+    agreement = in_force(users["rep"], world["ours"])
+    project = services.create_project(users["rep"], agreement, {
+        "title": "学术会议", "goal": "举办两场学术会议", "responsible": users["rep"].pk,
+        "start_date": agreement.start_date, "end_date": agreement.end_date, "budget": "50000"})  # fmt: skip
+    rep = client_for("rep")
+    url = f"/cooperation/projects/{project.pk}/"
+    sent = {"action": "due", "due-amount_due": "12,000.00", "due-settlement_due_date": str(agreement.end_date),
+            "version": project.version}  # fmt: skip
+
+    first = rep.post(url, sent, HTTP_ACCEPT_LANGUAGE="en", follow=True)
+    again = rep.post(url, sent, HTTP_ACCEPT_LANGUAGE="en", follow=True)  # a double click
+
+    saved = Project.objects.get(pk=project.pk)
+    assert _said(first) == _said(again) == ["Saved."]
+    assert (saved.amount_due, saved.version) == (Decimal("12000.00"), project.version + 1)
+    assert AuditEntry.objects.filter(object_type="cooperation.project", object_id=str(project.pk),
+                                     action="update", changes__has_key="amount_due").count() == 1  # fmt: skip
+    assert "12,000.00" in again.content.decode()  # the page shows what the first sending saved
+
+    # a colleague changes it: the same form sent again from the page loaded before is stale, nothing changes
+    loaded = saved.version
+    services.set_amount_due(users["manager"], saved, {"amount_due": "15000"}, loaded)
+    stale = rep.post(url, {**sent, "version": loaded}, HTTP_ACCEPT_LANGUAGE="en", follow=True)
+    assert _said(stale) != ["Saved."] and Project.objects.get(pk=project.pk).amount_due == Decimal("15000.00")
+    # the colleague puts back what this form asks for: one version on, but their change, not this form's first sending
+    loaded = saved.version
+    services.set_amount_due(users["manager"], saved, {"amount_due": "12000",
+                                                      "settlement_due_date": agreement.end_date}, loaded)  # fmt: skip
+    stale = rep.post(url, {**sent, "version": loaded}, HTTP_ACCEPT_LANGUAGE="en", follow=True)
+    assert _said(stale) != ["Saved."] and Project.objects.get(pk=project.pk).version == loaded + 1
+    # without its version the form is stale too, even asking for what the project holds
+    without = rep.post(url, {k: v for k, v in sent.items() if k != "version"} | {"due-amount_due": "15000"},
+                       HTTP_ACCEPT_LANGUAGE="en", follow=True)  # fmt: skip
+    assert _said(without) != ["Saved."]
