@@ -30,7 +30,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit
-from pharmacrm.core.form_saves import SENT_AGAIN
+from pharmacrm.core.form_saves import SENT_AGAIN, sent_again_after
 from pharmacrm.core.local_urls import is_local
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
@@ -700,18 +700,26 @@ def case_day_zero(request, pk: int):
         try:
             services.correct_day_0(request.user, case, received_at=d["received_at"], reason=d.get("reason") or "",
                                    otp_code=d["otp_code"], version=d["version"])  # fmt: skip
-        except ConflictError:
+        except (ConflictError, ValidationError) as e:
             case = _handling(request, pk)
-            form.add_error(None, str(CONFLICT))
-            return _detail_page(request, case, 409, day_zero_form=form, conflict=True)
-        except ValidationError as e:
+            # sent again right after by the same person (a double click): "this is day 0 already", or the
+            # conflict, the first sending having corrected it — that sending's answer, not the refusal
+            if case.received_at == d["received_at"] and sent_again_after(request.user, case, d["version"]):
+                return _day_zero_corrected(request, case)
+            if isinstance(e, ConflictError) or d["version"] != case.version:  # stale: reload, whatever else is wrong
+                form.add_error(None, str(CONFLICT))
+                return _detail_page(request, case, 409, day_zero_form=form, conflict=True)
             form.add_service_errors(e)
         else:
             case.refresh_from_db()
-            messages.success(request, _("Day 0 of %(number)s is now %(date)s; its clocks were counted again.") % {
-                "number": case.number, "date": timezone.localtime(case.received_at).strftime("%Y-%m-%d %H:%M")})
-            return redirect("safety:case", pk=case.pk)
+            return _day_zero_corrected(request, case)
     return _detail_page(request, case, 400, day_zero_form=form)
+
+
+def _day_zero_corrected(request, case: SafetyCase):
+    messages.success(request, _("Day 0 of %(number)s is now %(date)s; its clocks were counted again.") % {
+        "number": case.number, "date": timezone.localtime(case.received_at).strftime("%Y-%m-%d %H:%M")})
+    return redirect("safety:case", pk=case.pk)
 
 
 @login_required

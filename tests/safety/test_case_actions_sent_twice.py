@@ -1,0 +1,68 @@
+"""The case page's actions clicked twice (a double click, Back and send): the day-0 correction answered the second
+time "This is day 0 already" (400), the quality investigation "someone else changed this case" (409), and a
+submission refused its one-time code as used; each now acts once and the second answer is the first's. A colleague's
+change in between — even to what this form asks for — and a form without its version are still stale."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from pharmacrm.core.models import AuditEntry, Signature
+from pharmacrm.core.roles import Role
+from pharmacrm.safety import services
+
+from .conftest import sign_code
+
+pytestmark = pytest.mark.django_db
+
+
+def _said(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+def _updates(case, key: str) -> int:
+    """The case's audit entries that changed `key` (a field, or the quality complaint's `quality`)."""
+    return AuditEntry.objects.filter(Q(changes__has_key=key) | Q(extra__has_key=key), object_type="safety.safetycase",
+                                     object_id=str(case.pk), action="update").count()  # fmt: skip
+
+
+def _day_0_form(case, user, days_earlier: int = 1) -> dict:
+    new = timezone.localtime(case.received_at - dt.timedelta(days=days_earlier)).replace(second=0, microsecond=0)
+    return {"received_at": new.strftime("%Y-%m-%dT%H:%M"), "reason": "录入错误", "otp_code": sign_code(user),
+            "version": case.version}  # fmt: skip
+
+
+def test_day_0_corrected_twice_is_corrected_once_and_the_second_answer_says_so(web, users, make_case):
+    case = make_case(received_at=timezone.now() - dt.timedelta(days=3))
+    pv = web("pv")
+    url = reverse("safety:case-day-zero", args=[case.pk])
+    sent = _day_0_form(case, users["pv"])
+
+    first = pv.post(url, sent, follow=True)
+    again = pv.post(url, sent, follow=True)  # a double click: the same form, its code used by the first
+
+    case.refresh_from_db()
+    shown = f"Day 0 of {case.number} is now {sent['received_at'].replace('T', ' ')}; its clocks were counted again."
+    assert first.status_code == again.status_code == 200
+    assert _said(first) == _said(again) == [shown]
+    assert case.version == sent["version"] + 1 and _updates(case, "received_at") == 1
+    assert Signature.objects.filter(object_type="safety.safetycase", object_id=str(case.pk)).count() == 1
+
+
+def test_a_day_0_correction_from_a_page_loaded_before_a_colleagues_is_refused(web, users, make_case, make_user):
+    case = make_case(received_at=timezone.now() - dt.timedelta(days=3))
+    sent = _day_0_form(case, users["pv"])
+    colleague = make_user("pv2", Role.PV)
+    # the colleague corrects day 0 to the very same moment: one version on, but not this officer's doing
+    services.correct_day_0(colleague, case, received_at=sent["received_at"], reason="录入错误",
+                           otp_code=sign_code(colleague), version=case.version)  # fmt: skip
+
+    stale = web("pv").post(reverse("safety:case-day-zero", args=[case.pk]), sent)
+
+    assert stale.status_code == 409 and "Someone else changed this case" in stale.content.decode()
+    assert _updates(case, "received_at") == 1
