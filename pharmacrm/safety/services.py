@@ -2213,6 +2213,15 @@ def update_quality(user, case: SafetyCase, data: dict, *, version: int | None = 
     return complaint
 
 
+def quality_is(case: SafetyCase, data: dict) -> bool:
+    """Whether the case's quality complaint holds what `data` gives, read as update_quality reads it: the
+    investigation form sent again (a double click) finds what its first sending saved."""
+    errors: dict[str, list[str]] = {}
+    values = _clean_quality(data, errors)
+    complaint = QualityComplaint.objects.filter(case=case).first()
+    return not errors and complaint is not None and all(getattr(complaint, f) == v for f, v in values.items())
+
+
 def add_capa(user, case: SafetyCase, data: dict) -> Capa:
     require(user)
     errors: dict[str, list[str]] = {}

@@ -745,20 +745,27 @@ def case_quality(request, pk: int):
     case = _handling(request, pk)
     form = QualityForm(request.POST)
     if form.is_valid():
+        version = form.cleaned_data.get("version")
+        version = -1 if version is None else version  # the page always carries it: a form without is stale
         try:
-            services.update_quality(
-                request.user, case, form.service_data(), version=form.cleaned_data.get("version")
-            )
+            services.update_quality(request.user, case, form.service_data(), version=version)
         except ConflictError:
             case = _handling(request, pk)
+            # sent again right after by the same person (a double click): what the first sending saved
+            if services.quality_is(case, form.service_data()) and sent_again_after(request.user, case, version):
+                return _quality_saved(request, case)
             form.add_error(None, str(CONFLICT))
             return _detail_page(request, case, 409, quality_form=form, conflict=True)
         except ValidationError as e:
             form.add_service_errors(e)
         else:
-            messages.success(request, _("The quality investigation was saved."))
-            return redirect(reverse("safety:case", args=[case.pk]) + "#quality")
+            return _quality_saved(request, case)
     return _detail_page(request, case, 400, quality_form=form)
+
+
+def _quality_saved(request, case: SafetyCase):
+    messages.success(request, _("The quality investigation was saved."))
+    return redirect(reverse("safety:case", args=[case.pk]) + "#quality")
 
 
 @login_required

@@ -15,6 +15,7 @@ from django.utils import timezone
 from pharmacrm.core.models import AuditEntry, Signature
 from pharmacrm.core.roles import Role
 from pharmacrm.safety import services
+from pharmacrm.safety.models import QualityComplaint
 
 from .conftest import sign_code
 
@@ -66,3 +67,39 @@ def test_a_day_0_correction_from_a_page_loaded_before_a_colleagues_is_refused(we
 
     assert stale.status_code == 409 and "Someone else changed this case" in stale.content.decode()
     assert _updates(case, "received_at") == 1
+
+
+def _quality(case) -> dict:
+    return {"batch": "B20260901", "defect": "瓶内有异物", "investigation_outcome": "灌装线滤网破损",
+            "recall_decision": "none", "version": case.version}  # fmt: skip
+
+
+def test_the_quality_investigation_sent_twice_is_saved_once_and_the_second_answer_says_so(web, make_case):
+    case = make_case(kind="quality", reactions=[])
+    pv = web("pv")
+    url = reverse("safety:case-quality", args=[case.pk])
+    sent = _quality(case)
+
+    first = pv.post(url, sent, follow=True)
+    again = pv.post(url, sent, follow=True)  # a double click
+
+    case.refresh_from_db()
+    assert first.status_code == again.status_code == 200
+    assert _said(first) == _said(again) == ["The quality investigation was saved."]
+    assert case.version == sent["version"] + 1 and _updates(case, "quality") == 1
+    assert "灌装线滤网破损" in again.content.decode()  # the page shows what the first sending saved
+
+
+def test_a_stale_quality_investigation_or_one_without_its_version_is_refused(web, make_case, make_user):
+    case = make_case(kind="quality", reactions=[])
+    sent = _quality(case)
+    colleague = make_user("pv2", Role.PV)
+    services.update_quality(colleague, case, {k: v for k, v in sent.items() if k != "version"}, version=case.version)
+    pv = web("pv")
+    url = reverse("safety:case-quality", args=[case.pk])
+
+    stale = pv.post(url, sent)  # the same values, from the page loaded before the colleague saved them
+    without = pv.post(url, {**{k: v for k, v in sent.items() if k != "version"}, "root_cause": "设备老化"})
+
+    assert stale.status_code == without.status_code == 409
+    assert QualityComplaint.objects.get(case=case).root_cause == "" and _updates(case, "quality") == 1
