@@ -28,6 +28,7 @@ from django.utils.translation import gettext_lazy
 from pharmacrm.core import access, audit, builtin, dueclock, signatures
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.deferred import label as choice_label
+from pharmacrm.core.form_saves import sent_again_after
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Counter, User
 from pharmacrm.core.numbers import PLAIN_NUMBER
@@ -1281,9 +1282,9 @@ def set_status(user, case: SafetyCase, status: str, *, reason: str = "", version
     with transaction.atomic():
         case = SafetyCase.objects.select_for_update().get(pk=case.pk)
         if version is not None and (not is_id(version) or int(version) != case.version):
-            if case.status == status:
+            if case.status == status and sent_again_after(user, case, version):
                 return case  # the same change sent twice (a double click): made the first time, not a conflict
-            raise ConflictError(case.version)
+            raise ConflictError(case.version)  # (a colleague's change in between, even to this status, is one)
         old = case.status
         changes: dict = {"status": [old, status]}
         if status == CaseStatus.CLOSED:
@@ -2259,9 +2260,9 @@ def update_capa(user, capa: Capa, data: dict, *, version: int | None = None) -> 
         status = _clean_choice(data.get("status") or capa.status, CapaStatus, "status", errors := {})
         check = str(data.get("effectiveness_check") or capa.effectiveness_check).strip()
         if version is not None and (not is_id(version) or int(version) != capa.version):
-            if (status, check) == (capa.status, capa.effectiveness_check):
+            if (status, check) == (capa.status, capa.effectiveness_check) and sent_again_after(user, capa, version):
                 return capa  # the same update sent twice (a double click): saved the first time, no conflict
-            raise ConflictError(capa.version)
+            raise ConflictError(capa.version)  # (a colleague's change in between, even to these values, is one)
         if status in (CapaStatus.EFFECTIVE, CapaStatus.NOT_EFFECTIVE) and not check:
             errors.setdefault("effectiveness_check", []).append(_("Describe how the effectiveness was checked."))
         if errors:

@@ -805,10 +805,11 @@ def capa_update(request, pk: int, capa_pk: int):
     form = CapaUpdateForm(request.POST, prefix=f"capa{capa.pk}")
     errors: list[str] = []
     if form.is_valid():
+        version = form.cleaned_data.get("version")
         try:
-            services.update_capa(
-                request.user, capa, form.cleaned_data, version=form.cleaned_data.get("version")
-            )
+            # the page always carries the version: a form without is stale; sent again right after by the same
+            # person (a double click), the service finds it saved by the first sending
+            services.update_capa(request.user, capa, form.cleaned_data, version=-1 if version is None else version)
         except ConflictError as e:
             # another officer updated the action since this page was loaded: their record stays, this input is kept
             # with the version as it is now, to be checked and sent again

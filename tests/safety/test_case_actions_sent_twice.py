@@ -15,7 +15,7 @@ from django.utils import timezone
 from pharmacrm.core.models import AuditEntry, Signature
 from pharmacrm.core.roles import Role
 from pharmacrm.safety import services
-from pharmacrm.safety.models import QualityComplaint
+from pharmacrm.safety.models import Capa, QualityComplaint
 
 from .conftest import sign_code
 
@@ -103,3 +103,29 @@ def test_a_stale_quality_investigation_or_one_without_its_version_is_refused(web
 
     assert stale.status_code == without.status_code == 409
     assert QualityComplaint.objects.get(case=case).root_cause == "" and _updates(case, "quality") == 1
+
+
+def test_a_capa_update_from_a_page_loaded_before_a_colleagues_same_update_is_refused(web, users, make_case,
+                                                                                     make_user):  # fmt: skip
+    """The update sent twice is saved once (test_case_pages); a colleague's update in between is a conflict even
+    when it set what this form asks for — it was answered 'updated' as if this officer had made it."""
+    case = make_case(kind="quality", reactions=[])
+    capa = services.add_capa(users["pv"], case, {"action": "更换滤网", "owner": users["pv"],
+                                                 "due_date": timezone.localdate() + dt.timedelta(days=30)})  # fmt: skip
+    services.update_capa(make_user("pv2", Role.PV), capa, {"status": "done"}, version=capa.version)
+
+    stale = web("pv").post(reverse("safety:case-capa-update", args=[case.pk, capa.pk]),
+                           {f"capa{capa.pk}-status": "done", f"capa{capa.pk}-version": 1})  # fmt: skip
+
+    assert stale.status_code == 409 and Capa.objects.get(pk=capa.pk).version == 2
+
+
+def test_a_close_from_a_page_loaded_before_a_colleague_closed_the_case_is_refused(web, make_case, make_user):
+    case = make_case()
+    loaded = case.version
+    services.set_status(make_user("pv2", Role.PV), case, "closed", reason="报告者失联", version=loaded)
+
+    stale = web("pv").post(reverse("safety:case-status", args=[case.pk]),
+                           {"status": "closed", "reason": "报告者失联", "version": loaded})  # fmt: skip
+
+    assert stale.status_code == 409 and _updates(case, "status") == 1

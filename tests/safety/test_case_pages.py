@@ -396,13 +396,17 @@ def test_capa_is_added_done_and_checked(client_for, users, make_case):
                    {"action": "更换滤网", "owner": users["pv"].pk, "due_date": due}).status_code == 302  # fmt: skip
     capa = Capa.objects.get()
     url = reverse("safety:case-capa-update", args=[case.pk, capa.pk])
-    assert pv.post(url, {f"capa{capa.pk}-status": "done"}).status_code == 302
-    response = pv.post(url, {f"capa{capa.pk}-status": "effective"})
+    assert pv.post(url, {f"capa{capa.pk}-status": "done", f"capa{capa.pk}-version": 1}).status_code == 302
+    response = pv.post(url, {f"capa{capa.pk}-status": "effective", f"capa{capa.pk}-version": 2})
     assert response.status_code == 400  # the effectiveness check must be described
-    assert pv.post(url, {f"capa{capa.pk}-status": "effective",
+    assert pv.post(url, {f"capa{capa.pk}-status": "effective", f"capa{capa.pk}-version": 2,
                          f"capa{capa.pk}-effectiveness_check": "三批次复检合格"}).status_code == 302  # fmt: skip
     capa.refresh_from_db()
     assert capa.status == "effective" and capa.done_at and capa.checked_at
+    # the page always carries the version: a form without one is stale, not a change of whatever the action holds
+    stale = pv.post(url, {f"capa{capa.pk}-status": "not_effective", f"capa{capa.pk}-effectiveness_check": "复检仍有异物"})
+    capa.refresh_from_db()
+    assert stale.status_code == 409 and capa.status == "effective"
 
 
 def test_a_capa_action_changed_meanwhile_is_a_conflict_keeping_the_input(client_for, users, make_case):
