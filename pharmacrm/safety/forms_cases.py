@@ -415,7 +415,10 @@ class ExportForm(ServiceErrorsMixin, SignatureMixin):
     field_order = ["purpose", "report", "reason", "otp_code"]
 
 
-class SubmissionForm(ServiceErrorsMixin, SignatureMixin):
+class SubmissionForm(ServiceErrorsMixin, SignatureMixin, OnceTokenForm):
+    """A submission recorded with the officer's signature; its one-time token makes the form sent twice (a double
+    click: its code then used) record one submission and show it."""
+
     jurisdiction = forms.ChoiceField(label=_("Jurisdiction"), choices=Jurisdiction.choices)
     kind = forms.ChoiceField(
         label=_("Report"), choices=[c for c in ClockKind.choices if c[0] != ClockKind.HANDOFF]
@@ -434,7 +437,7 @@ class SubmissionForm(ServiceErrorsMixin, SignatureMixin):
                    "otp_code"]  # fmt: skip
 
     def service_data(self) -> dict:
-        return {k: v for k, v in self.cleaned_data.items() if k != "otp_code"}
+        return {k: v for k, v in self.cleaned_data.items() if k not in ("otp_code", "form_token")}
 
 
 class DayZeroForm(ServiceErrorsMixin, SignatureMixin):

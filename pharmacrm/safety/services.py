@@ -1797,12 +1797,14 @@ def _check_submittable(case: SafetyCase, kind: str, values: dict, clocks: list[S
         ]})  # fmt: skip
 
 
-def record_submission(user, case: SafetyCase, data: dict, *, otp_code: str) -> Submission:
+def record_submission(user, case: SafetyCase, data: dict, *, otp_code: str, once=None) -> Submission:
     """Record that the case (its latest version) was sent: date, gateway or channel, message id. Needs the
     PV officer's electronic signature ("approved for submission"). Meets the open clocks of that kind and
     jurisdiction; a late one is marked with the delay and needs a reason. The code is checked before the
     transaction (a wrong code is audited and throttled even though nothing is written); everything else is
-    checked again under the case's lock, so two officers submitting at once cannot both meet the clocks."""
+    checked again under the case's lock, so two officers submitting at once cannot both meet the clocks.
+    `once(submission)` runs in the same transaction, under the lock: the page claims its form's one-time token
+    there, so that the form sent twice at once records one submission (the second raises and writes nothing)."""
     require(user)
     errors: dict[str, list[str]] = {}
     values = _clean_submission(data, errors)
@@ -1841,6 +1843,8 @@ def record_submission(user, case: SafetyCase, data: dict, *, otp_code: str) -> S
         _record(A.UPDATE, case, user, submission=submission.pk, channel=submission.channel,
                 jurisdiction=submission.jurisdiction, late=submission.late, delay_days=submission.delay_days,
                 signature_id=sig.pk)  # fmt: skip
+        if once is not None:
+            once(submission)
     return submission
 
 

@@ -673,12 +673,24 @@ def case_export(request, pk: int):
 @require_POST
 def case_submission(request, pk: int):
     case = _handling(request, pk)
+    user, token = request.user, request.POST.get("form_token", "")
+    # sent again (a double click, Back and send): the submission the first one recorded — its one-time code used
+    if _created_with(user, token):
+        return _submission_sent_again(request, case)
     form = SubmissionForm(request.POST)
     if form.is_valid():
+        token = form.cleaned_data.get("form_token")
         try:
-            submission = services.record_submission(request.user, case, form.service_data(),
-                                                    otp_code=form.cleaned_data["otp_code"])  # fmt: skip
+            # the token is claimed in the submission's transaction, not around it: the signature's check stays
+            # outside, so that a wrong code is audited and throttled (services.record_submission)
+            submission = services.record_submission(user, case, form.service_data(),
+                                                    otp_code=form.cleaned_data["otp_code"],
+                                                    once=lambda s: _create_once(user, token, lambda: s))  # fmt: skip
+        except AlreadyCreated:
+            return _submission_sent_again(request, case)
         except ValidationError as e:
+            if _created_with(user, token):  # its code refused as used: the first sending, at the same time, used it
+                return _submission_sent_again(request, case)
             form.add_service_errors(e)
         else:
             text = _("The submission of %(number)s was recorded.") % {"number": case.number}
@@ -687,6 +699,11 @@ def case_submission(request, pk: int):
             messages.success(request, text)
             return redirect("safety:case", pk=case.pk)
     return _detail_page(request, case, 400, submission_form=form)
+
+
+def _submission_sent_again(request, case: SafetyCase):
+    messages.info(request, SENT_AGAIN)
+    return redirect(reverse("safety:case", args=[case.pk]) + "#submissions")
 
 
 @login_required

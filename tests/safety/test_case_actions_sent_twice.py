@@ -15,7 +15,7 @@ from django.utils import timezone
 from pharmacrm.core.models import AuditEntry, Signature
 from pharmacrm.core.roles import Role
 from pharmacrm.safety import services
-from pharmacrm.safety.models import Capa, QualityComplaint
+from pharmacrm.safety.models import Capa, QualityComplaint, SafetyCase, Submission
 
 from .conftest import sign_code
 
@@ -129,3 +129,46 @@ def test_a_close_from_a_page_loaded_before_a_colleague_closed_the_case_is_refuse
                            {"status": "closed", "reason": "报告者失联", "version": loaded})  # fmt: skip
 
     assert stale.status_code == 409 and _updates(case, "status") == 1
+
+
+def _submission(user) -> dict:
+    return {"jurisdiction": "CN", "kind": "report", "channel": "nmpa", "message_id": "MSG-0001",
+            "submitted_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"), "otp_code": sign_code(user)}  # fmt: skip
+
+
+def _token(page: str) -> str:
+    import re
+
+    return re.search(r'name="form_token" value="([A-Za-z0-9_-]+)"', page.split('id="submission"', 1)[1]).group(1)
+
+
+def test_a_submission_sent_twice_is_recorded_once_and_the_second_answer_shows_it(web, users, make_case):
+    case = make_case()
+    pv = web("pv")
+    page = pv.get(reverse("safety:case", args=[case.pk])).content.decode()
+    sent = {**_submission(users["pv"]), "form_token": _token(page)}
+    url = reverse("safety:case-submission", args=[case.pk])
+
+    first = pv.post(url, sent, follow=True)
+    again = pv.post(url, sent, follow=True)  # a double click: its one-time code used by the first
+
+    assert _said(first) == [f"The submission of {case.number} was recorded."]
+    assert _said(again) == ["This form was already sent: the record was created then, and not a second time."]
+    assert again.redirect_chain[-1][0].endswith("#submissions") and "MSG-0001" in again.content.decode()
+    assert Submission.objects.filter(case=case).count() == 1
+    assert SafetyCase.objects.get(pk=case.pk).status == "submitted"
+
+
+def test_a_submission_refused_keeps_its_token_for_the_corrected_form(web, users, make_case):
+    case = make_case()
+    pv = web("pv")
+    page = pv.get(reverse("safety:case", args=[case.pk])).content.decode()
+    sent = {**_submission(users["pv"]), "form_token": _token(page)}
+    url = reverse("safety:case-submission", args=[case.pk])
+
+    before_day_0 = timezone.localtime(case.received_at - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    wrong = pv.post(url, {**sent, "submitted_at": before_day_0})  # refused: the token is not spent
+    right = pv.post(url, sent, follow=True)
+
+    assert wrong.status_code == 400 and _said(right) == [f"The submission of {case.number} was recorded."]
+    assert Submission.objects.filter(case=case).count() == 1
