@@ -215,6 +215,9 @@ class SurveyViewSet(
 # --- improvement actions ---------------------------------------------------------------------------
 
 
+TITLE_LIMIT = ImprovementAction._meta.get_field("title").max_length  # 200
+
+
 class ImprovementActionSerializer(ModelSerializer):
     number = serializers.CharField(read_only=True, help_text="IA-YYYY-NNNN, numbered per year.")
     ticket = VisibleTicketField(required=False, allow_null=True,
@@ -229,7 +232,7 @@ class ImprovementActionSerializer(ModelSerializer):
         queryset=revisit.owners(), required=False,
         help_text="A user who handles tickets. Default: you. Only service managers may give it to someone else.",
     )  # fmt: skip
-    title = serializers.CharField(max_length=200)
+    title = serializers.CharField(max_length=TITLE_LIMIT)
     title_label = serializers.CharField(
         source="shown_title", read_only=True,
         help_text="The title in the request's language (Accept-Language): an action the customer evaluation opened "
@@ -246,6 +249,20 @@ class ImprovementActionSerializer(ModelSerializer):
         required=False, min_value=1, max_value=MAX_INT32,
         help_text="Send it back with every change (or If-Match); 409 if stale.",
     )  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        action = self.instance if isinstance(self.instance, ImprovementAction) else None
+        longest = max(map(len, action.generated_texts(0)), default=0) if action is not None else 0
+        if longest > TITLE_LIMIT:
+            # the evaluation's title in a reader's language (`title_label`) may run longer than the stored one: sent
+            # back unchanged it is no rewording (the service keeps the stored title), so the field takes it
+            self.fields["title"] = serializers.CharField(max_length=longest)
+
+    def validate_title(self, value: str) -> str:
+        if not (isinstance(self.instance, ImprovementAction) and self.instance.reads_as_generated(0, value)):
+            serializers.CharField(max_length=TITLE_LIMIT).run_validation(value)  # a rewording: stored, 200 at most
+        return value
 
     class Meta:
         model = ImprovementAction

@@ -917,13 +917,17 @@ class ImprovementAction(models.Model):
         p = self.generated_params
         return Message(_EVALUATION_TITLE, name=p["name"], klass=p["klass"], tag=f"[{p['period']}]")
 
+    def generated_texts(self, index: int) -> set[str]:
+        """The product's text (0: title, 1: description) in each of the languages; none for a typed action."""
+        if not self.generated:
+            return set()
+        return {self._generated_text(index, code) for code, _n in settings.LANGUAGES} - {None}
+
     def reads_as_generated(self, index: int, text: str) -> bool:
         """Whether `text` is the product's text (0: title, 1: description) in one of the languages while the stored
         one still is: an edit form that showed it in the reader's language, sent back unchanged."""
         stored = self.description if index else self.title
-        if not self.generated:
-            return False
-        written = {self._generated_text(index, code) for code, _n in settings.LANGUAGES} - {None}
+        written = self.generated_texts(index)
         return stored in written and (text or "").strip() in {w.strip() for w in written}
 
     @property

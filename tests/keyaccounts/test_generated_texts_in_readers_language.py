@@ -5,13 +5,14 @@ recognised by the migration (servicedesk 0027)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 from types import SimpleNamespace
 
 from django.apps import apps
 from django.db import connection
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 
 from pharmacrm.keyaccounts import evaluation
 from pharmacrm.keyaccounts.choices import ModelKind
@@ -141,3 +142,48 @@ def test_the_api_takes_back_the_title_label_unchanged_as_no_rewording(purchases,
     assert r.status_code == 200, r.json()
     action.refresh_from_db()
     assert action.title == stored and r.json()["title_label"] == ENGLISH
+
+
+def _long_generated_action(users, institution) -> ImprovementAction:
+    """An evaluation's action whose title reads over 200 characters in English (a long customer name, as servicedesk
+    0027 recognised in titles stored before): 193 characters stored in Chinese, 219 in English."""
+    from django.conf import settings
+
+    from pharmacrm.servicedesk.models import GENERATED_ACTION_TEXTS
+
+    params = {"name": "协和" * 85, "klass": "D", "period": "2026H1"}
+    title, description = GENERATED_ACTION_TEXTS["evaluation"]
+    with translation.override(settings.LANGUAGE_CODE):
+        texts = {"title": title(params), "description": description(params)}
+    return revisit.create_action(users["manager"], {
+        **texts, "owner": users["manager"], "due_date": timezone.localdate() + dt.timedelta(days=30),
+        "institution": institution, "generated": "evaluation", "generated_params": params})  # fmt: skip
+
+
+def test_a_title_label_over_200_characters_sent_back_through_the_api_changes_nothing(users, xiehe, api_for):
+    """An API client that sent back the action as it read it (title_label as the title, PATCH) got a 400 'no more
+    than 200 characters' for an English title over 200; it is no rewording: 200, nothing stored, the action still
+    the evaluation's and read in each reader's language."""
+    from pharmacrm.core.models import AuditEntry
+
+    action = _long_generated_action(users, xiehe)
+    stored = (action.title, action.description, action.generated, action.generated_params, action.version)
+    client = api_for("manager")
+    url = f"/api/v1/improvement-actions/{action.pk}/"
+    data = client.get(url, HTTP_ACCEPT_LANGUAGE="en").json()
+    assert len(data["title"]) <= 200 < len(data["title_label"])
+
+    label_back = client.patch(url, {"title": data["title_label"], "version": data["version"]}, format="json",
+                              HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    whole_back = client.patch(url, {**data, "title": data["title_label"], "description": data["description_label"]},
+                              format="json", HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+
+    assert label_back.status_code == whole_back.status_code == 200, (label_back.json(), whole_back.json())
+    assert whole_back.json()["title_label"] == data["title_label"]
+    action.refresh_from_db()
+    assert (action.title, action.description, action.generated, action.generated_params, action.version) == stored
+    assert not AuditEntry.objects.filter(object_type="servicedesk.improvementaction", action="update").exists()
+    # a rewording is stored: over 200 characters it is refused on the title, as ever
+    reworded = client.patch(url, {"title": data["title_label"] + " — call the head of pharmacy", "version": data["version"]},
+                            format="json", HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert reworded.status_code == 400 and list(reworded.json()) == ["title"]
