@@ -11,7 +11,8 @@ of creating a second ticket, adverse-event case or order — a second ICSR sent 
   again, nothing is audited again — except that an answer which showed personal data in clear is a read of it
   again, audited as one (naming the first request, whose entries name the records).
 - The same key with another request (another path or body; a JSON body compared as data, whatever its key order or
-  spacing): 422, nothing runs — a client bug that reused a key.
+  spacing, a multipart one — a file upload — whatever boundary its encoding chose): 422, nothing runs — a client bug
+  that reused a key.
 - The same key while the first is still being processed (two retries in parallel): 409; try again shortly. A
   first request whose process died before answering is taken as abandoned after STALE_AFTER.
 - Without the header nothing changes; nor with it on a body over DATA_UPLOAD_MAX_MEMORY_SIZE (10 MB: an import's
@@ -82,9 +83,16 @@ def _fingerprint(request) -> str:
 def _body_as_sent(request) -> bytes:
     """The body compared: a JSON body as the data it holds, so that a retry serialised again — its keys in another
     order, other spacing or escapes (an app's outbox re-encoding the stored object) — is the same request, replayed,
-    not refused as another one (422). Anything else, or JSON that does not parse, byte for byte."""
+    not refused as another one (422). A multipart body (a file upload: an ICSR, an attachment) without its boundary,
+    which the client's HTTP library draws anew for each encoding — a retry's parts are those of the first. Anything
+    else, or JSON that does not parse, byte for byte."""
     body = request.body
-    if (request.content_type or "").lower() != "application/json":
+    content_type = (request.content_type or "").lower()
+    if content_type == "multipart/form-data":
+        boundary = (request.content_params or {}).get("boundary", "")
+        # the delimiters are "--" + boundary (RFC 2046), a string the parts may not hold: each one the same marker
+        return body.replace(b"--" + boundary.encode("latin-1", "replace"), b"--boundary") if boundary else body
+    if content_type != "application/json":
         return body
     try:
         data = json.loads(body)

@@ -195,3 +195,81 @@ def test_a_retry_serialised_again_is_the_same_request_replayed(api_for, body):
     changed = client.post(URL, data=json.dumps({**body, "subject": "另一个问题"}), content_type="application/json",
                           HTTP_IDEMPOTENCY_KEY="outbox-7")  # fmt: skip
     assert changed.status_code == 422
+
+
+# --- the creates users make most: each retried with its key is the first one --------------------------------------
+
+
+def _order_line(institution) -> dict:
+    return {"order_number": "API-7", "line_number": 1, "order_date": str(timezone.localdate() - dt.timedelta(days=12)),
+            "credit_code": institution.credit_code, "product_code": "P1", "quantity": 2, "unit_price": 10.5}  # fmt: skip
+
+
+def _creates(institution) -> dict:
+    """what → (role, path, body, what else a second one would be, how many there are)."""
+    from pharmacrm.engagement.models import Interaction
+    from pharmacrm.keyaccounts.models import Proposal
+    from pharmacrm.safety.models import SafetyCase
+    from pharmacrm.sales.models import OrderLine
+    from tests.safety.conftest import COMPLETE
+
+    return {
+        "ticket": ("agent", URL, {"subject": "冷链运输温度", "channel": "phone", "category": "drug_info",
+                                  "institution": institution.pk}, {"subject": "另一个问题"}, Ticket.objects.count),
+        "interaction": ("rep", "/api/v1/interactions/", {"institution": institution.pk, "channel": "wechat",
+                                                         "subject": "微信咨询", "notes": ""},
+                        {"subject": "电话回访"}, Interaction.objects.count),
+        "key-account proposal": ("analyst", "/api/v1/keyaccounts/proposals/", {"institution": institution.pk,
+                                                                               "reason": "采购额连续两年居前", "kind": "list"},
+                                 {"reason": "学术影响力大"}, Proposal.objects.count),
+        "orders": ("manager", "/api/v1/sales/orders/", {"lines": [_order_line(institution)]},
+                   {"mode": "all"}, OrderLine.objects.count),
+        "safety case": ("pv", "/api/v1/safety/cases/", COMPLETE, {"narrative": "另一位患者用药后出现皮疹。"},
+                        SafetyCase.objects.count),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("what", ["ticket", "interaction", "key-account proposal", "orders", "safety case"])
+def test_each_create_a_client_retries_gets_the_first_answer_and_creates_nothing_more(api_for, xiehe, what):
+    role, path, body, other, count = _creates(xiehe)[what]
+    client, key = api_for(role, lang="en"), "retry-" + what.replace(" ", "-")
+
+    first = client.post(path, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    created, audited = count(), AuditEntry.objects.exclude(action="read_personal").count()
+    again = client.post(path, body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    reused = client.post(path, {**body, **other}, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+    assert first.status_code in (200, 201), first.content
+    assert (again.status_code, again.json()) == (first.status_code, first.json())
+    assert again["Idempotent-Replayed"] == "true"
+    assert reused.status_code == 422 and "Idempotency-Key" in reused.json()["detail"]
+    assert created == count() == 1 and AuditEntry.objects.exclude(action="read_personal").count() == audited
+
+
+def test_a_file_upload_retried_with_a_new_boundary_is_the_same_request(api_for):
+    """An ICSR posted as a multipart file and retried by an HTTP library that draws a new boundary for each encoding
+    (requests, urllib3) was refused as another request (422) — the body differs only in its boundary; it is the same
+    request, replayed: one case. Another file with the same key is still another request."""
+    from pathlib import Path
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.test.client import encode_multipart
+
+    from pharmacrm.safety.models import SafetyCase
+
+    examples = Path(__file__).parent.parent / "safety" / "data" / "fda-examples"
+    client = api_for("pv", lang="en")
+
+    def upload(name: str, boundary: str):
+        data = (examples / name).read_bytes()
+        body = encode_multipart(boundary, {"file": SimpleUploadedFile(name, data, content_type="application/xml")})
+        return client.post("/api/v1/safety/icsrs/", body, content_type=f"multipart/form-data; boundary={boundary}",
+                           HTTP_IDEMPOTENCY_KEY="icsr-upload-1")  # fmt: skip
+
+    first = upload("FAERS2022Scenario1.xml", "c2VuZC0x4f0e1a")
+    retry = upload("FAERS2022Scenario1.xml", "----WebKitFormBoundary7MA4YWxk")
+    other = upload("FAERS2022Scenario2.xml", "9a1b2c3d")
+
+    assert first.status_code == retry.status_code == 201, retry.content
+    assert retry["Idempotent-Replayed"] == "true" and retry.json() == first.json()
+    assert other.status_code == 422 and SafetyCase.objects.count() == 1
