@@ -439,17 +439,41 @@ def _cut_contact(digits: str) -> bool:
     )
 
 
+# an e-mail address cut before its domain ends (zhang.san@exa, zhang.san@): no whole address mask_contacts finds, and
+# its local part — the name — was shown. What a cut left after the @, up to the end of the text
+_CUT_ADDRESS_AT_END = re.compile(r"([\w.!#$%&*+/=?^~-]+)@([\w.-]*)$")
+_LATIN_LOCAL = re.compile(r"[A-Za-z0-9.!#$%&*+/=?^~_-]+$")
+
+
+def _cut_address(shown: str) -> str | None:
+    """`shown` with an e-mail address cut at its end masked as mask_email masks a whole one (zhang.san@exa →
+    z***@exa); None when it does not end in one. An address written in Latin letters right after Chinese words
+    (邮箱zhang.san@exa) starts at its first letter, as for a whole one."""
+    m = _CUT_ADDRESS_AT_END.search(shown.translate(_FULL_WIDTH))
+    if not m:
+        return None
+    start, local = m.start(1), m.group(1)
+    latin = _LATIN_LOCAL.search(local)
+    if latin is not None and latin.start() > 0:
+        start, local = start + latin.start(), latin.group(0)
+    return shown[:start] + mask_email(f"{local}@{m.group(2)}")
+
+
 def mask_contacts_cut(text: str, limit: int) -> str:
     """A free text as mask_contacts shows it, cut at `limit` characters (a notification's title): masked before it
     is cut, so that no number is cut in clear. A text that long or longer may also be one stored cut already (a
     notification's title kept at 200 characters before its template was): the digits at its end that can be the
-    beginning of a number cut mid-way (请回电 1391234) are masked as well (请回电 139****); a text shorter than
+    beginning of a number cut mid-way (请回电 1391234) are masked as well (请回电 139****), and an e-mail address cut
+    before its domain ends (zhang.san@exa, zhang.san@) as mask_email masks one (z***@exa); a text shorter than
     `limit` less one character (the space a cut before it may have left, stripped) keeps its last number as typed,
-    as do other numbers."""
+    as do other numbers. An address cut before its @ (zhang.sa) cannot be told from a word and is kept."""
     text = text or ""
     shown = mask_contacts(text)[:limit]
     if len(text) < limit - 1:
         return shown
+    address = _cut_address(shown)
+    if address is not None:
+        return address
     m = _CUT_AT_END.search(shown.translate(_FULL_WIDTH))
     if not m:
         return shown

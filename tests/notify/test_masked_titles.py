@@ -110,3 +110,23 @@ def test_a_number_cut_at_the_end_of_a_stored_title_is_masked_for_a_masked_reader
 def test_a_reader_who_sees_personal_data_reads_a_cut_title_as_stored(users, api_for):
     note = _stored(users["manager"], CUT_TITLE)
     assert api_for("manager").get(f"/api/v1/notifications/{note.pk}/").json()["title"] == CUT_TITLE
+
+
+# …and an e-mail address cut there before its domain ends (zhang.san@exa): its name is masked as a whole address's
+MAIL_TITLE = CUT[: 200 - len("联系 zhang.san@exa")] + "联系 zhang.san@exa"
+MAIL_AT_TITLE = CUT[: 200 - len("联系 zhang.san@")] + "联系 zhang.san@"
+
+
+@pytest.mark.parametrize("role", ["agent", "auditor"])
+def test_an_address_cut_at_the_end_of_a_stored_title_is_masked_for_a_masked_reader(role, users, client_for, api_for):
+    notes = [_stored(users[role], MAIL_TITLE), _stored(users[role], MAIL_AT_TITLE)]
+    page = client_for(role).get("/notifications/").content.decode()
+    assert "联系 z***@exa" in page and "联系 z***@" in page and "zhang.san" not in page
+    listed = {n["id"]: n["title"] for n in api_for(role).get("/api/v1/notifications/").json()["results"]}
+    assert listed[notes[0].pk].endswith("联系 z***@exa") and listed[notes[1].pk].endswith("联系 z***@")
+    assert "zhang.san" not in services.email_text(MAIL_TITLE, "", "")[0]
+
+
+def test_a_reader_who_sees_personal_data_reads_a_cut_address_as_stored(users, api_for):
+    note = _stored(users["manager"], MAIL_TITLE)
+    assert api_for("manager").get(f"/api/v1/notifications/{note.pk}/").json()["title"] == MAIL_TITLE

@@ -41,3 +41,34 @@ def test_a_number_cut_in_the_history_is_read_as_kept_by_roles_that_see_personal_
     assert CUT in str(api_for("manager").get(f"/api/v1/tickets/{edited.pk}/events/").json())
     query = {"object_type": "servicedesk.ticket", "object_id": edited.pk}
     assert CUT in client_for("admin").get("/accounts/audit/", query).content.decode()
+
+
+# an e-mail address cut before its domain ends: its name (zhang.san) was shown, no whole address for the masks
+MAIL_BEFORE = "药" * (200 - len("请联系 zhang.san@exa")) + "请联系 zhang.san@example.com"
+MAIL_AT = "药" * (200 - len("请联系 zhang.san@")) + "请联系 zhang.san@example.com"
+
+
+@pytest.mark.parametrize("role", ["agent", "auditor"])
+@pytest.mark.parametrize(("before", "shown"), [(MAIL_BEFORE, "请联系 z***@exa…"), (MAIL_AT, "请联系 z***@…")])
+def test_an_address_cut_before_its_domain_in_the_history_is_masked_for_roles_that_see_personal_data_masked(
+    raise_ticket, xiehe, users, client_for, api_for, role, before, shown  # noqa: F811
+):
+    ticket = raise_ticket(subject="配送延迟", description=before)
+    ticket = editing.edit_ticket(users["manager"], ticket, {"description": "已回复客户"}, version=ticket.version)
+    texts = [client_for(role).get(f"/service/tickets/{ticket.pk}/").content.decode(),
+             str(api_for(role).get(f"/api/v1/tickets/{ticket.pk}/events/").json())]  # fmt: skip
+    query = {"object_type": "servicedesk.ticket", "object_id": ticket.pk}
+    texts += [client_for("auditor").get("/accounts/audit/", query).content.decode(),
+              str(api_for("auditor").get("/api/v1/audit/", query).json()["results"])]  # fmt: skip
+    for text in texts:
+        assert shown in text and "zhang.san" not in text
+
+
+def test_an_address_cut_before_its_domain_is_read_as_kept_by_roles_that_see_personal_data(
+    raise_ticket, xiehe, users, client_for, api_for  # noqa: F811
+):
+    ticket = raise_ticket(subject="配送延迟", description=MAIL_BEFORE)
+    ticket = editing.edit_ticket(users["manager"], ticket, {"description": "已回复客户"}, version=ticket.version)
+    assert "请联系 zhang.san@exa…" in str(api_for("manager").get(f"/api/v1/tickets/{ticket.pk}/events/").json())
+    query = {"object_type": "servicedesk.ticket", "object_id": ticket.pk}
+    assert "请联系 zhang.san@exa…" in client_for("admin").get("/accounts/audit/", query).content.decode()
