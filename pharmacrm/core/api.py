@@ -229,7 +229,7 @@ class AuditEntrySerializer(ModelSerializer):
         data["changes"] = personal.audit_changes(instance.object_type, data["changes"], self.context["_free_text_masked"])
         data["extra"] = personal.audit_details(data["extra"], self.context["_free_text_masked"])
         if self.context["_free_text_masked"] and instance.object_type in personal.NAMED_BY_FREE_TEXT:
-            data["object_repr"] = personal.free_text(data.get("object_repr"), True)  # its subject
+            data["object_repr"] = personal.audit_text(data.get("object_repr"), True)  # its subject
         return data
 
 

@@ -645,7 +645,7 @@ def _audit_denial(context) -> None:
     view = context.get("view")
     audit.record(
         "access_denied",
-        ("api", "", clean_text(request.path)[:200]),
+        ("api", "", clean_text(request.path)),
         user=user,
         method=request.method,
         view=type(view).__name__ if view is not None else "",

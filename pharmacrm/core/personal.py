@@ -56,6 +56,18 @@ def free_text(value, masked: bool) -> str:
     return _masked(value) if masked and value else value
 
 
+def audit_text(value, masked: bool) -> str:
+    """A text an audit entry keeps (a detail such as a reveal's reason, a record's name), as shown: `free_text`, and
+    for a masked reader a value at exactly one of the lengths entries cut texts at before every cut was marked with
+    "…" (audit.CUT_LENGTHS) has a number or an e-mail address cut at its end masked by the cut rule
+    (normalise.mask_contacts_cut: …请回电 1391234 → …请回电 139****). What is stored is not changed: the trail is
+    append-only."""
+    shown = free_text(value, masked)
+    if masked and isinstance(value, str) and len(value) in audit.CUT_LENGTHS and not value.endswith("…"):
+        return normalise.mask_contacts_cut(shown, len(shown))
+    return shown
+
+
 def holds_contacts(value) -> bool:
     return isinstance(value, str) and bool(value) and normalise.mask_contacts(value) != value
 
@@ -207,7 +219,7 @@ _DIGEST = re.compile(r"[0-9a-f]{16,}|\*+#[0-9a-f]+")  # a hash or a keyed digest
 
 def _masked_leaves(value):
     if isinstance(value, str):
-        return value if _DIGEST.fullmatch(value) else free_text(value, True)
+        return value if _DIGEST.fullmatch(value) else audit_text(value, True)
     if isinstance(value, list | tuple):
         return [_masked_leaves(v) for v in value]
     if isinstance(value, dict):
@@ -271,7 +283,7 @@ def contact_view(
             people=read_ids[:1000],
             count=len(read_ids),
             fields=list(fields) + [t for t in texts if t in read_texts],
-            reason=reveal_reason.strip()[:500],
+            reason=audit.cut(reveal_reason.strip(), 500),
             purpose=purpose,
         )
     return out

@@ -526,7 +526,7 @@ def _audit_rows(user, entries) -> None:
         else:
             e.label = e.object_repr
         if masked and e.object_type in personal.NAMED_BY_FREE_TEXT:  # named by its subject: 请回电 139…
-            e.label = personal.free_text(e.label, True)
+            e.label = personal.audit_text(e.label, True)
         e.url = ""
         if (e.object_type, e.object_id) in openable and e.action != A.DELETE:
             try:
@@ -677,7 +677,7 @@ def _audit_refused_write(request) -> None:
     match = getattr(request, "resolver_match", None)
     try:
         audit.record(
-            A.ACCESS_DENIED, ("web", "", clean_text(request.path)[:200]), user=user, method=request.method,
+            A.ACCESS_DENIED, ("web", "", clean_text(request.path)), user=user, method=request.method,
             view=(match.view_name if match is not None else "") or "",
         )  # fmt: skip
     except Exception:  # noqa: BLE001 — the page of last resort must not fail

@@ -3796,7 +3796,7 @@ def _finish(job, status, counts: Counts, errors=(), preview=(), notes=()) -> Imp
 
 def _audit_import(job: ImportJob, user, **extra) -> None:
     audit.record(
-        A.IMPORT, ("customers.importjob", str(job.pk), job.file_name[:200]), user=user,
+        A.IMPORT, ("customers.importjob", str(job.pk), job.file_name), user=user,
         target=job.target, mode=job.mode, file_name=job.file_name, sha256=job.file_sha256, size=job.file_size,
         status=job.status, rows=job.processed_rows, created=job.created_count, updated=job.updated_count,
         unchanged=job.unchanged_count, errors=job.error_count, **extra,

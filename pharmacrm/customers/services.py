@@ -844,7 +844,7 @@ def delete_customer(user, obj: Institution | Person, version: int | None = None)
             extra = {"consents": consents} if consents else {}
             if record is not obj:
                 extra["merged_into"] = record.merged_into_id
-            label = (record._meta.label_lower, str(record.pk), str(record)[:200])
+            label = (record._meta.label_lower, str(record.pk), str(record))  # cut with "…" by the entry
             entries.append((label, audit.diff(snapshot(record, fields), {}), extra))
         search.unindex(kind, [r.pk for r in (obj, *absorbed)])
         if isinstance(obj, Institution):
@@ -1452,7 +1452,7 @@ def _moves_recorded(user, survivor: Institution, duplicate: Institution, moved: 
         for pk, name, region_id in model.objects.filter(pk__in=list(changes)).values_list("pk", "name", "region_id"):
             if model is Institution and regions.get(pk) != region_id:
                 changes[pk]["region"] = [regions.get(pk), region_id]
-            items.append(((model._meta.label_lower, str(pk), name[:200]), changes[pk]))
+            items.append(((model._meta.label_lower, str(pk), name), changes[pk]))
         audit.record_many(A.UPDATE, items, user=user, institution_merged=duplicate.pk)
 
 

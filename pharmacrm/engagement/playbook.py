@@ -294,7 +294,7 @@ class SyncResult:
         """What the audit entry is about, as the home page's recent changes name it: the customer, or the first of
         several and how many more."""
         first = self.names[0] if self.names else ""
-        return (first if self.entered <= 1 else f"{first} +{self.entered - 1}")[:200]
+        return first if self.entered <= 1 else f"{first} +{self.entered - 1}"  # cut with "…" by the entry
 
 
 def sync(model, ids, *, user=None, now: dt.datetime | None = None, source: str = "", created: bool = False) -> SyncResult:
@@ -406,7 +406,7 @@ def on_merged(sender, *, survivor, duplicate, user=None, **kwargs) -> None:
         version=F("version") + 1,
     )  # fmt: skip
     if closed:
-        audit.record(A.UPDATE, ("engagement.stagetask", "", str(duplicate)[:200]), user=user, lifecycle=fk,
+        audit.record(A.UPDATE, ("engagement.stagetask", "", str(duplicate)), user=user, lifecycle=fk,
                      customers=[duplicate.pk], closed=closed, merged=survivor.pk)  # fmt: skip
 
 

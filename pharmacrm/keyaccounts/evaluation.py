@@ -1159,7 +1159,7 @@ def _open_actions(model: ScoringModel, key_ids: set[int], run_row: EvaluationRun
     label = ImprovementAction._meta.label_lower
     due_text = due.isoformat()
     audit.record_many(A.CREATE, [
-        ((label, str(ids[row[0]]), f"{row[0]} {row[9]}"[:200]),
+        ((label, str(ids[row[0]]), f"{row[0]} {row[9]}"),
          {"number": [None, row[0]], "owner": [None, row[2]], "due_date": [None, due_text]})
         for row in rows
     ], user=SYSTEM, reason="evaluation", run=run_row.pk, period=period)  # fmt: skip

@@ -197,7 +197,7 @@ def _finish(sub: ReportSubscription, now: dt.datetime, **fields) -> None:
 def _pause(sub: ReportSubscription, now: dt.datetime, reason: str) -> None:
     with transaction.atomic():
         _finish(sub, now, active=False, attempts=0, last_error=reason[:500], version=F("version") + 1)
-        audit.record(A.UPDATE, sub, user=sub.user, changes={"active": [True, False]}, reason=reason[:200])
+        audit.record(A.UPDATE, sub, user=sub.user, changes={"active": [True, False]}, reason=audit.cut(reason, 200))
 
 
 def _language(user) -> str:

@@ -1866,7 +1866,7 @@ def record_ack(user, submission: Submission, *, accepted: bool, errors: list[str
             return submission  # the same acknowledgement imported twice
         submission.ack_status = AckStatus.ACCEPTED if accepted else AckStatus.REJECTED
         submission.ack_at, submission.ack_message_id = at, (ack_message_id or "")[:100]
-        submission.ack_errors = [str(e)[:1000] for e in errors][:100]
+        submission.ack_errors = [audit.cut(str(e), 1000) for e in errors][:100]
         submission.save(update_fields=["ack_status", "ack_at", "ack_message_id", "ack_errors"])
         if not accepted and case.status == CaseStatus.NULLIFIED:
             # the case was withdrawn as invalid meanwhile: no report is owed any more, so it is not reopened; PV

@@ -558,16 +558,16 @@ def _import_post(request, limiter: SizeLimitHandler):
                 for c in cases
             ]  # fmt: skip
             result += [{"case": None, "warnings": [line]} for line in cases.not_held]
-            audit.record(A.IMPORT, ("safety.safetycase", "", upload.name[:200]), user=request.user,
-                         format="E2B(R3) ICSR", file=upload.name[:200], size=upload.size,
+            audit.record(A.IMPORT, ("safety.safetycase", "", upload.name), user=request.user,
+                         format="E2B(R3) ICSR", file=audit.cut(upload.name, 200), size=upload.size,
                          cases=[c.number for c in cases], not_held=len(cases.not_held))  # fmt: skip
         else:
             from .e2b import ack as ack_import
 
             submissions = ack_import.import_ack(request.user, data)
             result = [{"submission": s, "case": s.case} for s in submissions]
-            audit.record(A.IMPORT, ("safety.submission", "", upload.name[:200]), user=request.user,
-                         format="E2B(R3) ACK", file=upload.name[:200], size=upload.size,
+            audit.record(A.IMPORT, ("safety.submission", "", upload.name), user=request.user,
+                         format="E2B(R3) ACK", file=audit.cut(upload.name, 200), size=upload.size,
                          submissions=[s.pk for s in submissions])  # fmt: skip
     except ValidationError as e:
         lines = e.message_dict.get("file", e.messages) if hasattr(e, "error_dict") else e.messages

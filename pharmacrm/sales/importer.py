@@ -1150,7 +1150,7 @@ class Resolver:
             if after is None:
                 continue  # recorded and taken out again: nothing changed
             pk, name, product = after
-            label = ("sales.productcode", str(pk), f"{code} {name}".strip()[:200])
+            label = ("sales.productcode", str(pk), f"{code} {name}".strip())
             if before is None:
                 created.append((label, {"code": [None, code], "name": [None, name], "product": [None, product]}))
                 continue

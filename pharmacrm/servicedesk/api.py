@@ -151,7 +151,7 @@ def callers_in_clear(user, tickets, *, reveal_reason: str = "", purpose: str = "
             AuditEntry.Action.READ_PERSONAL,
             ("servicedesk.ticket", str(read[0]) if len(read) == 1 else "", f"{len(read)}"),
             user=user, tickets=read[:1000], count=len(read), fields=sorted(fields, key=order.index),
-            reason=reveal_reason.strip()[:500], purpose=purpose,
+            reason=audit.cut(reveal_reason.strip(), 500), purpose=purpose,
         )  # fmt: skip
     return clear
 

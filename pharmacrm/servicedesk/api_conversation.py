@@ -176,7 +176,7 @@ class TicketMessageViewSet(
         clear = mode == "plain" or (mode == "reveal" and bool(reason))
         if clear and any(personal.holds_contacts(m.body) or personal.holds_contacts(m.subject) for m in shown):
             audit.record(AuditEntry.Action.READ_PERSONAL, ticket, user=request.user, fields=["messages"],
-                         reason=reason[:500], purpose="api")  # fmt: skip
+                         reason=audit.cut(reason, 500), purpose="api")  # fmt: skip
         context = {**self.get_serializer_context(), "texts_clear": clear}
         data = self.get_serializer(shown, many=True, context=context).data
         return self.get_paginated_response(data) if page is not None else Response(data)

@@ -519,8 +519,9 @@ def set_repeat(user, campaign: SurveyCampaign, on: bool, *, version: int | None 
 
 
 def _pause_repeat(template: SurveyCampaign, reason: str) -> None:
-    SurveyCampaign.objects.filter(pk=template.pk).update(repeat_paused=reason[:300], updated_at=timezone.now())
-    audit.record(A.UPDATE, template, user=services.SYSTEM, changes={"repeat_paused": ["", reason[:300]]})
+    reason = audit.cut(reason, 300)
+    SurveyCampaign.objects.filter(pk=template.pk).update(repeat_paused=reason, updated_at=timezone.now())
+    audit.record(A.UPDATE, template, user=services.SYSTEM, changes={"repeat_paused": ["", reason]})
     log.warning("Repeating survey campaign %s paused: %s", template.pk, reason)
 
 

@@ -317,7 +317,7 @@ def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, rea
             diff["safety_relevant"] = [False, True]  # a safety category makes the ticket safety-relevant
     if not diff:
         return ticket
-    reason = (reason or "").strip()[:500]
+    reason = audit.cut((reason or "").strip(), 500)
     new_address = "reply_email" in diff and check_reply_address(
         user, ticket, diff["reply_email"][1], reason, (ticket.person, values.get("person"))
     )

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from pharmacrm.core import wording
-from pharmacrm.core.personal import MASKERS, free_text, masks_free_text
+from pharmacrm.core.personal import MASKERS, audit_text, free_text, masks_free_text
 
 register = template.Library()
 
@@ -29,21 +29,24 @@ def masked_phone(value: str) -> str:
 
 
 @register.simple_tag(takes_context=True)
-def shown_text(context, value, clear: bool = False) -> str:
+def shown_text(context, value, clear: bool = False, kept: bool = False) -> str:
     """Free text about a customer (an interaction's notes, influence notes) as this reader may see it: with the
     phone numbers, e-mail addresses and ID card numbers in it masked for a role that sees personal data masked.
     `{% shown_text i.notes as notes %}`; `clear=True`: as typed, the page having revealed it with a reason (audited
-    by that reveal: a ticket's text after "Show the contact details in clear")."""
+    by that reveal: a ticket's text after "Show the contact details in clear"); `kept=True`: a text an audit entry
+    keeps (a reveal's reason), which an entry written before may have cut at its length without "…"
+    (personal.audit_text)."""
     if clear:
         return value
+    shown = audit_text if kept else free_text
     request = context.get("request")
     user = getattr(request, "user", None)
     if request is None or user is None:
-        return free_text(value, True)
+        return shown(value, True)
     masked = getattr(request, "_free_text_masked", None)
     if masked is None:
         masked = request._free_text_masked = masks_free_text(user)
-    return free_text(value, masked)
+    return shown(value, masked)
 
 
 AUDIT_LIST_SHOWN = 20  # a list in an audit entry (people read, fields) shows this many items, then a count

@@ -827,7 +827,7 @@ def _nullify(services, user, case_dict: dict, reason: str, warnings: list[str], 
               "worldwide case id (C.1.8.1) was received before: nothing was nullified and no case was opened.")
             % {"id": wid or "?", "reason": given}
         )  # fmt: skip
-        _record(A.IMPORT, ("safety.safetycase", "", wid[:100]), user, format="E2B(R3) ICSR", source=source,
+        _record(A.IMPORT, ("safety.safetycase", "", wid), user, format="E2B(R3) ICSR", source=source,
                 nullification=True, reason=reason, outcome="no such case")  # fmt: skip
         return None
     if _own_id(wid):
