@@ -113,8 +113,9 @@ FREE_TEXT_OF = {
     # an improvement action opened from a poor survey answer starts with the customer's comment as its description
     # and its title and outcome are what its owner writes about the customer (回电李女士 139…)
     "servicedesk.improvementaction": ("title", "description", "outcome"),
-    # a sales opportunity's next step and why it was lost, in the rep's words (联系药剂科李主任 139…)
-    "sales.opportunity": ("next_step", "lost_note"),
+    # a sales opportunity's title, competitor, next step and why it was lost, in the rep's words (联系药剂科李主任 139…,
+    # 王主任 139… 引进项目): its title names it in the audit trail too
+    "sales.opportunity": ("title", "competitor", "next_step", "lost_note"),
     # an annual communication plan's goal and its lines' notes (重点联系王主任 139…)
     "engagement.communicationplan": ("goal",),
     "engagement.communicationplanline": ("note",),
@@ -125,7 +126,7 @@ FREE_TEXT_OF = {
 # records named in the audit trail by their free text (an interaction by its subject, a ticket by its number and
 # subject): the name is masked as the text is
 NAMED_BY_FREE_TEXT = ("engagement.interaction", "servicedesk.ticket", "keyaccounts.meetingaction", "market.intelligence",
-                      "servicedesk.improvementaction")  # fmt: skip
+                      "servicedesk.improvementaction", "sales.opportunity")  # fmt: skip
 
 
 def masks_for(context: dict) -> bool:

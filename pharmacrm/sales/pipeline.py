@@ -33,7 +33,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, personal
 from pharmacrm.core.models import AuditEntry, Team, User
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import Source
@@ -73,6 +73,9 @@ CUSTOMER_RANK = {
 }
 FIELDS = ("institution", "contact", "title", "product", "amount_fen", "close_date", "owner", "team", "source",
           "competitor", "next_step", "next_step_date")  # fmt: skip
+# free text a reader who sees personal data masked is shown masked (personal.FREE_TEXT_OF): an edit by such a user puts
+# each mask still in it back as stored
+TEXTS = personal.FREE_TEXT_OF["sales.opportunity"]
 MAX_YUAN = targets.MAX_YUAN
 
 
@@ -396,6 +399,7 @@ def update(user, opp: Opportunity, data: dict, version: int | None, *, source: s
     require_change(user, opp)
     with transaction.atomic():
         current = _locked(opp, version)
+        data = personal.restore_free_text(user, data, current, TEXTS)  # masks shown to the editor: as stored
         values = clean(user, data, instance=current)
         changes = {}
         for f in FIELDS:
@@ -447,6 +451,8 @@ def move(user, opp: Opportunity, stage: str, version: int | None, *, lost_reason
         current = _locked(opp, version)
         if current.stage == stage:
             raise ValidationError({"stage": [_("The opportunity is at this stage already.")]})
+        texts = personal.restore_free_text(user, {"next_step": next_step, "lost_note": lost_note}, current, TEXTS)
+        next_step, lost_note = texts["next_step"], texts["lost_note"]  # masks shown to the editor: as stored
         if stage == S.WON and won_on < current.created_at.astimezone(LOCAL).date():
             raise ValidationError(
                 {"won_on": [_("The day it was won lies before the opportunity was created.")]}

@@ -103,8 +103,8 @@ def board(request):
 
 
 def export_xlsx(rows, today, masked: bool = True) -> bytes:
-    """The opportunities as an Excel sheet; `masked`: the next step and the lost reason's details with the contact
-    details typed in them masked (a reader who sees personal data masked)."""
+    """The opportunities as an Excel sheet; `masked`: the title, the competitor, the next step and the lost reason's
+    details with the contact details typed in them masked (a reader who sees personal data masked)."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
@@ -123,11 +123,11 @@ def export_xlsx(rows, today, masked: bool = True) -> bytes:
     for o in rows:
         p = pipeline.probability(o.stage)
         downloads.append_row(sheet, [
-            o.title, o.institution.name, o.contact.name if o.contact_id else None,
+            personal.free_text(o.title, masked), o.institution.name, o.contact.name if o.contact_id else None,
             str(o.product) if o.product_id else None, float(o.amount), pipeline.stage_label(o.stage), p,
             float(yuan(round(o.amount_fen * p / 100))), o.close_date,
             (o.owner.display_name or o.owner.username) if o.owner_id else None, o.team.shown_name if o.team_id else None,
-            str(sources.get(o.source, o.source)) if o.source else None, o.competitor or None,
+            str(sources.get(o.source, o.source)) if o.source else None, personal.free_text(o.competitor, masked) or None,
             personal.free_text(o.next_step, masked) or None,
             o.next_step_date, _("yes") if pipeline.staleness(o, today) else None,
             str(reasons.get(o.lost_reason, o.lost_reason)) if o.lost_reason else None, personal.free_text(o.lost_note, masked) or None,
@@ -170,7 +170,8 @@ def _detail(request, opp: Opportunity, move_form=None, status: int = 200, error:
     _decorate([opp], today)
     may_change = pipeline.may_change(request.user, opp)
     if move_form is None and may_change:
-        move_form = MoveForm(initial={"version": opp.version, "next_step": opp.next_step,
+        masked = personal.masks_free_text(request.user)  # shown as the page shows it; saved back as stored
+        move_form = MoveForm(initial={"version": opp.version, "next_step": personal.free_text(opp.next_step, masked),
                                       "next_step_date": opp.next_step_date})  # fmt: skip
     moves = list(opp.moves.select_related("by"))
     context = {
@@ -284,6 +285,8 @@ def edit(request, pk: int):
         return _save(request, OpportunityForm(request.POST, user=request.user, instance=opp), opp)
     initial = {f: getattr(opp, f"{f}_id", None) if f in ("institution", "contact", "product", "owner", "team")
                else getattr(opp, f) for f in pipeline.FIELDS}  # fmt: skip
+    masked = personal.masks_free_text(request.user)  # the texts as the page shows them; masks saved back as stored
+    initial.update({f: personal.free_text(initial[f], masked) for f in pipeline.TEXTS if f in initial})
     initial["version"] = opp.version
     return _form_page(request, OpportunityForm(initial=initial, user=request.user, instance=opp), opp)
 
