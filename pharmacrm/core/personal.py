@@ -99,6 +99,10 @@ FREE_TEXT_OF = {
     "engagement.stagetask": ("note", "reason"),
     # a loyalty referral's note, a cooperation project's acceptance remarks and checks, market intelligence
     "loyalty.referral": ("note",),
+    # a points entry's reason (a manual correction: 客户王主任 139… 来电投诉补分; a rejection's reason), a redemption's
+    # decision and its delivery note (快递至王主任 139…, 北京市…): the member page, the loyalty API, the audit trail
+    "loyalty.pointsentry": ("reason",),
+    "loyalty.redemption": ("decision_note", "delivery_note"),
     "cooperation.acceptance": ("remarks",),
     # a cooperation agreement's rights and obligations and payment terms, a project's goal (its signed PDF is a contract
     # document: printed as typed)

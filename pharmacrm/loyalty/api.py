@@ -65,6 +65,10 @@ class LoyaltyEntrySerializer(Serializer):
     reason = serializers.CharField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
 
+    def to_representation(self, instance):
+        """The reason with the contact details typed in it masked for a reader who sees personal data masked."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "loyalty.pointsentry")
+
 
 class LoyaltyMemberSerializer(Serializer):
     id = serializers.IntegerField(read_only=True)
@@ -88,7 +92,7 @@ class LoyaltyMemberDetailSerializer(LoyaltyMemberSerializer):
     entries = serializers.SerializerMethodField()
 
     def get_entries(self, obj) -> list[dict]:
-        return LoyaltyEntrySerializer(obj.entries.all()[:200], many=True).data
+        return LoyaltyEntrySerializer(obj.entries.all()[:200], many=True, context=self.context).data
 
 
 class LoyaltyJoinSerializer(Serializer):
@@ -137,7 +141,8 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
     @extend_schema(tags=TAGS, responses=LoyaltyMemberDetailSerializer)
     def retrieve(self, request, *args, **kwargs):
         member = self.get_object()
-        return versioned(Response(LoyaltyMemberDetailSerializer(member).data), member)
+        data = LoyaltyMemberDetailSerializer(member, context=self.get_serializer_context()).data
+        return versioned(Response(data), member)
 
     @extend_schema(tags=TAGS, request=LoyaltyJoinSerializer, responses={201: LoyaltyMemberSerializer, 400: ERRORS, 403: DENIED},
                    description="Enrol an eligible customer (pharmacies, distributors and clinics by default); an "
@@ -261,6 +266,11 @@ class LoyaltyRedemptionSerializer(Serializer):
         read_only=True, help_text="Send it back with a decision (409 if stale)."
     )
 
+    def to_representation(self, instance):
+        """The decision's reason and the delivery note (快递至王主任 139…) with the contact details typed in them masked
+        for a reader who sees personal data masked (the analyst, the auditor)."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "loyalty.redemption")
+
 
 class LoyaltyRedemptionWriteSerializer(Serializer):
     member = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The member's id.")
@@ -309,7 +319,8 @@ class RedemptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
 
     def _answer(self, redemption, code=status.HTTP_200_OK):
         redemption = self.get_queryset().get(pk=redemption.pk)
-        return versioned(Response(LoyaltyRedemptionSerializer(redemption).data, status=code), redemption)
+        data = LoyaltyRedemptionSerializer(redemption, context=self.get_serializer_context()).data
+        return versioned(Response(data, status=code), redemption)
 
     @extend_schema(tags=TAGS)
     def list(self, request, *args, **kwargs):
