@@ -114,6 +114,9 @@ FREE_TEXT_OF = {
     # what a customer wrote in a satisfaction survey's comment (请致电 139…), or an agent noted from a revisit call:
     # the survey campaign's answers, its export and the survey API
     "servicedesk.survey": ("comment",),
+    # a quality review's findings about how a ticket was handled (未核实来电人 139… 的身份), the agent's appeal and the
+    # decision on it: the ticket's quality panel, the quality page and its export, the quality API, the audit trail
+    "servicedesk.qualityreview": ("comment", "appeal", "appeal_answer"),
     # an improvement action opened from a poor survey answer starts with the customer's comment as its description
     # and its title and outcome are what its owner writes about the customer (回电李女士 139…)
     "servicedesk.improvementaction": ("title", "description", "outcome"),

@@ -19,7 +19,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from pharmacrm.core import viewsets
+from pharmacrm.core import personal, viewsets
 from pharmacrm.core.api_utils import (
     MAX_INT32,
     HasCapability,
@@ -73,6 +73,12 @@ class QualityReviewSerializer(ModelSerializer):
                   "appeal_answer", "appeal_decided_by", "appeal_decided_at", "version"]  # fmt: skip
         read_only_fields = ["reviewer", "reviewed_at", "updated_at", "appeal", "appealed_at", "appeal_status",
                             "appeal_answer", "appeal_decided_by", "appeal_decided_at"]  # fmt: skip
+
+    def to_representation(self, instance):
+        """The findings, the appeal and the decision on it with the contact details typed in them masked for a reader
+        who sees personal data masked (an agent, a product expert, the analyst, the auditor), as the ticket page
+        shows them; a correction sending the masks back keeps the stored details (quality.correct)."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "servicedesk.qualityreview")
 
 
 class QualityAppealSerializer(Serializer):

@@ -39,7 +39,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, personal
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Team, User
@@ -255,6 +255,7 @@ def correct(user, obj: QualityReview, data: dict, *, version: int | None) -> Qua
         raise PermissionDenied(_("A review is corrected by its reviewer or a service manager."))
     if version is not None and (not is_id(version) or int(version) != obj.version):
         raise ConflictError(obj.version)
+    data = personal.restore_free_text(user, data, obj, ("comment",))  # the masks a masked reviewer was shown: as stored
     clean = _clean({**{k: getattr(obj, k) for k in (*CRITERIA, "comment")}, **data})
     before = {k: getattr(obj, k) for k in clean}
     changed = [k for k, v in clean.items() if v != before[k]]

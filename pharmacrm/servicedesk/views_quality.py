@@ -52,9 +52,12 @@ class QualityReviewForm(ServiceErrorsMixin, forms.Form):
     prefix = "quality"  # the ticket page has other forms with a comment field (the phone revisit): distinct ids
 
     @staticmethod
-    def initial_of(review: QualityReview) -> dict:
+    def initial_of(review: QualityReview, user) -> dict:
+        """The review as the form shows it to `user`: the findings masked as the page shows them to a reviewer who
+        sees personal data masked (a product expert), the masks saved back kept as stored (quality.correct)."""
         out = {k: "yes" if getattr(review, k) else "no" for k in quality.CRITERIA}
-        return {**out, "comment": review.comment, "version": review.version}
+        comment = personal.free_text(review.comment, personal.masks_free_text(user))
+        return {**out, "comment": comment, "version": review.version}
 
 
 class AppealForm(ServiceErrorsMixin, forms.Form):
@@ -103,7 +106,7 @@ def panel_context(request, ticket) -> dict:
         may_write = quality.may_review(user, ticket)
     form = state.get("form")  # the user's input refused: shown with its errors, whoever sent it
     if form is None and may_write:
-        form = QualityReviewForm(initial=QualityReviewForm.initial_of(review) if review else None)
+        form = QualityReviewForm(initial=QualityReviewForm.initial_of(review, user) if review else None)
     return {
         "quality_shown": readable or may_write or form is not None,
         "quality_review": review if readable or may_write else None,
@@ -115,7 +118,7 @@ def panel_context(request, ticket) -> dict:
             AppealForm(initial={"version": review.version})
             if review is not None and not quality.appeal_refusal(user, review) else None),
         "quality_decision_form": state.get("decision_form") or (
-            DecisionForm(initial={**QualityReviewForm.initial_of(review), "decision": ""})
+            DecisionForm(initial={**QualityReviewForm.initial_of(review, user), "decision": ""})
             if review is not None and quality.may_decide(user, review) else None),
     }
 
@@ -363,7 +366,7 @@ def _workbook(period, rows, total, reviews, masked: bool = True) -> bytes:
             q.ticket.number, personal.free_text(q.ticket.subject, masked), timezone.localtime(q.ticket.received_at).strftime("%Y-%m-%d %H:%M"),
             str(q.ticket.assignee or ""), str(q.agent or ""), str(q.reviewer or ""),
             timezone.localtime(q.reviewed_at).strftime("%Y-%m-%d %H:%M"),
-            *(yes if getattr(q, name) else no for name in quality.CRITERIA), q.comment,
+            *(yes if getattr(q, name) else no for name in quality.CRITERIA), personal.free_text(q.comment, masked),
             q.get_appeal_status_display() if q.appeal_status else "",
         ])  # fmt: skip
     for ws in (agents, sheet):
