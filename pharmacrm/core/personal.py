@@ -136,6 +136,17 @@ NAMED_BY_FREE_TEXT = ("engagement.interaction", "servicedesk.ticket", "keyaccoun
                       "servicedesk.improvementaction", "sales.opportunity")  # fmt: skip
 
 
+def audit_names(names: dict[str, dict[str, str]], masked: bool) -> dict[str, dict[str, str]]:
+    """The current names of the records a page of audit entries names ({"app.model": {pk: name}}: the tickets a read
+    lists, the record a change points to), as the reader sees them: for a reader who sees personal data masked, a
+    record named by its free text (NAMED_BY_FREE_TEXT: a ticket by its number and subject) with the contact details
+    in its name masked, as the entries' own names are."""
+    if not masked:
+        return names
+    return {label: {pk: free_text(name, True) for pk, name in found.items()} if label in NAMED_BY_FREE_TEXT else found
+            for label, found in names.items()}  # fmt: skip
+
+
 def masks_for(context: dict) -> bool:
     """Whether the reader of a serializer's answer (its context's request) sees free text masked: decided once per
     answer, in the context shared by the serializers nested in it."""

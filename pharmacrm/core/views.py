@@ -510,9 +510,9 @@ def _audit_rows(user, entries) -> None:
 
     from .templatetags.crm import audit_detail, audit_display, audit_label, audit_labels
 
-    names = audit_labels(entries)
-    openable = _openable(user, entries)
     masked = personal.masks_free_text(user)
+    names = personal.audit_names(audit_labels(entries), masked)  # the records an entry names (tickets read …)
+    openable = _openable(user, entries)
     pages = _object_pages()
     for e in entries:
         e.kind = _object_kinds(e.object_type) if e.object_type else ""

@@ -172,3 +172,18 @@ def test_the_quality_export_masks_the_subject_for_an_agent(users, desk, november
 
     assert subjects(desk["a1"]) == ["请回电 139****5678"]
     assert subjects(users["manager"]) == [SUBJECT]
+
+
+def test_the_audit_page_names_the_tickets_an_entry_lists_with_their_subjects_masked_for_the_auditor(
+    client_for, api_for, ticket, users, raise_ticket  # noqa: F811
+):
+    # the manager, who sees personal data, lists the tickets through the API: the read is audited, listing the tickets
+    # by their ids, which the audit page names by their numbers and subjects
+    raise_ticket(subject="另一号码 13700137000")
+    assert api_for("manager").get("/api/v1/tickets/").status_code == 200
+    entry = AuditEntry.objects.filter(action="read_personal", object_type="servicedesk.ticket").latest("seq")
+    assert ticket.pk in entry.extra["tickets"]
+    query = {"object_type": "servicedesk.ticket", "action": "read_personal"}
+    page = client_for("auditor").get("/accounts/audit/", query).content.decode()
+    assert f"{ticket.number} 请回电 139****5678" in page and not _clear_in(page)
+    assert f"{ticket.number} {SUBJECT}" in client_for("admin").get("/accounts/audit/", query).content.decode()
