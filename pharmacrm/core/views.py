@@ -80,8 +80,11 @@ def home(request):
     context["recent"] = list(
         AuditEntry.objects.filter(actor=user, action__in=CHANGE_ACTIONS).order_by("-seq")[:10]
     )
+    masked = personal.masks_free_text(user)
     for entry in context["recent"]:
         entry.url = _object_url(entry)
+        if masked and entry.object_type in personal.NAMED_BY_FREE_TEXT:  # a ticket changed, named by its subject
+            entry.object_repr = personal.audit_text(entry.object_repr, True)
     return render(request, "core/home.html", context)
 
 

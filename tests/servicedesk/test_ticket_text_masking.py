@@ -187,3 +187,10 @@ def test_the_audit_page_names_the_tickets_an_entry_lists_with_their_subjects_mas
     page = client_for("auditor").get("/accounts/audit/", query).content.decode()
     assert f"{ticket.number} 请回电 139****5678" in page and not _clear_in(page)
     assert f"{ticket.number} {SUBJECT}" in client_for("admin").get("/accounts/audit/", query).content.decode()
+
+
+def test_the_home_pages_recent_changes_name_a_ticket_by_its_subject_masked(client_for, ticket, raise_ticket):
+    home = client_for("agent").get("/").content.decode()  # the agent raised it: its creation is their change
+    assert f"{ticket.number} 请回电 139****5678" in home and not _clear_in(home)
+    other = raise_ticket(subject=SUBJECT, user="manager")
+    assert f"{other.number} {SUBJECT}" in client_for("manager").get("/").content.decode()
