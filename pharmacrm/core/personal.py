@@ -85,15 +85,16 @@ FREE_TEXT_OF = {
     # its conversation is masked alike where it is shown (servicedesk.api.TEXT_FIELDS, views_conversation)
     "servicedesk.ticket": ("subject", "description", "resolution_summary", "impact_note"),
     # what a key-account team writes about its customer (联系人王主任 139…): a key account's and a trial offer's notes,
-    # a proposal's reason and its decision, a service plan's goals, an item's progress note, a service meeting's
-    # attendees and minutes and its action items
+    # a proposal's reason and its decision, a service plan's goals, an item's service and standard and its progress
+    # note (每月回访王主任 139…), a service meeting's title, attendees and minutes and its action items; an item and a
+    # meeting are named by their titles in the audit trail
     "keyaccounts.keyaccount": ("notes",),
     "keyaccounts.trialoffer": ("notes",),
     "keyaccounts.proposal": ("reason", "decision_comment"),
     "keyaccounts.review": ("comment",),  # a reviewer's opinion comment on a proposal
     "keyaccounts.serviceplan": ("goals", "decision_comment"),
-    "keyaccounts.planitem": ("progress_note",),
-    "keyaccounts.meeting": ("attendees", "minutes"),
+    "keyaccounts.planitem": ("title", "standard", "progress_note"),
+    "keyaccounts.meeting": ("title", "attendees", "minutes"),
     "keyaccounts.meetingaction": ("title",),
     # a lifecycle stage task's note (what was done) and why it was skipped
     "engagement.stagetask": ("note", "reason"),
@@ -133,7 +134,8 @@ FREE_TEXT_OF = {
 # records named in the audit trail by their free text (an interaction by its subject, a ticket by its number and
 # subject): the name is masked as the text is
 NAMED_BY_FREE_TEXT = ("engagement.interaction", "servicedesk.ticket", "keyaccounts.meetingaction", "market.intelligence",
-                      "servicedesk.improvementaction", "sales.opportunity")  # fmt: skip
+                      "servicedesk.improvementaction", "sales.opportunity", "keyaccounts.planitem",
+                      "keyaccounts.meeting")  # fmt: skip
 
 
 def audit_names(names: dict[str, dict[str, str]], masked: bool) -> dict[str, dict[str, str]]:

@@ -14,7 +14,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from pharmacrm.core import downloads
+from pharmacrm.core import downloads, personal
 from pharmacrm.core import pdf as pdfdoc
 
 from . import services
@@ -24,8 +24,9 @@ from .models import AccountReview, Meeting, PlanItem
 DUE_SOON_DAYS = 30
 
 
-def rows(accounts) -> list[dict]:
-    """One dict per account (a fixed number of queries)."""
+def rows(accounts, masked: bool = True) -> list[dict]:
+    """One dict per account (a fixed number of queries). `masked`: the due items' services with the contact details
+    typed in them masked (a reader who sees personal data masked, personal.masks_free_text)."""
     accounts = list(accounts)
     ids = [a.pk for a in accounts]
     today = timezone.localdate()
@@ -53,7 +54,7 @@ def rows(accounts) -> list[dict]:
     for review in AccountReview.objects.filter(account_id__in=ids).order_by("account_id", "end", "start", "period"):
         reviews[review.account_id] = review
     agreements = services.agreements_shown(ids, today)  # the one in force, not a renewal waiting to be signed
-    due = due_items(ids, today)
+    due = due_items(ids, today, masked)
     dues = services.meeting_dues(accounts, today)  # the service meeting cadence: last held, next due, overdue
     out = []
     for a in accounts:
@@ -72,7 +73,7 @@ def rows(accounts) -> list[dict]:
     return out
 
 
-def due_items(ids: list[int], today: dt.date) -> dict[int, list[dict]]:
+def due_items(ids: list[int], today: dt.date, masked: bool = True) -> dict[int, list[dict]]:
     """Per account, the open items of its plan in force that are overdue or due within DUE_SOON_DAYS days, by
     deadline (one query)."""
     qs = PlanItem.objects.filter(
@@ -85,7 +86,7 @@ def due_items(ids: list[int], today: dt.date) -> dict[int, list[dict]]:
     for item in qs.annotate(account_id=F("plan__account_id")):
         late = (today - item.deadline).days
         out.setdefault(item.account_id, []).append({
-            "title": item.title, "area": str(item.get_area_display()), "owner": str(item.owner),
+            "title": personal.free_text(item.title, masked), "area": str(item.get_area_display()), "owner": str(item.owner),
             "deadline": item.deadline.isoformat(), "status": str(item.get_status_display()), "progress": item.progress,
             "days_overdue": late if late > 0 else None,
         })  # fmt: skip

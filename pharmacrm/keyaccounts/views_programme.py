@@ -1433,7 +1433,7 @@ def progress_report(request, fmt: str):
             raise Http404(_("No such key account, or you may not see it."))
         one = _account_or_404(request.user, int(raw))
         accounts = KeyAccount.objects.filter(pk=one.pk)
-    rows = report.rows(accounts.select_related("institution").order_by("number"))
+    rows = report.rows(accounts.select_related("institution").order_by("number"), personal.masks_free_text(request.user))
     audit.record(A.EXPORT, one or ("keyaccounts", "", "progress report"), user=request.user, format=fmt.upper(),
                  accounts=len(rows))  # fmt: skip
     # named in the reader's language, as the other exports are (重点客户进展报告-KA-2026-0001-20261202.pdf)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext as _
 
-from pharmacrm.core import access
+from pharmacrm.core import access, personal
 from pharmacrm.core.roles import Cap
 from pharmacrm.servicedesk.performance import Period
 
@@ -88,7 +88,8 @@ def _keyaccounts(user, period: Period, team) -> bytes:
 
     access.require(user, Cap.VIEW_KEY_ACCOUNTS)
     accounts = services.accounts_for(user).filter(status=AccountStatus.ACTIVE)
-    return report.xlsx(report.rows(accounts.select_related("institution").order_by("number")))
+    rows = report.rows(accounts.select_related("institution").order_by("number"), personal.masks_free_text(user))
+    return report.xlsx(rows)
 
 
 KINDS: dict[str, Kind] = {

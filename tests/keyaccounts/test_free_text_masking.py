@@ -205,3 +205,77 @@ def test_a_masked_reviewer_revising_their_opinion_keeps_the_stored_details(clien
     assert answer.status_code == 200, answer.content
     review.refresh_from_db()
     assert (review.opinion, review.comment) == ("support", OPINION + "，已沟通")
+
+
+# a service plan item's service and standard, and a service meeting's title, are what the team writes too
+ITEM_TITLE = "每月回访王主任 139-1234-5678"
+ITEM_STANDARD = "结果发送 li.na@example.com 确认"
+MEETING_TITLE = "与王主任 13912345678 沟通会"
+TITLES_SHOWN = ("每月回访王主任 139****5678", "结果发送 l***@example.com 确认", "与王主任 139****5678 沟通会")
+
+
+@pytest.fixture
+def titled(users, xiehe, staffed):
+    from .programme_fixtures import AREAS, approve_plan, item_data
+
+    account = staffed(xiehe)
+    kam = users["kam"]
+    plan = services.start_plan(kam, account, goals="保障供应")
+    for area in AREAS[1:]:  # the plan covers the four areas
+        services.save_item(kam, plan, item_data(users, area))
+    item = services.save_item(kam, plan, {"area": "supply", "title": ITEM_TITLE, "standard": ITEM_STANDARD,
+                                          "owner": users["expert"], "deadline": timezone.localdate() + dt.timedelta(days=10)})  # fmt: skip
+    approve_plan(users, plan)
+    meeting = services.record_meeting(kam, account, {"held_at": timezone.now().replace(second=0, microsecond=0),
+                                                     "title": MEETING_TITLE, "minutes": "会议纪要", "attendees": ""}, [])  # fmt: skip
+    return account, item, meeting
+
+
+def _sheet(content: bytes) -> str:
+    import io
+
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(content))
+    return " ".join(str(c) for ws in book.worksheets for row in ws.iter_rows(values_only=True) for c in row if c)
+
+
+@pytest.mark.parametrize("role", ["expert", "analyst", "auditor"])
+def test_plan_items_and_meeting_titles_are_masked_for_roles_that_see_personal_data_masked(
+    client_for, api_client, users, titled, role
+):
+    from django.urls import reverse
+
+    account, item, meeting = titled
+    client, api = client_for(role), api_client(role)
+    texts = [client.get(f"/keyaccounts/{account.pk}/").content.decode(),
+             _sheet(client.get(reverse("keyaccounts:report-xlsx")).content)]  # fmt: skip
+    assert all(t in texts[0] for t in TITLES_SHOWN) and TITLES_SHOWN[0] in texts[1]
+    if role == "expert":  # the item's owner: their own key-account work
+        texts.append(client.get(reverse("keyaccounts:my")).content.decode())
+        assert TITLES_SHOWN[0] in texts[-1]
+    shown = api.get(f"/api/v1/keyaccounts/plan-items/{item.pk}/").json()
+    assert (shown["title"], shown["standard"]) == TITLES_SHOWN[:2]
+    assert api.get(f"/api/v1/keyaccounts/meetings/{meeting.pk}/").json()["title"] == TITLES_SHOWN[2]
+    texts += [str(shown)]
+    for kind, pk in (("keyaccounts.planitem", item.pk), ("keyaccounts.meeting", meeting.pk)):
+        query = {"object_type": kind, "object_id": pk}
+        texts += [client_for("auditor").get("/accounts/audit/", query).content.decode(),
+                  str(api_client("auditor").get("/api/v1/audit/", query).json()["results"])]  # fmt: skip
+    assert TITLES_SHOWN[2] in texts[-1] and TITLES_SHOWN[0] in texts[-3]  # the entries' names
+    for text in texts:
+        assert not _clear_in(text)
+
+
+def test_plan_items_and_meeting_titles_are_read_as_typed_by_roles_that_see_personal_data(
+    client_for, api_client, titled
+):
+    from django.urls import reverse
+
+    account, item, meeting = titled
+    page = client_for("kam").get(f"/keyaccounts/{account.pk}/").content.decode()
+    assert ITEM_TITLE in page and ITEM_STANDARD in page and MEETING_TITLE in page
+    assert ITEM_TITLE in _sheet(client_for("manager").get(reverse("keyaccounts:report-xlsx")).content)
+    assert api_client("kam").get(f"/api/v1/keyaccounts/plan-items/{item.pk}/").json()["title"] == ITEM_TITLE
+    query = {"object_type": "keyaccounts.meeting", "object_id": meeting.pk}
+    assert MEETING_TITLE in str(api_client("admin").get("/api/v1/audit/", query).json()["results"])
