@@ -1,8 +1,10 @@
 """No clear personal data reaches the roles that see it masked, on any page, panel, download or API answer they can
 reach. The demo (scale 0.05, loaded once for the module), one of its people given every personal field and contact
 details typed into their notes, their interaction's notes and a consent's evidence, a reveal of their data with a
-phone number in its reason, a survey comment and a stage task's note with one, and another person deleted with a
-consent's evidence (kept in the audit trail); then each masked role (agent, expert, support, after-sales, analyst,
+phone number in its reason, a survey comment and a stage task's note with one, the other free text about customers
+(an opportunity's title, competitor and next step, a loyalty ledger's reason and a delivery note, a quality review's
+findings, a key account's service item and meeting …) planted with one, and another person deleted with a consent's
+evidence (kept in the audit trail); then each masked role (agent, expert, support, after-sales, analyst,
 auditor) walks everything the navigation reaches from the home page — pages, the panels a page loads, its exports
 (CSV, Excel, PDF) —, the search page, its suggestions and the API's search, the API from its root, and the audit page
 and API for every kind of record; every answer is searched for any person's phone, landline, e-mail, ID card number,
@@ -69,8 +71,10 @@ def _walked_person():
     from pharmacrm.customers import services
     from pharmacrm.customers.models import Person
     from pharmacrm.engagement.models import CommunicationPlan, Interaction, StageTask
+    from pharmacrm.keyaccounts.models import Meeting, PlanItem
+    from pharmacrm.loyalty.models import PointsEntry, Redemption
     from pharmacrm.sales.models import Opportunity
-    from pharmacrm.servicedesk.models import ImprovementAction, Survey
+    from pharmacrm.servicedesk.models import ImprovementAction, QualityReview, Survey
 
     admin = User.objects.get(username="admin")
     person = Person.objects.active().filter(interactions__isnull=False).order_by("pk").first()
@@ -96,10 +100,19 @@ def _walked_person():
         .update(note="已电话联系 137 8888 9999")  # fmt: skip
     Survey.objects.filter(pk__in=Survey.objects.filter(answered_at__isnull=False).order_by("pk")[:1].values("pk")) \
         .update(comment="请致电 13766667777")  # fmt: skip
-    # an opportunity's next step, a communication plan's goal, an improvement action's title (FREE_TEXT_OF)
+    # an opportunity's next step, title and competitor, a communication plan's goal, an improvement action's title, a
+    # points entry's reason and a redemption's delivery note, a quality review's findings, a service plan item's
+    # service and a service meeting's title (FREE_TEXT_OF)
     for model, field, text in ((Opportunity, "next_step", "联系李主任 137 2121 3434"),
+                               (Opportunity, "title", "王主任 137 1010 2020 引进项目"),
+                               (Opportunity, "competitor", "竞品代表 rival.walker@example.com"),
                                (CommunicationPlan, "goal", "重点联系 137 4545 5656"),
-                               (ImprovementAction, "title", "回电 137 6767 7878")):  # fmt: skip
+                               (ImprovementAction, "title", "回电 137 6767 7878"),
+                               (PointsEntry, "reason", "客户王主任 137 3030 4040 来电补分"),
+                               (Redemption, "delivery_note", "快递至王主任 137 5050 6060"),
+                               (QualityReview, "comment", "未核实来电人 137 7070 8080 的身份"),
+                               (PlanItem, "title", "每月回访王主任 137 9090 1212"),
+                               (Meeting, "title", "与王主任 137 1313 1414 沟通会")):  # fmt: skip
         model.objects.filter(pk__in=model.objects.order_by("pk")[:1].values("pk")).update(**{field: text})
     return person
 
@@ -244,6 +257,35 @@ def _walk(role: str, start: list[str], secrets, addresses) -> tuple[dict[str, se
     return leaks, read
 
 
+def _planted_pages() -> list[str]:
+    """The pages and API answers showing the texts _walked_person planted beyond the person's (the first record of
+    each kind): the walk's one page per kind of address may reach another record."""
+    from pharmacrm.keyaccounts.models import Meeting, PlanItem
+    from pharmacrm.loyalty.models import PointsEntry, Redemption
+    from pharmacrm.sales.models import Opportunity
+    from pharmacrm.servicedesk.models import QualityReview
+
+    def first(model):
+        return model.objects.order_by("pk").first()
+
+    pages = []
+    if (opp := first(Opportunity)) is not None:
+        pages += [f"/sales/pipeline/{opp.pk}/", f"/api/v1/sales/opportunities/{opp.pk}/",
+                  "/sales/pipeline/export.xlsx", "/sales/pipeline/?view=list"]  # fmt: skip
+    if (entry := first(PointsEntry)) is not None:
+        pages += [f"/loyalty/members/{entry.member_id}/", f"/api/v1/loyalty/members/{entry.member_id}/"]
+    if (redemption := first(Redemption)) is not None:
+        pages += [f"/api/v1/loyalty/redemptions/{redemption.pk}/"]
+    if (review := first(QualityReview)) is not None:
+        pages += [f"/service/tickets/{review.ticket_id}/", f"/api/v1/service/quality-reviews/{review.pk}/"]
+    if (item := first(PlanItem)) is not None:
+        pages += [f"/keyaccounts/{item.plan.account_id}/", f"/api/v1/keyaccounts/plan-items/{item.pk}/",
+                  "/keyaccounts/report.xlsx"]  # fmt: skip
+    if (meeting := first(Meeting)) is not None:
+        pages += [f"/keyaccounts/{meeting.account_id}/", f"/api/v1/keyaccounts/meetings/{meeting.pk}/"]
+    return pages
+
+
 def test_masked_roles_reach_no_clear_personal_data(demo):
     from pharmacrm.core.models import AuditEntry
     from pharmacrm.customers.models import Person
@@ -278,6 +320,8 @@ def test_masked_roles_reach_no_clear_personal_data(demo):
     if survey is not None and survey.campaign_id:
         start += [f"/service/surveys/{survey.campaign_id}/", f"/service/surveys/{survey.campaign_id}/export.xlsx",
                   f"/api/v1/survey-campaigns/{survey.campaign_id}/results/"]  # fmt: skip
+    # the records the other planted texts are in (FREE_TEXT_OF), their pages and API answers
+    start += _planted_pages()
     # the audit trail of every kind of record, deleted ones included, on the page and through the API
     for kind in AuditEntry.objects.order_by().values_list("object_type", flat=True).distinct():
         start += [f"/accounts/audit/?object_type={kind}", f"/api/v1/audit/?object_type={kind}&page_size=200"]
