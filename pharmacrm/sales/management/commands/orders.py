@@ -7,7 +7,8 @@ the line imported most recently, unless `--keep ORDER=CODE` names another (a cre
 customer's id). `--repair` moves the other customers' lines to it, recomputes the months concerned and audits each
 line moved (sales.splits). The same race could give one order's lines two order dates: they are listed too, the date
 the most recent import gave marked, and `--repair` gives the other lines that date (their months recomputed, each line
-audited). Exit status 1 when split orders were found and not repaired, 0 otherwise (a script's check).
+audited). An order split both ways is repaired at once, its customer first. The repair is the split orders page's
+(sales.splits.repair). Exit status 1 when split orders were found and not repaired, 0 otherwise (a script's check).
 docs/purchases.md, "Orders split between customers (or order dates)"."""
 
 from __future__ import annotations
@@ -46,16 +47,51 @@ class Command(BaseCommand):
                 self.stderr.write("; ".join(e.messages))
                 raise SystemExit(2) from None
         found = splits.find(chosen)
-        dated = splits.find_dates()
-        if not found:
+        by_customer = sum(1 for order in found if order.customers)
+        by_date = sum(1 for order in found if order.dates)
+        if not by_customer:
             self.stdout.write(_("No order is split between customers."))
-        if not dated:
+        if not by_date:
             self.stdout.write(_("No order's lines carry two order dates."))
-        if not found and not dated:
+        if not found:
             return
         actor = SystemActor(cli_actor())
-        moved = 0
-        for split in found:
+        moved = redated = 0
+        for order in found:
+            self._list(order)
+            if not repair:
+                continue
+            split = order.customers
+            try:  # the same repair as the split orders page's: both parts at once, customer first
+                done = splits.repair(order.order_number, actor,
+                                     customer=split.keeper if split is not None and split.chosen else None)  # fmt: skip
+            except ValidationError as e:
+                self.stdout.write("  " + "; ".join(e.messages))
+                continue
+            moved, redated = moved + done.moved, redated + done.redated
+            if split is not None:
+                self.stdout.write("  " + _("Repaired: %(n)d line(s) moved.") % {"n": done.moved})
+            if order.dates is not None:
+                self.stdout.write("  " + _("Repaired: %(n)d line(s) given the order's date.") % {"n": done.redated})
+        if repair:
+            if by_customer:
+                self.stdout.write(_("%(orders)d split order(s) repaired, %(lines)d line(s) moved.")
+                                  % {"orders": by_customer, "lines": moved})  # fmt: skip
+            if by_date:
+                self.stdout.write(_("%(orders)d order(s) with two order dates repaired, %(lines)d line(s) given the "
+                                    "order's date.") % {"orders": by_date, "lines": redated})  # fmt: skip
+            return
+        if by_customer:
+            self.stdout.write(_("%(orders)d split order(s) found; run again with --repair to give each to the "
+                                "customer marked.") % {"orders": by_customer})  # fmt: skip
+        if by_date:
+            self.stdout.write(_("%(orders)d order(s) with two order dates found; run again with --repair to give "
+                                "their lines the date marked.") % {"orders": by_date})  # fmt: skip
+        raise SystemExit(1)
+
+    def _list(self, order) -> None:
+        """An order's customers (or dates), each with its lines and last import, the one kept marked."""
+        if (split := order.customers) is not None:
             self.stdout.write(_("Order %(order)s names %(n)d customers:") % {"order": split.order_number,
                                                                              "n": len(split.parts)})  # fmt: skip
             for part in split.parts:
@@ -66,37 +102,13 @@ class Command(BaseCommand):
                 }  # fmt: skip
                 mark = _("keeps the order") if part.institution_id == split.keeper else ""
                 self.stdout.write(f"  {text}" + (f" — {mark}" if mark else ""))
-            if repair:
-                count = splits.repair(split, actor)
-                moved += count
-                self.stdout.write("  " + _("Repaired: %(n)d line(s) moved.") % {"n": count})
-        redated = 0
-        for split in dated:
-            self.stdout.write(_("Order %(order)s carries %(n)d order dates:") % {"order": split.order_number,
-                                                                                 "n": len(split.parts)})  # fmt: skip
-            for part in split.parts:
+        if (dated := order.dates) is not None:
+            self.stdout.write(_("Order %(order)s carries %(n)d order dates:") % {"order": dated.order_number,
+                                                                                 "n": len(dated.parts)})  # fmt: skip
+            for part in dated.parts:
                 text = _("%(date)s: lines %(lines)s, last imported %(at)s") % {
                     "date": part.order_date.isoformat(), "lines": ", ".join(str(n) for n in part.lines),
                     "at": f"{part.last_imported:%Y-%m-%d %H:%M}" if part.last_imported else "—",
                 }  # fmt: skip
-                mark = _("the order's date") if part.order_date == split.kept else ""
+                mark = _("the order's date") if part.order_date == dated.kept else ""
                 self.stdout.write(f"  {text}" + (f" — {mark}" if mark else ""))
-            if repair:
-                count = splits.repair_dates(split, actor)
-                redated += count
-                self.stdout.write("  " + _("Repaired: %(n)d line(s) given the order's date.") % {"n": count})
-        if repair:
-            if found:
-                self.stdout.write(_("%(orders)d split order(s) repaired, %(lines)d line(s) moved.")
-                                  % {"orders": len(found), "lines": moved})  # fmt: skip
-            if dated:
-                self.stdout.write(_("%(orders)d order(s) with two order dates repaired, %(lines)d line(s) given the "
-                                    "order's date.") % {"orders": len(dated), "lines": redated})  # fmt: skip
-            return
-        if found:
-            self.stdout.write(_("%(orders)d split order(s) found; run again with --repair to give each to the "
-                                "customer marked.") % {"orders": len(found)})  # fmt: skip
-        if dated:
-            self.stdout.write(_("%(orders)d order(s) with two order dates found; run again with --repair to give "
-                                "their lines the date marked.") % {"orders": len(dated)})  # fmt: skip
-        raise SystemExit(1)
