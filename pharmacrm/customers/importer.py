@@ -320,6 +320,9 @@ class TargetSpec:
     # called with a job that wrote rows once it is marked interrupted (its worker stopped): what the import would have
     # done after its last chunk (orders: their rollups' repair, their customers scored again)
     on_interrupted: Callable | None = None
+    # (user, job) → [(text, url)]: pages the upload page of this target (job None) and an import's result link to,
+    # such as the orders' split orders
+    links: Callable | None = None
 
 
 TARGETS: dict[str, TargetSpec] = {}
@@ -329,6 +332,12 @@ def register_target(name: str, spec: TargetSpec) -> None:
     TARGETS[name] = spec
     MESSAGES.update(spec.messages)
     _header_table.cache_clear()
+
+
+def target_links(user, target: str, job: ImportJob | None = None) -> list[tuple[str, str]]:
+    """The links the target's upload page (job None) or an import's result shows (TargetSpec.links)."""
+    spec = TARGETS.get(target)
+    return spec.links(user, job) if spec is not None and spec.links is not None else []
 
 
 def target_cap(target: str):

@@ -156,6 +156,7 @@ def _upload_page(request, form, error: str = "", status: int = 200):
         "max_mb": f"{settings.IMPORT_MAX_BYTES / 1048576:g}",
         "target": target,
         "templates": _templates_for(request.user, target),
+        "links": importer.target_links(request.user, target),
     }
     return render(request, "customers/import_start.html", context, status=status)
 
@@ -229,7 +230,10 @@ def _job_context(job: ImportJob) -> dict:
 def import_detail(request, pk: int):
     """The dry-run report (or the import's result) with the progress bar while the worker runs."""
     job = _job(request, pk)
-    return render(request, "customers/import_detail.html", _job_context(job))
+    context = _job_context(job)
+    if not context["running"]:
+        context["links"] = importer.target_links(request.user, job.target, job)
+    return render(request, "customers/import_detail.html", context)
 
 
 @login_required

@@ -113,3 +113,19 @@ def apply_filters(qs, data: dict):
     if data.get("key"):  # priority rights (seed 001 §4): order handling sees key accounts' orders first
         qs = qs.filter(institution_id__in=services.key_account_institutions().values("id"))
     return qs
+
+
+class SplitOrderFilterForm(OrderLineFilterForm):
+    """The split orders page's filters (and its API's): a customer the order names, the order number's beginning,
+    an order date of its lines within a range. The order-line list's fields, less those about one line."""
+
+    product = batch = open = key = None
+
+
+class SplitRepairForm(forms.Form):
+    """What the split orders page's repair sends: the order, and the customer and order date it keeps (the parts the
+    page offered; by default those of the line imported last)."""
+
+    order = forms.CharField(label=_("Order number"), max_length=40)
+    customer = forms.IntegerField(label=_("Customer"), required=False, min_value=1, max_value=2**63 - 1)
+    order_date = forms.DateField(label=_("Order date"), required=False)

@@ -43,6 +43,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 
 from pharmacrm.core.roles import Cap
 from pharmacrm.core.wording import listing
@@ -180,12 +181,22 @@ MESSAGES = {
         "An initial load is for empty order tables, and order lines are stored already: nothing was imported. "
         "Import the file without --initial-load."
     ),
+    "split_orders": ngettext_lazy(
+        "%(orders)d order named in this file is split: its stored lines name two customers or carry two order dates "
+        "(stored so before the import checked each order under its lock). The import leaves it as it is: repair it on "
+        "the split orders page.",
+        "%(orders)d orders named in this file are split: their stored lines name two customers or carry two order "
+        "dates (stored so before the import checked each order under its lock). The import leaves them as they are: "
+        "repair them on the split orders page.",
+        "orders",
+    ),
     "rerun_orders": _(
         "To finish, import the same file again: order lines are recognised by their order number and line "
         "number, so the lines already saved are not imported twice."
     ),
 }
 UNKNOWN_CODES_SHOWN = 20  # product codes the note names
+SPLIT_ORDERS_KEPT = 100  # split orders the note keeps by number (for the result's link to them)
 TOTALS_ROWS_SHOWN = 20  # rows of totals the note names
 
 # the label of a report's totals line (用友, 金蝶 and Excel's subtotals end an order list with 合计, group it with 小计)
@@ -218,10 +229,17 @@ def register() -> None:
             template_name=_("order import template"), check_header=check_header,
             text_columns=("order_number", "credit_code", "external_id", "product_code", "approval_number",
                           "batch_number", "invoice_number"),
-            rerun_note="rerun_orders", on_interrupted=_after_interrupted,
+            rerun_note="rerun_orders", on_interrupted=_after_interrupted, links=_links,
             marked_cells=True,  # a failed formula (#N/A …) reads as its error text, not as an empty cell
         ),
     )  # fmt: skip
+
+
+def _links(user, job: ImportJob | None = None) -> list[tuple[str, str]]:
+    """The order import page's link to the split orders, and an import's result's (views_splits.import_links)."""
+    from . import views_splits
+
+    return views_splits.import_links(user, job)
 
 
 def _after_interrupted(job: ImportJob) -> None:
@@ -1624,6 +1642,7 @@ class Run:
         self.preview_cells: dict[int, list[str]] = {}  # the chunk's rows holding a place in the preview
         self.locked = threading.Event()  # set once the writer holds the writers' lock
         self.stored_view: dict[str, tuple] = {}  # `_against_stored`: the stored orders as the chunk's check read them
+        self.split_orders: set[str] = set()  # stored orders of the file split before session 56 (`_against_stored`)
         self.late_errors: list[tuple[int, list[str], list]] = []  # refused by the writer (`Writer._one_customer`)
 
     @property
@@ -1821,6 +1840,8 @@ class Run:
                               f"MAX(order_date) FROM {table} WHERE order_number IN ({{}}) GROUP BY order_number", orders)  # noqa: S608
             for o, low, high, first, last in ranges:
                 self.stored_view[o] = (low, high, _iso(first), _iso(last))
+                if low != high or _iso(first) != _iso(last):
+                    self.split_orders.add(o)  # left as it is, and named in the job's notes
                 inst, day = reference[o]
                 if not (low == high == inst and _iso(first) == _iso(last) == day):
                     suspect.append(o)
@@ -2468,6 +2489,8 @@ def _run_job(job: ImportJob, sheet, header, rows, columnar) -> tuple[str, Counts
         unknown = run.unknown_products_note()
         if unknown is not None and status != ImportJob.Status.REJECTED:  # nothing was imported: not even these
             notes.append(unknown)
+        if run.split_orders:
+            notes.extend(_split_orders_note(run.split_orders))
     finally:
         run.close()
     if connection.vendor == "sqlite" and not job.dry_run and not connection.in_atomic_block:
@@ -2477,6 +2500,15 @@ def _run_job(job: ImportJob, sheet, header, rows, columnar) -> tuple[str, Counts
     if not job.dry_run and status == ImportJob.Status.DONE and (run.counts.created or run.counts.updated):
         _evaluate_after_import()
     return status, run.counts, run.kept_errors, run.preview, notes
+
+
+def _split_orders_note(numbers: set[str]) -> list[tuple[str, dict]]:
+    """("split_orders", {orders, order_list}) when orders the file names are split still (a file giving all of an
+    order's lines one customer and date corrects it): the result says so and links to the split orders page."""
+    from . import splits
+
+    still = splits.split_numbers(numbers)
+    return [("split_orders", {"orders": len(still), "order_list": still[:SPLIT_ORDERS_KEPT]})] if still else []
 
 
 def _evaluate_after_import(robust: bool = False) -> None:

@@ -334,8 +334,11 @@ def repair(order_number: str, user, *, customer: int | None = None, order_date: 
         keeper = latest["institution_id"] if customer is None else customer
         kept = latest["order_date"] if order_date is None else order_date
         if keeper not in customers:
+            from pharmacrm.customers.models import Institution
+
+            name = Institution.objects.filter(pk=keeper).values_list("name", flat=True).first() or keeper
             raise ValidationError({"customer": _("%(code)s is not one of the customers of order %(order)s.")
-                                   % {"code": keeper, "order": order_number}})  # fmt: skip
+                                   % {"code": name, "order": order_number}})  # fmt: skip
         if kept not in dates:
             raise ValidationError({"order_date": _("%(date)s is not one of the order dates of order %(order)s.")
                                    % {"date": kept.isoformat(), "order": order_number}})  # fmt: skip

@@ -135,6 +135,8 @@ def _mark_key_accounts(lines: list[OrderLine]) -> list[OrderLine]:
 
 
 def _order_list(request, form, data, qs, status: int = 200):
+    from . import views_splits
+
     page = CappedPaginator(qs.order_by(*ORDERING), PAGE_SIZE).get_page(request.GET.get("page") or "1")
     may_import = access.can(request.user, Cap.IMPORT_ORDERS)
     rows = _mark_key_accounts(_with_money(list(page.object_list)))
@@ -142,7 +144,7 @@ def _order_list(request, form, data, qs, status: int = 200):
         "form": form, "page_obj": page, "rows": rows, "filtered": bool(data) or form.has_errors,
         "invalid": form.has_errors, "may_import": may_import, "import_target": ImportJob.Target.ORDERS.value,
         "query": _without_page(request.GET), "may_remove": may_import, "back": request.get_full_path(),
-        "may_see_targets": targets.may_see(request.user),
+        "may_see_targets": targets.may_see(request.user), "split_orders": views_splits.count_for(request.user),
     }  # fmt: skip
     return render(request, "sales/order_list.html", context, status=status)
 

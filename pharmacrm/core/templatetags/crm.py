@@ -298,10 +298,11 @@ AUDIT_VALUES = {
         "enrolled": gettext_lazy("enrolled in the session"),
         "left": gettext_lazy("taken off the waiting list"),
         "no longer needed": gettext_lazy("passed over: the course completed, the account closed or no training role"),
-        # purchases put right (sales 0016, `pharmacrm orders split-check --repair`)
+        # purchases put right (sales 0016, `pharmacrm orders split-check --repair`, the split orders page)
         "product code in another letter case": gettext_lazy("one product code in any letter case: spellings merged"),
         "split order": gettext_lazy("order split between customers, given to one"),
         "split order date": gettext_lazy("order split between two order dates, given the one imported last"),
+        "split order date chosen": gettext_lazy("order split between two order dates, given the one an operator chose"),
     },
     "format": {
         "signed copy": gettext_lazy("signed copy"),
