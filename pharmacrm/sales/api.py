@@ -67,6 +67,9 @@ def register(router) -> None:
 
     api_clv.register(router)
     api_kpi.register(router)
+    from . import api_splits
+
+    api_splits.register(router)
 
 
 # --- reading ------------------------------------------------------------------------------------------
@@ -419,6 +422,12 @@ ImportResultSerializer = inline_serializer(
             "codes": serializers.ListField(child=serializers.CharField(), help_text="Those codes, the first 20."),
             "more": serializers.BooleanField(help_text="true: more codes than listed."),
         }),
+        "split_orders": serializers.IntegerField(help_text="Orders named in `lines` whose stored lines name two "
+                                                 "customers or carry two order dates (stored so before session 56): "
+                                                 "the import leaves them as they are; GET /api/v1/sales/split-orders/ "
+                                                 "lists them, POST /api/v1/sales/split-orders/repair/ repairs one."),
+        "split_order_numbers": serializers.ListField(child=serializers.CharField(),
+                                                     help_text="Those orders' numbers, the first 100."),
     },
 )  # fmt: skip
 
@@ -456,6 +465,18 @@ def _errors(job: ImportJob) -> list[dict]:
 def _position(file_row) -> int:
     """A row of the CSV the API writes (the header is row 1) → the line's position in `lines`, from 1."""
     return int(file_row) - 1
+
+
+def _split_orders(job: ImportJob) -> list[str]:
+    """The split orders the import found among the file's orders, from the job's notes (importer)."""
+    try:
+        notes = json.loads(job.message) if job.message else []
+    except ValueError:
+        notes = []
+    for note in notes if isinstance(notes, list) else []:
+        if isinstance(note, dict) and note.get("code") == "split_orders":
+            return [str(n) for n in (note.get("params") or {}).get("order_list") or []]
+    return []
 
 
 def _unknown_products(job: ImportJob) -> dict:
@@ -510,6 +531,8 @@ class OrderImportView(APIView):
             "unchanged": job.unchanged_count, "rejected": job.error_count, "messages": base.job_messages(job),
             "errors": _errors(job), "unknown_products": _unknown_products(job),
         }  # fmt: skip
+        result["split_order_numbers"] = _split_orders(job)
+        result["split_orders"] = len(result["split_order_numbers"])
         return Response(result)
 
 

@@ -25,6 +25,7 @@ from tests.conftest import data_for_the_module, new_team_north, new_xiehe, role_
 from .conftest import ROLES
 
 IMPORT_CSV = "机构名称,机构类型,行政区划代码\n北京和睦家医院,医院,110105\n".encode("utf-8-sig")
+SPLIT_ORDER = "SPLIT-1"  # an order whose lines name two customers (stored so before session 56)
 
 
 def allowed(role: str, cap: Cap | None) -> bool:
@@ -255,6 +256,12 @@ ENDPOINTS = [
     ),
     # the channel effect needs customers, interactions and purchases: every role with purchases holds the other two
     Endpoint("engagement.channels", "get", lambda w, r: "/api/v1/engagement/channels/", Cap.VIEW_PURCHASES, 200),
+    # a split order of two Beijing customers (the rep's territory); the rep's scope: tests/sales/test_split_orders_api.py
+    Endpoint("sales.split_orders.list", "get", lambda w, r: "/api/v1/sales/split-orders/", Cap.VIEW_PURCHASES, 200),
+    Endpoint(
+        "sales.split_orders.repair", "post", lambda w, r: "/api/v1/sales/split-orders/repair/", Cap.IMPORT_ORDERS, 200,
+        body=lambda w: {"order_number": SPLIT_ORDER},
+    ),
     Endpoint(  # reading opportunities is scoped by role and team: tests/sales/test_pipeline_pages.py
         "sales.opportunities.create", "post", lambda w, r: "/api/v1/sales/opportunities/", Cap.WORK_PIPELINE, 201,
         body=lambda w: {"customer": w.xiehe.pk, "title": "矩阵商机", "amount": "1000", "close_date": "2027-01-31"},
@@ -310,10 +317,25 @@ def _build_world(users: dict[str, User], xiehe) -> World:
     )
     desk.transition(admin, handled, "resolved", resolution_summary="已答复。", root_cause="information")
 
+    _plant_split_order(admin, xiehe)
+
     seq = AuditEntry.objects.order_by("seq").values_list("seq", flat=True).first()
     return World(
         users, xiehe, person, spare_institution, spare_person, consent, seq, own_import, ticket, spare_policy, handled
     )
+
+
+def _plant_split_order(admin, xiehe) -> None:
+    """SPLIT_ORDER: line 1 for 协和, line 2 for another Beijing hospital (the split orders list and repair)."""
+    from pharmacrm.sales.models import OrderLine
+
+    other = services.create_institution(admin, {"name": "北京市第一矩阵医院", "kind": "hospital", "region": xiehe.region})
+    day = datetime.date(2026, 3, 5)
+    OrderLine.objects.bulk_create([
+        OrderLine(order_number=SPLIT_ORDER, line_number=n, order_date=day, month=day.replace(day=1), institution=inst,
+                  product_code="P1", quantity=1, unit_price=10, amount_fen=1000, row_hash=n)
+        for n, inst in ((1, xiehe), (2, other))
+    ])  # fmt: skip
 
 
 @pytest.mark.parametrize("role", ROLES)

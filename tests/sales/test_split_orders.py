@@ -13,21 +13,9 @@ from django.utils import timezone, translation
 
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.sales import rollups
-from pharmacrm.sales.importer import _hashed_values, row_hash
 from pharmacrm.sales.models import MonthlyRollup, OrderLine
 
-from .conftest import line
-
-
-def split_before_session_56(number: str, other: str, *, minutes_ago: int = 0) -> None:
-    """Lines of order `other` become lines of order `number` (another customer's), fingerprinted as their import did:
-    what the race stored, imported `minutes_ago`."""
-    for stored in OrderLine.objects.filter(order_number=other).values():
-        stored["order_number"] = number
-        OrderLine.objects.filter(pk=stored["id"]).update(
-            order_number=number, row_hash=row_hash(_hashed_values(stored, stored["institution_id"])),
-            imported_at=timezone.now() - dt.timedelta(minutes=minutes_ago),
-        )  # fmt: skip
+from .conftest import line, split_before_session_56
 
 
 @pytest.fixture

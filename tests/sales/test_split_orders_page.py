@@ -12,50 +12,16 @@ from django.utils import timezone
 
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Role
-from pharmacrm.customers import services as customers
 from pharmacrm.sales import rollups, splits
 from pharmacrm.sales.models import MonthlyRollup, OrderLine
 
 from .conftest import line
-from .test_split_orders import split_before_session_56
 
 ROLES = [r.value for r in Role]
 VIEWERS = {"admin", "manager", "kam", "rep", "analyst", "auditor"}  # they see purchases
 REPAIRERS = {"admin", "manager"}  # they import orders
 PAGE = "/sales/orders/splits/"
 REPAIR = "/sales/orders/splits/repair/"
-
-
-@pytest.fixture
-def dongcheng(admin_user, beijing):
-    """A second customer in Beijing (the rep's territory)."""
-    from pharmacrm.customers import normalise
-
-    return customers.create_institution(admin_user, {
-        "name": "北京市东城区社区卫生服务中心", "kind": "community", "region": beijing,
-        "credit_code": normalise.make_credit_code("12110101MB0000001"),
-    })  # fmt: skip
-
-
-@pytest.fixture
-def planted(run_import, xiehe, huashan, dongcheng):
-    """SO-1: lines 1 and 2 for 协和 (imported an hour ago, ¥250.00), line 3 for 华山 (imported since, ¥100.00) — 华山 in
-    Shanghai, outside the rep's territory. SO-3: 协和's lines 1 and 2 dated 31 March (an hour ago), line 3 dated 1
-    April (since). SO-5: 协和 and 东城, both in Beijing. SO-2: 协和's alone, not split."""
-    rows = [
-        line("SO-1", 1, "2026-03-05", xiehe, "P1", 2, "100"), line("SO-1", 2, "2026-03-05", xiehe, "P2", 1, "50"),
-        line("SO-X", 3, "2026-03-05", huashan, "P1", 1, "100"), line("SO-2", 1, "2026-03-06", xiehe, "P1", 1, "10"),
-        line("SO-3", 1, "2026-03-31", xiehe, "P1", 2, "100"), line("SO-3", 2, "2026-03-31", xiehe, "P2", 1, "50"),
-        line("SO-Y", 3, "2026-04-01", xiehe, "P1", 1, "100"),
-        line("SO-5", 1, "2026-05-10", xiehe, "P1", 1, "20"), line("SO-Z", 2, "2026-05-10", dongcheng, "P1", 1, "30"),
-    ]  # fmt: skip
-    assert run_import(rows).error_count == 0
-    OrderLine.objects.filter(order_number__in=["SO-1", "SO-3", "SO-5"]).update(
-        imported_at=timezone.now() - dt.timedelta(hours=1)
-    )
-    for number, other in (("SO-1", "SO-X"), ("SO-3", "SO-Y"), ("SO-5", "SO-Z")):
-        split_before_session_56(number, other)
-    return xiehe, huashan, dongcheng
 
 
 def shown(page: str) -> list[str]:
