@@ -106,14 +106,16 @@ def _changes(order: splits.SplitOrder, customer: int | None, day) -> list[str]:
         kept = next(p for p in order.customers.parts if p.institution_id == customer)
         for part in order.customers.parts:
             if part is not kept:
-                out.append(_("Lines %(lines)s of %(from)s (%(amount)s) move to %(to)s.") % {
+                out.append(ngettext("Line %(lines)s of %(from)s (%(amount)s) moves to %(to)s.",
+                                    "Lines %(lines)s of %(from)s (%(amount)s) move to %(to)s.", len(part.lines)) % {
                     "lines": wording.listing(part.lines), "from": part.name, "amount": money(part.amount),
                     "to": kept.name,
                 })  # fmt: skip
     if order.dates is not None:
         for part in order.dates.parts:
             if part.order_date != day:
-                out.append(_("Lines %(lines)s dated %(from)s take the order date %(to)s.") % {
+                out.append(ngettext("Line %(lines)s dated %(from)s takes the order date %(to)s.",
+                                    "Lines %(lines)s dated %(from)s take the order date %(to)s.", len(part.lines)) % {
                     "lines": wording.listing(part.lines), "from": part.order_date.isoformat(), "to": day.isoformat(),
                 })  # fmt: skip
     return out
@@ -164,7 +166,7 @@ def split_repair(request):
         return redirect(_back(request))
     return render(request, "sales/split_repair.html", {
         "order": _with_texts([order])[0], "customer": customer, "day": day, "changes": _changes(order, customer, day),
-        "back": _back(request),
+        "customer_name": names.get(customer) or next(iter(names.values()), ""), "back": _back(request),
     })  # fmt: skip
 
 

@@ -5,6 +5,7 @@ one there, keeping the part they choose, through the command's own repair (sales
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pytest
 from django.contrib.messages import get_messages
@@ -15,7 +16,7 @@ from pharmacrm.core.roles import Role
 from pharmacrm.sales import rollups, splits
 from pharmacrm.sales.models import MonthlyRollup, OrderLine
 
-from .conftest import line
+from .conftest import line, split_before_session_56
 
 ROLES = [r.value for r in Role]
 VIEWERS = {"admin", "manager", "kam", "rep", "analyst", "auditor"}  # they see purchases
@@ -125,7 +126,7 @@ def test_a_repair_keeps_the_part_chosen_and_the_rollups_match_a_recomputation(cl
 
     confirm = manager.get(REPAIR, {"order": "SO-1", "customer": xiehe.pk}, HTTP_ACCEPT_LANGUAGE="en")
     assert confirm.status_code == 200
-    assert f"Lines 3 of {huashan.name} (¥100.00) move to {xiehe.name}." in confirm.content.decode()
+    assert f"Line 3 of {huashan.name} (¥100.00) moves to {xiehe.name}." in confirm.content.decode()
     assert OrderLine.objects.filter(order_number="SO-1", institution=huashan).exists()  # nothing changed yet
 
     done = manager.post(REPAIR, {"order": "SO-1", "customer": xiehe.pk, "next": f"{PAGE}?order=SO"},
@@ -258,3 +259,46 @@ def test_two_managers_repairing_one_order_at_once_the_second_finds_it_repaired(p
     assert "was repaired already, by manager" in said(answers[0])[0]
     assert set(OrderLine.objects.filter(order_number="SO-1").values_list("institution_id", flat=True)) == {huashan.pk}
     assert AuditEntry.objects.filter(object_type="sales.orderline", action="update").count() == 2
+
+
+def _more_split_orders(run_import, xiehe, dongcheng, count: int) -> None:
+    for n in range(count):
+        assert run_import([line(f"SO-M{n}", 1, "2026-05-12", xiehe, "P1", 1, "10"),
+                           line(f"SO-N{n}", 2, "2026-05-12", dongcheng, "P1", 1, "10")]).error_count == 0  # fmt: skip
+        split_before_session_56(f"SO-M{n}", f"SO-N{n}")
+
+
+def test_the_page_costs_as_many_queries_whatever_the_number_of_split_orders(client_for, planted, run_import):
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    xiehe, _huashan, dongcheng = planted
+    manager = client_for("manager")
+
+    def cost() -> int:
+        manager.get(PAGE)  # the session, the list of split orders kept
+        with CaptureQueriesContext(connection) as queries:
+            page = manager.get(PAGE).content.decode()
+        return len(queries), len(shown(page))
+
+    few = cost()
+    _more_split_orders(run_import, xiehe, dongcheng, 4)
+    cache.delete(splits.CACHE_KEY)  # a new pass
+    assert cost() == (few[0], few[1] + 4)
+
+
+def test_the_pages_keep_the_list_a_pass_found_and_the_command_makes_it_again(client_for, planted, run_import):
+    """No import stores a new split order: the pages read again only the orders the last pass found (an hour), and
+    `split-check` makes a new pass (what planting one by hand, as these tests do, needs)."""
+    from django.core.management import call_command
+
+    xiehe, _huashan, dongcheng = planted
+    manager = client_for("manager")
+    assert shown(manager.get(PAGE).content.decode()) == ["SO-1", "SO-3", "SO-5"]
+    _more_split_orders(run_import, xiehe, dongcheng, 1)
+
+    assert shown(manager.get(PAGE).content.decode()) == ["SO-1", "SO-3", "SO-5"]
+    with pytest.raises(SystemExit):
+        call_command("orders", "split-check", stdout=io.StringIO())
+    assert shown(manager.get(PAGE).content.decode()) == ["SO-1", "SO-3", "SO-5", "SO-M0"]
