@@ -146,3 +146,26 @@ def test_repair_gives_the_lines_the_date_imported_last_recomputes_both_months_an
     with translation.override("en"):
         assert _audit_code("reason", "split order date") == (
             "order split between two order dates, given the one imported last")  # fmt: skip
+
+
+def test_an_order_split_both_ways_is_repaired_at_once_its_customer_first(run_import, xiehe, huashan):
+    """SO-1: line 1 for 协和 dated 31 March (an hour ago), line 2 for 华山 dated 1 April (since): one repair (the split
+    orders page's) gives it 华山 and 1 April."""
+    run_import([line("SO-1", 1, "2026-03-31", xiehe, "P1", 2, "100"),
+                line("SO-X", 2, "2026-04-01", huashan, "P1", 1, "100")])  # fmt: skip
+    OrderLine.objects.filter(order_number="SO-1").update(imported_at=timezone.now() - dt.timedelta(hours=1))
+    split_before_session_56("SO-1", "SO-X")
+
+    status, out = run()
+    assert status == 1 and "Order SO-1 names 2 customers:" in out and "Order SO-1 carries 2 order dates:" in out
+    status, out = run("--repair")
+
+    assert status == 0 and "1 split order(s) repaired, 1 line(s) moved." in out
+    assert "1 order(s) with two order dates repaired, 1 line(s) given the order's date." in out
+    assert set(OrderLine.objects.filter(order_number="SO-1").values_list("institution_id", "order_date")) == {
+        (huashan.pk, dt.date(2026, 4, 1))}  # fmt: skip
+    assert not MonthlyRollup.objects.filter(institution_id=xiehe.pk).exists()
+    assert MonthlyRollup.objects.values_list("month", "orders", "amount_fen").get(institution_id=huashan.pk) == (
+        dt.date(2026, 4, 1), 1, 30000)  # fmt: skip
+    reasons = AuditEntry.objects.filter(object_type="sales.orderline", action="update").values_list("extra", flat=True)
+    assert sorted(e["reason"] for e in reasons) == ["split order", "split order date"]
