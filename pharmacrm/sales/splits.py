@@ -21,7 +21,7 @@ again there: an order repaired meanwhile (a double click, a colleague, an import
 and the caller told so (`Repaired.already`).
 
 Finding them costs one grouped pass over every order line (seconds for ten million). No import stores a new split
-order since session 56, so their list only shrinks: the pages keep the numbers a pass found for an hour (the cache) and
+order since session 56, so their list only shrinks: the pages keep the numbers a pass found for a day (the cache) and
 read only those orders' lines again (`current_numbers`); the command always makes the pass."""
 
 from __future__ import annotations
@@ -49,7 +49,8 @@ DATE_CHOSEN_REASON = "split order date chosen"  # a date the operator chose, not
 REASONS = (REASON, DATE_REASON, DATE_CHOSEN_REASON)
 
 CACHE_KEY = "sales.split-orders"
-CACHE_SECONDS = 3600  # a pass's list of split orders, kept for the pages (each order read again on use)
+CACHE_SECONDS = 86400  # a pass's list of split orders, kept for the pages (each order read again on use): the pass
+# costs seconds for ten million lines, and only a change outside the application (a restore, SQL) could add one
 CHUNK = 5000  # order numbers per query
 
 

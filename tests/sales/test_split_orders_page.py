@@ -289,7 +289,7 @@ def test_the_page_costs_as_many_queries_whatever_the_number_of_split_orders(clie
 
 
 def test_the_pages_keep_the_list_a_pass_found_and_the_command_makes_it_again(client_for, planted, run_import):
-    """No import stores a new split order: the pages read again only the orders the last pass found (an hour), and
+    """No import stores a new split order: the pages read again only the orders the last pass found (a day), and
     `split-check` makes a new pass (what planting one by hand, as these tests do, needs)."""
     from django.core.management import call_command
 
