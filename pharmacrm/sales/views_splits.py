@@ -6,6 +6,8 @@ of its own which lines change, and confirm; `splits.repair` does the work, the c
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -65,8 +67,6 @@ def split_orders(request):
     data = form.cleaned()
     numbers = [] if form.has_errors else filtered_numbers(user, data)
     page = Paginator(numbers, PAGE).get_page(request.GET.get("page"))
-    params = request.GET.copy()
-    params.pop("page", None)
     return render(request, "sales/split_orders.html", {
         "form": form, "page_obj": page, "orders": _with_texts(splits.describe(page.object_list)),
         "filtered": bool(data) or form.has_errors, "invalid": form.has_errors,
@@ -170,18 +170,10 @@ def split_repair(request):
     })  # fmt: skip
 
 
-urlpatterns = [
-    path("orders/splits/", split_orders, name="order-splits"),
-    path("orders/splits/repair/", split_repair, name="order-split-repair"),
-]
-
-
 def import_links(user, job=None) -> list[tuple[str, str]]:
     """The order import page's link to the split orders, with their count (when there are some), and an import's
     result's when the file named orders that are split still (the job's note keeps their numbers): one order is
     linked by its number."""
-    import json
-
     if not access.can(user, Cap.VIEW_PURCHASES):
         return []
     url = reverse("sales:order-splits")
@@ -203,3 +195,10 @@ def import_links(user, job=None) -> list[tuple[str, str]]:
     return [(ngettext("%(n)s split order: its lines name two customers or carry two order dates. See and repair it.",
                       "%(n)s split orders: their lines name two customers or carry two order dates. See and repair "
                       "them.", count) % {"n": count}, url)]  # fmt: skip
+
+
+urlpatterns = [
+    path("orders/splits/", split_orders, name="order-splits"),
+    path("orders/splits/repair/", split_repair, name="order-split-repair"),
+]
+
