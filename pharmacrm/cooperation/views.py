@@ -139,6 +139,20 @@ def _agreement(request, pk) -> Agreement:
                              pk=pk)  # fmt: skip
 
 
+def _edit_sent_again(user, agreement: Agreement, data: dict, version) -> bool:
+    """The edit form sent twice (a double click): the agreement is one version on because this user saved it, and it
+    holds what the form says (form_saves.sent_again_after) — a colleague's change in between is a stale form."""
+    fresh = Agreement.objects.filter(pk=agreement.pk).first()
+    if fresh is None or not sent_again_after(user, fresh, version):
+        return False
+    try:
+        values = services.clean_agreement(user, {**{f: getattr(fresh, f) for f in services.AGREEMENT_FIELDS}, **data},
+                                          current=fresh)  # fmt: skip
+    except ValidationError:
+        return False
+    return all(getattr(fresh, k) == v for k, v in values.items())
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def agreement_edit(request, pk):
@@ -151,9 +165,10 @@ def agreement_edit(request, pk):
     form = forms.AgreementForm(request.user, request.POST or None, initial=initial, signed=signed)
     status = 200
     if request.method == "POST":
-        outcome = save_form(form, lambda: services.update_agreement(request.user, agreement, form.values(),
-                                                                    request.POST.get("version")))  # fmt: skip
-        if outcome.saved:
+        version = request.POST.get("version")
+        outcome = save_form(form, lambda: services.update_agreement(request.user, agreement, form.values(), version))
+        if outcome.saved or (outcome.status == 409 and _edit_sent_again(request.user, agreement, form.values(),
+                                                                         version)):  # fmt: skip
             messages.success(request, _("Saved."))
             return redirect("cooperation:agreement", agreement.pk)
         status = outcome.status
