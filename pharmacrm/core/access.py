@@ -442,3 +442,31 @@ def interactions_for(user, qs: QuerySet | None = None) -> QuerySet:
     institutions = institutions_for(user).values("id")
     people = people_for(user).values("id")
     return qs.filter(Q(institution_id__in=institutions) | Q(person_id__in=people) | Q(created_by=user))
+
+
+# --- agreements' terms -------------------------------------------------------------------------------------
+
+
+def may_change_agreement_term(user, agreement) -> bool:
+    """Who corrects the term of an agreement not signed yet, and records an amendment (补充协议) of a signed one's
+    term: whoever may record such an agreement. A key-account service agreement: those who run its account — an
+    administrator or a manager who runs key accounts, the account's project manager (not any key-account manager, nor
+    the rest of its team). A cooperation agreement: those who record cooperation agreements (administrators, managers,
+    key-account managers, sales representatives), within the agreements they may see. Never a read-only role."""
+    if read_only(user):
+        return False
+    label = agreement._meta.label_lower
+    if label == "keyaccounts.agreement":
+        from pharmacrm.keyaccounts.services import may_manage
+
+        return may_manage(user, agreement.account)
+    if label == "cooperation.agreement":
+        from pharmacrm.cooperation.services import may_manage
+
+        return may_manage(user, agreement)
+    return False
+
+
+def require_agreement_term(user, agreement) -> None:
+    if not may_change_agreement_term(user, agreement):
+        raise PermissionDenied(_("You do not have permission to do this."))

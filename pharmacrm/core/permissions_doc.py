@@ -214,6 +214,9 @@ ENDPOINT_RULES = [
     "meetings' cadence, last meeting and next due day |",
     "| `PATCH /api/v1/keyaccounts/{id}/` | Run key accounts, and run that account: its project manager, a manager or "
     "an administrator (the meeting cadence only; never a read-only role) |",
+    "| `PATCH /api/v1/keyaccounts/agreements/{id}/` (a draft's term), `POST /api/v1/keyaccounts/agreements/{id}/amendments/` "
+    "(a signed one's) | Run key accounts, and run that account: its project manager, a manager or an administrator "
+    "(never a read-only role; a change sends its version: 409 if stale) |",
     "| `GET /api/v1/survey-campaigns/`, `/survey-campaigns/{id}/` | See the service performance of every team and agent, "
     "or Take in and handle service tickets (not the pharmacovigilance officer) |",
     "| `POST /api/v1/survey-campaigns/`, `PATCH /survey-campaigns/{id}/` (a draft; `repeat` any), `POST …/{id}/start/`, "

@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.utils import translation
 
 from pharmacrm.core import pdf as pdfdoc
+from pharmacrm.core.amendments import signed_term
 from pharmacrm.core.contract_pdf import Bilingual
 from pharmacrm.core.contract_pdf import date as _date
 from pharmacrm.core.wording import company_name
@@ -88,9 +89,10 @@ class _Agreement(Bilingual):
                      {"name": inst.name, "credit_code": inst.credit_code, "address": inst.address},
                      [["重点客户编号 Key-account No.", "", self.account.number]])  # fmt: skip
         self.heading("二、协议期限", "2. Term")
+        start, end = signed_term(ag)  # as signed: an amendment has its own document
         self.para(
-            f"本协议自 {_date(ag.start_date)} 起至 {_date(ag.end_date)} 止。到期前 {ag.renewal_notice_days} 日双方协商续签。",
-            f"This agreement runs from {_date(ag.start_date)} to {_date(ag.end_date)}. The parties discuss its "
+            f"本协议自 {_date(start)} 起至 {_date(end)} 止。到期前 {ag.renewal_notice_days} 日双方协商续签。",
+            f"This agreement runs from {_date(start)} to {_date(end)}. The parties discuss its "
             f"renewal {ag.renewal_notice_days} days before the end.",
         )
         self.heading("三、服务内容与标准", "3. Services and standards")

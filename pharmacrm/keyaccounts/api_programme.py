@@ -5,18 +5,25 @@ ValidationErrors come back as JSON per field (a wrong one-time code under `otp_c
 
 from __future__ import annotations
 
+import datetime as dt
 from contextlib import contextmanager
 
 import django_filters
 from django.db.models import Prefetch
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from pharmacrm.core import access, audit, personal, viewsets
@@ -48,7 +55,16 @@ from .choices import (
     ProposalKind,
     ProposalStatus,
 )
-from .models import Agreement, KeyAccount, PlanItem, Proposal, Review, ServicePlan, TeamMember
+from .models import (
+    Agreement,
+    AgreementAmendment,
+    KeyAccount,
+    PlanItem,
+    Proposal,
+    Review,
+    ServicePlan,
+    TeamMember,
+)
 
 urlpatterns: list = []
 TAGS = ["key accounts"]
@@ -332,6 +348,22 @@ PlanWriteSerializer.echoes = PlanSerializer
 PlanItemWriteSerializer.echoes = PlanItemSerializer
 
 
+class AmendmentSerializer(ModelSerializer):
+    number = serializers.CharField(read_only=True, help_text="The agreement's number and the amendment's: AG-2026-0001-A1.")
+
+    class Meta:
+        model = AgreementAmendment
+        fields = ["sequence", "number", "previous_start", "previous_end", "start_date", "end_date", "effective_date",
+                  "reason", "signed_copy_name", "document_sha256", "created_by", "created_at"]  # fmt: skip
+        read_only_fields = fields
+
+    def to_representation(self, instance):
+        """The reason with the contact details typed in it masked for a reader who sees personal data masked, as the
+        key-account page shows it."""
+        return personal.shown_fields(self.context, super().to_representation(instance),
+                                     "keyaccounts.agreementamendment")  # fmt: skip
+
+
 class AgreementSerializer(ModelSerializer):
     institution_name = serializers.CharField(source="account.institution.name", read_only=True)
     status = AgreementStatusField(read_only=True)
@@ -340,13 +372,29 @@ class AgreementSerializer(ModelSerializer):
         help_text="The term starts before its plan's validity or runs past it (an agreement generated before the term "
         "rule): approve a new plan version whose validity covers the term.",
     )
+    signed_start_date = serializers.SerializerMethodField(help_text="The start as signed (before any amendment).")
+    signed_end_date = serializers.SerializerMethodField(help_text="The end as signed (before any amendment).")
+    amendments = AmendmentSerializer(many=True, read_only=True,
+                                     help_text="The amendments of its term (补充协议), oldest first: `start_date` and "
+                                               "`end_date` are the latest one's.")  # fmt: skip
 
     class Meta:
         model = Agreement
         fields = ["id", "number", "account", "institution_name", "plan", "status", "start_date", "end_date",
-                  "signed_date", "signed_copy_name", "renewal_notice_days", "created_at", "issued_at",
-                  "document_sha256", "outside_plan_validity", "version"]  # fmt: skip
+                  "signed_start_date", "signed_end_date", "signed_date", "signed_copy_name", "renewal_notice_days",
+                  "created_at", "issued_at", "document_sha256", "outside_plan_validity", "amendments",
+                  "version"]  # fmt: skip
         read_only_fields = fields
+
+    def _signed(self, obj) -> tuple:
+        first = next(iter(sorted(obj.amendments.all(), key=lambda a: a.sequence)), None)
+        return (first.previous_start, first.previous_end) if first else (obj.start_date, obj.end_date)
+
+    def get_signed_start_date(self, obj) -> dt.date:
+        return self._signed(obj)[0]
+
+    def get_signed_end_date(self, obj) -> dt.date:
+        return self._signed(obj)[1]
 
 
 FIELD_ERRORS = OpenApiResponse(description="Messages per field, in the request's language (Accept-Language).")
@@ -359,6 +407,21 @@ class AgreementCreateSerializer(Serializer):
     end_date = DateField()
     renewal_notice_days = serializers.IntegerField(min_value=0, max_value=365, default=60,
                                                    help_text="Remind of the renewal this many days before the end.")  # fmt: skip
+
+
+class TermSerializer(VersionSerializer):
+    start_date = DateField(required=False, help_text="The corrected start (left out: as it is).")
+    end_date = DateField(required=False, help_text="The corrected end (left out: as it is).")
+
+
+class AmendmentWriteSerializer(VersionSerializer):
+    start_date = DateField(help_text="The new start (the current one to keep it).")
+    end_date = DateField(help_text="The new end.")
+    effective_date = DateField(help_text="The day the signed amendment takes effect (not in the future).")
+    reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="",
+                                   help_text="Why the term changes (required).")  # fmt: skip
+    signed_copy = serializers.FileField(required=False, help_text="Optional: the scanned signed amendment, PDF, PNG or "
+                                                                  "JPEG, at most 20 MB.")  # fmt: skip
 
 
 class SignedSerializer(VersionSerializer):
@@ -749,15 +812,18 @@ class PlanItemViewSet(mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins
     ),
     retrieve=extend_schema(tags=TAGS),
 )
-class AgreementViewSet(viewsets.ReadOnlyModelViewSet):
-    """Service agreements (服务协议): generated from the approved plan, then signed."""
+class AgreementViewSet(mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Service agreements (服务协议): generated from the approved plan, then signed; the term corrected while a draft
+    (PATCH), amended once signed (…/amendments/)."""
 
     queryset = Agreement.objects.none()
     serializer_class = AgreementSerializer
     permission_classes = [HasCapability]
     filterset_class = AgreementFilter
+    http_method_names = ["get", "post", "patch", "head", "options"]
     required_caps = {"create": Cap.MANAGE_KEY_ACCOUNTS, "sign": Cap.MANAGE_KEY_ACCOUNTS,
-                     "reissue": Cap.MANAGE_KEY_ACCOUNTS, "*": Cap.VIEW_KEY_ACCOUNTS}  # fmt: skip
+                     "reissue": Cap.MANAGE_KEY_ACCOUNTS, "partial_update": Cap.MANAGE_KEY_ACCOUNTS,
+                     "amendments": Cap.MANAGE_KEY_ACCOUNTS, "*": Cap.VIEW_KEY_ACCOUNTS}  # fmt: skip
     lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
@@ -766,8 +832,116 @@ class AgreementViewSet(viewsets.ReadOnlyModelViewSet):
         return (
             Agreement.objects.filter(account__in=services.accounts_for(self.request.user))
             .select_related("account__institution", "plan")
+            .prefetch_related("amendments")
             .order_by("-created_at", "-id")
         )
+
+    @extend_schema(tags=TAGS, request=TermSerializer,
+                   responses={200: AgreementSerializer, 400: FIELD_ERRORS, 403: NOT_YOURS,
+                              409: OpenApiResponse(description="Changed by someone else since the version sent.")},
+                   description="Correct the term of an agreement not signed yet (`start_date`, `end_date`; a field left "
+                               "out keeps its day), with the `version` you loaded or If-Match: the account's managers "
+                               "and project manager. The rules of generating it apply (within its plan's validity, the "
+                               "end after the start); its PDF is issued again with the new term; audited. A signed "
+                               "agreement's term changes by an amendment (POST …/amendments/): 400.")  # fmt: skip
+    def partial_update(self, request, *args, **kwargs):
+        agreement = self.get_object()
+        form = TermSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = form.validated_data
+        version = _version_sent(request, d.get("version"))
+        with _versioned():
+            services.change_term(request.user, agreement, start_date=d.get("start_date", agreement.start_date),
+                                 end_date=d.get("end_date", agreement.end_date), version=version)  # fmt: skip
+        return self._answer(agreement)
+
+    def update(self, request, *args, **kwargs):
+        if not kwargs.get("partial"):
+            return Response(status=status.HTTP_405_METHOD_NOT_ALLOWED)
+        return self.partial_update(request, *args, **kwargs)
+
+    @extend_schema(tags=TAGS, request={"multipart/form-data": AmendmentWriteSerializer,
+                                       "application/json": AmendmentWriteSerializer},
+                   responses={201: AgreementSerializer, 400: FIELD_ERRORS, 403: NOT_YOURS,
+                              409: OpenApiResponse(description="Changed by someone else since the version sent.")},
+                   description="Record an amendment (补充协议) of a signed agreement's term: the new `start_date` and "
+                               "`end_date`, the `reason` (required), the `effective_date` (not in the future, not before "
+                               "the signing), an optional `signed_copy` (multipart), and the `version` you loaded. The "
+                               "new term lies within the validity of the agreement's plan; the agreement's term becomes "
+                               "it and its renewal reminder follows the new end; its own PDF stays as signed, the "
+                               "amendment has its own (…/amendments/{sequence}/pdf/). Audited.")  # fmt: skip
+    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser, JSONParser])
+    def amendments(self, request, pk=None):
+        from pharmacrm.customers.views_import import MULTIPART_OVERHEAD, SizeLimitHandler, content_length
+
+        agreement = self.get_object()
+        too_large = {"signed_copy": [_("The file is too large; the limit is 20 MB.")]}
+        if content_length(request) > services.SIGNED_COPY_MAX + MULTIPART_OVERHEAD:
+            raise serializers.ValidationError(too_large)  # refused before the body is read
+        limiter = SizeLimitHandler(request, limit=services.SIGNED_COPY_MAX)
+        request.upload_handlers.insert(0, limiter)
+        form = AmendmentWriteSerializer(data=request.data)
+        if limiter.too_large:
+            raise serializers.ValidationError(too_large)
+        form.is_valid(raise_exception=True)
+        d = dict(form.validated_data)
+        version = _version_sent(request, d.pop("version", None))
+        with _versioned():
+            services.amend_term(request.user, agreement, _text(d), version=version)
+        return self._answer(agreement, status.HTTP_201_CREATED)
+
+    def _amendment(self, sequence):
+        agreement = self.get_object()
+        amendment = agreement.amendments.filter(sequence=sequence).first()
+        if amendment is None:
+            raise Http404
+        amendment.agreement = agreement
+        return amendment
+
+    @extend_schema(
+        tags=TAGS, parameters=[OpenApiParameter("sequence", int, OpenApiParameter.PATH)],
+        responses={
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The amendment."),
+            404: OpenApiResponse(description="No such amendment."),
+            409: OpenApiResponse(description="The kept copy is missing from the storage or was altered."),
+        },
+        description="An amendment's bilingual PDF, as kept when it was recorded (its SHA-256 is the amendment's "
+                    "`document_sha256`); the export is audited.",
+    )
+    @action(detail=True, methods=["get"], url_path=r"amendments/(?P<sequence>[0-9]{1,4})/pdf", pagination_class=None,
+            filter_backends=[], content_negotiation_class=FileNegotiation)  # fmt: skip
+    def amendment_pdf(self, request, pk=None, sequence=None):
+        amendment = self._amendment(sequence)
+        try:
+            data = services.amendment_document(amendment)
+        except services.DocumentUnavailable as e:
+            return Response({"detail": str(e)}, status=409)
+        audit.record(AuditEntry.Action.EXPORT, amendment, user=request.user, format="PDF", purpose="api")
+        response = HttpResponse(data, content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{amendment.number}.pdf"'
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    @extend_schema(
+        tags=TAGS, parameters=[OpenApiParameter("sequence", int, OpenApiParameter.PATH)],
+        responses={
+            (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The signed amendment."),
+            (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="The signed amendment."),
+            (200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The signed amendment."),
+            404: OpenApiResponse(description="No such amendment, or no signed copy was uploaded."),
+            409: OpenApiResponse(description="The signed copy is missing from the storage or was altered."),
+        },
+        description="An amendment's signed copy as uploaded, checked against its SHA-256; the download is audited.",
+    )
+    @action(detail=True, methods=["get"], url_path=r"amendments/(?P<sequence>[0-9]{1,4})/signed-copy",
+            pagination_class=None, filter_backends=[], content_negotiation_class=FileNegotiation)  # fmt: skip
+    def amendment_signed_copy(self, request, pk=None, sequence=None):
+        from .views_programme import amendment_copy_response
+
+        try:
+            return amendment_copy_response(self._amendment(sequence), request.user, purpose="api")
+        except services.DocumentUnavailable as e:
+            return Response({"detail": str(e)}, status=409)
 
     def _answer(self, agreement: Agreement, code: int = status.HTTP_200_OK) -> Response:
         agreement = self.get_queryset().get(pk=agreement.pk)

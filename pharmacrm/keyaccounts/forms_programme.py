@@ -174,6 +174,35 @@ class AgreementForm(ServiceErrorsMixin, OnceTokenForm):  # a new one: its one-ti
             self.initial["start_date"], self.initial["end_date"] = default_agreement_term(account)
 
 
+class TermForm(ServiceErrorsMixin, VersionMixin):
+    """The term of an agreement not signed yet, corrected on the account's page (services.change_term)."""
+
+    start_date = forms.DateField(label=_("Start date"), widget=DATE_INPUT)
+    end_date = forms.DateField(label=_("End date"), widget=DATE_INPUT)
+
+
+class AmendmentForm(ServiceErrorsMixin, VersionMixin, OnceTokenForm):
+    """An amendment of a signed agreement's term (补充协议): its one-time token, the form sent twice records one; the
+    agreement's version, a page opened before someone else's change is refused (services.amend_term)."""
+
+    start_date = forms.DateField(label=_("New start date"), widget=DATE_INPUT)
+    end_date = forms.DateField(label=_("New end date"), widget=DATE_INPUT)
+    effective_date = forms.DateField(label=_("Effective from"), widget=DATE_INPUT,
+                                     help_text=_("The day the signed amendment takes effect (not in the future)."))  # fmt: skip
+    reason = _text(_("Reason for the change"), max_length=2000, rows=2, required=False)  # the service says why it is needed
+    signed_copy = forms.FileField(
+        label=_("Signed amendment"), required=False,
+        widget=forms.ClearableFileInput(attrs={"accept": ".pdf,.png,.jpg,.jpeg,application/pdf,image/png,image/jpeg"}),
+        help_text=_("Optional: the scanned signed amendment, PDF, PNG or JPEG, at most 20 MB."),
+    )  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        from django.utils import timezone
+
+        super().__init__(*args, **kwargs)
+        self.fields["effective_date"].widget.attrs["max"] = timezone.localdate().isoformat()
+
+
 class SignedForm(ServiceErrorsMixin, VersionMixin):
     signed_date = forms.DateField(label=_("Signed on"), widget=DATE_INPUT)
     signed_copy = forms.FileField(

@@ -10,6 +10,7 @@ from django.db.models import F, Func, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from pharmacrm.core.amendments import TermAmendment
 from pharmacrm.core.builtin import BuiltinNameMixin
 
 from . import scoring
@@ -521,6 +522,20 @@ class Agreement(models.Model):
     def binds_outside_plan_validity(self) -> bool:
         """Outside its plan's validity and still to be signed or in force (the file's warning, the check's list)."""
         return self.status in OPEN_AGREEMENT_STATUSES and self.outside_plan_validity
+
+
+class AgreementAmendment(TermAmendment):
+    """An amendment of a signed service agreement's term (补充协议), with its bilingual PDF made and kept when it is
+    recorded, as the agreement's (core/amendments.py)."""
+
+    agreement = models.ForeignKey(Agreement, models.PROTECT, related_name="amendments",
+                                  verbose_name=_("service agreement"))  # fmt: skip
+    document = models.CharField(max_length=300, blank=True, editable=False)  # a name under var/agreements/
+    document_sha256 = models.CharField(_("document fingerprint (SHA-256)"), max_length=64, blank=True, editable=False)
+
+    class Meta(TermAmendment.Meta):
+        verbose_name = _("amendment of a service agreement")
+        verbose_name_plural = _("amendments of service agreements")
 
 
 OPEN_AGREEMENT_STATUSES = (AgreementStatus.DRAFT, AgreementStatus.SIGNED)

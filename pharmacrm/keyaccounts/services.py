@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext, ngettext_lazy
 
-from pharmacrm.core import access, audit, dueclock, personal, signatures, uploads
+from pharmacrm.core import access, amendments, audit, dueclock, personal, signatures, uploads
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import KEY_ACCOUNT_TEAM_PREFIX, AuditEntry, Counter, Team, User
@@ -57,6 +57,7 @@ from .choices import (
 )
 from .models import (
     Agreement,
+    AgreementAmendment,
     KeyAccount,
     Meeting,
     MeetingAction,
@@ -1574,14 +1575,17 @@ def _mark_renewed(earlier_ones, user=None) -> None:
         audit.record(A.UPDATE, earlier, changes={"status": [AgreementStatus.SIGNED, earlier.status]}, **who)
 
 
-def overlapping_agreement(plan: ServicePlan, start: dt.date, end: dt.date, today: dt.date | None = None):
+def overlapping_agreement(plan: ServicePlan, start: dt.date, end: dt.date, today: dt.date | None = None,
+                          exclude: Agreement | None = None):  # fmt: skip
     """An agreement of the same plan version whose term overlaps start–end and which is issued and not signed
-    yet, or signed and still in force; None when there is none (a renewal's term starts after theirs)."""
+    yet, or signed and still in force; None when there is none (a renewal's term starts after theirs). `exclude`: the
+    agreement whose own term is changed."""
     today = today or timezone.localdate()
     return (
         Agreement.objects.filter(plan=plan, status__in=[AgreementStatus.DRAFT, AgreementStatus.SIGNED],
                                  start_date__lte=end, end_date__gte=start)
         .exclude(status=AgreementStatus.SIGNED, end_date__lt=today)
+        .exclude(pk=getattr(exclude, "pk", None))
         .order_by("start_date", "id").first()
     )  # fmt: skip
 
@@ -1616,6 +1620,30 @@ def default_agreement_term(account: KeyAccount, today: dt.date | None = None) ->
     if plan is not None and plan.valid_to and end > plan.valid_to >= start:
         end = plan.valid_to  # a renewal runs to the end of the plan's validity at most (`generate_agreement`)
     return start, end
+
+
+def _term_errors(start_date, end_date, renewal_notice_days, today: dt.date, *, start_window: bool = True) -> dict:
+    """An agreement's term as generating it checks it, per field: both days given, the start within a year back and two
+    years ahead (`start_window`), the end after the start and at most ten years on, the renewal reminder (days before
+    the end) between 0 and 365 and after the start."""
+    errors = {}
+    if not isinstance(start_date, dt.date):
+        errors["start_date"] = [_("Give the start date.")]
+    elif start_window and not (today - dt.timedelta(days=366) <= start_date <= today + dt.timedelta(days=366 * 2)):
+        errors["start_date"] = [_("The start lies within a year back and two years ahead.")]
+    if not isinstance(end_date, dt.date):
+        errors["end_date"] = [_("Give the end date.")]
+    elif isinstance(start_date, dt.date) and end_date <= start_date:
+        errors["end_date"] = [_("The end must come after the start.")]
+    elif isinstance(start_date, dt.date) and end_date > start_date + dt.timedelta(days=366 * 10):
+        errors["end_date"] = [_("An agreement runs for at most ten years.")]
+    if not (0 <= int(renewal_notice_days or 0) <= 365):
+        errors["renewal_notice_days"] = [_("Remind between 0 and 365 days before the end.")]
+    elif isinstance(start_date, dt.date) and isinstance(end_date, dt.date) and "end_date" not in errors and (
+        (end_date - start_date).days < int(renewal_notice_days or 0)
+    ):
+        errors["renewal_notice_days"] = [_("The reminder would come before the agreement starts.")]
+    return errors
 
 
 def _within_validity(plan: ServicePlan | None, start_date, end_date) -> dict:
@@ -1669,22 +1697,8 @@ def generate_agreement(user, account: KeyAccount, *, start_date: dt.date, end_da
     if plan is None:
         errors["plan"] = [_("An agreement is generated from an approved service plan; this account has none yet.")]
     today = timezone.localdate()
-    if not isinstance(start_date, dt.date):
-        errors["start_date"] = [_("Give the start date.")]
-    elif not (today - dt.timedelta(days=366) <= start_date <= today + dt.timedelta(days=366 * 2)):
-        errors["start_date"] = [_("The start lies within a year back and two years ahead.")]
-    if not isinstance(end_date, dt.date):
-        errors["end_date"] = [_("Give the end date.")]
-    elif isinstance(start_date, dt.date) and end_date <= start_date:
-        errors["end_date"] = [_("The end must come after the start.")]
-    elif isinstance(start_date, dt.date) and end_date > start_date + dt.timedelta(days=366 * 10):
-        errors["end_date"] = [_("An agreement runs for at most ten years.")]
-    if not (0 <= int(renewal_notice_days or 0) <= 365):
-        errors["renewal_notice_days"] = [_("Remind between 0 and 365 days before the end.")]
-    elif isinstance(start_date, dt.date) and isinstance(end_date, dt.date) and "end_date" not in errors and (
-        (end_date - start_date).days < int(renewal_notice_days or 0)
-    ):
-        errors["renewal_notice_days"] = [_("The reminder would come before the agreement starts.")]
+    for field, messages in _term_errors(start_date, end_date, renewal_notice_days, today).items():
+        errors.setdefault(field, messages)
     for field, messages in _within_validity(plan, start_date, end_date).items():
         errors.setdefault(field, messages)
     if errors:
@@ -1724,20 +1738,27 @@ def _issue(agreement: Agreement) -> Path:
     """Render the agreement's PDF and keep it as its document (in the caller's transaction); the file."""
     from . import agreement_pdf
 
+    return _keep_document(agreement, agreement_pdf.render, f"{agreement.number}-issued")
+
+
+def _keep_document(obj, render, stem: str) -> Path:
+    """Render `obj`'s PDF (an agreement, an amendment) and keep it as its `document`, with its SHA-256 (and, for an
+    agreement, the moment it was issued), in the caller's transaction; the file."""
     try:
-        data = agreement_pdf.render(agreement)
+        data = render(obj)
     except RuntimeError as e:  # no PDF font on this machine: say so, make nothing
         raise ValidationError(str(e)) from None
-    path = agreements_dir() / f"{agreement.number}-issued-{uuid.uuid4().hex}.pdf"
+    path = agreements_dir() / f"{stem}-{uuid.uuid4().hex}.pdf"
     partial = path.with_name(path.name + ".part")
     try:
         partial.write_bytes(data)
         partial.replace(path)
-        agreement.document, agreement.document_sha256 = path.name, hashlib.sha256(data).hexdigest()
-        agreement.issued_at = timezone.now()
-        Agreement.objects.filter(pk=agreement.pk).update(
-            document=agreement.document, document_sha256=agreement.document_sha256, issued_at=agreement.issued_at
-        )
+        fields = {"document": path.name, "document_sha256": hashlib.sha256(data).hexdigest()}
+        if isinstance(obj, Agreement):
+            fields["issued_at"] = timezone.now()
+        for name, value in fields.items():
+            setattr(obj, name, value)
+        type(obj).objects.filter(pk=obj.pk).update(**fields)
     except BaseException:
         partial.unlink(missing_ok=True)
         path.unlink(missing_ok=True)
@@ -1763,10 +1784,12 @@ def agreement_document(agreement: Agreement) -> bytes:
         return _kept_document(agreement)
 
 
-def _checked_file(agreement: Agreement, name: str, sha256: str, missing, altered) -> tuple[bytes, Path]:
-    """A kept file of the agreement, read and checked against the SHA-256 taken when it was stored: missing or
-    changed since, it is reported (DocumentUnavailable) with these messages, never handed out."""
-    path = agreements_dir() / Path(name).name
+def _checked_file(agreement: Agreement, name: str, sha256: str, missing, altered,
+                  folder: Path | None = None) -> tuple[bytes, Path]:  # fmt: skip
+    """A kept file of the agreement (or of an amendment: anything with a `number`), read from `folder` (the agreements')
+    and checked against the SHA-256 taken when it was stored: missing or changed since, it is reported
+    (DocumentUnavailable) with these messages, never handed out."""
+    path = (folder or agreements_dir()) / Path(name).name
     try:
         data = path.read_bytes()
     except (FileNotFoundError, IsADirectoryError):
@@ -1876,16 +1899,17 @@ def agreements_dir() -> Path:
     return path
 
 
-# what record_signed and _issue write: AG-2026-0001-<uuid>.pdf, AG-2026-0001-issued-<uuid>.pdf (and its .part)
-KEPT_FILE = re.compile(r"AG-\d{4}-\d+-(?:issued-)?[0-9a-f]{32}\.(?:pdf|png|jpg)(?:\.part)?")
+# what record_signed and _issue write: AG-2026-0001-<uuid>.pdf, AG-2026-0001-issued-<uuid>.pdf (and its .part); an
+# amendment's signed copy and PDF (amend_term): AG-2026-0001-amendment-<uuid>.pdf, AG-2026-0001-amendment-issued-<uuid>.pdf
+KEPT_FILE = re.compile(r"AG-\d{4}-\d+-(?:amendment-)?(?:issued-)?[0-9a-f]{32}\.(?:pdf|png|jpg)(?:\.part)?")
 ORPHAN_AGE = dt.timedelta(days=1)
 
 
 def sweep_orphaned_files(now: dt.datetime | None = None) -> int:
     """The worker: delete the signed copies and issued PDFs that no agreement names, once a day old. The file is
     written before the transaction that records it; a worker or web process killed in between left it behind.
-    Named means the copy in force, the issued document, or a replaced signed copy that an audit entry of its
-    agreement names (those stay archived). A file younger than a day may be an upload still under way. One audit
+    Named means the copy in force, the issued document, an amendment's signed copy or PDF, or a replaced signed copy
+    that an audit entry of its agreement names (those stay archived). A file younger than a day may be an upload still under way. One audit
     entry per sweep that deleted something, with the count and the names. Returns how many."""
     now = now or timezone.now()
     cutoff = (now - ORPHAN_AGE).timestamp()
@@ -1903,6 +1927,8 @@ def sweep_orphaned_files(now: dt.datetime | None = None) -> int:
     named = {
         Path(n).name for pair in Agreement.objects.values_list("signed_copy", "document") for n in pair if n
     }
+    named |= {Path(n).name for pair in AgreementAmendment.objects.values_list("signed_copy", "document")
+              for n in pair if n}  # fmt: skip
     history = AuditEntry.objects.filter(object_type="keyaccounts.agreement").values_list("changes", "extra")
     for changes, extra in history.iterator():
         named.update(_file_names(changes), _file_names(extra))
@@ -1992,17 +2018,7 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
             agreement.status, agreement.signed_date = AgreementStatus.SIGNED, signed_date
             agreement.signed_copy, agreement.signed_copy_sha256 = path.name, copy_sha256
             agreement.signed_copy_name = copy_name
-            # the next look: the renewal reminder, or (reminded already) the expiry after the end
-            agreement.next_check_at = (
-                _renewal_moment(agreement) if agreement.renewal_notified_at is None else _expiry_moment(agreement)
-            )
-            # renewed by it (_renewed_by): from the day its term begins. Begun already, they go out of force now;
-            # else they stay in force and the worker looks again on its start day
-            earlier_ones = _renewed_by(agreement)
-            if agreement.start_date <= timezone.localdate():
-                _mark_renewed(earlier_ones, user)
-            elif earlier_ones.exists():
-                agreement.next_check_at = min(agreement.next_check_at, _start_moment(agreement))
+            _arm_clock(agreement, user)
             _save_versioned(agreement, ["status", "signed_date", "signed_copy", "signed_copy_sha256",
                                         "signed_copy_name", "next_check_at"], agreement.version)  # fmt: skip
             changes = {"status": [old, agreement.status], "signed_date": [old_date, signed_date]}
@@ -2017,6 +2033,21 @@ def record_signed(user, agreement: Agreement, *, signed_date: dt.date, upload, v
         path.unlink(missing_ok=True)
         raise
     return agreement
+
+
+def _arm_clock(agreement: Agreement, user) -> None:
+    """A signed agreement's next look by the worker (sweep_agreements), from its term as it is now (signed, or amended
+    since): the renewal reminder, or (reminded already) the expiry after the end. The agreements it renews
+    (_renewed_by) go out of force from the day its term begins: begun already, now; else they stay in force and the
+    worker looks again on its start day. Under the account's and the agreement's locks; the caller saves it."""
+    agreement.next_check_at = (
+        _renewal_moment(agreement) if agreement.renewal_notified_at is None else _expiry_moment(agreement)
+    )
+    earlier_ones = _renewed_by(agreement)
+    if agreement.start_date <= timezone.localdate():
+        _mark_renewed(earlier_ones, user)
+    elif earlier_ones.exists():
+        agreement.next_check_at = min(agreement.next_check_at, _start_moment(agreement))
 
 
 def signed_copy_name(name: str, suffix: str) -> str:
@@ -2114,6 +2145,185 @@ def sweep_agreements(now: dt.datetime | None = None, limit: int = 500) -> int:
             if fresh.renewal_notified_at == now:
                 _audit_alert(fresh, "renewal_notified_at", now)
     return told
+
+
+# --- changing an agreement's term -------------------------------------------------------------------------
+
+
+def signed_term_message() -> str:
+    """Why a signed agreement's term is not edited: it changes by an amendment, which the customer signs too."""
+    return _("This agreement is signed: its term changes only by an amendment, with the new term, the "
+             "reason and the day it takes effect.")  # fmt: skip
+
+
+def _clash_message(clash: Agreement) -> str:
+    return _("Agreement %(number)s (%(status)s) already covers this plan version from %(start)s to %(end)s: the term "
+             "may not overlap it.") % {"number": clash.number, "status": clash.get_status_display(),
+                                       "start": clash.start_date.isoformat(), "end": clash.end_date.isoformat()}  # fmt: skip
+
+
+def change_term(user, agreement: Agreement, *, start_date, end_date, version: int | None = None) -> Agreement:
+    """Correct the term of an agreement not signed yet (a typo in its end): by those who may generate it
+    (access.may_change_agreement_term), on the version they loaded, with the rules of generating it (_term_errors, its
+    plan's validity, no other agreement of the plan over it). Its PDF is issued again with the new term (the copy
+    issued before is replaced, as by reissue_document); the change is audited with the term before and after and both
+    fingerprints. The renewal reminder is counted from the term when the agreement is signed. A signed agreement's
+    term changes by an amendment only (amend_term). The same term again is no change: no new version, no entry."""
+    access.require_agreement_term(user, agreement)
+    require_active(agreement.account)
+    _check_version(agreement, version)
+    if agreement.status != AgreementStatus.DRAFT:
+        raise ValidationError({"status": [signed_term_message() if agreement.status == AgreementStatus.SIGNED
+                                          else _("This agreement has expired or been renewed.")]})  # fmt: skip
+    if not ServicePlan.objects.filter(pk=agreement.plan_id, status=PlanStatus.APPROVED).exists():
+        raise ValidationError({"status": [replaced_plan_message()]})
+    today = timezone.localdate()
+    errors = _term_errors(start_date, end_date, agreement.renewal_notice_days, today)
+    for field, messages in _within_validity(agreement.plan, start_date, end_date).items():
+        errors.setdefault(field, messages)
+    if errors:
+        raise ValidationError(errors)
+    previous = (agreement.start_date, agreement.end_date)
+    if (start_date, end_date) == previous:
+        return agreement
+    old_name, old_digest = agreement.document, agreement.document_sha256
+    with transaction.atomic():
+        # the order of reissue_document and record_signed: the account, the agreement, its plan (held while the
+        # document is made: a newer version approved meanwhile replaced it, and this is refused)
+        KeyAccount.objects.select_for_update().filter(pk=agreement.account_id).first()
+        list(Agreement.objects.select_for_update().filter(pk=agreement.pk).values_list("pk", flat=True))
+        if not ServicePlan.objects.select_for_update().filter(pk=agreement.plan_id, status=PlanStatus.APPROVED).exists():
+            raise ValidationError({"status": [replaced_plan_message()]})
+        clash = overlapping_agreement(agreement.plan, start_date, end_date, today, exclude=agreement)
+        if clash is not None:
+            raise ValidationError({"start_date": [_clash_message(clash)]})
+        agreement.start_date, agreement.end_date = start_date, end_date
+        path = _issue(agreement)  # the PDF with the corrected term
+        try:
+            _save_versioned(agreement, ["start_date", "end_date", "document", "document_sha256", "issued_at"],
+                            agreement.version)  # fmt: skip
+            changes = {"start_date": [previous[0], start_date], "end_date": [previous[1], end_date]}
+            changes = {k: v for k, v in changes.items() if v[0] != v[1]}
+            audit.record(A.UPDATE, agreement, user=user, changes={
+                **changes, "document_sha256": [old_digest or None, agreement.document_sha256]})  # fmt: skip
+        except BaseException:
+            agreement.start_date, agreement.end_date = previous
+            path.unlink(missing_ok=True)
+            raise
+    if old_name:
+        (agreements_dir() / Path(old_name).name).unlink(missing_ok=True)
+    return agreement
+
+
+def validity_label(plan: ServicePlan) -> str:
+    """A plan's validity as a span of days, an open side as "…": 2026-01-01 – 2026-12-31, 2026-01-01 – …"""
+    return f"{plan.valid_from.isoformat() if plan.valid_from else '…'} – {plan.valid_to.isoformat() if plan.valid_to else '…'}"
+
+
+class ServiceTerms(amendments.Terms):
+    """Amendments of a key account's service agreements (core/amendments.py): a signed agreement of an account still
+    served, by those who run the account; its new term keeps the rules of generating it and within the validity of the
+    plan it was generated from; the renewal reminder follows the new end; the amendment's PDF is kept as the
+    agreement's."""
+
+    amendment_model = AgreementAmendment
+    amendable_statuses = (AgreementStatus.SIGNED,)
+    title_zh, title_en = "重点客户专属服务协议", "Key-Account Service Agreement"
+
+    def check_version(self, agreement, version) -> None:
+        _check_version(agreement, version)
+
+    def stale(self, current_version):
+        return StaleVersion(current_version)
+
+    def not_amendable(self, agreement) -> str | None:
+        if KeyAccount.objects.filter(pk=agreement.account_id).values_list("status", flat=True).first() != (
+            AccountStatus.ACTIVE
+        ):
+            return _("This key account has been de-listed.")
+        if agreement.status == AgreementStatus.DRAFT:
+            return amendments.not_signed_message()
+        if agreement.status not in self.amendable_statuses:
+            return _("This agreement has expired or been renewed.")
+        return None
+
+    def term_errors(self, agreement, start, end) -> dict:
+        today = timezone.localdate()
+        # the start a year back at most, as when generating: unless the amendment leaves it as it is
+        errors = _term_errors(start, end, agreement.renewal_notice_days, today, start_window=start != agreement.start_date)
+        plan = agreement.plan
+        before = plan.valid_from and start < plan.valid_from
+        if before or (plan.valid_to and end > plan.valid_to):
+            errors.setdefault("start_date" if before else "end_date", [_(
+                "The new term %(start)s – %(end)s lies outside the validity of the service plan the agreement was "
+                "generated from (v%(version)s, valid %(validity)s): an amendment keeps within it. To serve the customer "
+                "beyond it, approve a new plan version and generate a new agreement from it."
+            ) % {"start": start.isoformat(), "end": end.isoformat(), "version": plan.version_number,
+                 "validity": validity_label(plan)}])  # fmt: skip
+        clash = overlapping_agreement(plan, start, end, today, exclude=agreement)
+        if clash is not None:
+            errors.setdefault("start_date", [_clash_message(clash)])
+        return errors
+
+    def lock(self, agreement) -> None:
+        # the account first, as the signing, the worker's sweep and the de-listing take it
+        KeyAccount.objects.select_for_update().filter(pk=agreement.account_id).first()
+
+    def follow_end(self, user, agreement, previous):
+        # the renewal reminder follows the new end: one sent for the end before goes out again before the new end (at
+        # once when its day has passed), and the worker's next look is counted from the new term
+        changes = {}
+        if agreement.end_date != previous[1] and agreement.renewal_notified_at is not None:
+            changes["renewal_notified_at"] = [agreement.renewal_notified_at, None]
+            agreement.renewal_notified_at = None
+        _arm_clock(agreement, user)
+        return ["renewal_notified_at", "next_check_at"], changes
+
+    def files_dir(self) -> Path:
+        return agreements_dir()
+
+    def parties(self, agreement):
+        account = agreement.account
+        inst = account.institution
+        return ("乙方（重点客户）Party B (key account)",
+                {"name": inst.name, "credit_code": inst.credit_code, "address": inst.address},
+                [["重点客户编号 Key-account No.", "", account.number]])  # fmt: skip
+
+    def issue(self, amendment) -> Path:
+        return _keep_document(amendment, lambda a: amendments.render(a, self), f"{amendment.agreement.number}-amendment-issued")
+
+
+SERVICE_TERMS = ServiceTerms()
+
+
+def amend_term(user, agreement: Agreement, data: dict, *, version: int | None = None) -> AgreementAmendment:
+    """Record an amendment (补充协议) of a signed agreement's term: `data` holds start_date, end_date, effective_date,
+    reason and an optional signed_copy (core/amendments.record). The agreement's term becomes the new one; its PDF
+    stays as signed."""
+    return amendments.record(user, agreement, SERVICE_TERMS, data, version=version)
+
+
+def amendment_document(amendment: AgreementAmendment) -> bytes:
+    """The amendment's PDF as kept when it was recorded, checked against its fingerprint."""
+    return _checked_file(
+        amendment, amendment.document, amendment.document_sha256,
+        _("The issued copy of amendment %(number)s is missing from the storage. Restore it from a backup."),
+        _("The issued copy of amendment %(number)s does not match its fingerprint: it was changed outside "
+          "PharmaCRM. Restore it from a backup."),
+    )[0]  # fmt: skip
+
+
+def amendment_signed_copy(amendment, folder: Path | None = None) -> tuple[bytes, str]:
+    """An amendment's signed copy as uploaded, checked against its SHA-256, and its stored extension (the caller makes
+    sure there is one). `amendment` of either app, its files kept in `folder` (the agreements' by default; a
+    cooperation agreement's in var/cooperation/)."""
+    data, path = _checked_file(
+        amendment, amendment.signed_copy, amendment.signed_copy_sha256,
+        _("The signed copy of amendment %(number)s is missing from the storage. Restore it from a backup."),
+        _("The signed copy of amendment %(number)s does not match its fingerprint: it was changed outside "
+          "PharmaCRM. Restore it from a backup."), folder,
+    )  # fmt: skip
+    return data, path.suffix
 
 
 # --- meetings and trials -------------------------------------------------------------------------------

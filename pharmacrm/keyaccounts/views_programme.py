@@ -25,8 +25,8 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import access, audit, downloads, personal
-from pharmacrm.core.form_saves import SENT_AGAIN, create_once, deleted_by, sent_again
+from pharmacrm.core import access, amendments, audit, downloads, personal
+from pharmacrm.core.form_saves import SENT_AGAIN, create_once, deleted_by, sent_again, sent_again_after
 from pharmacrm.core.models import AuditEntry, User
 from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
 from pharmacrm.customers import normalise
@@ -51,6 +51,7 @@ from .choices import (
 from .forms_programme import (
     ActionEditForm,
     AgreementForm,
+    AmendmentForm,
     ArchiveFilterForm,
     CadenceForm,
     DecisionForm,
@@ -66,6 +67,7 @@ from .forms_programme import (
     ProposalForm,
     SignedForm,
     SubmitForm,
+    TermForm,
     TrialForm,
     TrialUpdateForm,
 )
@@ -580,7 +582,10 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
     )
     # agreements
     agreements = list(account.agreements.select_related("plan", "created_by").order_by("-created_at", "-id"))
+    amendments.attach_history(agreements)  # each one's amendments of its term, and its term as signed
     signed_pk, signed_form = forms.get("signed", (None, None))
+    term_pk, term_form = forms.get("term", (None, None))
+    amend_pk, amend_form = forms.get("amend", (None, None))
     for ag in agreements:
         # a draft whose plan version was replaced is neither signed nor issued again: the page says to generate anew
         ag.plan_replaced = services.plan_replaced(ag)
@@ -592,6 +597,14 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
                 else SignedForm(prefix=f"signed{ag.pk}", agreement=ag,
                                 initial={"version": ag.version, "signed_date": ag.signed_date or today})  # fmt: skip
             )
+        # its term: corrected while it is a draft, amended (补充协议) once it is signed — by those who run the account
+        if manage and active and ag.status == AgreementStatus.DRAFT and not ag.plan_replaced:
+            ag.term_form = term_form if ag.pk == term_pk else TermForm(prefix=f"term{ag.pk}", initial={
+                "start_date": ag.start_date, "end_date": ag.end_date, "version": ag.version})  # fmt: skip
+        elif manage and active and ag.status == AgreementStatus.SIGNED:
+            ag.amendment_form = amend_form if ag.pk == amend_pk else AmendmentForm(prefix=f"amend{ag.pk}", initial={
+                "start_date": ag.start_date, "end_date": ag.end_date, "effective_date": today,
+                "version": ag.version})  # fmt: skip
     ctx["agreements"] = agreements
     # the proposed term: the approved plan's validity, or the renewal after its agreement
     ctx["agreement_form"] = forms.get("agreement_form") or AgreementForm(
@@ -1078,12 +1091,26 @@ def signed_copy_response(agreement: Agreement, user, **audit_details) -> FileRes
         raise Http404(_("No signed copy was uploaded."))
     data, suffix = services.signed_copy_data(agreement)  # stored by name under VAR_DIR, checked by its SHA-256
     audit.record(A.EXPORT, agreement, user=user, format="signed copy", **audit_details)
+    return kept_copy_response(data, suffix, agreement.signed_copy, agreement.signed_copy_name)
+
+
+def amendment_copy_response(amendment, user, folder=None, **audit_details) -> FileResponse:
+    """An amendment's signed copy (of either app's agreements: `folder` where its files are kept), as the agreement's."""
+    if not amendment.signed_copy:
+        raise Http404(_("No signed copy was uploaded."))
+    data, suffix = services.amendment_signed_copy(amendment, folder)
+    audit.record(A.EXPORT, amendment, user=user, format="signed copy", **audit_details)
+    return kept_copy_response(data, suffix, amendment.signed_copy, amendment.signed_copy_name)
+
+
+def kept_copy_response(data: bytes, suffix: str, stored_name: str, uploaded_name: str) -> FileResponse:
+    """A kept scan's checked bytes as a download under the name it was uploaded with."""
     content_type = {".pdf": "application/pdf", ".png": "image/png", ".jpg": "image/jpeg"}.get(suffix,
                                                                                          "application/octet-stream")  # fmt: skip
     response = FileResponse(io.BytesIO(data), content_type=content_type)  # the bytes checked, not the file again
-    stored = Path(agreement.signed_copy).name
+    stored = Path(stored_name).name
     # the name as uploaded, with the extension of the stored type (also for copies kept before names followed it)
-    name = services.signed_copy_name(agreement.signed_copy_name or stored, suffix)
+    name = services.signed_copy_name(uploaded_name or stored, suffix)
     ascii_name = name.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "") or stored
     response["Content-Disposition"] = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
     response["X-Content-Type-Options"] = "nosniff"
@@ -1103,6 +1130,118 @@ def agreement_signed_copy(request, pk: int):
             back = {k: request.GET[k] for k in ARCHIVE_PARAMS if request.GET.get(k)}
             return redirect(reverse("keyaccounts:agreements") + (f"?{urlencode(back)}" if back else ""))
         return _back(agreement.account, "agreements")
+
+
+def _term_sent_again(user, agreement: Agreement, start, end, version) -> bool:
+    """The term form sent twice (a double click): the agreement is one version on because this user changed it to
+    this term (form_saves.sent_again_after) — a colleague's change in between is a stale form."""
+    fresh = Agreement.objects.filter(pk=agreement.pk).first()
+    return fresh is not None and (fresh.start_date, fresh.end_date) == (start, end) and sent_again_after(
+        user, fresh, version)  # fmt: skip
+
+
+@login_required
+@require_POST
+def agreement_term(request, pk: int):
+    """Correct the term of an agreement not signed yet (services.change_term): its PDF is issued again."""
+    agreement = _agreement_or_404(request.user, pk)
+    account = agreement.account
+    access.require_agreement_term(request.user, agreement)  # refused before the form is read
+    form = TermForm(request.POST, prefix=f"term{agreement.pk}")
+    if form.is_valid():
+        d = form.cleaned_data
+        version = d.get("version") or services.VERSION_NOT_SENT  # the page always carries it: a form without is stale
+        try:
+            services.change_term(request.user, agreement, start_date=d["start_date"], end_date=d["end_date"],
+                                 version=version)  # fmt: skip
+        except ValidationError as e:
+            if not (isinstance(e, services.StaleVersion)
+                    and _term_sent_again(request.user, agreement, d["start_date"], d["end_date"], version)):  # fmt: skip
+                form.add_service_errors(e)
+                return _account_page(request, account, 400, term=(agreement.pk, form), open_section="agreements")
+        messages.success(request, _("The term of %(number)s is %(start)s – %(end)s; its PDF was issued again with it.")
+                         % {"number": agreement.number, "start": d["start_date"].isoformat(),
+                            "end": d["end_date"].isoformat()})  # fmt: skip
+        return _back(account, "agreements")
+    return _account_page(request, account, 400, term=(agreement.pk, form), open_section="agreements")
+
+
+@csrf_exempt  # the size check must come before anything reads the body; CSRF is checked just below
+@login_required
+@require_POST
+def agreement_amend(request, pk: int):
+    """Record an amendment (补充协议) of a signed agreement's term, with its signed copy when there is one; an upload
+    over the limit is refused before it is read."""
+    too_large = _("The file is too large; the limit is 20 MB.")
+    if content_length(request) > services.SIGNED_COPY_MAX + MULTIPART_OVERHEAD:
+        agreement = _agreement_or_404(request.user, pk)
+        messages.error(request, too_large)
+        return _back(agreement.account, "agreements")
+    limiter = SizeLimitHandler(request, limit=services.SIGNED_COPY_MAX)
+    request.upload_handlers.insert(0, limiter)
+    return _agreement_amend(request, pk, limiter, too_large)
+
+
+@csrf_protect
+def _agreement_amend(request, pk: int, limiter, too_large: str):
+    agreement = _agreement_or_404(request.user, pk)
+    account = agreement.account
+    access.require_agreement_term(request.user, agreement)
+    form = AmendmentForm(request.POST, request.FILES, prefix=f"amend{agreement.pk}")
+    if limiter.too_large:
+        messages.error(request, too_large)
+        return _back(account, "agreements")
+    if form.is_valid():
+        d = form.cleaned_data
+        data = {k: d.get(k) for k in ("start_date", "end_date", "effective_date", "reason", "signed_copy")}
+        try:  # once per form: sent again (a double click), the agreement as the first one left it
+            amendment = create_once(request.user, d["form_token"], lambda: services.amend_term(
+                request.user, agreement, data, version=d.get("version") or services.VERSION_NOT_SENT))
+        except AlreadyCreated:
+            return _sent_again(request, account, "agreements")
+        except ValidationError as e:
+            form.add_service_errors(e)
+        else:
+            messages.success(request, _("Amendment %(number)s was recorded: the term is now %(start)s – %(end)s.")
+                             % {"number": amendment.number, "start": amendment.start_date.isoformat(),
+                                "end": amendment.end_date.isoformat()})  # fmt: skip
+            return _back(account, "agreements")
+    return _account_page(request, account, 400, amend=(agreement.pk, form), open_section="agreements")
+
+
+def _amendment_or_404(user, pk: int, sequence: int):
+    agreement = _agreement_or_404(user, pk)
+    amendment = agreement.amendments.filter(sequence=sequence).first()
+    if amendment is None:
+        raise Http404(_("No such amendment, or you may not see it."))
+    amendment.agreement = agreement
+    return amendment
+
+
+@login_required
+@require_GET
+def amendment_pdf(request, pk: int, sequence: int):
+    """An amendment's bilingual PDF as kept when it was recorded; audited as an export."""
+    amendment = _amendment_or_404(request.user, pk, sequence)
+    try:
+        data = services.amendment_document(amendment)
+    except services.DocumentUnavailable as e:
+        messages.error(request, str(e))
+        return _back(amendment.agreement.account, "agreements")
+    audit.record(A.EXPORT, amendment, user=request.user, format="PDF")
+    # named in the reader's language: AG-2026-0003-A1-补充协议.pdf
+    return downloads.attachment(data, f"{amendment.number}-{'-'.join(_('amendment').split())}.pdf", "application/pdf")
+
+
+@login_required
+@require_GET
+def amendment_signed_copy(request, pk: int, sequence: int):
+    amendment = _amendment_or_404(request.user, pk, sequence)
+    try:
+        return amendment_copy_response(amendment, request.user)
+    except services.DocumentUnavailable as e:
+        messages.error(request, str(e))
+        return _back(amendment.agreement.account, "agreements")
 
 
 @login_required
@@ -1504,6 +1643,11 @@ urlpatterns = [
     path("agreements/<int:pk>/reissue/", agreement_reissue, name="agreement-reissue"),
     path("agreements/<int:pk>/signed/", agreement_signed, name="agreement-signed"),
     path("agreements/<int:pk>/signed-copy/", agreement_signed_copy, name="agreement-signed-copy"),
+    path("agreements/<int:pk>/term/", agreement_term, name="agreement-term"),
+    path("agreements/<int:pk>/amendments/", agreement_amend, name="agreement-amend"),
+    path("agreements/<int:pk>/amendments/<int:sequence>/pdf/", amendment_pdf, name="amendment-pdf"),
+    path("agreements/<int:pk>/amendments/<int:sequence>/signed-copy/", amendment_signed_copy,
+         name="amendment-signed-copy"),
     path("my/", my_work, name="my"),
     path("team/<int:user_pk>/", member_work, name="member"),
     path("scorecards/", scorecard_list, name="scorecards"),

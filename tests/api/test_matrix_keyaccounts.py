@@ -171,6 +171,14 @@ KA_ENDPOINTS = [
     KaEndpoint("ka.agreements.sign", "post", lambda w, r: f"{KA}agreements/{w.agreement().pk}/sign/", 200,
                cap=Cap.MANAGE_KEY_ACCOUNTS, body=_signed_body, multipart=True),
     KaEndpoint("ka.agreements.signed_copy", "get", lambda w, r: f"{KA}agreements/{w.signed().pk}/signed-copy/", 200),
+    # the term: a draft's corrected (PATCH), a signed one's amended (补充协议) — by those who run the account
+    KaEndpoint("ka.agreements.partial_update", "patch", lambda w, r: f"{KA}agreements/{w.agreement().pk}/", 200,
+               cap=Cap.MANAGE_KEY_ACCOUNTS, body=lambda w: {
+                   "end_date": (w.today + datetime.timedelta(days=300)).isoformat(), "version": w.agreement().version}),
+    KaEndpoint("ka.agreements.amendments", "post", lambda w, r: f"{KA}agreements/{w.signed().pk}/amendments/", 201,
+               cap=Cap.MANAGE_KEY_ACCOUNTS, body=lambda w: {
+                   "start_date": w.today.isoformat(), "end_date": (w.today + datetime.timedelta(days=400)).isoformat(),
+                   "effective_date": w.today.isoformat(), "reason": "项目延期", "version": w.signed().version}),
     KaEndpoint("ka.account_reviews.list", "get", lambda w, r: f"{KA}account-reviews/?account={w.account.pk}", 200),
     KaEndpoint("ka.account_reviews.retrieve", "get", lambda w, r: f"{KA}account-reviews/{w.review().pk}/", 200),
     KaEndpoint("ka.account_reviews.run", "post", lambda w, r: f"{KA}account-reviews/run/", 200,

@@ -63,6 +63,7 @@ AUDIT_KEYS = {
     "active_key": gettext_lazy("Active key"),
     "actor_name": gettext_lazy("User"),
     "ahead_of": gettext_lazy("Sent ahead of delivery"),  # a failed delivery retried before the user's own retry
+    "amendment": gettext_lazy("Amendment"),  # the amendment (补充协议) that changed an agreement's term: its number
     "amount": gettext_lazy("Amount"),  # an order line's, in yuan (stored as amount_fen)
     "attachment": gettext_lazy("Attachment"),
     "attempt": gettext_lazy("Attempt"),  # a training test's, its number

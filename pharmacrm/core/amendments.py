@@ -1,0 +1,326 @@
+"""Changing the term of a signed agreement by an amendment (补充协议 / 协议期限变更), one implementation for the key-account
+service agreements (keyaccounts) and the cooperation agreements (cooperation): the amendment's record, its checks, how
+it is written (the agreement's term becomes the amendment's, under the agreement's version, audited), the signed term
+the agreement's own document keeps, and the amendment's bilingual PDF. Each app says what differs with a `Terms`
+(keyaccounts.services.SERVICE_TERMS, cooperation.services.COOPERATION_TERMS): who may, which statuses may be amended,
+its own rules for a term, how it locks, what follows the end (the renewal reminder), where files are kept and how its
+parties read on a contract. docs/keyaccounts.md and docs/cooperation.md.
+
+An agreement's `start_date` and `end_date` are always its term in force — the latest amendment's — so that the
+reminders, the expiry, the renewals and the lists follow it without knowing of amendments; the term as signed is the
+first amendment's `previous_start`/`previous_end` (`signed_term`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from . import audit, uploads
+from .models import AuditEntry
+
+A = AuditEntry.Action
+REASON_MAX = 2000
+
+
+class TermAmendment(models.Model):
+    """An amendment of an agreement's term (补充协议): the term before and after, why, from when, who recorded it, and
+    the signed copy when there is one. Written once, never changed; numbered per agreement (AG-2026-0001-A1). The
+    concrete model adds `agreement` (a foreign key, related name `amendments`)."""
+
+    sequence = models.PositiveSmallIntegerField(gettext_lazy("amendment no."), editable=False)
+    previous_start = models.DateField(gettext_lazy("start before"))
+    previous_end = models.DateField(gettext_lazy("end before"))
+    start_date = models.DateField(gettext_lazy("start"))
+    end_date = models.DateField(gettext_lazy("end"))
+    effective_date = models.DateField(gettext_lazy("effective from"))
+    reason = models.TextField(gettext_lazy("reason for the change"))
+    signed_copy = models.CharField(max_length=300, blank=True, editable=False)  # a name under the app's folder
+    signed_copy_name = models.CharField(gettext_lazy("signed copy"), max_length=200, blank=True)
+    signed_copy_sha256 = models.CharField(max_length=64, blank=True, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+",
+                                   verbose_name=gettext_lazy("recorded by"))  # fmt: skip
+    created_at = models.DateTimeField(gettext_lazy("recorded"), default=timezone.now)
+
+    class Meta:
+        abstract = True
+        ordering = ["agreement", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["agreement", "sequence"], name="%(app_label)s_%(class)s_sequence"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def number(self) -> str:
+        return f"{self.agreement.number}-A{self.sequence}"
+
+
+class Terms:
+    """What an app's agreements need of amendments; the app subclasses it once (module docstring)."""
+
+    amendment_model: type[TermAmendment]
+    amendable_statuses: tuple = ()
+    title_zh = ""  # the agreement's name on the amendment's PDF: 重点客户专属服务协议
+    title_en = ""
+
+    def require(self, user, agreement) -> None:
+        """Refuse (PermissionDenied) a user who may not change this agreement's term (access.may_change_agreement_term)."""
+        from . import access
+
+        access.require_agreement_term(user, agreement)
+
+    def check_version(self, agreement, version) -> None:
+        """Refuse a version that is not the agreement's (the app's way: a stale page or a missing version)."""
+        raise NotImplementedError
+
+    def stale(self, current_version: int | None) -> Exception:
+        raise NotImplementedError
+
+    def not_amendable(self, agreement) -> str | None:
+        """Why this agreement's term is not amended now (its status, its account), or None."""
+        raise NotImplementedError
+
+    def term_errors(self, agreement, start: dt.date, end: dt.date) -> dict:
+        """The app's own rules for a term (as when the agreement is recorded), per field."""
+        return {}
+
+    def lock(self, agreement) -> None:
+        """Take the locks the app's other changes of agreements take first (in the caller's transaction)."""
+
+    def follow_end(self, user, agreement, previous: tuple[dt.date, dt.date]) -> tuple[list[str], dict]:
+        """What follows the term once `agreement` holds the new one (its renewal reminder), set on `agreement`, under
+        its lock: (the fields it set, the audit changes {field: [before, after]} among them)."""
+        return [], {}
+
+    def files_dir(self) -> Path:
+        raise NotImplementedError
+
+    def parties(self, agreement) -> tuple[str, dict, list]:
+        """Party B's heading, its name/credit code/address, and further rows of the parties' table (contract_pdf)."""
+        raise NotImplementedError
+
+    def issue(self, amendment) -> Path | None:
+        """Keep the amendment's PDF now (the key-account agreements keep theirs); the file written, or None."""
+        return None
+
+
+def not_signed_message() -> str:
+    """Why an agreement not signed yet gets no amendment: its term is corrected in place."""
+    return _("This agreement is not signed yet: correct its term instead of amending it.")
+
+
+# --- reading -------------------------------------------------------------------------------------------------
+
+
+def signed_term(agreement) -> tuple[dt.date, dt.date]:
+    """The term the agreement was signed with: before its first amendment (its term in force when it has none)."""
+    first = agreement.amendments.order_by("sequence").only("previous_start", "previous_end").first()
+    if first is None:
+        return agreement.start_date, agreement.end_date
+    return first.previous_start, first.previous_end
+
+
+def history(agreement) -> list:
+    """The agreement's amendments, oldest first, with who recorded them."""
+    return list(agreement.amendments.select_related("created_by").order_by("sequence"))
+
+
+def attach_history(agreements) -> None:
+    """Give each agreement its `amendment_list` and `signed_start`/`signed_end` (one query for them all)."""
+    agreements = list(agreements)
+    if not agreements:
+        return
+    model = type(agreements[0]).amendments.rel.related_model
+    found: dict[int, list] = {a.pk: [] for a in agreements}
+    for amendment in model.objects.filter(agreement__in=agreements).select_related("created_by").order_by("sequence"):
+        found[amendment.agreement_id].append(amendment)
+    for agreement in agreements:
+        agreement.amendment_list = found[agreement.pk]
+        for amendment in agreement.amendment_list:
+            amendment.agreement = agreement
+        first = agreement.amendment_list[0] if agreement.amendment_list else None
+        agreement.signed_start = first.previous_start if first else agreement.start_date
+        agreement.signed_end = first.previous_end if first else agreement.end_date
+
+
+# --- recording -----------------------------------------------------------------------------------------------
+
+
+def _day(errors: dict, field: str, value):
+    """A day as typed on a page (YYYY-MM-DD) or parsed by a form or the API; an error under `field` otherwise."""
+    if value in (None, ""):
+        errors[field] = [_("Give the date.")]
+        return None
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            errors[field] = [_("Give the date as YYYY-MM-DD.")]
+            return None
+    if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+        errors[field] = [_("Give the date as YYYY-MM-DD.")]
+        return None
+    return value
+
+
+def clean(agreement, terms: Terms, data: dict) -> dict:
+    """The amendment's values checked: the new term (the app's rules, and another than the current one), the reason
+    (required), the effective date (not in the future, not before the signing nor the latest amendment, not after the
+    new end) and the signed copy's size. A ValidationError per field; nothing is written."""
+    errors: dict = {}
+    refusal = terms.not_amendable(agreement)
+    if refusal:
+        errors["status"] = [refusal]
+    start = _day(errors, "start_date", data.get("start_date"))
+    end = _day(errors, "end_date", data.get("end_date"))
+    effective = _day(errors, "effective_date", data.get("effective_date"))
+    reason = str(data.get("reason") or "").replace("\x00", "").strip()
+    if not reason:
+        errors["reason"] = [_("Say why the term changes: the reason is part of the amendment.")]
+    elif len(reason) > REASON_MAX:
+        errors["reason"] = [_("At most %(n)d characters.") % {"n": REASON_MAX}]
+    if start and end and not refusal:
+        if (start, end) == (agreement.start_date, agreement.end_date):
+            errors["end_date"] = [_("This is the agreement's term already (%(start)s – %(end)s): an amendment changes "
+                                    "the start, the end or both.")
+                                  % {"start": start.isoformat(), "end": end.isoformat()}]  # fmt: skip
+        else:
+            for field, messages in terms.term_errors(agreement, start, end).items():
+                errors.setdefault(field, messages)
+    if effective:
+        latest = agreement.amendments.order_by("-sequence").values_list("effective_date", flat=True).first()
+        if effective > timezone.localdate():
+            errors["effective_date"] = [_("An amendment is recorded once it is signed: its effective date cannot be "
+                                          "in the future.")]  # fmt: skip
+        elif agreement.signed_date and effective < agreement.signed_date:
+            errors["effective_date"] = [_("The amendment cannot take effect before the agreement was signed "
+                                          "(%(date)s).") % {"date": agreement.signed_date.isoformat()}]  # fmt: skip
+        elif latest and effective < latest:
+            errors["effective_date"] = [_("The amendment cannot take effect before the latest one did (%(date)s).")
+                                        % {"date": latest.isoformat()}]  # fmt: skip
+        elif end and "end_date" not in errors and effective > end:
+            errors["effective_date"] = [_("The amendment takes effect within the term it sets: on %(date)s or "
+                                          "before.") % {"date": end.isoformat()}]  # fmt: skip
+    if errors:
+        raise ValidationError(errors)
+    return {"start_date": start, "end_date": end, "effective_date": effective, "reason": reason,
+            "signed_copy": data.get("signed_copy")}
+
+
+def record(user, agreement, terms: Terms, data: dict, *, version=None):
+    """Record an amendment of a signed agreement's term (`data`: start_date, end_date, effective_date, reason and
+    an optional signed_copy upload) on the version of the agreement the user loaded. The agreement's term becomes
+    the new one, its version moves on (a page opened before is refused), what follows its end is set again
+    (Terms.follow_end), the amendment's PDF is kept where the app keeps its agreements' (Terms.issue); the amendment
+    and the agreement's change are audited, the term before and after. Permission first, then the version, then
+    the values. Returns the amendment."""
+    terms.require(user, agreement)
+    terms.check_version(agreement, version)
+    values = clean(agreement, terms, data)
+    expected = agreement.version  # the version the user loaded (check_version refused any other)
+    written: list[Path] = []
+    if values["signed_copy"] is not None:
+        path, copy_name, copy_sha256 = uploads.keep_scan(
+            "signed_copy", values["signed_copy"], terms.files_dir(), f"{agreement.number}-amendment",
+            wrong_type=_("Upload the signed amendment as a PDF, PNG or JPEG file."))  # fmt: skip
+        written.append(path)
+    else:
+        path, copy_name, copy_sha256 = None, "", ""
+    model = terms.amendment_model
+    try:
+        with transaction.atomic():
+            terms.lock(agreement)
+            fresh = type(agreement).objects.select_for_update().filter(pk=agreement.pk).first()
+            if fresh is None or fresh.version != expected:
+                raise terms.stale(None if fresh is None else fresh.version)
+            agreement.refresh_from_db()
+            # checked again as it is now, under its lock: expired by the worker meanwhile, another agreement generated
+            values = {**clean(agreement, terms, data), "signed_copy": values["signed_copy"]}
+            previous = (agreement.start_date, agreement.end_date)
+            sequence = (model.objects.filter(agreement=agreement).aggregate(n=models.Max("sequence"))["n"] or 0) + 1
+            amendment = model.objects.create(
+                agreement=agreement, sequence=sequence, previous_start=previous[0], previous_end=previous[1],
+                start_date=values["start_date"], end_date=values["end_date"], effective_date=values["effective_date"],
+                reason=values["reason"], signed_copy=path.name if path else "", signed_copy_name=copy_name,
+                signed_copy_sha256=copy_sha256, created_by=user,
+            )  # fmt: skip
+            agreement.start_date, agreement.end_date = values["start_date"], values["end_date"]
+            followed, followed_changes = terms.follow_end(user, agreement, previous)
+            fields = ["start_date", "end_date", *followed]
+            done = type(agreement).objects.filter(pk=agreement.pk, version=expected).update(
+                version=expected + 1, **{f: getattr(agreement, f) for f in fields})  # fmt: skip
+            if not done:
+                raise terms.stale(type(agreement).objects.filter(pk=agreement.pk).values_list("version", flat=True).first())
+            agreement.version = expected + 1
+            issued = terms.issue(amendment)
+            if issued is not None:
+                written.append(issued)
+            created = {"start_date": [None, amendment.start_date], "end_date": [None, amendment.end_date],
+                       "previous_start": [None, previous[0]], "previous_end": [None, previous[1]],
+                       "effective_date": [None, amendment.effective_date], "reason": [None, amendment.reason]}  # fmt: skip
+            if path is not None:
+                created["signed_copy"] = [None, path.name]
+            fingerprints = {"sha256": copy_sha256, "document_sha256": getattr(amendment, "document_sha256", "")}
+            audit.record(A.CREATE, amendment, user=user, changes=created,
+                         **{k: v for k, v in fingerprints.items() if v})  # fmt: skip
+            changes = {"start_date": [previous[0], agreement.start_date], "end_date": [previous[1], agreement.end_date]}
+            changes = {k: v for k, v in changes.items() if v[0] != v[1]}
+            audit.record(A.UPDATE, agreement, user=user, changes={**changes, **followed_changes},
+                         amendment=amendment.number)  # fmt: skip
+    except BaseException:
+        for file in written:
+            file.unlink(missing_ok=True)
+        raise
+    return amendment
+
+
+# --- the amendment's text --------------------------------------------------------------------------------------
+
+
+def render(amendment, terms: Terms) -> bytes:
+    """The amendment as a bilingual contract (Chinese first, the English below, whatever the reader's language):
+    both parties, the agreement it amends (number, signing date, the term before), the new term, the reason as
+    typed, the day it takes effect, and the signature blocks (core/contract_pdf.py)."""
+    from django.utils import translation
+
+    from .contract_pdf import Bilingual
+    from .contract_pdf import date as day
+    from .wording import company_name
+
+    with translation.override("zh-hans"):
+        agreement = amendment.agreement
+        doc = Bilingual("补充协议 Amendment")
+        zh, _en = company_name()
+        doc.number("补充协议编号 Amendment No.", amendment.number)
+        doc.number("原协议编号 Agreement No.", agreement.number)
+        head, customer, rows = terms.parties(agreement)
+        doc.heading("一、协议双方", "1. Parties")
+        doc.parties(head, customer, rows)
+        doc.heading("二、原协议", "2. The agreement amended")
+        signed = day(agreement.signed_date) or "—"
+        doc.para(f"甲乙双方于 {signed} 签订《{terms.title_zh}》（编号 {agreement.number}）。本补充协议签订前，该协议期限自 "
+                 f"{day(amendment.previous_start)} 起至 {day(amendment.previous_end)} 止。",
+                 f"The parties signed the {terms.title_en} No. {agreement.number} on {signed}. Before this amendment "
+                 f"its term ran from {day(amendment.previous_start)} to {day(amendment.previous_end)}.")  # fmt: skip
+        doc.heading("三、期限变更", "3. Change of the term")
+        doc.para(f"经双方协商一致，协议期限变更为自 {day(amendment.start_date)} 起至 {day(amendment.end_date)} 止。",
+                 f"By mutual agreement, the term of the agreement is changed to run from {day(amendment.start_date)} "
+                 f"to {day(amendment.end_date)}.")  # fmt: skip
+        doc.heading("四、变更原因", "4. Reason for the change")
+        doc.para(amendment.reason, "As written above.")
+        doc.heading("五、其他", "5. Other terms")
+        doc.para(f"本补充协议自 {day(amendment.effective_date)} 起生效，是原协议不可分割的组成部分，与原协议具有同等法律效力；"
+                 "除本补充协议所作变更外，原协议其他条款不变。本补充协议一式两份，双方各执一份。",
+                 f"This amendment takes effect on {day(amendment.effective_date)} and forms an integral part of the "
+                 "agreement, with the same legal force; all its other terms remain unchanged. It is made in two "
+                 "copies, one for each party.")  # fmt: skip
+        doc.signatures(zh, customer.get("name", ""))
+        return doc.output()
