@@ -12,6 +12,7 @@ from decimal import Decimal
 from django.utils import translation
 
 from pharmacrm.core import pdf as pdfdoc
+from pharmacrm.core.amendments import signed_term
 from pharmacrm.core.contract_pdf import Bilingual
 from pharmacrm.core.contract_pdf import date as _date
 from pharmacrm.core.wording import company_name
@@ -48,8 +49,9 @@ def _render(ag: Agreement) -> bytes:
     doc.para(f"合作类型：{KIND.get(ag.kind, ag.kind).split(' ', 1)[0]}；合作事项：{ag.title}",
              f"Type: {KIND.get(ag.kind, ag.kind).split(' ', 1)[-1]}; subject: {ag.title} (as written in Chinese).")  # fmt: skip
     doc.heading("三、协议期限", "3. Term")
-    doc.para(f"本协议自 {_date(ag.start_date)} 起至 {_date(ag.end_date)} 止。",
-             f"This agreement runs from {_date(ag.start_date)} to {_date(ag.end_date)}.")  # fmt: skip
+    start, end = signed_term(ag)  # as signed: an amendment of the term has its own text (core/amendments.py)
+    doc.para(f"本协议自 {_date(start)} 起至 {_date(end)} 止。",
+             f"This agreement runs from {_date(start)} to {_date(end)}.")  # fmt: skip
     doc.heading("四、合作金额与付款", "4. Amount and payment")
     doc.para(f"协议金额（人民币）：{yuan(ag.amount)}", f"Amount of the agreement (CNY): {yuan(ag.amount)}")
     if ag.payment_terms:

@@ -5,19 +5,24 @@ Transitions are actions. docs/cooperation.md."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import django_filters
 from django.db.models import Prefetch
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.http import Http404, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from pharmacrm.core import personal, viewsets
+from pharmacrm.core import audit, personal, viewsets
 from pharmacrm.core.api_schema import ERRORS, STALE, YUAN
 from pharmacrm.core.api_utils import (
     AmountField,
     DateField,
+    FileNegotiation,
     HasCapability,
     IntegerFilter,
     NoWritesForReadOnlyRoles,
@@ -27,6 +32,7 @@ from pharmacrm.core.api_utils import (
     versioned,
 )
 from pharmacrm.core.ids import MAX_ID
+from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 
 from . import services
@@ -122,6 +128,24 @@ class ProjectSerializer(Serializer):
         return personal.shown_fields(self.context, super().to_representation(instance), "cooperation.project")
 
 
+class CooperationAmendmentSerializer(Serializer):
+    sequence = serializers.IntegerField(read_only=True)
+    number = serializers.CharField(read_only=True, help_text="The agreement's number and the amendment's: HZ-2026-0001-A1.")
+    previous_start = serializers.DateField(read_only=True)
+    previous_end = serializers.DateField(read_only=True)
+    start_date = serializers.DateField(read_only=True)
+    end_date = serializers.DateField(read_only=True)
+    effective_date = serializers.DateField(read_only=True)
+    reason = serializers.CharField(read_only=True)
+    signed_copy_name = serializers.CharField(read_only=True)
+    created_by = serializers.IntegerField(source="created_by_id", read_only=True, allow_null=True)
+    created_at = serializers.DateTimeField(read_only=True)
+
+    def to_representation(self, instance):
+        """The reason with the contact details typed in it masked for a reader who sees personal data masked."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "cooperation.agreementamendment")
+
+
 class CooperationAgreementSerializer(Serializer):
     id = serializers.IntegerField(read_only=True)
     number = serializers.CharField(read_only=True, help_text="HZ-YYYY-NNNN, per year, without gaps.")
@@ -144,10 +168,25 @@ class CooperationAgreementSerializer(Serializer):
     team = serializers.IntegerField(source="team_id", read_only=True, allow_null=True)
     renewal_notified_at = serializers.DateTimeField(read_only=True, allow_null=True)
     projects = serializers.SerializerMethodField()
+    signed_start_date = serializers.SerializerMethodField(help_text="The start as signed (before any amendment).")
+    signed_end_date = serializers.SerializerMethodField(help_text="The end as signed (before any amendment).")
+    amendments = CooperationAmendmentSerializer(many=True, read_only=True,
+                                                help_text="The amendments of its term (补充协议), oldest first: "
+                                                          "`start_date` and `end_date` are the latest one's.")  # fmt: skip
     version = serializers.IntegerField(read_only=True, help_text="Send it back with a change (409 if stale).")
 
     def get_projects(self, obj) -> list[int]:
         return [p.pk for p in obj.projects.all()]
+
+    def _signed(self, obj) -> tuple:
+        first = next(iter(sorted(obj.amendments.all(), key=lambda a: a.sequence)), None)
+        return (first.previous_start, first.previous_end) if first else (obj.start_date, obj.end_date)
+
+    def get_signed_start_date(self, obj) -> dt.date:
+        return self._signed(obj)[0]
+
+    def get_signed_end_date(self, obj) -> dt.date:
+        return self._signed(obj)[1]
 
     def to_representation(self, instance):
         """The terms and payment terms with the contact details typed in them masked for a reader who sees personal
@@ -175,6 +214,16 @@ class SignSerializer(Serializer):
     signed_date = optional(DateField)
     signed_copy = serializers.FileField(required=False, help_text="PDF, PNG or JPEG, at most 20 MB.")
     version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+
+
+class CooperationAmendmentWriteSerializer(Serializer):
+    start_date = optional(DateField, help_text="The new start (the current one to keep it).")
+    end_date = optional(DateField, help_text="The new end; not before the start.")
+    effective_date = optional(DateField, help_text="The day the signed amendment takes effect (not in the future).")
+    reason = optional(serializers.CharField, allow_blank=True, max_length=2000, help_text="Why the term changes (required).")
+    signed_copy = serializers.FileField(required=False, help_text="Optional: the signed amendment, PDF, PNG or JPEG, "
+                                                                  "at most 20 MB.")  # fmt: skip
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The agreement's version you loaded.")
 
 
 class CooperationVersionSerializer(Serializer):
@@ -282,14 +331,15 @@ class AgreementViewSet(_CooperationViewSet):
     queryset = Agreement.objects.none()
     serializer_class = CooperationAgreementSerializer
     required_caps = {"*": Cap.READ_COOPERATION, **WRITE,
-                     **{a: Cap.MANAGE_COOPERATION for a in ("sign", "in_force", "terminate")}}  # fmt: skip
+                     **{a: Cap.MANAGE_COOPERATION for a in ("sign", "in_force", "terminate", "amendments")}}  # fmt: skip
     filterset_class = AgreementFilter
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return self.queryset
         return (services.agreements_for(self.request.user).select_related("institution")
-                .prefetch_related(Prefetch("projects", Project.objects.only("id", "agreement_id"))).order_by("-number"))  # fmt: skip
+                .prefetch_related(Prefetch("projects", Project.objects.only("id", "agreement_id")), "amendments")
+                .order_by("-number"))  # fmt: skip
 
     @extend_schema(tags=TAGS, request=AgreementWriteSerializer,
                    responses={201: CooperationAgreementSerializer, 400: ERRORS, 403: DENIED},
@@ -342,6 +392,65 @@ class AgreementViewSet(_CooperationViewSet):
         agreement = self.get_object()
         version = expected_version(request, _body(CooperationVersionSerializer, request).get("version"))
         return self._answer(services.terminate(request.user, agreement, version))
+
+
+    @extend_schema(tags=TAGS, request={"multipart/form-data": CooperationAmendmentWriteSerializer,
+                                       "application/json": CooperationAmendmentWriteSerializer},
+                   responses={201: CooperationAgreementSerializer, 400: ERRORS, 403: DENIED, 409: STALE},
+                   description="Record an amendment (补充协议) of a signed or in-force agreement's term: the new "
+                               "`start_date` and `end_date`, the `reason` (required), the `effective_date` (not in the "
+                               "future, not before the signing), an optional `signed_copy` (multipart) and the "
+                               "`version` you loaded (or If-Match). The agreement's term becomes the new one; a renewal "
+                               "reminder sent for the end before goes out again before the new end; its text keeps the "
+                               "term signed, the amendment has its own (…/amendments/{sequence}/pdf/). Audited.")  # fmt: skip
+    @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser, JSONParser])
+    def amendments(self, request, pk=None):
+        agreement = self.get_object()
+        data = _body(CooperationAmendmentWriteSerializer, request)
+        version = expected_version(request, data.pop("version", None))
+        services.amend_term(request.user, agreement, data, version)
+        return self._answer(agreement, status.HTTP_201_CREATED)
+
+    def _amendment(self, sequence):
+        agreement = self.get_object()
+        amendment = agreement.amendments.filter(sequence=sequence).first()
+        if amendment is None:
+            raise Http404
+        amendment.agreement = agreement
+        return amendment
+
+    @extend_schema(tags=TAGS, parameters=[OpenApiParameter("sequence", int, OpenApiParameter.PATH)],
+                   responses={(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The amendment."),
+                              404: OpenApiResponse(description="No such amendment.")},
+                   description="An amendment's bilingual text, made from its record; the download is audited.")  # fmt: skip
+    @action(detail=True, methods=["get"], url_path=r"amendments/(?P<sequence>[0-9]{1,4})/pdf", pagination_class=None,
+            filter_backends=[], content_negotiation_class=FileNegotiation)  # fmt: skip
+    def amendment_pdf(self, request, pk=None, sequence=None):
+        amendment = self._amendment(sequence)
+        data = services.amendment_text(amendment)
+        audit.record(AuditEntry.Action.EXPORT, amendment, user=request.user, format="PDF", purpose="api")
+        response = HttpResponse(data, content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{amendment.number}.pdf"'
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    @extend_schema(tags=TAGS, parameters=[OpenApiParameter("sequence", int, OpenApiParameter.PATH)],
+                   responses={(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The signed amendment."),
+                              (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="The signed amendment."),
+                              (200, "image/jpeg"): OpenApiResponse(OpenApiTypes.BINARY, description="The signed amendment."),
+                              404: OpenApiResponse(description="No such amendment, or no signed copy was uploaded."),
+                              409: OpenApiResponse(description="The signed copy is missing from the storage or was altered.")},
+                   description="An amendment's signed copy as uploaded, checked against its SHA-256; audited.")  # fmt: skip
+    @action(detail=True, methods=["get"], url_path=r"amendments/(?P<sequence>[0-9]{1,4})/signed-copy",
+            pagination_class=None, filter_backends=[], content_negotiation_class=FileNegotiation)  # fmt: skip
+    def amendment_signed_copy(self, request, pk=None, sequence=None):
+        from pharmacrm.keyaccounts import services as ka
+        from pharmacrm.keyaccounts.views_programme import amendment_copy_response
+
+        try:
+            return amendment_copy_response(self._amendment(sequence), request.user, services.files_dir(), purpose="api")
+        except ka.DocumentUnavailable as e:
+            return Response({"detail": str(e)}, status=409)
 
 
 class ProjectFilter(django_filters.FilterSet):

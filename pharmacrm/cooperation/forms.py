@@ -71,6 +71,23 @@ class SignForm(Base):
     signed_copy = forms.FileField(label=_("Signed copy"), help_text=_("PDF, PNG or JPEG, at most 20 MB."))
 
 
+class AmendmentForm(Base, OnceTokenForm):
+    """An amendment of a signed agreement's term (补充协议): its one-time token, sent twice it records one; the page's
+    `version` of the agreement, a page opened before someone else's change is refused (services.amend_term)."""
+
+    start_date = forms.CharField(label=_("New start date"), widget=DATE)
+    end_date = forms.CharField(label=_("New end date"), widget=DATE)
+    effective_date = forms.CharField(label=_("Effective from"), widget=DATE,
+                                     help_text=_("The day the signed amendment takes effect (not in the future)."))  # fmt: skip
+    reason = forms.CharField(label=_("Reason for the change"), widget=forms.Textarea(attrs={"rows": 2}))
+    signed_copy = forms.FileField(label=_("Signed amendment"),
+                                  help_text=_("Optional: the scanned signed amendment, PDF, PNG or JPEG, at most 20 MB."))  # fmt: skip
+
+    def values(self) -> dict:
+        return {**{k: v for k, v in super().values().items() if k != "signed_copy"},
+                "signed_copy": self.files.get(self.add_prefix("signed_copy"))}  # fmt: skip
+
+
 class ProjectForm(Base, OnceTokenForm):
     """A project: added on its agreement's page (its one-time token: the form sent twice adds one) or edited (its
     version)."""

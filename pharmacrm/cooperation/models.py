@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from pharmacrm.core.amendments import TermAmendment
+
 
 class AgreementType(models.TextChoices):
     ACADEMIC = "academic", _("Academic cooperation")
@@ -93,6 +95,17 @@ class Agreement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number} {self.title}"
+
+
+class AgreementAmendment(TermAmendment):
+    """An amendment of a signed cooperation agreement's term (补充协议); its PDF is made from the record when downloaded,
+    as the agreement's (core/amendments.py)."""
+
+    agreement = models.ForeignKey(Agreement, models.PROTECT, related_name="amendments", verbose_name=_("agreement"))
+
+    class Meta(TermAmendment.Meta):
+        verbose_name = _("amendment of a cooperation agreement")
+        verbose_name_plural = _("amendments of cooperation agreements")
 
 
 class Project(models.Model):

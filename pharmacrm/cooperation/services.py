@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from pharmacrm.core import access, audit, personal, uploads
+from pharmacrm.core import access, amendments, audit, personal, uploads
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Counter, Team, User
@@ -33,6 +33,7 @@ from .models import (
     Acceptance,
     AcceptanceResult,
     Agreement,
+    AgreementAmendment,
     AgreementStatus,
     AgreementType,
     Check,
@@ -228,7 +229,9 @@ def clean_agreement(user, data: dict, *, current: Agreement | None = None) -> di
             if field in data and field not in AFTER_SIGNING and _plain(data[field]) not in (
                 _plain(getattr(current, field)), str(_plain(getattr(current, field)))
             ) and not (isinstance(getattr(current, field), (dt.date, Decimal)) and str(data[field]) == str(getattr(current, field))):
-                errors[field] = [_("A signed agreement's terms cannot change: terminate it and record a new one.")]
+                errors[field] = [_("A signed agreement's term changes by an amendment: record one with the new term "
+                                   "and the reason.") if field in ("start_date", "end_date") else
+                                 _("A signed agreement's terms cannot change: terminate it and record a new one.")]  # fmt: skip
     out["owner"] = _user(errors, "owner", data.get("owner") or (current.owner if current else user))
     team = data.get("team")
     if team in (None, ""):
@@ -391,20 +394,88 @@ def record_signed(user, agreement: Agreement, *, signed_date, upload, version=No
     return agreement
 
 
+# --- amendments of the term (补充协议) ---------------------------------------------------------------------------
+
+
+class CooperationTerms(amendments.Terms):
+    """Amendments of a signed or in-force cooperation agreement's term (core/amendments.py), by those who manage it: the
+    end not before the start, the start not after a project's; a renewal reminder sent for the end before goes out again
+    before the new end (`sweep`); the amendment's PDF is made from its record when downloaded, as the agreement's."""
+
+    amendment_model = AgreementAmendment
+    amendable_statuses = (AgreementStatus.SIGNED, AgreementStatus.IN_FORCE)
+    title_zh, title_en = "合作协议", "Cooperation Agreement"
+
+    def check_version(self, agreement, version) -> None:
+        _check_version(agreement, version)
+
+    def stale(self, current_version):
+        return ConflictError(current_version)
+
+    def not_amendable(self, agreement) -> str | None:
+        if agreement.status == AgreementStatus.DRAFT:
+            return amendments.not_signed_message()
+        if agreement.status not in self.amendable_statuses:
+            return _("This agreement has ended; it stays archived as it is.")
+        return None
+
+    def term_errors(self, agreement, start, end) -> dict:
+        errors: dict = {}
+        _term(errors, {"start_date": start, "end_date": end})
+        early = agreement.projects.filter(start_date__lt=start).order_by("start_date", "id").first()
+        if early is not None:
+            errors["start_date"] = [_("Project “%(title)s” starts on %(date)s: the agreement cannot start after its "
+                                      "projects.") % {"title": early.title, "date": early.start_date.isoformat()}]  # fmt: skip
+        return errors
+
+    def follow_end(self, user, agreement, previous):
+        if agreement.end_date != previous[1] and agreement.renewal_notified_at is not None:
+            changes = {"renewal_notified_at": [agreement.renewal_notified_at, None]}
+            agreement.renewal_notified_at = None
+            return ["renewal_notified_at"], changes
+        return [], {}
+
+    def files_dir(self) -> Path:
+        return files_dir()
+
+    def parties(self, agreement):
+        inst = agreement.institution
+        return ("乙方（合作方）Party B (partner)",
+                {"name": inst.name, "credit_code": inst.credit_code, "address": inst.address},
+                [["法定代表人 Legal representative", "", inst.legal_representative or ""],
+                 ["签约代表 Signatory", agreement.company_signer, agreement.customer_signer]])  # fmt: skip
+
+
+COOPERATION_TERMS = CooperationTerms()
+
+
+def amend_term(user, agreement: Agreement, data: dict, version=None) -> AgreementAmendment:
+    """Record an amendment (补充协议) of a signed agreement's term: start_date, end_date, effective_date, reason and an
+    optional signed_copy in `data` (core/amendments.record). The agreement's term becomes the new one; its text (PDF)
+    keeps the term it was signed with."""
+    return amendments.record(user, agreement, COOPERATION_TERMS, data, version=version)
+
+
+def amendment_text(amendment: AgreementAmendment) -> bytes:
+    """The amendment's bilingual PDF, made from its record."""
+    return amendments.render(amendment, COOPERATION_TERMS)
+
+
 def kept_file(name: str) -> bytes:
     return (files_dir() / Path(name).name).read_bytes()
 
 
-# what _store writes: HZ-2026-0001-<uuid>.pdf (a signed copy), acceptance-<project id>-<uuid>.png (an acceptance's)
-KEPT_FILE = re.compile(r"(?:HZ-\d{4}-\d+|acceptance-\d+)-[0-9a-f]{32}\.(?:pdf|png|jpg)")
+# what _store writes: HZ-2026-0001-<uuid>.pdf (a signed copy), acceptance-<project id>-<uuid>.png (an acceptance's);
+# an amendment's signed copy (amend_term): HZ-2026-0001-amendment-<uuid>.pdf
+KEPT_FILE = re.compile(r"(?:HZ-\d{4}-\d+(?:-amendment)?|acceptance-\d+)-[0-9a-f]{32}\.(?:pdf|png|jpg)")
 ORPHAN_AGE = dt.timedelta(days=1)
 
 
 def sweep_orphaned_files(now: dt.datetime | None = None) -> int:
     """The worker: delete the signed copies and acceptance files that nothing names, once a day old. The file is
     written before the transaction that records it; a process killed in between (or a database that failed at the
-    commit) left it behind for ever. Named means an agreement's signed copy, an acceptance's file, or a replaced
-    signed copy an audit entry of an agreement names (those stay archived). A younger file may be an upload still
+    commit) left it behind for ever. Named means an agreement's signed copy, an acceptance's file, an amendment's
+    signed copy, or a replaced signed copy an audit entry of an agreement names (those stay archived). A younger file may be an upload still
     under way. Logged, and one audit entry per sweep that deleted something, with the count and the names."""
     cutoff = ((now or timezone.now()) - ORPHAN_AGE).timestamp()
     folder = files_dir()
@@ -420,6 +491,7 @@ def sweep_orphaned_files(now: dt.datetime | None = None) -> int:
     # read after the listing: a file recorded meanwhile is named here
     named = {Path(n).name for n in Agreement.objects.exclude(signed_copy="").values_list("signed_copy", flat=True)}
     named |= {Path(n).name for n in Acceptance.objects.exclude(attachment="").values_list("attachment", flat=True)}
+    named |= {Path(n).name for n in AgreementAmendment.objects.exclude(signed_copy="").values_list("signed_copy", flat=True)}
     history = AuditEntry.objects.filter(object_type__in=("cooperation.agreement", "cooperation.acceptance"))
     for changes, extra in history.values_list("changes", "extra").iterator():
         named.update(ka._file_names(changes, KEPT_FILE), ka._file_names(extra, KEPT_FILE))

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
-from pharmacrm.core import access, audit, downloads
+from pharmacrm.core import access, amendments, audit, downloads
 from pharmacrm.core.form_saves import SENT_AGAIN, create_once, save_form, save_new_form, sent_again_after
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
@@ -176,16 +176,47 @@ def agreement_edit(request, pk):
                   status=status)  # fmt: skip
 
 
+def _amendment_form(agreement: Agreement, data=None, files=None) -> forms.AmendmentForm:
+    return forms.AmendmentForm(data, files, prefix="amend", initial={
+        "start_date": agreement.start_date.isoformat(), "end_date": agreement.end_date.isoformat(),
+        "effective_date": timezone.localdate().isoformat()})  # fmt: skip
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def agreement_detail(request, pk):
     agreement = _agreement(request, pk)
     may_manage = services.may_manage(request.user, agreement)
     sign_form = forms.SignForm(prefix="sign")
+    amend_form = _amendment_form(agreement)
     project_form = forms.ProjectForm(request.user, prefix="project", creating=True, initial={
         "start_date": agreement.start_date, "end_date": agreement.end_date, "responsible": str(agreement.owner_id)})
     status = 200
-    if request.method == "POST" and request.POST.get("action") == "project":
+    if request.method == "POST" and request.POST.get("action") == "amend":
+        access.require_agreement_term(request.user, agreement)  # refused before the form is read
+        amend_form = _amendment_form(agreement, request.POST, request.FILES)
+        version = request.POST.get("version")
+        data = amend_form.values()
+        try:  # once per form: sent again (a double click), the agreement as the first one left it
+            amendment = create_once(request.user, once_token(request.POST.get("amend-form_token")),
+                                    lambda: services.amend_term(request.user, agreement, data,
+                                                                version if is_id(version) else -1))  # fmt: skip
+        except AlreadyCreated:
+            messages.info(request, SENT_AGAIN)
+            return redirect("cooperation:agreement", agreement.pk)
+        except ConflictError as e:
+            amend_form.add_error(None, str(e))
+            status = 409
+        except ValidationError as e:
+            amend_form.add_service_errors(e)
+            status = 400
+        else:
+            messages.success(request, _("Amendment %(number)s was recorded: the term is now %(start)s – %(end)s.")
+                             % {"number": amendment.number, "start": amendment.start_date.isoformat(),
+                                "end": amendment.end_date.isoformat()})  # fmt: skip
+            return redirect("cooperation:agreement", agreement.pk)
+        agreement.refresh_from_db()  # a refused amendment left the agreement as it is
+    elif request.method == "POST" and request.POST.get("action") == "project":
         services.require_manage(request.user, agreement)
         project_form = forms.ProjectForm(request.user, request.POST, prefix="project", creating=True)
         outcome = save_new_form(request.user, project_form,
@@ -226,10 +257,47 @@ def agreement_detail(request, pk):
             messages.success(request, _("Saved."))
             return redirect("cooperation:agreement", agreement.pk)
     projects = agreement.projects.select_related("responsible").order_by("-start_date", "-id")
+    amendments.attach_history([agreement])  # its amendments of the term, and the term as signed
+    may_amend = agreement.status in services.COOPERATION_TERMS.amendable_statuses and (
+        access.may_change_agreement_term(request.user, agreement))  # fmt: skip
     return render(request, "cooperation/agreement_detail.html", {
         "agreement": agreement, "projects": projects, "may_manage": may_manage, "sign_form": sign_form,
-        "project_form": project_form, "today": timezone.localdate(),
+        "project_form": project_form, "today": timezone.localdate(), "may_amend": may_amend,
+        "amend_form": amend_form,
     }, status=status)  # fmt: skip
+
+
+def _amendment(request, pk, sequence):
+    agreement = _agreement(request, pk)
+    amendment = agreement.amendments.filter(sequence=sequence).first()
+    if amendment is None:
+        raise Http404
+    amendment.agreement = agreement
+    return amendment
+
+
+@login_required
+@require_GET
+def amendment_pdf(request, pk, sequence):
+    """An amendment's bilingual text made from its record, for whoever may read the agreement; audited as an export."""
+    amendment = _amendment(request, pk, sequence)
+    data = services.amendment_text(amendment)
+    audit.record(A.EXPORT, amendment, user=request.user, format="PDF", rows=1)
+    return downloads.attachment(data, f"{amendment.number}.pdf", "application/pdf")
+
+
+@login_required
+@require_GET
+def amendment_signed_copy(request, pk, sequence):
+    from pharmacrm.keyaccounts import services as ka
+    from pharmacrm.keyaccounts.views_programme import amendment_copy_response
+
+    amendment = _amendment(request, pk, sequence)
+    try:
+        return amendment_copy_response(amendment, request.user, services.files_dir())
+    except ka.DocumentUnavailable as e:
+        messages.error(request, str(e))
+        return redirect("cooperation:agreement", pk)
 
 
 def _download(request, name: str, shown: str, obj) -> FileResponse:
@@ -447,6 +515,8 @@ urlpatterns = [
     path("<int:pk>/edit/", agreement_edit, name="agreement-edit"),
     path("<int:pk>/signed-copy/", signed_copy, name="signed-copy"),
     path("<int:pk>/agreement.pdf", agreement_pdf, name="agreement-pdf"),
+    path("<int:pk>/amendments/<int:sequence>/pdf/", amendment_pdf, name="amendment-pdf"),
+    path("<int:pk>/amendments/<int:sequence>/signed-copy/", amendment_signed_copy, name="amendment-signed-copy"),
     path("projects/<int:pk>/", project_detail, name="project"),
     path("projects/<int:pk>/edit/", project_edit, name="project-edit"),
     path("acceptances/<int:pk>/file/", acceptance_file, name="acceptance-file"),

@@ -243,7 +243,7 @@ ENDPOINT_RULES = [
     "| `GET /api/v1/cooperation/agreements/`, `/cooperation/projects/` (and `{id}/`) | See cooperation agreements and "
     "projects (scoped; all with See the cooperation agreements of every customer and team) |",
     "| `POST`, `PUT`, `PATCH` on `/api/v1/cooperation/agreements/`, `/cooperation/projects/` and their actions (`sign`, "
-    "`in-force`, `terminate`; `start`, `tasks`, `checks`, `acceptances`, `amount-due`, `payments`, `close`) | Record "
+    "`in-force`, `terminate`, `amendments`; `start`, `tasks`, `checks`, `acceptances`, `amount-due`, `payments`, `close`) | Record "
     "cooperation agreements and run their projects, within the scope (an edit sends its version: 409 if stale); "
     "`task-progress` also the task's owner |",
     "| `GET /api/v1/licences/` (and `{id}/`) | View customers (scoped: the licences of the customers the user may see) |",

@@ -112,6 +112,7 @@ FREE_TEXT_OF = {
     "cooperation.check": ("problems", "measures"),
     # why an agreement's term was amended (补充协议: 因项目延期，联系王主任 139…); its PDF is a contract, printed as typed
     "keyaccounts.agreementamendment": ("reason",),
+    "cooperation.agreementamendment": ("reason",),
     "market.intelligence": ("title", "content", "source"),
     "market.presence": ("note",),
     # what a customer wrote in a satisfaction survey's comment (请致电 139…), or an agent noted from a revisit call:
