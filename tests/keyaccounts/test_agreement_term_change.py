@@ -390,3 +390,33 @@ def test_a_key_account_manager_outside_the_team_may_not(users, make_user, signed
                                                "reason": "x", "effective_date": timezone.localdate()},
                             version=agreement.version)  # fmt: skip
     assert Agreement.objects.get(pk=agreement.pk).version == agreement.version
+
+
+@pytest.mark.postgresql
+@pytest.mark.django_db(transaction=True)
+def test_two_people_amending_at_once_from_the_same_page_record_one_amendment(users, signed):
+    """The second waits for the first's locks, then finds the agreement one version on: refused, nothing written."""
+    from tests.concurrency import held_while
+
+    account, plan, agreement = signed
+    loaded, end = agreement.version, agreement.end_date
+    out = []
+
+    def amend(user, days):
+        fresh = Agreement.objects.get(pk=agreement.pk)
+        return services.amend_term(user, fresh, {"start_date": fresh.start_date, "end_date": end + dt.timedelta(days=days),
+                                                 "reason": "延期", "effective_date": timezone.localdate()},
+                                   version=loaded)  # fmt: skip
+
+    def second():
+        try:
+            amend(users["manager"], 20)
+            out.append("recorded")
+        except services.StaleVersion as e:
+            out.append(e.current_version)
+
+    held_while(lambda: amend(users["kam"], 10), second)
+    assert out == [loaded + 1]
+    agreement.refresh_from_db()
+    assert agreement.end_date == end + dt.timedelta(days=10)
+    assert list(agreement.amendments.values_list("sequence", "end_date")) == [(1, end + dt.timedelta(days=10))]
