@@ -420,3 +420,23 @@ def test_two_people_amending_at_once_from_the_same_page_record_one_amendment(use
     agreement.refresh_from_db()
     assert agreement.end_date == end + dt.timedelta(days=10)
     assert list(agreement.amendments.values_list("sequence", "end_date")) == [(1, end + dt.timedelta(days=10))]
+
+
+def test_the_nightly_file_sweep_keeps_the_amendments_files_and_deletes_an_orphan(users, signed, settings):
+    import os
+
+    account, plan, agreement = signed
+    services.amend_term(users["kam"], agreement, {
+        "start_date": agreement.start_date, "end_date": agreement.end_date + dt.timedelta(days=3), "reason": "延期",
+        "effective_date": timezone.localdate(), "signed_copy": SimpleUploadedFile("a.pdf", tiny_pdf(), "application/pdf"),
+    }, version=agreement.version)  # fmt: skip
+    amendment = agreement.amendments.get()
+    folder = settings.VAR_DIR / "agreements"
+    orphan = folder / f"{agreement.number}-amendment-{'0' * 32}.pdf"  # an upload whose process was killed
+    orphan.write_bytes(tiny_pdf())
+    old = (timezone.now() - dt.timedelta(days=2)).timestamp()
+    for path in folder.iterdir():
+        os.utime(path, (old, old))
+    assert services.sweep_orphaned_files() == 1
+    assert not orphan.exists()
+    assert (folder / amendment.signed_copy).exists() and (folder / amendment.document).exists()
