@@ -27,7 +27,7 @@ from rest_framework.validators import UniqueValidator
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import access, audit
-from .numbers import AMOUNT_MARKS, typed_decimal
+from .numbers import AMOUNT_MARKS, PERCENT_MARKS, typed_decimal, typed_share
 from .roles import Cap
 
 # Bounds for integers that reach SQL range look-ups: SQLite raises OverflowError beyond 64 bits.
@@ -329,6 +329,7 @@ class TypedDecimalField(serializers.DecimalField):
     field's message."""
 
     marks: tuple[str, ...] = ()
+    share = False  # a share or a ratio (0.3, 1.2): a percentage typed is divided by 100 (30% is 0.3)
     reads_typed_digits = True  # StrictInputMixin: full-width digits are read here, not refused
     default_error_messages = {"invalid": gettext_lazy("Enter a number, such as 1234.5 or 1,234.50.")}
 
@@ -343,11 +344,26 @@ class TypedDecimalField(serializers.DecimalField):
         if isinstance(data, str):
             if len(data) > self.MAX_STRING_LENGTH:
                 self.fail("max_string_length")
-            number = typed_decimal(data, *self.marks)
+            number = typed_share(data) if self.share else typed_decimal(data, *self.marks)
             if number is None:
                 self.fail("invalid")
             data = str(number)
         return super().to_internal_value(data)
+
+
+class PercentField(TypedDecimalField):
+    """A figure in percent (a discount level, a growth that scores 100): "30", "30%", "３０％", "12.5 %" are 30 and
+    12.5."""
+
+    marks = PERCENT_MARKS
+    default_error_messages = {"invalid": gettext_lazy("Enter a percentage, such as 30, 12.5 or 30%.")}
+
+
+class ShareField(TypedDecimalField):
+    """A share or a ratio (a bonus coefficient): "1.2", or a percentage of it — "120%", "１２０％" are 1.2."""
+
+    share = True
+    default_error_messages = {"invalid": gettext_lazy("Enter a number such as 1.2, or a percentage such as 120%.")}
 
 
 class AmountField(TypedDecimalField):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime
+from decimal import Decimal
 
 from django import forms
+from django.core import validators
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -12,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from . import audit
 from .ids import is_id
 from .models import AuditEntry
+from .numbers import AMOUNT_MARKS, PERCENT_MARKS, typed_decimal, typed_share
 from .signatures import one_time_code
 
 
@@ -24,6 +27,89 @@ class IdsChoiceField(forms.ModelMultipleChoiceField):
             if not is_id(pk):
                 raise ValidationError(self.error_messages["invalid_pk_value"], code="invalid_pk_value", params={"pk": pk})
         return super()._check_values(value)
+
+
+class TypedNumberField(forms.DecimalField):
+    """A number typed on a page, read as the API reads one (core.numbers.typed_decimal): thousands separators and
+    spaces (1,000, 1 000), full-width digits and points (８７．５, an input method's full-width mode), −20 as typeset,
+    and the marks of the field's unit (`marks`: % of a figure in percent, ¥ / 元 of an amount); a share
+    (`share=True`: a coefficient of 1.2) also as a percentage of it (120%). Anything else (1.2万, 1e3, 1_000, Arabic-
+    Indic digits) is refused naming the field. A text input: a number input sends nothing at all for 1,000 or 30%,
+    and the page said "This field is required." of what was typed."""
+
+    widget = forms.TextInput
+    default_error_messages = {"invalid": _("%(name)s: enter a number, such as 1234.5 or 1,234.50.")}
+    MAX_TEXT = 100
+
+    def __init__(self, *, marks: tuple[str, ...] = (), share: bool = False, **kwargs):
+        self.marks, self.share = marks, share
+        super().__init__(**kwargs)
+        if "invalid" not in kwargs.get("error_messages", {}):
+            if share:
+                self.error_messages["invalid"] = _("%(name)s: enter a number such as 1.2, or a percentage such as "
+                                                   "120%%.")  # fmt: skip
+            elif PERCENT_MARKS[0] in marks:
+                self.error_messages["invalid"] = _("%(name)s: enter a percentage, such as 30, 12.5 or 30%%.")
+            elif AMOUNT_MARKS[0] in marks:
+                self.error_messages["invalid"] = _("%(name)s: enter an amount in yuan, such as 1234.50 or "
+                                                   "¥1,234.50.")  # fmt: skip
+
+    def widget_attrs(self, widget):
+        attrs = super().widget_attrs(widget)
+        attrs.setdefault("inputmode", "decimal")
+        return attrs
+
+    def _invalid(self) -> ValidationError:
+        return ValidationError(self.error_messages["invalid"], code="invalid", params={"name": self.label or ""})
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        if isinstance(value, bool):
+            raise self._invalid()
+        if isinstance(value, (int, Decimal)):
+            number = Decimal(value)
+        else:
+            text = str(value).strip()
+            if len(text) > self.MAX_TEXT:
+                raise self._invalid()
+            number = typed_share(text) if self.share else typed_decimal(text, *self.marks)
+            if number is None:
+                raise self._invalid()
+        if not number.is_finite():
+            raise self._invalid()
+        return number + 0  # −0 is 0
+
+
+class TypedWholeNumberField(TypedNumberField):
+    """A whole number typed on a page (a count, months, days), read as TypedNumberField reads one: 1,200, １２,
+    30% of a figure in percent; 12.5 is refused naming the field."""
+
+    default_error_messages = {"invalid": _("%(name)s: enter a whole number, such as 12 or 1,200.")}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("error_messages", {})
+        super().__init__(**kwargs)
+        # DecimalField's check of digits and places: the value is an int here
+        self.validators = [v for v in self.validators if not isinstance(v, validators.DecimalValidator)]
+        if PERCENT_MARKS[0] in self.marks and "invalid" not in kwargs["error_messages"]:
+            self.error_messages["invalid"] = _("%(name)s: enter a whole percentage, such as 30 or 30%%.")
+
+    def widget_attrs(self, widget):
+        attrs = super().widget_attrs(widget)
+        attrs["inputmode"] = "numeric"
+        return attrs
+
+    def to_python(self, value):
+        number = super().to_python(value)
+        if number is None:
+            return None
+        if number != number.to_integral_value():
+            raise self._invalid()
+        return int(number)
+
+    def validate(self, value):
+        forms.Field.validate(self, value)  # DecimalField's asks an int whether it is finite
 
 
 class LoginForm(forms.Form):

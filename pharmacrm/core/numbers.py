@@ -11,6 +11,7 @@ from decimal import Decimal
 # which nobody types meaning a number here (the order import refuses them as well)
 PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)", re.ASCII)
 AMOUNT_MARKS = ("¥", "元")  # of an amount in yuan (￥ is ¥ under NFKC)
+PERCENT_MARKS = ("%",)  # of a figure in percent: 30% is 30 (％ is % under NFKC)
 
 
 def typed_decimal(value, *marks: str) -> Decimal | None:
@@ -18,9 +19,24 @@ def typed_decimal(value, *marks: str) -> Decimal | None:
     of a share) left out, full-width characters read as what they are (￥12.50, ３５．５％); None for anything else
     (1.2万, 十二, 1_000, ١٢)."""
     text = unicodedata.normalize("NFKC", str(value)).replace("\u2212", "-")
-    for junk in (",", " ", "\u00a0", *marks):
+    for junk in (",", " ", "\u00a0"):
         text = text.replace(junk, "")
+    sign, text = (text[0], text[1:]) if text[:1] in ("+", "-") else ("", text)
+    # a mark once, before the number or after it (¥12, -¥12, 12元, 30%): 3%0 or 30%% is no number
+    text = next((text[len(m):] for m in marks if text.startswith(m)), text)
+    text = next((text[: -len(m)] for m in marks if text.endswith(m)), text)
+    text = sign + text
     return Decimal(text) if PLAIN_NUMBER.fullmatch(text) else None
+
+
+def typed_share(value) -> Decimal | None:
+    """A share or a ratio as typed (a bonus coefficient of 1.2): a number as typed_decimal reads it, or a percentage
+    of it — 30% or ３０％ is 0.3, 120% is 1.2; None for anything else."""
+    text = unicodedata.normalize("NFKC", str(value)).strip()
+    if not text.endswith("%"):
+        return typed_decimal(text)
+    number = typed_decimal(text[:-1])
+    return None if number is None else number / 100
 
 
 def typed_code(value) -> str:

@@ -30,7 +30,7 @@ def test_an_agreement_amount_is_read_as_typed(api_for, users, xiehe, typed):
     assert Agreement.objects.get().amount == Decimal("1234.50")
 
 
-@pytest.mark.parametrize("typed", ["1.2万", "十二", "1e3", "1_000", "١٢٣", "12.345", True])
+@pytest.mark.parametrize("typed", ["1.2万", "十二", "1e3", "1_000", "١٢٣", "12.345", True, "1¥234", "12元元", "¥"])
 def test_an_amount_that_is_no_amount_is_refused_under_its_field(api_for, users, xiehe, typed):
     body = agreement(xiehe, users["manager"], amount=typed)
     r = api_for("manager").post(AGREEMENTS, body, format="json")
