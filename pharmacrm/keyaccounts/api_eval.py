@@ -20,13 +20,15 @@ from rest_framework.response import Response
 from pharmacrm.core import access, viewsets
 from pharmacrm.core.api_utils import (
     MAX_INT32,
+    AmountField,
     Conflict,
     HasCapability,
     ModelSerializer,
+    PercentField,
     QuerySerializer,
     Serializer,
+    TypedDecimalField,
     expected_version,
-    foreign_digits,
     shipped_label_field,
 )
 from pharmacrm.core.roles import Cap
@@ -215,7 +217,7 @@ class EvaluationQuery(_ScoreQuery):
 
 class CandidateQuery(_ScoreQuery):
     candidate = serializers.BooleanField(required=False, allow_null=True, default=None)
-    min_score = serializers.DecimalField(required=False, max_digits=5, decimal_places=2, min_value=0, max_value=100)
+    min_score = TypedDecimalField(required=False, max_digits=5, decimal_places=2, min_value=0, max_value=100)
 
 
 CANDIDATE_PERIOD = OpenApiParameter(
@@ -392,24 +394,32 @@ class ScoringModelSerializer(ModelSerializer):
 
 class BenefitSerializer(Serializer):
     tier = serializers.ChoiceField(choices=["", *TIERS], required=False, help_text="new, regular, vip or empty.")
-    discount = serializers.DecimalField(max_digits=5, decimal_places=2, required=False, help_text="0–50 (%).")
+    discount = PercentField(max_digits=5, decimal_places=2, required=False, help_text="0–50 (%); 12.5% is 12.5.")
     programme = serializers.CharField(max_length=100, required=False, allow_blank=True)
     action = serializers.BooleanField(required=False, help_text="Open an improvement action for this class.")
 
 
-REFERENCE = serializers.DecimalField(max_digits=14, decimal_places=2)  # a reference value, as on the settings page
+def _reference(key: str) -> TypedDecimalField:
+    """A reference value's field, as the settings page reads it: typed (1,000,000, ¥1,000,000 of the amount, 100% of
+    the growth, full-width digits) or a JSON number."""
+    kind = {"amount_reference": AmountField, "growth_full_percent": PercentField}.get(key, TypedDecimalField)
+    return kind(max_digits=14, decimal_places=2)
 
 
 class ScoringModelUpdateSerializer(Serializer):
     name = serializers.CharField(required=False, max_length=100)
-    weights = serializers.DictField(child=serializers.DecimalField(max_digits=8, decimal_places=2), required=False)
+    weights = serializers.DictField(
+        child=PercentField(max_digits=8, decimal_places=2), required=False,
+        help_text="Measure → relative weight (0–1000); the shares add up to 100 %, so 35% is a weight of 35.",
+    )  # fmt: skip
     params = serializers.DictField(
         child=serializers.JSONField(), required=False,
-        help_text="Reference values to change (numbers): " + ", ".join(PARAMS) + "; and the influence's base points "
+        help_text="Reference values to change (numbers, or text as typed: 1,000,000, ¥1,000,000 of amount_reference, "
+        "100% of growth_full_percent, full-width digits): " + ", ".join(PARAMS) + "; and the influence's base points "
         "(0–100), each an object sent whole: grade_points (per hospital grade), kind_points (per customer type). "
         "What GET returns is accepted unchanged.",
     )  # fmt: skip
-    thresholds = serializers.DictField(child=serializers.DecimalField(max_digits=6, decimal_places=2), required=False)
+    thresholds = serializers.DictField(child=TypedDecimalField(max_digits=6, decimal_places=2), required=False)
     benefits = serializers.DictField(child=BenefitSerializer(), required=False)
     apply_tiers = serializers.BooleanField(required=False)
     version = serializers.IntegerField(
@@ -429,9 +439,7 @@ class ScoringModelUpdateSerializer(Serializer):
             if key not in value:
                 continue
             try:
-                if (foreign := foreign_digits(REFERENCE, value[key])) is not None:  # "１２" was read as 12
-                    raise serializers.ValidationError(foreign)
-                value[key] = REFERENCE.run_validation(value[key])
+                value[key] = _reference(key).run_validation(value[key])
             except serializers.ValidationError as e:
                 errors.extend(_("%(name)s: %(error)s") % {"name": scoring.param_label(key), "error": m}
                               for m in e.detail)  # fmt: skip

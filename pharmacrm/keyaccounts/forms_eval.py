@@ -9,6 +9,8 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core import builtin
+from pharmacrm.core.forms import TypedNumberField, TypedWholeNumberField
+from pharmacrm.core.numbers import AMOUNT_MARKS, PERCENT_MARKS
 from pharmacrm.customers.choices import InstitutionType, Tier
 from pharmacrm.customers.forms import ANY, OnceTokenForm, ServiceErrorsMixin, region_children
 
@@ -46,6 +48,8 @@ KIND_PARAMS = {
     ModelKind.CANDIDATE: ["window_months", "amount_reference", "orders_reference", "cooperation_reference_months",
                           "growth_full_percent", "beds_reference", "specialties_reference", "kol_reference"],
 }  # fmt: skip
+# the unit marks a reference value is typed with (¥1,000,000, 100%), on the page and in the API
+PARAM_MARKS = {"amount_reference": AMOUNT_MARKS, "growth_full_percent": PERCENT_MARKS}
 CLASSES = [k.value for k in Klass]
 TIER_CHOICES = [("", _("Leave unchanged")), (Tier.NEW, Tier.NEW.label), (Tier.REGULAR, Tier.REGULAR.label),
                 (Tier.VIP, Tier.VIP.label)]  # fmt: skip
@@ -99,8 +103,8 @@ class CandidateFilterForm(_Filters):
     period = PeriodField(label=_("Period"), required=False)
     province = forms.ChoiceField(label=_("Province"), required=False)
     kind = forms.ChoiceField(label=_("Type"), required=False, choices=ANY + InstitutionType.choices)
-    min_score = forms.DecimalField(label=_("Minimum score"), required=False, min_value=0, max_value=100,
-                                   max_digits=5, decimal_places=2)  # fmt: skip
+    min_score = TypedNumberField(label=_("Minimum score"), required=False, min_value=0, max_value=100,
+                                 max_digits=5, decimal_places=2)  # fmt: skip
     only = forms.BooleanField(label=_("Only candidates above the threshold"), required=False)
 
     def __init__(self, *args, periods: list[str], **kwargs):
@@ -113,14 +117,14 @@ class CandidateFilterForm(_Filters):
 
 
 class InfluenceForm(ServiceErrorsMixin, forms.Form):
-    kol_count = forms.IntegerField(label=_("Key opinion leaders"), required=False, min_value=0,
-                                   max_value=evaluation.KOL_MAX,
+    kol_count = TypedWholeNumberField(label=_("Key opinion leaders"), required=False, min_value=0,
+                                      max_value=evaluation.KOL_MAX,
                                    help_text=_("At least as many as the names listed; leave empty to count the "
                                                "names."))  # fmt: skip
     kol_names = forms.CharField(label=_("Key opinion leaders (names)"), required=False, max_length=2000,
                                 widget=forms.Textarea(attrs={"rows": 2}),
                                 help_text=_("Names separated by commas."))  # fmt: skip
-    assessment = forms.IntegerField(
+    assessment = TypedWholeNumberField(
         label=_("Marketing's assessment (0–100)"), required=False, min_value=0, max_value=100,
         help_text=_("Leave empty to score influence from grade, beds, specialties and KOLs only."),
     )  # fmt: skip
@@ -179,21 +183,24 @@ class ScoringModelForm(OnceTokenForm):  # its one-time token: saved twice, one n
         self.kind = kind
         self.group_errors: dict[str, list[str]] = {}
         for c in KIND_COMPONENTS[kind]:
-            self.fields[f"weight_{c.value}"] = forms.DecimalField(label=c.label, max_digits=8, decimal_places=2)
+            # shares of 100 %: 35% is a weight of 35
+            self.fields[f"weight_{c.value}"] = TypedNumberField(label=c.label, max_digits=8, decimal_places=2,
+                                                                marks=PERCENT_MARKS)  # fmt: skip
         for key in KIND_PARAMS[kind]:
             label, help_text, whole = PARAMS[key]
-            field_class = forms.IntegerField if whole else forms.DecimalField
+            field_class = TypedWholeNumberField if whole else TypedNumberField
             extra = {"min_value": 1, "max_value": 120} if whole else {"max_digits": 14, "decimal_places": 2}
-            self.fields[f"param_{key}"] = field_class(label=label, help_text=help_text, **extra)
+            self.fields[f"param_{key}"] = field_class(label=label, help_text=help_text,
+                                                      marks=PARAM_MARKS.get(key, ()), **extra)  # fmt: skip
         if kind == ModelKind.EVALUATION:
             for k in ("A", "B", "C"):
-                self.fields[f"threshold_{k}"] = forms.DecimalField(
+                self.fields[f"threshold_{k}"] = TypedNumberField(
                     label=_("Lowest score of class %(klass)s") % {"klass": k}, max_digits=6, decimal_places=2
                 )
             for k in CLASSES:
                 self.fields[f"tier_{k}"] = forms.ChoiceField(label=_("Tier"), choices=TIER_CHOICES, required=False)
-                self.fields[f"discount_{k}"] = forms.DecimalField(
-                    label=_("Discount level (%)"), required=False, max_digits=5, decimal_places=2
+                self.fields[f"discount_{k}"] = TypedNumberField(
+                    label=_("Discount level (%)"), required=False, max_digits=5, decimal_places=2, marks=PERCENT_MARKS
                 )
                 self.fields[f"programme_{k}"] = forms.CharField(label=_("Reward programme"), required=False,
                                                                 max_length=100)  # fmt: skip
@@ -201,7 +208,7 @@ class ScoringModelForm(OnceTokenForm):  # its one-time token: saved twice, one n
                                                                 required=False)  # fmt: skip
             self.fields["apply_tiers"] = forms.BooleanField(label=_("Change tiers from the class"), required=False)
         else:
-            self.fields["threshold_candidate"] = forms.DecimalField(
+            self.fields["threshold_candidate"] = TypedNumberField(
                 label=_("Lowest score of a candidate"), max_digits=6, decimal_places=2
             )
         builtin.note_on_form(self)  # a default model's name is read in each reader's language

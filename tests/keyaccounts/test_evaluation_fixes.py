@@ -246,7 +246,8 @@ def test_changed_grade_points_are_saved_and_checked_like_the_other_values(api_fo
     assert r.status_code == 400 and "Type points" in r.json()["params"][0]
     # reference values as on the settings page, named by their labels
     r = api.put(url, {"params": {"amount_reference": "abc"}, "version": 2}, format="json")
-    assert r.status_code == 400 and r.json()["params"] == ["Amount reference (yuan): A valid number is required."]
+    assert r.status_code == 400 and r.json()["params"] == [
+        "Amount reference (yuan): Enter an amount in yuan, such as 1234.50 or ¥1,234.50."]
     r = api.put(url, {"params": {"window_months": 12.5}, "version": 2}, format="json")
     assert r.status_code == 400 and list(r.json()) == ["params"]
     assert ScoringModel.objects.filter(kind="candidate").count() == 2  # nothing saved by the refused ones
