@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy, pgettext
 
 from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.numbers import typed_decimal
 from pharmacrm.core.roles import Cap
 
 from .models import ServiceGoal, ServiceGoalChange
@@ -185,8 +186,9 @@ def _report_team(query, scope) -> int | None:
 
 
 def _number(raw, unit: str | None = None) -> Decimal | None:
-    """What a person types: "95", "95.5", "95 %", "4h", full-width digits; None when empty. A unit is taken only
-    where it is the indicator's (`unit`: "%" or "h"; None: any), and never alone."""
+    """What a person types: "95", "95.5", "95 %", "4h", "1,000 h", "1 000", full-width digits; None when empty. A
+    unit is taken only where it is the indicator's (`unit`: "%" or "h"; None: any), and never alone. The number as
+    core.numbers reads every typed number (1.2万, 1e3, 1_000 are none)."""
     if raw is None:
         return None
     # the minus sign as typeset (−20, U+2212, as the goals' ranges are written) is the hyphen-minus
@@ -199,9 +201,10 @@ def _number(raw, unit: str | None = None) -> Decimal | None:
         kind = {"%": "%", "h": "h", "小时": "h"}.get(suffix)
         if kind is None or (unit is not None and kind != unit):
             raise ValueError(text)
-    if not bare or not all(c in "0123456789.-+" for c in bare):
+    number = typed_decimal(bare) if bare else None
+    if number is None:
         raise ValueError(text)
-    return Decimal(bare) + 0  # −0 is 0
+    return number + 0  # −0 is 0
 
 
 def changed(sent: dict, loaded: dict) -> list[str]:

@@ -93,6 +93,23 @@ def test_goals_are_checked_saved_all_or_nothing_and_audited(users):
     assert goals.shown("fr_median", Decimal("10.50")) == "≤ 10.5 h"
 
 
+def test_goals_typed_with_thousands_separators_and_full_width_forms_are_read_on_the_page_and_the_api(users):
+    """1,000 h or １，０００小时 of a resolution time, 1 000 with a space, ９５．５％: "Enter a number" was the answer."""
+    assert goals.save(users["manager"], {"res_p90": "1,000 h", "res_median": "１，０００小时", "fr_p90": "1 000",
+                                         "resolution_rate": "９５．５％"}) == 4  # fmt: skip
+    assert goals.current() == {"res_p90": Decimal("1000"), "res_median": Decimal("1000"), "fr_p90": Decimal("1000"),
+                               "resolution_rate": Decimal("95.5")}  # fmt: skip
+    page = page_client(users["manager"]).post(GOALS_PAGE, {"fr_median": "２ h", "nps": "1_0", "csat": "4.5分"})
+    assert page.status_code == 400 and "Enter a number, or leave it empty for no goal." in page.content.decode()
+    assert "fr_median" not in goals.current()  # all or nothing
+    api = api_client(users["manager"])
+    bad = api.post(GOALS_API, {"goals": {"fr_median": "1e1", "nps": "1.2万"}}, format="json")
+    assert bad.status_code == 400 and set(bad.json()["goals"]) == {"fr_median", "nps"}
+    ok = api.post(GOALS_API, {"goals": {"fr_median": "２ h", "nps": "－１０"}}, format="json")
+    assert ok.status_code == 200, ok.content
+    assert (goals.current()["fr_median"], goals.current()["nps"]) == (Decimal("2"), Decimal("-10"))
+
+
 def test_a_goal_changed_by_someone_else_meanwhile_is_not_overwritten(users):
     goals.save(users["manager"], {"csat": "4"})
     loaded = {"csat": "4", "nps": ""}
