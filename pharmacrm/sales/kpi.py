@@ -26,7 +26,7 @@ import datetime as dt
 import hashlib
 import unicodedata
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
@@ -34,11 +34,11 @@ from django.db.models import Count, F, Min, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 
 from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry, Team, User
-from pharmacrm.core.numbers import PLAIN_NUMBER
+from pharmacrm.core.numbers import PERCENT_MARKS, typed_decimal, typed_share
 from pharmacrm.core.roles import Cap, Role
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.servicedesk.performance import Period, current_period, parse_period  # noqa: F401
@@ -83,6 +83,9 @@ INDICATORS = {
     )
 }  # fmt: skip
 
+# the grade thresholds as the scheme form labels them
+THRESHOLD_LABELS = {"excellent": gettext_lazy("Excellent from"), "good": gettext_lazy("Good from"),
+                    "passing": gettext_lazy("Pass from")}  # fmt: skip
 GRADES = {
     "excellent": gettext_lazy("Excellent"),
     "good": gettext_lazy("Good"),
@@ -167,30 +170,45 @@ def results_for(user, qs=None, scope: Scope | None = None):
 # --- schemes -------------------------------------------------------------------------------------------
 
 
-_PLAIN_NUMBER = PLAIN_NUMBER
-
-
-def _decimal(raw, places: int = 2) -> Decimal:
+def _decimal(raw, places: int = 2, *, name: str = "", marks: tuple[str, ...] = (), share: bool = False) -> Decimal:
+    """A scheme's number as typed (core.numbers): ８７．５ or －２０ from an input method in full-width mode, −20 as
+    typeset, 1,000 or 1 000, the `marks` of the field's unit (90% of a figure in percent) and, of a `share` (a bonus
+    coefficient), a percentage of it (120% is 1.2). 1_000, 1e3 and Arabic-Indic ٩٠ are refused as the order import
+    refuses them, naming the field (`name`)."""
     if isinstance(raw, bool):
-        raise ValidationError(_("not a number"))
+        raise ValidationError(_not_a_number(name, marks, share, places))
     if isinstance(raw, (int, Decimal)):
         value = Decimal(raw)
     else:
-        # ８７．５ or －２０ from an input method in full-width mode, −20 as typeset, are 87.5 and -20 (Decimal refused
-        # the full-width point); 1_000 and Arabic-Indic ٩٠, which Decimal reads, are refused as the order import does
-        text = unicodedata.normalize("NFKC", str(raw if raw is not None else "")).replace("\u2212", "-").strip()
+        text = unicodedata.normalize("NFKC", str(raw if raw is not None else "")).strip()
         if not text:
             raise ValidationError(_("This field is required."))
-        if not _PLAIN_NUMBER.fullmatch(text):
-            raise ValidationError(_("not a number"))
-        try:
-            value = Decimal(text)
-        except InvalidOperation:
-            raise ValidationError(_("not a number")) from None
+        value = typed_share(text) if share else typed_decimal(text, *marks)
+        if value is None:
+            raise ValidationError(_not_a_number(name, marks, share, places))
     # the size first: quantizing a huge number fails (InvalidOperation)
     if not value.is_finite() or abs(value) >= 10**6 or value != value.quantize(Decimal(1).scaleb(-places)):
         raise ValidationError(_("a number with at most %(places)s decimal places") % {"places": places})
-    return value
+    return value + 0  # −0 is 0
+
+
+def _not_a_number(name: str, marks: tuple[str, ...], share: bool, places: int) -> str:
+    """What a field that cannot be read says: its name and what it takes, as the pages' number fields say it
+    (core.forms.TypedNumberField)."""
+    if share:
+        message = _("%(name)s: enter a number such as 1.2, or a percentage such as 120%%.")
+    elif PERCENT_MARKS[0] in marks:
+        message = (_("%(name)s: enter a whole percentage, such as 30 or 30%%.") if places == 0
+                   else _("%(name)s: enter a percentage, such as 30, 12.5 or 30%%."))  # fmt: skip
+    else:
+        message = _("%(name)s: enter a number, such as 1234.5 or 1,234.50.")
+    return message % {"name": name}
+
+
+def column_label(what: str) -> str:
+    """An indicator's column as the scheme form heads it."""
+    return {"weight": _("Weight"), "target": pgettext("appraisal", "Target"), "floor": pgettext("appraisal", "Floor"),
+            "cap": pgettext("appraisal", "Cap")}[what]  # fmt: skip
 
 
 def default_indicators() -> list[dict]:
@@ -234,9 +252,14 @@ def clean_scheme(data: dict) -> dict:
             continue
         seen.add(code)
         row = {"code": code}
+        indicator = INDICATORS[code]
         for what in ("weight", "target", "floor", "cap"):
+            # the weights add up to 100 (%), the cap is in points of the target's 100 (封顶 120%): 40% is 40, 120%
+            # is 120; the target and the floor are in the indicator's unit (90% of a rate, not of a CSAT of 4.5)
+            in_percent = what in ("weight", "cap") or indicator.unit == "%"
             try:
-                value = _decimal(item.get(what), 0 if what == "weight" else 2)
+                value = _decimal(item.get(what), 0 if what == "weight" else 2, name=f"{indicator.label} {column_label(what)}",
+                                 marks=PERCENT_MARKS if in_percent else ())  # fmt: skip
             except ValidationError as e:
                 errors.setdefault(f"{code}_{what}", []).extend(e.messages)
                 continue
@@ -258,7 +281,7 @@ def clean_scheme(data: dict) -> dict:
     out["indicators"] = indicators
     for field in ("excellent", "good", "passing"):
         try:
-            out[field] = _decimal(data.get(field), 1)
+            out[field] = _decimal(data.get(field), 1, name=str(THRESHOLD_LABELS[field]))
         except ValidationError as e:
             errors[field] = e.messages
     if not any(f in errors for f in ("excellent", "good", "passing")) and not (
@@ -270,7 +293,7 @@ def clean_scheme(data: dict) -> dict:
         if grade not in GRADES or raw in (None, ""):
             continue
         try:
-            value = _decimal(raw, 2)
+            value = _decimal(raw, 2, share=True, name=_("Bonus coefficient: %(label)s") % {"label": GRADES[grade]})
             if not 0 <= value < 10:
                 raise ValidationError(_("from 0 to 9.99"))
         except ValidationError as e:

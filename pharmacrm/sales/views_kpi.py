@@ -360,8 +360,7 @@ def _form_data(post) -> dict:
 
 def _column_labels() -> dict[str, str]:
     """The words the scheme form's columns carry, for each input's label (a screen reader reads it)."""
-    return {"weight": _("Weight"), "target": pgettext("appraisal", "Target"), "floor": pgettext("appraisal", "Floor"),
-            "cap": pgettext("appraisal", "Cap")}  # fmt: skip
+    return {what: kpi.column_label(what) for what in ("weight", "target", "floor", "cap")}
 
 
 def _form_rows(values: dict, errors: dict) -> list[dict]:

@@ -205,6 +205,50 @@ def test_a_scheme_typed_with_a_chinese_input_method_is_read_and_other_numbers_ar
     assert {"attainment_target", "passing"} <= set(e.value.message_dict)
 
 
+def test_a_scheme_typed_with_percentages_and_thousands_separators_is_saved_as_the_numbers_meant(users, client_for):
+    """40% of a weight, １００％ of a rate's target, 封顶 120% of a cap, 1,000 of a count, 120% of a bonus coefficient:
+    each was "not a number"."""
+    typed = {"attainment": {"weight": "40%", "target": "１００％", "floor": "60 %", "cap": "120%"},
+             "csat": {"weight": "１０", "target": "4.5", "floor": "３", "cap": "110"},
+             "new_customers": {"weight": "50", "target": "1,000", "floor": "0", "cap": "1 50"}}  # fmt: skip
+    form = {"name": "年度考核", "period_kind": "year", "roles": ["rep"], "excellent": "９０", "good": "75.5",
+            "passing": "60", "active": "on", "bonus_excellent": "１２０％", "bonus_good": "1.05"}  # fmt: skip
+    for code, values in typed.items():
+        form.update({f"{code}_{w}": v for w, v in values.items()})
+    response = client_for("manager").post("/sales/appraisal/schemes/new/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    scheme = AppraisalScheme.objects.get()
+    assert scheme.indicators == [
+        {"code": "attainment", "weight": 40, "target": "100", "floor": "60", "cap": "120"},
+        {"code": "csat", "weight": 10, "target": "4.5", "floor": "3", "cap": "110"},
+        {"code": "new_customers", "weight": 50, "target": "1000", "floor": "0", "cap": "150"},
+    ]
+    assert (scheme.excellent, scheme.good, scheme.bonus) == (Decimal(90), Decimal("75.5"),
+                                                             {"excellent": "1.2", "good": "1.05"})  # fmt: skip
+
+
+def test_a_scheme_number_that_cannot_be_read_is_refused_naming_the_field(users, client_for):
+    odd = [dict(i, target="4.5%") if i["code"] == "csat" else dict(i, weight="30%%") if i["code"] == "attainment"
+           else dict(i, floor="1e1") if i["code"] == "follow_up" else i for i in ALL]  # fmt: skip
+    with translation.override("en"), pytest.raises(ValidationError) as e:
+        kpi.save_scheme(users["manager"], scheme_data(indicators=odd, passing="六十", bonus={"good": "x%"}))
+    assert e.value.message_dict == {
+        "attainment_weight": ["Sales attainment Weight: enter a whole percentage, such as 30 or 30%."],
+        "csat_target": ["Customer satisfaction (CSAT, 1–5) Target: enter a number, such as 1234.5 or 1,234.50."],
+        "follow_up_floor": ["Stage tasks done on time Floor: enter a percentage, such as 30, 12.5 or 30%."],
+        "passing": ["Pass from: enter a number, such as 1234.5 or 1,234.50."],
+        "bonus_good": ["Bonus coefficient: Good: enter a number such as 1.2, or a percentage such as 120%."],
+    }  # fmt: skip
+    page = {"name": "月度考核", "period_kind": "month", "roles": ["rep"], "excellent": "90", "good": "75",
+            "passing": "60", "active": "on", **{f"{i['code']}_{w}": i[w] for i in ALL for w in i if w != "code"}}
+    page["growth_target"] = "10%%"
+    refused = client_for("manager").post("/sales/appraisal/schemes/new/", page, HTTP_ACCEPT_LANGUAGE="en")
+    assert refused.status_code == 400
+    assert ("Sales growth on the same period last year Target: enter a percentage, such as 30, 12.5 or 30%."
+            in refused.content.decode())
+    assert not AppraisalScheme.objects.exists()
+
+
 def test_finalised_results_are_never_recomputed_and_the_job_runs_once_per_period(world, users):
     scheme = world["scheme"]
     # before the first working day of October (8 October: the National Day holidays until the 7th) nothing is due
