@@ -31,6 +31,7 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from pharmacrm.core import audit
 from pharmacrm.core.models import AuditEntry, Counter, User
+from pharmacrm.core.numbers import typed_decimal
 from pharmacrm.customers.services import ConflictError
 
 from . import training
@@ -235,11 +236,15 @@ def clean_session(data: dict, *, now: dt.datetime | None = None) -> dict:
     out["trainer_name"] = name
     if not name and trainer in (None, "") and "trainer" not in errors:
         errors["trainer"] = [_("Choose the trainer, or give an external trainer's name.")]
-    try:
-        capacity = int(str(data.get("capacity") or "").strip())
-    except ValueError:
+    # as core.numbers reads a typed number: ３０ from an input method in full-width mode is 30 (int() read it, and
+    # Arabic-Indic ٣٠ and 3_0 too)
+    raw = data.get("capacity")
+    capacity = None if isinstance(raw, bool) or raw is None else typed_decimal(raw)
+    if capacity is None or capacity != capacity.to_integral_value():
         capacity = None
         errors["capacity"] = [_("Enter a number.")]
+    else:
+        capacity = int(capacity)
     if capacity is not None and not 1 <= capacity <= CAPACITY_MAX:
         errors["capacity"] = [_("Between %(low)s and %(high)s.") % {"low": 1, "high": CAPACITY_MAX}]
     out["capacity"] = capacity

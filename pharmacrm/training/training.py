@@ -21,7 +21,6 @@ import datetime as dt
 import hashlib
 import io
 import re
-import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
@@ -39,6 +38,7 @@ from django.utils.translation import gettext_lazy
 from pharmacrm.core import access, audit
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Team, User
+from pharmacrm.core.numbers import PERCENT_MARKS, typed_decimal
 from pharmacrm.core.roles import Cap, Role
 from pharmacrm.customers.services import ConflictError
 
@@ -313,20 +313,18 @@ def _clean_course(data: dict) -> tuple[dict, list[Team], list[dict] | None]:
     out["audience_roles"] = sorted(set(r for r in roles if r in Role.values))
     out["mandatory"] = bool(data.get("mandatory"))
 
-    def number(name: str, low, high, *, decimal: bool = False, blank_ok: bool = False):
+    def number(name: str, low, high, *, decimal: bool = False, blank_ok: bool = False, marks: tuple[str, ...] = ()):
         raw = data.get(name)
         if raw in (None, "") and blank_ok:
             return None
-        try:
-            # ８．５ from an input method in full-width mode is 8.5 (int() read ８ already, Decimal() not ．)
-            text = unicodedata.normalize("NFKC", str(raw)).strip()
-            value = Decimal(text) if decimal else int(text)
-        except (ValueError, ArithmeticError):
+        # as core.numbers reads a typed number: ８．５ from an input method in full-width mode is 8.5, 1,000 is 1000,
+        # 80% of the pass mark (in percent) is 80; 1_000, 1e2 and Arabic-Indic ٨٠ — which Decimal() and int() read —
+        # are none
+        value = None if isinstance(raw, bool) else typed_decimal(raw if raw is not None else "", *marks)
+        if value is None or (not decimal and value != value.to_integral_value()):
             errors[name] = [_("Enter a number.")]
             return None
-        if decimal and not value.is_finite():
-            errors[name] = [_("Enter a number.")]
-            return None
+        value = value if decimal else int(value)
         if not low <= value <= high:  # the range first: quantizing a huge number fails (InvalidOperation)
             errors[name] = [_("Between %(low)s and %(high)s.") % {"low": low, "high": high}]
             return None
@@ -337,7 +335,7 @@ def _clean_course(data: dict) -> tuple[dict, list[Team], list[dict] | None]:
 
     out["hours"] = number("hours", Decimal("0.5"), Decimal("1000"), decimal=True)
     out["valid_months"] = number("valid_months", 1, 120, blank_ok=True)
-    out["pass_mark"] = number("pass_mark", 1, 100)
+    out["pass_mark"] = number("pass_mark", 1, 100, marks=PERCENT_MARKS)
     out["max_attempts"] = number("max_attempts", 1, 20)
     status = data.get("status") or CourseStatus.DRAFT
     if status not in CourseStatus.values:

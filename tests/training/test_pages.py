@@ -309,3 +309,24 @@ def test_the_test_sent_twice_uses_one_attempt_and_shows_its_result(world, client
     assert again.redirect_chain[-1][0] == f"/training/assignments/{a.pk}/result/"
     assert "your answers were scored then, and not a second time" in again.content.decode()
     assert Attempt.objects.filter(assignment=a).count() == 1
+
+
+def test_a_course_s_numbers_typed_with_a_percent_sign_or_separators_are_read_and_odd_ones_refused(world, client_for):
+    """80% of the pass mark (in percent) and 1,000 hours were "Enter a number."; 8_0, 1e2 and Arabic-Indic ٨٠, which
+    Python reads, were stored as 80 and 100."""
+    from pharmacrm.training.models import Course
+
+    c = client_for("manager")
+    form = {"title": "年度合规培训", "category": "compliance", "hours": "1,000", "pass_mark": "８０％",
+            "valid_months": "１２", "max_attempts": "3", "status": "draft"}  # fmt: skip
+    r = c.post("/training/courses/new/", form, HTTP_ACCEPT_LANGUAGE="en")
+    assert r.status_code == 302, r.content.decode()[:2000]
+    course = Course.objects.get(title="年度合规培训")
+    assert (course.hours, course.pass_mark, course.valid_months) == (1000, 80, 12)
+    for field, typed in (("pass_mark", "8_0"), ("pass_mark", "٨٠"), ("hours", "1e2"), ("max_attempts", "3%"),
+                         ("valid_months", "12.5")):  # fmt: skip
+        r = c.post("/training/courses/new/", {**form, "title": "另一课程", field: typed}, HTTP_ACCEPT_LANGUAGE="en")
+        label = {"pass_mark": "Pass mark (%)", "hours": "Hours", "max_attempts": "Attempts allowed",
+                 "valid_months": "Valid for (months)"}[field]  # fmt: skip
+        assert r.status_code == 400 and f"{label}: Enter a number." in r.content.decode(), (field, typed)
+    assert not Course.objects.filter(title="另一课程").exists()

@@ -402,3 +402,16 @@ def test_the_sessions_api_filters_versions_and_errors(users, course, api_for):
                                   {"assignment": assignment(course, users["rep"]).pk}, format="json")  # fmt: skip
     assert other.status_code == 400 and "assignment" in other.json()
     assert Enrolment.objects.filter(session=late).count() == 2
+
+
+def test_a_capacity_typed_in_full_width_is_read_and_one_python_alone_reads_is_refused(users, course, client_for):
+    """３０ from an input method in full-width mode is 30 (the page's number input sent nothing for it); 3_0 and
+    Arabic-Indic ٣٠, which int() read as 30, are refused by name."""
+    s = plan(users, course, capacity="３０")
+    assert s.capacity == 30
+    for typed in ("3_0", "٣٠", "2.5"):
+        with pytest.raises(ValidationError) as e:
+            plan(users, course, capacity=typed)
+        assert list(e.value.message_dict) == ["capacity"], typed
+    form = client_for("manager").get(f"/training/sessions/{s.pk}/edit/").content.decode()
+    assert 'id="id_capacity" inputmode="numeric"' in form and 'type="number"' not in form.split('id="id_capacity"')[1][:80]
