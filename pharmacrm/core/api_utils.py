@@ -193,9 +193,15 @@ class StableOrdering(filters.OrderingFilter):
 
 class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
     """An ISO 8601 time, normalised to UTC: PostgreSQL refuses offsets beyond ±15:59 (which ISO
-    allows), and a time that cannot be expressed in UTC is an invalid value, not a server error."""
+    allows), and a time that cannot be expressed in UTC is an invalid value, not a server error. Also a moment as
+    people type it (typed_datetime: 2026/3/15 14:30, 2026年3月15日 14时30分), in the reader's time zone."""
 
     def to_python(self, value):
+        if isinstance(value, str) and value.strip():
+            typed = typed_datetime(value)
+            if typed is None and not value.isascii():
+                raise DjangoValidationError(self.error_messages["invalid"], code="invalid")
+            value = typed or value
         result = super().to_python(value)
         if result is None:
             return None
@@ -270,6 +276,37 @@ def typed_date(value: str) -> str | None:
     return f"{year}-{int(month):02d}-{int(day):02d}"
 
 
+# a moment as people type it or a report writes it: a day as _TYPED_DATE reads it, then the time — 14:30, 14:30:05,
+# 14时30分, 14点30分, 14时 — after a space or a T (2026-03-15T14:30, as a date-time input sends it), or right after 日
+# (2026年3月15日14时30分); after NFKC (full-width digits and colons are the ASCII ones), spaces around the Chinese
+# words dropped
+_TYPED_MOMENT = re.compile(
+    r"(?P<day>[0-9]{4}([-/.])[0-9]{1,2}\2[0-9]{1,2}(?:T| )|[0-9]{4}年[0-9]{1,2}月[0-9]{1,2}日(?:T| )?)"
+    r"(?P<hour>[0-9]{1,2})(?::(?P<minute>[0-9]{2})(?::(?P<second>[0-9]{2}))?"
+    r"|[时点](?:(?P<minute_cn>[0-9]{1,2})分(?:(?P<second_cn>[0-9]{1,2})秒)?)?)"
+)
+
+
+def typed_datetime(value: str) -> str | None:
+    """A moment as typed (see _TYPED_MOMENT), as YYYY-MM-DDTHH:MM:SS without an offset (the reader's time zone) —
+    whether the calendar and the clock have it or not — else None. A day alone is no moment here: its time would be a
+    guess."""
+    text = re.sub(r"\s+", " ", unicodedata.normalize("NFKC", value)).strip()
+    text = re.sub(r" ?([年月日时点分秒:/.-]) ?", r"\1", text)
+    found = _TYPED_MOMENT.fullmatch(text)
+    if found is None:
+        return None
+    day = typed_date(found["day"].rstrip("T "))
+    minute = found["minute"] or found["minute_cn"] or 0
+    second = found["second"] or found["second_cn"] or 0
+    return f"{day}T{int(found['hour']):02d}:{int(minute):02d}:{int(second):02d}"
+
+
+MOMENT_FORMS = gettext_lazy(
+    "Enter a date and time as YYYY-MM-DD HH:MM (also accepted: YYYY/MM/DD HH:MM, YYYY.MM.DD HH:MM, YYYY年M月D日 H时M分)."
+)
+
+
 class DateField(serializers.DateField):
     """A day: YYYY-MM-DD, also as ERP systems and Excel export it (2025/03/15, 2025.3.15, 2025年3月15日, full-width
     digits); answered as YYYY-MM-DD. One written that way that the calendar lacks (2025-02-29, 2025-13-01) is
@@ -320,6 +357,27 @@ class TypedDateFormField(forms.DateField):
 
 class TypedDateFilter(django_filters.DateFilter):
     field_class = TypedDateFormField
+
+
+class TypedDateTimeFormField(forms.DateTimeField):
+    """A moment on a page, read as the API reads one (typed_datetime): 2026-03-15 14:30, 2026-03-15T14:30 (what a
+    date-time input sends), 2026/3/15 14:30, 2026年3月15日 14时30分, full-width digits — in the reader's time zone;
+    anything else refused naming the forms it takes. Django's field took the ISO forms only (and, per language, forms
+    of its own). A text input: a date-time picker sends its own form and nothing that was typed or pasted."""
+
+    default_error_messages = {"invalid": MOMENT_FORMS}
+    widget = forms.DateTimeInput(attrs={"placeholder": "YYYY-MM-DD HH:MM", "size": 18}, format="%Y-%m-%d %H:%M")
+
+    def __init__(self, **kwargs):
+        kwargs["input_formats"] = ["%Y-%m-%dT%H:%M:%S"]  # what typed_datetime gives
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        if isinstance(value, str) and value.strip():
+            value = typed_datetime(value)
+            if value is None:
+                raise DjangoValidationError(self.error_messages["invalid"], code="invalid")
+        return super().to_python(value)
 
 
 class TypedDecimalField(serializers.DecimalField):
@@ -383,18 +441,35 @@ class SafeDateTimeField(serializers.DateTimeField):
     """A date and time the server can hold. One that exists only beyond the calendar's edge once taken to UTC — a
     naive 0001-01-01T00:00 read in China's time zone (UTC+8) lies in year 0 — raised OverflowError inside DRF's own
     field (a server error, 500); it is an invalid value of the field (400 under its name). `earliest`, when given,
-    refuses older moments as typing errors."""
+    refuses older moments as typing errors.
+
+    ISO 8601 (with or without an offset), and a moment as people type it (typed_datetime: 2026/3/15 14:30,
+    2026年3月15日 14时30分, full-width digits) in the reader's time zone; anything else, Arabic-Indic digits included,
+    is refused naming the forms it takes."""
+
+    reads_typed_digits = True  # StrictInputMixin: full-width digits are read here, not refused
+    # the forms DRF's message ("Datetime has wrong format. Use one of these formats instead: …") names
+    FORMS = "YYYY-MM-DDThh:mm[:ss][+HH:MM|-HH:MM|Z], YYYY-MM-DD hh:mm, YYYY/MM/DD hh:mm, YYYY年M月D日 H时M分"
 
     def __init__(self, *, earliest: datetime.datetime | None = None, **kwargs):
         self.earliest = earliest
         super().__init__(**kwargs)
 
     def to_internal_value(self, value):
+        if isinstance(value, str):
+            typed = typed_datetime(value)
+            if typed is None and not value.isascii():
+                self.fail("invalid", format=self.FORMS)
+            value = typed or value
         try:
             result = super().to_internal_value(value)
             result.astimezone(datetime.UTC)
         except (OverflowError, ValueError):
-            self.fail("invalid", format="ISO 8601")
+            self.fail("invalid", format=self.FORMS)
+        except exceptions.ValidationError as e:
+            if e.get_codes() == ["invalid"]:
+                self.fail("invalid", format=self.FORMS)
+            raise
         if self.earliest is not None and result < self.earliest:
             raise serializers.ValidationError(_("This date is too long ago: check it."))
         return result

@@ -9,6 +9,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from pharmacrm.core.api_utils import TypedDateTimeFormField
 from pharmacrm.core.models import User
 from pharmacrm.core.roles import Role
 from pharmacrm.customers.forms import OnceTokenForm, ServiceErrorsMixin
@@ -46,7 +47,8 @@ class PartialDateField(forms.CharField):
     reporter knows (E2B(R3) E.i.4 / E.i.5, G.k.4.r.4 / G.k.4.r.5). A text input (a date picker takes whole days only); the service reads the precision off it."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("help_text", _("A day (2026-03-15), or only the month (2026-03) or the year (2026)."))
+        kwargs.setdefault("help_text", _("A day (2026-03-15, 2026年3月15日), or only the month (2026-03, 2026年3月) or "
+                                         "the year (2026)."))  # fmt: skip
         super().__init__(required=False, max_length=20, widget=forms.TextInput(
             attrs={"placeholder": "YYYY-MM-DD", "inputmode": "numeric", "size": 12}), **kwargs)  # fmt: skip
 
@@ -60,8 +62,6 @@ class PartialDateField(forms.CharField):
         except ValueError:
             raise forms.ValidationError(partial_dates.INVALID, code="invalid") from None
         return partial_dates.text(*parsed) if parsed is not None else None
-DATETIME_INPUT = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
-DATETIME_FORMATS = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
 YES_NO = [("", _("All")), ("yes", _("Yes")), ("no", _("No"))]
 
 
@@ -287,8 +287,8 @@ class FollowUpFieldsForm(ServiceErrorsMixin, OnceTokenForm):
     """When the new information came and what it is; its one-time token makes the form sent twice (a double click)
     add one version, not two with their own clocks."""
 
-    received_at = forms.DateTimeField(
-        label=_("Follow-up received"), widget=DATETIME_INPUT, input_formats=DATETIME_FORMATS,
+    received_at = TypedDateTimeFormField(
+        label=_("Follow-up received"),
         help_text=_("When the company received this new information: its reporting clock starts then."),
     )  # fmt: skip
     summary = forms.CharField(label=_("What is new"), required=False, max_length=4000,
@@ -303,8 +303,8 @@ class NewCaseForm(ServiceErrorsMixin, OnceTokenForm):
     drug, one reaction) and the narrative; the rest is completed on the edit form."""
 
     kind = forms.ChoiceField(label=_("Kind"), choices=CaseKind.choices)
-    received_at = forms.DateTimeField(
-        label=_("First received (day 0)"), widget=DATETIME_INPUT, input_formats=DATETIME_FORMATS,
+    received_at = TypedDateTimeFormField(
+        label=_("First received (day 0)"),
         help_text=_("When anyone in the company first heard of it (a call, a visit, an e-mail), not when the case "
                     "is opened here: the reporting clocks count from this moment."),
     )  # fmt: skip
@@ -424,9 +424,7 @@ class SubmissionForm(ServiceErrorsMixin, SignatureMixin, OnceTokenForm):
         label=_("Report"), choices=[c for c in ClockKind.choices if c[0] != ClockKind.HANDOFF]
     )
     channel = forms.ChoiceField(label=_("Gateway or channel"), choices=BLANK + list(Channel.choices))
-    submitted_at = forms.DateTimeField(
-        label=_("Submitted"), widget=DATETIME_INPUT, input_formats=DATETIME_FORMATS
-    )
+    submitted_at = TypedDateTimeFormField(label=_("Submitted"))
     message_id = _text(
         _("Batch message id"), 100, help_text=_("Filled in from your last export of this case.")
     )
@@ -443,8 +441,8 @@ class SubmissionForm(ServiceErrorsMixin, SignatureMixin, OnceTokenForm):
 class DayZeroForm(ServiceErrorsMixin, SignatureMixin):
     """Day 0 typed wrong, corrected with a reason and the officer's signature (services.correct_day_0)."""
 
-    received_at = forms.DateTimeField(
-        label=_("Day 0 (first received)"), widget=DATETIME_INPUT, input_formats=DATETIME_FORMATS,
+    received_at = TypedDateTimeFormField(
+        label=_("Day 0 (first received)"),
         help_text=_("When the company first heard of the case (C.1.4). The initial report's clocks are counted "
                     "again from it."),
     )  # fmt: skip

@@ -19,8 +19,14 @@ class Precision(models.TextChoices):
     YEAR = "year", _("Year")
 
 
-# 2026-03-15, 2026/3/15, 2026.03.15, 2026年3月15日; 2026-03, 2026年3月; 2026, 2026年 (full-width digits too)
-_FORMS = re.compile(r"(\d{4})(?:年|[-/.](?=\d))?(?:(\d{1,2})(?:月|[-/.](?=\d))?(?:(\d{1,2})日?)?)?")
+# 2026-03-15, 2026/3/15, 2026.03.15, 2026年3月15日; 2026-03, 2026/3, 2026.3, 2026年3月; 2026, 2026年 — after NFKC
+# (full-width digits and separators are the ASCII ones) and without spaces (2026 年 3 月). One separator throughout
+# (2026-03/15 is no date) and ASCII digits (Arabic-Indic ٢٠٢٦ is none; `\d` took it).
+_FORMS = re.compile(
+    r"(?P<year>[0-9]{4})年?"
+    r"|(?P<year_s>[0-9]{4})(?P<sep>[-/.])(?P<month_s>[0-9]{1,2})(?:(?P=sep)(?P<day_s>[0-9]{1,2}))?"
+    r"|(?P<year_cn>[0-9]{4})年(?P<month_cn>[0-9]{1,2})(?:月(?:(?P<day_cn>[0-9]{1,2})日?)?)?"
+)
 _E2B = re.compile(r"(\d{4})(\d{2})?(\d{2})?")
 
 INVALID = _("Enter a date (2026-03-15), a month (2026-03) or a year (2026).")
@@ -35,13 +41,14 @@ def parse(value) -> tuple[dt.date, str] | None:
         raise ValueError("a moment, not a date")
     if isinstance(value, dt.date):
         return value, Precision.DAY
-    text = unicodedata.normalize("NFKC", str(value)).strip()
+    text = re.sub(r"\s+", "", unicodedata.normalize("NFKC", str(value)))
     if not text:
         return None
     match = _FORMS.fullmatch(text)
     if not match:
         raise ValueError(text)
-    year, month, day = match.group(1), match.group(2), match.group(3)
+    year = match["year"] or match["year_s"] or match["year_cn"]
+    month, day = match["month_s"] or match["month_cn"], match["day_s"] or match["day_cn"]
     date = dt.date(int(year), int(month or 1), int(day or 1))  # ValueError for 2026-13 or 2026-02-30
     return date, Precision.DAY if day else Precision.MONTH if month else Precision.YEAR
 
