@@ -107,3 +107,27 @@ def test_ids_and_whole_numbers_still_take_ascii_digits_only(api_for, users, xieh
     written = "".join(chr(ord("０") + int(d)) for d in str(xiehe.pk))
     r = api_for("manager").post(AGREEMENTS, agreement(xiehe, users["manager"], institution=written), format="json")
     assert r.status_code == 400 and r.json() == {"institution": ["A valid integer is required."]}
+
+
+def test_a_ticket_received_at_a_typed_moment_is_read_in_the_readers_time_zone_and_listed_by_one(api_for, xiehe):
+    """2026年2月13日 16时, 2026/2/13 16:00 and full-width digits as a call note writes them: the API took ISO 8601
+    only, for the ticket's received_at and for the list's received_after / received_before filters."""
+    from django.utils import timezone
+
+    from pharmacrm.servicedesk.models import Ticket
+
+    body = {"subject": "询问说明书用法用量", "channel": "phone", "category": "drug_info", "institution": xiehe.pk}
+    r = api_for("agent").post("/api/v1/tickets/", {**body, "received_at": "２０２６年２月１３日 １６时"}, format="json")
+    assert r.status_code == 201, r.content
+    ticket = Ticket.objects.get()
+    assert timezone.localtime(ticket.received_at).strftime("%Y-%m-%d %H:%M") == "2026-02-13 16:00"
+    listed = api_for("agent").get("/api/v1/tickets/", {"received_after": "2026/2/13 15:59",
+                                                       "received_before": "2026.2.13 16:01"})  # fmt: skip
+    assert listed.status_code == 200 and [t["id"] for t in listed.json()["results"]] == [ticket.pk]
+    later = api_for("agent").get("/api/v1/tickets/", {"received_after": "2026年2月13日 16时01分"})
+    assert later.status_code == 200 and later.json()["results"] == []
+    refused = api_for("agent").get("/api/v1/tickets/", {"received_after": "13/02/2026 16:00"})
+    assert refused.status_code == 400 and list(refused.json()) == ["received_after"]
+    r = api_for("agent").post("/api/v1/tickets/", {**body, "received_at": "2026年2月13日下午4点"}, format="json")
+    assert r.status_code == 400 and list(r.json()) == ["received_at"]
+    assert "YYYY年M月D日 H时M分" in r.json()["received_at"][0]
