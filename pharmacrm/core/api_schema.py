@@ -7,6 +7,8 @@ from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerial
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 
+from .api_utils import TYPED_DATE_SCHEMA, TYPED_MOMENT_SCHEMA
+
 # The responses the record APIs (market, licences, loyalty, cooperation) document in their @extend_schema; a
 # 403's description says what the caller lacks, so each API keeps its own (`DENIED = OpenApiResponse(…)`).
 ERRORS = OpenApiResponse(description="Per-field messages, in the reader's language, naming what is wrong.")
@@ -45,9 +47,10 @@ class StrictRequestBodies(OpenApiSerializerExtension):
 
 
 class TypedNumbers(OpenApiSerializerFieldExtension):
-    """A number read as typed (api_utils.TypedDecimalField, AmountField) takes a JSON number or text ("¥1,234.50",
-    "１，２３４．５"): the request says so, where DRF's decimal said a string of ASCII digits only and a client
-    validating against the schema refused what the API accepts. Answers are unchanged: a decimal string."""
+    """A number read as typed (api_utils.TypedDecimalField, AmountField, PercentField, ShareField) takes a JSON
+    number or text ("¥1,234.50", "１，２３４．５", "35%"): the request says so, where DRF's decimal said a string of
+    ASCII digits only (`format: decimal`) and a client validating against the schema refused what the API accepts.
+    Answers are unchanged: a decimal string."""
 
     target_class = "pharmacrm.core.api_utils.TypedDecimalField"
     match_subclasses = True
@@ -58,14 +61,49 @@ class TypedNumbers(OpenApiSerializerFieldExtension):
             return schema
         bounds = {key: schema[key] for key in ("minimum", "maximum") if key in schema}
         marks = "".join(f" {mark}" for mark in self.target.marks)
+        description = "As typed: thousands separators, spaces, full-width digits" + (
+            f" and{marks}" if marks else "") + " are read."  # fmt: skip
+        example = "1,234.50"
+        if self.target.share:
+            description, example = description[:-1] + ", and a percentage of the number (120% is 1.2).", "120%"
+        elif "%" in self.target.marks:
+            description, example = description[:-1] + " (30% is 30).", "12.5%"
+        elif "¥" in self.target.marks:
+            example = "¥1,234.50"
         return {
             "oneOf": [
                 {"type": "number", **bounds},
-                {"type": "string", "minLength": 1, "maxLength": 1000, "example": "1,234.50",
-                 "description": "As typed: thousands separators, spaces, full-width digits" + (
-                     f" and{marks}" if marks else "") + " are read."},
+                {"type": "string", "minLength": 1, "maxLength": 1000, "example": example, "description": description},
             ]
         }  # fmt: skip
+
+
+class _TypedText(OpenApiSerializerFieldExtension):
+    """A date or a moment read as typed: in a request, a string of the forms `typed` describes (a pattern, a
+    description and an example) instead of DRF's `format: date` / `format: date-time`, which a client validating
+    against the schema took to refuse 2026/3/15 or 2026年3月15日 14时30分 — forms the API reads. Answers are unchanged
+    (ISO 8601, `format: date` / `date-time`)."""
+
+    typed: dict = {}
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        if direction != "request":
+            return schema
+        return {**{k: v for k, v in schema.items() if k not in ("format", "pattern")}, **self.typed}
+
+
+class TypedDates(_TypedText):
+    target_class = "pharmacrm.core.api_utils.DateField"
+    match_subclasses = True
+    typed = TYPED_DATE_SCHEMA
+
+
+class TypedMoments(_TypedText):
+    target_class = "pharmacrm.core.api_utils.SafeDateTimeField"
+    match_subclasses = True
+    typed = TYPED_MOMENT_SCHEMA
+
 
 
 _FIELD_ERRORS = {

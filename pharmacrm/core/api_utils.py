@@ -191,6 +191,27 @@ class StableOrdering(filters.OrderingFilter):
         return parameters
 
 
+# What the typed fields and filters take, as the schema says it (core.api_schema): a client that validates its requests
+# against the schema must not refuse what the API reads, as `format: date` refused 2026/3/15. Full-width digits and
+# separators (an input method's full-width mode) and spaces included; the ISO forms Python also reads (20260315,
+# 2026-W11-1) too.
+_DIGIT, _SEP = "[0-9０-９]", "[-/.－／．]"
+TYPED_DATE_SCHEMA = {
+    "type": "string",
+    "pattern": rf"^\s*{_DIGIT}{{4}}\s*(?:{_SEP}\s*{_DIGIT}{{1,2}}\s*{_SEP}\s*{_DIGIT}{{1,2}}"
+               rf"|年\s*{_DIGIT}{{1,2}}\s*月\s*{_DIGIT}{{1,2}}\s*日|[0-9]{{4}}|-?W[0-9]{{2}}-?[0-9])\s*$",
+    "example": "2026-03-15",
+    "description": "A day: YYYY-MM-DD, also YYYY/M/D, YYYY.M.D or YYYY年M月D日, in ASCII or full-width digits.",
+}  # fmt: skip
+TYPED_MOMENT_SCHEMA = {
+    "type": "string",
+    "pattern": rf"^\s*{_DIGIT}{{4}}[0-9０-９\s年月日时点分秒:：.,．，+\-－/／TtWZz]*$",
+    "example": "2026-03-15T14:30:00+08:00",
+    "description": "A date and time: ISO 8601 (without an offset: Beijing time), or as typed — YYYY-MM-DD HH:MM, "
+    "YYYY/M/D HH:MM, YYYY.M.D HH:MM, YYYY年M月D日 H时M分 (or H点) — in ASCII or full-width digits.",
+}  # fmt: skip
+
+
 class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
     """An ISO 8601 time, normalised to UTC: PostgreSQL refuses offsets beyond ±15:59 (which ISO
     allows), and a time that cannot be expressed in UTC is an invalid value, not a server error. Also a moment as
@@ -211,6 +232,7 @@ class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
             raise DjangoValidationError(self.error_messages["invalid"], code="invalid") from None
 
 
+@extend_schema_field(TYPED_MOMENT_SCHEMA)
 class DateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
 
@@ -355,6 +377,7 @@ class TypedDateFormField(forms.DateField):
         return super().to_python(value)
 
 
+@extend_schema_field(TYPED_DATE_SCHEMA)
 class TypedDateFilter(django_filters.DateFilter):
     field_class = TypedDateFormField
 

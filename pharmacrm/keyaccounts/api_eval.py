@@ -11,7 +11,6 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
@@ -356,7 +355,8 @@ class CandidateViewSet(_ScoreViewSet):
         "identification period); `candidate=true` keeps those at or above the threshold who are not key accounts.",
         parameters=[
             CANDIDATE_PERIOD, CUSTOMER, OpenApiParameter("candidate", bool, description="true: candidates only."),
-            OpenApiParameter("min_score", OpenApiTypes.DECIMAL, description="At least this score."),
+            OpenApiParameter("min_score", {"type": "string", "example": "50.5"}, description="At least this score "
+                             "(0–100); as typed, full-width digits too (５０．５)."),  # fmt: skip
         ],
     )  # fmt: skip
     def list(self, request, *args, **kwargs):

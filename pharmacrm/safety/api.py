@@ -188,7 +188,8 @@ class PartialDateField(serializers.CharField):
     is read off it."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("help_text", "YYYY-MM-DD, or YYYY-MM / YYYY when only the month or the year is known.")
+        kwargs.setdefault("help_text", "YYYY-MM-DD, or YYYY-MM / YYYY when only the month or the year is known; also "
+                          "as typed: YYYY/M/D, YYYY/M, YYYY.M.D, YYYY年M月D日, YYYY年M月, YYYY年, full-width digits.")
         super().__init__(allow_blank=True, max_length=20, **kwargs)
 
     def to_internal_value(self, value):

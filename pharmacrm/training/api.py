@@ -10,7 +10,6 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -23,7 +22,15 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from pharmacrm.core import viewsets
-from pharmacrm.core.api_utils import HasCapability, SafeDateTimeField, Serializer, expected_version, versioned
+from pharmacrm.core.api_utils import (
+    TYPED_DATE_SCHEMA,
+    HasCapability,
+    SafeDateTimeField,
+    Serializer,
+    expected_version,
+    typed_date,
+    versioned,
+)
 from pharmacrm.core.roles import Cap
 
 from . import classroom, training
@@ -464,8 +471,8 @@ def _service(call):
 
 SESSION_PARAMETERS = [
     OpenApiParameter("course", int, description="Only this course's sessions."),
-    OpenApiParameter("from", OpenApiTypes.DATE, description="Starting on or after this day (Beijing)."),
-    OpenApiParameter("to", OpenApiTypes.DATE, description="Starting on or before this day (Beijing)."),
+    OpenApiParameter("from", TYPED_DATE_SCHEMA, description="Starting on or after this day (Beijing)."),
+    OpenApiParameter("to", TYPED_DATE_SCHEMA, description="Starting on or before this day (Beijing)."),
     OpenApiParameter("status", str, enum=SESSION_STATUSES,
                      description="open: planned and not started (takes enrolments)."),
 ]  # fmt: skip
@@ -516,8 +523,8 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             raw = (params.get(name) or "").strip()
             if not raw:
                 continue
-            try:
-                day = dt.date.fromisoformat(raw)
+            try:  # as the other lists read a day: 2026/3/15, 2026年3月15日, full-width digits too
+                day = dt.date.fromisoformat(typed_date(raw) or raw)
             except ValueError:
                 errors[name] = [_("Enter a date (YYYY-MM-DD).")]
                 continue

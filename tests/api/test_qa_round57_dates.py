@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
+from pharmacrm.core.api_utils import TYPED_MOMENT_SCHEMA
 from pharmacrm.engagement.models import Interaction
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +26,8 @@ def _date_time_fields(schema: dict):
         ref = (body.get("application/json") or {}).get("schema", {}).get("$ref", "")
         properties = components.get(ref.rsplit("/", 1)[-1], {}).get("properties", {})
         for name, spec in properties.items():
-            if spec.get("format") == "date-time" and not spec.get("readOnly"):
+            typed = spec.get("pattern") == TYPED_MOMENT_SCHEMA["pattern"]  # a moment read as typed (2026/3/15 14:30)
+            if (spec.get("format") == "date-time" or typed) and not spec.get("readOnly"):
                 yield path, name
 
 

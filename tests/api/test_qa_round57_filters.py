@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from pharmacrm.core.api_utils import TYPED_DATE_SCHEMA, TYPED_MOMENT_SCHEMA
 from pharmacrm.core.ids import MAX_ID
 
 pytestmark = pytest.mark.django_db
@@ -21,6 +22,10 @@ EDGES = {
 }
 
 
+# the days and moments read as typed (2026/3/15, 2026年3月15日 14时30分) say so by a pattern instead of a format
+TYPED = {TYPED_DATE_SCHEMA["pattern"]: "date", TYPED_MOMENT_SCHEMA["pattern"]: "date-time"}
+
+
 def _filters(schema: dict):
     for path, operations in sorted(schema["paths"].items()):
         get = operations.get("get")
@@ -29,7 +34,8 @@ def _filters(schema: dict):
         for parameter in get.get("parameters", []):
             if parameter.get("in") != "query" or parameter["name"] in ("page", "page_size"):
                 continue
-            kind = parameter.get("schema", {}).get("format") or parameter.get("schema", {}).get("type")
+            spec = parameter.get("schema", {})
+            kind = spec.get("format") or TYPED.get(spec.get("pattern")) or spec.get("type")
             for value in EDGES.get(kind, []):
                 yield path, parameter["name"], value, {p["name"] for p in get["parameters"] if p.get("in") == "query"}
 

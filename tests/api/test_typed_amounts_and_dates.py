@@ -93,7 +93,35 @@ def test_the_schema_says_a_typed_amount_is_a_number_or_a_string_and_answers_a_de
     assert [kind["type"] for kind in sent["oneOf"]] == ["number", "string"]
     answered = schemas["Opportunity"]["properties"]["amount"]
     assert answered["type"] == "string" and answered["format"] == "decimal"
-    assert schemas["OpportunityWriteRequest"]["properties"]["close_date"] == {"type": "string", "format": "date"}
+    sent_day = schemas["OpportunityWriteRequest"]["properties"]["close_date"]
+    assert sent_day["type"] == "string" and "format" not in sent_day and sent_day["example"] == "2026-03-15"
+    assert schemas["Opportunity"]["properties"]["close_date"]["format"] == "date"  # answered in ISO, as before
+
+
+def test_the_schema_describes_typed_days_moments_and_percentages_and_answers_iso(client):
+    """A client validating its requests against the schema refused 2026/3/15 (`format: date`), 2026年3月15日 14时30分
+    (`format: date-time`) and 35% (`format: decimal`), all of which the API reads."""
+    import re
+
+    from pharmacrm.core.api_utils import TYPED_DATE_SCHEMA, TYPED_MOMENT_SCHEMA
+
+    schemas = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["components"]["schemas"]
+    day = schemas["AgreementCreateRequest"]["properties"]["end_date"]
+    moment = schemas["TicketRequest"]["properties"]["received_at"]
+    assert (day["pattern"], moment["pattern"]) == (TYPED_DATE_SCHEMA["pattern"], TYPED_MOMENT_SCHEMA["pattern"])
+    assert "format" not in day and "format" not in moment
+    for typed in ("2026-12-31", "2026/12/31", "2026.12.31", "2026年12月31日", "２０２６－１２－３１", " 2026 年 12 月 31 日 "):
+        assert re.search(day["pattern"], typed), typed
+    for typed in ("2026-03-15T14:30:00+08:00", "2026-03-15 14:30", "2026/3/15 14:30", "2026年3月15日 14时30分",
+                  "２０２６年３月１５日 １４：３０", "2026-03-15T06:30:00Z"):  # fmt: skip
+        assert re.search(moment["pattern"], typed), typed
+    for wrong in ("31/12/2026", "明年", "12月31日"):
+        assert not re.search(day["pattern"], wrong) and not re.search(moment["pattern"], wrong), wrong
+    assert schemas["Ticket"]["properties"]["received_at"]["format"] == "date-time"  # answers unchanged
+    assert schemas["Agreement"]["properties"]["end_date"]["format"] == "date"
+    weight = schemas["ScoringModelUpdateRequest"]["properties"]["weights"]["additionalProperties"]
+    assert [kind["type"] for kind in weight["oneOf"]] == ["number", "string"]
+    assert weight["oneOf"][1]["example"] == "12.5%" and "30% is 30" in weight["oneOf"][1]["description"]
 
 
 def test_the_markets_day_filters_read_the_same_forms(api_for):
