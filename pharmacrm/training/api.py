@@ -28,10 +28,10 @@ from pharmacrm.core.api_utils import (
     SafeDateTimeField,
     Serializer,
     expected_version,
-    typed_date,
     versioned,
 )
 from pharmacrm.core.roles import Cap
+from pharmacrm.core.typed_dates import typed_date
 
 from . import classroom, training
 from .models import Assignment, Certificate, Course, Question, Session, SessionStatus
