@@ -7,6 +7,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core import access
+from pharmacrm.core.forms import TypedWholeNumberField
 from pharmacrm.core.models import Team, User
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.forms import BLANK, OnceTokenForm, ServiceErrorsMixin, _limit_picker
@@ -118,7 +119,7 @@ class TaskForm(Base, OnceTokenForm):  # its one-time token: sent twice, added on
 
 class CheckForm(Base, OnceTokenForm):  # its one-time token: sent twice, added once
     checked_on = forms.CharField(label=_("Date"), widget=DATE)
-    progress = forms.CharField(label=_("Progress (%)"), widget=forms.NumberInput(attrs={"min": 0, "max": 100}))
+    progress = forms.CharField(label=_("Progress (%)"), widget=forms.TextInput(attrs={"inputmode": "numeric"}))
     problems = forms.CharField(label=_("Problems"), widget=TEXT)
     measures = forms.CharField(label=_("Measures"), widget=TEXT)
 
@@ -150,7 +151,7 @@ class FilterForm(forms.Form):
     kind = forms.ChoiceField(label=_("Type"), choices=[("", _("Any"))] + AgreementType.choices, required=False)
     status = forms.ChoiceField(label=_("Status"), choices=[("", _("Any"))] + AgreementStatus.choices, required=False)
     owner = forms.ChoiceField(label=_("Responsible person"), required=False)
-    expiring = forms.IntegerField(label=_("Ending within (days)"), min_value=0, max_value=3650, required=False)
+    expiring = TypedWholeNumberField(label=_("Ending within (days)"), min_value=0, max_value=3650, required=False)
 
     def __init__(self, user, *args, **kwargs):
         super().__init__(*args, **kwargs)

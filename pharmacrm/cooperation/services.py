@@ -23,8 +23,9 @@ from pharmacrm.core import access, amendments, audit, personal, uploads
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Counter, Team, User
-from pharmacrm.core.numbers import AMOUNT_MARKS, typed_decimal
+from pharmacrm.core.numbers import AMOUNT_MARKS, PERCENT_MARKS, typed_decimal
 from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
+from pharmacrm.core.typed_dates import typed_date
 from pharmacrm.customers.normalise import clean_text, visible
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.keyaccounts import services as ka
@@ -151,8 +152,8 @@ def _date(errors: dict, field: str, value, *, required: bool = True, not_future:
             errors[field] = [_("Give the date.")]
         return None
     if isinstance(value, str):
-        try:
-            value = dt.date.fromisoformat(value.strip())
+        try:  # as the API reads a day: 2026/3/15, 2026年3月15日, full-width digits too
+            value = dt.date.fromisoformat(typed_date(value) or value.strip())
         except ValueError:
             errors[field] = [_("Give the date as YYYY-MM-DD.")]
             return None
@@ -162,6 +163,17 @@ def _date(errors: dict, field: str, value, *, required: bool = True, not_future:
     if not_future and value > timezone.localdate():
         errors[field] = [_("The date cannot be in the future.")]
     return value
+
+
+def _progress(value) -> int | None:
+    """A progress in percent as typed: 50, 50%, ５０％ (an input method's full-width mode); None unless a whole
+    number from 0 to 100 (int() read Arabic-Indic ٥٠ and refused 50%)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    number = Decimal(value) if isinstance(value, int) else typed_decimal(value, *PERCENT_MARKS)
+    if number is None or number != number.to_integral_value() or not 0 <= number <= 100:
+        return None
+    return int(number)
 
 
 def _text(errors: dict, field: str, value, limit: int, *, required: bool = False) -> str:
@@ -635,11 +647,8 @@ def update_task(user, task: Task, data: dict, version=None) -> Task:
     status = data.get("status", task.status)
     if status not in TaskStatus.values:
         errors["status"] = [_("Choose a status.")]
-    try:
-        progress = int(data.get("progress", task.progress))
-        if not 0 <= progress <= 100:
-            raise ValueError
-    except (TypeError, ValueError):
+    progress = _progress(data.get("progress", task.progress))
+    if progress is None:
         errors["progress"] = [_("Give the progress as a whole number from 0 to 100.")]
         progress = task.progress
     try:
@@ -675,13 +684,9 @@ def add_check(user, project: Project, data: dict) -> Check:
     if project.status not in OPEN_PROJECT:
         errors["status"] = [_("Checks are recorded while the project is open.")]
     checked_on = _date(errors, "checked_on", data.get("checked_on"), not_future=True)
-    try:
-        progress = int(data.get("progress"))
-        if not 0 <= progress <= 100:
-            raise ValueError
-    except (TypeError, ValueError):
+    progress = _progress(data.get("progress"))
+    if progress is None:
         errors["progress"] = [_("Give the progress as a whole number from 0 to 100.")]
-        progress = None
     problems = _text(errors, "problems", data.get("problems"), 5000)
     measures = _text(errors, "measures", data.get("measures"), 5000)
     if errors:

@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core import access
+from pharmacrm.core.forms import TypedWholeNumberField
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import Region, Team, User, region_label
 from pharmacrm.core.numbers import typed_code
@@ -295,7 +296,7 @@ class InstitutionForm(RegionFieldsMixin, CustomerForm):
         required=False,
         help_text=_("Separate specialties with commas."),
     )
-    beds = forms.IntegerField(label=_("Beds"), required=False, min_value=0, max_value=100000)
+    beds = TypedWholeNumberField(label=_("Beds"), required=False, min_value=0, max_value=100000)  # 1,200 as typed
     province = _region_field(_("Province"), "province", target="id_city", reset="id_district")
     city = _region_field(_("City"), "city", target="id_district")
     district = _region_field(_("District / county"), "district")

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core import access
+from pharmacrm.core.forms import TypedWholeNumberField
 from pharmacrm.core.ids import is_id
 from pharmacrm.customers.forms import ANY, ServiceErrorsMixin, _limit_picker
 from pharmacrm.customers.models import Institution, Person
@@ -161,7 +162,7 @@ CLASS_CHOICES = [("A", "A"), ("B", "B"), ("C", "C"), ("D", "D")]
 
 
 class PlanForm(forms.Form):
-    year = forms.IntegerField(label=_("Year"))
+    year = TypedWholeNumberField(label=_("Year"))
     klass = forms.ChoiceField(label=_("Customer class"), required=False, help_text=_(
         "The class in the customer evaluation in force; empty: every class."))  # fmt: skip
     tier = forms.ChoiceField(label=_("Tier"), required=False)
@@ -180,7 +181,7 @@ class PlanForm(forms.Form):
 
 class PlanLineForm(forms.Form):
     channel = forms.ChoiceField(label=_("Channel"), required=False, choices=[("", "—"), *InteractionChannel.choices])
-    minimum = forms.IntegerField(label=_("Contacts at least"), required=False)
+    minimum = TypedWholeNumberField(label=_("Contacts at least"), required=False)
     period = forms.ChoiceField(label=_("Period"), required=False)
     note = forms.CharField(label=_("Note"), required=False, max_length=200)
 

@@ -8,7 +8,9 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from pharmacrm.core.forms import TypedWholeNumberField
 from pharmacrm.core.models import User
+from pharmacrm.core.numbers import PERCENT_MARKS
 from pharmacrm.customers.forms import OnceTokenForm
 
 from .choices import Department, ItemStatus, MeetingCadence, Opinion, PlanArea, TeamRole, TrialStatus
@@ -148,7 +150,8 @@ class ItemForm(ServiceErrorsMixin, VersionMixin, OnceTokenForm):  # a new one: i
 
 class ProgressForm(ServiceErrorsMixin, VersionMixin):
     status = forms.ChoiceField(label=_("Status"), choices=ItemStatus.choices)
-    progress = forms.IntegerField(label=_("Progress (%)"), min_value=0, max_value=100, required=False)
+    progress = TypedWholeNumberField(label=_("Progress (%)"), min_value=0, max_value=100, required=False,
+                                     marks=PERCENT_MARKS)  # fmt: skip
     note = _text(_("Progress note"), rows=2, required=False)
 
     def __init__(self, *args, may_cancel: bool = True, current: str = "", **kwargs):
@@ -161,8 +164,8 @@ class ProgressForm(ServiceErrorsMixin, VersionMixin):
 class AgreementForm(ServiceErrorsMixin, OnceTokenForm):  # a new one: its one-time token, the form sent twice records one
     start_date = forms.DateField(label=_("Start date"), widget=DATE_INPUT)
     end_date = forms.DateField(label=_("End date"), widget=DATE_INPUT)
-    renewal_notice_days = forms.IntegerField(label=_("Renewal reminder (days before end)"), initial=60,
-                                             min_value=0, max_value=365)  # fmt: skip
+    renewal_notice_days = TypedWholeNumberField(label=_("Renewal reminder (days before end)"), initial=60,
+                                                min_value=0, max_value=365)  # fmt: skip
 
     def __init__(self, *args, account=None, **kwargs):
         """With `account`, the proposed term follows its approved plan's validity (or, after an agreement of

@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core import builtin
+from pharmacrm.core.forms import TypedWholeNumberField
 from pharmacrm.servicedesk.forms_routing import FieldErrorsMixin
 from pharmacrm.servicedesk.models import Product
 
@@ -126,11 +127,11 @@ class AckUploadForm(UploadForm):
 class RuleForm(FieldErrorsMixin, forms.Form):
     name = forms.CharField(label=_("Name"), max_length=120)
     condition = forms.ChoiceField(label=_("Applies to"), choices=RuleCondition.choices)
-    within = forms.IntegerField(
+    within = TypedWholeNumberField(
         label=_("Within"), min_value=1, help_text=_("At most 720 hours or 365 calendar days.")
     )
     unit = forms.ChoiceField(label=_("Unit"), choices=ReportingRule.Unit.choices)
-    position = forms.IntegerField(
+    position = TypedWholeNumberField(
         label=_("Order"), min_value=0, max_value=32767,
         help_text=_("Of a jurisdiction's report rules, the first that applies sets the clock."),
     )  # fmt: skip

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from pharmacrm.core.forms import IdsChoiceField
+from pharmacrm.core.forms import IdsChoiceField, TypedWholeNumberField
 from pharmacrm.core.models import Region, Team
 from pharmacrm.customers.choices import Tier
 from pharmacrm.customers.forms import ANY, OnceTokenForm, ServiceErrorsMixin
@@ -55,7 +55,7 @@ class RuleForm(FieldErrorsMixin, OnceTokenForm):  # its one-time token: the new 
         help_text=_("A province, city or district code (GB/T 2260), e.g. 110000 for Beijing; the customer must lie "
                     "inside it. Empty for anywhere."),
     )  # fmt: skip
-    position = forms.IntegerField(
+    position = TypedWholeNumberField(
         label=_("Position"), min_value=0, max_value=32767, required=False,
         help_text=_("Rules are tried in this order; the first that matches wins."),
     )  # fmt: skip
@@ -97,7 +97,7 @@ class RuleForm(FieldErrorsMixin, OnceTokenForm):  # its one-time token: the new 
 class ProfileForm(FieldErrorsMixin, forms.Form):
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)
     on_duty = forms.BooleanField(label=_("On duty"), required=False, initial=True)
-    max_open = forms.IntegerField(
+    max_open = TypedWholeNumberField(
         label=_("Most open tickets"), min_value=1, max_value=32767, initial=40,
         help_text=_("No new tickets are assigned above this load."),
     )  # fmt: skip

@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core import builtin
+from pharmacrm.core.forms import TypedWholeNumberField
 from pharmacrm.customers.choices import Tier
 from pharmacrm.customers.forms import ANY, OnceTokenForm
 
@@ -100,7 +101,7 @@ class CategoryForm(VersionedForm):
         label=_("After a poor revisit"), choices=LowScore.choices, initial=LowScore.ACTION,
         help_text=_("What a satisfaction score of 2 or less, or “not solved”, does to a ticket of this kind."),
     )  # fmt: skip
-    position = forms.IntegerField(
+    position = TypedWholeNumberField(
         label=_("Position"), min_value=0, max_value=32767, initial=0,
         help_text=_("Order among the categories with the same parent."),
     )  # fmt: skip
@@ -143,15 +144,15 @@ class PolicyForm(VersionedForm):
         label=_("Calendar"), queryset=BusinessCalendar.objects.none(), empty_label="—",
         help_text=_("The working time the targets are counted in."),
     )  # fmt: skip
-    first_response = forms.IntegerField(label=_("First response target"), min_value=1)
+    first_response = TypedWholeNumberField(label=_("First response target"), min_value=1)
     first_response_unit = forms.ChoiceField(
         label=_("Unit"), choices=SlaPolicy.Unit.choices, initial=SlaPolicy.Unit.HOURS
     )
-    resolution = forms.IntegerField(label=_("Resolution target"), min_value=1)
+    resolution = TypedWholeNumberField(label=_("Resolution target"), min_value=1)
     resolution_unit = forms.ChoiceField(
         label=_("Unit"), choices=SlaPolicy.Unit.choices, initial=SlaPolicy.Unit.DAYS
     )
-    position = forms.IntegerField(
+    position = TypedWholeNumberField(
         label=_("Position"), min_value=0, max_value=32767, initial=100,
         help_text=_("Among equally specific policies, the lowest position wins."),
     )  # fmt: skip
@@ -177,8 +178,8 @@ class PolicyForm(VersionedForm):
 
 
 class EscalationRuleForm(VersionedForm):
-    level = forms.IntegerField(label=_("Level"), min_value=1, max_value=9)
-    after_minutes = forms.IntegerField(
+    level = TypedWholeNumberField(label=_("Level"), min_value=1, max_value=9)
+    after_minutes = TypedWholeNumberField(
         label=_("Minutes after the breach"), min_value=0, initial=0,
         help_text=_("Working minutes on the clock's calendar after the deadline was missed."),
     )  # fmt: skip
@@ -187,7 +188,7 @@ class EscalationRuleForm(VersionedForm):
         label=_("Reassign when nobody acted"), required=False,
         help_text=_("Hand the ticket to another agent of its team when the assignee did nothing since the last level."),
     )  # fmt: skip
-    cooldown_minutes = forms.IntegerField(
+    cooldown_minutes = TypedWholeNumberField(
         label=_("Cooldown (minutes)"), min_value=0, initial=30,
         help_text=_("A ticket escalates at most once in this time, whichever of its clocks triggers it."),
     )  # fmt: skip

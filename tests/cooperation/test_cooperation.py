@@ -638,3 +638,24 @@ def test_the_nightly_sweep_deletes_only_the_cooperation_files_no_record_names(wo
     assert AuditEntry.objects.filter(object_type="cooperation.agreement", action="delete").count() == 1
     # the copies are still downloaded
     assert services.kept_file(current) and services.kept_file(accepted)
+
+
+def test_a_tasks_progress_and_a_checks_date_typed_as_people_type_them_are_read(world, users, client_for):
+    """60% or ６０ of a task's progress, 2026/3/15 of a check's day (the API read it, the service did not): each was
+    refused; int() read Arabic-Indic ٦٠ as 60."""
+    project = running_project(users["rep"], in_force(users["rep"], world["ours"]))
+    task = services.add_task(users["rep"], project, {"title": "邀请讲者", "owner": users["rep"].pk,
+                                                     "deadline": TODAY() + dt.timedelta(days=5)})  # fmt: skip
+    page = client_for("rep").get(f"/cooperation/projects/{project.pk}/").content.decode()
+    assert 'type="number" name="progress"' not in page
+    r = client_for("rep").post(f"/cooperation/projects/{project.pk}/", {
+        "action": "task-update", "task": task.pk, "status": "doing", "progress": "６０％", "version": task.version})
+    assert r.status_code == 302 and Task.objects.get(pk=task.pk).progress == 60
+    with pytest.raises(ValidationError) as e:
+        services.update_task(users["rep"], Task.objects.get(pk=task.pk), {"progress": "٦٠"},
+                             version=Task.objects.get(pk=task.pk).version)  # fmt: skip
+    assert list(e.value.message_dict) == ["progress"]
+    day = TODAY() - dt.timedelta(days=1)
+    check = services.add_check(users["rep"], project, {"checked_on": f"{day.year}年{day.month}月{day.day}日",
+                                                       "progress": "30%", "problems": "无", "measures": "无"})  # fmt: skip
+    assert (check.checked_on, check.progress) == (day, 30)

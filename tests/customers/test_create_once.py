@@ -227,3 +227,18 @@ def test_an_edit_form_sent_twice_saves_once_and_tells_of_no_conflict(client_for,
     with pytest.raises(services.ConflictError):
         services.update_institution(users["kam"], Institution.objects.get(pk=xiehe.pk), {"beds": 2200},
                                     version=early.version + 1)  # fmt: skip
+
+
+def test_beds_typed_with_a_thousands_separator_or_in_full_width_are_the_number_meant(client_for):
+    """1,200 beds, as a hospital's profile writes them, or １２００ from an input method in full-width mode: the
+    number input sent nothing for the first."""
+    client = client_for("agent")
+    page = client.get("/customers/institutions/new/", **EN).content.decode()
+    assert 'type="number"' not in page.split('name="beds"')[0].rsplit("<input", 1)[1]
+    r = client.post("/customers/institutions/new/", _institution_form(_token(page), beds="1,200"), **EN)
+    assert r.status_code == 302, r.content.decode()[:2000]
+    assert Institution.objects.get(name="北京朝阳社区卫生服务中心").beds == 1200
+    page = client.get("/customers/institutions/new/", **EN).content.decode()
+    r = client.post("/customers/institutions/new/", _institution_form(
+        _token(page), name="另一家卫生服务中心", credit_code="", beds="约1200"), **EN)  # fmt: skip
+    assert r.status_code in (200, 400) and "Beds: enter a whole number, such as 12 or 1,200." in r.content.decode()

@@ -505,3 +505,22 @@ def test_add_team_member_sent_twice_adds_once_and_shows_the_team(client_for, use
     assert c.post(remove).status_code == 302
     twice = c.post(remove, follow=True, HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "This team member was removed already." in twice and "No such team member" not in twice
+
+
+def test_progress_typed_with_a_percent_sign_or_in_full_width_is_the_number_meant(client_for, programme):
+    """５０％ or 50% of a plan item's progress (in percent): the page's number input sent nothing for either, and
+    Django's field refused 50%; what is no whole percentage is refused naming the field."""
+    item = programme["plan"].items.get(area=PlanArea.SUPPLY)
+    url = reverse("keyaccounts:item-progress", args=[programme["account"].pk, item.pk])
+    kam = client_for("kam")
+    r = kam.post(url, {f"progress{item.pk}-status": "in_progress", f"progress{item.pk}-progress": "５０％",
+                       f"progress{item.pk}-version": item.version})  # fmt: skip
+    assert r.status_code == 302
+    item.refresh_from_db()
+    assert item.progress == 50
+    r = kam.post(url, {f"progress{item.pk}-status": "in_progress", f"progress{item.pk}-progress": "50.5%",
+                       f"progress{item.pk}-version": item.version}, HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert r.status_code == 400
+    assert "Progress (%): enter a whole percentage, such as 30 or 30%." in r.content.decode()
+    item.refresh_from_db()
+    assert item.progress == 50

@@ -295,3 +295,21 @@ def test_escalation_ladder_edit_add_switch_off(client_for):
     two.refresh_from_db()
     assert two.active is True
     assert AuditEntry.objects.filter(object_type="servicedesk.escalationrule").count() == 4
+
+
+def test_a_policys_targets_typed_in_full_width_or_with_separators_are_read(client_for):
+    """２４ hours from an input method in full-width mode, a position of 1,000: the page's number inputs sent nothing
+    for them (the page said the field was required); 12.5 is refused naming the field."""
+    c = client_for("manager")
+    form = c.get(reverse("servicedesk:settings-policy-create")).content.decode()
+    assert 'name="first_response"' in form and 'type="number"' not in form
+    r = c.post(reverse("servicedesk:settings-policy-create"), policy_data(
+        first_response="２４", resolution="７２", position="1,000"))
+    assert r.status_code == 302, r.context["form"].errors
+    p = SlaPolicy.objects.get(name="VIP 不良反应")
+    assert (p.first_response, p.resolution, p.position) == (24, 72, 1000)
+    r = c.post(reverse("servicedesk:settings-policy-create"), policy_data(name="另一策略", first_response="12.5"),
+               HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert r.status_code == 400
+    assert r.context["form"].errors["first_response"] == [
+        "First response target: enter a whole number, such as 12 or 1,200."]

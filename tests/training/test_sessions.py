@@ -415,3 +415,20 @@ def test_a_capacity_typed_in_full_width_is_read_and_one_python_alone_reads_is_re
         assert list(e.value.message_dict) == ["capacity"], typed
     form = client_for("manager").get(f"/training/sessions/{s.pk}/edit/").content.decode()
     assert 'id="id_capacity" inputmode="numeric"' in form and 'type="number"' not in form.split('id="id_capacity"')[1][:80]
+
+
+def test_the_sessions_list_reads_its_days_as_typed(users, course, api_for):
+    """?from=2026/3/15 or ２０２６年３月１５日, as the other lists read a day: "Enter a date (YYYY-MM-DD)." was the
+    answer."""
+    s = plan(users, course)
+    day = timezone.localtime(s.starts_at).date()
+    api = api_for("manager")
+    typed = {"from": f"{day.year}/{day.month}/{day.day}",
+             "to": f"{day.year}年{day.month}月{day.day}日".translate(str.maketrans("0123456789", "０１２３４５６７８９"))}
+    listed = api.get("/api/v1/training/sessions/", typed)
+    assert listed.status_code == 200 and [x["id"] for x in listed.json()["results"]] == [s.pk]
+    later = day + dt.timedelta(days=1)
+    after = api.get("/api/v1/training/sessions/", {"from": f"{later.year}.{later.month}.{later.day}"})
+    assert after.status_code == 200 and after.json()["results"] == []
+    refused = api.get("/api/v1/training/sessions/", {"from": f"{day.day}/{day.month}/{day.year}"})
+    assert refused.status_code == 400 and list(refused.json()) == ["from"]
