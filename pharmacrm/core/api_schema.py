@@ -47,7 +47,7 @@ class StrictRequestBodies(OpenApiSerializerExtension):
 
 
 class TypedNumbers(OpenApiSerializerFieldExtension):
-    """A number read as typed (api_utils.TypedDecimalField, AmountField, PercentField, ShareField) takes a JSON
+    """A number read as typed (api_utils.TypedDecimalField, AmountField, PercentField) takes a JSON
     number or text ("¥1,234.50", "１，２３４．５", "35%"): the request says so, where DRF's decimal said a string of
     ASCII digits only (`format: decimal`) and a client validating against the schema refused what the API accepts.
     Answers are unchanged: a decimal string."""
@@ -64,9 +64,7 @@ class TypedNumbers(OpenApiSerializerFieldExtension):
         description = "As typed: thousands separators, spaces, full-width digits" + (
             f" and{marks}" if marks else "") + " are read."  # fmt: skip
         example = "1,234.50"
-        if self.target.share:
-            description, example = description[:-1] + ", and a percentage of the number (120% is 1.2).", "120%"
-        elif "%" in self.target.marks:
+        if "%" in self.target.marks:
             description, example = description[:-1] + " (30% is 30).", "12.5%"
         elif "¥" in self.target.marks:
             example = "¥1,234.50"

@@ -27,7 +27,7 @@ from rest_framework.validators import UniqueValidator
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import access, audit
-from .numbers import AMOUNT_MARKS, PERCENT_MARKS, typed_decimal, typed_share
+from .numbers import AMOUNT_MARKS, PERCENT_MARKS, typed_decimal
 from .roles import Cap
 from .typed_dates import typed_date, typed_datetime
 
@@ -362,12 +362,11 @@ class TypedDateTimeFormField(forms.DateTimeField):
 
 class TypedDecimalField(serializers.DecimalField):
     """A number as people type it (core.numbers.typed_decimal): a JSON number, or text with thousands separators,
-    spaces, full-width digits and the field's unit `marks` (¥ / 元 of an amount, % of a share): "¥1,234.50",
+    spaces, full-width digits and the field's unit `marks` (¥ / 元 of an amount, % of a figure in percent): "¥1,234.50",
     "１，２３４．５", "1 234.50", "1234.5元". Anything else (1.2万, 1e3, Arabic-Indic digits) is refused with the
     field's message."""
 
     marks: tuple[str, ...] = ()
-    share = False  # a share or a ratio (0.3, 1.2): a percentage typed is divided by 100 (30% is 0.3)
     reads_typed_digits = True  # StrictInputMixin: full-width digits are read here, not refused
     default_error_messages = {"invalid": gettext_lazy("Enter a number, such as 1234.5 or 1,234.50.")}
 
@@ -382,7 +381,7 @@ class TypedDecimalField(serializers.DecimalField):
         if isinstance(data, str):
             if len(data) > self.MAX_STRING_LENGTH:
                 self.fail("max_string_length")
-            number = typed_share(data) if self.share else typed_decimal(data, *self.marks)
+            number = typed_decimal(data, *self.marks)
             if number is None:
                 self.fail("invalid")
             data = str(number)
@@ -395,13 +394,6 @@ class PercentField(TypedDecimalField):
 
     marks = PERCENT_MARKS
     default_error_messages = {"invalid": gettext_lazy("Enter a percentage, such as 30, 12.5 or 30%.")}
-
-
-class ShareField(TypedDecimalField):
-    """A share or a ratio (a bonus coefficient): "1.2", or a percentage of it — "120%", "１２０％" are 1.2."""
-
-    share = True
-    default_error_messages = {"invalid": gettext_lazy("Enter a number such as 1.2, or a percentage such as 120%.")}
 
 
 class AmountField(TypedDecimalField):
