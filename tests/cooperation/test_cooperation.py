@@ -659,3 +659,16 @@ def test_a_tasks_progress_and_a_checks_date_typed_as_people_type_them_are_read(w
     check = services.add_check(users["rep"], project, {"checked_on": f"{day.year}年{day.month}月{day.day}日",
                                                        "progress": "30%", "problems": "无", "measures": "无"})  # fmt: skip
     assert (check.checked_on, check.progress) == (day, 30)
+
+
+@pytest.mark.parametrize("lang", ["zh-hans", "en", "zh-hant"])
+def test_amounts_are_written_as_money_in_every_language(world, users, client_for, lang):
+    # ¥{{ amount|intcomma }} grouped nothing on a Chinese page (¥120000.00 beside the purchases' ¥1,192,504.50)
+    project = running_project(users["rep"], in_force(users["rep"], world["ours"]), budget="1234567.5")
+    services.set_amount_due(users["rep"], project, {"amount_due": "8000"}, project.version)
+    rep = client_for("rep")
+    listing = rep.get("/cooperation/", HTTP_ACCEPT_LANGUAGE=lang).content.decode()
+    agreement = rep.get(f"/cooperation/{world['ours'].pk}/", HTTP_ACCEPT_LANGUAGE=lang).content.decode()
+    page = rep.get(f"/cooperation/projects/{project.pk}/", HTTP_ACCEPT_LANGUAGE=lang).content.decode()
+    assert "¥120,000.00" in listing and "¥120,000.00" in agreement
+    assert "¥1,234,567.50" in page and 'id="amount-due">¥8,000.00<' in page and 'id="amount-paid">¥0.00<' in page

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from pharmacrm.core.templatetags.crm import grouped, share_percent
+from pharmacrm.core.templatetags.crm import grouped, share_percent, yuan
 
 
 @pytest.mark.parametrize(
@@ -21,3 +21,12 @@ def test_weights_show_as_percentages(value, shown):
 )
 def test_amounts_are_grouped_by_thousands(value, shown):
     assert grouped(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "shown"),
+    [(Decimal("1223679.5"), "", "¥1,223,679.50"), ("12000", "", "¥12,000.00"), (Decimal("-1200"), "", "-¥1,200.00"),
+     (12_345_650, "fen", "¥123,456.50"), (0, "", "¥0.00"), (None, "", "—"), ("x", "", "x")],
+)  # fmt: skip
+def test_money_is_written_as_the_purchases_write_it(value, unit, shown):
+    assert yuan(value, unit) == shown

@@ -12,7 +12,15 @@ from openpyxl import load_workbook
 
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.loyalty import services
-from pharmacrm.loyalty.models import EntryKind, Member, PointsEntry, Redemption, RedemptionStatus
+from pharmacrm.loyalty.models import (
+    EntryKind,
+    Level,
+    LevelChange,
+    Member,
+    PointsEntry,
+    Redemption,
+    RedemptionStatus,
+)
 from tests.loyalty.test_loyalty import pharmacy
 
 READERS = ("admin", "manager", "kam", "rep", "analyst", "auditor")
@@ -216,3 +224,19 @@ def test_approve_and_deliver_clicked_twice_act_once_and_a_stale_one_is_refused(w
 
 def _said(response) -> list[str]:
     return [str(m) for m in response.context["messages"]]
+
+
+@pytest.mark.parametrize("lang", ["zh-hans", "en", "zh-hant"])
+def test_money_is_written_with_thousands_and_fen_in_every_language(world, client_for, users, lang):
+    # ¥{{ value|intcomma }} grouped nothing on a Chinese page (¥12000.00), and the level history rounded its purchases
+    # to the yuan (¥123457 for ¥123,456.50)
+    reward = services.create_reward(users["manager"], {"name": "学术会议赞助", "kind": "training", "points_cost": 100,
+                                                       "value_cny": "12000.00"})  # fmt: skip
+    services.request_redemption(users["rep"], world["ours"], reward)
+    LevelChange.objects.create(member=world["ours"], old_level=Level.STANDARD, new_level=Level.SILVER,
+                               changed_on=dt.date(2026, 4, 1), basis_fen=12_345_650)  # fmt: skip
+    rewards = client_for("manager").get("/loyalty/rewards/", HTTP_ACCEPT_LANGUAGE=lang).content.decode()
+    inbox = client_for("manager").get("/loyalty/approvals/", HTTP_ACCEPT_LANGUAGE=lang).content.decode()
+    member = client_for("rep").get(f"/loyalty/members/{world['ours'].pk}/", HTTP_ACCEPT_LANGUAGE=lang).content.decode()
+    assert "¥12,000.00" in rewards and "¥12,000.00" in inbox and "¥12,000.00" in member
+    assert "¥123,456.50" in member and "¥350.00" in member  # the level's basis; the other request's value

@@ -107,6 +107,17 @@ def test_the_share_estimate_worked_by_hand_and_the_latest_observation_is_current
     assert Presence.objects.filter(institution=world["xiehe"]).count() == 3
 
 
+@pytest.mark.parametrize("lang", ["zh-hans", "en", "zh-hant"])
+def test_the_briefs_amounts_are_written_as_money_in_every_language(world, client_for, lang):
+    # ¥{{ ours|intcomma }}: ¥36000 on a Chinese page (the locale groups nothing), and a sum with fen kept one place
+    # (¥1223679.5) beside the competitors' ¥30,000.00
+    MonthlyRollup.objects.filter(institution=world["xiehe"], month=_months_back(5)).update(amount_fen=1_200_050)
+    block = client_for("kam").get(f"/market/customer/{world['xiehe'].pk}/", HTTP_ACCEPT_LANGUAGE=lang).content.decode()
+    assert 'id="market-ours">¥36,000.50<' in block and 'id="market-theirs">¥30,000.00<' in block
+    page = client_for("kam").get(f"/market/products/{world['product'].pk}/", HTTP_ACCEPT_LANGUAGE=lang).content.decode()
+    assert "¥36,000.50" in page
+
+
 def test_the_brief_costs_the_same_queries_however_much_is_recorded(world, client_for):
     c = client_for("manager")
     url = f"/market/customer/{world['xiehe'].pk}/"

@@ -806,6 +806,24 @@ def share_percent(value) -> str:
 
 
 @register.filter
+def yuan(value, unit: str = "") -> str:
+    """An amount of money as the pages write it (sales.views.money): ¥, thousands separators and two places, a negative
+    one with its sign before the ¥ (-¥1,200.00); `{{ fen|yuan:"fen" }}` for an amount kept in fen. ¥{{ x|intcomma }}
+    wrote ¥1223679.5 on a Chinese page (the zh-Hans locale groups nothing, and a sum divided by 100 keeps one place)
+    beside ¥1,223,679.50 on every other; "—" for no amount."""
+    if value is None or value == "":
+        return "—"
+    try:
+        d = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return str(value)
+    if unit == "fen":
+        d = d / 100
+    d = d.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return f"-¥{-d:,.2f}" if d < 0 else f"¥{d:,.2f}"
+
+
+@register.filter
 def grouped(value) -> str:
     """An amount with thousands separators and two places (1463907 → 1,463,907.00): zh-Hans groups nothing."""
     if value is None or value == "":
