@@ -279,14 +279,17 @@ def join(user, institution, *, today: dt.date | None = None, system: bool = Fals
         raise ValidationError({"institution": [_("%(customer)s is a member already (%(number)s).") % {
             "customer": institution.name, "number": existing.number}]})  # fmt: skip
     today = today or timezone.localdate()
-    level = level_for(twelve_months_fen([institution.pk], last_month(today)).get(institution.pk, 0))
+    basis = twelve_months_fen([institution.pk], last_month(today)).get(institution.pk, 0)
+    level = level_for(basis)
     try:
         with transaction.atomic():
             member = Member.objects.create(
                 number=_number(), institution=institution, joined_on=today, counts_from=month_of(today), level=level,
                 level_since=today, joined_by=None if system else user,
             )  # fmt: skip
-            LevelChange.objects.create(member=member, new_level=level, changed_on=today)
+            # the purchases the level was set from, as the monthly run keeps them: a customer joining at Gold read
+            # "¥0" in its level history
+            LevelChange.objects.create(member=member, new_level=level, changed_on=today, basis_fen=basis)
             audit.record(A.CREATE, member, user=None if system else user, changes={
                 "number": [None, member.number], "institution": [None, institution.pk], "level": [None, level],
                 "status": [None, member.status]}, **({"actor_name": "system"} if system else {}))  # fmt: skip

@@ -82,6 +82,17 @@ def test_a_member_is_numbered_and_its_joining_audited(users, member, shop):
     assert "is a member already (HY-000001)" in e.value.message_dict["institution"][0]
 
 
+def test_a_customer_joining_keeps_in_its_level_history_the_purchases_its_level_was_set_from(users, shop):
+    # the 12 months before March 2026 (March 2025 – February 2026); February 2025 lies outside
+    rollup(shop, D(2025, 2, 1), amount_fen=99_900_000)
+    rollup(shop, D(2026, 1, 1), amount_fen=12_345_650)
+    member = services.join(users["rep"], shop, today=D(2026, 3, 10))
+    assert member.level == Level.SILVER
+    change = LevelChange.objects.get(member=member)
+    # it read 0 (the level history said "¥0" beside a customer joining at Silver)
+    assert (change.old_level, change.new_level, change.basis_fen) == ("", Level.SILVER, 12_345_650)
+
+
 def test_a_hospital_cannot_join_and_is_told_why_in_the_readers_language(users, xiehe, settings):
     with pytest.raises(ValidationError) as e, translation.override("en"):
         services.join(users["manager"], xiehe)
