@@ -265,6 +265,10 @@ def rows(seed: int = SEED, today: dt.date | None = None) -> list[dict]:
     _payers(rng, customers)
     _losing(seed, customers)
     months = _months(today)
+    # the month under way has had only its days so far: a whole month's orders squeezed into them made the first
+    # week of December outsell any full month (targets 125 % attained, projected at five months' sales)
+    next_month = (months[-1] + dt.timedelta(days=32)).replace(day=1)
+    elapsed = today.day / (next_month - months[-1]).days
     numbers = _Numbers(rng)
     orders: list[tuple[dt.date, Customer, list[tuple[Item, int]]]] = []
     for c in customers:
@@ -273,8 +277,9 @@ def rows(seed: int = SEED, today: dt.date | None = None) -> list[dict]:
             growth = max(0.15, 1 + c.trend * (index / (MONTHS - 1) - 0.5))
             if index >= c.slump_from:
                 growth *= 0.3
-            rate = c.rate * min(1.3, growth**0.5)
-            count = int(rate) + (1 if rng.random() < rate - int(rate) else 0)
+            rate = c.rate * min(1.3, growth**0.5)  # orders in a whole month, each of its usual size
+            expected = rate * elapsed if index == MONTHS - 1 else rate
+            count = int(expected) + (1 if rng.random() < expected - int(expected) else 0)
             for _o in range(count):
                 target = (
                     Decimal(c.spend) * Decimal(str(round(growth, 3))) * SEASON.get(month.month, Decimal(1))
