@@ -14,6 +14,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import audit, downloads
@@ -419,7 +420,7 @@ def results_export(request):
     sheet = book.active
     sheet.title = _("Training")[:31]
     downloads.append_row(sheet, [_("Training results: mandatory courses"), team.shown_name if team else _("Everyone")])
-    downloads.append_row(sheet, [_("Person"), _("Username"), *[c.title for c in m.courses]])
+    downloads.append_row(sheet, [pgettext("staff", "Person"), _("Username"), *[c.title for c in m.courses]])
     for cell in sheet[sheet.max_row]:
         cell.font = Font(bold=True)
     for person, cells in m.rows:

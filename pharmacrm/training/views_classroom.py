@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import audit, downloads
@@ -382,8 +383,8 @@ def certificate_export(request):
     book = Workbook()
     sheet = book.active
     sheet.title = _("Certificates")[:31]
-    sheet.append([_("Number"), _("Person"), _("Username"), _("Course"), _("Score"), _("Issued"), _("Valid until"),
-                  _("Status"), _("Reason for revoking")])  # fmt: skip
+    sheet.append([_("Number"), pgettext("staff", "Person"), _("Username"), _("Course"), _("Score"), _("Issued"),
+                  _("Valid until"), _("Status"), _("Reason for revoking")])  # fmt: skip
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     rows = 0

@@ -330,3 +330,19 @@ def test_a_course_s_numbers_typed_with_a_percent_sign_or_separators_are_read_and
                  "valid_months": "Valid for (months)"}[field]  # fmt: skip
         assert r.status_code == 400 and f"{label}: Enter a number." in r.content.decode(), (field, typed)
     assert not Course.objects.filter(title="另一课程").exists()
+
+
+@pytest.mark.parametrize("lang, contact", [("zh-hans", "联系人"), ("zh-hant", "聯絡人")])
+def test_the_staff_column_is_not_headed_as_a_customers_contact(world, client_for, lang, contact):
+    """Staff are 人员: the trainee column was headed 联系人 (a customer's contact person, the customer pages' word) on the
+    results matrix, a course's trainees, the certificates and their export."""
+    from openpyxl import load_workbook
+
+    c = world["course"]
+    for url in ("/training/results/", f"/training/courses/{c.pk}/", "/training/certificates/"):
+        body = page(client_for, "manager", url, lang).content.decode()
+        assert f'<th scope="col">{contact}</th>' not in body and f"<dt>{contact}</dt>" not in body, url
+    sheet = load_workbook(io.BytesIO(page(client_for, "manager", "/training/results/export.xlsx", lang).content)).active
+    assert contact not in [cell.value for cell in sheet[2]]
+    english = page(client_for, "manager", "/training/results/").content.decode()
+    assert '<th scope="col">Person</th>' in english
