@@ -191,8 +191,10 @@ class Filters:
 
 TIER_BONUS = {"key": 10, "vip": 6, "regular": 3, "new": 0}
 # Match classes. The tier bonus (at most 10) and the tie-break on length (below 1) order customers within a
-# class only, never across classes: the whole name > the start of the name > further inside it.
-EXACT, PREFIX, INSIDE = 100.0, 80.0, 50.0
+# class only, never across classes: the whole name > the start of the name > further inside it. Pinyin typed
+# whole syllables at a time: a start that ends inside a syllable (xian of 向 xiang) is a start of its own class,
+# below one that ends between syllables (xian of 西安 xi'an, 冼 xian).
+EXACT, PREFIX, PREFIX_PART, INSIDE = 100.0, 80.0, 65.0, 50.0
 
 
 class Hits(list):
@@ -489,6 +491,25 @@ def _pinyin_keys(kind: int, name_norm: str) -> tuple[str, ...]:
     return tuple(keys)
 
 
+def _start_class(kind: int, name_norm: str, key: str) -> float:
+    """The class of a name whose pinyin starts with the query: PREFIX when the query ends between two syllables of
+    a reading (西安 for xian, xi'an), or is initials (bjxh), PREFIX_PART when it ends inside one (向 xiang for xian:
+    the people named 向 ranked above the 西安 clinics). A name without Chinese characters is a plain start."""
+    if not _CJK.search(name_norm):
+        return PREFIX
+    # the query's letters cover at most as many characters (a syllable has one letter at least); the two after them
+    # keep a phrase's reading (重庆 chong qing), and reading no further keeps a ranking of hundreds of names quick
+    for syl in _readings(name_norm[: len(key) + 2], kind == PERSON):
+        full = initials = ""
+        for s in syl:
+            full, initials = full + s, initials + s[:1]
+            if key in (full, initials):
+                return PREFIX
+            if len(full) >= len(key) and len(initials) >= len(key):
+                break
+    return PREFIX_PART
+
+
 def _by_pinyin(look: _Look, key: str) -> tuple[list[tuple[float, int]], bool]:
     """Customers whose full pinyin or pinyin initials (or Latin name) equal the query, start with it, or
     hold it after the name's first character."""
@@ -498,7 +519,7 @@ def _by_pinyin(look: _Look, key: str) -> tuple[list[tuple[float, int]], bool]:
     rows = rows[: look.read]
     whole = {pk for pk, term in rows if term == "L" + key and len(key) < MAX_TERM - 1}
     start = {pk for pk, _t in rows}
-    ranked, complete = look.rank(start, lambda pk, name_norm: EXACT if pk in whole else PREFIX)
+    ranked, complete = look.rank(start, lambda pk, name_norm: EXACT if pk in whole else _start_class(kind, name_norm, key))
     if len(ranked) >= look.limit:
         return ranked, False
     inner = _postings(look, Q(term__gte="l" + key, term__lt="l" + key + "\uffff"), look.read + 1, "term")
@@ -507,7 +528,7 @@ def _by_pinyin(look: _Look, key: str) -> tuple[list[tuple[float, int]], bool]:
     def base(pk: int, name_norm: str) -> float:
         # when the start list was cut, a name found inside may still start with the query
         if cut and any(k.startswith(key) for k in _pinyin_keys(kind, name_norm)):
-            return PREFIX
+            return _start_class(kind, name_norm, key)
         return INSIDE
 
     more, more_complete = dataclasses.replace(look, limit=look.limit - len(ranked)).rank(inside, base)

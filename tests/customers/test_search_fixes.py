@@ -100,6 +100,19 @@ def test_pinyin_whole_name_before_start_before_inside(admin_user, users):
     assert names(search.search(users["agent"], "sety")) == ["市儿童医院", "上海市儿童医院分院", "上海市儿童医院"]
 
 
+def test_pinyin_ending_between_syllables_ranks_above_one_ending_inside_a_syllable(admin_user, users, xiehe):
+    """xian typed for 西安 (xi'an) listed every person named 向 (xiang), 相 or 项 first — a start all the same, and a
+    short name of a better tier — and the Xi'an clinics after them."""
+    institution(admin_user, "西安市中医院", "new", "610102")
+    services.create_person(admin_user, {"name": "向美玲", "institution": xiehe, "tier": "key"})
+    services.create_person(admin_user, {"name": "冼诗涵", "institution": xiehe, "tier": "new"})
+    assert names(search.search(users["agent"], "xian")) == ["冼诗涵", "西安市中医院", "向美玲"]
+    assert api_names(users["agent"], "xian") == ["冼诗涵", "西安市中医院", "向美玲"]
+    # initials and whole syllables are starts as before; a start inside the last syllable still finds the name
+    assert names(search.search(users["agent"], "xaszyy")) == ["西安市中医院"]
+    assert names(search.search(users["agent"], "xiangm")) == ["向美玲"]
+
+
 def test_a_rare_fragment_is_found_behind_many_names_sharing_its_first_characters(admin_user, users):
     for i in range(30):
         institution(admin_user, f"上海第{i}医药有限公司", "vip")
