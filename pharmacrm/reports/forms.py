@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core.models import Team
 from pharmacrm.customers.forms import BLANK, OnceTokenForm, ServiceErrorsMixin
@@ -12,7 +13,9 @@ from .models import Frequency
 
 class SubscriptionForm(ServiceErrorsMixin, OnceTokenForm):  # its one-time token: the form sent twice subscribes once
     report = forms.ChoiceField(label=_("Report"))
-    frequency = forms.ChoiceField(label=_("Frequency"), choices=Frequency.choices, initial=Frequency.MONTH)
+    frequency = forms.ChoiceField(
+        label=pgettext_lazy("report schedule", "Frequency"), choices=Frequency.choices, initial=Frequency.MONTH
+    )
     team = forms.ModelChoiceField(
         label=_("Team"), queryset=Team.objects.none(), required=False, empty_label=_("All you may see"),
         help_text=_("Service performance and complaint analysis only."),

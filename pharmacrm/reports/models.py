@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Report(models.TextChoices):
@@ -29,7 +30,10 @@ class ReportSubscription(models.Model):
         settings.AUTH_USER_MODEL, models.CASCADE, related_name="report_subscriptions", verbose_name=_("user")
     )
     report = models.CharField(_("report"), max_length=24, choices=Report.choices)
-    frequency = models.CharField(_("frequency"), max_length=8, choices=Frequency.choices, default=Frequency.MONTH)
+    # how often it is mailed, not the safety forms' 给药频次 (a dose's frequency) that the plain word translates to
+    frequency = models.CharField(
+        pgettext_lazy("report schedule", "frequency"), max_length=8, choices=Frequency.choices, default=Frequency.MONTH
+    )
     team = models.ForeignKey(
         "core.Team", models.CASCADE, null=True, blank=True, related_name="+", verbose_name=_("team"),
         help_text=_("Only this team's figures (service performance and complaint analysis); empty: all you may see."),

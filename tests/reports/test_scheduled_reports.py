@@ -387,3 +387,16 @@ def test_a_workbook_that_cannot_be_made_is_tried_again_not_taken_for_sent(users,
     monkeypatch.setitem(kinds.KINDS, "sales_attainment", kind)  # the rollups are back
     assert services.send_due(bj(2026, 12, 1, 8, 20)) == 1
     assert len(inbox.messages(INBOX)) == 1
+
+
+@pytest.mark.parametrize(("lang", "dosing"), [("zh-hans", "给药频次"), ("zh-hant", "給藥頻次")])
+def test_how_often_a_report_is_mailed_is_not_called_a_doses_frequency(client_for, users, manager, lang, dosing):
+    """The page's column and the form's field read 给药频次 — the safety forms' word for how often a drug is given —
+    as the plain msgid "Frequency" is translated there; so did the subscription's field in the audit trail."""
+    services.subscribe(manager, {"report": "sales_attainment", "frequency": "quarter"})
+    page = client_for("manager").get(reverse("reports:subscriptions"), HTTP_ACCEPT_LANGUAGE=lang).content.decode()
+    assert dosing not in page
+    from django.utils import translation
+
+    with translation.override(lang):
+        assert dosing not in str(ReportSubscription._meta.get_field("frequency").verbose_name)
