@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core import access
 from pharmacrm.core.forms import TypedWholeNumberField
@@ -41,7 +42,7 @@ class AgreementForm(Base, OnceTokenForm):
 
     institution = forms.ModelChoiceField(Institution.objects.none(), label=_("Customer"))
     kind = forms.ChoiceField(label=_("Type"), choices=BLANK + AgreementType.choices)
-    title = forms.CharField(label=_("Title"), max_length=200)
+    title = forms.CharField(label=pgettext_lazy("record title", "Title"), max_length=200)
     company_signer = forms.CharField(label=_("Signer for the company"), max_length=100)
     customer_signer = forms.CharField(label=_("Signer for the customer"), max_length=100)
     start_date = forms.CharField(label=_("Start"), widget=DATE)
@@ -93,7 +94,7 @@ class ProjectForm(Base, OnceTokenForm):
     """A project: added on its agreement's page (its one-time token: the form sent twice adds one) or edited (its
     version)."""
 
-    title = forms.CharField(label=_("Title"), max_length=200)
+    title = forms.CharField(label=pgettext_lazy("record title", "Title"), max_length=200)
     goal = forms.CharField(label=_("Goal"), widget=TEXT)
     responsible = forms.ChoiceField(label=_("Responsible person"))
     start_date = forms.CharField(label=_("Start"), widget=DATE)

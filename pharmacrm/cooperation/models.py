@@ -9,6 +9,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core.amendments import TermAmendment
 
@@ -60,7 +61,7 @@ class Agreement(models.Model):
     institution = models.ForeignKey("customers.Institution", models.PROTECT, related_name="cooperation_agreements",
                                     verbose_name=_("customer"))  # fmt: skip
     kind = models.CharField(_("type"), max_length=16, choices=AgreementType.choices)
-    title = models.CharField(_("title"), max_length=200)
+    title = models.CharField(pgettext_lazy("record title", "title"), max_length=200)
     company_signer = models.CharField(_("signer for the company"), max_length=100)
     customer_signer = models.CharField(_("signer for the customer"), max_length=100, blank=True)
     start_date = models.DateField(_("start"))
@@ -110,7 +111,7 @@ class AgreementAmendment(TermAmendment):
 
 class Project(models.Model):
     agreement = models.ForeignKey(Agreement, models.PROTECT, related_name="projects", verbose_name=_("agreement"))
-    title = models.CharField(_("title"), max_length=200)
+    title = models.CharField(pgettext_lazy("record title", "title"), max_length=200)
     goal = models.TextField(_("goal"))
     responsible = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="cooperation_projects",
                                     verbose_name=_("responsible person"))  # fmt: skip

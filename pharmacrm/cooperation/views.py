@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET, require_http_methods
 
 from pharmacrm.core import access, amendments, audit, downloads
@@ -79,7 +80,7 @@ def _export(request, qs) -> HttpResponse:
     book = Workbook()
     sheet = book.active
     sheet.title = _("Cooperation agreements")[:31]
-    sheet.append([_("Number"), _("Customer"), _("Type"), _("Title"), _("Status"), _("Start"), _("End"),
+    sheet.append([_("Number"), _("Customer"), _("Type"), pgettext("record title", "Title"), _("Status"), _("Start"), _("End"),
                   _("Amount (yuan)"), _("Signed on"), _("Responsible person"), _("Projects")])  # fmt: skip
     rows = 0
     for ag in qs.prefetch_related("projects"):

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class InteractionChannel(models.TextChoices):
@@ -152,7 +153,7 @@ class StageAction(models.Model):
     stage = models.CharField(_("lifecycle stage"), max_length=12)  # customers.choices.Stage
     position = models.PositiveSmallIntegerField(_("order"), default=1)
     kind = models.CharField(_("kind"), max_length=10, choices=StageActionKind.choices)
-    title = models.CharField(_("title"), max_length=200, blank=True)
+    title = models.CharField(pgettext_lazy("record title", "title"), max_length=200, blank=True)
     preset = models.CharField(max_length=40, blank=True, editable=False)  # a default's key: its title, translated
     due_days = models.PositiveSmallIntegerField(_("due within (working days)"))
     assignee = models.CharField(_("who"), max_length=8, choices=StageAssignee.choices, default=StageAssignee.OWNER)

@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit, downloads, personal
@@ -231,7 +231,7 @@ class StageActionForm(OnceTokenForm):
     stage = forms.ChoiceField(label=gettext_lazy("Lifecycle stage"), choices=Stage.choices)
     position = forms.IntegerField(label=gettext_lazy("Order"), min_value=1, max_value=99, initial=1)
     kind = forms.ChoiceField(label=gettext_lazy("Kind"), choices=StageActionKind.choices)
-    title = forms.CharField(label=gettext_lazy("Title"), max_length=200, required=False,
+    title = forms.CharField(label=pgettext_lazy("record title", "Title"), max_length=200, required=False,
                             help_text=gettext_lazy("Blank keeps the default's title, in each reader's language."))
     due_days = forms.IntegerField(label=gettext_lazy("Due within (working days)"), min_value=0,
                                   max_value=playbook.MAX_DUE_DAYS)  # fmt: skip

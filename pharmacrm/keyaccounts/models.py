@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import F, Func, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core.amendments import TermAmendment
 from pharmacrm.core.builtin import BuiltinNameMixin
@@ -553,7 +554,7 @@ class Meeting(models.Model):
 
     account = models.ForeignKey(KeyAccount, models.CASCADE, related_name="meetings")
     held_at = models.DateTimeField(_("held"))
-    title = models.CharField(_("title"), max_length=200)
+    title = models.CharField(pgettext_lazy("record title", "title"), max_length=200)
     attendees = models.TextField(_("attendees"), blank=True)
     minutes = models.TextField(_("minutes"))
     created_by = models.ForeignKey(USER, models.SET_NULL, null=True, blank=True, related_name="+")

@@ -103,7 +103,7 @@ class IntelligenceForm(Base, OnceTokenForm):
 
     MULTI = ("competitor_products", "our_products", "customers")
     kind = forms.ChoiceField(label=_("Kind"), choices=BLANK + IntelKind.choices)
-    title = forms.CharField(label=_("Title"), max_length=200)
+    title = forms.CharField(label=pgettext_lazy("record title", "Title"), max_length=200)
     happened_on = forms.CharField(label=_("Date"), widget=DATE)
     importance = forms.ChoiceField(label=_("Importance"), choices=Importance.choices)
     province = forms.ChoiceField(label=_("Province"), help_text=_("Empty for the whole country."))

@@ -117,7 +117,7 @@ class Presence(models.Model):
 
 class Intelligence(models.Model):
     kind = models.CharField(_("kind"), max_length=12, choices=IntelKind.choices)
-    title = models.CharField(_("title"), max_length=200)
+    title = models.CharField(pgettext_lazy("record title", "title"), max_length=200)
     content = models.TextField(_("content"), blank=True)
     happened_on = models.DateField(_("date"))
     source = models.CharField(_("source"), max_length=500, blank=True)

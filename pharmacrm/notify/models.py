@@ -16,7 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext
+from django.utils.translation import pgettext, pgettext_lazy
 
 from pharmacrm.core.deferred import thaw
 from pharmacrm.core.fields import EncryptedTextField
@@ -32,7 +32,7 @@ class Notification(models.Model):
         settings.AUTH_USER_MODEL, models.CASCADE, related_name="notifications", verbose_name=_("recipient")
     )
     kind = models.SlugField(_("kind"), max_length=50)
-    title = models.CharField(_("title"), max_length=TITLE_LENGTH)
+    title = models.CharField(pgettext_lazy("record title", "title"), max_length=TITLE_LENGTH)
     body = models.TextField(_("text"), blank=True)
     url = models.CharField(_("link"), max_length=500, blank=True)
     object_type = models.CharField(_("object type"), max_length=64, blank=True)

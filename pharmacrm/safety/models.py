@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core.builtin import BuiltinNameMixin
 from pharmacrm.core.fields import EncryptedDateField, EncryptedTextField
@@ -414,7 +415,7 @@ class CaseTask(models.Model):
 
     case = models.ForeignKey(SafetyCase, models.CASCADE, related_name="tasks", verbose_name=_("case"))
     kind = models.CharField(_("kind"), max_length=16, choices=TaskKind.choices)
-    title = models.CharField(_("title"), max_length=200)
+    title = models.CharField(pgettext_lazy("record title", "title"), max_length=200)
     details = models.JSONField(default=dict, blank=True)
     assignee = models.ForeignKey(USER, models.SET_NULL, null=True, blank=True, related_name="+")
     due_date = models.DateField(_("due"), null=True, blank=True)

@@ -9,6 +9,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core import access
 from pharmacrm.core.ids import is_id
@@ -123,7 +124,7 @@ class OpportunityForm(OnceTokenForm):
     institution = forms.ModelChoiceField(label=_("Customer"), queryset=Institution.objects.none())
     contact = forms.ModelChoiceField(label=_("Contact person"), queryset=Person.objects.none(), required=False,
                                      empty_label="—")  # fmt: skip
-    title = forms.CharField(label=_("Title"), max_length=200)
+    title = forms.CharField(label=pgettext_lazy("record title", "Title"), max_length=200)
     product = forms.ModelChoiceField(label=_("Product"), queryset=Product.objects.filter(active=True), required=False,
                                      empty_label="—")  # fmt: skip
     amount_fen = AmountField(label=_("Expected amount (¥)"),

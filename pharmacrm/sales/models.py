@@ -422,7 +422,7 @@ class Opportunity(models.Model):
         "customers.Person", models.SET_NULL, null=True, blank=True, related_name="opportunities",
         verbose_name=_("contact person"),
     )  # fmt: skip
-    title = models.CharField(_("title"), max_length=200)
+    title = models.CharField(pgettext_lazy("record title", "title"), max_length=200)
     product = models.ForeignKey(
         "servicedesk.Product", models.SET_NULL, null=True, blank=True, related_name="opportunities",
         verbose_name=_("product"),

@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit, downloads, personal
@@ -111,7 +112,7 @@ def export_xlsx(rows, today, masked: bool = True) -> bytes:
     book = Workbook()
     sheet = book.active
     sheet.title = _("Opportunities")[:31]
-    head = [_("Title"), _("Customer"), _("Contact person"), _("Product"), _("Expected amount (¥)"), _("Stage"),
+    head = [pgettext("record title", "Title"), _("Customer"), _("Contact person"), _("Product"), _("Expected amount (¥)"), _("Stage"),
             _("Probability (%)"), _("Weighted (¥)"), _("Expected close date"), _("Owner"), _("Team"),
             _("Information source"), _("Competitor"), _("Next step"), _("Next step date"), _("Stale"),
             _("Lost reason"), _("Lost reason details"), _("Won on"), _("Created")]  # fmt: skip

@@ -6,6 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core import wording
 from pharmacrm.core.addresses import validate_address
@@ -174,7 +175,7 @@ class ActionForm(ServiceErrorsMixin, OnceTokenForm):
     """An improvement action: opened (with its one-time token, so that the form sent twice opens one action) or
     edited (guarded by its version instead)."""
 
-    title = forms.CharField(label=_("Title"), max_length=200)
+    title = forms.CharField(label=pgettext_lazy("record title", "Title"), max_length=200)
     description = forms.CharField(
         label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 4})
     )
@@ -188,7 +189,7 @@ class ActionForm(ServiceErrorsMixin, OnceTokenForm):
         if len(shown) > self.fields["title"].max_length:
             # the evaluation's title in the reader's language may run longer than the stored one: sent back
             # unchanged it is no rewording (the service keeps the stored title), so the form takes it
-            self.fields["title"] = forms.CharField(label=_("Title"), max_length=len(shown))
+            self.fields["title"] = forms.CharField(label=pgettext_lazy("record title", "Title"), max_length=len(shown))
             self._shown_title = shown
         if not creating:
             del self.fields["form_token"]

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core import crypto
 from pharmacrm.core.builtin import BuiltinNameMixin
@@ -855,7 +856,7 @@ class ImprovementAction(models.Model):
         "customers.Institution", models.SET_NULL, null=True, blank=True, related_name="improvement_actions",
         verbose_name=_("customer"),
     )  # fmt: skip
-    title = models.CharField(_("title"), max_length=200)
+    title = models.CharField(pgettext_lazy("record title", "title"), max_length=200)
     description = models.TextField(_("description"), blank=True)
     # an action the product wrote (a weak customer evaluation): what it wrote — its kind and parameters — so that it
     # reads in the reader's language (`shown_title`); `title` and `description` keep the text as stored (search, API)

@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core.models import Team
 
@@ -31,7 +32,7 @@ class CourseStatus(models.TextChoices):
 
 
 class Course(models.Model):
-    title = models.CharField(_("title"), max_length=200)
+    title = models.CharField(pgettext_lazy("record title", "title"), max_length=200)
     category = models.CharField(
         _("category"), max_length=20, choices=Category.choices, default=Category.PRODUCT
     )
@@ -72,7 +73,7 @@ class Material(models.Model):
     """A course's file (PDF, Office, image; checked by content) or link."""
 
     course = models.ForeignKey(Course, models.CASCADE, related_name="materials", verbose_name=_("course"))
-    title = models.CharField(_("title"), max_length=200)
+    title = models.CharField(pgettext_lazy("record title", "title"), max_length=200)
     file = models.FileField(_("file"), upload_to=material_path, max_length=200, blank=True)
     content_type = models.CharField(max_length=100, blank=True)
     size = models.PositiveBigIntegerField(default=0)

@@ -373,3 +373,39 @@ def test_the_order_line_export_is_named_in_the_pages_language(client_for):
     response = client.get(reverse("sales:orders-export"), HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert response.status_code == 200
     assert f"filename*=utf-8''{quote('订单行')}-{day}.csv" in response["Content-Disposition"]
+
+
+# --- QA session 59: a record's title is no person's professional title -----------------------------------------
+
+
+def test_the_title_of_an_agreement_opportunity_course_or_action_is_not_a_persons_professional_title(
+    users, xiehe, client_for, zh_words
+):
+    """The plain "Title" is a person's 职称 (主任医师); the title field of a cooperation agreement and its projects, an
+    opportunity, a course, market intelligence, an improvement action, a playbook action, and those records' titles
+    in the audit trail read 职称 too."""
+    from pharmacrm.cooperation.models import Agreement, Project
+    from pharmacrm.customers.models import Person
+    from pharmacrm.engagement.models import StageAction
+    from pharmacrm.keyaccounts.models import Meeting
+    from pharmacrm.market.models import Intelligence
+    from pharmacrm.notify.models import Notification
+    from pharmacrm.safety.models import CaseTask
+    from pharmacrm.sales.models import Opportunity
+    from pharmacrm.servicedesk.models import ImprovementAction
+    from pharmacrm.training.models import Course, Material
+
+    zh_words({("record title", "Title"): "标题", ("record title", "title"): "标题"})
+    pages = ["/cooperation/new/", "/sales/pipeline/new/", "/training/courses/new/", "/market/intelligence/new/",
+             "/service/improvements/new/"]  # fmt: skip
+    for url in pages:
+        body = client_for("manager").get(url, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+        assert "职称" not in text(body), url
+        assert "标题" in text(body), url
+    with translation.override("zh-hans"):
+        for model in (Agreement, Project, Opportunity, Course, Material, Intelligence, ImprovementAction, StageAction,
+                      Meeting, Notification, CaseTask):  # fmt: skip
+            assert str(model._meta.get_field("title").verbose_name) == "标题", model
+        assert str(Person._meta.get_field("title").verbose_name) == "职称"  # a person's is theirs
+    page = client_for("manager").get(f"/customers/institutions/{xiehe.pk}/", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert "职称" in text(page.content.decode())  # the people of an institution: their professional titles
