@@ -95,7 +95,7 @@ class ProjectForm(Base, OnceTokenForm):
     version)."""
 
     title = forms.CharField(label=pgettext_lazy("record title", "Title"), max_length=200)
-    goal = forms.CharField(label=_("Goal"), widget=TEXT)
+    goal = forms.CharField(label=pgettext_lazy("cooperation project", "Goal"), widget=TEXT)
     responsible = forms.ChoiceField(label=_("Responsible person"))
     start_date = forms.CharField(label=_("Start"), widget=DATE)
     end_date = forms.CharField(label=_("End"), widget=DATE)

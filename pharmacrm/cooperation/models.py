@@ -112,7 +112,7 @@ class AgreementAmendment(TermAmendment):
 class Project(models.Model):
     agreement = models.ForeignKey(Agreement, models.PROTECT, related_name="projects", verbose_name=_("agreement"))
     title = models.CharField(pgettext_lazy("record title", "title"), max_length=200)
-    goal = models.TextField(_("goal"))
+    goal = models.TextField(pgettext_lazy("cooperation project", "goal"))
     responsible = models.ForeignKey(settings.AUTH_USER_MODEL, models.PROTECT, related_name="cooperation_projects",
                                     verbose_name=_("responsible person"))  # fmt: skip
     start_date = models.DateField(_("start"))

@@ -409,3 +409,28 @@ def test_the_title_of_an_agreement_opportunity_course_or_action_is_not_a_persons
         assert str(Person._meta.get_field("title").verbose_name) == "职称"  # a person's is theirs
     page = client_for("manager").get(f"/customers/institutions/{xiehe.pk}/", HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert "职称" in text(page.content.decode())  # the people of an institution: their professional titles
+
+
+def test_a_cooperation_projects_goal_and_an_agreements_terms_are_not_a_communication_goal_and_terminology(
+    users, xiehe, client_for, zh_words
+):
+    """A cooperation project's goal read 沟通目标 (the communication plans' goal) and an agreement's terms 术语 (the
+    safety screening's terms): the plain "Goal" and "Terms" translate to those."""
+    import datetime as dt
+
+    from pharmacrm.cooperation import services as cooperation
+
+    zh_words({("cooperation project", "Goal"): "项目目标", ("agreement", "Terms"): "协议条款"})
+    today = timezone.localdate()
+    agreement = cooperation.create_agreement(users["manager"], {
+        "institution": xiehe.pk, "kind": "academic", "title": "心内科学术合作", "company_signer": "王总",
+        "customer_signer": "李院长", "start_date": today - dt.timedelta(days=30), "end_date": today + dt.timedelta(days=300),
+        "terms": "双方权利义务", "owner": users["manager"].pk})  # fmt: skip
+    page = text(client_for("manager").get(f"/cooperation/{agreement.pk}/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode())
+    assert "协议条款" in page and "术语" not in page
+    from pharmacrm.cooperation.forms import ProjectForm
+    from pharmacrm.cooperation.models import Project
+
+    with translation.override("zh-hans"):  # the project's form, page and audit entries
+        assert str(ProjectForm.base_fields["goal"].label) == "项目目标"
+        assert str(Project._meta.get_field("goal").verbose_name) != "沟通目标"
