@@ -434,3 +434,23 @@ def test_a_cooperation_projects_goal_and_an_agreements_terms_are_not_a_communica
     with translation.override("zh-hans"):  # the project's form, page and audit entries
         assert str(ProjectForm.base_fields["goal"].label) == "项目目标"
         assert str(Project._meta.get_field("goal").verbose_name) != "沟通目标"
+
+
+def test_a_level_or_stage_history_reads_before_and_after_not_start_and_end_dates(client_for, zh_words, users):
+    """A loyalty member's level history and an opportunity's stage history headed the level or stage moved from and
+    to 起始日期 / 截止日期 (a date range's From and To, what the plain words translate to)."""
+    from pharmacrm.customers import services as customers
+    from pharmacrm.customers.models import Region
+    from pharmacrm.loyalty import services as loyalty
+    from pharmacrm.sales import pipeline
+
+    zh_words({("change", "From"): "变更前", ("change", "To"): "变更后"})
+    shop = customers.create_institution(users["admin"], {"name": "同仁堂大药房", "kind": "pharmacy",
+                                                         "region": Region.objects.get(code="110105")})  # fmt: skip
+    member = loyalty.join(users["manager"], shop)
+    page = text(client_for("manager").get(f"/loyalty/members/{member.pk}/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode())
+    assert "日期 变更前 变更后" in page and "起始日期 截止日期" not in page
+    opportunity = pipeline.create(users["manager"], {"institution": shop, "title": "年度采购协议", "amount_fen": 5_000_000,
+                                                     "close_date": timezone.localdate() + dt.timedelta(days=30)})
+    page = client_for("manager").get(f"/sales/pipeline/{opportunity.pk}/", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    assert "变更前 变更后" in text(page.content.decode()) and "起始日期 截止日期" not in text(page.content.decode())
