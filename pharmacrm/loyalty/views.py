@@ -13,6 +13,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, audit, builtin, downloads
@@ -233,7 +234,7 @@ def _export(request, figures) -> HttpResponse:
         sheet.append([row["month"].strftime("%Y-%m"), row["issued"], row["redeemed"], row["expired"],
                       float(row["value"]), row["referrals"], row["converted"]])  # fmt: skip
     levels = book.create_sheet(_("Members per level")[:31])
-    levels.append([_("Level"), _("Members")])
+    levels.append([_("Level"), pgettext("loyalty", "Members")])
     for label, n in figures["levels"]:
         downloads.append_row(levels, [str(label), n])
     audit.record(A.EXPORT, ("loyalty.member", "", "loyalty overview"), user=request.user, format="XLSX",

@@ -454,3 +454,30 @@ def test_a_level_or_stage_history_reads_before_and_after_not_start_and_end_dates
                                                      "close_date": timezone.localdate() + dt.timedelta(days=30)})
     page = client_for("manager").get(f"/sales/pipeline/{opportunity.pk}/", HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert "变更前 变更后" in text(page.content.decode()) and "起始日期 截止日期" not in text(page.content.decode())
+
+
+def test_a_loyalty_member_is_a_member_of_the_programme_not_of_a_team(client_for, zh_words, users):
+    """The approval inbox headed the customer asking for a reward 成员 (a team's member) and the overview export's
+    members per level 成员; a loyalty member is a 会员."""
+    import io
+
+    from openpyxl import load_workbook
+
+    from pharmacrm.customers import services as customers
+    from pharmacrm.customers.models import Region
+    from pharmacrm.loyalty import services as loyalty
+    from pharmacrm.loyalty.models import EntryKind, PointsEntry
+
+    zh_words({("loyalty", "Member"): "会员", ("loyalty", "Members"): "会员数"})
+    shop = customers.create_institution(users["admin"], {"name": "同仁堂大药房", "kind": "pharmacy",
+                                                         "region": Region.objects.get(code="110105")})  # fmt: skip
+    member = loyalty.join(users["manager"], shop)
+    PointsEntry.objects.create(member=member, kind=EntryKind.EARN, points=500, month=dt.date(2026, 3, 1))
+    reward = loyalty.create_reward(users["manager"], {"name": "产品试用装", "kind": "trial", "points_cost": 200,
+                                                      "value_cny": "350.00"})  # fmt: skip
+    loyalty.request_redemption(users["manager"], member, reward)
+    inbox = client_for("admin").get("/loyalty/approvals/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "<th>会员</th>" in inbox and "<th>成员</th>" not in inbox
+    export = client_for("manager").get("/loyalty/overview/?format=xlsx", HTTP_ACCEPT_LANGUAGE="zh-hans")
+    levels = load_workbook(io.BytesIO(export.content)).worksheets[1]
+    assert [c.value for c in levels[1]][1] == "会员数"
