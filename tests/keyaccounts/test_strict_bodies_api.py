@@ -78,15 +78,16 @@ def test_a_plan_item_read_with_get_is_sent_back_with_one_field_changed(api, user
     assert PlanItem.objects.get(pk=created.json()["id"]).title == "供货（修订）"
 
 
-def test_a_scoring_model_weight_or_reference_in_full_width_digits_is_refused(api, users):
+def test_a_scoring_model_weight_or_reference_that_is_no_number_is_refused(api, users):
+    """Full-width digits are read as typed (tests/keyaccounts/test_typed_model_numbers.py); words are not numbers."""
     from pharmacrm.keyaccounts.models import ScoringModel
 
     url = "/api/v1/scoring-models/evaluation/"
     analyst = api("analyst")
     current = analyst.get(url).json()
-    r = analyst.put(url, {**current, "weights": {**current["weights"], "amount": "５０"}}, format="json")
+    r = analyst.put(url, {**current, "weights": {**current["weights"], "amount": "五十"}}, format="json")
     assert r.status_code == 400 and list(r.json()) == ["weights"], r.content
-    r = analyst.put(url, {"params": {"amount_reference": "５０００００"}, "version": current["version"]}, format="json")
+    r = analyst.put(url, {"params": {"amount_reference": "五十万"}, "version": current["version"]}, format="json")
     assert r.status_code == 400 and list(r.json()) == ["params"], r.content
     assert ScoringModel.objects.filter(kind="evaluation").count() == 1
     # what GET answers is taken back with one value changed
