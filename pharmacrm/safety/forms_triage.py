@@ -42,7 +42,8 @@ class DismissFlagForm(FieldErrorsMixin, forms.Form):
 
 class PeriodForm(forms.Form):
     since = forms.DateField(label=_("Received from"), widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(label=_("to"), widget=forms.DateInput(attrs={"type": "date"}))
+    # "To" as the other date filters' end (截止日期): the lower-case "to" is a mail's recipient (收件人)
+    until = forms.DateField(label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
 
     MAX_DAYS = 3 * 366
 
