@@ -171,11 +171,15 @@ class PhoneRevisitForm(SurveyAnswerForm, OnceTokenForm):  # its one-time token: 
 # --- improvement actions ---------------------------------------------------------------------------
 
 
+# an action's title (标题), not a person's professional title (职称), which the bare "Title" is
+ACTION_TITLE = pgettext_lazy("improvement action", "Title")
+
+
 class ActionForm(ServiceErrorsMixin, OnceTokenForm):
     """An improvement action: opened (with its one-time token, so that the form sent twice opens one action) or
     edited (guarded by its version instead)."""
 
-    title = forms.CharField(label=pgettext_lazy("record title", "Title"), max_length=200)
+    title = forms.CharField(label=ACTION_TITLE, max_length=200)
     description = forms.CharField(
         label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 4})
     )
@@ -189,7 +193,7 @@ class ActionForm(ServiceErrorsMixin, OnceTokenForm):
         if len(shown) > self.fields["title"].max_length:
             # the evaluation's title in the reader's language may run longer than the stored one: sent back
             # unchanged it is no rewording (the service keeps the stored title), so the form takes it
-            self.fields["title"] = forms.CharField(label=pgettext_lazy("record title", "Title"), max_length=len(shown))
+            self.fields["title"] = forms.CharField(label=ACTION_TITLE, max_length=len(shown))
             self._shown_title = shown
         if not creating:
             del self.fields["form_token"]
