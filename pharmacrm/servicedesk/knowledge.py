@@ -351,18 +351,31 @@ def values_for(ticket: Ticket, user) -> dict[str, str]:
 
 
 def render(template: AnswerTemplate, ticket: Ticket, user) -> str:
-    """The template's text for this ticket: known placeholders filled in, unknown ones left visible. The
-    few words it may add itself (“customer”) are in the template's language. An unidentified caller's name
-    filled in clear is a read of personal data, audited like the ticket page's and the API's. For a user who sees
-    personal data masked the free text filled in (FREE_TEXT_PLACEHOLDERS) is masked — the composer, the preview
-    and the API's render never show it in clear; sending the reply puts the masks back (conversation.post_message)."""
+    """The template's text for this ticket (see `render_with_gaps`)."""
+    return render_with_gaps(template, ticket, user)[0]
+
+
+def render_with_gaps(template: AnswerTemplate, ticket: Ticket, user) -> tuple[str, list[str]]:
+    """The template's text for this ticket: known placeholders filled in, unknown ones left visible, and so are
+    the known ones this ticket has nothing for (no product, no batch: “关于{product}的用法用量” rather than a reply
+    reading “关于的用法用量” that looks finished), returned beside the text so that the composer can say what is
+    left to fill in. The few words it may add itself (“customer”) are in the template's language. An unidentified
+    caller's name filled in clear is a read of personal data, audited like the ticket page's and the API's. For a
+    user who sees personal data masked the free text filled in (FREE_TEXT_PLACEHOLDERS) is masked — the composer,
+    the preview and the API's render never show it in clear; sending the reply puts the masks back
+    (conversation.post_message)."""
     with translation.override(template.language or settings.LANGUAGE_CODE):
         values = values_for(ticket, user)
     used: set[str] = set()
+    gaps: list[str] = []
 
     def fill(m: re.Match) -> str:
         name = _placeholder(m.group(1))
         if name in values:
+            if not (values[name] or "").strip():
+                if name not in gaps:
+                    gaps.append(name)
+                return m.group(0)
             used.add(name)
             return values[name]
         return m.group(0)
@@ -374,4 +387,4 @@ def render(template: AnswerTemplate, ticket: Ticket, user) -> str:
     ):
         audit.record(AuditEntry.Action.READ_PERSONAL, ticket, user=user, fields=["caller_name"],
                      purpose="answer template", template=template.pk)  # fmt: skip
-    return text
+    return text, gaps

@@ -141,17 +141,18 @@ def template_preview(request, pk: int):
     ticket = _handling(request, pk)
     body = ""
     template = None
+    gaps: list[str] = []
     raw = request.GET.get("template") or ""
     if raw.isdecimal():
         template = AnswerTemplate.objects.filter(pk=int(raw), active=True).first()
     if template is not None:
-        body = knowledge.render(template, ticket, request.user)
+        body, gaps = knowledge.render_with_gaps(template, ticket, request.user)
     else:
         body = request.GET.get("body", "")
     form = ComposerForm(initial={"body": body})
-    return render(
-        request, "servicedesk/panels/_composer_body.html", {"composer": form, "chosen_template": template}
-    )
+    return render(request, "servicedesk/panels/_composer_body.html", {
+        "composer": form, "chosen_template": template, "gaps": " ".join(f"{{{name}}}" for name in gaps),
+    })  # fmt: skip
 
 
 @login_required

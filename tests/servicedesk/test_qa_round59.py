@@ -56,3 +56,37 @@ def test_an_improvement_actions_title_is_not_labelled_a_professional_title(langu
     listed = lh.fromstring(manager.get("/service/improvements/").content)
     headers = [th.text_content().strip() for th in listed.xpath("//main//table//th")]
     assert expected in headers and professional not in headers
+
+
+def test_an_answer_template_leaves_what_the_ticket_lacks_visible_and_says_so(users, client_for, xiehe, api_for):
+    """An answer template picked on a ticket without a product or a batch read “感谢您告知使用（批号 ）后出现的情况”
+    and “关于的用法用量”: the placeholders were filled with nothing and the reply looked finished. They stay in the
+    text, and the composer names them."""
+    from pharmacrm.servicedesk import knowledge, services
+
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "用药后皮疹", "channel": "phone", "category": "adverse_reaction", "institution": xiehe,
+    })  # fmt: skip
+    tpl = knowledge.create_template(users["expert"], {
+        "name": "不良反应登记", "language": "zh-hans",
+        "body": "尊敬的{customer}：感谢您告知使用{product}（批号 {batch}）后出现的情况，工单 {ticket}。",
+    })  # fmt: skip
+    expected = f"尊敬的{xiehe.name}：感谢您告知使用{{product}}（批号 {{batch}}）后出现的情况，工单 {ticket.number}。"
+    assert knowledge.render(tpl, ticket, users["agent"]) == expected
+    preview = client_for("agent").get(f"/service/tickets/{ticket.pk}/template-preview/", {"template": tpl.pk})
+    html = preview.content.decode()
+    assert "使用{product}（批号 {batch}）" in html and "使用（批号 ）" not in html
+    assert 'id="template-gaps"' in html and "{product} {batch}" in html
+    rendered = api_for("agent").get(f"/api/v1/answer-templates/{tpl.pk}/render/", {"ticket": ticket.pk})
+    assert rendered.json()["body"] == expected
+    # a ticket that has them gets them filled in, and no note
+    from pharmacrm.servicedesk.models import Product
+
+    product = Product.objects.create(brand_name="安心宁", generic_name="盐酸氨氯地平片", dosage_form="片剂",
+                                     strength="5mg×28片", approval_number="国药准字H20249871")  # fmt: skip
+    full = services.create_ticket(users["agent"], {
+        "subject": "用药后皮疹", "channel": "phone", "category": "adverse_reaction", "institution": xiehe,
+        "product": product, "batch_number": "B2026031",
+    })  # fmt: skip
+    html = client_for("agent").get(f"/service/tickets/{full.pk}/template-preview/", {"template": tpl.pk}).content.decode()
+    assert "（批号 B2026031）" in html and 'id="template-gaps"' not in html
