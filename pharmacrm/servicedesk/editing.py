@@ -312,9 +312,10 @@ def edit_ticket(user, ticket: Ticket, changes: dict, *, version: int | None, rea
     after = {f: diff[f][1] if f in diff else getattr(ticket, f) for f in (*CUSTOMER, "caller_name", "caller_phone")}
     if not any(after.values()):
         raise ValidationError({"person": [_("Name the customer, or the caller's name or phone number.")]})
-    if "category" in diff and "safety_relevant" not in values and diff["category"][1].safety_relevant:
-        if not ticket.safety_relevant:
-            diff["safety_relevant"] = [False, True]  # a safety category makes the ticket safety-relevant
+    if "category" in diff and diff["category"][1].safety_relevant and not ticket.safety_relevant:
+        # a safety category makes the ticket safety-relevant, as at intake: also when the edit form sent its box as
+        # the ticket had it (unticked), which is what the page always does when only the category is changed
+        diff["safety_relevant"] = [False, True]
     if not diff:
         return ticket
     reason = audit.cut((reason or "").strip(), 500)

@@ -90,3 +90,29 @@ def test_an_answer_template_leaves_what_the_ticket_lacks_visible_and_says_so(use
     })  # fmt: skip
     html = client_for("agent").get(f"/service/tickets/{full.pk}/template-preview/", {"template": tpl.pk}).content.decode()
     assert "（批号 B2026031）" in html and 'id="template-gaps"' not in html
+
+
+def test_a_ticket_moved_into_a_safety_category_on_its_edit_page_goes_to_pharmacovigilance(users, client_for, xiehe):
+    """Moving a ticket into 药品不良反应 on the edit page left it not safety-relevant (the page sends the box as the
+    ticket had it, unticked) and, its text naming no symptom the net knows, nothing reached PV's triage."""
+    from pharmacrm.safety.models import Flag
+    from pharmacrm.servicedesk import services
+    from pharmacrm.servicedesk.models import Ticket, TicketCategory
+
+    ticket = services.create_ticket(users["agent"], {
+        "subject": "客户反馈用药情况", "channel": "phone", "category": "drug_info", "institution": xiehe,
+        "description": "客户来电，详情待回电核实",
+    })  # fmt: skip
+    assert not ticket.safety_relevant and not Flag.objects.filter(ticket=ticket).exists()
+    agent = client_for("agent")
+    agent.get(f"/service/tickets/{ticket.pk}/edit/")
+    response = agent.post(f"/service/tickets/{ticket.pk}/edit/", {
+        "version": ticket.version, "subject": ticket.subject, "description": ticket.description,
+        "category": str(TicketCategory.objects.get(code="adverse_reaction").pk), "product": "", "batch_number": "",
+        "institution": str(xiehe.pk), "person": "", "caller_name": "", "caller_phone": "", "reply_email": "",
+        "reason": "实为不良反应",
+    })  # fmt: skip
+    assert response.status_code == 302
+    ticket = Ticket.objects.get(pk=ticket.pk)
+    assert ticket.category.code == "adverse_reaction" and ticket.safety_relevant
+    assert Flag.objects.filter(ticket=ticket, status="pending").exists()
