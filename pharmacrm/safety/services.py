@@ -2085,6 +2085,21 @@ SIGNAL_TO_CASE = {
     SignalKind.QUALITY: CaseKind.QUALITY,
     SignalKind.LACK_OF_EFFICACY: CaseKind.LACK_OF_EFFICACY,
 }
+# the ticket categories that say which kind of case a reaction signal is: the net knows no medication error (误服,
+# 吃错了药 are reaction signals to it), the agent who filed the ticket under 用药错误 did
+CATEGORY_TO_CASE = {"medication_error": CaseKind.MEDICATION_ERROR}
+
+
+def default_case_kind(flag: Flag) -> str:
+    """The kind of case a flag opens unless PV chooses another: the signal's, except that a reaction signal on a
+    ticket the agent filed as a medication error (the category or its parent) is a medication error."""
+    kind = SIGNAL_TO_CASE[flag.kind]
+    if kind == CaseKind.ADVERSE_REACTION and flag.ticket_id:
+        category = flag.ticket.category
+        for code in (category.code, category.parent.code if category.parent_id else None):
+            if code in CATEGORY_TO_CASE:
+                return CATEGORY_TO_CASE[code]
+    return kind
 
 
 def confirm_flag(user, flag: Flag, *, kind: str | None = None, data: dict | None = None) -> SafetyCase:
@@ -2099,7 +2114,7 @@ def confirm_flag(user, flag: Flag, *, kind: str | None = None, data: dict | None
         heard_at = flag.received_at
         if flag.interaction_id:  # an interaction's text is all from one moment: the earlier of the two
             heard_at = min(heard_at, source.received_at)
-        case = create_case(user, {"kind": kind or SIGNAL_TO_CASE[flag.kind], **(data or {})}, source=source, flag=flag,
+        case = create_case(user, {"kind": kind or default_case_kind(flag), **(data or {})}, source=source, flag=flag,
                            heard_at=heard_at)  # fmt: skip
         flag.status, flag.decided_by, flag.decided_at, flag.case = SignalStatus.CONFIRMED, _actor(user), now, case
         flag.save(update_fields=["status", "decided_by", "decided_at", "case"])

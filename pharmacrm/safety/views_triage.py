@@ -33,7 +33,7 @@ from pharmacrm.customers.views_import import SizeLimitHandler, content_length
 
 from . import reconciliation as recon
 from . import rules_admin, services
-from .choices import CaseKind, CaseStatus, ClockKind, Jurisdiction, SignalKind, SignalStatus
+from .choices import CaseKind, CaseStatus, ClockKind, Jurisdiction, SignalStatus
 from .e2b import schema
 from .forms_triage import (
     AckUploadForm,
@@ -117,13 +117,6 @@ def _source(flag_or_row) -> tuple[str, str]:
 
 # --- triage ---------------------------------------------------------------------------------------------
 
-DEFAULT_KIND = {
-    SignalKind.ADVERSE_REACTION: CaseKind.ADVERSE_REACTION,
-    SignalKind.QUALITY: CaseKind.QUALITY,
-    SignalKind.LACK_OF_EFFICACY: CaseKind.LACK_OF_EFFICACY,
-}
-
-
 def _auto_id(pk: int) -> str:
     return f"id_%s_{pk}"
 
@@ -131,7 +124,7 @@ def _auto_id(pk: int) -> str:
 def _pending_row(flag: Flag, may_handle: bool, bound: tuple | None, now: dt.datetime) -> dict:
     label, url = _source(flag)
     clock = flag.handoff_clocks[0] if flag.handoff_clocks else None
-    confirm = ConfirmFlagForm(initial={"kind": DEFAULT_KIND.get(flag.kind, CaseKind.ADVERSE_REACTION)},
+    confirm = ConfirmFlagForm(initial={"kind": services.default_case_kind(flag)},
                               auto_id=_auto_id(flag.pk))  # fmt: skip
     dismiss = DismissFlagForm(auto_id=_auto_id(flag.pk))
     if bound and bound[0] == flag.pk:
@@ -193,9 +186,10 @@ def _triage_page(request, *, bound: tuple | None = None, status: int = 200):
         qs = (
             pending.annotate(handoff_due=handoff_due)
             .order_by(F("handoff_due").asc(nulls_last=True), "received_at", "id")
-            .select_related("ticket", "interaction")
+            .select_related("ticket__category__parent", "interaction")
             .only("id", "kind", "terms", "excerpt", "by_agent", "status", "received_at", "created_at",
-                  "ticket__id", "ticket__number", "interaction__id")
+                  "ticket__id", "ticket__number", "ticket__category__code", "ticket__category__parent__code",
+                  "interaction__id")
             .prefetch_related(Prefetch("clocks", queryset=SafetyClock.objects.filter(kind=ClockKind.HANDOFF),
                                        to_attr="handoff_clocks"))
         )  # fmt: skip

@@ -15,3 +15,41 @@ def test_the_reconciliation_period_ends_at_a_date_not_at_a_mail_recipient(langua
     page = lh.fromstring(manager.get("/safety/reconciliation/").content)
     assert page.xpath("string(//label[@for='id_until'])").strip() == label
     assert "收件人" not in page.xpath("string(//form[@id='period-form'])")
+
+
+@pytest.fixture
+def misdosed_ticket(users, xiehe):
+    """A ticket the agent filed under 用药错误: the net finds 误服, a reaction signal to it."""
+    from pharmacrm.servicedesk import services as desk
+
+    return desk.create_ticket(users["agent"], {
+        "subject": "老人误服两倍剂量", "channel": "phone", "category": "medication_error", "institution": xiehe,
+        "description": "家属来电：老人昨天误服了两倍剂量",
+    })  # fmt: skip
+
+
+def test_triage_offers_a_medication_error_for_a_ticket_filed_as_one(misdosed_ticket, client_for):
+    """The triage queue preselected 不良反应/事件 for a ticket the agent had filed as 用药错误 (the net reports 误服 as
+    a reaction signal), so the one click that confirms it opened the wrong kind of case."""
+    from pharmacrm.safety.models import Flag
+
+    flag = Flag.objects.get(ticket=misdosed_ticket, status="pending")
+    page = lh.fromstring(client_for("pv").get("/safety/triage/").content)
+    chosen = page.xpath(f"//form[@action='/safety/triage/{flag.pk}/confirm/']//select[@name='kind']"
+                        "/option[@selected]/@value")  # fmt: skip
+    assert chosen == ["medication_error"]
+
+
+def test_a_flag_confirmed_without_a_kind_opens_the_tickets_kind_of_case(misdosed_ticket, users, xiehe):
+    from pharmacrm.safety import services
+    from pharmacrm.safety.models import Flag
+    from pharmacrm.servicedesk import services as desk
+
+    case = services.confirm_flag(users["pv"], Flag.objects.get(ticket=misdosed_ticket, status="pending"))
+    assert case.kind == "medication_error"
+    # a reaction on a ticket of another category stays a reaction
+    rash = desk.create_ticket(users["agent"], {
+        "subject": "用药后皮疹", "channel": "phone", "category": "drug_info", "institution": xiehe,
+        "description": "服药后全身皮疹瘙痒",
+    })  # fmt: skip
+    assert services.confirm_flag(users["pv"], Flag.objects.get(ticket=rash, status="pending")).kind == "adverse_reaction"
