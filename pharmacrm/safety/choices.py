@@ -156,6 +156,19 @@ class Challenge(models.TextChoices):
     NOT_DONE = "not_done", _("Not done")
 
 
+# A result read on its own (the case page, the ICSR's free text): the choices' labels name both halves ("Reaction
+# abated / recurred"), which beside the other result read as two findings — a dechallenge "yes" next to an empty
+# rechallenge ("反应减轻 / 再次出现 / —") as if the reaction had come back on a rechallenge nobody made
+DECHALLENGE_SHOWN = {
+    Challenge.YES: pgettext_lazy("dechallenge", "Reaction abated"),
+    Challenge.NO: pgettext_lazy("dechallenge", "Reaction did not abate"),
+}
+RECHALLENGE_SHOWN = {
+    Challenge.YES: pgettext_lazy("rechallenge", "Reaction recurred"),
+    Challenge.NO: pgettext_lazy("rechallenge", "Reaction did not recur"),
+}
+
+
 class Expectedness(models.TextChoices):
     EXPECTED = "expected", _("Expected (listed in the label)")
     UNEXPECTED = "unexpected", _("Unexpected / new (not in the label)")

@@ -17,6 +17,8 @@ from pharmacrm.core.fields import EncryptedDateField, EncryptedTextField
 
 from . import partial_dates
 from .choices import (
+    DECHALLENGE_SHOWN,
+    RECHALLENGE_SHOWN,
     AckStatus,
     ActionTaken,
     CapaStatus,
@@ -235,6 +237,15 @@ class Drug(models.Model):  # G.k
     @property
     def stop_text(self) -> str:
         return partial_dates.text(self.stop_date, self.stop_precision)
+
+    @property
+    def dechallenge_shown(self) -> str:
+        """The dechallenge's result on its own ("Reaction abated"), not the choice naming both results."""
+        return str(DECHALLENGE_SHOWN.get(self.dechallenge) or self.get_dechallenge_display())
+
+    @property
+    def rechallenge_shown(self) -> str:
+        return str(RECHALLENGE_SHOWN.get(self.rechallenge) or self.get_rechallenge_display())
 
 
 class Reaction(models.Model):  # E.i

@@ -53,3 +53,31 @@ def test_a_flag_confirmed_without_a_kind_opens_the_tickets_kind_of_case(misdosed
         "description": "服药后全身皮疹瘙痒",
     })  # fmt: skip
     assert services.confirm_flag(users["pv"], Flag.objects.get(ticket=rash, status="pending")).kind == "adverse_reaction"
+
+
+def test_a_dechallenge_is_not_read_as_a_rechallenge_on_the_case_page_or_in_the_icsr(make_case, client_for):
+    """A drug whose reaction abated when it was stopped (dechallenge "yes") and that was never given again read
+    "反应减轻 / 再次出现 / —" on the case page — the choice's label names both results, so PV read a positive
+    rechallenge — and the ICSR's free text told the regulator "Dechallenge: Reaction abated / recurred"."""
+    from django.utils import translation
+
+    from pharmacrm.safety.e2b import export
+
+    drug = {**services_complete_drug(), "dechallenge": "yes", "rechallenge": ""}
+    case = make_case(drugs=[drug])
+    pv = client_for("pv")
+    page = lh.fromstring(pv.get(f"/safety/cases/{case.pk}/").content)
+    with translation.override("zh-hans"):
+        abated = translation.pgettext("dechallenge", "Reaction abated")
+        both = translation.gettext("Reaction abated / recurred")
+    drugs_table = page.xpath("string(//table[.//th[contains(., '再激发')]])")
+    assert f"{abated} / —" in drugs_table and both not in drugs_table
+    with translation.override("en"):
+        xml = export.build([case]).decode()
+    assert "Dechallenge: Reaction abated<" in xml and "recurred" not in xml
+
+
+def services_complete_drug() -> dict:
+    from .conftest import COMPLETE
+
+    return dict(COMPLETE["drugs"][0])

@@ -24,7 +24,6 @@ from django.utils.translation import gettext as _
 from lxml import etree
 
 from .. import conf, partial_dates
-from ..choices import Challenge
 from . import rules, schema
 from .rules import Problem
 
@@ -626,7 +625,7 @@ def _drug(organizer, case, drug, did: str, reaction_ids: list[str], meddra_versi
         observation = _el(_el(use, "outboundRelationship2", typeCode="REFR"), "observation", classCode="OBS",
                           moodCode="EVN")  # fmt: skip
         _el(observation, "code", code="2", codeSystem=OBSERVATION, displayName="additionalInformation")
-        text = _("Dechallenge: %(result)s") % {"result": Challenge(drug.dechallenge).label}
+        text = _("Dechallenge: %(result)s") % {"result": drug.dechallenge_shown}
         _el(observation, "value", str(text), {XSI_TYPE: "ST"})
     if drug.indication or drug.indication_meddra:  # G.k.7.r.1, G.k.7.r.2a/b
         observation = _el(_el(use, "inboundRelationship", typeCode="RSON"), "observation", classCode="OBS",
