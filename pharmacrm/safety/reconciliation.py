@@ -14,6 +14,7 @@ from collections import defaultdict
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from .choices import AckStatus, CaseKind, CaseStatus, ClockKind, SignalStatus
 from .models import Flag, SafetyCase, SafetyClock, Submission
@@ -26,7 +27,8 @@ ON_TIME, LATE, NOT_YET, OVERDUE, NOT_REPORTABLE, CLOSED_UNREPORTED, NULLIFIED = 
     "on_time", "late", "not_yet", "overdue", "not_reportable", "closed_unreported", "nullified",
 )  # fmt: skip
 TIMELINESS = {
-    ON_TIME: _("On time"),
+    # a report sent by its deadline (按时), not a ticket's clock still within its time (正常), the bare "On time"
+    ON_TIME: pgettext_lazy("report timeliness", "On time"),
     LATE: _("Late"),
     NOT_YET: _("Not yet reported"),
     OVERDUE: _("Overdue, not reported"),

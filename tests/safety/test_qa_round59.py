@@ -81,3 +81,32 @@ def services_complete_drug() -> dict:
     from .conftest import COMPLETE
 
     return dict(COMPLETE["drugs"][0])
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "zh-hant"])
+def test_a_report_sent_on_time_says_so_and_not_that_it_is_normal(language, make_case, users, client_for):
+    """A submission made by its deadline read 正常 ("normal", a ticket's clock still within its time) under a column
+    headed 正常 on the case page, and 正常 in the reconciliation beside 迟报 for a late one."""
+    from django.utils import translation
+
+    from pharmacrm.safety import services
+
+    from .conftest import sign_code
+
+    case = make_case()
+    services.record_submission(users["pv"], case, {"channel": "nmpa"}, otp_code=sign_code(users["pv"]))
+    with translation.override(language):
+        on_time = translation.pgettext("report timeliness", "On time")
+        normal = translation.gettext("On time")
+    assert normal == "正常"  # a ticket's clock within its time keeps its word
+    pv = client_for("pv")
+    pv.cookies["django_language"] = language
+    page = lh.fromstring(pv.get(f"/safety/cases/{case.pk}/").content)
+    table = page.xpath("//table[.//td//*[contains(@class, 'sla-ok')]]")[0]
+    headers = [th.text_content().strip() for th in table.xpath(".//th")]
+    assert on_time in headers and normal not in headers
+    assert table.xpath("string(.//*[contains(@class, 'sla-ok')])").strip() == on_time
+    from pharmacrm.safety import reconciliation
+
+    with translation.override(language):  # the reconciliation's column and its XLSX
+        assert str(reconciliation.TIMELINESS[reconciliation.ON_TIME]) == on_time != normal
