@@ -116,3 +116,25 @@ def test_a_ticket_moved_into_a_safety_category_on_its_edit_page_goes_to_pharmaco
     ticket = Ticket.objects.get(pk=ticket.pk)
     assert ticket.category.code == "adverse_reaction" and ticket.safety_relevant
     assert Flag.objects.filter(ticket=ticket, status="pending").exists()
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "zh-hant"])
+def test_a_merged_tickets_link_to_the_one_it_went_into_is_no_status(language, users, client_for, raise_ticket):
+    """A duplicate's page linked to the ticket it was merged into as "未结 TK-…" ("unresolved", a status: the
+    bare "Open"), not as a link to open it."""
+    from django.utils import translation
+    from lxml import html as lh
+
+    from pharmacrm.servicedesk import linking
+
+    dup, into = raise_ticket("重复来电"), raise_ticket("首次来电")
+    linking.merge(users["agent"], dup, into, reason="同一问题", version=dup.version)
+    agent = client_for("agent")
+    agent.cookies["django_language"] = language
+    page = lh.fromstring(agent.get(f"/service/tickets/{dup.pk}/").content)
+    link = page.xpath(f"string(//*[@id='merged-into']//a[@href='/service/tickets/{into.pk}/'])").strip()
+    with translation.override(language):
+        status = translation.gettext("Open")
+        expected = translation.pgettext("go to a ticket", "Open %(number)s") % {"number": into.number}
+    assert status in ("未结", "未結")  # the status keeps its word
+    assert link == expected and status not in link
