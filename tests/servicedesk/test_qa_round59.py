@@ -56,6 +56,12 @@ def test_an_improvement_actions_title_is_not_labelled_a_professional_title(langu
     listed = lh.fromstring(manager.get("/service/improvements/").content)
     headers = [th.text_content().strip() for th in listed.xpath("//main//table//th")]
     assert expected in headers and professional not in headers
+    # and the audit trail's label of a changed title
+    from pharmacrm.core.templatetags.crm import field_label
+    from pharmacrm.servicedesk.models import ImprovementAction
+
+    with translation.override(language):
+        assert field_label(ImprovementAction, "title") not in ("职称", "職稱")
 
 
 def test_an_answer_template_leaves_what_the_ticket_lacks_visible_and_says_so(users, client_for, xiehe, api_for):
