@@ -571,7 +571,9 @@ def _allowed(ticket: Ticket) -> list[tuple[str, str]]:
         allowed = allowed - OPEN_STATUSES
     out = []
     for status in Status:
-        if status in allowed:
+        # not the status it is in: "Move to: Assigned" on an assigned ticket only wrote "Assigned → Assigned" into
+        # its history (handing it to someone else is the Assign form's)
+        if status in allowed and status != ticket.status:
             reopen = ticket.status in REOPENABLE and status in OPEN_STATUSES
             out.append((status.value, _("Reopen") if reopen else status.label))
     return out

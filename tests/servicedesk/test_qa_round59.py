@@ -144,3 +144,16 @@ def test_a_merged_tickets_link_to_the_one_it_went_into_is_no_status(language, us
         expected = translation.pgettext("go to a ticket", "Open %(number)s") % {"number": into.number}
     assert status in ("未结", "未結")  # the status keeps its word
     assert link == expected and status not in link
+
+
+def test_an_assigned_ticket_offers_no_step_to_the_status_it_is_in(users, client_for, raise_ticket):
+    """An assigned ticket's page offered "Move to: 已分派"; the click wrote "已分派 → 已分派" into its history."""
+    from lxml import html as lh
+
+    from pharmacrm.servicedesk.choices import Status
+
+    ticket = raise_ticket(assignee=users["agent"])
+    assert ticket.status == Status.ASSIGNED
+    page = lh.fromstring(client_for("agent").get(f"/service/tickets/{ticket.pk}/").content)
+    steps = page.xpath(f"//form[@action='/service/tickets/{ticket.pk}/status/']//input[@name='to_status']/@value")
+    assert Status.ASSIGNED not in steps and Status.IN_PROGRESS in steps and Status.RESOLVED in steps
