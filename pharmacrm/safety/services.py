@@ -2090,15 +2090,21 @@ SIGNAL_TO_CASE = {
 CATEGORY_TO_CASE = {"medication_error": CaseKind.MEDICATION_ERROR}
 
 
+def ticket_case_kind(ticket) -> str | None:
+    """The kind of case the ticket's category says (its own or its parent's): a medication error; else None."""
+    category = ticket.category
+    for code in (category.code, category.parent.code if category.parent_id else None):
+        if code in CATEGORY_TO_CASE:
+            return CATEGORY_TO_CASE[code]
+    return None
+
+
 def default_case_kind(flag: Flag) -> str:
     """The kind of case a flag opens unless PV chooses another: the signal's, except that a reaction signal on a
     ticket the agent filed as a medication error (the category or its parent) is a medication error."""
     kind = SIGNAL_TO_CASE[flag.kind]
     if kind == CaseKind.ADVERSE_REACTION and flag.ticket_id:
-        category = flag.ticket.category
-        for code in (category.code, category.parent.code if category.parent_id else None):
-            if code in CATEGORY_TO_CASE:
-                return CATEGORY_TO_CASE[code]
+        return ticket_case_kind(flag.ticket) or kind
     return kind
 
 

@@ -1001,7 +1001,10 @@ def panel_context(user, source) -> dict:
         open_url = (reverse("safety:from-ticket", args=[source.pk]) if is_ticket
                     else reverse("safety:from-interaction", args=[source.pk]))  # fmt: skip
         return {"show": True, "pv": True, "flags": flags, "cases": cases, "open_url": open_url,
-                "kind_form": FromSourceForm(auto_id="safety-%s"), "pending": SignalStatus.PENDING, "source": source,
+                # a ticket filed under 用药错误 opens a medication error unless PV chooses another kind
+                "kind_form": FromSourceForm(auto_id="safety-%s", initial={
+                    "kind": (services.ticket_case_kind(source) if is_ticket else None) or CaseKind.ADVERSE_REACTION}),
+                "pending": SignalStatus.PENDING, "source": source,
                 "is_ticket": is_ticket}  # fmt: skip
     user_id = getattr(user, "pk", None)
     if is_ticket:

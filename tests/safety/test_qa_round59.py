@@ -110,3 +110,10 @@ def test_a_report_sent_on_time_says_so_and_not_that_it_is_normal(language, make_
 
     with translation.override(language):  # the reconciliation's column and its XLSX
         assert str(reconciliation.TIMELINESS[reconciliation.ON_TIME]) == on_time != normal
+
+
+def test_the_ticket_pages_open_a_case_button_offers_a_medication_error_for_one(misdosed_ticket, client_for):
+    """The ticket page's 'Open safety case' for PV preselected 不良反应/事件 on a ticket filed under 用药错误."""
+    page = lh.fromstring(client_for("pv").get(f"/service/tickets/{misdosed_ticket.pk}/").content)
+    chosen = page.xpath("//select[@id='safety-kind']/option[@selected]/@value")
+    assert chosen == ["medication_error"]
