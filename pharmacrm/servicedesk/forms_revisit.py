@@ -172,7 +172,7 @@ class PhoneRevisitForm(SurveyAnswerForm, OnceTokenForm):  # its one-time token: 
 
 
 # an action's title (标题), not a person's professional title (职称), which the bare "Title" is
-ACTION_TITLE = pgettext_lazy("improvement action", "Title")
+ACTION_TITLE = pgettext_lazy("record title", "Title")
 
 
 class ActionForm(ServiceErrorsMixin, OnceTokenForm):

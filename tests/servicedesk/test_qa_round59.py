@@ -41,7 +41,7 @@ def test_an_improvement_actions_title_is_not_labelled_a_professional_title(langu
         "due_date": timezone.localdate() + dt.timedelta(days=7),
     })  # fmt: skip
     with translation.override(language):
-        expected = translation.pgettext("improvement action", "Title")
+        expected = translation.pgettext("record title", "Title")
         professional = translation.gettext("Title")
     assert professional in ("职称", "職稱")  # the person's field keeps its own word
     manager = client_for("manager")
