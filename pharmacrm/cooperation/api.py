@@ -63,6 +63,11 @@ class TaskSerializer(Serializer):
     version = serializers.IntegerField(read_only=True, help_text="Send it back with a progress report (409 if stale).")
     overdue_notified_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
+    def to_representation(self, instance):
+        """The title with the contact details typed in it masked for a reader who sees personal data masked, as the
+        project page and the task list show it."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "cooperation.task")
+
 
 class CheckSerializer(Serializer):
     id = serializers.IntegerField(read_only=True)
@@ -87,7 +92,8 @@ class AcceptanceSerializer(Serializer):
     attachment_name = serializers.CharField(read_only=True)
 
     def to_representation(self, instance):
-        """The remarks with the contact details typed in them masked for a reader who sees personal data masked."""
+        """The standards and remarks with the contact details typed in them masked for a reader who sees personal data
+        masked."""
         return personal.shown_fields(self.context, super().to_representation(instance), "cooperation.acceptance")
 
 
@@ -124,7 +130,8 @@ class ProjectSerializer(Serializer):
         return str(obj.amount_paid)
 
     def to_representation(self, instance):
-        """The goal with the contact details typed in it masked for a reader who sees personal data masked."""
+        """The title and goal with the contact details typed in them masked for a reader who sees personal data
+        masked."""
         return personal.shown_fields(self.context, super().to_representation(instance), "cooperation.project")
 
 
@@ -189,8 +196,8 @@ class CooperationAgreementSerializer(Serializer):
         return self._signed(obj)[1]
 
     def to_representation(self, instance):
-        """The terms and payment terms with the contact details typed in them masked for a reader who sees personal
-        data masked, as the agreement page shows them."""
+        """The title, terms and payment terms with the contact details typed in them masked for a reader who sees
+        personal data masked, as the agreement page shows them."""
         return personal.shown_fields(self.context, super().to_representation(instance), "cooperation.agreement")
 
 

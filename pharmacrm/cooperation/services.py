@@ -55,6 +55,10 @@ AGREEMENT_FIELDS = ("institution", "kind", "title", "company_signer", "customer_
                     "amount", "terms", "payment_terms", "owner", "team")  # fmt: skip
 AFTER_SIGNING = ("owner", "team")
 PROJECT_FIELDS = ("title", "goal", "responsible", "start_date", "end_date", "budget")
+# free text a reader who sees personal data masked is shown masked (personal.FREE_TEXT_OF): an edit by such a user puts
+# each mask still in it back as stored
+AGREEMENT_TEXTS = personal.FREE_TEXT_OF["cooperation.agreement"]
+PROJECT_TEXTS = personal.FREE_TEXT_OF["cooperation.project"]
 
 
 # --- who sees and runs what ----------------------------------------------------------------------------------
@@ -316,7 +320,7 @@ def update_agreement(user, agreement: Agreement, data: dict, version) -> Agreeme
     _check_version(agreement, version)
     if agreement.status in (AgreementStatus.EXPIRED, AgreementStatus.TERMINATED):
         raise ValidationError({"status": [_("This agreement has ended; it stays archived as it is.")]})
-    data = personal.restore_free_text(user, data, agreement, personal.FREE_TEXT_OF["cooperation.agreement"])
+    data = personal.restore_free_text(user, data, agreement, AGREEMENT_TEXTS)
     values = clean_agreement(user, {**{f: getattr(agreement, f) for f in AGREEMENT_FIELDS}, **data}, current=agreement)
     changes = {k: [_plain(getattr(agreement, k)), _plain(v)] for k, v in values.items() if getattr(agreement, k) != v}
     if not changes:
@@ -559,7 +563,7 @@ def update_project(user, project: Project, data: dict, version) -> Project:
     _check_version(project, version)
     if project.status == ProjectStatus.CLOSED:
         raise ValidationError({"status": [_("This project is closed.")]})
-    data = personal.restore_free_text(user, data, project, personal.FREE_TEXT_OF["cooperation.project"])
+    data = personal.restore_free_text(user, data, project, PROJECT_TEXTS)
     values = _project_values(user, project.agreement, {**{f: getattr(project, f) for f in PROJECT_FIELDS}, **data})
     changes = {k: [_plain(getattr(project, k)), _plain(v)] for k, v in values.items() if getattr(project, k) != v}
     if changes:

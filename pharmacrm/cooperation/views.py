@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET, require_http_methods
 
-from pharmacrm.core import access, amendments, audit, downloads
+from pharmacrm.core import access, amendments, audit, downloads, personal
 from pharmacrm.core.form_saves import SENT_AGAIN, create_once, save_form, save_new_form, sent_again_after
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
@@ -44,8 +44,9 @@ def filtered(user, params) -> tuple[forms.FilterForm, object]:
     qs = services.agreements_for(user).select_related("institution", "owner")
     if form.is_valid():
         d = form.cleaned_data
-        if d.get("q"):
-            qs = qs.filter(number__icontains=d["q"].strip()) | qs.filter(title__icontains=d["q"].strip())
+        if d.get("q"):  # the title as the user reads it: a part of a masked number finds nothing
+            q = d["q"].strip()
+            qs = qs.filter(number__icontains=q) | personal.search_as_shown(user, qs, ("title",), q)
         if d.get("customer"):
             qs = qs.filter(institution__name__icontains=d["customer"].strip())
         if d.get("kind"):
@@ -75,8 +76,11 @@ def agreement_list(request):
 
 
 def _export(request, qs) -> HttpResponse:
+    """The agreements as an Excel sheet, their titles with the contact details typed in them masked for a reader who
+    sees personal data masked, as the list shows them."""
     from openpyxl import Workbook
 
+    masked = personal.masks_free_text(request.user)
     book = Workbook()
     sheet = book.active
     sheet.title = _("Cooperation agreements")[:31]
@@ -85,7 +89,8 @@ def _export(request, qs) -> HttpResponse:
     rows = 0
     for ag in qs.prefetch_related("projects"):
         downloads.append_row(sheet, [
-            ag.number, ag.institution.name, ag.get_kind_display(), ag.title, ag.get_status_display(), ag.start_date,
+            ag.number, ag.institution.name, ag.get_kind_display(), personal.free_text(ag.title, masked),
+            ag.get_status_display(), ag.start_date,
             ag.end_date, None if ag.amount is None else float(ag.amount), ag.signed_date, str(ag.owner),
             len(ag.projects.all())])  # fmt: skip
         rows += 1
@@ -103,6 +108,8 @@ def _live_validation(request, agreement: Agreement | None = None):
     if name not in LIVE_FIELDS:
         raise Http404
     values = {f: request.POST.get(f, "") for f in services.AGREEMENT_FIELDS}
+    # the texts shown masked to the editor are checked as they would be saved: the masks put back as stored
+    values = personal.restore_free_text(request.user, values, agreement, services.AGREEMENT_TEXTS)
     errors = []
     try:
         services.clean_agreement(request.user, values, current=agreement)
@@ -163,6 +170,8 @@ def agreement_edit(request, pk):
         return _live_validation(request, agreement)
     signed = agreement.status != AgreementStatus.DRAFT
     initial = {f: getattr(agreement, f + "_id", None) or getattr(agreement, f) for f in services.AGREEMENT_FIELDS}
+    masked = personal.masks_free_text(request.user)  # the texts as the page shows them; masks saved back as stored
+    initial.update({f: personal.free_text(initial[f], masked) for f in services.AGREEMENT_TEXTS})
     form = forms.AgreementForm(request.user, request.POST or None, initial=initial, signed=signed)
     status = 200
     if request.method == "POST":
@@ -464,6 +473,8 @@ def project_edit(request, pk):
     project = get_object_or_404(services.projects_for(request.user).select_related("agreement"), pk=pk)
     services.require_manage(request.user, project.agreement)
     initial = {f: getattr(project, f + "_id", None) or getattr(project, f) for f in services.PROJECT_FIELDS}
+    masked = personal.masks_free_text(request.user)  # the texts as the page shows them; masks saved back as stored
+    initial.update({f: personal.free_text(initial[f], masked) for f in services.PROJECT_TEXTS})
     initial["responsible"] = str(project.responsible_id)
     form = forms.ProjectForm(request.user, request.POST or None, initial=initial)
     status = 200

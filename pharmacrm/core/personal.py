@@ -104,11 +104,14 @@ FREE_TEXT_OF = {
     # decision and its delivery note (快递至王主任 139…, 北京市…): the member page, the loyalty API, the audit trail
     "loyalty.pointsentry": ("reason",),
     "loyalty.redemption": ("decision_note", "delivery_note"),
-    "cooperation.acceptance": ("remarks",),
-    # a cooperation agreement's rights and obligations and payment terms, a project's goal (its signed PDF is a contract
-    # document: printed as typed)
-    "cooperation.agreement": ("terms", "payment_terms"),
-    "cooperation.project": ("goal",),
+    # a cooperation project's acceptance remarks and the standards it was accepted against (对接人王主任 139…)
+    "cooperation.acceptance": ("remarks", "standards"),
+    # a cooperation agreement's title, rights and obligations and payment terms, a project's and a task's title and a
+    # project's goal (王主任 139… 学术会议项目): the title names the agreement, the project and the task in the audit
+    # trail too (the agreement's generated PDF is a contract document: printed as typed)
+    "cooperation.agreement": ("title", "terms", "payment_terms"),
+    "cooperation.project": ("title", "goal"),
+    "cooperation.task": ("title",),
     "cooperation.check": ("problems", "measures"),
     # why an agreement's term was amended (补充协议: 因项目延期，联系王主任 139…); its PDF is a contract, printed as typed
     "keyaccounts.agreementamendment": ("reason",),
@@ -138,7 +141,8 @@ FREE_TEXT_OF = {
 # subject): the name is masked as the text is
 NAMED_BY_FREE_TEXT = ("engagement.interaction", "servicedesk.ticket", "keyaccounts.meetingaction", "market.intelligence",
                       "servicedesk.improvementaction", "sales.opportunity", "keyaccounts.planitem",
-                      "keyaccounts.meeting")  # fmt: skip
+                      "keyaccounts.meeting", "cooperation.agreement", "cooperation.project",
+                      "cooperation.task")  # fmt: skip
 
 
 def audit_names(names: dict[str, dict[str, str]], masked: bool) -> dict[str, dict[str, str]]:
