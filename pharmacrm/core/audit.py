@@ -108,7 +108,7 @@ def _digest_fields(prev_hash: str, fields: dict) -> str:
 # a reveal at 500, an acknowledgement's error at 1000. A value of exactly that length may end in a number or an address
 # cut mid-way (…请回电 1391234), which the readers who see personal data masked read masked by the cut rule
 # (personal.audit_text)
-CUT_LENGTHS = frozenset({200, 300, 500, 1000})
+CUT_LENGTHS = frozenset({60, 200, 300, 500, 1000})  # 60: a CAPA action named its entries, cut without "…" before
 NAME_LENGTH = 200  # AuditEntry.object_repr's
 
 

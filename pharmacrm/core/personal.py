@@ -135,6 +135,16 @@ FREE_TEXT_OF = {
     "engagement.communicationplanline": ("note",),
     # why an owner or a manager dismissed a churn warning (客户已转由李主任 139… 采购), kept in the audit trail
     "sales.churnsignal": ("reason",),
+    # what pharmacovigilance and QA write about a safety or quality case (经与报告人 139… 核实), read by the overseeing
+    # roles, the auditor among them: a submission's reason for the delay (the case page, its submissions/ in the API), a
+    # flag's reason for dismissal (/api/v1/safety/flags/), and in the audit trail a CAPA action (which names it) and
+    # its effectiveness check and a case's sender's comments and literature. The excerpt of a flag (the customer's own
+    # words), a quality complaint's texts and the patient's data are pharmacovigilance's only
+    "safety.submission": ("late_reason",),
+    "safety.flag": ("excerpt", "reason"),
+    "safety.capa": ("action", "effectiveness_check"),
+    "safety.qualitycomplaint": ("defect", "investigation_outcome", "root_cause", "recall_reason"),
+    "safety.safetycase": ("sender_comment", "literature"),
 }
 
 # records named in the audit trail by their free text (an interaction by its subject, a ticket by its number and
@@ -142,7 +152,7 @@ FREE_TEXT_OF = {
 NAMED_BY_FREE_TEXT = ("engagement.interaction", "servicedesk.ticket", "keyaccounts.meetingaction", "market.intelligence",
                       "servicedesk.improvementaction", "sales.opportunity", "keyaccounts.planitem",
                       "keyaccounts.meeting", "cooperation.agreement", "cooperation.project",
-                      "cooperation.task")  # fmt: skip
+                      "cooperation.task", "safety.capa")  # fmt: skip
 
 
 def audit_names(names: dict[str, dict[str, str]], masked: bool) -> dict[str, dict[str, str]]:

@@ -33,7 +33,7 @@ from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from pharmacrm.core import access, audit, viewsets
+from pharmacrm.core import access, audit, personal, viewsets
 from pharmacrm.core.api_schema import OneObjectSchema
 from pharmacrm.core.api_utils import (
     MAX_INT32,
@@ -677,6 +677,11 @@ class SubmissionSerializer(ModelSerializer):
         ]  # fmt: skip
         read_only_fields = fields
 
+    def to_representation(self, instance):
+        """The reason for the delay with the contact details typed in it masked for a reader who sees personal data
+        masked (the auditor), as the case page shows it."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "safety.submission")
+
 
 class SubmissionCreateSerializer(CleanTextMixin, Serializer):
     otp_code = serializers.CharField(
@@ -938,7 +943,7 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
             rows = case.submissions.select_related("case_version", "signature__user").order_by(
                 "-submitted_at", "-id"
             )
-            return Response(SubmissionSerializer(rows, many=True).data)
+            return Response(SubmissionSerializer(rows, many=True, context=self.get_serializer_context()).data)
         services.require(request.user)
         form = SubmissionCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -948,7 +953,8 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         submission = Submission.objects.select_related("case_version", "signature__user").get(
             pk=submission.pk
         )
-        return Response(SubmissionSerializer(submission).data, status=status.HTTP_201_CREATED)
+        return Response(SubmissionSerializer(submission, context=self.get_serializer_context()).data,
+                        status=status.HTTP_201_CREATED)
 
 
     @extend_schema(
@@ -1188,7 +1194,7 @@ class AckViewSet(_XmlUploadViewSet):
         rows = Submission.objects.filter(pk__in=[s.pk for s in submissions]).select_related(
             "case_version", "signature__user"
         )
-        return Response(SubmissionSerializer(rows.order_by("id"), many=True).data)
+        return Response(SubmissionSerializer(rows.order_by("id"), many=True, context={"request": request}).data)
 
 
 class IcsrViewSet(_XmlUploadViewSet):
@@ -1314,6 +1320,11 @@ class FlagSerializer(ModelSerializer):
             "case_number",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def to_representation(self, instance):
+        """The reason for a dismissal with the contact details typed in it masked for a reader who sees personal data
+        masked (the auditor)."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "safety.flag")
 
     def get_source_type(self, flag: Flag) -> str:
         return "ticket" if flag.ticket_id else "interaction"
