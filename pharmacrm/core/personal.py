@@ -118,6 +118,9 @@ FREE_TEXT_OF = {
     "cooperation.agreementamendment": ("reason",),
     "market.intelligence": ("title", "content", "source"),
     "market.presence": ("note",),
+    # a licence's business scope as printed, typed in by a rep (…联系人李经理 139…): the customer's licences block,
+    # /api/v1/licences/, the audit trail
+    "licences.licence": ("scope_note",),
     # what a customer wrote in a satisfaction survey's comment (请致电 139…), or an agent noted from a revisit call:
     # the survey campaign's answers, its export and the survey API
     "servicedesk.survey": ("comment",),

@@ -16,7 +16,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from pharmacrm.core import access, viewsets
+from pharmacrm.core import access, personal, viewsets
 from pharmacrm.core.api_schema import ERRORS, STALE
 from pharmacrm.core.api_utils import (
     DateField,
@@ -57,6 +57,11 @@ class LicenceSerializer(Serializer):
     scan_sha256 = serializers.CharField(read_only=True, help_text="The scanned copy's SHA-256.")
     scan_url = serializers.SerializerMethodField()
     version = serializers.IntegerField(read_only=True, help_text="Send it back with a change (409 if stale).")
+
+    def to_representation(self, instance):
+        """The business scope as printed with the contact details typed in it masked for a reader who sees personal
+        data masked, as the customer's page shows it."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "licences.licence")
 
     def get_scan_url(self, obj) -> str | None:
         """Where the signed-in reader downloads the scanned copy (each download audited); null: none kept."""
@@ -176,7 +181,8 @@ class LicenceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
 
     def _answer(self, licence, code=status.HTTP_200_OK):
         licence = self.get_queryset().get(pk=licence.pk)
-        return versioned(Response(LicenceSerializer(licence).data, status=code), licence)
+        answer = LicenceSerializer(licence, context=self.get_serializer_context())  # its reader: masked or not
+        return versioned(Response(answer.data, status=code), licence)
 
     @extend_schema(tags=TAGS)
     def list(self, request, *args, **kwargs):

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from pharmacrm.core import access, audit, uploads
+from pharmacrm.core import access, audit, personal, uploads
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
@@ -34,6 +34,9 @@ from .models import Licence, LicenceKind, Scope
 A = AuditEntry.Action
 log = logging.getLogger(__name__)
 FIELDS = ("kind", "number", "scope", "scope_note", "issuer", "issued_on", "valid_until")
+# free text a reader who sees personal data masked is shown masked (personal.FREE_TEXT_OF): an edit by such a user puts
+# each mask still in it back as stored
+TEXTS = personal.FREE_TEXT_OF["licences.licence"]
 # 省份简称 + two capital letters (the trade and the legal form) + 7 digits (the licences issued before 2024) or 9 (a
 # four-digit area code and a five-digit serial, 《药品经营和使用质量监督管理办法》 2024)
 PROVINCES = "京津沪渝冀晋蒙辽吉黑苏浙皖闽赣鲁豫鄂湘粤桂琼川蜀贵黔云滇藏陕秦甘陇青宁新兵"
@@ -279,6 +282,7 @@ def update(user, licence: Licence, data: dict, version, scan=None) -> Licence:
     if version in (None, ""):
         raise ValidationError({"version": [_("Send the version you loaded, so that changes made by others in the "
                                              "meantime are not overwritten.")]})  # fmt: skip
+    data = personal.restore_free_text(user, data, licence, TEXTS)  # masks shown to the editor: as stored
     values = clean(licence.institution, {**{f: getattr(licence, f) for f in FIELDS}, **data}, current=licence)
     stored = keep_scan(scan, values["number"]) if scan is not None else None
     try:

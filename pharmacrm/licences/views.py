@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import access, audit, downloads
+from pharmacrm.core import access, audit, downloads, personal
 from pharmacrm.core.form_saves import SENT_AGAIN, save_form, save_new_form
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
@@ -255,6 +255,8 @@ def licence_edit(request, pk):
     if not services.may_record(request.user, licence.institution):
         raise PermissionDenied
     initial = {f: getattr(licence, f) for f in services.FIELDS}
+    masked = personal.masks_free_text(request.user)  # the texts as the page shows them; masks saved back as stored
+    initial.update({f: personal.free_text(initial[f], masked) for f in services.TEXTS})
     for f in ("issued_on", "valid_until"):
         initial[f] = initial[f].isoformat() if initial[f] else ""
     form = forms.LicenceForm(request.POST or None, request.FILES or None, initial=initial)
