@@ -118,6 +118,10 @@ FREE_TEXT_OF = {
     "cooperation.agreementamendment": ("reason",),
     "market.intelligence": ("title", "content", "source"),
     "market.presence": ("note",),
+    # the competitor catalogue's notes on a company and a product (医药代表张经理 139…): the product page, the edit forms,
+    # /api/v1/market/competitors/ and competitor-products/, the audit trail
+    "market.competitor": ("notes",),
+    "market.competitorproduct": ("notes",),
     # a licence's business scope as printed, typed in by a rep (…联系人李经理 139…): the customer's licences block,
     # /api/v1/licences/, the audit trail
     "licences.licence": ("scope_note",),

@@ -66,6 +66,11 @@ class CompetitorSerializer(Serializer):
     active = serializers.BooleanField(read_only=True)
     version = serializers.IntegerField(read_only=True, help_text="Send it back with a change (409 if stale).")
 
+    def to_representation(self, instance):
+        """The notes with the contact details typed in them masked for a reader who sees personal data masked; masks
+        sent back in a change are put back as stored."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "market.competitor")
+
 
 class CompetitorWriteSerializer(Serializer):
     name = optional(serializers.CharField, allow_blank=True, max_length=100, help_text="Unique.")
@@ -93,6 +98,11 @@ class CompetitorProductSerializer(Serializer):
 
     def get_our_products(self, obj) -> list[int]:
         return sorted(p.pk for p in obj.our_products.all())
+
+    def to_representation(self, instance):
+        """The notes with the contact details typed in them masked for a reader who sees personal data masked, as the
+        product page shows them; masks sent back in a change are put back as stored."""
+        return personal.shown_fields(self.context, super().to_representation(instance), "market.competitorproduct")
 
 
 class CompetitorProductWriteSerializer(Serializer):
@@ -202,7 +212,8 @@ class _CatalogueViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         return obj
 
     def _answer(self, obj, code=status.HTTP_200_OK):
-        return versioned(Response(self.serializer_class(self._fresh(obj)).data, status=code), obj)
+        answer = self.serializer_class(self._fresh(obj), context=self.get_serializer_context())  # masked or not
+        return versioned(Response(answer.data, status=code), obj)
 
     def retrieve(self, request, *args, **kwargs):
         return self._answer(self.get_object())

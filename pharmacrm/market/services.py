@@ -213,6 +213,9 @@ def save_competitor(user, data: dict, current: Competitor | None = None, version
         raise _denied()
     if current is not None:
         _check_version(current, version)
+        # an editor shown the notes with their contact details masked (the analyst: the edit form, a GET then PATCH)
+        # sends the masks back: each is put back as stored
+        data = personal.restore_free_text(user, data, current, personal.FREE_TEXT_OF["market.competitor"])
     values = clean_competitor({**({f: getattr(current, f) for f in ("name", "notes", "active")} if current else {}),
                                **data}, current=current)  # fmt: skip
     with transaction.atomic():
@@ -286,6 +289,7 @@ def save_product(user, data: dict, current: CompetitorProduct | None = None, ver
     before = {}
     if current is not None:
         _check_version(current, version)
+        data = personal.restore_free_text(user, data, current, personal.FREE_TEXT_OF["market.competitorproduct"])
         before = {f: getattr(current, f) for f in PRODUCT_FIELDS if f != "our_products"}
         before["our_products"] = list(current.our_products.all())
     values = clean_product({**before, **data}, current=current)

@@ -184,7 +184,8 @@ def competitor_edit(request, pk):
     competitor = get_object_or_404(Competitor, pk=pk)
     if not services.may_manage(request.user):
         raise services._denied()
-    initial = {"name": competitor.name, "notes": competitor.notes, "active": competitor.active}
+    masked = personal.masks_free_text(request.user)  # the notes' contact details masked, put back on saving
+    initial = {"name": competitor.name, "notes": personal.free_text(competitor.notes, masked), "active": competitor.active}
     form = forms.CompetitorForm(request.POST or None, initial=initial)
     status = 200
     if request.method == "POST":
@@ -212,6 +213,7 @@ def product_edit(request, pk=None):
         initial = {f: getattr(product, f) for f in services.PRODUCT_FIELDS if f != "our_products"}
         initial["company"] = str(product.company_id)
         initial["our_products"] = [str(p.pk) for p in product.our_products.all()]
+        initial["notes"] = personal.free_text(product.notes, personal.masks_free_text(request.user))  # put back on saving
     form = forms.ProductForm(request.POST or None, initial=initial)
     status = 200
     if request.method == "POST":

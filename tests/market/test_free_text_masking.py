@@ -1,8 +1,8 @@
-"""Contact details typed into market intelligence (its title, text and source: 线人王主任 139-1234-5678) or a presence
-observation's note were shown in clear to the roles that read the market pages but see personal data masked (agent,
+"""Contact details typed into market intelligence (its title, text and source: 线人王主任 139-1234-5678), a presence
+observation's note or the competitor catalogue's notes on a company or a product were shown in clear to the roles that read the market pages but see personal data masked (agent,
 expert, support, after-sales, analyst, auditor): they are masked on the pages, in the API and the audit trail, as a
-customer's notes are. The analyst, who keeps the intelligence, is shown the masks in the edit form and the API: saving
-them back keeps the real details. The roles that see personal data read them as typed."""
+customer's notes are. The analyst, who keeps the intelligence and the catalogue, is shown the masks in the edit forms
+and the API: saving them back keeps the real details. The roles that see personal data read them as typed."""
 
 from __future__ import annotations
 
@@ -110,3 +110,85 @@ def test_a_search_does_not_confirm_the_hidden_digits_to_a_masked_reader(client_f
     assert len(api_for("analyst").get("/api/v1/market/intelligence/", {"q": "5678"}).json()["results"]) == 1
     assert TITLE in client_for("kam").get("/market/intelligence/", {"q": "139-1234"}).content.decode()
     assert len(api_for("manager").get("/api/v1/market/intelligence/", {"q": "139-1234"}).json()["results"]) == 1
+
+
+# the competitor catalogue's notes on a company and on a product (医药代表张经理 139…, 样品申请 li.zhou@…)
+COMPANY_NOTES = "华东区医药代表张经理 139-2222-3333"
+COMPANY_SHOWN = "华东区医药代表张经理 139****3333"
+PRODUCT_NOTES = "样品申请请邮件 li.zhou@example.com"
+PRODUCT_SHOWN = "样品申请请邮件 l***@example.com"
+CATALOGUE_CLEAR = ("139-2222-3333", "li.zhou@example.com")
+
+
+@pytest.fixture
+def catalogue(users):
+    manager = users["manager"]
+    company = services.save_competitor(manager, {"name": "恒瑞医药", "notes": "华东区"})
+    company = services.save_competitor(manager, {"notes": COMPANY_NOTES}, company, company.version)
+    product = services.save_product(manager, {"company": company.pk, "generic_name": "注射用头孢曲松钠",
+                                              "vbp_status": "none", "notes": PRODUCT_NOTES})  # fmt: skip
+    return company, product
+
+
+@pytest.mark.parametrize("role", ["agent", "analyst", "auditor"])
+def test_the_catalogues_notes_are_masked_for_roles_that_see_personal_data_masked(
+    client_for, api_for, catalogue, role  # noqa: F811
+):
+    company, product = catalogue
+    page = client_for(role).get(f"/market/products/{product.pk}/").content.decode()
+    assert PRODUCT_SHOWN in page
+    api = api_for(role)
+    assert api.get(f"/api/v1/market/competitors/{company.pk}/").json()["notes"] == COMPANY_SHOWN
+    assert api.get(f"/api/v1/market/competitor-products/{product.pk}/").json()["notes"] == PRODUCT_SHOWN
+    texts = [page, str(api.get("/api/v1/market/competitors/").json()),
+             str(api.get("/api/v1/market/competitor-products/").json())]  # fmt: skip
+    for object_type, pk, shown in (("market.competitor", company.pk, COMPANY_SHOWN),
+                                   ("market.competitorproduct", product.pk, PRODUCT_SHOWN)):  # fmt: skip
+        query = {"object_type": object_type, "object_id": pk}
+        audit_page = client_for("auditor").get("/accounts/audit/", query).content.decode()
+        audited = str(api_for("auditor").get("/api/v1/audit/", query).json()["results"])
+        assert shown in audit_page and shown in audited
+        texts += [audit_page, audited]
+    for text in texts:
+        assert not any(clear in text for clear in CATALOGUE_CLEAR)
+
+
+def test_the_catalogues_notes_are_read_as_typed_by_roles_that_see_personal_data(
+    client_for, api_for, catalogue  # noqa: F811
+):
+    company, product = catalogue
+    assert PRODUCT_NOTES in client_for("rep").get(f"/market/products/{product.pk}/").content.decode()
+    assert api_for("kam").get(f"/api/v1/market/competitors/{company.pk}/").json()["notes"] == COMPANY_NOTES
+    assert api_for("manager").get(f"/api/v1/market/competitor-products/{product.pk}/").json()["notes"] == PRODUCT_NOTES
+    query = {"object_type": "market.competitor", "object_id": company.pk}
+    assert COMPANY_NOTES in str(api_for("admin").get("/api/v1/audit/", query).json())
+
+
+def test_the_analyst_keeping_the_catalogue_saves_the_masked_notes_back_without_losing_them(
+    client_for, api_for, catalogue  # noqa: F811
+):
+    company, product = catalogue
+    analyst = client_for("analyst")
+    form = analyst.get(f"/market/competitors/{company.pk}/").content.decode()
+    assert COMPANY_SHOWN in form and not any(clear in form for clear in CATALOGUE_CLEAR)
+    response = analyst.post(f"/market/competitors/{company.pk}/", {
+        "name": "恒瑞医药股份", "notes": COMPANY_SHOWN, "active": "on", "version": company.version})  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    company.refresh_from_db()
+    assert (company.name, company.notes) == ("恒瑞医药股份", COMPANY_NOTES)
+    form = analyst.get(f"/market/products/{product.pk}/edit/").context["form"]
+    assert form.initial["notes"] == PRODUCT_SHOWN
+    posted = {k: v for k, v in form.initial.items() if v is not None}
+    posted.update({"strength": "1.0g", "active": "on", "version": product.version})
+    response = analyst.post(f"/market/products/{product.pk}/edit/", posted)
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    product.refresh_from_db()
+    assert (product.strength, product.notes) == ("1.0g", PRODUCT_NOTES)
+    api = api_for("analyst")
+    shown = api.get(f"/api/v1/market/competitor-products/{product.pk}/").json()
+    answer = api.patch(f"/api/v1/market/competitor-products/{product.pk}/", {
+        "notes": shown["notes"] + "，已寄样", "version": shown["version"]}, format="json")  # fmt: skip
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["notes"] == PRODUCT_SHOWN + "，已寄样"  # answered as the analyst reads it
+    product.refresh_from_db()
+    assert product.notes == PRODUCT_NOTES + "，已寄样"
