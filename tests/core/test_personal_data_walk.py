@@ -3,7 +3,9 @@ reach. The demo (scale 0.05, loaded once for the module), one of its people give
 details typed into their notes, their interaction's notes and a consent's evidence, a reveal of their data with a
 phone number in its reason, a survey comment and a stage task's note with one, the other free text about customers
 (an opportunity's title, competitor and next step, a loyalty ledger's reason and a delivery note, a quality review's
-findings, a key account's service item and meeting …) planted with one, and another person deleted with a consent's
+findings, a key account's service item and meeting, a cooperation agreement's, project's and task's title and an
+acceptance's standards, a late report's reason, a dismissed flag's reason, a CAPA's action and effectiveness check, a
+licence's business scope, the competitor catalogue's notes …) planted with one, and another person deleted with a consent's
 evidence (kept in the audit trail); then each masked role (agent, expert, support, after-sales, analyst,
 auditor) walks everything the navigation reaches from the home page — pages, the panels a page loads, its exports
 (CSV, Excel, PDF) —, the search page, its suggestions and the API's search, the API from its root, and the audit page
@@ -35,8 +37,10 @@ from tests.conftest import demo_loaded, otp_verify
 pytestmark = pytest.mark.django_db
 
 MASKED_ROLES = ("agent", "expert", "support", "aftersales", "analyst", "auditor")
-# links that change nothing and show no record: signing out, the language switch, static files
-SKIP = re.compile(r"/logout|/i18n/|/static/|/mail-open/|/accounts/(?:login|otp|password)")
+# links that change nothing and show no record: signing out, the language switch, static files; and a cooperation
+# agreement's generated PDF, the contract as issued, which prints its title and terms and its projects' titles and goals
+# as typed (docs/security.md)
+SKIP = re.compile(r"/logout|/i18n/|/static/|/mail-open/|/accounts/(?:login|otp|password)|/cooperation/\d+/agreement\.pdf")
 MAX_ANSWERS = 700  # per role
 PHONE = "13912345678"
 LANDLINE = "01088886666"
@@ -67,12 +71,16 @@ def _walked_person():
     them with a phone number in its notes."""
     from django.core.exceptions import ValidationError
 
+    from pharmacrm.cooperation.models import Acceptance, Agreement, Project, Task
     from pharmacrm.core import personal
     from pharmacrm.customers import services
     from pharmacrm.customers.models import Person
     from pharmacrm.engagement.models import CommunicationPlan, Interaction, StageTask
     from pharmacrm.keyaccounts.models import Meeting, PlanItem
+    from pharmacrm.licences.models import Licence
     from pharmacrm.loyalty.models import PointsEntry, Redemption
+    from pharmacrm.market.models import Competitor, CompetitorProduct
+    from pharmacrm.safety.models import Flag, QualityComplaint, SafetyCase, Submission
     from pharmacrm.sales.models import Opportunity
     from pharmacrm.servicedesk.models import ImprovementAction, QualityReview, Survey
 
@@ -112,9 +120,42 @@ def _walked_person():
                                (Redemption, "delivery_note", "快递至王主任 137 5050 6060"),
                                (QualityReview, "comment", "未核实来电人 137 7070 8080 的身份"),
                                (PlanItem, "title", "每月回访王主任 137 9090 1212"),
-                               (Meeting, "title", "与王主任 137 1313 1414 沟通会")):  # fmt: skip
+                               (Meeting, "title", "与王主任 137 1313 1414 沟通会"),
+                               (Agreement, "title", "王主任 136 1010 2020 学术合作"),
+                               (Project, "title", "学术会议，对接人 coop.walker@example.com"),
+                               (Task, "title", "联系王主任 136 3030 4040 确认场地"),
+                               (Acceptance, "standards", "签到表由 136 5050 6060 提供"),
+                               (Submission, "late_reason", "报告人王医生 136 7070 8080 补充资料延迟"),
+                               (QualityComplaint, "defect", "投诉人 136 9090 1212 反映瓶盖渗漏"),
+                               (Flag, "excerpt", "患者家属电话 136 1313 1414"),
+                               (SafetyCase, "sender_comment", "经与报告人 136 1515 1616 核实"),
+                               (Competitor, "notes", "华东区医药代表张经理 136 1717 1818"),
+                               (CompetitorProduct, "notes", "样品申请 rival.sample@example.com")):  # fmt: skip
         model.objects.filter(pk__in=model.objects.order_by("pk")[:1].values("pk")).update(**{field: text})
+    # a licence showing its business scope as printed (none of the categories ticked)
+    licence = next((li for li in Licence.objects.order_by("pk") if not li.scope), None)
+    if licence is not None:
+        Licence.objects.filter(pk=licence.pk).update(scope_note="经营范围详询李经理 136 1919 2020")
+    _safety_texts()
     return person
+
+
+def _safety_texts() -> None:
+    """What pharmacovigilance writes that the auditor reads, written through the services so that the audit trail keeps
+    it too: a flag dismissed with a reason, a CAPA action (which names its entries) and its effectiveness check."""
+    from pharmacrm.safety import services
+    from pharmacrm.safety.models import Capa, Flag
+
+    pv = User.objects.get(username="pv")
+    flag = Flag.objects.filter(status="pending").order_by("pk").first()
+    if flag is not None:
+        services.dismiss_flag(pv, flag, reason="已与客户 135 1010 2020 核实，非不良反应")
+    capa = Capa.objects.select_related("complaint__case").order_by("pk").first()
+    if capa is not None:
+        capa = services.add_capa(pv, capa.complaint.case, {"action": "回访投诉人 135 3030 4040", "owner": pv,
+                                                           "due_date": datetime.date.today()})  # fmt: skip
+        services.update_capa(pv, capa, {"status": "effective", "effectiveness_check": "已电话告知 135 5050 6060"},
+                             version=capa.version)  # fmt: skip
 
 
 def _secrets() -> dict[str, str]:
@@ -260,8 +301,12 @@ def _walk(role: str, start: list[str], secrets, addresses) -> tuple[dict[str, se
 def _planted_pages() -> list[str]:
     """The pages and API answers showing the texts _walked_person planted beyond the person's (the first record of
     each kind): the walk's one page per kind of address may reach another record."""
+    from pharmacrm.cooperation.models import Agreement, Project
     from pharmacrm.keyaccounts.models import Meeting, PlanItem
+    from pharmacrm.licences.models import Licence
     from pharmacrm.loyalty.models import PointsEntry, Redemption
+    from pharmacrm.market.models import Competitor, CompetitorProduct
+    from pharmacrm.safety.models import Flag, Submission
     from pharmacrm.sales.models import Opportunity
     from pharmacrm.servicedesk.models import QualityReview
 
@@ -283,6 +328,22 @@ def _planted_pages() -> list[str]:
                   "/keyaccounts/report.xlsx"]  # fmt: skip
     if (meeting := first(Meeting)) is not None:
         pages += [f"/keyaccounts/{meeting.account_id}/", f"/api/v1/keyaccounts/meetings/{meeting.pk}/"]
+    if (agreement := first(Agreement)) is not None:
+        pages += [f"/cooperation/{agreement.pk}/", f"/api/v1/cooperation/agreements/{agreement.pk}/",
+                  f"/cooperation/customer/{agreement.institution_id}/", "/cooperation/?format=xlsx"]  # fmt: skip
+    if (project := first(Project)) is not None:
+        pages += [f"/cooperation/projects/{project.pk}/", f"/api/v1/cooperation/projects/{project.pk}/",
+                  "/cooperation/tasks/?open=0"]  # fmt: skip
+    if (submission := first(Submission)) is not None:
+        pages += [f"/safety/cases/{submission.case_id}/", f"/api/v1/safety/cases/{submission.case_id}/submissions/"]
+    for flag in Flag.objects.exclude(reason="").order_by("-decided_at")[:1]:
+        pages += [f"/api/v1/safety/flags/{flag.pk}/"]
+    for licence in Licence.objects.filter(scope_note__contains="136 1919 2020")[:1]:
+        pages += [f"/licences/customer/{licence.institution_id}/", f"/api/v1/licences/{licence.pk}/"]
+    if (company := first(Competitor)) is not None:
+        pages += [f"/market/competitors/{company.pk}/", f"/api/v1/market/competitors/{company.pk}/"]
+    if (product := first(CompetitorProduct)) is not None:
+        pages += [f"/market/products/{product.pk}/", f"/api/v1/market/competitor-products/{product.pk}/"]
     return pages
 
 
