@@ -375,8 +375,8 @@ class TeamTenure(models.Model):
     account = models.ForeignKey(KeyAccount, models.CASCADE, related_name="tenures")
     user = models.ForeignKey(USER, models.PROTECT, related_name="ka_tenures", verbose_name=_("user"))
     role = models.CharField(_("role"), max_length=10, choices=TeamRole.choices)
-    start = models.DateField(_("from"))
-    end = models.DateField(_("to"), null=True, blank=True)
+    start = models.DateField(pgettext_lazy("period", "from"))
+    end = models.DateField(pgettext_lazy("period", "to"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("service team tenure")
@@ -625,8 +625,8 @@ class AccountReview(models.Model):
 
     account = models.ForeignKey(KeyAccount, models.CASCADE, related_name="reviews")
     period = models.CharField(_("period"), max_length=8)  # 2026Q3 or 2026
-    start = models.DateField(_("from"))
-    end = models.DateField(_("to"))
+    start = models.DateField(pgettext_lazy("period", "from"))
+    end = models.DateField(pgettext_lazy("period", "to"))
     satisfaction = models.DecimalField(_("satisfaction (1–5)"), max_digits=4, decimal_places=2, null=True, blank=True)
     surveys = models.PositiveIntegerField(_("surveys answered"), default=0)
     quality_feedback = models.PositiveIntegerField(_("quality complaints"), default=0)

@@ -93,8 +93,8 @@ class Member(models.Model):
 
 class LevelChange(models.Model):
     member = models.ForeignKey(Member, models.CASCADE, related_name="level_changes")
-    old_level = models.CharField(_("from"), max_length=10, choices=Level.choices, blank=True)
-    new_level = models.CharField(_("to"), max_length=10, choices=Level.choices)
+    old_level = models.CharField(pgettext_lazy("change", "from"), max_length=10, choices=Level.choices, blank=True)
+    new_level = models.CharField(pgettext_lazy("change", "to"), max_length=10, choices=Level.choices)
     changed_on = models.DateField(_("date"))
     basis_fen = models.BigIntegerField(_("purchases in the last 12 months (fen)"), default=0)
 

@@ -484,8 +484,8 @@ class OpportunityMove(models.Model):
     """One step of an opportunity's stage history: who moved it, when, from which stage to which ('' from: created)."""
 
     opportunity = models.ForeignKey(Opportunity, models.CASCADE, related_name="moves")
-    from_stage = models.CharField(_("from"), max_length=12, blank=True)
-    to_stage = models.CharField(_("to"), max_length=12)
+    from_stage = models.CharField(pgettext_lazy("change", "from"), max_length=12, blank=True)
+    to_stage = models.CharField(pgettext_lazy("change", "to"), max_length=12)
     at = models.DateTimeField(_("when"), default=timezone.now)
     by = models.ForeignKey("core.User", models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("by"))
 
