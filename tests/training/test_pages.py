@@ -346,3 +346,14 @@ def test_the_staff_column_is_not_headed_as_a_customers_contact(world, client_for
     assert contact not in [cell.value for cell in sheet[2]]
     english = page(client_for, "manager", "/training/results/").content.decode()
     assert '<th scope="col">Person</th>' in english
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "zh-hant"])
+def test_whom_a_course_is_for_is_not_called_a_festival(world, client_for, language):
+    """A course page's "For" (the roles and teams it is meant for) read 对应节日 — the holiday calendar's "For" (the
+    festival a working weekend makes up for)."""
+    c = client_for("admin")
+    c.cookies["django_language"] = language
+    html = c.get(f"/training/courses/{world['course'].pk}/").content.decode()
+    assert "<dt>" in html
+    assert "对应节日" not in html and "對應節日" not in html
