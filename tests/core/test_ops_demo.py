@@ -146,5 +146,11 @@ def test_a_password_from_the_environment_is_never_printed_and_the_summary_says_o
     assert "Demo-Password-2026" not in (demo_env / "demo-credentials.txt").read_text()
     out = capsys.readouterr().out
     assert "Demo-Password-2026" not in out
-    summary = r"^Demo data loaded: \d+ users, \d+ institutions \(\d+ departments?\), 1 person\.$"
-    assert re.search(summary, out, re.M), out
+    summary = r"^Demo data loaded: \d+ users; (\d+) institutions?, plus (\d+) departments? in them; 1 person\.$"
+    found = re.search(summary, out, re.M)
+    assert found, out
+    # the institutions counted are the top-level ones, the departments come on top (the summary read
+    # "305 家机构（含 408 个科室）", as if the 408 were among the 305)
+    top, departments = int(found[1]), int(found[2])
+    assert top == Institution.objects.filter(parent=None).count()
+    assert top + departments == Institution.objects.count()

@@ -46,7 +46,8 @@ class Command(BaseCommand):
         }
         self.stdout.write(
             self.style.SUCCESS(
-                _("Demo data loaded: %(users)s, %(institutions)s (%(departments)s), %(people)s.") % counts
+                # the institutions are the top-level ones; their departments come on top, not among them
+                _("Demo data loaded: %(users)s; %(institutions)s, plus %(departments)s in them; %(people)s.") % counts
             )
         )
         if result.password:
