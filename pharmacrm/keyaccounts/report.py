@@ -13,6 +13,7 @@ from django.db.models import Count, F, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from pharmacrm.core import downloads, personal
 from pharmacrm.core import pdf as pdfdoc
@@ -163,8 +164,8 @@ def pdf(data: list[dict]) -> bytes:
     doc.multi_cell(0, 9, title, align="C", new_x="LMARGIN", new_y="NEXT")
     doc.ln(2)
     doc.set_font(pdfdoc.FAMILY, size=9)
-    doc.multi_cell(0, 5, _("%(n)s key accounts, as of %(date)s.") % {"n": len(data), "date": timezone.localdate()},
-                   new_x="LMARGIN", new_y="NEXT")  # fmt: skip
+    counted = ngettext("%(n)s key account, as of %(date)s.", "%(n)s key accounts, as of %(date)s.", len(data))
+    doc.multi_cell(0, 5, counted % {"n": len(data), "date": timezone.localdate()}, new_x="LMARGIN", new_y="NEXT")
     doc.ln(2)
     _table(doc, headers(), [_values(r) for r in data],
            (1.3, 2.6, 0.8, 0.8, 0.8, 0.8, 1, 0.7, 1.3, 1.1, 1.1, 1.1, 1.1, 0.8), 7.5)  # fmt: skip

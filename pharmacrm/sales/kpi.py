@@ -34,7 +34,7 @@ from django.db.models import Count, F, Min, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, pgettext
+from django.utils.translation import gettext_lazy, ngettext, pgettext
 
 from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry, Team, User
@@ -498,7 +498,9 @@ def explain(code: str, facts: dict) -> str:
         return _("¥%(actual)s against ¥%(before)s a year earlier") % {"actual": f"{yuan(f['actual']):,}",
                                                                        "before": f"{yuan(f['before']):,}"}  # fmt: skip
     if code == "csat":
-        return _("%(n)s satisfaction answers") % f if f.get("n") else _("no satisfaction answer")
+        if not f.get("n"):
+            return _("no satisfaction answer")
+        return ngettext("%(n)s satisfaction answer", "%(n)s satisfaction answers", int(f["n"])) % f
     if code == "nps":
         if not f.get("n"):
             return _("no recommendation answer")

@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
-from django.utils.translation import pgettext
+from django.utils.translation import ngettext, pgettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import audit, downloads, wording
@@ -174,8 +174,20 @@ def appraisal_compute(request):
     except ValidationError as e:
         messages.error(request, " ".join(e.messages))
         return redirect(_back(scheme, raw if raw.isascii() else ""))
-    messages.success(request, _("%(n)s results computed for %(period)s.") % {"n": n, "period": period.key})
+    messages.success(request, _computed_message(n, period.key))
     return redirect(_back(scheme, period.key))
+
+
+def _computed_message(n: int, period_key: str) -> str:
+    return ngettext("%(n)s result computed for %(period)s.", "%(n)s results computed for %(period)s.", n) % {
+        "n": n, "period": period_key
+    }
+
+
+def _finalised_message(n: int, period_key: str) -> str:
+    return ngettext("%(n)s result of %(period)s finalised.", "%(n)s results of %(period)s finalised.", n) % {
+        "n": n, "period": period_key
+    }
 
 
 def _finalised_by(user, scheme, period_key: str) -> int:
@@ -199,14 +211,14 @@ def appraisal_finalise(request):
         n = kpi.finalise(request.user, scheme, period_key, request.POST.get("stamp", ""))
     except (kpi.ConflictError, ValidationError) as e:
         if n := _finalised_by(request.user, scheme, period_key):  # clicked twice: the first click finalised them
-            messages.success(request, _("%(n)s results of %(period)s finalised.") % {"n": n, "period": period_key})
+            messages.success(request, _finalised_message(n, period_key))
         elif isinstance(e, ValidationError):
             messages.error(request, " ".join(e.messages))
         else:
             messages.error(request, _("The results were recomputed or changed since you opened the page: nothing was "
                                       "finalised. Check them and finalise again."))  # fmt: skip
         return redirect(_back(scheme, period_key))
-    messages.success(request, _("%(n)s results of %(period)s finalised.") % {"n": n, "period": period_key})
+    messages.success(request, _finalised_message(n, period_key))
     return redirect(_back(scheme, period_key))
 
 

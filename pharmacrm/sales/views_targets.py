@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.utils.translation import gettext as _
-from django.utils.translation import pgettext
+from django.utils.translation import ngettext, pgettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import audit, downloads
@@ -236,9 +236,8 @@ def grid(request):
         return _grid_page(
             request, year, _grid_rows(year, posted=request.POST), status=400, error=" ".join(e.messages)
         )
-    messages.success(
-        request, _("%(count)s targets saved.") % {"count": done} if done else _("Nothing was changed.")
-    )
+    saved = ngettext("%(count)s target saved.", "%(count)s targets saved.", done) % {"count": done}
+    messages.success(request, saved if done else _("Nothing was changed."))
     return redirect(f"{reverse('sales:target-grid')}?year={year}")
 
 
@@ -257,7 +256,8 @@ def grid_import(request):
     except ValidationError as e:
         return _grid_page(request, year, _grid_rows(year), status=400,
                           error=_("The file was not imported; nothing was saved."), import_errors=e.messages)  # fmt: skip
-    messages.success(request, _("%(count)s targets saved from the file.") % {"count": done})
+    saved = ngettext("%(count)s target saved from the file.", "%(count)s targets saved from the file.", done)
+    messages.success(request, saved % {"count": done})
     return redirect(f"{reverse('sales:target-grid')}?year={year}")
 
 

@@ -48,3 +48,18 @@ def test_a_tickets_note_is_named_by_the_ticket_number(users, xiehe):
                                                  "institution": xiehe})  # fmt: skip
     message = conversation.post_message(users["agent"], ticket, kind=MessageKind.NOTE, body="已与物流部确认。")
     assert _label(message).startswith(ticket.number + " ")
+
+
+def test_the_progress_report_of_one_account_counts_it_in_the_singular(client, users, xiehe, staffed):
+    """The progress report's PDF of one key account read "1 key accounts, as of …"."""
+    import io
+
+    from pypdf import PdfReader
+
+    account = staffed(xiehe)
+    client.force_login(users["manager"])
+    response = client.get(reverse("keyaccounts:report-pdf"), {"account": account.pk}, HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(body)).pages).replace("\x00", "")
+    assert "1 key account, as of" in text and "1 key accounts" not in text

@@ -463,3 +463,18 @@ def test_finalise_clicked_twice_finalises_once_and_says_so(world, client_for):
     assert AuditEntry.objects.filter(object_type="sales.appraisal", action="sign").count() == 1
     other = client_for("admin").post("/sales/appraisal/finalise/", sent, follow=True, HTTP_ACCEPT_LANGUAGE="en")
     assert "no draft results" in " ".join(str(m) for m in other.context["messages"])
+
+
+def test_one_result_and_one_answer_are_said_in_the_singular():
+    """The appraisal pages said "1 results computed for 2026-Q3.", "1 results of 2026-Q3 finalised." and explained a
+    satisfaction score with "1 satisfaction answers"."""
+    from pharmacrm.sales.views_kpi import _computed_message, _finalised_message
+
+    with translation.override("en"):
+        assert kpi.explain("csat", {"n": 1, "score": "5.00"}).startswith("1 satisfaction answer")
+        assert "answers" not in kpi.explain("csat", {"n": 1, "score": "5.00"})
+        assert "3 satisfaction answers" in kpi.explain("csat", {"n": 3, "score": "4.33"})
+        assert _computed_message(1, "2026-Q3") == "1 result computed for 2026-Q3."
+        assert _computed_message(4, "2026-Q3") == "4 results computed for 2026-Q3."
+        assert _finalised_message(1, "2026-Q3") == "1 result of 2026-Q3 finalised."
+        assert _finalised_message(4, "2026-Q3") == "4 results of 2026-Q3 finalised."

@@ -550,3 +550,13 @@ def test_the_grid_saved_twice_saves_once_and_the_second_says_what_the_first_save
     assert [str(m) for m in first.context["messages"]] == [str(m) for m in again.context["messages"]] == [
         "2 targets saved."]
     assert AuditEntry.objects.filter(object_type="sales.salestarget").count() == before + 2
+
+
+def test_one_target_saved_is_said_in_the_singular(world, client_for, users):
+    """The grid said "1 targets saved." after one cell was changed."""
+    manager, rep = client_for("manager"), users["rep"]
+    page = manager.get("/sales/targets/grid/?year=2026").content.decode()
+    data = dict(re.findall(r'name="([cv]-[ut]\d+-\d+|form_token)" value="([^"]*)"', page))
+    data.update({"year": "2026", f"c-u{rep.pk}-3": "61000"})
+    done = manager.post("/sales/targets/grid/", data, HTTP_ACCEPT_LANGUAGE="en", follow=True)
+    assert [str(m) for m in done.context["messages"]] == ["1 target saved."]
