@@ -14,8 +14,12 @@ COMPANY_NAME_EN = "PharmaCRM Pharmaceutical Co., Ltd."
 
 def listing(items: Iterable) -> str:
     """Items of a list in running text: 心内科、肿瘤科 in Chinese, "Cardiology, Oncology" in English."""
-    separator = "、" if (translation.get_language() or "zh-hans").startswith("zh") else ", "
-    return separator.join(str(item) for item in items)
+    return separator().join(str(item) for item in items)
+
+
+def separator() -> str:
+    """What comes between the items of a list in running text: "、" in Chinese, ", " in English."""
+    return "、" if (translation.get_language() or "zh-hans").startswith("zh") else ", "
 
 
 def _chinese() -> bool:

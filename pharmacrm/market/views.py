@@ -81,8 +81,9 @@ def _analysis(user, params) -> tuple[forms.AnalysisFilterForm, list, list[dict],
     out = []
     for row in sorted(rows.values(), key=lambda r: (-r["customers"], r["product"].generic_name)):
         row["share"] = (row["ours"] * 100 / row["total"]).quantize(Decimal("0.1")) if row["total"] > 0 else None
-        row["provinces"] = row["provinces"].most_common()
-        row["grades"] = row["grades"].most_common()
+        # "山西省 3", most first: the page lists them with the reader's separator (山西省 3、江苏省 2)
+        row["provinces"] = [f"{name} {n}" for name, n in row["provinces"].most_common()]
+        row["grades"] = [f"{name} {n}" for name, n in row["grades"].most_common()]
         out.append(row)
     return form, current, out, est
 

@@ -348,3 +348,18 @@ def test_a_name_pasted_with_zero_width_characters_or_typed_in_full_width_is_stor
         "company": company.pk, "generic_name": "缬沙坦\u200b胶囊", "brand_name": "代文", "vbp_status": "none",
         "notes": "第一行\u200b\n第二行"})  # fmt: skip
     assert (product.generic_name, product.notes) == ("缬沙坦胶囊", "第一行\n第二行")
+
+
+@pytest.mark.parametrize(("language", "separator"), [("zh-hans", "、"), ("en", ", ")])
+def test_the_analysis_lists_provinces_and_grades_with_the_readers_separator(world, client_for, language, separator):
+    """The competitor analysis listed "北京市 1, 上海市 1" with an English comma on a Chinese page."""
+    from lxml import html as lh
+
+    analyst = client_for("analyst")
+    analyst.cookies["django_language"] = language
+    doc = lh.fromstring(analyst.get("/market/").content)
+    row = doc.xpath("//table[@id='competitor-products']/tbody/tr[.//a[contains(., '华络平')]]")[0]
+    provinces, grades = (td.text_content().strip() for td in row.xpath("./td")[4:6])
+    assert sorted(provinces.split(separator)) == ["上海市 1", "北京市 1"]
+    other = ", " if separator == "、" else "、"
+    assert other not in provinces and other not in grades

@@ -740,6 +740,13 @@ def own_language_names() -> list[tuple[str, str]]:
 
 
 @register.simple_tag
+def list_separator() -> str:
+    """Between linked items that |listing cannot join (it escapes the links): {% for … %}<a …>…</a>{% if not
+    forloop.last %}{% list_separator %}{% endif %}{% endfor %} reads 甲、乙 on a Chinese page, "A, B" on an English one."""
+    return wording.separator()
+
+
+@register.simple_tag
 def colon() -> str:
     """The colon after a label, in the page's language: {% translate "Category" %}{% colon %}{{ value }} reads
     类别：用药错误 on a Chinese page and "Category: Medication error" on an English one."""
