@@ -60,10 +60,16 @@ def _filtered(request):
     return form, data, apply_filters(qs, data, user), scope
 
 
-def _query(request) -> str:
+def _query(request, **replaced) -> str:
+    """The filters of the page as a query string, each once (the filters take one value: the last one sent), with
+    `replaced` put in place of what was sent: the links built from it never grow (stage=won&stage=won…)."""
     q = request.GET.copy()
     q.pop("page", None)
     q.pop("view", None)
+    for key in list(q):
+        q.setlist(key, q.getlist(key)[-1:])
+    for key, value in replaced.items():
+        q.setlist(key, [value])
     return q.urlencode()
 
 
@@ -98,6 +104,7 @@ def board(request):
                 "stage": stage.value, "label": stage.label, "count": row["n"], "sum": money(yuan(fen)),
                 "probability": pipeline.probability(stage), "weighted": money(yuan(round(fen * pipeline.probability(stage) / 100))),
                 "cards": _decorate(list(cards[:BOARD_CARDS]), today), "more": max(0, row["n"] - BOARD_CARDS),
+                "more_query": _query(request, stage=stage.value),
             })  # fmt: skip
         context["columns"] = columns
     return render(request, "sales/pipeline.html", context, status=400 if form.has_errors else 200)

@@ -344,3 +344,34 @@ def test_a_rep_cannot_file_their_opportunity_under_a_team_they_are_not_in(pipeli
     assert r.status_code == 400 and list(r.json()) == ["team"], r.content
     assert not Opportunity.objects.filter(title="甲 放错团队").exists()
     assert api_for("manager").post("/api/v1/sales/opportunities/", payload, format="json").status_code == 201
+
+
+def test_the_more_and_board_list_links_replace_the_stage_instead_of_adding_one(opportunities, client_for, monkeypatch):
+    """The board's "N more…" link added stage=… to the page's query, and the Board / List links kept it: each round
+    trip grew the address (stage=won&stage=won&stage=won…)."""
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    from lxml import html as lh
+
+    from pharmacrm.sales import views_pipeline
+
+    monkeypatch.setattr(views_pipeline, "BOARD_CARDS", 0)  # every card of a column behind its "more" link
+    stage = opportunities["o1"].stage
+    manager = client_for("manager")
+    manager.cookies["django_language"] = "en"
+
+    def links(url: str, text: str) -> list[dict]:
+        doc = lh.fromstring(manager.get(url).content)
+        return [parse_qs(urlsplit(a.get("href")).query) for a in doc.xpath("//main//a") if text in a.text_content()]
+
+    url = f"/sales/pipeline/?stage={stage}"
+    for _round in range(3):
+        (more,) = links(url, "more…")
+        assert more["stage"] == [stage] and more["view"] == ["list"], more
+        (board,) = links(f"/sales/pipeline/?{urlencode(more, doseq=True)}", "Board")  # the list, and back
+        assert board == {"stage": [stage]}
+        url = f"/sales/pipeline/?{urlencode(board, doseq=True)}"
+    # an address grown by the old links comes back to one stage; the filter read is the last one sent
+    other = next(s for s in S.values if s != stage)
+    (more,) = links(f"/sales/pipeline/?stage={other}&stage={stage}&stage={stage}", "more…")
+    assert more["stage"] == [stage]
