@@ -158,3 +158,16 @@ def test_the_queue_search_finds_a_ticket_number_typed_in_full_width(users, clien
     for typed in (wide, a.number.replace("-", "－"), f"  {a.number.lower()}\u3000"):
         page = client_for("agent").get("/service/", {"q": typed}).content.decode()
         assert a.number in page and b.number not in page, typed
+
+
+def test_a_bulk_action_sent_without_an_action_names_the_field(users, client_for, raise_ticket):
+    """Sent with no action chosen, the page said "Nothing was changed: This field is required." without saying
+    which field; it names it, as every other form error does."""
+    a = raise_ticket("甲", assignee=users["agent"])
+    r = client_for("agent").post("/service/bulk/", {"bulk-action": "", "ticket": [a.pk]})
+    body = r.content.decode()
+    assert r.status_code == 400
+    assert "<p>Action: This field is required.</p>" in body
+    r = client_for("agent").post("/service/bulk/", {"bulk-action": "priority", "bulk-priority": "high",
+                                                    "ticket": [a.pk]})  # fmt: skip
+    assert "<p>Reason (priority): Give a reason for the change.</p>" in r.content.decode()
