@@ -18,7 +18,7 @@ from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
 
 from . import services
-from .choices import OPEN_STATUSES, Channel, Impact, Priority, RootCause, Status
+from .choices import OPEN_STATUSES, TRANSITIONS, Channel, Impact, Priority, RootCause, Status
 from .models import Ticket
 
 MAX_TICKETS = 200
@@ -29,6 +29,9 @@ ACTIONS = {
     "priority": gettext_lazy("Change priority"),
     "close": gettext_lazy("Close"),
 }
+# The statuses a change can set: those some step of the lifecycle leads to. None leads back to "new", which every
+# ticket refused one by one when the menu offered it.
+SETTABLE_STATUSES = tuple(s for s in Status if any(s in targets for targets in TRANSITIONS.values()))
 DONE, REFUSED, CONFLICT, NOT_FOUND = "done", "refused", "conflict", "not_found"
 OUTCOME_LABELS = {
     DONE: gettext_lazy("Done"),
@@ -70,6 +73,10 @@ def check(action: str, params: dict) -> dict:
     elif action == "status":
         if params.get("status") not in Status.values:
             raise ValidationError({"status": [_("Choose a status.")]})
+        if params["status"] not in SETTABLE_STATUSES:
+            raise ValidationError({"status": [
+                _("No ticket can be set back to “%(status)s”.") % {"status": Status(params["status"]).label}
+            ]})  # fmt: skip
         if params["status"] == Status.RESOLVED:
             if not (params.get("resolution_summary") or "").strip():
                 raise ValidationError({"resolution_summary": [_("Summarise how the requests were resolved.")]})

@@ -15,8 +15,8 @@ from pharmacrm.core.models import Team, User
 from pharmacrm.customers import normalise
 from pharmacrm.customers.forms import BLANK, OnceTokenForm, ServiceErrorsMixin
 
-from .bulk import ACTIONS
-from .choices import Channel, LinkKind, Priority, RootCause, Status
+from .bulk import ACTIONS, SETTABLE_STATUSES
+from .choices import Channel, LinkKind, Priority, RootCause
 from .forms import QueueFilterForm, handlers, impact_field
 
 NUMBER = re.compile(r"TK-\d{4}-\d{6}", re.IGNORECASE)
@@ -150,7 +150,9 @@ class BulkForm(ServiceErrorsMixin, forms.Form):
     action = forms.ChoiceField(label=_("Action"), choices=BLANK + list(ACTIONS.items()))
     assignee = forms.ModelChoiceField(label=_("Assignee"), queryset=User.objects.none(), required=False)
     team = forms.ModelChoiceField(label=_("Team queue"), queryset=Team.objects.none(), required=False)
-    status = forms.ChoiceField(label=_("New status"), choices=BLANK + Status.choices, required=False)
+    status = forms.ChoiceField(
+        label=_("New status"), choices=BLANK + [(s.value, s.label) for s in SETTABLE_STATUSES], required=False
+    )
     priority = forms.ChoiceField(label=_("New priority"), choices=BLANK + Priority.choices, required=False)
     reason = forms.CharField(label=_("Reason (priority)"), max_length=500, required=False)
     resolution_summary = forms.CharField(

@@ -171,3 +171,29 @@ def test_a_bulk_action_sent_without_an_action_names_the_field(users, client_for,
     r = client_for("agent").post("/service/bulk/", {"bulk-action": "priority", "bulk-priority": "high",
                                                     "ticket": [a.pk]})  # fmt: skip
     assert "<p>Reason (priority): Give a reason for the change.</p>" in r.content.decode()
+
+
+def test_the_bulk_status_menu_offers_only_statuses_a_change_can_set(users, client_for, api_for, raise_ticket):
+    """The menu offered "New", which every ticket then refused ("cannot become New"): no step of the lifecycle
+    leads back to it. It is no longer offered, and sent anyway (a stale page, the API) it is refused as a whole
+    before any ticket is touched."""
+    import re
+
+    a = raise_ticket("甲", assignee=users["agent"])
+    events = TicketEvent.objects.filter(ticket=a).count()
+    agent = client_for("agent")
+    page = agent.get("/service/").content.decode()
+    menu = re.search(r'<select name="bulk-status".*?</select>', page, re.S).group(0)
+    offered = re.findall(r'<option value="([^"]*)"', menu)
+    assert "new" not in offered
+    assert set(offered) == {"", "assigned", "in_progress", "waiting", "resolved", "informed", "closed"}
+    r = agent.post("/service/bulk/", {"bulk-action": "status", "bulk-status": "new", "ticket": [a.pk]})
+    assert r.status_code == 400 and "New status: Select a valid choice." in r.content.decode()
+    with pytest.raises(ValidationError) as e:
+        bulk.bulk(users["agent"], [a.pk], "status", {"status": Status.NEW})
+    assert e.value.message_dict == {"status": ["No ticket can be set back to “New”."]}
+    r = api_for("agent").post("/api/v1/ticket-bulk/", {"tickets": [a.pk], "action": "status", "status": "new"},
+                              format="json")  # fmt: skip
+    assert r.status_code == 400 and "status" in r.json(), r.content
+    assert Ticket.objects.get(pk=a.pk).status == Status.ASSIGNED
+    assert TicketEvent.objects.filter(ticket=a).count() == events
