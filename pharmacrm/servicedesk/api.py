@@ -642,7 +642,8 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
         responses={200: TicketSerializer, 400: OpenApiResponse(description="Per-field messages."), 409: CONFLICT_409},
         tags=["tickets"],
         description="Escalate a major or complex case by hand to a superior (the team lead, else the managers), "
-        "who are notified; the ticket's escalation level goes up by one. Only open tickets (409 otherwise).",
+        "who are notified; the ticket's escalation level goes up by one. Only open tickets below the top level of "
+        "the escalation ladder (409 otherwise).",
     )
     @action(detail=True, methods=["post"])
     def escalate(self, request, pk=None):

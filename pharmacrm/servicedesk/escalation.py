@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.db.models.signals import post_delete, post_save
 from django.urls import reverse
 from django.utils import timezone
@@ -352,6 +352,7 @@ def escalate(user, ticket: Ticket, *, reason: str, hand_over: bool = False, at=N
     with transaction.atomic():
         ticket = Ticket.objects.select_for_update().get(pk=ticket.pk) if _can_lock() else ticket
         _refuse_sent_again(user, ticket, reason.strip(), now)
+        _refuse_past_the_top(ticket)
         level = ticket.escalation_level + 1
         Ticket.objects.filter(pk=ticket.pk).update(escalation_level=level, escalated_at=now)
         ticket.escalation_level, ticket.escalated_at = level, now
@@ -369,6 +370,25 @@ def escalate(user, ticket: Ticket, *, reason: str, hand_over: bool = False, at=N
         _send([_notification(targets, ticket, level, manual=True, by=user, reason=reason.strip(),
                              handed=handed is not None)])  # fmt: skip
     return ticket
+
+
+def top_level() -> int:
+    """The highest level of the escalation ladder (its active levels; read now, not from a worker's cache): manual
+    and automatic escalations share the ticket's one level, and neither goes past it. With every level switched
+    off, a ticket may still be escalated by hand once (level 1)."""
+    return EscalationRule.objects.filter(active=True).aggregate(top=Max("level"))["top"] or 1
+
+
+def _refuse_past_the_top(ticket: Ticket) -> None:
+    """Escalating by hand raised the level by one each time, without end (已升级至 10 级 on a ladder of 3 levels)."""
+    from . import services
+
+    top = top_level()
+    if ticket.escalation_level >= top:
+        raise services.TransitionRefused(
+            _("The ticket is already at level %(level)d, the top of the escalation ladder: it cannot be escalated "
+              "further.") % {"level": top}
+        )  # fmt: skip
 
 
 SENT_AGAIN = dt.timedelta(minutes=10)

@@ -387,3 +387,47 @@ def test_a_breach_swept_while_the_agent_saves_the_ticket_fails_neither_and_is_re
     assert clock.breached_at == at(2026, 3, 2, 11) and clock.claimed_until is None
     assert [e.data["level"] for e in escalations(ticket)] == [1]
     assert services.sweep(at(2026, 3, 2, 11, 3))["breached"] == 0
+
+
+def test_escalating_by_hand_stops_at_the_top_of_the_ladder_on_the_page_and_through_the_api(
+    users, urgent, client_for, api_for, english
+):
+    """Each escalation by hand (with a new reason) raised the level by one without end: QA took a ticket to level 10
+    on a ladder of 3. Past the top level it is refused, naming the level, and nothing is recorded or sent."""
+    ticket = urgent()
+    for n, reason in enumerate(("需要主管", "客户投诉升级", "涉及多家医院"), start=1):
+        escalation.escalate(users["agent"], ticket, reason=reason)
+        ticket.refresh_from_db()
+        assert ticket.escalation_level == n
+    events, notes = len(escalations(ticket)), Notification.objects.count()
+    with pytest.raises(services.TransitionRefused) as e:
+        escalation.escalate(users["agent"], ticket, reason="再升一级")
+    assert e.value.messages == [
+        "The ticket is already at level 3, the top of the escalation ladder: it cannot be escalated further."
+    ]
+    response = client_for("agent").post(f"/service/tickets/{ticket.pk}/escalate/", {"escalation_reason": "再升"})
+    assert response.status_code == 400 and "already at level 3, the top of the escalation ladder" in (
+        response.content.decode()
+    )
+    response = api_for("agent").post(f"/api/v1/tickets/{ticket.pk}/escalate/", {"reason": "再升"}, format="json")
+    assert response.status_code == 409 and "already at level 3" in response.content.decode()
+    ticket.refresh_from_db()
+    assert ticket.escalation_level == 3
+    assert len(escalations(ticket)) == events and Notification.objects.count() == notes
+
+    # the ladder's own levels, all due at once after the worker was down, do not take it past the top either
+    services.sweep(at(2026, 3, 4, 9))
+    ticket.refresh_from_db()
+    assert ticket.escalation_level == 3
+
+
+def test_the_top_is_the_highest_active_level(users, urgent, english):
+    EscalationRule.objects.filter(level=3).update(active=False)
+    ticket = urgent()
+    escalation.escalate(users["agent"], ticket, reason="需要主管")
+    escalation.escalate(users["agent"], ticket, reason="客户投诉升级")
+    with pytest.raises(services.TransitionRefused, match="level 2"):
+        escalation.escalate(users["agent"], ticket, reason="涉及多家医院")
+    services.sweep(at(2026, 3, 4, 9))
+    ticket.refresh_from_db()
+    assert ticket.escalation_level == 2
