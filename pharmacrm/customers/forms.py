@@ -185,6 +185,18 @@ def once_token(value) -> str:
     return value if ONCE_TOKEN.fullmatch(value) else ""
 
 
+class OwnIdsMixin:
+    """For a form shown with others on one page (a case's export, close and day-0 forms; a ticket's resolve, reply and
+    assign forms): its ids carry `ids` (id_close-reason), so that no id is repeated and each label points at its own
+    input. The posted names stay as they are (reason, otp_code, version), so the views read them unchanged."""
+
+    ids = ""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", f"id_{self.ids}-%s")
+        super().__init__(*args, **kwargs)
+
+
 class OnceTokenForm(forms.Form):
     """A create form carries a random token, rendered with it as a hidden field: the view acts on each token
     once (views._create_once), so that the form sent twice — a replay after a slow answer, a double click,

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from pharmacrm.core.api_utils import TypedDateTimeFormField
 from pharmacrm.core.models import User
 from pharmacrm.core.roles import Role
-from pharmacrm.customers.forms import OnceTokenForm, ServiceErrorsMixin
+from pharmacrm.customers.forms import OnceTokenForm, OwnIdsMixin, ServiceErrorsMixin
 from pharmacrm.servicedesk.models import Product
 
 from . import partial_dates
@@ -378,7 +378,8 @@ class FromSourceForm(OnceTokenForm):
 # --- actions on a case ----------------------------------------------------------------------------------
 
 
-class StatusForm(ServiceErrorsMixin, forms.Form):
+class StatusForm(OwnIdsMixin, ServiceErrorsMixin, forms.Form):
+    ids = "close"  # shown with the other actions on the case page
     status = forms.ChoiceField(
         label=_("New status"),
         choices=[(CaseStatus.CLOSED, _("Close")), (CaseStatus.NULLIFIED, _("Nullify")),
@@ -415,9 +416,11 @@ class ExportForm(ServiceErrorsMixin, SignatureMixin):
     field_order = ["purpose", "report", "reason", "otp_code"]
 
 
-class SubmissionForm(ServiceErrorsMixin, SignatureMixin, OnceTokenForm):
+class SubmissionForm(OwnIdsMixin, ServiceErrorsMixin, SignatureMixin, OnceTokenForm):
     """A submission recorded with the officer's signature; its one-time token makes the form sent twice (a double
     click: its code then used) record one submission and show it."""
+
+    ids = "submission"  # shown with the other actions on the case page
 
     jurisdiction = forms.ChoiceField(label=_("Jurisdiction"), choices=Jurisdiction.choices)
     kind = forms.ChoiceField(
@@ -438,8 +441,10 @@ class SubmissionForm(ServiceErrorsMixin, SignatureMixin, OnceTokenForm):
         return {k: v for k, v in self.cleaned_data.items() if k not in ("otp_code", "form_token")}
 
 
-class DayZeroForm(ServiceErrorsMixin, SignatureMixin):
+class DayZeroForm(OwnIdsMixin, ServiceErrorsMixin, SignatureMixin):
     """Day 0 typed wrong, corrected with a reason and the officer's signature (services.correct_day_0)."""
+
+    ids = "day_zero"  # shown with the other actions on the case page
 
     received_at = TypedDateTimeFormField(
         label=_("Day 0 (first received)"),

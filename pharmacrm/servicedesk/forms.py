@@ -19,7 +19,14 @@ from pharmacrm.core.addresses import validate_address
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import Team, User
 from pharmacrm.core.roles import MATRIX, Cap
-from pharmacrm.customers.forms import ANY, BLANK, OnceTokenForm, ServiceErrorsMixin, _limit_picker
+from pharmacrm.customers.forms import (
+    ANY,
+    BLANK,
+    OnceTokenForm,
+    OwnIdsMixin,
+    ServiceErrorsMixin,
+    _limit_picker,
+)
 from pharmacrm.customers.models import Institution, Person
 
 from .choices import Channel, Complexity, Impact, Priority, RootCause, Status
@@ -198,7 +205,8 @@ def impact_field(label, help_text) -> forms.ChoiceField:
     return forms.ChoiceField(label=label, choices=BLANK + Impact.choices, required=False, help_text=help_text)
 
 
-class TransitionForm(ServiceErrorsMixin, forms.Form):
+class TransitionForm(OwnIdsMixin, ServiceErrorsMixin, forms.Form):
+    ids = "resolve"  # shown with the other forms on the ticket page
     to_status = forms.ChoiceField(choices=Status.choices, widget=forms.HiddenInput)
     resolution_summary = forms.CharField(
         label=_("Resolution summary"), required=False, widget=forms.Textarea(attrs={"rows": 3}),
@@ -224,7 +232,8 @@ class TransitionForm(ServiceErrorsMixin, forms.Form):
     version = forms.IntegerField(widget=forms.HiddenInput)
 
 
-class ResponseForm(ServiceErrorsMixin, OnceTokenForm):  # its one-time token: sent twice, recorded once
+class ResponseForm(OwnIdsMixin, ServiceErrorsMixin, OnceTokenForm):  # its one-time token: sent twice, recorded once
+    ids = "response"  # shown with the other forms on the ticket page (the reply composer has a token too)
     channel = forms.ChoiceField(label=_("Channel"), choices=Channel.choices, initial=Channel.PHONE)
     summary = forms.CharField(
         label=_("What was said"), required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2})
@@ -241,7 +250,8 @@ class PriorityForm(ServiceErrorsMixin, forms.Form):
 
 
 
-class AssignForm(ServiceErrorsMixin, forms.Form):
+class AssignForm(OwnIdsMixin, ServiceErrorsMixin, forms.Form):
+    ids = "assign"  # shown with the other forms on the ticket page
     assignee = forms.ModelChoiceField(label=_("Assignee"), queryset=User.objects.none(), required=False)
     team = forms.ModelChoiceField(label=_("Team queue"), queryset=Team.objects.order_by("name"), required=False)
     version = forms.IntegerField(widget=forms.HiddenInput)

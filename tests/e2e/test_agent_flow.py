@@ -66,8 +66,8 @@ def test_an_agent_takes_a_call_answers_resolves_and_closes_it_after_the_revisit(
 
     # 反馈: resolve with a summary and the root cause, then record that the customer was told
     page.locator("details#resolve > summary").click()
-    page.fill("#id_resolution_summary", "已告知客户 2–8℃ 冷藏保存。")
-    page.select_option("#id_root_cause", "information")
+    page.fill("#id_resolve-resolution_summary", "已告知客户 2–8℃ 冷藏保存。")
+    page.select_option("#id_resolve-root_cause", "information")
     with page.expect_navigation():
         page.locator("details#resolve button[type=submit]").click()
     ticket.refresh_from_db()

@@ -450,7 +450,7 @@ def test_nullify_needs_a_reason_at_its_field(client_for, make_case):
     response = client_for("pv").post(reverse("safety:case-status", args=[case.pk]),
                                      {"status": "nullified", "version": case.version})  # fmt: skip
     assert response.status_code == 400
-    assert re.search(r'class="field has-error[^"]*" id="field-reason"', html(response))
+    assert re.search(r'class="field has-error[^"]*" id="field-close-reason"', html(response))
 
 
 def test_closing_sent_twice_closes_once_and_is_not_called_a_conflict(client_for, make_case):
@@ -514,7 +514,7 @@ def test_a_late_submission_needs_a_reason_and_is_recorded_late(client_for, users
             "submitted_at": timezone.localtime().strftime("%Y-%m-%dT%H:%M"), "otp_code": sign_code(users["pv"])}  # fmt: skip
     response = pv.post(reverse("safety:case-submission", args=[case.pk]), data)
     assert response.status_code == 400 and Submission.objects.count() == 0
-    assert re.search(r'class="field has-error[^"]*" id="field-late_reason"', html(response))
+    assert re.search(r'class="field has-error[^"]*" id="field-submission-late_reason"', html(response))
 
     data.update(late_reason="报告人补充资料延迟", otp_code=next_code(users["pv"]))
     assert pv.post(reverse("safety:case-submission", args=[case.pk]), data).status_code == 302

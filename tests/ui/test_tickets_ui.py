@@ -298,7 +298,7 @@ def test_steps_move_the_ticket_and_resolving_asks_for_a_summary(client_for, rais
     no_summary = client.post(url, {"to_status": "resolved", "version": ticket.version, "note": "已电话回复"})
     assert no_summary.status_code == 400
     page = no_summary.content.decode()
-    assert "Summarise how the request was resolved." in _section(page, 'id="field-resolution_summary"')
+    assert "Summarise how the request was resolved." in _section(page, 'id="field-resolve-resolution_summary"')
     assert "已电话回复" in page
     done = client.post(url, {"to_status": "resolved", "version": ticket.version, "resolution_summary": "已说明用法",
                                 "root_cause": "usage"})
@@ -331,7 +331,7 @@ def test_a_conflict_keeps_the_input_and_the_second_try_applies_it(client_for, us
     assert response.status_code == 409
     page = response.content.decode()
     assert "Someone else changed this ticket" in page
-    assert "已告知正确剂量" in _section(page, 'id="field-resolution_summary"')
+    assert "已告知正确剂量" in _section(page, 'id="field-resolve-resolution_summary"')
     current = Ticket.objects.get(pk=ticket.pk)
     assert current.status == Status.IN_PROGRESS
     assert f'name="version" value="{current.version}"' in page.split('id="resolve"')[1]

@@ -23,6 +23,14 @@ register = template.Library()
 
 
 @register.filter
+def field_key(field) -> str:
+    """What a field's wrapper and error ids are made of (field-<key>, id_<key>_error): its name, or for a form given
+    its own ids (customers.forms.OwnIdsMixin: several forms on one page) its id without the "id_"."""
+    auto = field.auto_id
+    return auto.removeprefix("id_") if auto else field.html_name
+
+
+@register.filter
 def masked_phone(value: str) -> str:
     """A phone number as lists and search results show it: never in clear."""
     return MASKERS["mobile"](value) if value else ""
