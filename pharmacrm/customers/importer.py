@@ -1847,6 +1847,8 @@ class Run:
         self.preview: list[dict] = []
         self.seen = SeenKeys()  # digest of a key (external id, credit code …) → first row
         self.pending: dict[str, int] = {}  # keys of institutions new in this run → id (0 in a dry run)
+        # names (_name_key) that two institutions new in this run share: 上级机构 by that name is ambiguous
+        self.pending_ambiguous: set[str] = set()
         self.regions = Regions() if self.model is Institution else None
         self.institution_ids: dict[str, int] = {}  # reference as written → institution id
         self.institution_kinds: dict[int, str] = {}  # parent institution id → its type
@@ -2227,14 +2229,53 @@ def _resolve_institution_refs(run: Run, items: list[Item]) -> None:
             ref = it.refs["parent"]
             if {ref, ref.upper()} & earlier or ref in run.pending or ref.upper() in run.pending:
                 it.pending_parent = ref
+            elif _name_key(ref) in run.pending_ambiguous:
+                it.fail("parent", "institution_ambiguous", value=ref[:100])
+            elif _name_key(ref) in earlier or _name_key(ref) in run.pending:  # by the name of an earlier row
+                it.pending_parent = ref
             else:
                 it.fail("parent", "institution_not_found", value=ref[:100])
         if not it.errors:
             keys = [k for k in (it.values.get("credit_code"), it.values.get("external_id")) if k]
+            if it.values.get("name"):
+                name = _name_key(it.values["name"])
+                if name in earlier or name in run.pending:  # two rows of the file give one name
+                    run.pending_ambiguous.add(name)
+                keys.append(name)
             earlier.update(keys)
             run.pending_kinds.update(dict.fromkeys(keys, it.values.get("kind") or ""))
             run.pending_regions.update(dict.fromkeys(keys, it.values.get("region_id")))
     _resolve_users_teams(run, items)
+
+
+def _name_key(name: str) -> str:
+    """The key under which an institution new in this import is found by its name (as the name lookup compares
+    names: 北京協和醫院 is 北京协和医院); it cannot be a credit code, external id or internal code."""
+    return "\x00name:" + normalise.name(name)
+
+
+def _pending(mapping: dict, ref: str):
+    """What `mapping` holds for the institution new in this import that 上级机构 `ref` names: by a key as written
+    or in capitals (credit codes and internal codes), else by its name."""
+    for key in (ref, ref.upper(), _name_key(ref)):
+        if key in mapping:
+            return mapping[key]
+    return None
+
+
+def _check_parent_names(run: Run, items: list[Item]) -> None:
+    """上级机构 by a name that a stored institution and an institution new in this import (an earlier row) share is
+    ambiguous, as two stored institutions of that name are: the row is refused rather than placed under either."""
+    new: set[str] = set()
+    for it in items:
+        ref, pk = it.refs.get("parent"), it.values.get("parent_id")
+        if ref and pk and not it.errors and not it.pending_parent:
+            key = _name_key(ref)
+            by_name = normalise.name(run.parent_regions.get(pk, (None, ""))[1]) == normalise.name(ref)
+            if by_name and (key in new or run.pending.get(key, pk) != pk):
+                it.fail("parent", "institution_ambiguous", value=ref[:100])
+        if it.existing is None and it.values.get("name") and not it.errors:
+            new.add(_name_key(it.values["name"]))
 
 
 def _resolve_departments(run: Run, items: list[Item]) -> None:
@@ -2538,7 +2579,7 @@ def _check_department_parent(run: Run, it: Item) -> None:
     """A department's parent given in this row is a hospital (services.clean_institution's rule)."""
     if it.pending_parent:
         ref = it.pending_parent
-        kind = run.pending_kinds.get(ref) or run.pending_kinds.get(ref.upper())
+        kind = _pending(run.pending_kinds, ref) or None
     elif it.values.get("parent_id"):
         kind = run.institution_kinds.get(it.values["parent_id"])
     else:
@@ -2550,7 +2591,7 @@ def _check_department_parent(run: Run, it: Item) -> None:
 def _parent_region(run: Run, parent: int | str) -> tuple[str | None, str]:
     """A parent's region and name: as stored, or as an earlier row of the file gives it (`parent` its key there)."""
     if isinstance(parent, str):  # a new row's key, as 上级机构 wrote it
-        return run.pending_regions.get(parent) or run.pending_regions.get(parent.upper()), parent
+        return _pending(run.pending_regions, parent), parent
     if parent not in run.parent_regions:  # a department's own parent, not named in the row
         run.parent_regions[parent] = Institution.objects.filter(pk=parent).values_list("region_id", "name").first()
     return run.parent_regions[parent] or (None, "")
@@ -2847,7 +2888,10 @@ def _create(run: Run, items: list[Item]) -> None:
         insert_rows(through._meta.db_table, [own.column, through._meta.get_field("tag").column], links)
     if model is Institution:
         for it in items:
-            for key in (it.values.get("credit_code"), it.values.get("external_id"), it.values["code"]):
+            name = _name_key(it.values["name"]) if it.values.get("name") else ""
+            if name and run.pending.get(name, ids[it.values["code"]]) != ids[it.values["code"]]:
+                run.pending_ambiguous.add(name)  # a second new institution of that name
+            for key in (it.values.get("credit_code"), it.values.get("external_id"), it.values["code"], name):
                 if key:
                     run.pending[key] = ids[it.values["code"]]
                     run.pending_kinds[key] = it.values.get("kind") or ""
@@ -2887,8 +2931,7 @@ def _create_in_levels(run: Run, items: list[Item]) -> None:
 
 
 def _pending_id(run: Run, it: Item) -> int | None:
-    ref = it.pending_parent
-    return run.pending.get(ref) or run.pending.get(ref.upper()) or None
+    return _pending(run.pending, it.pending_parent) or None
 
 
 def _update(run: Run, items: list[Item], careful: bool = False) -> None:
@@ -3016,6 +3059,8 @@ def _prepare(run: Run, raw_rows: list[tuple[int, list[str], int]]) -> list[Item]
     else:
         _resolve_institution_refs(run, items)
     _match_existing(run, [it for it in items if not it.errors])
+    if run.model is Institution:
+        _check_parent_names(run, items)
     if run.model is Person:
         _resolve_departments(run, [it for it in items if not it.errors])
         _load_regions(run, [it for it in items if not it.errors])
@@ -3039,9 +3084,12 @@ def _prepare(run: Run, raw_rows: list[tuple[int, list[str], int]]) -> list[Item]
         elif it.action == "unchanged":
             run.counts.unchanged += 1
         elif it.action == "create" and run.model is Institution and not run.write:
-            for key in (it.values.get("credit_code"), it.values.get("external_id")):
+            name = _name_key(it.values["name"]) if it.values.get("name") else ""
+            if name and name in run.pending:
+                run.pending_ambiguous.add(name)  # a second new institution of that name
+            for key in (it.values.get("credit_code"), it.values.get("external_id"), name):
                 if key:
-                    run.pending[key] = 0  # a later row may name it as its parent
+                    run.pending[key] = 0  # a later row may name it (or its name) as its parent
                     run.pending_kinds[key] = it.values.get("kind") or ""
                     run.pending_regions[key] = it.values.get("region_id")
         run.add_preview(it)

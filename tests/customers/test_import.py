@@ -614,3 +614,32 @@ def test_a_team_named_in_traditional_characters_is_found(users, team_north, xieh
     job = importer.import_file(str(path), "people", users["admin"], mode="all")
     assert (job.status, job.errors) == ("done", [])
     assert Person.objects.get(name="刘洋").team == team_north
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_department_names_a_hospital_created_earlier_in_the_file_as_its_parent(users, tmp_path, dry_run):
+    """QA: a hospital row with no codes, then a department whose 上级机构 gives that hospital's name: the dry run said
+    no institution has that name (it worked by external id). The name finds the hospital the earlier row creates;
+    a name two institutions share (a stored one and one of the file, or two of the file) is refused as ambiguous."""
+    from pharmacrm.customers import services
+
+    services.create_institution(users["admin"], {"name": "南山人民医院", "kind": "hospital"})
+    content = "\n".join([
+        "机构名称,机构类型,省,市,区县,上级机构",
+        "朝阳新区医院,医院,北京,北京市,朝阳区,",
+        "心内科,科室,,,,朝阳新区医院",
+        "南山人民医院,医院,广东省,深圳市,南山区,",
+        "骨科,科室,,,,南山人民医院",
+        "双名医院,医院,北京,北京市,海淀区,",
+        "双名医院,医院,上海市,上海市,徐汇区,",
+        "眼科,科室,,,,双名医院",
+    ]).encode()  # fmt: skip
+    job = importer.import_file(write_file(tmp_path, "i.csv", content), "institutions", users["admin"],
+                               mode="good", dry_run=dry_run)  # fmt: skip
+    assert [(e["row"], e["column"], e["code"]) for e in job.errors] == [
+        (5, "上级机构", "institution_ambiguous"), (8, "上级机构", "institution_ambiguous")]  # fmt: skip
+    assert job.created_count == 5
+    if not dry_run:
+        dept = Institution.objects.get(name="心内科")
+        assert (dept.parent.name, dept.region_id) == ("朝阳新区医院", "110105")
+        assert not Institution.objects.filter(name__in=["骨科", "眼科"]).exists()
