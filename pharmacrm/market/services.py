@@ -23,6 +23,7 @@ from pharmacrm.customers.models import Institution, Region
 from pharmacrm.customers.normalise import clean_text, visible
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.sales.models import MonthlyRollup
+from pharmacrm.sales.services import last_months
 from pharmacrm.servicedesk.models import Product
 
 from .models import (
@@ -383,14 +384,9 @@ def current_presence(qs=None):
 
 
 def window(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
-    """The 12 whole months before the current one: [first day, first day of the current month)."""
-    today = today or timezone.localdate()
-    end = today.replace(day=1)
-    year, month = end.year, end.month - MONTHS
-    while month < 1:
-        month += 12
-        year -= 1
-    return dt.date(year, month, 1), end
+    """The 12 whole months before the current one: [first day, first day of the current month), as every "last 12
+    months" figure reads them (sales.services.last_months: the purchases block beside this one gives the same sum)."""
+    return last_months(MONTHS, today)
 
 
 @dataclass

@@ -314,7 +314,7 @@ class CustomerPurchasesView(APIView):
     @extend_schema(
         tags=["purchases"], parameters=[CUSTOMER_PK],
         responses={200: PurchasesSerializer, 404: OpenApiResponse(description="No such customer in your scope.")},
-        description="The last 24 months (oldest first, empty months included), the last 12 months' totals, and "
+        description="The last 24 months (oldest first, empty months included), the totals of the 12 whole months before the current one, and "
         "the credit status: share paid on time, average days late, arrears, overdue and ageing buckets.",
     )  # fmt: skip
     def get(self, request, pk: int):

@@ -183,11 +183,20 @@ def credit(institution_id: int, today: dt.date | None = None, window_months: int
     return c
 
 
-def totals(institution_id: int, months: int = 12, today: dt.date | None = None) -> dict:
-    """Amount, orders and lines over the last `months` months, from rollups."""
+def last_months(months: int = 12, today: dt.date | None = None) -> tuple[dt.date, dt.date]:
+    """What every "last 12 months" figure covers (the purchases block, the market share, the key-account page, the
+    API): the `months` whole months before the current one, as [first day, first day of the current month). The
+    month under way is left out, so that a figure does not move with the day of the month and a year's purchases
+    stand beside a yearly estimate (the market share) as they are; the loyalty level, churn and CLV read the same."""
     today = today or timezone.localdate()
+    return month_start(today, months), month_start(today)
+
+
+def totals(institution_id: int, months: int = 12, today: dt.date | None = None) -> dict:
+    """Amount, orders and lines over the last `months` whole months (`last_months`), from rollups."""
+    start, end = last_months(months, today)
     agg = MonthlyRollup.objects.filter(
-        institution_id=institution_id, month__gte=month_start(today, months - 1)
+        institution_id=institution_id, month__gte=start, month__lt=end
     ).aggregate(amount=Sum("amount_fen"), orders=Sum("orders"), lines=Sum("lines"))
     return {"amount": yuan(agg["amount"]), "orders": int(agg["orders"] or 0), "lines": int(agg["lines"] or 0)}
 

@@ -118,6 +118,18 @@ def test_the_briefs_amounts_are_written_as_money_in_every_language(world, client
     assert "¥36,000.50" in page
 
 
+def test_the_customer_360_gives_one_last_12_months_figure_in_the_purchases_and_the_market_blocks(world, client_for):
+    """QA: the purchases block counted the calendar months including the current one (¥1,192,504.50), the market
+    block the 12 whole months before it (¥1,223,679.50), both "last 12 months". Both read the 12 whole months: the
+    month under way (¥99,000 here) and the month before the window are left out of either."""
+    pk = world["xiehe"].pk
+    MonthlyRollup.objects.filter(institution_id=pk).update(orders=1, lines=1)  # the purchases block draws months with lines
+    purchases = client_for("kam").get(f"/sales/customers/{pk}/purchases/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    market = client_for("kam").get(f"/market/customer/{pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'data-total="amount">¥36,000.00<' in purchases and 'data-total="orders">3<' in purchases
+    assert 'id="market-ours">¥36,000.00<' in market
+
+
 def test_the_brief_costs_the_same_queries_however_much_is_recorded(world, client_for):
     c = client_for("manager")
     url = f"/market/customer/{world['xiehe'].pk}/"

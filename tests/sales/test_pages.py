@@ -21,7 +21,8 @@ IMPORTERS = {"admin", "manager"}
 @pytest.fixture
 def purchases(run_import, xiehe, huashan):
     """Recent lines: 协和 (Beijing, in the rep's territory) and 华山 (Shanghai, outside it)."""
-    day, later = today_minus(40), today_minus(10)
+    # both before the current month whatever today is: the 12-month totals count whole months only
+    day, later = today_minus(40), today_minus(33)
     job = run_import([
         line("BJ-100", 1, day, xiehe, "P1", 10, "1234.50", payment_due=today_minus(20), batch_number="LOT-A"),
         line("BJ-100", 2, day, xiehe, "P2", 2, "10", payment_due=today_minus(20), paid_date=today_minus(25)),
@@ -65,7 +66,7 @@ def test_amounts_show_in_yuan_with_thousands_separators(client_for, purchases):
 )
 def test_the_filters_narrow_the_list(client_for, purchases, query, shown):
     _xiehe, huashan = purchases
-    query = query.format(huashan=huashan.pk, later=today_minus(10), day=today_minus(40))
+    query = query.format(huashan=huashan.pk, later=today_minus(33), day=today_minus(40))
 
     page = client_for("manager").get(f"/sales/orders/?{query}").content.decode()
 
