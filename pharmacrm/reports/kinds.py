@@ -24,6 +24,10 @@ class Kind:
     filename: Callable  # filename() -> the export's name in the reader's language ("服务绩效")
     page: str  # the page's url name
     by_team: bool = False  # a subscription may be for one team's figures
+    # counted as of the day it is made, whatever the period: a report that cannot be counted as of a past day (the
+    # key-account progress report lists the accounts and their plans as they stand) is mailed as of that day, and
+    # says so, never under the title of the period before
+    snapshot: bool = False
 
     def teams(self, user):
         """The teams the user may choose for this report (none for a report without teams)."""
@@ -100,7 +104,7 @@ KINDS: dict[str, Kind] = {
     Report.SALES_ATTAINMENT: Kind(Report.SALES_ATTAINMENT, _attainment_may, _attainment,
                                   lambda: _("Sales attainment"), "sales:targets"),
     Report.KEYACCOUNT_PROGRESS: Kind(Report.KEYACCOUNT_PROGRESS, _keyaccounts_may, _keyaccounts,
-                                     lambda: _("Key-account progress report"), "keyaccounts:home"),
+                                     lambda: _("Key-account progress report"), "keyaccounts:home", snapshot=True),
 }  # fmt: skip
 
 

@@ -204,12 +204,20 @@ def _language(user) -> str:
     return getattr(user, "language", "") or settings.LANGUAGE_CODE
 
 
+def _today() -> dt.date:
+    """The Beijing day a workbook is counted on (a snapshot report is as of it)."""
+    return timezone.localtime(timezone.now(), LOCAL).date()
+
+
 def build(sub: ReportSubscription, period: Period, now: dt.datetime) -> tuple[str, bytes]:
-    """(file name, workbook) as the subscriber would export it now, in their language."""
+    """(file name, workbook) as the subscriber would export it now, in their language. A snapshot report is named by
+    the day it is as of, not by the period (Kind.snapshot)."""
     kind = KINDS[sub.report]
     with translation.override(_language(sub.user)):
         content = kind.build(sub.user, period, sub.team)
         label = "-".join(kind.filename().split())
+    if kind.snapshot:
+        return f"{label}-{_today():%Y%m%d}.xlsx", content
     stamp = timezone.localtime(now, LOCAL).strftime("%Y%m%d")
     return f"{label}-{period.key}-{stamp}.xlsx", content
 
@@ -230,14 +238,21 @@ def mail(sub: ReportSubscription, period: Period, filename: str, content: bytes)
     kind = KINDS[sub.report]
     with translation.override(_language(sub.user)):
         name = kind.filename()
-        subject = _("%(report)s %(period)s (scheduled report)") % {"report": name, "period": period.key}
-        body = _(
-            "Attached: %(report)s for %(period)s, counted on %(date)s with what your account may see.\n\n"
-            "The page: %(page)s\nYour scheduled reports (change or stop them): %(manage)s\n"
-        ) % {
-            "report": name, "period": period.key, "date": timezone.localtime(timezone.now(), LOCAL).date().isoformat(),
-            "page": _absolute(reverse(kind.page)), "manage": _absolute(reverse("reports:subscriptions")),
-        }  # fmt: skip
+        values = {"report": name, "period": period.key, "date": _today().isoformat(),
+                  "page": _absolute(reverse(kind.page)), "manage": _absolute(reverse("reports:subscriptions"))}  # fmt: skip
+        if kind.snapshot:  # as it stands today: titled by that day, not by the period it was mailed after
+            subject = _("%(report)s as of %(date)s (scheduled report)") % values
+            body = _(
+                "Attached: %(report)s as of %(date)s, with what your account may see. It cannot be counted as of a "
+                "past day, so it is as of the day it is sent, not as of the end of %(period)s.\n\n"
+                "The page: %(page)s\nYour scheduled reports (change or stop them): %(manage)s\n"
+            ) % values
+        else:
+            subject = _("%(report)s %(period)s (scheduled report)") % values
+            body = _(
+                "Attached: %(report)s for %(period)s, counted on %(date)s with what your account may see.\n\n"
+                "The page: %(page)s\nYour scheduled reports (change or stop them): %(manage)s\n"
+            ) % values
     sender = getattr(settings, "NOTIFY_MAIL_FROM", "") or settings.DEFAULT_FROM_EMAIL
     message = EmailMessage(
         subject=subject, body=body, from_email=sender, to=[sub.user.email.strip()],
@@ -292,8 +307,9 @@ def run(pk: int, now: dt.datetime | None = None) -> str:
     with transaction.atomic():
         _finish(sub, now, attempts=0, last_error="", last_period=period.key, last_sent_at=now,
                 next_run_at=next_run(sub.frequency, now))  # fmt: skip
+        as_of = {"as_of": _today().isoformat()} if KINDS[sub.report].snapshot else {}  # not the period's figures
         audit.record(A.EXPORT, sub, user=user, format="XLSX", channel="mail", report=sub.report, period=period.key,
-                     recipient=normalise.mask_addresses(user.email))  # fmt: skip
+                     recipient=normalise.mask_addresses(user.email), **as_of)  # fmt: skip
     return "sent"
 
 

@@ -30,6 +30,7 @@ def _context(request, form) -> dict:
     for sub in subs:
         kind = KINDS.get(sub.report)
         sub.label = kind.filename() if kind else sub.report
+        sub.snapshot = bool(kind and kind.snapshot)  # as of the day it is sent: no period to name
     return {"form": form, "subscriptions": subs, "offered": bool(offered(user)), "read_only": access.read_only(user),
             "has_email": bool((user.email or "").strip())}  # fmt: skip
 

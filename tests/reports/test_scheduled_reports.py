@@ -400,3 +400,32 @@ def test_how_often_a_report_is_mailed_is_not_called_a_doses_frequency(client_for
 
     with translation.override(lang):
         assert dosing not in str(ReportSubscription._meta.get_field("frequency").verbose_name)
+
+
+def test_the_key_account_progress_report_is_titled_by_the_day_it_is_as_of_not_by_the_period(
+    client_for, users, manager, inbox
+):
+    """QA: "Mail the last period now" mailed the key-account progress report titled 2026-Q3, but its workbook was as
+    of the day it was sent (it lists the accounts and their plans as they stand, an account listed in Q4 too): it
+    cannot be counted as of a past day, so its subject, file name and text say the day it is as of."""
+    from pharmacrm.reports.services import _today
+
+    manager.language = "en"
+    manager.save()
+    sub = services.subscribe(manager, {"report": "keyaccount_progress", "frequency": "quarter"}, now=bj(2026, 9, 20))
+    assert services.send_due(bj(2026, 10, 1, 8, 5)) == 1  # after 2026-Q3
+    [message] = inbox.messages(INBOX)
+    today = _today().isoformat()
+    assert message["Subject"] == f"Key-account progress report as of {today} (scheduled report)"
+    assert "Q3" not in message["Subject"]
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_filename() == f"Key-account-progress-report-{today.replace('-', '')}.xlsx"
+    body = message.get_body(preferencelist=("plain",)).get_content()
+    assert f"as of {today}" in body and "not as of the end of 2026-Q3" in body
+    entry = AuditEntry.objects.filter(action=AuditEntry.Action.EXPORT, actor=manager).latest("seq")
+    assert (entry.extra["period"], entry.extra["as_of"]) == ("2026-Q3", today)
+    # the page: no period beside the last mail, and the button says what it mails
+    html = client_for("manager").get(reverse("reports:subscriptions"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Mail it now, as of today" in html and "2026-Q3" not in html
+    sub.refresh_from_db()
+    assert sub.last_sent_at is not None

@@ -197,6 +197,7 @@ AUDIT_KEYS = {
     "repeated_from": gettext_lazy("Repeats the campaign"),
     "next_period": gettext_lazy("Next period"),
     "recipient": gettext_lazy("Mailed to"),  # a scheduled report's address, masked
+    "as_of": gettext_lazy("As of"),  # the day a scheduled snapshot report (key-account progress) was counted on
     "received_at": gettext_lazy("Received"),
     "reencrypted": gettext_lazy("Values re-encrypted"),
     "reopened": gettext_lazy("Tasks reopened"),
