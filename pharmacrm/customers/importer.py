@@ -1517,7 +1517,7 @@ class Item:
     """One data row on its way through a chunk."""
 
     __slots__ = ("row", "sheet", "raw", "values", "refs", "keys", "errors", "tags", "existing", "action", "changes",
-                 "pending_parent", "terms", "row_params", "before", "province_before")  # fmt: skip
+                 "pending_parent", "terms", "row_params", "before", "province_before", "name_key")  # fmt: skip
 
     def __init__(self, row: int, raw: dict[str, str], sheet: int = 0):
         self.row, self.raw = row, raw
@@ -1535,6 +1535,8 @@ class Item:
         self.row_params: list | None = None
         self.before: dict | None = None  # the existing customer's fields before an update
         self.province_before = ""  # and its province (derived: not among the fields)
+        self.name_key: str | None = None  # _row_name_key's, worked out once
+
 
     def fail(self, key: str, code: str, **params) -> None:
         self.errors.append((key, code, params))
@@ -2237,8 +2239,8 @@ def _resolve_institution_refs(run: Run, items: list[Item]) -> None:
                 it.fail("parent", "institution_not_found", value=ref[:100])
         if not it.errors:
             keys = [k for k in (it.values.get("credit_code"), it.values.get("external_id")) if k]
-            if it.values.get("name"):
-                name = _name_key(it.values["name"])
+            name = _row_name_key(run, it)
+            if name:
                 if name in earlier or name in run.pending:  # two rows of the file give one name
                     run.pending_ambiguous.add(name)
                 keys.append(name)
@@ -2252,6 +2254,14 @@ def _name_key(name: str) -> str:
     """The key under which an institution new in this import is found by its name (as the name lookup compares
     names: 北京協和醫院 is 北京协和医院); it cannot be a credit code, external id or internal code."""
     return "\x00name:" + normalise.name(name)
+
+
+def _row_name_key(run: Run, it: Item) -> str:
+    """The key a new institution of this row is found by when a later row's 上级机构 gives its name; "" when the file
+    has no 上级机构 column (no row can name it: the name is not normalised for nothing, the bench's files)."""
+    if it.name_key is None:
+        it.name_key = _name_key(it.values["name"]) if it.values.get("name") and "parent" in run.headers else ""
+    return it.name_key
 
 
 def _pending(mapping: dict, ref: str):
@@ -2271,11 +2281,11 @@ def _check_parent_names(run: Run, items: list[Item]) -> None:
         ref, pk = it.refs.get("parent"), it.values.get("parent_id")
         if ref and pk and not it.errors and not it.pending_parent:
             key = _name_key(ref)
-            by_name = normalise.name(run.parent_regions.get(pk, (None, ""))[1]) == normalise.name(ref)
-            if by_name and (key in new or run.pending.get(key, pk) != pk):
-                it.fail("parent", "institution_ambiguous", value=ref[:100])
-        if it.existing is None and it.values.get("name") and not it.errors:
-            new.add(_name_key(it.values["name"]))
+            if key in new or run.pending.get(key, pk) != pk:  # found by that name, not by a code?
+                if _name_key(run.parent_regions.get(pk, (None, ""))[1]) == key:
+                    it.fail("parent", "institution_ambiguous", value=ref[:100])
+        if it.existing is None and not it.errors:
+            new.add(_row_name_key(run, it))
 
 
 def _resolve_departments(run: Run, items: list[Item]) -> None:
@@ -2888,7 +2898,7 @@ def _create(run: Run, items: list[Item]) -> None:
         insert_rows(through._meta.db_table, [own.column, through._meta.get_field("tag").column], links)
     if model is Institution:
         for it in items:
-            name = _name_key(it.values["name"]) if it.values.get("name") else ""
+            name = _row_name_key(run, it)
             if name and run.pending.get(name, ids[it.values["code"]]) != ids[it.values["code"]]:
                 run.pending_ambiguous.add(name)  # a second new institution of that name
             for key in (it.values.get("credit_code"), it.values.get("external_id"), it.values["code"], name):
@@ -3059,7 +3069,7 @@ def _prepare(run: Run, raw_rows: list[tuple[int, list[str], int]]) -> list[Item]
     else:
         _resolve_institution_refs(run, items)
     _match_existing(run, [it for it in items if not it.errors])
-    if run.model is Institution:
+    if run.model is Institution and "parent" in run.headers:
         _check_parent_names(run, items)
     if run.model is Person:
         _resolve_departments(run, [it for it in items if not it.errors])
@@ -3084,7 +3094,7 @@ def _prepare(run: Run, raw_rows: list[tuple[int, list[str], int]]) -> list[Item]
         elif it.action == "unchanged":
             run.counts.unchanged += 1
         elif it.action == "create" and run.model is Institution and not run.write:
-            name = _name_key(it.values["name"]) if it.values.get("name") else ""
+            name = _row_name_key(run, it)
             if name and name in run.pending:
                 run.pending_ambiguous.add(name)  # a second new institution of that name
             for key in (it.values.get("credit_code"), it.values.get("external_id"), name):
