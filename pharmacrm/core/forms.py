@@ -15,6 +15,7 @@ from . import audit
 from .ids import is_id
 from .models import AuditEntry
 from .numbers import AMOUNT_MARKS, PERCENT_MARKS, typed_decimal, typed_share
+from .ordering import PinyinChoiceIterator
 from .signatures import one_time_code
 
 
@@ -27,6 +28,12 @@ class IdsChoiceField(forms.ModelMultipleChoiceField):
             if not is_id(pk):
                 raise ValidationError(self.error_messages["invalid_pk_value"], code="invalid_pk_value", params={"pk": pk})
         return super()._check_values(value)
+
+
+class PinyinIdsChoiceField(IdsChoiceField):
+    """A multiple choice of records by id (products, teams) offered in pinyin order (core.ordering)."""
+
+    iterator = PinyinChoiceIterator
 
 
 class TypedNumberField(forms.DecimalField):

@@ -18,6 +18,7 @@ from pharmacrm.core import access
 from pharmacrm.core.addresses import validate_address
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import Team, User
+from pharmacrm.core.ordering import PinyinModelChoiceField
 from pharmacrm.core.roles import MATRIX, Cap
 from pharmacrm.customers.forms import (
     ANY,
@@ -142,7 +143,7 @@ class IntakeForm(ServiceErrorsMixin, CustomerPickers, OnceTokenForm):
     )  # fmt: skip
     subject = forms.CharField(label=_("Subject"), max_length=200)
     description = forms.CharField(label=_("Description"), required=False, widget=forms.Textarea(attrs={"rows": 5}))
-    product = forms.ModelChoiceField(
+    product = PinyinModelChoiceField(
         label=_("Product"), queryset=Product.objects.none(), required=False, empty_label="—"
     )
     batch_number = forms.CharField(label=_("Batch / lot number"), required=False, max_length=40)
@@ -159,7 +160,7 @@ class IntakeForm(ServiceErrorsMixin, CustomerPickers, OnceTokenForm):
         label=_("Assignee"), queryset=User.objects.none(), required=False, empty_label="—",
         help_text=_("Empty: the assignment rules choose the team and the agent."),
     )  # fmt: skip
-    team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.none(), required=False, empty_label="—")
+    team = PinyinModelChoiceField(label=_("Team"), queryset=Team.objects.none(), required=False, empty_label="—")
 
     def __init__(self, *args, user, **kwargs):
         self.user = user
@@ -253,7 +254,7 @@ class PriorityForm(ServiceErrorsMixin, forms.Form):
 class AssignForm(OwnIdsMixin, ServiceErrorsMixin, forms.Form):
     ids = "assign"  # shown with the other forms on the ticket page
     assignee = forms.ModelChoiceField(label=_("Assignee"), queryset=User.objects.none(), required=False)
-    team = forms.ModelChoiceField(label=_("Team queue"), queryset=Team.objects.order_by("name"), required=False)
+    team = PinyinModelChoiceField(label=_("Team queue"), queryset=Team.objects.order_by("name"), required=False)
     version = forms.IntegerField(widget=forms.HiddenInput)
 
     def __init__(self, *args, **kwargs):

@@ -10,6 +10,7 @@ from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core import personal
 from pharmacrm.core.addresses import validate_address
+from pharmacrm.core.ordering import PinyinModelChoiceField
 from pharmacrm.customers.forms import OnceTokenForm, ServiceErrorsMixin
 
 from .choices import MessageKind
@@ -71,7 +72,7 @@ class TicketEditForm(ServiceErrorsMixin, CustomerPickers):
     category = forms.ModelChoiceField(
         label=_("Category"), queryset=TicketCategory.objects.none(), empty_label=None
     )
-    product = forms.ModelChoiceField(
+    product = PinyinModelChoiceField(
         label=_("Product"), queryset=Product.objects.none(), required=False, empty_label="—"
     )
     batch_number = forms.CharField(label=_("Batch / lot number"), max_length=40, required=False)

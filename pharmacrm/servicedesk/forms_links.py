@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from pharmacrm.core import crypto
 from pharmacrm.core.ids import id_set
 from pharmacrm.core.models import Team, User
+from pharmacrm.core.ordering import PinyinModelChoiceField
 from pharmacrm.customers import normalise
 from pharmacrm.customers.forms import BLANK, OnceTokenForm, ServiceErrorsMixin
 
@@ -149,7 +150,7 @@ class BulkForm(ServiceErrorsMixin, forms.Form):
 
     action = forms.ChoiceField(label=_("Action"), choices=BLANK + list(ACTIONS.items()))
     assignee = forms.ModelChoiceField(label=_("Assignee"), queryset=User.objects.none(), required=False)
-    team = forms.ModelChoiceField(label=_("Team queue"), queryset=Team.objects.none(), required=False)
+    team = PinyinModelChoiceField(label=_("Team queue"), queryset=Team.objects.none(), required=False)
     status = forms.ChoiceField(
         label=_("New status"), choices=BLANK + [(s.value, s.label) for s in SETTABLE_STATUSES], required=False
     )

@@ -10,6 +10,7 @@ from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core import wording
 from pharmacrm.core.addresses import validate_address
+from pharmacrm.core.ordering import PinyinModelChoiceField
 from pharmacrm.customers import normalise
 from pharmacrm.customers.forms import OnceTokenForm, ServiceErrorsMixin
 
@@ -48,7 +49,7 @@ class PublicTicketForm(ServiceErrorsMixin, forms.Form):
         empty_label="—",
         to_field_name="code",
     )
-    product = forms.ModelChoiceField(label=_("Product"), queryset=Product.objects.none(), required=False,
+    product = PinyinModelChoiceField(label=_("Product"), queryset=Product.objects.none(), required=False,
                                      empty_label="—")  # fmt: skip
     batch_number = forms.CharField(label=_("Batch / lot number"), required=False, max_length=40)
     subject = forms.CharField(label=_("Subject"), max_length=200)

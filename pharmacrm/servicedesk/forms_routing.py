@@ -8,8 +8,9 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from pharmacrm.core.forms import IdsChoiceField, TypedWholeNumberField
+from pharmacrm.core.forms import IdsChoiceField, PinyinIdsChoiceField, TypedWholeNumberField
 from pharmacrm.core.models import Region, Team
+from pharmacrm.core.ordering import PinyinModelChoiceField
 from pharmacrm.customers.choices import Tier
 from pharmacrm.customers.forms import ANY, OnceTokenForm, ServiceErrorsMixin
 
@@ -32,7 +33,7 @@ class FieldErrorsMixin(ServiceErrorsMixin):
 class RuleForm(FieldErrorsMixin, OnceTokenForm):  # its one-time token: the new form sent twice creates one rule
     version = forms.IntegerField(required=False, widget=forms.HiddenInput)  # the one loaded: a stale save is refused
     name = forms.CharField(label=_("Name"), max_length=100)
-    team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.none(), empty_label="—")
+    team = PinyinModelChoiceField(label=_("Team"), queryset=Team.objects.none(), empty_label="—")
     method = forms.ChoiceField(
         label=_("Method"), choices=AssignMethod.choices, initial=AssignMethod.LEAST_LOADED,
         help_text=_("How an agent of the team is chosen: in turn, the one with the fewest open tickets, or nobody "
@@ -42,7 +43,7 @@ class RuleForm(FieldErrorsMixin, OnceTokenForm):  # its one-time token: the new 
         label=_("Category"), queryset=categories(), required=False, empty_label=_("Any"),
         help_text=_("A parent category also covers its sub-categories."),
     )  # fmt: skip
-    product = forms.ModelChoiceField(
+    product = PinyinModelChoiceField(
         label=_("Product"), queryset=Product.objects.none(), required=False, empty_label=_("Any")
     )
     customer_tier = forms.ChoiceField(
@@ -105,7 +106,7 @@ class ProfileForm(FieldErrorsMixin, forms.Form):
         label=_("Skills"), queryset=categories(), required=False, widget=forms.CheckboxSelectMultiple,
         help_text=_("Categories this person handles; none means every category."),
     )  # fmt: skip
-    products = IdsChoiceField(
+    products = PinyinIdsChoiceField(
         label=_("Products"), queryset=Product.objects.none(), required=False, widget=forms.CheckboxSelectMultiple,
         help_text=_("Products this person knows; none means every product."),
     )  # fmt: skip
@@ -124,7 +125,7 @@ class OnDutyForm(forms.Form):
 
 
 class BoardFilterForm(forms.Form):
-    team = forms.ModelChoiceField(
+    team = PinyinModelChoiceField(
         label=_("Team"), queryset=Team.objects.none(), required=False, empty_label=_("All")
     )
 

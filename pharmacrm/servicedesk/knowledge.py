@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy
 from pharmacrm.core import access, audit
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.ordering import pinyin_sorted
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import normalise
 from pharmacrm.customers.services import ConflictError
@@ -87,12 +88,13 @@ def search_terms(q: str) -> list[str]:
 def products(user, *, q: str = "", include_inactive: bool = False):
     """Products the user may look up, searched by brand name, generic name, approval number or strength.
     Several words (“氨氯地平 5mg”, separated by spaces, ideographic ones too) must each be found; full-width
-    letters and digits, as a Chinese input method types them (“５ｍｇ”), count as ASCII."""
+    letters and digits, as a Chinese input method types them (“５ｍｇ”), count as ASCII. In pinyin order, as the
+    catalogue lists them (安心宁 before 宁咳): the catalogue is short, read whole and sorted here."""
     access.require(user, Cap.VIEW_TICKETS)
     qs = Product.objects.all()
     if not include_inactive:
         qs = qs.filter(active=True)
-    return search_products(qs, q).order_by("brand_name", "strength", "id")
+    return pinyin_sorted(search_products(qs, q).order_by("brand_name", "strength", "id"))
 
 
 def search_products(qs, q: str):

@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 
 from pharmacrm.core import audit, downloads
 from pharmacrm.core.models import AuditEntry, Region, Team
+from pharmacrm.core.ordering import PinyinModelChoiceField
 
 from . import complaints, performance
 from .choices import Impact
@@ -32,12 +33,12 @@ class ComplaintForm(PeriodField, forms.Form):
         label=gettext_lazy("Category"), queryset=TicketCategory.objects.none(), required=False,
         empty_label=gettext_lazy("All"),
     )  # fmt: skip
-    product = forms.ModelChoiceField(
+    product = PinyinModelChoiceField(
         label=gettext_lazy("Product"), queryset=Product.objects.none(), required=False, empty_label=gettext_lazy("All")
     )
     province = forms.ChoiceField(label=gettext_lazy("Province"), required=False)
     klass = forms.ChoiceField(label=gettext_lazy("Customer class"), required=False)
-    team = forms.ModelChoiceField(
+    team = PinyinModelChoiceField(
         label=gettext_lazy("Team"), queryset=Team.objects.none(), required=False, empty_label=gettext_lazy("All")
     )
 

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from pharmacrm.core import access, audit, downloads
 from pharmacrm.core.models import AuditEntry, Team
+from pharmacrm.core.ordering import PinyinModelChoiceField, pinyin_sorted
 from pharmacrm.core.roles import Cap
 
 from . import goals, performance, quality
@@ -32,7 +33,7 @@ A = AuditEntry.Action
 class PerformanceForm(PeriodField, forms.Form):
     period = forms.ChoiceField(label=gettext_lazy("Period"), required=False)
     group = forms.ChoiceField(label=gettext_lazy("Rows per"), required=False)
-    team = forms.ModelChoiceField(
+    team = PinyinModelChoiceField(
         label=gettext_lazy("Team"),
         queryset=Team.objects.none(),
         required=False,
@@ -238,7 +239,7 @@ def goals_page(request):
     change in between is refused (409) and shown, not overwritten."""
     access.require(request.user, Cap.MANAGE_SERVICE)
     team, team_error = _goals_team(request)
-    teams = Team.objects.order_by("name")
+    teams = pinyin_sorted(Team.objects.all())
     desk = goals.current() if team is not None else None
     context = {"teams": teams, "team": team, "team_error": team_error}
     if team_error:

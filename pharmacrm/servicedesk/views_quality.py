@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from pharmacrm.core import audit, downloads, personal
 from pharmacrm.core.form_saves import sent_again_after
 from pharmacrm.core.models import AuditEntry, Team
+from pharmacrm.core.ordering import PinyinModelChoiceField
 from pharmacrm.customers.forms import ServiceErrorsMixin
 from pharmacrm.customers.services import ConflictError
 
@@ -262,7 +263,7 @@ def decide_appeal(request, pk: int):
 
 class QualityFilterForm(PeriodField, forms.Form):
     period = forms.ChoiceField(label=gettext_lazy("Period"), required=False)
-    team = forms.ModelChoiceField(label=gettext_lazy("Team"), queryset=Team.objects.none(), required=False,
+    team = PinyinModelChoiceField(label=gettext_lazy("Team"), queryset=Team.objects.none(), required=False,
                                   empty_label=gettext_lazy("All"))  # fmt: skip
     show = forms.ChoiceField(
         label=gettext_lazy("Reviews"), required=False,
