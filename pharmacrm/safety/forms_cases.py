@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core.api_utils import TypedDateTimeFormField
 from pharmacrm.core.models import User
+from pharmacrm.core.ordering import PinyinModelChoiceField
 from pharmacrm.core.roles import Role
 from pharmacrm.customers.forms import OnceTokenForm, OwnIdsMixin, ServiceErrorsMixin
 from pharmacrm.servicedesk.models import Product
@@ -188,7 +189,7 @@ class CaseFieldsForm(ServiceErrorsMixin, forms.Form):
 
 class DrugForm(forms.Form):
     role = forms.ChoiceField(label=_("Role"), choices=DrugRole.choices, initial=DrugRole.SUSPECT)
-    product = forms.ModelChoiceField(label=_("Product"), queryset=Product.objects.none(), required=False,
+    product = PinyinModelChoiceField(label=_("Product"), queryset=Product.objects.none(), required=False,
                                      empty_label="—")  # fmt: skip
     brand_name = _text(_("Brand name"), 250)
     generic_name = _text(_("Generic name"), 250)
@@ -318,7 +319,7 @@ class NewCaseForm(ServiceErrorsMixin, OnceTokenForm):
     patient_birth_date = forms.DateField(label=_("Birth date"), required=False, widget=DATE_INPUT)
     drug_brand_name = _text(_("Suspect drug: brand name"), 250)
     drug_generic_name = _text(_("Suspect drug: generic name"), 250)
-    drug_product = forms.ModelChoiceField(label=_("Suspect drug: from the catalogue"), queryset=Product.objects.none(),
+    drug_product = PinyinModelChoiceField(label=_("Suspect drug: from the catalogue"), queryset=Product.objects.none(),
                                           required=False, empty_label="—")  # fmt: skip
     drug_batch = _text(_("Batch / lot"), 35)
     reaction_verbatim = _text(_("Reaction as reported"), 250, help_text=_("In the reporter's own words."))
@@ -457,7 +458,7 @@ class DayZeroForm(OwnIdsMixin, ServiceErrorsMixin, SignatureMixin):
 
 
 class QualityForm(ServiceErrorsMixin, forms.Form):
-    product = forms.ModelChoiceField(label=_("Product"), queryset=Product.objects.none(), required=False,
+    product = PinyinModelChoiceField(label=_("Product"), queryset=Product.objects.none(), required=False,
                                      empty_label="—")  # fmt: skip
     batch = _text(_("Batch / lot"), 35)
     expiry_date = forms.DateField(label=_("Expiry"), required=False, widget=DATE_INPUT)

@@ -11,6 +11,7 @@ from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core import builtin
 from pharmacrm.core.forms import TypedWholeNumberField
+from pharmacrm.core.ordering import PinyinModelChoiceField
 from pharmacrm.servicedesk.forms_routing import FieldErrorsMixin
 from pharmacrm.servicedesk.models import Product
 
@@ -66,7 +67,7 @@ class PeriodForm(forms.Form):
 
 class BatchTraceForm(forms.Form):
     batch = forms.CharField(label=_("Batch / lot"), max_length=40)
-    product = forms.ModelChoiceField(
+    product = PinyinModelChoiceField(
         label=_("Product"), queryset=Product.objects.order_by("brand_name", "strength"), required=False,
         empty_label=_("Any product"),
     )  # fmt: skip
