@@ -14,6 +14,7 @@ from django.utils.translation import pgettext_lazy
 from pharmacrm.core import access
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import Team
+from pharmacrm.core.ordering import PinyinModelChoiceField
 from pharmacrm.customers.choices import Source
 from pharmacrm.customers.forms import OnceTokenForm, _limit_picker, region_children
 from pharmacrm.customers.models import Institution, Person
@@ -41,13 +42,13 @@ def month_range(raw: str):
 class PipelineFilterForm(forms.Form):
     mine = forms.BooleanField(label=_("Only mine"), required=False)
     owner = forms.ModelChoiceField(label=_("Owner"), queryset=None, required=False, empty_label=_("Any"))
-    team = forms.ModelChoiceField(
+    team = PinyinModelChoiceField(
         label=_("Team"), queryset=Team.objects.none(), required=False, empty_label=_("Any")
     )
     stage = forms.ChoiceField(label=_("Stage"), choices=ANY + Opportunity.Stage.choices, required=False)
     close_month = forms.CharField(label=_("Close month"), max_length=7, required=False,
                                   widget=forms.TextInput(attrs={"placeholder": "2026-12", "inputmode": "numeric"}))  # fmt: skip
-    product = forms.ModelChoiceField(label=_("Product"), queryset=Product.objects.all(), required=False,
+    product = PinyinModelChoiceField(label=_("Product"), queryset=Product.objects.all(), required=False,
                                      empty_label=_("Any"))  # fmt: skip
     province = forms.ChoiceField(label=_("Province"), choices=(), required=False)
     stale = forms.BooleanField(label=_("Stale only"), required=False)
@@ -125,7 +126,7 @@ class OpportunityForm(OnceTokenForm):
     contact = forms.ModelChoiceField(label=_("Contact person"), queryset=Person.objects.none(), required=False,
                                      empty_label="—")  # fmt: skip
     title = forms.CharField(label=pgettext_lazy("record title", "Title"), max_length=200)
-    product = forms.ModelChoiceField(label=_("Product"), queryset=Product.objects.filter(active=True), required=False,
+    product = PinyinModelChoiceField(label=_("Product"), queryset=Product.objects.filter(active=True), required=False,
                                      empty_label="—")  # fmt: skip
     amount_fen = AmountField(label=_("Expected amount (¥)"),
                              widget=forms.TextInput(attrs={"inputmode": "decimal"}))  # fmt: skip
@@ -135,7 +136,7 @@ class OpportunityForm(OnceTokenForm):
     )
     owner = forms.ModelChoiceField(label=_("Owner"), queryset=None, required=False,
                                    help_text=_("The customer's owner by default."))  # fmt: skip
-    team = forms.ModelChoiceField(label=_("Team"), queryset=Team.objects.all(), required=False,
+    team = PinyinModelChoiceField(label=_("Team"), queryset=Team.objects.all(), required=False,
                                   help_text=_("The customer's team by default."))  # fmt: skip
     source = forms.ChoiceField(
         label=_("Information source"), choices=[("", "—")] + Source.choices, required=False

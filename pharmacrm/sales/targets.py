@@ -34,6 +34,7 @@ from django.utils.translation import gettext as _
 
 from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry, Team, User
+from pharmacrm.core.ordering import pinyin_sorted
 from pharmacrm.core.roles import Cap, Role
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.servicedesk.performance import LOCAL, Period, current_period, parse_period, period_error  # noqa: F401
@@ -272,19 +273,19 @@ def report(user, period: Period, *, today: dt.date | None = None) -> Report:
     days, elapsed = elapsed_days(period, today)
     if scope.everything:
         person_q = team_q = None
-        teams = list(Team.objects.order_by("name"))
+        teams = pinyin_sorted(Team.objects.order_by("name"))
     elif scope.team_ids is not None:
         members = set(
             User.objects.filter(teams__in=scope.team_ids, is_active=True).values_list("pk", flat=True)
         )
         person_q = Q(institution__owner_id__in=members)
         team_q = Q(institution__team_id__in=scope.team_ids)
-        teams = list(Team.objects.filter(pk__in=scope.team_ids).order_by("name"))
+        teams = pinyin_sorted(Team.objects.filter(pk__in=scope.team_ids).order_by("name"))
     else:
         members = {user.pk}
         person_q = Q(institution__owner_id=user.pk)
         team_q = Q(institution__team_id__in=scope.own_team_ids)
-        teams = list(Team.objects.filter(pk__in=scope.own_team_ids).order_by("name"))
+        teams = pinyin_sorted(Team.objects.filter(pk__in=scope.own_team_ids).order_by("name"))
     by_owner = _sums("institution__owner_id", period, person_q)
     by_team = _sums("institution__team_id", period, team_q)
     wanted = (
@@ -458,7 +459,7 @@ def grid_subjects(year: int) -> tuple[list[User], list[Team]]:
         .filter(Q(groups__name=Role.REP.value) | Q(pk__in=with_targets) | Q(pk__in=owners))
         .distinct().order_by("username")
     )  # fmt: skip
-    return people, list(Team.objects.order_by("name"))
+    return people, pinyin_sorted(Team.objects.order_by("name"))
 
 
 def grid_values(year: int) -> dict[tuple[str, int], SalesTarget]:

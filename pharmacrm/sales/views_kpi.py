@@ -21,6 +21,7 @@ from pharmacrm.core import audit, downloads, wording
 from pharmacrm.core.form_saves import create_once, sent_again
 from pharmacrm.core.ids import as_id, is_id
 from pharmacrm.core.models import AuditEntry, Team
+from pharmacrm.core.ordering import pinyin_sorted
 from pharmacrm.customers.forms import new_once_token, once_token
 from pharmacrm.customers.views import AlreadyCreated
 
@@ -91,7 +92,7 @@ def _filtered(request, scheme, period_key: str, scope):
         grade = ""
     rows = list(qs.select_related("user", "team").prefetch_related("teams"))
     for r in rows:
-        r.team_list = sorted(r.teams.all(), key=lambda t: (t.name, t.pk))
+        r.team_list = pinyin_sorted(r.teams.all())
         r.team_names = [t.shown_name for t in r.team_list]
     rows.sort(key=lambda r: (r.score is None, -(r.score or 0), r.user.display_name or r.user.username))
     return rows, {"team": team, "grade": grade}
@@ -150,8 +151,8 @@ def appraisal(request):
             rows=rows, filters=filters, teams=_team_rows(scheme, rows, _shown_teams(scope, filters))
             if scope.everything or scope.team_ids else [],
             periods=_period_keys(scheme.period_kind, period_key), grades=kpi.GRADES.items(),
-            team_choices=Team.objects.order_by("name") if scope.everything else
-            Team.objects.filter(pk__in=scope.team_ids or []).order_by("name"),
+            team_choices=pinyin_sorted(Team.objects.all() if scope.everything else
+                                       Team.objects.filter(pk__in=scope.team_ids or [])),
             finalised=Appraisal.Status.FINAL in status, drafts=Appraisal.Status.DRAFT in status,
             stamp=kpi.stamp(scheme, period_key), query=urlencode({"scheme": scheme.pk, "period": period_key}),
         )  # fmt: skip
@@ -269,7 +270,7 @@ def appraisal_detail(request, pk: int):
             return redirect("sales:appraisal-detail", pk=pk)
     return render(request, "sales/appraisal_detail.html", {
         "result": result, "components": component_rows(result),
-        "team_names": [t.shown_name for t in sorted(result.teams.all(), key=lambda t: (t.name, t.pk))], "grade_label": kpi.grade_label(result.grade),
+        "team_names": [t.shown_name for t in pinyin_sorted(result.teams.all())], "grade_label": kpi.grade_label(result.grade),
         "person": _person(result), "may_manage": kpi.may_manage(request.user), "error": error,
         "back": _back(result.scheme, result.period),
     }, status=status)  # fmt: skip
