@@ -10,6 +10,7 @@ from django.utils.translation import pgettext_lazy
 from pharmacrm.core import access
 from pharmacrm.core.forms import TypedWholeNumberField
 from pharmacrm.core.models import Team, User
+from pharmacrm.core.ordering import pinyin_sorted
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.forms import BLANK, OnceTokenForm, ServiceErrorsMixin, _limit_picker
 from pharmacrm.customers.models import Institution
@@ -61,7 +62,7 @@ class AgreementForm(Base, OnceTokenForm):
         chosen = self.data.get("institution") if self.is_bound else self.initial.get("institution")
         _limit_picker(self.fields["institution"], [chosen])
         self.fields["owner"].choices = _people(user)
-        self.fields["team"].choices = BLANK + [(str(t.pk), t.shown_name) for t in Team.objects.order_by("name")]
+        self.fields["team"].choices = BLANK + [(str(t.pk), t.shown_name) for t in pinyin_sorted(Team.objects.all())]
         if signed:  # a signed agreement's terms are fixed; only who looks after it may change
             for name in list(self.fields):
                 if name not in ("owner", "team"):

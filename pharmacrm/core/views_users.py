@@ -28,7 +28,7 @@ from pharmacrm.customers.views import AlreadyCreated, _created_with
 
 from . import access, services, signatures
 from .form_saves import create_once, sent_again
-from .forms import IdsChoiceField
+from .forms import PinyinIdsChoiceField
 from .middleware import needs_second_factor
 from .models import Region, Team, User
 from .roles import Cap, Role
@@ -118,8 +118,8 @@ class UserForm(OnceTokenForm):  # its one-time token: the new-user form sent twi
     )  # fmt: skip
     roles = forms.MultipleChoiceField(label=gettext_lazy("Roles"), choices=ROLE_CHOICES, required=False,
                                       widget=forms.CheckboxSelectMultiple)  # fmt: skip
-    teams = IdsChoiceField(label=gettext_lazy("Teams"), queryset=Team.objects.order_by("name"),
-                                           required=False, widget=forms.SelectMultiple(attrs={"size": 6}))  # fmt: skip
+    teams = PinyinIdsChoiceField(label=gettext_lazy("Teams"), queryset=Team.objects.order_by("name"),
+                                 required=False, widget=forms.SelectMultiple(attrs={"size": 6}))  # fmt: skip
     territory = RegionChoiceField(
         label=gettext_lazy("Personal territory"), queryset=Region.objects.none(), required=False,
         widget=forms.SelectMultiple(attrs={"size": 8}),

@@ -19,6 +19,7 @@ from pharmacrm.core.forms import TypedWholeNumberField
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import Region, Team, User, region_label
 from pharmacrm.core.numbers import typed_code
+from pharmacrm.core.ordering import PinyinModelChoiceField
 from pharmacrm.core.personal import FREE_TEXT_FIELDS, free_text, masks_free_text
 
 from . import normalise, search, services
@@ -226,7 +227,7 @@ class CustomerForm(ServiceErrorsMixin, OnceTokenForm):
     owner = forms.ModelChoiceField(
         label=_("Owner"), queryset=User.objects.none(), required=False, empty_label="—"
     )
-    team = forms.ModelChoiceField(
+    team = PinyinModelChoiceField(
         label=_("Team"), queryset=Team.objects.none(), required=False, empty_label="—"
     )
     source = forms.ChoiceField(label=_("Information source"), choices=BLANK + Source.choices, required=False)

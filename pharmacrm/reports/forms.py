@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core.models import Team
+from pharmacrm.core.ordering import PinyinModelChoiceField
 from pharmacrm.customers.forms import BLANK, OnceTokenForm, ServiceErrorsMixin
 
 from .kinds import offered
@@ -16,7 +17,7 @@ class SubscriptionForm(ServiceErrorsMixin, OnceTokenForm):  # its one-time token
     frequency = forms.ChoiceField(
         label=pgettext_lazy("report schedule", "Frequency"), choices=Frequency.choices, initial=Frequency.MONTH
     )
-    team = forms.ModelChoiceField(
+    team = PinyinModelChoiceField(
         label=_("Team"), queryset=Team.objects.none(), required=False, empty_label=_("All you may see"),
         help_text=_("Service performance and complaint analysis only."),
     )  # fmt: skip
