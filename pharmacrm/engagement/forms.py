@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from pharmacrm.core import access
 from pharmacrm.core.forms import TypedWholeNumberField
 from pharmacrm.core.ids import is_id
+from pharmacrm.core.ordering import PinyinModelChoiceField
 from pharmacrm.customers.forms import ANY, ServiceErrorsMixin, _limit_picker
 from pharmacrm.customers.models import Institution, Person
 from pharmacrm.servicedesk.forms import LOCAL_INPUT, CustomerPickers, _person_label
@@ -82,7 +83,7 @@ class InteractionForm(ServiceErrorsMixin, CustomerPickers):
         help_text=_("What the customer said. Any mention of a side effect or a quality problem is passed to "
                     "pharmacovigilance."),
     )  # fmt: skip
-    product = forms.ModelChoiceField(
+    product = PinyinModelChoiceField(
         label=_("Product"), queryset=Product.objects.none(), required=False, empty_label="—"
     )
     safety_relevant = forms.BooleanField(

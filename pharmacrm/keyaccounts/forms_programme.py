@@ -11,6 +11,7 @@ from django.utils.translation import pgettext_lazy
 from pharmacrm.core.forms import TypedWholeNumberField
 from pharmacrm.core.models import User
 from pharmacrm.core.numbers import PERCENT_MARKS
+from pharmacrm.core.ordering import PinyinModelChoiceField
 from pharmacrm.customers.forms import OnceTokenForm
 
 from .choices import Department, ItemStatus, MeetingCadence, Opinion, PlanArea, TeamRole, TrialStatus
@@ -308,7 +309,7 @@ class MeasureForm(ServiceErrorsMixin, forms.Form):
 
 
 class TrialForm(ServiceErrorsMixin, OnceTokenForm):  # a new one: its one-time token, the form sent twice records one
-    product = forms.ModelChoiceField(label=_("Product"), queryset=None, empty_label="—")
+    product = PinyinModelChoiceField(label=_("Product"), queryset=None, empty_label="—")
     offered_on = forms.DateField(label=_("Offered on"), required=False, widget=DATE_INPUT)
     notes = _text(_("Notes"), rows=2, required=False)
 
