@@ -9,6 +9,7 @@ from django.utils.translation import pgettext_lazy
 
 from pharmacrm.core import access
 from pharmacrm.core.ids import is_id
+from pharmacrm.core.ordering import pinyin_sorted
 from pharmacrm.customers.forms import BLANK, OnceTokenForm, ServiceErrorsMixin
 from pharmacrm.customers.models import Institution
 from pharmacrm.servicedesk.models import Product
@@ -37,12 +38,13 @@ class Base(ServiceErrorsMixin, forms.Form):
 
 
 def _products() -> list[tuple[str, str]]:
-    return [(str(p.pk), str(p)) for p in Product.objects.filter(active=True)]
+    return [(str(p.pk), str(p)) for p in pinyin_sorted(Product.objects.filter(active=True))]
 
 
 def _competitor_products() -> list[tuple[str, str]]:
-    return [(str(p.pk), f"{p.company.name} · {p}")
-            for p in CompetitorProduct.objects.filter(active=True).select_related("company")]  # fmt: skip
+    labelled = [(str(p.pk), f"{p.company.name} · {p}")
+                for p in CompetitorProduct.objects.filter(active=True).select_related("company")]  # fmt: skip
+    return pinyin_sorted(labelled, label=lambda choice: choice[1])
 
 
 class CompetitorForm(Base, OnceTokenForm):
