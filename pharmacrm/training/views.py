@@ -21,6 +21,7 @@ from pharmacrm.core import audit, downloads
 from pharmacrm.core.form_saves import SENT_AGAIN
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Team, User
+from pharmacrm.core.ordering import pinyin_sorted
 from pharmacrm.core.roles import Role
 from pharmacrm.customers.forms import new_once_token, once_token
 from pharmacrm.customers.services import ConflictError
@@ -79,11 +80,9 @@ def mine(request):
 @login_required
 @require_GET
 def course_list(request):
-    courses = (
-        training.courses_for(request.user)
-        .prefetch_related("questions")
-        .order_by("status", "category", "title")
-    )
+    # by status and category, then the titles in pinyin order (拼音排序), as every short list a user picks from
+    courses = training.courses_for(request.user).prefetch_related("questions").order_by("status", "category", "title")
+    courses = sorted(pinyin_sorted(courses), key=lambda c: (c.status, c.category))
     return render(request, "training/course_list.html", {
         "courses": courses, "may_manage": training.may_manage(request.user),
     })  # fmt: skip
@@ -103,7 +102,7 @@ def course_detail(request, pk: int):
     user = request.user
     context = {"course": course, "materials": course.materials.all(), "may_manage": training.may_manage(user),
                "questions": course.questions.count(), "roles": [Role(r).label for r in course.audience_roles],
-               "teams": course.audience_teams.order_by("name"), "material_token": new_once_token()}  # fmt: skip
+               "teams": pinyin_sorted(course.audience_teams.all()), "material_token": new_once_token()}  # fmt: skip
     people = None
     if training.may_see_figures(user):
         context["figures_scope"] = "all"
@@ -146,7 +145,7 @@ def _form_context(course: Course | None, data: dict | None = None, errors: dict 
             data["questions"] = training.questions_text(course)
             data["version"] = course.version
     return {"course": course, "data": data, "errors": errors or {}, "categories": Category.choices,
-            "statuses": CourseStatus.choices, "roles": Role.choices, "teams": Team.objects.order_by("name")}  # fmt: skip
+            "statuses": CourseStatus.choices, "roles": Role.choices, "teams": pinyin_sorted(Team.objects.all())}  # fmt: skip
 
 
 @login_required
@@ -257,7 +256,7 @@ def course_assign(request, pk: int):
     """Assign a published course by role, team or name with a due date."""
     training.require_manage(request.user)
     course = get_object_or_404(Course, pk=pk)
-    context = {"course": course, "roles": Role.choices, "teams": Team.objects.order_by("name"),
+    context = {"course": course, "roles": Role.choices, "teams": pinyin_sorted(Team.objects.all()),
                "people": User.objects.filter(is_active=True).order_by("username"), "errors": {},
                "data": {"roles": course.audience_roles,
                         "teams": [str(t) for t in course.audience_teams.values_list("id", flat=True)],
@@ -403,7 +402,7 @@ def results(request):
     scope = training.results_scope(request.user)
     team = _team(request, scope)
     m = training.matrix(request.user, team=team)
-    teams = Team.objects.order_by("name") if scope.everything else Team.objects.filter(pk__in=scope.team_ids)
+    teams = pinyin_sorted(Team.objects.all() if scope.everything else Team.objects.filter(pk__in=scope.team_ids))
     return render(request, "training/results.html", {"m": m, "team": team, "teams": teams})
 
 

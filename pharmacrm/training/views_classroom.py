@@ -21,6 +21,7 @@ from pharmacrm.core import audit, downloads
 from pharmacrm.core.form_saves import SENT_AGAIN, sent_again_after
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, User
+from pharmacrm.core.ordering import pinyin_sorted
 from pharmacrm.customers.forms import new_once_token, once_token
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.customers.views import AlreadyCreated, _create_once, _created_with
@@ -362,7 +363,7 @@ def certificate_list(request):
     params, qs, errors = _filtered(request)
     today = timezone.localdate()
     rows = [(c, classroom.CERT_STATE_LABELS[classroom.certificate_state(c, today)]) for c in qs[:PAGE_ROWS]] if qs is not None else []  # fmt: skip
-    courses = Course.objects.exclude(status=CourseStatus.DRAFT).order_by("title")
+    courses = pinyin_sorted(Course.objects.exclude(status=CourseStatus.DRAFT).order_by("title"))
     return render(request, "training/certificates.html", {
         "rows": rows, "params": params, "errors": errors, "courses": courses,
         "states": list(classroom.CERT_STATE_LABELS.items()), "query": request.GET.urlencode(),
