@@ -5,8 +5,6 @@ Transitions are actions. docs/cooperation.md."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import django_filters
 from django.db.models import Prefetch
 from django.http import Http404, HttpResponse
@@ -18,6 +16,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from pharmacrm.core import audit, personal, viewsets
+from pharmacrm.core.amendments import SignedTermFields
 from pharmacrm.core.api_schema import ERRORS, STALE, YUAN
 from pharmacrm.core.api_utils import (
     AmountField,
@@ -153,7 +152,7 @@ class CooperationAmendmentSerializer(Serializer):
         return personal.shown_fields(self.context, super().to_representation(instance), "cooperation.agreementamendment")
 
 
-class CooperationAgreementSerializer(Serializer):
+class CooperationAgreementSerializer(SignedTermFields, Serializer):
     id = serializers.IntegerField(read_only=True)
     number = serializers.CharField(read_only=True, help_text="HZ-YYYY-NNNN, per year, without gaps.")
     institution = serializers.IntegerField(source="institution_id", read_only=True)
@@ -175,8 +174,6 @@ class CooperationAgreementSerializer(Serializer):
     team = serializers.IntegerField(source="team_id", read_only=True, allow_null=True)
     renewal_notified_at = serializers.DateTimeField(read_only=True, allow_null=True)
     projects = serializers.SerializerMethodField()
-    signed_start_date = serializers.SerializerMethodField(help_text="The start as signed (before any amendment).")
-    signed_end_date = serializers.SerializerMethodField(help_text="The end as signed (before any amendment).")
     amendments = CooperationAmendmentSerializer(many=True, read_only=True,
                                                 help_text="The amendments of its term (补充协议), oldest first: "
                                                           "`start_date` and `end_date` are the latest one's.")  # fmt: skip
@@ -184,16 +181,6 @@ class CooperationAgreementSerializer(Serializer):
 
     def get_projects(self, obj) -> list[int]:
         return [p.pk for p in obj.projects.all()]
-
-    def _signed(self, obj) -> tuple:
-        first = next(iter(sorted(obj.amendments.all(), key=lambda a: a.sequence)), None)
-        return (first.previous_start, first.previous_end) if first else (obj.start_date, obj.end_date)
-
-    def get_signed_start_date(self, obj) -> dt.date:
-        return self._signed(obj)[0]
-
-    def get_signed_end_date(self, obj) -> dt.date:
-        return self._signed(obj)[1]
 
     def to_representation(self, instance):
         """The title, terms and payment terms with the contact details typed in them masked for a reader who sees

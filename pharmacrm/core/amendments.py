@@ -21,6 +21,7 @@ from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from rest_framework import serializers
 
 from . import audit, uploads
 from .models import AuditEntry
@@ -149,6 +150,24 @@ def attach_history(agreements) -> None:
         first = agreement.amendment_list[0] if agreement.amendment_list else None
         agreement.signed_start = first.previous_start if first else agreement.start_date
         agreement.signed_end = first.previous_end if first else agreement.end_date
+
+
+class SignedTermFields(serializers.Serializer):
+    """An agreement serializer's `signed_start_date` and `signed_end_date`: the term as signed (`signed_term`), read
+    from the agreement's prefetched `amendments` (no query per agreement)."""
+
+    signed_start_date = serializers.SerializerMethodField(help_text="The start as signed (before any amendment).")
+    signed_end_date = serializers.SerializerMethodField(help_text="The end as signed (before any amendment).")
+
+    def _signed(self, obj) -> tuple:
+        first = next(iter(sorted(obj.amendments.all(), key=lambda a: a.sequence)), None)
+        return (first.previous_start, first.previous_end) if first else (obj.start_date, obj.end_date)
+
+    def get_signed_start_date(self, obj) -> dt.date:
+        return self._signed(obj)[0]
+
+    def get_signed_end_date(self, obj) -> dt.date:
+        return self._signed(obj)[1]
 
 
 # --- recording -----------------------------------------------------------------------------------------------

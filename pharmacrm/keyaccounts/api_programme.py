@@ -5,7 +5,6 @@ ValidationErrors come back as JSON per field (a wrong one-time code under `otp_c
 
 from __future__ import annotations
 
-import datetime as dt
 from contextlib import contextmanager
 
 import django_filters
@@ -27,6 +26,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from pharmacrm.core import access, audit, personal, viewsets
+from pharmacrm.core.amendments import SignedTermFields
 from pharmacrm.core.api_utils import (
     MAX_INT32,
     DateField,
@@ -364,7 +364,7 @@ class AmendmentSerializer(ModelSerializer):
                                      "keyaccounts.agreementamendment")  # fmt: skip
 
 
-class AgreementSerializer(ModelSerializer):
+class AgreementSerializer(SignedTermFields, ModelSerializer):
     institution_name = serializers.CharField(source="account.institution.name", read_only=True)
     status = AgreementStatusField(read_only=True)
     outside_plan_validity = serializers.BooleanField(
@@ -372,8 +372,6 @@ class AgreementSerializer(ModelSerializer):
         help_text="The term starts before its plan's validity or runs past it (an agreement generated before the term "
         "rule): approve a new plan version whose validity covers the term.",
     )
-    signed_start_date = serializers.SerializerMethodField(help_text="The start as signed (before any amendment).")
-    signed_end_date = serializers.SerializerMethodField(help_text="The end as signed (before any amendment).")
     amendments = AmendmentSerializer(many=True, read_only=True,
                                      help_text="The amendments of its term (补充协议), oldest first: `start_date` and "
                                                "`end_date` are the latest one's.")  # fmt: skip
@@ -386,15 +384,6 @@ class AgreementSerializer(ModelSerializer):
                   "version"]  # fmt: skip
         read_only_fields = fields
 
-    def _signed(self, obj) -> tuple:
-        first = next(iter(sorted(obj.amendments.all(), key=lambda a: a.sequence)), None)
-        return (first.previous_start, first.previous_end) if first else (obj.start_date, obj.end_date)
-
-    def get_signed_start_date(self, obj) -> dt.date:
-        return self._signed(obj)[0]
-
-    def get_signed_end_date(self, obj) -> dt.date:
-        return self._signed(obj)[1]
 
 
 FIELD_ERRORS = OpenApiResponse(description="Messages per field, in the request's language (Accept-Language).")
