@@ -386,6 +386,24 @@ class AgreementSerializer(SignedTermFields, ModelSerializer):
 
 
 
+def _signed_copy_form(request, serializer_class):
+    """The request's form with its signed copy (services.SIGNED_COPY_MAX at most), valid or refused (400): a copy too
+    large is refused under `signed_copy` before the body is read when the request announces its size, and as soon as
+    the body passes the limit otherwise."""
+    from pharmacrm.customers.views_import import MULTIPART_OVERHEAD, SizeLimitHandler, content_length
+
+    too_large = {"signed_copy": [_("The file is too large; the limit is 20 MB.")]}
+    if content_length(request) > services.SIGNED_COPY_MAX + MULTIPART_OVERHEAD:
+        raise serializers.ValidationError(too_large)  # refused before the body is read
+    limiter = SizeLimitHandler(request, limit=services.SIGNED_COPY_MAX)
+    request.upload_handlers.insert(0, limiter)
+    form = serializer_class(data=request.data)
+    if limiter.too_large:
+        raise serializers.ValidationError(too_large)
+    form.is_valid(raise_exception=True)
+    return form
+
+
 FIELD_ERRORS = OpenApiResponse(description="Messages per field, in the request's language (Accept-Language).")
 NOT_YOURS = OpenApiResponse(description="Only the account's managers and project manager (reason in `detail`).")
 
@@ -861,18 +879,8 @@ class AgreementViewSet(mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
                                "amendment has its own (…/amendments/{sequence}/pdf/). Audited.")  # fmt: skip
     @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser, JSONParser])
     def amendments(self, request, pk=None):
-        from pharmacrm.customers.views_import import MULTIPART_OVERHEAD, SizeLimitHandler, content_length
-
         agreement = self.get_object()
-        too_large = {"signed_copy": [_("The file is too large; the limit is 20 MB.")]}
-        if content_length(request) > services.SIGNED_COPY_MAX + MULTIPART_OVERHEAD:
-            raise serializers.ValidationError(too_large)  # refused before the body is read
-        limiter = SizeLimitHandler(request, limit=services.SIGNED_COPY_MAX)
-        request.upload_handlers.insert(0, limiter)
-        form = AmendmentWriteSerializer(data=request.data)
-        if limiter.too_large:
-            raise serializers.ValidationError(too_large)
-        form.is_valid(raise_exception=True)
+        form = _signed_copy_form(request, AmendmentWriteSerializer)
         d = dict(form.validated_data)
         version = _version_sent(request, d.pop("version", None))
         with _versioned():
@@ -958,18 +966,8 @@ class AgreementViewSet(mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
                                "day).")  # fmt: skip
     @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser])
     def sign(self, request, pk=None):
-        from pharmacrm.customers.views_import import MULTIPART_OVERHEAD, SizeLimitHandler, content_length
-
         agreement = self.get_object()
-        too_large = {"signed_copy": [_("The file is too large; the limit is 20 MB.")]}
-        if content_length(request) > services.SIGNED_COPY_MAX + MULTIPART_OVERHEAD:
-            raise serializers.ValidationError(too_large)  # refused before the body is read
-        limiter = SizeLimitHandler(request, limit=services.SIGNED_COPY_MAX)
-        request.upload_handlers.insert(0, limiter)
-        form = SignedSerializer(data=request.data)
-        if limiter.too_large:
-            raise serializers.ValidationError(too_large)
-        form.is_valid(raise_exception=True)
+        form = _signed_copy_form(request, SignedSerializer)
         d = form.validated_data
         version = _version_sent(request, d.get("version"))
         with _versioned():
