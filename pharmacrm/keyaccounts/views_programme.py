@@ -1044,11 +1044,10 @@ def agreement_reissue(request, pk: int):
     return _back(agreement.account, "agreements")
 
 
-@csrf_exempt  # the size check must come before anything reads the body; CSRF is checked just below
-@login_required
-@require_POST
-def agreement_signed(request, pk: int):
-    """Record the signing with the signed copy; an upload over the limit is refused before it is read."""
+def _with_signed_copy_limit(request, pk: int, then):
+    """`then(request, pk, limiter, too_large)` with the body's upload limited to services.SIGNED_COPY_MAX (the
+    limiter says when it passed it); a request announcing a larger body is refused before it is read, back on the
+    agreements of its account."""
     too_large = _("The file is too large; the limit is 20 MB.")
     if content_length(request) > services.SIGNED_COPY_MAX + MULTIPART_OVERHEAD:
         agreement = _agreement_or_404(request.user, pk)
@@ -1056,7 +1055,15 @@ def agreement_signed(request, pk: int):
         return _back(agreement.account, "agreements")
     limiter = SizeLimitHandler(request, limit=services.SIGNED_COPY_MAX)
     request.upload_handlers.insert(0, limiter)
-    return _agreement_signed(request, pk, limiter, too_large)
+    return then(request, pk, limiter, too_large)
+
+
+@csrf_exempt  # the size check must come before anything reads the body; CSRF is checked just below
+@login_required
+@require_POST
+def agreement_signed(request, pk: int):
+    """Record the signing with the signed copy; an upload over the limit is refused before it is read."""
+    return _with_signed_copy_limit(request, pk, _agreement_signed)
 
 
 @csrf_protect
@@ -1172,14 +1179,7 @@ def agreement_term(request, pk: int):
 def agreement_amend(request, pk: int):
     """Record an amendment (补充协议) of a signed agreement's term, with its signed copy when there is one; an upload
     over the limit is refused before it is read."""
-    too_large = _("The file is too large; the limit is 20 MB.")
-    if content_length(request) > services.SIGNED_COPY_MAX + MULTIPART_OVERHEAD:
-        agreement = _agreement_or_404(request.user, pk)
-        messages.error(request, too_large)
-        return _back(agreement.account, "agreements")
-    limiter = SizeLimitHandler(request, limit=services.SIGNED_COPY_MAX)
-    request.upload_handlers.insert(0, limiter)
-    return _agreement_amend(request, pk, limiter, too_large)
+    return _with_signed_copy_limit(request, pk, _agreement_amend)
 
 
 @csrf_protect
