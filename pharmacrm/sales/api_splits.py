@@ -41,23 +41,29 @@ class SplitOrderParams(QuerySerializer):
         return data
 
 
+def _part_fields() -> tuple:
+    """A part's (a customer's or an order date's) `lines`, `amount` and `last_imported`, the same in both, declared
+    where they are called so that they keep their place among the part's fields."""
+    return (
+        serializers.ListField(child=serializers.IntegerField(), help_text="Its line numbers of the order."),
+        serializers.DecimalField(**MONEY, help_text="Its lines' amount (yuan)."),
+        serializers.DateTimeField(),
+    )
+
+
 class SplitCustomerSerializer(Serializer):
     customer = serializers.IntegerField(help_text="The customer's (institution's) id.")
     customer_name = serializers.CharField(help_text=CUSTOMER_NAME_HELP)
     code = serializers.CharField(help_text="Its credit code, else its external id (empty without either).")
     order_dates = serializers.ListField(child=serializers.DateField(), help_text="The order dates its lines carry.")
-    lines = serializers.ListField(child=serializers.IntegerField(), help_text="Its line numbers of the order.")
-    amount = serializers.DecimalField(**MONEY, help_text="Its lines' amount (yuan).")
-    last_imported = serializers.DateTimeField()
+    lines, amount, last_imported = _part_fields()
     kept = serializers.BooleanField(help_text="The customer the repair keeps unless told otherwise.")
 
 
 class SplitDateSerializer(Serializer):
     order_date = serializers.DateField()
     customers = serializers.ListField(child=serializers.IntegerField(), help_text="The customers its lines name.")
-    lines = serializers.ListField(child=serializers.IntegerField(), help_text="Its line numbers of the order.")
-    amount = serializers.DecimalField(**MONEY, help_text="Its lines' amount (yuan).")
-    last_imported = serializers.DateTimeField()
+    lines, amount, last_imported = _part_fields()
     kept = serializers.BooleanField(help_text="The order date the repair keeps unless told otherwise.")
 
 
