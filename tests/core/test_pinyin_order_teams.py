@@ -6,23 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from pharmacrm.core.models import Team
-
-TEAMS = ["东北团队", "医学信息组", "华东团队"]  # in code-point order
-PINYIN_TEAMS = ["东北团队", "华东团队", "医学信息组"]  # dong, hua, yi
+from tests.pinyin_helpers import PINYIN_TEAMS, TEAMS, make_teams, offered
 
 
 @pytest.fixture
 def teams(db):
-    return [Team.objects.create(name=name) for name in TEAMS]
-
-
-def offered(html: str, name: str) -> list[str]:
-    """The teams the <select name=…> offers, in the order the user sees them."""
-    start = html.index(f'name="{name}"')
-    select = html[start : html.index("</select>", start)]
-    assert all(team in select for team in TEAMS), select
-    return sorted(TEAMS, key=select.index)
+    return make_teams()
 
 
 @pytest.mark.parametrize(
@@ -37,4 +26,4 @@ def offered(html: str, name: str) -> list[str]:
 def test_teams_are_offered_in_pinyin_order(client_for, teams, role, url, field):
     response = client_for(role).get(url)
     assert response.status_code == 200, url
-    assert offered(response.content.decode(), field) == PINYIN_TEAMS
+    assert offered(response.content.decode(), field, TEAMS) == PINYIN_TEAMS

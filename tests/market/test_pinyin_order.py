@@ -7,34 +7,21 @@ from __future__ import annotations
 import pytest
 
 from pharmacrm.market.models import Competitor, CompetitorProduct
-from pharmacrm.servicedesk.models import Product
+from tests.pinyin_helpers import PINYIN_PRODUCTS, PRODUCTS, make_products, offered
 
-PRODUCTS = ["宁咳", "安心宁", "止咳宝"]  # in code-point order
-PINYIN_PRODUCTS = ["安心宁", "宁咳", "止咳宝"]  # an, ning, zhi
 COMPANIES = ["正大天晴", "阿斯利康"]  # in code-point order
 PINYIN_COMPANIES = ["阿斯利康", "正大天晴"]  # a, zheng
 
 
 @pytest.fixture
 def products(db):
-    return [
-        Product.objects.create(brand_name=name, generic_name="通用名", approval_number=f"国药准字H2024987{i}",
-                               dosage_form="片剂", strength="5mg")  # fmt: skip
-        for i, name in enumerate(PRODUCTS)
-    ]
+    return make_products()
 
 
 @pytest.fixture
 def competitor_products(db):
     return [CompetitorProduct.objects.create(company=Competitor.objects.create(name=name), generic_name="奥美拉唑肠溶胶囊")
             for name in COMPANIES]  # fmt: skip
-
-
-def offered(html: str, name: str, names: list[str]) -> list[str]:
-    start = html.index(f'name="{name}"')
-    select = html[start : html.index("</select>", start)]
-    assert all(n in select for n in names), select
-    return sorted(names, key=select.index)
 
 
 def test_a_competitor_product_offers_our_products_in_pinyin_order(client_for, products):

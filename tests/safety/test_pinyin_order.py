@@ -7,26 +7,17 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from pharmacrm.servicedesk.models import Product
-
-PRODUCTS = ["宁咳", "安心宁", "止咳宝"]  # in code-point order
-PINYIN_PRODUCTS = ["安心宁", "宁咳", "止咳宝"]  # an, ning, zhi
+from tests.pinyin_helpers import PINYIN_PRODUCTS, PRODUCTS, make_products, offered
 
 
 @pytest.fixture
 def products(db):
-    return [
-        Product.objects.create(brand_name=name, generic_name="通用名", approval_number=f"国药准字H2024987{i}",
-                               dosage_form="片剂", strength="5mg")  # fmt: skip
-        for i, name in enumerate(PRODUCTS)
-    ]
+    return make_products()
 
 
 def options(html: str, name: str) -> list[str]:
     """The products the <select name=…> offers, in the order the user sees them."""
-    start = html.index(f'name="{name}"')
-    select = html[start : html.index("</select>", start)]
-    return sorted((p for p in PRODUCTS if p in select), key=select.index)
+    return offered(html, name, PRODUCTS)
 
 
 def test_a_new_case_offers_the_suspect_drug_in_pinyin_order(web, products):

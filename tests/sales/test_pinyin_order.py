@@ -7,38 +7,26 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from pharmacrm.core.models import Team
-from pharmacrm.servicedesk.models import Product
-
-PRODUCTS = ["宁咳", "安心宁", "止咳宝"]  # in code-point order
-PINYIN_PRODUCTS = ["安心宁", "宁咳", "止咳宝"]  # an, ning, zhi
-TEAMS = ["东北团队", "医学信息组", "华东团队"]  # in code-point order
-PINYIN_TEAMS = ["东北团队", "华东团队", "医学信息组"]  # dong, hua, yi
+from tests.pinyin_helpers import (
+    PINYIN_PRODUCTS,
+    PINYIN_TEAMS,
+    PRODUCTS,
+    TEAMS,
+    make_products,
+    make_teams,
+    select,
+    shown,
+)
 
 
 @pytest.fixture
 def products(db):
-    return [
-        Product.objects.create(brand_name=name, generic_name="通用名", approval_number=f"国药准字H2024987{i}",
-                               dosage_form="片剂", strength="5mg")  # fmt: skip
-        for i, name in enumerate(PRODUCTS)
-    ]
+    return make_products()
 
 
 @pytest.fixture
 def teams(db):
-    return [Team.objects.create(name=name) for name in TEAMS]
-
-
-def shown(html: str, names: list[str]) -> list[str]:
-    """The names in the order the page shows them (each at its first place)."""
-    assert all(name in html for name in names), [n for n in names if n not in html]
-    return sorted(names, key=html.index)
-
-
-def select(html: str, name: str) -> str:
-    start = html.index(f'name="{name}"')
-    return html[start : html.index("</select>", start)]
+    return make_teams()
 
 
 def test_the_pipeline_filters_and_an_opportunity_offer_products_and_teams_in_pinyin_order(client_for, products, teams):
