@@ -16,7 +16,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from pharmacrm.core import audit, personal, viewsets
-from pharmacrm.core.amendments import SignedTermFields
+from pharmacrm.core.amendments import SignedTermFields, signed_term_fields
 from pharmacrm.core.api_schema import ERRORS, STALE, YUAN
 from pharmacrm.core.api_utils import (
     AmountField,
@@ -174,6 +174,7 @@ class CooperationAgreementSerializer(SignedTermFields, Serializer):
     team = serializers.IntegerField(source="team_id", read_only=True, allow_null=True)
     renewal_notified_at = serializers.DateTimeField(read_only=True, allow_null=True)
     projects = serializers.SerializerMethodField()
+    signed_start_date, signed_end_date = signed_term_fields()
     amendments = CooperationAmendmentSerializer(many=True, read_only=True,
                                                 help_text="The amendments of its term (补充协议), oldest first: "
                                                           "`start_date` and `end_date` are the latest one's.")  # fmt: skip

@@ -152,12 +152,18 @@ def attach_history(agreements) -> None:
         agreement.signed_end = first.previous_end if first else agreement.end_date
 
 
-class SignedTermFields(serializers.Serializer):
-    """An agreement serializer's `signed_start_date` and `signed_end_date`: the term as signed (`signed_term`), read
-    from the agreement's prefetched `amendments` (no query per agreement)."""
+def signed_term_fields() -> tuple:
+    """An agreement serializer's `signed_start_date` and `signed_end_date` (SignedTermFields reads them), declared
+    where they are called so that they keep their place among its fields."""
+    return (
+        serializers.SerializerMethodField(help_text="The start as signed (before any amendment)."),
+        serializers.SerializerMethodField(help_text="The end as signed (before any amendment)."),
+    )
 
-    signed_start_date = serializers.SerializerMethodField(help_text="The start as signed (before any amendment).")
-    signed_end_date = serializers.SerializerMethodField(help_text="The end as signed (before any amendment).")
+
+class SignedTermFields:
+    """An agreement serializer's `signed_start_date` and `signed_end_date` (signed_term_fields): the term as signed
+    (`signed_term`), read from the agreement's prefetched `amendments` (no query per agreement)."""
 
     def _signed(self, obj) -> tuple:
         first = next(iter(sorted(obj.amendments.all(), key=lambda a: a.sequence)), None)

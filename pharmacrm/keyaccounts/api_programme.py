@@ -26,7 +26,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from pharmacrm.core import access, audit, personal, viewsets
-from pharmacrm.core.amendments import SignedTermFields
+from pharmacrm.core.amendments import SignedTermFields, signed_term_fields
 from pharmacrm.core.api_utils import (
     MAX_INT32,
     DateField,
@@ -372,6 +372,7 @@ class AgreementSerializer(SignedTermFields, ModelSerializer):
         help_text="The term starts before its plan's validity or runs past it (an agreement generated before the term "
         "rule): approve a new plan version whose validity covers the term.",
     )
+    signed_start_date, signed_end_date = signed_term_fields()
     amendments = AmendmentSerializer(many=True, read_only=True,
                                      help_text="The amendments of its term (补充协议), oldest first: `start_date` and "
                                                "`end_date` are the latest one's.")  # fmt: skip
