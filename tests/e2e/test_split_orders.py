@@ -4,11 +4,13 @@ on the confirmation repairs the order once."""
 import datetime as dt
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers import importer, normalise
 from pharmacrm.customers.models import ImportJob
+from pharmacrm.sales import splits
 from pharmacrm.sales.models import OrderLine
 from tests.sales.conftest import line, split_before_session_56, write_csv
 
@@ -29,6 +31,9 @@ def test_a_manager_repairs_a_split_order_keeping_the_customer_chosen(page, users
     assert job.created_count == 3, job.errors
     OrderLine.objects.filter(order_number="SO-1").update(imported_at=timezone.now() - dt.timedelta(hours=1))
     split_before_session_56("SO-1", "SO-X")  # 瑞金's line imported last: the default keeper
+    # the pages keep the list of split orders a day in the database cache, which a transactional test's flush leaves:
+    # an earlier browser test's visit of the orders kept "none"; no import stores one since session 56, this SQL does
+    cache.delete(splits.CACHE_KEY)
 
     sign_in(page, "manager")
     page.goto("/sales/orders/")
