@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import Prefetch
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status
@@ -16,7 +16,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from pharmacrm.core import audit, personal, viewsets
-from pharmacrm.core.amendments import SignedTermFields, signed_term_fields
+from pharmacrm.core.amendments import SignedTermFields, amendment_of, signed_term_fields
 from pharmacrm.core.api_schema import ERRORS, STALE, YUAN
 from pharmacrm.core.api_utils import (
     AmountField,
@@ -407,12 +407,7 @@ class AgreementViewSet(_CooperationViewSet):
         return self._answer(agreement, status.HTTP_201_CREATED)
 
     def _amendment(self, sequence):
-        agreement = self.get_object()
-        amendment = agreement.amendments.filter(sequence=sequence).first()
-        if amendment is None:
-            raise Http404
-        amendment.agreement = agreement
-        return amendment
+        return amendment_of(self.get_object(), sequence)
 
     @extend_schema(tags=TAGS, parameters=[OpenApiParameter("sequence", int, OpenApiParameter.PATH)],
                    responses={(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The amendment."),

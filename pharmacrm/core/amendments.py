@@ -129,6 +129,17 @@ def signed_term(agreement) -> tuple[dt.date, dt.date]:
     return first.previous_start, first.previous_end
 
 
+def amendment_of(agreement, sequence: int):
+    """The agreement's amendment number `sequence` (its agreement set, for its PDF and signed copy), or 404."""
+    from django.http import Http404
+
+    amendment = agreement.amendments.filter(sequence=sequence).first()
+    if amendment is None:
+        raise Http404
+    amendment.agreement = agreement
+    return amendment
+
+
 def history(agreement) -> list:
     """The agreement's amendments, oldest first, with who recorded them."""
     return list(agreement.amendments.select_related("created_by").order_by("sequence"))

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import django_filters
 from django.db.models import Prefetch
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
@@ -26,7 +26,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from pharmacrm.core import access, audit, personal, viewsets
-from pharmacrm.core.amendments import SignedTermFields, signed_term_fields
+from pharmacrm.core.amendments import SignedTermFields, amendment_of, signed_term_fields
 from pharmacrm.core.api_utils import (
     MAX_INT32,
     DateField,
@@ -889,12 +889,7 @@ class AgreementViewSet(mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
         return self._answer(agreement, status.HTTP_201_CREATED)
 
     def _amendment(self, sequence):
-        agreement = self.get_object()
-        amendment = agreement.amendments.filter(sequence=sequence).first()
-        if amendment is None:
-            raise Http404
-        amendment.agreement = agreement
-        return amendment
+        return amendment_of(self.get_object(), sequence)
 
     @extend_schema(
         tags=TAGS, parameters=[OpenApiParameter("sequence", int, OpenApiParameter.PATH)],
