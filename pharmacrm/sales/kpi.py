@@ -504,17 +504,22 @@ def explain(code: str, facts: dict) -> str:
     if code == "nps":
         if not f.get("n"):
             return _("no recommendation answer")
-        return _("%(promoters)s promoters, %(detractors)s detractors of %(n)s answers") % f
+        # counted: "1 answers" read wrong, and so did "1 promoters" (the counts stand after their labels)
+        return ngettext("%(n)s answer: promoters %(promoters)s, detractors %(detractors)s",
+                        "%(n)s answers: promoters %(promoters)s, detractors %(detractors)s", int(f["n"])) % f
     if code == "follow_up":
         if not f.get("due"):
             return _("no stage task due")
-        return _("%(done)s of %(due)s stage tasks done by their due day") % f
+        return ngettext("%(done)s of %(due)s stage task done by its due day",
+                        "%(done)s of %(due)s stage tasks done by their due day", int(f["due"])) % f
     if code == "teamwork":
         if not f.get("n"):
             return _("no ticket of the person's customers decided")
-        return _("%(met)s of %(n)s tickets resolved within SLA") % f
+        return ngettext("%(met)s of %(n)s ticket resolved within SLA", "%(met)s of %(n)s tickets resolved within SLA",
+                        int(f["n"])) % f
     if code == "new_customers":
-        return _("%(n)s customers bought for the first time") % f
+        return ngettext("%(n)s customer bought for the first time", "%(n)s customers bought for the first time",
+                        int(f["n"])) % f
     return ""
 
 
