@@ -379,6 +379,24 @@ def top_level() -> int:
     return EscalationRule.objects.filter(active=True).aggregate(top=Max("level"))["top"] or 1
 
 
+def at_the_top(ticket: Ticket) -> dict | None:
+    """The ticket page's word instead of the escalate form when the ticket stands at the top of the ladder (the form
+    was offered there, and only refused once sent): the top level, and whom its last escalation went to (the people
+    notified, as its history event keeps them; none when no event says). None below the top."""
+    top = top_level()
+    if ticket.escalation_level < top:
+        return None
+    last = (
+        TicketEvent.objects.filter(ticket=ticket, kind=EventKind.ESCALATED).order_by("-at", "-id")
+        .values_list("data", flat=True).first()
+    ) or {}  # fmt: skip
+    ids = [pk for pk in (last.get("notified") or []) if isinstance(pk, int)]
+    people = {u.pk: u for u in User.objects.filter(pk__in=ids)}
+    return {"level": top, "message": _("The ticket is already at level %(level)d, the top of the escalation ladder: it "
+                                       "cannot be escalated further.") % {"level": top},
+            "people": [people[pk] for pk in ids if pk in people]}  # fmt: skip
+
+
 def _refuse_past_the_top(ticket: Ticket) -> None:
     """Escalating by hand raised the level by one each time, without end (已升级至 10 级 on a ladder of 3 levels)."""
     from . import services

@@ -431,3 +431,25 @@ def test_the_top_is_the_highest_active_level(users, urgent, english):
     services.sweep(at(2026, 3, 4, 9))
     ticket.refresh_from_db()
     assert ticket.escalation_level == 2
+
+
+def test_the_ticket_page_offers_no_escalate_form_at_the_top_of_the_ladder(users, urgent, client_for, english):
+    """The escalate form stayed on the ticket page at the top level of the ladder, and was only refused once sent:
+    there the page now says the ticket is at the top (its level, and whom its last escalation went to) instead."""
+    ticket = urgent()
+    form = f'action="/service/tickets/{ticket.pk}/escalate/"'
+    for reason in ("需要主管", "客户投诉升级"):
+        escalation.escalate(users["agent"], ticket, reason=reason)
+        page = client_for("agent").get(f"/service/tickets/{ticket.pk}/").content.decode()
+        assert form in page and 'id="escalation-top"' not in page  # level 1, 2 of 3: still offered
+    escalation.escalate(users["agent"], ticket, reason="涉及多家医院")
+    page = client_for("agent").get(f"/service/tickets/{ticket.pk}/").content.decode()
+    assert form not in page and "Escalate to a superior" not in page
+    line = page[page.index('id="escalation-top"'):]
+    line = " ".join(line[:line.index("</p>")].split())
+    assert "already at level 3, the top of the escalation ladder: it cannot be escalated further." in line
+    assert f"Last escalated to: {users['manager']}" in line  # the team's lead, told of each escalation by hand
+    # the level switched off: the ticket (at 3) stands above the new top, and the page still offers nothing
+    EscalationRule.objects.filter(level=3).update(active=False)
+    page = client_for("agent").get(f"/service/tickets/{ticket.pk}/").content.decode()
+    assert form not in page and 'id="escalation-top"' in page
