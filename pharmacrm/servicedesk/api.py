@@ -54,7 +54,7 @@ from pharmacrm.core.models import AuditEntry, Team, User
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import normalise
 from pharmacrm.customers.api import VisibleInstitutionField, VisiblePersonField
-from pharmacrm.customers.choices import Tier
+from pharmacrm.customers.choices import PreferredLanguage, Tier
 
 from . import calendars, escalation, linking, policies, services
 from .choices import (
@@ -68,6 +68,7 @@ from .choices import (
     RootCause,
     Status,
 )
+from .mail import spoken
 from .models import (
     BusinessCalendar,
     CalendarOverride,
@@ -245,6 +246,12 @@ class TicketSerializer(ModelSerializer):
     safety_relevant = serializers.BooleanField(
         required=False, help_text="Hand to pharmacovigilance (also set by a safety-relevant category)."
     )
+    language = serializers.ChoiceField(
+        choices=PreferredLanguage.choices, required=False,
+        help_text="The requester's language: the acknowledgement, status link and survey mails are written in it, and "
+                  "the survey and status pages open in it. Default: the request's Accept-Language when it sends one, "
+                  "else the person's preferred language, else zh-hans. Change it with PATCH …/details/.",
+    )  # fmt: skip
     boosted = serializers.BooleanField(read_only=True, help_text="Priority raised one step for a VIP or key account.")
     escalation_level = serializers.IntegerField(read_only=True)
     escalated_at = serializers.DateTimeField(read_only=True, allow_null=True)
@@ -273,7 +280,7 @@ class TicketSerializer(ModelSerializer):
         fields = [
             "id", "number", "received_at", "channel", "category", "priority", "complexity", "priority_reason",
             "status", "subject", "description", "institution", "person", "caller_name", "caller_phone",
-            "caller_masked", "batch_number", "product", "reply_email", "safety_relevant", "boosted",
+            "caller_masked", "batch_number", "product", "reply_email", "safety_relevant", "language", "boosted",
             "escalation_level", "escalated_at", "merged_into", "assignee", "team", "resolution_summary",
             "root_cause", "customer_impact", "company_impact", "impact_note", "version",
             "first_response_due_at", "resolution_due_at", "created_at", "updated_at",
@@ -572,6 +579,12 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
                     "reply_email"):
             if key in data:
                 data[key] = clean_text(data[key])
+        if "language" not in data:
+            # the language the intake was made in (its Accept-Language, which the API answers in too): the
+            # requester's, as the web form's page language is; one the product does not speak leaves it to the
+            # person's record
+            tags = (spoken(t.split(";")[0]) for t in request.headers.get("Accept-Language", "").split(","))
+            data["language"] = next((t for t in tags if t), "")
         ticket = services.create_ticket(request.user, data)
         return self._answer(ticket, status.HTTP_201_CREATED, in_hand=True)
 

@@ -32,6 +32,7 @@ from pharmacrm.core.api_utils import (
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.parsers import JSONParser
 from pharmacrm.core.roles import Cap
+from pharmacrm.customers.choices import PreferredLanguage
 
 from . import attachments, conversation, editing
 from .api import CodeField, TicketSerializer, callers_in_clear, reveal_reason_of
@@ -272,6 +273,10 @@ class DetailsSerializer(Serializer):
     caller_name = serializers.CharField(required=False, allow_blank=True, help_text="At most 50 characters as stored.")
     caller_phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
     reply_email = serializers.CharField(max_length=254, required=False, allow_blank=True)
+    language = serializers.ChoiceField(
+        choices=PreferredLanguage.choices, required=False,
+        help_text="The requester's language: the desk's own mails to them and the pages their links open are in it.",
+    )  # fmt: skip
     reason = serializers.CharField(
         max_length=500, required=False, allow_blank=True, help_text="Kept in the history."
     )
@@ -310,8 +315,8 @@ class TicketDetailsViewSet(viewsets.GenericViewSet):
         responses={200: TicketSerializer, 400: OpenApiResponse(description="Per-field messages."),
                    409: OpenApiResponse(description="Someone saved the ticket since `version` (with `current_version`).")},
         description="Change subject, description, category, product, batch_number, safety_relevant, the customer "
-        "(institution, person) or the caller's details (caller_name, caller_phone, reply_email; an empty string "
-        "removes one); send only what changes, with `version`. A new customer chooses the SLA policy again, and a "
+        "(institution, person), the caller's details (caller_name, caller_phone, reply_email; an empty string "
+        "removes one) or the requester's language; send only what changes, with `version`. A new customer chooses the SLA policy again, and a "
         "VIP or key account gets the priority boost. History events: edited / category / product / priority.",
     )  # fmt: skip
     @action(detail=False, methods=["get", "patch"], url_path="details", pagination_class=None)

@@ -1,5 +1,5 @@
 """Editing a ticket's details after intake: subject, description, category, product, batch number, the
-safety-relevant flag, and who it is for — the customer (institution, person) and the unidentified caller's
+safety-relevant flag, the customer's language (what the desk writes to them in), and who it is for — the customer (institution, person) and the unidentified caller's
 name, phone and reply e-mail (personal data: the history and the audit trail say that they changed, never
 the values). Only what changed is written; two agents saving the same ticket → the second
 gets a ConflictError (HTTP 409) and the page keeps what they typed.
@@ -24,6 +24,7 @@ from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import normalise
 from pharmacrm.customers import services as customers_services
+from pharmacrm.customers.choices import PreferredLanguage
 from pharmacrm.customers.models import Institution, Person
 
 from . import services
@@ -33,7 +34,8 @@ from .models import Product, Ticket, TicketCategory, TicketEvent
 A = AuditEntry.Action
 CUSTOMER = ("institution", "person")
 PERSONAL = ("caller_name", "caller_phone", "reply_email")
-EDITABLE = ("subject", "description", "category", "product", "batch_number", "safety_relevant", *CUSTOMER, *PERSONAL)
+EDITABLE = ("subject", "description", "category", "product", "batch_number", "safety_relevant", *CUSTOMER, *PERSONAL,
+            "language")  # fmt: skip
 EDITABLE_TEXTS = ("subject", "description")  # free text a masked editor is shown masked (personal.FREE_TEXT_OF)
 RELATED = ("category", "product", *CUSTOMER)  # stored as <field>_id
 ALIASES = {"batch": "batch_number"}
@@ -189,6 +191,11 @@ def clean_changes(ticket: Ticket, changes: dict, user=None) -> dict:
                 value = _product(value, ticket.product_id)
             elif field == "safety_relevant":
                 value = _bool(value)
+            elif field == "language":
+                value = str(value or "").strip().lower()
+                if value not in PreferredLanguage.values:
+                    raise ValidationError({"language": [_("Choose the customer's language: Simplified Chinese, "
+                                                          "English or Traditional Chinese.")]})  # fmt: skip
             elif field == "institution":
                 value = _customer(user, Institution, value, field)
             elif field == "person":
@@ -431,6 +438,7 @@ FIELD_LABELS = {
     "caller_name": gettext_lazy("Caller's name"),
     "caller_phone": gettext_lazy("Caller's phone"),
     "reply_email": gettext_lazy("Customer's e-mail"),
+    "language": gettext_lazy("Customer's language"),
 }
 
 
@@ -456,6 +464,8 @@ def event_details(e) -> list[tuple[str, str]]:
     elif e.kind == EventKind.EDITED:
         for field, pair in (data.get("fields") or {}).items():
             old, new = (list(pair) + [None, None])[:2]
+            if field == "language":  # stored as codes, read in the reader's language
+                old, new = (str(PreferredLanguage(v).label) if v in PreferredLanguage.values else v for v in (old, new))
             out.append((str(FIELD_LABELS.get(field, field)), f"{_shown(old)} → {_shown(new)}"))
     elif e.kind == EventKind.ATTACHMENT and data.get("name"):
         out.append((str(_("File")), str(data["name"])))

@@ -11,6 +11,7 @@ from django.utils.translation import pgettext_lazy
 from pharmacrm.core import personal
 from pharmacrm.core.addresses import validate_address
 from pharmacrm.core.ordering import PinyinModelChoiceField
+from pharmacrm.customers.choices import PreferredLanguage
 from pharmacrm.customers.forms import OnceTokenForm, ServiceErrorsMixin
 
 from .choices import MessageKind
@@ -90,6 +91,11 @@ class TicketEditForm(ServiceErrorsMixin, CustomerPickers):
         widget=forms.TextInput(attrs={"inputmode": "email", "autocomplete": "off"}),
         help_text=_("Replies to the customer are e-mailed here."),
     )  # fmt: skip
+    language = forms.ChoiceField(
+        label=_("Customer's language"), choices=PreferredLanguage.choices, required=False,
+        help_text=_("The desk's own mails to the customer (the survey among them) and the pages their links open "
+                    "are in it."),
+    )  # fmt: skip
     clear_contact = forms.BooleanField(
         label=_("Remove the caller's name, phone and e-mail"), required=False,
         help_text=_("For example once the caller is linked to a recorded customer."),
@@ -99,7 +105,7 @@ class TicketEditForm(ServiceErrorsMixin, CustomerPickers):
 
     field_order = [
         "subject", "description", "category", "product", "batch_number", "safety_relevant", "institution", "person",
-        "caller_name", "caller_phone", "reply_email", "clear_contact", "reason", "version",
+        "caller_name", "caller_phone", "reply_email", "language", "clear_contact", "reason", "version",
     ]  # fmt: skip
 
     def __init__(self, *args, ticket=None, user=None, **kwargs):
@@ -131,7 +137,7 @@ class TicketEditForm(ServiceErrorsMixin, CustomerPickers):
             "description": personal.free_text(ticket.description, masked), "category": ticket.category_id,
             "product": ticket.product_id, "batch_number": ticket.batch_number,
             "safety_relevant": ticket.safety_relevant, "version": ticket.version,
-            "institution": ticket.institution_id, "person": ticket.person_id,
+            "institution": ticket.institution_id, "person": ticket.person_id, "language": ticket.language,
         }  # fmt: skip
 
     def service_changes(self) -> dict:
@@ -142,6 +148,8 @@ class TicketEditForm(ServiceErrorsMixin, CustomerPickers):
         for field in ("institution", "person"):
             if field not in self.data:
                 d.pop(field, None)  # a client that does not send the selects changes no customer
+        if not d.get("language"):
+            d.pop("language", None)  # nor does one that does not send the language change it
         for field in ("caller_name", "caller_phone", "reply_email"):
             if clear:
                 d[field] = ""

@@ -1118,7 +1118,8 @@ def acknowledge(
         log.warning("Mail from %s became ticket %s: no acknowledgement (%d sent to it within %s; a mail loop?)",
                     normalise.mask_email(address), ticket.number, ACK_LIMIT, ACK_WINDOW)  # fmt: skip
         return None
-    with translation.override(language or settings.LANGUAGE_CODE):  # the customer's language (mail_language)
+    # the customer's language: the mail's (mail_language), else the ticket's
+    with translation.override(language or ticket.language or settings.LANGUAGE_CODE):
         body = _(
             "Thank you for your message. We have registered your request as %(number)s and will answer as soon "
             "as possible.\n\nPlease keep %(number)s in the subject when you write about this request.\n\n"
@@ -1185,6 +1186,17 @@ def customer_language(person, explicit: str = "") -> str:
         return explicit
     preferred = getattr(person, "preferred_language", "") if person is not None else ""
     return preferred or settings.LANGUAGE_CODE
+
+
+def spoken(code: str | None) -> str:
+    """One of the product's languages for a language tag (a page's, an Accept-Language's): zh-TW / zh-HK / zh-Hant →
+    zh-hant, any other Chinese → zh-hans, English → en; "" for any other (the caller's default decides then)."""
+    tag = (code or "").strip().lower().replace("_", "-")
+    if tag.startswith(_HANT_TAGS):
+        return "zh-hant"
+    if tag.startswith("zh"):
+        return "zh-hans"
+    return "en" if tag.startswith("en") else ""
 
 
 def reply_to_of(msg: ParsedMail, sender: str) -> tuple[str, str]:
@@ -1404,6 +1416,8 @@ def take_in(msg: ParsedMail, now: dt.datetime | None = None, *, too_large: int =
         if employee is None:  # the acknowledgement goes to the customer: the mail's language, else their record's
             language = customer_language(person, language)
         data = {
+            # the ticket keeps it: the survey and every later mail of the desk to the customer are written in it
+            "language": customer_language(person, language),
             "channel": Channel.EMAIL,
             "category": getattr(settings, "SERVICEDESK_MAIL_CATEGORY", "other") or "other",
             "subject": new_ticket_subject(subject) or _("(no subject)"),

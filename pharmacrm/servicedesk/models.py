@@ -17,7 +17,7 @@ from pharmacrm.core.builtin import BuiltinNameMixin
 from pharmacrm.core.fields import EncryptedTextField
 from pharmacrm.core.unique import NamedUniqueMixin
 from pharmacrm.customers import normalise
-from pharmacrm.customers.choices import Tier
+from pharmacrm.customers.choices import PreferredLanguage, Tier
 
 from . import workcalendar
 from .choices import (
@@ -348,6 +348,12 @@ class Ticket(models.Model):
     )
     # where replies go for a ticket that came by e-mail or web form (personal data: encrypted)
     reply_email = EncryptedTextField(_("customer's e-mail"))
+    # the language the requester used (the web form's page, the mail, an API intake's Accept-Language; else their
+    # record's preferred language): every message the desk sends them on its own, and the survey and status pages
+    # their links open, are in it. An agent may change it on the ticket (audited).
+    language = models.CharField(
+        _("customer's language"), max_length=8, choices=PreferredLanguage.choices, default="zh-hans"
+    )
     safety_relevant = models.BooleanField(_("safety-relevant"), default=False)
     boosted = models.BooleanField(
         _("priority boost"), default=False, help_text=_("A VIP or key-account ticket: one step more urgent.")

@@ -16,12 +16,12 @@ from django.conf import settings
 from django.core import signing
 from django.db import connection, transaction
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from pharmacrm.core import crypto
 
-from . import services
+from . import mail, services
 from .choices import Channel, MessageKind, Status
 from .models import Ticket, WebIntake
 
@@ -161,8 +161,10 @@ def submit(request, data: dict, upload=None) -> tuple[Ticket, bool]:
             limited = True
         else:
             limited = False
+            # the language of the page the customer wrote on: the desk writes to them in it from now on
+            language = mail.spoken(translation.get_language()) or settings.LANGUAGE_CODE
             ticket = services.create_ticket(
-                services.SYSTEM, {**data, "channel": Channel.WEB, "received_at": now}
+                services.SYSTEM, {**data, "channel": Channel.WEB, "received_at": now, "language": language}
             )
             if upload_bytes is not None:
                 from . import attachments
@@ -185,11 +187,12 @@ def refuse(request) -> None:
 
 
 def status_link_body(ticket: Ticket) -> str:
-    return _(
-        "Thank you for contacting us. We have received your request and given it the number %(number)s:\n\n"
-        "“%(subject)s”\n\nYou can follow it here:\n%(link)s\n\nPlease keep this number for any question "
-        "about your request."
-    ) % {"number": ticket.number, "subject": ticket.subject, "link": status_url(ticket)}
+    with translation.override(ticket.language or settings.LANGUAGE_CODE):  # the customer's, whoever sends it
+        return _(
+            "Thank you for contacting us. We have received your request and given it the number %(number)s:\n\n"
+            "“%(subject)s”\n\nYou can follow it here:\n%(link)s\n\nPlease keep this number for any question "
+            "about your request."
+        ) % {"number": ticket.number, "subject": ticket.subject, "link": status_url(ticket)}
 
 
 def queue_status_link(ticket: Ticket):

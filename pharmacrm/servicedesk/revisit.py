@@ -216,11 +216,10 @@ def send_survey(user, ticket: Ticket, *, seed: str = "") -> tuple[Survey, str]:
                                                            "channel": [None, SurveyChannel.LINK]})  # fmt: skip
         if ticket.reply_email:
             from . import conversation
-            from .mail import customer_language
 
-            person = ticket.person if ticket.person_id else None
-            # the language on the customer's record (Person.preferred_language), else the site's default
-            with translation.override(customer_language(person)):
+            # the language the customer wrote in (kept on the ticket at intake, or as an agent set it since): a
+            # request sent in Traditional Chinese or English got its survey in Simplified Chinese
+            with translation.override(ticket.language or settings.LANGUAGE_CODE):
                 body = _(
                     "Dear customer,\n\nyour request %(number)s “%(subject)s” has been handled. Please tell us in "
                     "one minute whether it was solved and how satisfied you are:\n\n%(link)s\n\nThe link can be "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import F
@@ -23,6 +24,7 @@ from pharmacrm.core.models import AuditEntry, Counter
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import normalise
 from pharmacrm.customers import services as customers_services
+from pharmacrm.customers.choices import PreferredLanguage
 from pharmacrm.customers.services import ConflictError
 from pharmacrm.safety import net
 
@@ -137,8 +139,9 @@ def same_ticket_just_taken(user, data: dict) -> Ticket | None:
 def create_ticket(user, data: dict) -> Ticket:
     """Take in a ticket. `data`: subject, channel, category (object or code), received_at (default now),
     and optionally description, priority / complexity (with priority_reason when they differ from the
-    category's), institution, person, caller_name, caller_phone, batch_number, assignee, team, and forwarded_by
-    (the user who forwarded the customer's mail: named in the history and the audit entry, never the caller)."""
+    category's), institution, person, caller_name, caller_phone, batch_number, assignee, team, language (the
+    requester's: default the person's preferred language, else the site's) and forwarded_by (the user who forwarded
+    the customer's mail: named in the history and the audit entry, never the caller)."""
     require(user, Cap.HANDLE_TICKETS)
     now = timezone.now()
     category = _category(data.get("category"))
@@ -171,6 +174,9 @@ def create_ticket(user, data: dict) -> Ticket:
             validate_address(data["reply_email"].strip())
         except ValidationError:
             errors["reply_email"] = [_("Enter a valid e-mail address.")]
+    language = data.get("language") or ""
+    if language and language not in PreferredLanguage.values:
+        errors["language"] = [_("Choose the customer's language: Simplified Chinese, English or Traditional Chinese.")]
     assignee = data.get("assignee")
     if assignee is not None and not access.can(assignee, Cap.HANDLE_TICKETS):  # as services.assign refuses
         errors["assignee"] = [_("This user cannot handle tickets.")]
@@ -194,6 +200,9 @@ def create_ticket(user, data: dict) -> Ticket:
         ticket.institution_id = ticket.person.institution_id
     ticket.product = data.get("product")
     ticket.reply_email = (data.get("reply_email") or "").strip()
+    # the language the request came in (the web form's page, the mail, the API's Accept-Language), else the one on
+    # the customer's record: what the desk writes to the requester in, and shows their survey and status pages in
+    ticket.language = language or (ticket.person.preferred_language if ticket.person_id else "") or settings.LANGUAGE_CODE
     ticket.safety_relevant = bool(data.get("safety_relevant")) or category.safety_relevant
     ticket.refresh_derived()
     with transaction.atomic():

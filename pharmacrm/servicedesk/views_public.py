@@ -81,6 +81,16 @@ def privacy(request):
     return render(request, "public/privacy.html", context)
 
 
+def _in_their_language(request, language: str) -> None:
+    """A page a link in the desk's mail opens (the survey, the status page) speaks the requester's language — the
+    one their request came in, kept on the ticket — whatever the browser's Accept-Language says: a customer who wrote
+    in Traditional Chinese got a Simplified-Chinese survey. A language picked in the page's menu (its cookie) still
+    wins: that is the reader's own choice."""
+    if language and not request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME):
+        translation.activate(language)
+        request.LANGUAGE_CODE = translation.get_language()
+
+
 def _ticket_or_404(token: str):
     ticket = public.ticket_for_token(token)
     if ticket is None:
@@ -102,6 +112,7 @@ def received(request, token: str):
 @require_GET
 def status(request, token: str):
     ticket = _ticket_or_404(token)
+    _in_their_language(request, ticket.language)
     key, wording = public.customer_status(ticket)
     context = {"ticket": ticket, "status_key": key, "status_text": wording,
                "replies": list(public.customer_replies(ticket))}  # fmt: skip
@@ -145,6 +156,10 @@ def survey(request, token: str):
     except revisit.SurveyUnavailable as e:
         return render(request, "public/survey_unavailable.html", {"reason": e.reason},
                       status=SURVEY_PROBLEMS[e.reason])  # fmt: skip
+    if found.ticket_id is not None:
+        _in_their_language(request, found.ticket.language)
+    elif found.person_id is not None:  # a campaign's survey: the language on the contact person's record, if any
+        _in_their_language(request, found.person.preferred_language)
     form = SurveyAnswerForm(request.POST or None, campaign=found.ticket_id is None)
     status_code = 200
     if request.method == "POST":

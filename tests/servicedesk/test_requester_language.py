@@ -1,0 +1,157 @@
+"""The requester's language: a customer who sent a request from /help/ in Traditional Chinese (or English) got the
+status-link mail in it but, days later, the revisit survey mail — and the survey page its link opened — in Simplified
+Chinese. The ticket now keeps the language the request came in (the page's, an API intake's Accept-Language, else the
+person's preferred language); every mail the desk sends the requester on its own and the pages their links open are
+in it, and an agent may change it on the ticket (audited). Real SMTP and IMAP servers (tests/mailservers.py)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from django.test import Client
+
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.customers import services as customers
+from pharmacrm.customers.models import Person
+from pharmacrm.servicedesk import public
+from pharmacrm.servicedesk import services as desk
+from pharmacrm.servicedesk.choices import Status
+from pharmacrm.servicedesk.models import Ticket
+from tests import mailservers
+from tests.mailservers import imap_server, mail_settings, smtp_server  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+CUSTOMER = mailservers.CUSTOMER
+SURVEY_HANT = "尊敬的客戶："  # the zh-Hant survey mail's first line
+SURVEY_HANS = "尊敬的客户："
+STATUS_HANT = "感謝您聯絡我們。"
+LINK = re.compile(r"https?://\S+/help/survey/[^\s/]+/")
+
+
+def _help_request(language: str) -> Ticket:
+    """A request sent from /help/ by a browser whose language is `language`, with an e-mail address for answers."""
+    web = Client(HTTP_ACCEPT_LANGUAGE=language)
+    assert web.get("/help/").status_code == 200
+    response = web.post("/help/", {
+        "name": "陳小姐", "phone": "", "email": CUSTOMER, "institution": "臺大醫院", "category": "drug_info",
+        "product": "", "batch_number": "", "subject": "用法諮詢", "description": "請問這個藥飯前還是飯後吃？",
+        "website": "", "stamp": public.form_stamp(at=time.time() - 10), "privacy": "on",
+    })  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return Ticket.objects.get(channel="web")
+
+
+def _resolved(ticket: Ticket, agent) -> Ticket:
+    desk.assign(agent, ticket, assignee=agent)
+    return desk.transition(agent, Ticket.objects.get(pk=ticket.pk), Status.RESOLVED, resolution_summary="已答覆",
+                           root_cause="usage")  # fmt: skip
+
+
+def _send_survey(client, ticket: Ticket) -> None:
+    assert client.post(f"/service/tickets/{ticket.pk}/survey/send/").status_code == 302
+
+
+def test_a_help_request_in_traditional_chinese_gets_its_survey_mail_and_page_in_traditional_chinese(
+    users, client_for, mail_settings, imap_server, worker_inline, django_capture_on_commit_callbacks  # noqa: F811
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        ticket = _help_request("zh-Hant")
+    assert ticket.language == "zh-hant"
+    [status_mail] = imap_server.messages(CUSTOMER)
+    assert status_mail.get_content().startswith(STATUS_HANT)
+
+    agent = client_for("agent")  # the agent's own pages are in Simplified Chinese: not what the customer reads
+    with django_capture_on_commit_callbacks(execute=True):
+        _resolved(ticket, users["agent"])
+        _send_survey(agent, ticket)
+    survey_mail = imap_server.messages(CUSTOMER)[-1]
+    text = survey_mail.get_content()
+    assert text.startswith(SURVEY_HANT) and ticket.number in text, text
+    assert SURVEY_HANS not in text
+
+    # the link opens the survey in Traditional Chinese, whatever the browser it is opened in says
+    link = LINK.search(text).group(0)
+    path = "/help/" + link.split("/help/", 1)[1]
+    for accept in ("", "en", "zh-CN"):
+        page = Client(HTTP_ACCEPT_LANGUAGE=accept) if accept else Client()
+        response = page.get(path)
+        html = response.content.decode()
+        assert response.status_code == 200 and '<html lang="zh-hant">' in html, accept
+        assert "您對我們的服務滿意嗎？" in html and "您对我们的服务满意吗？" not in html
+    # a language the reader picked in the page's menu still wins
+    chooser = Client()
+    chooser.post("/i18n/setlang/", {"language": "en", "next": path})
+    assert '<html lang="en">' in chooser.get(path).content.decode()
+
+
+def test_an_english_request_is_answered_in_english_and_its_status_page_too(
+    users, client_for, mail_settings, imap_server, worker_inline, django_capture_on_commit_callbacks  # noqa: F811
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        ticket = _help_request("en")
+    assert ticket.language == "en"
+    [status_mail] = imap_server.messages(CUSTOMER)
+    assert status_mail.get_content().startswith("Thank you for contacting us.")
+    status_path = re.search(r"/help/status/[^\s/]+/", status_mail.get_content()).group(0)
+    assert '<html lang="en">' in Client(HTTP_ACCEPT_LANGUAGE="zh-CN").get(status_path).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        _resolved(ticket, users["agent"])
+        _send_survey(client_for("agent"), ticket)
+    assert imap_server.messages(CUSTOMER)[-1].get_content().startswith("Dear customer,")
+
+
+def test_an_agent_changes_the_language_on_the_ticket_audited_and_the_survey_follows(
+    users, client_for, api_for, mail_settings, imap_server, worker_inline, django_capture_on_commit_callbacks  # noqa: F811
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        ticket = _help_request("zh-Hans")
+    assert ticket.language == "zh-hans"
+    agent = client_for("agent")
+    _resolved(ticket, users["agent"])
+    ticket.refresh_from_db()
+    page = agent.get(f"/service/tickets/{ticket.pk}/edit/", HTTP_ACCEPT_LANGUAGE="en")
+    assert page.status_code == 200 and 'name="language"' in page.content.decode()
+    response = agent.post(f"/service/tickets/{ticket.pk}/edit/", {
+        "subject": ticket.subject, "description": ticket.description, "category": ticket.category_id,
+        "product": "", "batch_number": "", "language": "zh-hant", "reason": "客户来电说明使用繁体中文",
+        "version": ticket.version,
+    })  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[:3000]
+    ticket.refresh_from_db()
+    assert ticket.language == "zh-hant"
+    entry = AuditEntry.objects.filter(object_type="servicedesk.ticket", object_id=str(ticket.pk)).order_by("-seq")[0]
+    assert entry.changes["language"] == ["zh-hans", "zh-hant"] and entry.actor_id == users["agent"].pk
+    shown = agent.get(f"/service/tickets/{ticket.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'id="ticket-language">Traditional Chinese</dd>' in shown
+    assert "Simplified Chinese → Traditional Chinese" in shown  # the history, in the reader's language
+    with django_capture_on_commit_callbacks(execute=True):
+        _send_survey(agent, ticket)
+    assert imap_server.messages(CUSTOMER)[-1].get_content().startswith(SURVEY_HANT)
+    # through the API as well; a language the product does not speak is refused, naming the field
+    ticket.refresh_from_db()
+    api = api_for("agent")
+    refused = api.patch(f"/api/v1/tickets/{ticket.pk}/details/", {"language": "fr", "version": ticket.version},
+                        format="json")  # fmt: skip
+    assert refused.status_code == 400 and "language" in refused.json()
+    changed = api.patch(f"/api/v1/tickets/{ticket.pk}/details/", {"language": "en", "version": ticket.version},
+                        format="json")  # fmt: skip
+    assert changed.status_code == 200 and changed.json()["language"] == "en"
+
+
+def test_an_api_intake_keeps_its_accept_language_else_the_person_s_preferred_language(users, api_for, xiehe):
+    body = {"subject": "Dosage question", "channel": "email", "category": "drug_info", "caller_name": "Ms Chen",
+            "reply_email": CUSTOMER}  # fmt: skip
+    made = api_for("agent", lang="zh-TW").post("/api/v1/tickets/", body, format="json")
+    assert made.status_code == 201 and made.json()["language"] == "zh-hant"
+    person = Person.objects.get(name="张伟")
+    customers.update_person(users["admin"], person, {"preferred_language": "en"}, person.version)
+    made = api_for("agent", lang="").post("/api/v1/tickets/", {**body, "caller_name": "", "person": person.pk}, format="json")
+    assert made.status_code == 201 and made.json()["language"] == "en"
+    named = api_for("agent", lang="en").post("/api/v1/tickets/", {**body, "language": "zh-hans"}, format="json")
+    assert named.status_code == 201 and named.json()["language"] == "zh-hans"
+
+
+def test_a_phone_ticket_without_a_preference_is_in_simplified_chinese(users, caller_ticket):
+    assert caller_ticket.language == "zh-hans"
