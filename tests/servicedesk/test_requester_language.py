@@ -155,3 +155,22 @@ def test_an_api_intake_keeps_its_accept_language_else_the_person_s_preferred_lan
 
 def test_a_phone_ticket_without_a_preference_is_in_simplified_chinese(users, caller_ticket):
     assert caller_ticket.language == "zh-hans"
+
+
+def test_tickets_taken_in_before_are_in_simplified_chinese_unless_their_person_prefers_another(users, xiehe):
+    """The migration's data step: the tickets of before have the default (zh-hans), except a person's whose record
+    names a language — the desk already wrote to them in it, and goes on doing so."""
+    import importlib
+
+    from django.apps import apps
+
+    person = Person.objects.get(name="张伟")
+    person = customers.update_person(users["admin"], person, {"preferred_language": "zh-hant"}, person.version)
+    theirs = desk.create_ticket(users["agent"], {"subject": "用法", "channel": "phone", "category": "drug_info",
+                                                 "person": person})  # fmt: skip
+    stranger = desk.create_ticket(users["agent"], {"subject": "用法", "channel": "phone", "category": "drug_info",
+                                                   "caller_name": "李女士"})  # fmt: skip
+    Ticket.objects.update(language="zh-hans")  # as the new column is filled in for the rows already there
+    importlib.import_module("pharmacrm.servicedesk.migrations.0028_ticket_language").from_the_people(apps, None)
+    assert Ticket.objects.get(pk=theirs.pk).language == "zh-hant"
+    assert Ticket.objects.get(pk=stranger.pk).language == "zh-hans"
