@@ -105,6 +105,36 @@ class ScoreSerializer(ModelSerializer):
         return picker_label(obj.institution)  # its parent read with it (_ScoreViewSet._base)
 
 
+class GateSerializer(Serializer):
+    reason = serializers.ChoiceField(choices=["amount", "share"])
+    klass = serializers.CharField(help_text="The class the gate caps at.")
+    days = serializers.IntegerField(help_text="Debts overdue more than this many days count.")
+    overdue_amount = serializers.DecimalField(max_digits=14, decimal_places=2, help_text="Those debts, in yuan.")
+    limit = serializers.DecimalField(max_digits=14, decimal_places=2, required=False, help_text="reason amount: yuan.")
+    share = serializers.DecimalField(max_digits=6, decimal_places=2, required=False, help_text="reason share: %.")
+    purchases = serializers.DecimalField(max_digits=14, decimal_places=2, required=False,
+                                         help_text="reason share: the window's purchases, yuan.")  # fmt: skip
+    text = serializers.CharField(help_text="The reason in words, in the request's language.")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["class"] = fields.pop("klass")
+        return fields
+
+
+def gate_json(gate: dict | None) -> dict | None:
+    """A score's credit gate as the API answers it (None when it did not cap the class)."""
+    if not gate:
+        return None
+    out = {"reason": gate.get("reason", ""), "class": gate.get("class", ""), "days": gate.get("days"),
+           "overdue_amount": gate.get("overdue")}  # fmt: skip
+    for key in ("limit", "share", "purchases"):
+        if key in gate:
+            out[key] = gate[key]
+    out["text"] = evaluation.gate_reason(gate)
+    return out
+
+
 @extend_schema_field({"type": "string", "enum": Klass.values + [""]}, component_name="EvaluationClass")
 class KlassField(serializers.CharField):
     """A class A–D ("" for none)."""
@@ -122,10 +152,23 @@ class EvaluationSerializer(ScoreSerializer):
         "(年度优秀客户奖) is translated until a manager renames it; any other as stored in `programme`."
     )
 
+    class_before_gate = KlassField(
+        read_only=True, help_text="The class the score alone gives: `class` unless the credit gate capped it."
+    )
+    gate = serializers.SerializerMethodField(
+        help_text="Why the credit gate capped the class, null when it did not: reason (amount: the old debts are above "
+        "`limit` yuan; share: above `share` % of the `purchases` of the window), days (overdue more than), "
+        "overdue_amount (yuan), class (the cap) and text (in the request's language)."
+    )
+
     class Meta(ScoreSerializer.Meta):
         fields = ScoreSerializer.Meta.fields + ["previous_class", "previous_score", "discount", "programme",
-                                                "programme_label"]  # fmt: skip
+                                                "programme_label", "class_before_gate", "gate"]  # fmt: skip
         read_only_fields = fields
+
+    @extend_schema_field(GateSerializer(allow_null=True))
+    def get_gate(self, obj: Score) -> dict | None:
+        return gate_json(obj.gate)
 
     def get_programme_label(self, obj: Score) -> str:
         from pharmacrm.core import builtin
@@ -402,7 +445,8 @@ class BenefitSerializer(Serializer):
 def _reference(key: str) -> TypedDecimalField:
     """A reference value's field, as the settings page reads it: typed (1,000,000, ¥1,000,000 of the amount, 100% of
     the growth, full-width digits) or a JSON number."""
-    kind = {"amount_reference": AmountField, "growth_full_percent": PercentField}.get(key, TypedDecimalField)
+    kind = {"amount_reference": AmountField, "growth_full_percent": PercentField, "gate_amount": AmountField,
+            "gate_share": PercentField}.get(key, TypedDecimalField)  # fmt: skip
     return kind(max_digits=14, decimal_places=2)
 
 
@@ -415,7 +459,9 @@ class ScoringModelUpdateSerializer(Serializer):
     params = serializers.DictField(
         child=serializers.JSONField(), required=False,
         help_text="Reference values to change (numbers, or text as typed: 1,000,000, ¥1,000,000 of amount_reference, "
-        "100% of growth_full_percent, full-width digits): " + ", ".join(PARAMS) + "; and the influence's base points "
+        "100% of growth_full_percent, full-width digits): " + ", ".join(PARAMS) + " (gate_*: the customer "
+        "evaluation's credit gate — gate_class B, C, D or \"\" for off, gate_days, gate_amount in yuan, gate_share in "
+        "%); and the influence's base points "
         "(0–100), each an object sent whole: grade_points (per hospital grade), kind_points (per customer type). "
         "What GET returns is accepted unchanged.",
     )  # fmt: skip
@@ -436,7 +482,7 @@ class ScoringModelUpdateSerializer(Serializer):
         value = dict(value)
         errors = []
         for key in PARAMS:
-            if key not in value:
+            if key not in value or key == "gate_class":  # B, C, D or "" (off): checked by the service
                 continue
             try:
                 value[key] = _reference(key).run_validation(value[key])

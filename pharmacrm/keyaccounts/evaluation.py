@@ -123,7 +123,8 @@ def active_model(kind: str) -> ScoringModel:
             kind=kind, version=1,
             defaults=dict(
                 name=name, weights={str(k): v for k, v in defaults["weights"].items()},
-                params=dict(scoring.DEFAULT_PARAMS), thresholds=defaults["thresholds"],
+                params={**scoring.DEFAULT_PARAMS, **(scoring.GATE_DEFAULT if kind == ModelKind.EVALUATION else {})},
+                thresholds=defaults["thresholds"],
                 benefits=defaults.get("benefits", {}), active=True,
             ),
         )  # fmt: skip
@@ -163,6 +164,12 @@ def save_model(user, kind: str, data: dict, version: int | None = None) -> Scori
         k: {**((current.benefits or {}).get(k) or {}), **v} if isinstance(v, dict) else v
         for k, v in {**(current.benefits or {}), **benefits}.items()
     }
+    if not params.get("gate_class"):
+        # a model without a credit gate, saved with the gate still off and its settings as the form shows them: no
+        # change (a new version for it made every form others had open stale, as a form sent as loaded would)
+        for key in scoring.GATE_PARAMS:
+            if key not in (current.params or {}) and _same(params.get(key), scoring.GATE_OFF[key]):
+                params.pop(key, None)
     errors = scoring.validate_model(kind, weights, params, thresholds)
     for message in points_errors(params):
         errors.setdefault("params", []).append(message)
@@ -262,6 +269,30 @@ def points_errors(params: dict) -> list[str]:
     return errors
 
 
+# --- the credit gate -----------------------------------------------------------------------------------
+
+
+def _yuan_text(value, places: bool = True) -> str:
+    d = Decimal(str(value or 0)).quantize(Decimal("0.01"))
+    return f"¥{d:,.2f}" if places or d != d.to_integral_value() else f"¥{d:,.0f}"
+
+
+def gate_reason(gate: dict | None) -> str:
+    """Why the credit gate capped a score's class, in the reader's language ("" when it did not): "Class capped at
+    B: ¥871,000.00 overdue more than 90 days (above ¥100,000)"."""
+    if not gate:
+        return ""
+    words = {"klass": gate.get("class", ""), "days": gate.get("days", ""), "overdue": _yuan_text(gate.get("overdue"))}
+    if gate.get("reason") == "share":
+        return _(
+            "Class capped at %(klass)s: %(overdue)s overdue more than %(days)s days (above %(share)s%% of the "
+            "%(purchases)s bought in the window)."
+        ) % {**words, "share": gate.get("share", ""), "purchases": _yuan_text(gate.get("purchases"), places=False)}
+    return _("Class capped at %(klass)s: %(overdue)s overdue more than %(days)s days (above %(limit)s).") % {
+        **words, "limit": _yuan_text(gate.get("limit"), places=False)
+    }
+
+
 # --- market influence: key opinion leaders ----------------------------------------------------------
 
 KOL_MAX = 500  # key opinion leaders of one customer (kol_reference, 5 by default, scores 100)
@@ -354,15 +385,46 @@ def _gather(as_of: dt.date, params: dict, ids: Iterable[int] | None) -> dict[int
             overdue_fen=overdue or 0, previous_amount_fen=previous or 0,
             months_cooperating=(last.year - first_month.year) * 12 + last.month - first_month.month + 1,
         )  # fmt: skip
+    aged_before = gate_cutoff(as_of, params)
     if past:
-        _as_of_lines(facts, as_of, first, partial, wanted)
+        _as_of_lines(facts, as_of, first, partial, wanted, aged_before)
+    elif aged_before is not None and facts:
+        _add_aged_overdue(facts, aged_before, wanted)
     if facts:
         _add_profiles(facts, wanted)  # first: the surveys' pass needs to know which customers are departments
         _add_surveys(facts, as_of, first, wanted)
     return facts
 
 
-def _as_of_lines(facts: dict[int, scoring.Facts], as_of: dt.date, first: dt.date, partial: bool, wanted) -> None:
+def gate_cutoff(as_of: dt.date, params: dict) -> dt.date | None:
+    """A debt overdue more than the credit gate's days on `as_of` fell due before this day; None without a gate."""
+    if not scoring.gate_on(params):
+        return None
+    return as_of - dt.timedelta(days=int(params.get("gate_days") or 0))
+
+
+def _add_aged_overdue(facts: dict[int, scoring.Facts], aged_before: dt.date, wanted) -> None:
+    """The credit gate's old debts as of today: the open items (unpaid lines, through their partial index, as the
+    credit status's ageing reads them — not the order lines' history) that fell due before `aged_before`, summed
+    per customer in one query for the whole run."""
+    from pharmacrm.sales.models import OrderLine
+    from pharmacrm.sales.rollups import payment_term_days
+
+    term = dt.timedelta(days=payment_term_days())
+    fell_due = Q(payment_due__lt=aged_before) | Q(payment_due__isnull=True, order_date__lt=aged_before - term)
+    items = OrderLine.objects.filter(fell_due, outstanding_fen__gt=0)
+    if wanted is not None:
+        items = items.filter(institution_id__any_of=wanted)
+    rows = items.order_by().values("institution_id").annotate(aged=Sum("outstanding_fen"))
+    for inst, aged in rows.values_list("institution_id", "aged"):
+        f = facts.get(inst)
+        if f is not None:
+            f.aged_overdue_fen = aged or 0
+
+
+def _as_of_lines(
+    facts: dict[int, scoring.Facts], as_of: dt.date, first: dt.date, partial: bool, wanted, aged_before=None
+) -> None:
     """The facts as they stood on `as_of`, a past day, from the order lines of the window up to that day
     (sales.rollups.state_as_of): the credit measure's amounts paid on time, paid late and overdue on that day —
     a line paid after it was unpaid then, overdue once due; today's rollups counted it as paid — and, when that day
@@ -371,7 +433,7 @@ def _as_of_lines(facts: dict[int, scoring.Facts], as_of: dt.date, first: dt.date
     Costs one pass over the window's lines (the rollups alone serve an evaluation as of today)."""
     from pharmacrm.sales.rollups import state_as_of
 
-    state = state_as_of(as_of, first, wanted)
+    state = state_as_of(as_of, first, wanted, aged_before)
     last = month_start(as_of)
     joining = [inst for inst in state if inst not in facts] if partial else []
     for inst in joining:
@@ -385,8 +447,8 @@ def _as_of_lines(facts: dict[int, scoring.Facts], as_of: dt.date, first: dt.date
             first_month = since.get(inst, last)
             facts[inst].months_cooperating = (last.year - first_month.year) * 12 + last.month - first_month.month + 1
     for inst, f in facts.items():
-        on_time, late, overdue, amount, orders = state.get(inst, (0, 0, 0, 0, 0))
-        f.on_time_fen, f.late_fen, f.overdue_fen = on_time, late, overdue
+        on_time, late, overdue, amount, orders, aged = state.get(inst, (0, 0, 0, 0, 0, 0))
+        f.on_time_fen, f.late_fen, f.overdue_fen, f.aged_overdue_fen = on_time, late, overdue, aged
         if partial:
             f.amount_fen += amount
             f.orders += orders
@@ -938,8 +1000,11 @@ def _scored(
         else:
             prev = previous.get(inst)
             prev_klass, prev_score = (prev[0], text(prev[1])) if prev else ("", None)
+        gate = None
         if evaluating:
-            klass, candidate = scoring.klass(value, model.thresholds), False
+            # the credit gate caps the class (and so its results) in the same pass, from the facts already read
+            klass, gate = scoring.gated_klass(scoring.klass(value, model.thresholds), f, params)
+            candidate = False
             benefit, discount, programme = benefits[klass]
         else:
             # a department (one buying on its own) is ranked but is no candidate: it is never proposed, its hospital
@@ -949,7 +1014,7 @@ def _scored(
             benefit, discount, programme = no_benefit
         rows.append((
             inst, text(value), klass, prev_klass, prev_score, _components_json(components), candidate, discount,
-            programme, f.province or "", f.kind or "",
+            programme, f.province or "", f.kind or "", None if gate is None else _components_json(gate),
         ))  # fmt: skip
         results.append((inst, klass, benefit))
         if len(rows) == SCORE_CHUNK:
@@ -963,7 +1028,7 @@ def _scored(
 STAGE_COLUMNS = {
     "institution_id": "bigint", "score": "numeric(6,2)", "klass": "varchar(1)", "previous_klass": "varchar(1)",
     "previous_score": "numeric(6,2)", "components": "text", "candidate": "boolean", "discount": "numeric(5,2)",
-    "programme": "varchar(100)", "province": "varchar(6)", "customer_kind": "varchar(16)",
+    "programme": "varchar(100)", "province": "varchar(6)", "customer_kind": "varchar(16)", "gate": "text",
 }  # fmt: skip
 RUN_COLUMNS = ["kind", "period", "run_id", "model_id", "as_of", "computed_at"]
 
@@ -985,6 +1050,7 @@ def _upsert_scores(chunks: Iterable[list[tuple]], run_values: list) -> tuple[int
         cursor.execute("DROP TABLE IF EXISTS ka_score_stage")  # its columns follow STAGE_COLUMNS
         cursor.execute(f"CREATE TEMPORARY TABLE ka_score_stage ({', '.join(f'{c} {t}' for c, t in STAGE_COLUMNS.items())})")
         select = ", ".join(stage).replace("components", "components" if sqlite else "components::jsonb")
+        select = select.replace("gate", "gate" if sqlite else "gate::jsonb")
         # a score already there keeps its previous class and score (see PENDING)
         kept = {"previous_klass", "previous_score"}
         sets = ", ".join(f"{c} = excluded.{c}" for c in [*RUN_COLUMNS[2:], *stage[1:]] if c not in kept)
@@ -1304,7 +1370,10 @@ def run_all(
                 if any(wanted[k] is None for k in same)
                 else sorted(set().union(*(wanted[k] for k in same)))
             )
-            shared[months] = gather(as_of, {"window_months": months}, ids)
+            # with the evaluation's credit gate, whose old debts are read in the same pass
+            gate = {k: models[ModelKind.EVALUATION].params.get(k) for k in scoring.GATE_PARAMS
+                    if k in (models[ModelKind.EVALUATION].params or {})} if ModelKind.EVALUATION in same else {}  # fmt: skip
+            shared[months] = gather(as_of, {"window_months": months, **gate}, ids)
     calls = [
         partial(run, kind, user=user, trigger=trigger, ids=wanted[kind], as_of=as_of, facts=shared.get(windows[kind]),
                 model=models[kind], started=started)  # fmt: skip

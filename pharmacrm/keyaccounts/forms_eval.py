@@ -41,15 +41,25 @@ PARAMS = {
     "beds_reference": (_("Beds reference"), _("Beds that score 100."), False),
     "specialties_reference": (_("Specialties reference"), _("Key specialties that score 100."), False),
     "kol_reference": (_("KOL reference"), _("Key opinion leaders that score 100."), False),
+    # the credit gate (scoring.gated_klass)
+    "gate_class": (_("Credit gate: best class"), _("The best class a customer with bad credit may have; off leaves "
+                                                   "the class as the score gives it."), False),
+    "gate_days": (_("Credit gate: days overdue"), _("Debts overdue more than this many days count."), True),
+    "gate_amount": (_("Credit gate: amount (yuan)"), _("The gate applies when such debts are above this amount…"),
+                    False),
+    "gate_share": (_("Credit gate: share of purchases (%)"),
+                   _("…or above this share of the customer's purchases in the window."), False),
 }  # fmt: skip
+GATE_CHOICES = [("", _("Off")), ("B", "B"), ("C", "C"), ("D", "D")]
 KIND_PARAMS = {
     ModelKind.EVALUATION: ["window_months", "amount_reference", "orders_reference", "default_satisfaction",
-                           "default_credit"],
+                           "default_credit", *scoring.GATE_PARAMS],
     ModelKind.CANDIDATE: ["window_months", "amount_reference", "orders_reference", "cooperation_reference_months",
                           "growth_full_percent", "beds_reference", "specialties_reference", "kol_reference"],
 }  # fmt: skip
 # the unit marks a reference value is typed with (¥1,000,000, 100%), on the page and in the API
-PARAM_MARKS = {"amount_reference": AMOUNT_MARKS, "growth_full_percent": PERCENT_MARKS}
+PARAM_MARKS = {"amount_reference": AMOUNT_MARKS, "growth_full_percent": PERCENT_MARKS, "gate_amount": AMOUNT_MARKS,
+               "gate_share": PERCENT_MARKS}  # fmt: skip
 CLASSES = [k.value for k in Klass]
 TIER_CHOICES = [("", _("Leave unchanged")), (Tier.NEW, Tier.NEW.label), (Tier.REGULAR, Tier.REGULAR.label),
                 (Tier.VIP, Tier.VIP.label)]  # fmt: skip
@@ -188,10 +198,22 @@ class ScoringModelForm(OnceTokenForm):  # its one-time token: saved twice, one n
                                                                 marks=PERCENT_MARKS)  # fmt: skip
         for key in KIND_PARAMS[kind]:
             label, help_text, whole = PARAMS[key]
+            if key == "gate_class":
+                self.fields["param_gate_class"] = forms.ChoiceField(label=label, help_text=help_text,
+                                                                    choices=GATE_CHOICES, required=False)  # fmt: skip
+                continue
             field_class = TypedWholeNumberField if whole else TypedNumberField
             extra = {"min_value": 1, "max_value": 120} if whole else {"max_digits": 14, "decimal_places": 2}
+            if key == "gate_days":
+                extra = {"min_value": 1, "max_value": 3650}
+            if key in scoring.GATE_PARAMS:  # left empty (or not sent): as it is
+                extra["required"] = False
             self.fields[f"param_{key}"] = field_class(label=label, help_text=help_text,
                                                       marks=PARAM_MARKS.get(key, ()), **extra)  # fmt: skip
+        if "param_gate_days" in self.fields:
+            days = self.fields["param_gate_days"]
+            message = _("%(name)s must be a whole number of days from 1 to 3650.") % {"name": days.label}
+            days.error_messages.update({"min_value": message, "max_value": message})
         if kind == ModelKind.EVALUATION:
             for k in ("A", "B", "C"):
                 self.fields[f"threshold_{k}"] = TypedNumberField(
@@ -217,9 +239,16 @@ class ScoringModelForm(OnceTokenForm):  # its one-time token: saved twice, one n
         """Reference values checked at their fields, named by their labels (the service's messages name the
         JSON keys: "amount_reference must be a number above zero")."""
         data = super().clean()
+        gate = {key: data[f"param_{key}"] for key in scoring.GATE_PARAMS
+                if f"param_{key}" in data and data[f"param_{key}"] is not None}  # fmt: skip
+        if gate:
+            for key, messages in scoring.gate_errors(gate).items():
+                if key != "gate_days" and f"param_{key}" not in self.errors:  # days: the field's own min and max
+                    for m in messages:
+                        self.add_error(f"param_{key}", m)
         for key in KIND_PARAMS[self.kind]:
             name, value = f"param_{key}", data.get(f"param_{key}")
-            if value is None or key == "window_months":
+            if value is None or key == "window_months" or key in scoring.GATE_PARAMS:
                 continue
             label = PARAMS[key][0]
             if key in ("default_satisfaction", "default_credit"):
@@ -232,7 +261,7 @@ class ScoringModelForm(OnceTokenForm):  # its one-time token: saved twice, one n
     @staticmethod
     def initial_from(model) -> dict:
         initial = {"name": model.name, "version": model.version, "apply_tiers": model.apply_tiers}
-        params = {**scoring.DEFAULT_PARAMS, **(model.params or {})}
+        params = {**scoring.DEFAULT_PARAMS, **scoring.GATE_OFF, **(model.params or {})}
         for c in Component:
             initial[f"weight_{c.value}"] = model.weights.get(c.value, 0)
         for key in PARAMS:
@@ -251,7 +280,11 @@ class ScoringModelForm(OnceTokenForm):  # its one-time token: saved twice, one n
         return [self[f"weight_{c.value}"] for c in KIND_COMPONENTS[self.kind]]
 
     def param_fields(self):
-        return [self[f"param_{key}"] for key in KIND_PARAMS[self.kind]]
+        return [self[f"param_{key}"] for key in KIND_PARAMS[self.kind] if key not in scoring.GATE_PARAMS]
+
+    def gate_fields(self):
+        """The credit gate's settings (the customer evaluation's only), in a group of their own."""
+        return [self[f"param_{key}"] for key in scoring.GATE_PARAMS if f"param_{key}" in self.fields]
 
     def threshold_fields(self):
         keys = ("A", "B", "C") if self.kind == ModelKind.EVALUATION else ("candidate",)
@@ -268,9 +301,15 @@ class ScoringModelForm(OnceTokenForm):  # its one-time token: saved twice, one n
         data = {
             "name": d["name"],
             "weights": {c.value: json_number(d[f"weight_{c.value}"]) for c in KIND_COMPONENTS[self.kind]},
-            "params": {key: json_number(d[f"param_{key}"]) for key in KIND_PARAMS[self.kind]},
+            "params": {key: json_number(d[f"param_{key}"]) for key in KIND_PARAMS[self.kind]
+                       if key not in scoring.GATE_PARAMS},
         }
         if self.kind == ModelKind.EVALUATION:
+            # the credit gate: what was sent (a gate setting left empty, or a form without them, keeps it as it is)
+            for key in scoring.GATE_PARAMS:
+                if f"param_{key}" in self.data and d.get(f"param_{key}") is not None:
+                    value = d[f"param_{key}"]
+                    data["params"][key] = value if key == "gate_class" else json_number(value)
             data["thresholds"] = {k: json_number(d[f"threshold_{k}"]) for k in ("A", "B", "C")}
             data["benefits"] = {
                 k: {"tier": d[f"tier_{k}"], "discount": json_number(d[f"discount_{k}"]) or 0,

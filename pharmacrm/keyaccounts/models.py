@@ -149,6 +149,9 @@ class Score(models.Model):
     # `components` gives them whole. Scores from before runs kept constants are stored whole.
     stored_components = models.JSONField(_("components"), default=list, db_column="components")
     candidate = models.BooleanField(_("key-account candidate"), default=False)
+    # the credit gate that capped the class (scoring.gated_klass): {"class_before_gate", "class", "reason", "days",
+    # "overdue", "limit" or "share" and "purchases"}; null when the class is the one the score gives
+    gate = models.JSONField(_("credit gate"), null=True, blank=True)
     # copied from the customer at scoring time, so the candidate list filters by an index on this table
     province = models.CharField(max_length=6, blank=True, default="", editable=False)
     customer_kind = models.CharField(max_length=16, blank=True, default="", editable=False)
@@ -193,6 +196,18 @@ class Score(models.Model):
 
     def __str__(self) -> str:
         return f"{self.institution_id} {self.period} {self.score}"
+
+    @property
+    def class_before_gate(self) -> str:
+        """The class the score alone gives (the class itself unless the credit gate capped it)."""
+        return (self.gate or {}).get("class_before_gate") or self.klass
+
+    @property
+    def gate_reason(self) -> str:
+        """Why the credit gate capped the class, in the reader's language ("" when it did not)."""
+        from .evaluation import gate_reason
+
+        return gate_reason(self.gate)
 
     @property
     def components(self) -> list[dict]:

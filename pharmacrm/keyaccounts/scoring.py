@@ -71,6 +71,14 @@ DEFAULT_EVALUATION = {
         "D": {"tier": "regular", "discount": 0, "programme": "", "action": True},
     },
 }
+# The credit gate (信用闸门) of an evaluation model: the best class a customer may have while it owes more than
+# `gate_amount` yuan, or more than `gate_share` % of its purchases in the window, overdue more than `gate_days`
+# days. Kept in the model's params; `gate_class` "" is no gate (a model saved before the gate existed has none:
+# its results stay as they were until an administrator switches it on). The default model ships with it on, at B.
+GATE_PARAMS = ("gate_class", "gate_days", "gate_amount", "gate_share")
+GATE_OFF: dict = {"gate_class": "", "gate_days": 90, "gate_amount": 100_000, "gate_share": 20}
+GATE_DEFAULT: dict = {**GATE_OFF, "gate_class": "B"}
+
 DEFAULT_CANDIDATE = {
     "weights": {
         Component.AMOUNT: 30, Component.FREQUENCY: 15, Component.COOPERATION: 15, Component.INFLUENCE: 25,
@@ -117,6 +125,7 @@ class Facts:
     on_time_fen: int = 0
     late_fen: int = 0
     overdue_fen: int = 0  # of the window's months
+    aged_overdue_fen: int = 0  # of which overdue more than the credit gate's days (read only when the gate is on)
     months_cooperating: int | None = None  # since the first order; None = never ordered
     csat_sum: int = 0
     csat_count: int = 0
@@ -333,6 +342,45 @@ def klass(value: Decimal, thresholds: dict) -> str:
     return Klass.D.value
 
 
+def gate_on(params: dict) -> bool:
+    return bool((params or {}).get("gate_class"))
+
+
+def gate(f: Facts, params: dict) -> dict | None:
+    """Why the credit gate applies to a customer, or None: {"days", "overdue" (yuan, text), "reason": "amount" with
+    "limit" (yuan) or "share" with "share" (%) and "purchases" (the window's amount)}. The amount owed more than
+    `gate_days` days past its due date above `gate_amount` applies first, above `gate_share` % of the window's
+    purchases next (a customer who bought nothing in the window and owes an old debt is above any share). An
+    immaterial overdue total (sales.rollups.overdue_immaterial) is settled here too, as in the credit measure."""
+    from pharmacrm.sales.rollups import overdue_immaterial
+
+    aged = f.aged_overdue_fen
+    if aged <= 0 or not params.get("gate_class") or overdue_immaterial(f.overdue_fen, f.amount_fen):
+        return None
+    days = int(params.get("gate_days") or 0)
+    overdue = str(q2(Decimal(aged) / 100))
+    limit = _reference(params.get("gate_amount"))
+    if Decimal(aged) > limit * 100:
+        return {"reason": "amount", "days": days, "overdue": overdue, "limit": str(q2(limit))}
+    share = _reference(params.get("gate_share"))
+    if Decimal(aged) * 100 > share * f.amount_fen:
+        return {"reason": "share", "days": days, "overdue": overdue, "share": f"{share.normalize():f}",
+                "purchases": str(q2(Decimal(max(f.amount_fen, 0)) / 100))}  # fmt: skip
+    return None
+
+
+def gated_klass(klass_by_score: str, f: Facts, params: dict) -> tuple[str, dict | None]:
+    """(class, gate): the class the score gives, capped at the gate's class when the gate applies; `gate` is its
+    reason with the class the score alone gives ("class_before_gate") when it changed the class, else None."""
+    cap = params.get("gate_class")
+    if not cap or klass_by_score >= cap:  # "A" < "B" < "C" < "D": a class at or below the cap is left as it is
+        return klass_by_score, None
+    why = gate(f, params)
+    if why is None:
+        return klass_by_score, None
+    return cap, {**why, "class_before_gate": klass_by_score, "class": cap}
+
+
 def validate_model(kind: str, weights: dict, params: dict, thresholds: dict) -> dict[str, list[str]]:
     """Field errors of a model definition (empty when it is usable); messages in the active language."""
     from django.utils.translation import gettext as _
@@ -397,6 +445,36 @@ def validate_model(kind: str, weights: dict, params: dict, thresholds: dict) -> 
                 errors.setdefault("params", []).append(
                     _("%(name)s must be a number above zero.") % {"name": param_label(key)}
                 )
+    if any(key in params for key in GATE_PARAMS):
+        if kind != ModelKind.EVALUATION:
+            errors.setdefault("params", []).append(_("Only the customer evaluation has a credit gate."))
+        else:
+            for messages in gate_errors(params).values():
+                errors.setdefault("params", []).extend(messages)
+    return errors
+
+
+def gate_errors(params: dict) -> dict[str, list[str]]:
+    """The credit gate's settings, each error at its own key (the form shows it at its field; the service and the
+    API under params)."""
+    from django.utils.translation import gettext as _
+
+    errors: dict[str, list[str]] = {}
+    cap = params.get("gate_class", "")
+    if cap not in ("", None, "B", "C", "D"):
+        errors["gate_class"] = [_("The credit gate caps the class at B, C or D, or is off.")]
+    days = params.get("gate_days", 90)
+    if not (isinstance(days, int) and not isinstance(days, bool) and 1 <= days <= 3650):
+        errors["gate_days"] = [_("%(name)s must be a whole number of days from 1 to 3650.") % {"name": param_label("gate_days")}]
+    for key, top in (("gate_amount", Decimal("1000000000000")), ("gate_share", HUNDRED)):
+        try:
+            ok = not isinstance(params.get(key, 0), bool) and 0 <= Decimal(str(params.get(key, 0))) <= top
+        except Exception:
+            ok = False
+        if not ok:
+            errors[key] = [
+                _("%(name)s must be a number from 0 to %(max)s.") % {"name": param_label(key), "max": f"{top:,}"}
+            ]
     return errors
 
 

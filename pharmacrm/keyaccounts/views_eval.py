@@ -628,7 +628,7 @@ def customer_panel(request, institution_id: int):
     institution = access.get_visible_or_404(user, Institution, institution_id)
     history = list(
         Score.objects.filter(institution=institution, kind=ModelKind.EVALUATION)
-        .only("id", "period", "as_of", "score", "klass", "previous_klass")
+        .only("id", "period", "as_of", "score", "klass", "previous_klass", "gate")
         # by date, then the latest run: by the label, a key account's quarter 2026Q4 sorted above the
         # half-year 2026H2 re-scored after today's import (and 2026Q1 above 2026H2)
         .order_by("-as_of", "-run_id")[:HISTORY_ROWS]
@@ -646,7 +646,7 @@ def customer_panel(request, institution_id: int):
     if interim_of:
         deciding = next((h for h in history if h.period == interim_of), None) or (
             Score.objects.filter(institution=institution, kind=ModelKind.EVALUATION, period=interim_of)
-            .only("id", "period", "score", "klass").first()
+            .only("id", "period", "score", "klass", "gate").first()
         )  # fmt: skip
     context = {
         "latest": latest, "history": history, "candidate": candidate, "institution": institution,

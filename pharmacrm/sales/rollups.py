@@ -292,7 +292,9 @@ def give_back_temp_store(before: int | None) -> None:
             cursor.execute(f"PRAGMA temp_store={int(before)}")
 
 
-def state_as_of(as_of: dt.date, first: dt.date, ids=None) -> dict[int, tuple[int, int, int, int, int]]:
+def state_as_of(
+    as_of: dt.date, first: dt.date, ids=None, aged_before: dt.date | None = None
+) -> dict[int, tuple[int, int, int, int, int, int]]:
     """What the rollups would have said on `as_of`, a past day (they hold today's payment state, and a month's
     lines ordered after that day): per customer (of `ids`, if given), from its lines ordered from month `first`
     up to `as_of`, the amounts paid on time and paid late by `as_of`, and the amount and purchase orders of
@@ -301,7 +303,8 @@ def state_as_of(as_of: dt.date, first: dt.date, ids=None) -> dict[int, tuple[int
     is on or before `as_of`: one paid later was owed in full then, and overdue if it had fallen due before `as_of`
     (as the nightly refresh counted it that day); a line ordered after `as_of` does not count. One pass over the
     lines, grouped by customer in the database; a line ordered before the window is read only if it was unpaid on
-    `as_of`."""
+    `as_of`. Last, the part of the amount overdue on `as_of` that fell due before `aged_before` (the evaluation's
+    credit gate: overdue more than its days on `as_of`; 0 without it), in the same pass."""
     from pharmacrm.core.ids import any_of_sql
 
     line = OrderLine._meta.db_table
@@ -323,7 +326,8 @@ def state_as_of(as_of: dt.date, first: dt.date, ids=None) -> dict[int, tuple[int
         f"SELECT o.institution_id, SUM(CASE WHEN {window} AND {_on_time()} AND {paid} THEN o.paid_fen ELSE 0 END), "
         f"SUM(CASE WHEN {window} AND {_late()} AND {paid} THEN o.paid_fen ELSE 0 END), "
         f"SUM(CASE WHEN {_due()} < %s THEN {owed} ELSE 0 END), SUM(CASE WHEN o.month = %s THEN o.amount_fen ELSE 0 END), "
-        f"COUNT(DISTINCT CASE WHEN o.month = %s AND o.amount_fen > 0 THEN o.order_number END) "
+        f"COUNT(DISTINCT CASE WHEN o.month = %s AND o.amount_fen > 0 THEN o.order_number END), "
+        f"SUM(CASE WHEN {_due()} < %s THEN {owed} ELSE 0 END) "
         f"FROM {table} WHERE ({window} OR ({unpaid_then})) AND o.month <= %s AND o.order_date <= %s {where} "
         f"GROUP BY o.institution_id"
     )
@@ -333,7 +337,9 @@ def state_as_of(as_of: dt.date, first: dt.date, ids=None) -> dict[int, tuple[int
     try:
         with connection.cursor() as cursor:
             start = _adapt(first)
-            cursor.execute(sql, [start, day, start, day, day, day, month, month, start, day, month, day, *params])
+            # no gate: a day before every line's due date, so that nothing is counted
+            aged = _adapt(aged_before or dt.date(1, 1, 1))
+            cursor.execute(sql, [start, day, start, day, day, day, month, month, aged, day, start, day, month, day, *params])
             return {inst: tuple(int(v or 0) for v in rest) for inst, *rest in cursor.fetchall()}
     finally:
         give_back_temp_store(temp_store)
