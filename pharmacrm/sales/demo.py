@@ -174,7 +174,8 @@ def _customer(rng: random.Random, inst, catalogue: list[Item], extras: list[Item
 
 
 def _payers(rng: random.Random, customers: list[Customer]) -> None:
-    """About one in ten pays late as a habit; a few of them also owe overdue arrears right now."""
+    """About one in ten pays late as a habit; a few of them also owe overdue arrears right now (and the biggest
+    customer paying on time an old debt: _old_debt)."""
     current = [c for c in customers if c.last == MONTHS - 1 and c.first <= MONTHS - 8]
     late = rng.sample(current, max(1, len(current) // 10)) if current else []
     for c in late:
@@ -182,6 +183,29 @@ def _payers(rng: random.Random, customers: list[Customer]) -> None:
     candidates = [c for c in late if c.institution.kind != "clinic"]
     for c in rng.sample(candidates, min(len(candidates), max(1, len(customers) // 50))):
         c.payer = "arrears"
+
+
+OLD_DEBT_FEN = 12_000_000  # ¥120,000: above the default credit gate's ¥100,000 (keyaccounts.scoring.GATE_DEFAULT)
+
+
+def _old_debt(customers: list[Customer], orders: list, today: dt.date) -> set[int]:
+    """The orders (by id of their lines) the demo's biggest customer that pays on time left unpaid: the first ones
+    due 100 to 200 days ago, until they add up to more than ¥120,000 — so that the customer evaluation shows a
+    high scorer capped by the credit gate (overdue more than 90 days above ¥100,000). No random draw: the other
+    customers' data stay as they were."""
+    good = [c for c in customers if c.payer == "good" and c.last == MONTHS - 1 and c.first == 0]
+    if not good:
+        return set()
+    debtor = max(good, key=lambda c: (c.spend * c.rate, -c.institution.pk))
+    picked, total = set(), 0
+    for day, c, lines in orders:
+        if c is not debtor or not (100 <= (today - (day + dt.timedelta(days=c.terms))).days <= 200):
+            continue
+        picked.add(id(lines))
+        total += sum(int(_money(item.price * c.price_factor) * qty * 100) for item, qty in lines)
+        if total > OLD_DEBT_FEN:
+            break
+    return picked
 
 
 def _day(rng: random.Random, month: dt.date, today: dt.date) -> dt.date:
@@ -296,12 +320,15 @@ def rows(seed: int = SEED, today: dt.date | None = None) -> list[dict]:
                     lines.append((item, qty))
                 orders.append((_day(rng, month, today), c, lines))
     orders.sort(key=lambda o: (o[0], o[1].institution.pk))
+    unpaid = _old_debt(customers, orders, today)
     out = []
     for day, c, lines in orders:
         number = numbers.order(day)
         invoice = numbers.next_invoice() if (today - day).days > 3 else ""
         due = day + dt.timedelta(days=c.terms)
         paid_on, share = _payment(rng, c, day, due, today)
+        if id(lines) in unpaid:  # drawn all the same: the other customers' payments stay as they were
+            paid_on, share = None, Decimal(0)
         month = day.replace(day=1)
         for n, (item, qty) in enumerate(lines, start=1):
             price = _money(item.price * c.price_factor)

@@ -267,6 +267,10 @@ def test_the_demo_shows_evaluations_candidates_and_a_running_key_account_program
     current = Score.objects.filter(kind="evaluation", period=evaluation.half_year(today))
     assert current.exists() and set(current.values_list("klass", flat=True)) <= {"A", "B", "C", "D"}
     assert current.exclude(previous_score=None).exists()
+    # a high scorer owing an old debt, capped by the credit gate (the page says why)
+    capped = current.exclude(gate=None).first()
+    assert capped is not None and capped.klass == "B" and capped.class_before_gate == "A", capped and capped.gate
+    assert float(capped.gate["overdue"]) > 100_000
     assert Score.objects.filter(kind="candidate", period=evaluation.month_label(today)).exists()
     # the evaluation of the period in force set the tiers (today's run of a half-year under way may be interim)
     in_force = evaluation.in_force("evaluation") or evaluation.half_year(today)
