@@ -373,7 +373,8 @@ def gated_klass(klass_by_score: str, f: Facts, params: dict) -> tuple[str, dict 
     """(class, gate): the class the score gives, capped at the gate's class when the gate applies; `gate` is its
     reason with the class the score alone gives ("class_before_gate") when it changed the class, else None."""
     cap = params.get("gate_class")
-    if not cap or klass_by_score >= cap:  # "A" < "B" < "C" < "D": a class at or below the cap is left as it is
+    # "A" < "B" < "C" < "D": a class at or below the cap is left as it is (most customers: no work beyond this line)
+    if not cap or klass_by_score >= cap or f.aged_overdue_fen <= 0:
         return klass_by_score, None
     why = gate(f, params)
     if why is None:

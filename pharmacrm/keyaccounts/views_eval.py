@@ -536,11 +536,23 @@ def _model_view(model: ScoringModel) -> dict:
         # the model in force read amount, credit, frequency, satisfaction)
         "weights": [(_label(Component, k), v, _number(weights.get(k, Decimal(0)) * 100))
                     for k, v in scoring.in_measure_order((model.weights or {}).items())],
-        "params": [(PARAMS[k][0], params.get(k)) for k in KIND_PARAMS[model.kind] if k in PARAMS],
+        "params": _params_shown(model.kind, params),
         "thresholds": sorted((model.thresholds or {}).items()),
         "benefits": [(k, _benefit((model.benefits or {}).get(k) or {})) for k in "ABCD"]
         if model.kind == ModelKind.EVALUATION else [],
     }  # fmt: skip
+
+
+def _params_shown(kind: str, params: dict) -> list[tuple]:
+    """(label, value) of a model's reference values; a credit gate that is off (or a model saved before the gate) is
+    one line, "Off", not three settings that do nothing."""
+    gate_on = scoring.gate_on(params)
+    out = []
+    for k in KIND_PARAMS[kind]:
+        if k not in PARAMS or (k in scoring.GATE_PARAMS and k != "gate_class" and not gate_on):
+            continue
+        out.append((PARAMS[k][0], (params.get(k) or _("Off")) if k == "gate_class" else params.get(k)))
+    return out
 
 
 def _benefit(b: dict) -> dict:
