@@ -105,7 +105,9 @@ class ScoreSerializer(ModelSerializer):
         return picker_label(obj.institution)  # its parent read with it (_ScoreViewSet._base)
 
 
-class GateSerializer(Serializer):
+class EvaluationGateSerializer(Serializer):
+    """Why the credit gate capped an evaluation's class."""
+
     reason = serializers.ChoiceField(choices=["amount", "share"])
     klass = serializers.CharField(help_text="The class the gate caps at.")
     days = serializers.IntegerField(help_text="Debts overdue more than this many days count.")
@@ -166,7 +168,7 @@ class EvaluationSerializer(ScoreSerializer):
                                                 "programme_label", "class_before_gate", "gate"]  # fmt: skip
         read_only_fields = fields
 
-    @extend_schema_field(GateSerializer(allow_null=True))
+    @extend_schema_field(EvaluationGateSerializer(allow_null=True))
     def get_gate(self, obj: Score) -> dict | None:
         return gate_json(obj.gate)
 

@@ -701,6 +701,8 @@ def customer_run(request, institution_id: int):
         else:
             messages.success(request, _("%(name)s was evaluated for %(period)s: score %(score)s, class %(klass)s.")
                              % words)  # fmt: skip
+        if score.gate:  # the class the credit gate capped: why, beside it
+            messages.info(request, score.gate_reason)
     return redirect(back)
 
 
