@@ -158,6 +158,8 @@ class Task(models.Model):
     class Meta:
         ordering = ["deadline", "id"]
         indexes = [models.Index(fields=["status", "deadline"], name="coop_task_due")]
+        verbose_name = _("cooperation project task")
+        verbose_name_plural = _("cooperation project tasks")
 
     def __str__(self) -> str:
         return self.title
@@ -175,6 +177,8 @@ class Check(models.Model):
 
     class Meta:
         ordering = ["-checked_on", "-id"]
+        verbose_name = _("cooperation project check")
+        verbose_name_plural = _("cooperation project checks")
 
     def __str__(self) -> str:
         return f"{self.checked_on.isoformat()} {self.progress}%"
@@ -196,6 +200,8 @@ class Acceptance(models.Model):
 
     class Meta:
         ordering = ["-accepted_on", "-id"]
+        verbose_name = _("cooperation project acceptance")
+        verbose_name_plural = _("cooperation project acceptances")
 
     def __str__(self) -> str:
         return f"{self.accepted_on.isoformat()} {self.get_result_display()}"
@@ -212,6 +218,8 @@ class Payment(models.Model):
 
     class Meta:
         ordering = ["paid_on", "id"]
+        verbose_name = _("cooperation project payment")
+        verbose_name_plural = _("cooperation project payments")
 
     def __str__(self) -> str:
         return f"{self.paid_on.isoformat()} ¥{self.amount:,}"
