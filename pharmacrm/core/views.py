@@ -511,7 +511,7 @@ def _audit_rows(user, entries) -> None:
     it), its changes and its details as people read them — with a query per model on the page, not per row."""
     from django.urls import NoReverseMatch
 
-    from .templatetags.crm import audit_detail, audit_display, audit_label, audit_labels
+    from .templatetags.crm import audit_detail, audit_display, audit_label, audit_labels, audit_record_name
 
     masked = personal.masks_free_text(user)
     names = personal.audit_names(audit_labels(entries), masked)  # the records an entry names (tickets read …)
@@ -520,6 +520,8 @@ def _audit_rows(user, entries) -> None:
     for e in entries:
         e.kind = _object_kinds(e.object_type) if e.object_type else ""
         current = names.get(e.object_type, {}).get(e.object_id) if e.object_id else None
+        if current is None:  # named by codes, in the reader's language (a service goal: its team and indicator)
+            current = audit_record_name(e, names)
         if current is not None:
             e.label = current
         elif e.action == A.READ_PERSONAL and not e.object_id:

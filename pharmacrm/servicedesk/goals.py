@@ -289,8 +289,10 @@ def _apply(user, values: dict, expected: dict, source: str, team, since) -> int:
         changed += 1
         was, now = (None if before is None else plain(before)), (None if value is None else plain(value))
         history.append(ServiceGoalChange(indicator=name, team=team, target=value, valid_from=at, set_by=user))
+        # the goal named by codes (its indicator, its team's id): the audit page names it in its reader's language
+        which = {"indicator": name, **({"team": team.pk} if team is not None else {})}
         if value is None:
-            audit.record(A.DELETE, row, user=user, changes={"target": [was, None]}, source=source)
+            audit.record(A.DELETE, row, user=user, changes={"target": [was, None]}, source=source, **which)
             row.delete()
         elif row is None:
             row = ServiceGoal.objects.create(indicator=name, team=team, target=value, updated_by=user, updated_at=at)
@@ -301,6 +303,6 @@ def _apply(user, values: dict, expected: dict, source: str, team, since) -> int:
         else:
             row.target, row.updated_by, row.updated_at = value, user, at
             row.save(update_fields=["target", "updated_by", "updated_at"])
-            audit.record(A.UPDATE, row, user=user, changes={"target": [was, now]}, source=source)
+            audit.record(A.UPDATE, row, user=user, changes={"target": [was, now]}, source=source, **which)
     ServiceGoalChange.objects.bulk_create(history)
     return changed

@@ -1008,7 +1008,10 @@ class ServiceGoal(models.Model):
         ]  # fmt: skip
 
     def __str__(self) -> str:
-        return f"{self.team} · {self.indicator} {self.target}" if self.team_id else f"{self.indicator} {self.target}"
+        # as stored, whoever acts (the audit trail's label): the team's stored name and the indicator's code, which the
+        # audit page shows in its reader's language from the entry's codes (crm.audit_record_name); a key account's
+        # team read in the actor's language (Team.shown_name) had the entry of an English user's change in English
+        return f"{self.team.name} · {self.indicator} {self.target}" if self.team_id else f"{self.indicator} {self.target}"
 
 
 class ServiceGoalChange(models.Model):

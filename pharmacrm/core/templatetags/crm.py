@@ -347,6 +347,23 @@ AUDIT_VALUES = {
 }
 
 
+def _service_goal_indicators() -> dict:
+    from pharmacrm.servicedesk.goals import INDICATORS
+
+    return {name: i.label for name, i in INDICATORS.items()}
+
+
+# Fields that hold codes without a choice list on the model: "app.model" → {field: () → {code: label}}
+AUDIT_FIELD_CODES = {"servicedesk.servicegoal": {"indicator": _service_goal_indicators}}
+
+
+def _field_codes(model, name) -> dict:
+    """{code: label} of a field of the entry's model that holds codes without choices (AUDIT_FIELD_CODES), else {}."""
+    model = _audit_model(model)
+    codes = AUDIT_FIELD_CODES.get(model._meta.label_lower, {}).get(name) if model is not None else None
+    return codes() if codes is not None else {}
+
+
 def _audit_choices() -> dict:
     """Details (also inside a list of records, such as an SLA sweep's breaches) whose values are codes of a
     choice list but no field of the entry's model: key → the choices."""
@@ -390,6 +407,8 @@ AUDIT_REFERENCES = {
     # what moved a department or person along (customers.services): the hospital, department or merged institution
     "hospital_moved": "customers.institution", "department_moved": "customers.institution",
     "institution_merged": "customers.institution",
+    # a team by its id (a service goal's, a training results export's filter): its name in the reader's language
+    "team": "core.team",
 }  # fmt: skip
 # Details that hold whole records of another model (a deleted person's consent records): key → that model
 AUDIT_RECORD_MODELS = {"consents": "customers.consent", "lines": "engagement.communicationplanline"}
@@ -535,6 +554,9 @@ def audit_display(model, name: str, value, names=None) -> str:
     """An audit value as people read it: choice labels instead of codes, names instead of ids (from `names`,
     {"app.model": {"pk": label}}, see audit_labels; region names always), times in the viewer's zone.
     Copes with any key: reverse relations, fields that no longer exist, lists and dicts."""
+    codes = _field_codes(model, name)
+    if isinstance(value, str) and value in codes:
+        return str(codes[value])
     field = _audit_field(model, name)
     if field is None or not getattr(field, "concrete", False):
         if name in AUDIT_RECORD_MODELS and isinstance(value, list) and all(isinstance(v, dict) for v in value):
@@ -595,6 +617,9 @@ def audit_detail(model, name: str, value, names=None, path: str = "") -> str:
         if len(value) > AUDIT_LIST_SHOWN:
             shown += " " + _("… (%(count)d in all)") % {"count": len(value)}
         return shown
+    codes = _field_codes(model, name)
+    if isinstance(value, str) and value in codes:  # a service goal's indicator
+        return str(codes[value])
     field = _audit_field(model, name)
     if field is not None and getattr(field, "concrete", False) and (field.choices or field.related_model):
         # a region (an export's filter) by its name, a user by theirs, as in the changes: 110100 is 北京市
@@ -739,6 +764,42 @@ def audit_labels(entries) -> dict[str, dict[str, str]]:
             continue
         out[label] = {str(obj.pk): str(obj) for obj in model._base_manager.filter(pk__in=keys)}
     return out
+
+
+def _service_goal_name(entry, names) -> str | None:
+    """A service goal by its team (the desk's: none) and indicator in the reader's language, from the codes its
+    entries keep (the indicator and team of a creation's changes, or of the details); None for an entry written
+    before they were kept, whose recorded name stands."""
+    changes = entry.changes if isinstance(entry.changes, dict) else {}
+    extra = entry.extra if isinstance(entry.extra, dict) else {}
+
+    def code(key):
+        if key in extra:
+            return extra[key]
+        pair = changes.get(key)
+        return pair[1] if isinstance(pair, list) and len(pair) == 2 else None
+
+    indicator = code("indicator")
+    label = _service_goal_indicators().get(indicator) if isinstance(indicator, str) else None
+    if label is None:
+        return None
+    team = code("team")
+    if team is None:
+        return str(label)
+    return f"{_labelled(names, 'core.team', team) or audit_value(team)} · {label}"
+
+
+# Models whose entries name their record by codes the audit page shows in its reader's language ("app.model" →
+# (entry, the page's batch of labels) → the name, or None to show the name recorded): a name made of words of the
+# actor's language when recorded would read in the actor's language to every reader
+AUDIT_NAMED_BY_CODES = {"servicedesk.servicegoal": _service_goal_name}
+
+
+def audit_record_name(entry, names=None) -> str | None:
+    """The name of an entry's record in the reader's language when its model is named by codes (AUDIT_NAMED_BY_CODES),
+    else None."""
+    named = AUDIT_NAMED_BY_CODES.get(entry.object_type)
+    return named(entry, names) if named is not None else None
 
 
 @register.simple_tag
