@@ -76,6 +76,25 @@ class TypedNumbers(OpenApiSerializerFieldExtension):
         }  # fmt: skip
 
 
+class TypedWholeNumbers(OpenApiSerializerFieldExtension):
+    """A whole number read as typed (api_utils.WholeNumberField) takes a JSON integer or text ("1,000", "１０００"):
+    the request says so (`oneOf` integer / string, with its bounds), where DRF's integer refused a string in a client
+    validating against the schema. Answers are unchanged: an integer."""
+
+    target_class = "pharmacrm.core.api_utils.WholeNumberField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        if direction != "request":
+            return schema
+        bounds = {key: schema[key] for key in ("minimum", "maximum") if key in schema}
+        description = ("A whole number as typed: thousands separators, spaces and full-width digits are read "
+                       "(\"1,000\", \"1 000\", \"１０００\"); \"1e3\" and \"1.5\" are refused.")  # fmt: skip
+        typed = {"type": "string", "minLength": 1, "maxLength": 1000, "example": "1,000", "description": description}
+        return {"oneOf": [{"type": "integer", **bounds}, typed]}
+
+
 class _TypedText(OpenApiSerializerFieldExtension):
     """A date or a moment read as typed: in a request, a string of the forms `typed` describes (a pattern, a
     description and an example) instead of DRF's `format: date` / `format: date-time`, which a client validating

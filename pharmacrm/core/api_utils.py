@@ -388,6 +388,30 @@ class TypedDecimalField(serializers.DecimalField):
         return super().to_internal_value(data)
 
 
+class WholeNumberField(serializers.IntegerField):
+    """A whole number a person types (beds, a quantity, a count, minutes, a threshold, an order), read as the pages
+    read it (core.forms.TypedWholeNumberField): a JSON integer, or text with thousands separators, spaces and
+    full-width digits — "1,000", "1 000", "１０００". Anything else ("1e3", "1.5", "1_000", Arabic-Indic digits) is
+    refused under the field; the bounds keep DRF's messages. Ids and versions stay IntegerField (ASCII digits)."""
+
+    reads_typed_digits = True  # StrictInputMixin: full-width digits are read here, not refused
+    default_error_messages = {"invalid": gettext_lazy("Enter a whole number, such as 12 or 1,200.")}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            self.fail("invalid")
+        if isinstance(data, str):
+            if len(data) > self.MAX_STRING_LENGTH:
+                self.fail("max_string_length")
+            number = typed_decimal(data)
+            if number is None or not number.is_finite() or number != number.to_integral_value():
+                self.fail("invalid")
+            data = int(number)
+        elif isinstance(data, float) and not data.is_integer():
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class PercentField(TypedDecimalField):
     """A figure in percent (a discount level, a growth that scores 100): "30", "30%", "３０％", "12.5 %" are 30 and
     12.5."""

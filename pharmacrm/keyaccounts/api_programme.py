@@ -36,6 +36,7 @@ from pharmacrm.core.api_utils import (
     ModelSerializer,
     NoWritesForReadOnlyRoles,
     Serializer,
+    WholeNumberField,
     clean_text,
     expected_version,
 )
@@ -322,7 +323,7 @@ class PlanItemWriteSerializer(Serializer):
 
 class ProgressSerializer(VersionSerializer):
     status = ItemStatusField()
-    progress = serializers.IntegerField(min_value=0, max_value=100, required=False)
+    progress = WholeNumberField(min_value=0, max_value=100, required=False)
     note = serializers.CharField(max_length=20000, required=False, allow_blank=True, default="")
 
 
@@ -413,8 +414,8 @@ class AgreementCreateSerializer(Serializer):
     account = serializers.IntegerField(min_value=1, max_value=2**63 - 1, help_text="The key account's id.")
     start_date = DateField()
     end_date = DateField()
-    renewal_notice_days = serializers.IntegerField(min_value=0, max_value=365, default=60,
-                                                   help_text="Remind of the renewal this many days before the end.")  # fmt: skip
+    renewal_notice_days = WholeNumberField(min_value=0, max_value=365, default=60,
+                                           help_text="Remind of the renewal this many days before the end.")  # fmt: skip
 
 
 class TermSerializer(VersionSerializer):

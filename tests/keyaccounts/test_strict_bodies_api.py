@@ -52,14 +52,20 @@ def test_a_team_member_named_by_ids_in_foreign_digits_is_refused_by_field(api, u
     assert not TeamMember.objects.filter(user=expert2).exists()
 
 
-def test_progress_in_full_width_digits_is_refused_and_the_item_unchanged(api, users, xiehe, with_plan):
+def test_progress_in_arabic_indic_digits_is_refused_and_the_item_unchanged(api, users, xiehe, with_plan):
+    """Progress is a whole number a person types, read as the page reads it: full-width digits are 50 (the form
+    took them, the API refused them), Arabic-Indic ones are no number."""
     _account, plan = with_plan(xiehe)
     item = plan.items.first()
     url = f"{BASE}plan-items/{item.pk}/progress/"
-    r = api("kam").post(url, {"status": "in_progress", "progress": "５０", "version": item.version}, format="json")
-    assert r.status_code == 400 and r.json() == {"progress": ["A valid integer is required."]}
+    r = api("kam").post(url, {"status": "in_progress", "progress": "٥٠", "version": item.version}, format="json")
+    assert r.status_code == 400 and r.json() == {"progress": ["Enter a whole number, such as 12 or 1,200."]}
     item.refresh_from_db()
     assert item.progress == 0
+    r = api("kam").post(url, {"status": "in_progress", "progress": "５０", "version": item.version}, format="json")
+    assert r.status_code == 200, r.content
+    item.refresh_from_db()
+    assert item.progress == 50
 
 
 def test_a_plan_item_read_with_get_is_sent_back_with_one_field_changed(api, users, xiehe, staffed):
