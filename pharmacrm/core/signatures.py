@@ -9,6 +9,7 @@ authenticator app for it (core/views.py, the enrolment page), even when their ro
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 
@@ -126,6 +127,31 @@ def verify_code(user, code: str) -> bool:
     """True when `code` is a current, not yet used one-time code of one of the user's confirmed
     authenticators (matching_device)."""
     return matching_device(user, code) is not None
+
+
+SENT_AGAIN_WITHIN = datetime.timedelta(minutes=2)  # longer than a one-time code is taken (its step and tolerance)
+
+
+def signed_again(user, code: str, meaning: str) -> Signature | None:
+    """The user's signature of a moment ago (SENT_AGAIN_WITHIN) when `code` is the one-time code it was given with and
+    it is the user's last one, of `meaning`: a signed form sent twice (a double click) — the code used by the first
+    sending, which no second signature can be given with. None otherwise (a new code, another signature since, an
+    authenticator used since to sign in). Nothing is checked against the code or counted: it is compared with the
+    one the user's authenticator accepted last."""
+    from django_otp.oath import hotp
+
+    code = one_time_code(code)
+    last = Signature.objects.filter(user=user).order_by("-signed_at", "-pk").first()
+    if not code or last is None or last.meaning != meaning:
+        return None
+    if last.signed_at < timezone.now() - SENT_AGAIN_WITHIN:
+        return None
+    for device in TOTPDevice.objects.filter(user=user, confirmed=True):
+        if device.last_t < 0 or (device.last_used_at is not None and device.last_used_at > last.signed_at):
+            continue  # never used, or used since the signature (a sign-in)
+        if f"{hotp(device.bin_key, device.last_t, digits=device.digits):0{device.digits}d}" == code:
+            return last
+    return None
 
 
 def verify(user, code: str, meaning: str, obj) -> None:

@@ -890,7 +890,9 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         description="Export the case as an ICH E2B(R3) ICSR (MCCI_IN200100UV01 with one PORR_IN049016UV), after "
         "your electronic signature (the current one-time code: \"approved for export\"). The batch is released "
         "only when it passes the business rules and the schema; otherwise 422 lists what to fill in. The unchanged "
-        "case exported again is the stored file of the earlier export (X-Retransmission: true).",
+        "case exported again is the stored file of the earlier export (X-Retransmission: true). The same request "
+        "sent again right after with the code it was signed with (a double click, a retry) answers that export's "
+        "file: nothing is signed, exported or audited a second time.",
     )  # fmt: skip
     @action(detail=True, methods=["post"], url_path="export", filter_backends=[], pagination_class=None,
             content_negotiation_class=FileNegotiation)
@@ -959,11 +961,14 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
 
     @extend_schema(
         request={"multipart/form-data": LiteratureCopyUploadSerializer}, tags=["safety"],
-        responses={201: LiteratureCopySerializer, 400: OpenApiResponse(description="Per-field messages: a reference "
+        responses={201: LiteratureCopySerializer,
+                   200: OpenApiResponse(LiteratureCopySerializer, description="The reference has this copy already "
+                                        "(the same name and content): it stays as it was, nothing changed."),
+                   400: OpenApiResponse(description="Per-field messages: a reference "
                    "the case does not have, a file that is not a PDF, empty or over 7 MB.")},
         description="Attach the copy of a published article (a PDF) to one of the case's literature references "
         "(pharmacovigilance): the E2B(R3) export sends it inside the ICSR (C.4.r.2). It replaces that reference's "
-        "earlier copy.",
+        "earlier copy; the same copy sent again (a double upload) changes nothing and answers 200 with it.",
     )  # fmt: skip
     @action(detail=True, methods=["post"], url_path="literature-copies", filter_backends=[], pagination_class=None,
             parser_classes=[MultiPartParser, FormParser])  # fmt: skip
@@ -981,10 +986,12 @@ class CaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
                 errors["file"] = errors.pop("copy")
             raise serializers.ValidationError(errors) from None
         n = services.literature_references(case).index(copy.literature) + 1
+        # the same copy sent again (a double upload): the copy the first sending attached, 200, nothing changed
+        again = getattr(copy, "again", False)
         return Response(LiteratureCopySerializer({
             "reference": n, "name": copy.name, "content_type": copy.content_type, "size": copy.size,
             "uploaded_at": copy.uploaded_at,
-        }).data, status=status.HTTP_201_CREATED)  # fmt: skip
+        }).data, status=status.HTTP_200_OK if again else status.HTTP_201_CREATED)  # fmt: skip
 
 
     @extend_schema(

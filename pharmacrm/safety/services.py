@@ -1426,7 +1426,9 @@ def attach_literature_copy(user, case: SafetyCase, reference, upload=None, *, na
     """Keep the copy of the article of the case's literature reference number `reference` (C.4.r.2): a PDF,
     checked by its content, stored like every case file (var/files, readable by the service only, served through
     the PV check), audited. It replaces the
-    reference's earlier copy (whose file is deleted once the transaction is through)."""
+    reference's earlier copy (whose file is deleted once the transaction is through) — unless that copy is this one
+    already (the same name and content: the form or the upload sent twice), which is kept as it is, nothing audited
+    again: the copy answered then has `again` set."""
     require(user)
     from django.core.files.base import ContentFile
 
@@ -1451,6 +1453,10 @@ def attach_literature_copy(user, case: SafetyCase, reference, upload=None, *, na
                 raise ValidationError({"reference": [_("The literature references changed meanwhile: check them and "
                                                        "attach the copy again.")]})  # fmt: skip
             old = list(CaseFile.objects.select_for_update().filter(case=locked, literature=text))
+            if len(old) == 1 and _same_file(old[0], display, data):  # sent again: the first sending's copy stands
+                copy.file.delete(save=False)
+                old[0].again = True
+                return old[0]
             copy.save(force_insert=True)
             for each in old:
                 _record(A.DELETE, each, user, case=case.number, name=each.name, size=each.size, replaced_by=display)
@@ -1461,6 +1467,17 @@ def attach_literature_copy(user, case: SafetyCase, reference, upload=None, *, na
         copy.file.delete(save=False)
         raise
     return copy
+
+
+def _same_file(case_file: CaseFile, name: str, data: bytes) -> bool:
+    """Whether the stored case file is `data` under `name` (a copy sent a second time)."""
+    if case_file.name != name or case_file.size != len(data):
+        return False
+    try:
+        with case_file.file.open("rb") as handle:
+            return handle.read() == data
+    except OSError:  # its file is gone: the copy sent again puts it back
+        return False
 
 
 def _relink_copies(case: SafetyCase, old_text: str, new_text: str) -> dict:
@@ -1534,16 +1551,54 @@ def export_icsr(user, cases: list[SafetyCase], *, otp_code: str, purpose: str = 
     if not cases:
         raise ValidationError({"cases": [_("Choose at least one case.")]})
     reason = (reason or "").strip()
+    # the same export sent again right after (a double click, its code used by the first): the first one's file
+    if (first := _exported_with(user, cases, otp_code, purpose, report or "", reason)) is not None:
+        return first
     _check_report(cases, report or "", reason)
     export.release(cases, purpose=purpose, report=report, reason=reason)  # ExportRefused lists what to fill in
     label = ", ".join(c.number for c in cases)[:200]
-    sig = signatures.sign(user, otp_code, signatures.Meaning.APPROVED_FOR_EXPORT, cases[0], label=label)
+    try:
+        sig = signatures.sign(user, otp_code, signatures.Meaning.APPROVED_FOR_EXPORT, cases[0], label=label)
+    except ValidationError:
+        # its code refused as used: the first sending, at the same moment, used it (and is exporting)
+        if (first := _exported_with(user, cases, otp_code, purpose, report or "", reason)) is not None:
+            return first
+        raise
     with transaction.atomic():
         if report == "nullification":
             for case in cases:
                 if case.status != CaseStatus.NULLIFIED:
                     set_status(user, case, CaseStatus.NULLIFIED, reason=reason)
         return issue_icsr_batch(user, cases, purpose=purpose, report=report, reason=reason, signature_id=sig.pk)
+
+
+def _exported_with(user, cases: list[SafetyCase], otp_code: str, purpose: str, report: str, reason: str):
+    """The export the user signed a moment ago with this one-time code, of these cases with this purpose, report and
+    reason (signatures.signed_again): a form or request sent twice. Its batch file as it was released, not a second
+    export: no signature, no batch, no audit entry. None when there is none — a new code, other cases or options:
+    a deliberate export. Waits for a first sending still exporting (the cases' lock)."""
+    from .e2b import export
+
+    sig = signatures.signed_again(user, otp_code, signatures.Meaning.APPROVED_FOR_EXPORT)
+    if sig is None or sig.object_type != SafetyCase._meta.label_lower or sig.object_id != str(cases[0].pk):
+        return None
+    with transaction.atomic():
+        list(SafetyCase.objects.select_for_update().filter(pk__in=[c.pk for c in cases]).values_list("pk", flat=True))
+        entry = (AuditEntry.objects.filter(action=A.EXPORT, actor_id=user.pk, object_type=sig.object_type,
+                                           object_id=sig.object_id, extra__signature_id=sig.pk)
+                 .order_by("-seq").first())  # fmt: skip
+    extra = entry.extra if entry is not None and isinstance(entry.extra, dict) else {}
+    asked = {"purpose": purpose, "report": report, "reason": reason, "cases": [c.number for c in cases]}
+    if not extra or any(extra.get(k) != v for k, v in asked.items()):
+        return None
+    batch = IcsrBatch.objects.filter(batch_id=extra.get("message_id")).prefetch_related("messages__case").first()
+    if batch is None:
+        return None
+    result = export.Export(xml=batch.xml.encode(), message_id=batch.batch_id,
+                           report_ids={m.case.number: m.message_id for m in batch.messages.all()})  # fmt: skip
+    result.retransmission = bool(extra.get("retransmission"))
+    result.again = True
+    return result
 
 
 def issue_icsr_batch(user, cases: list[SafetyCase], *, purpose: str, report: str = "", reason: str = "",

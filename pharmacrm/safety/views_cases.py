@@ -921,11 +921,13 @@ def _literature_copy(request, case: SafetyCase, limiter):
         return _detail_page(request, case, 413)
     if form.is_valid():
         try:
-            services.attach_literature_copy(request.user, case, form.cleaned_data["reference"],
-                                            form.cleaned_data["copy"])  # fmt: skip
+            copy = services.attach_literature_copy(request.user, case, form.cleaned_data["reference"],
+                                                   form.cleaned_data["copy"])  # fmt: skip
         except ValidationError as e:
             form.add_service_errors(e)
         else:
+            if getattr(copy, "again", False):  # sent twice (a double click): the first sending attached it
+                messages.info(request, SENT_AGAIN)
             messages.success(request, _("The copy of the article was attached to reference %(n)d.")
                              % {"n": form.cleaned_data["reference"]})  # fmt: skip
             return redirect(reverse("safety:case", args=[case.pk]) + "#literature")
