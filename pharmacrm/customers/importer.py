@@ -81,15 +81,15 @@ MESSAGES: dict[str, Any] = {
     # a free-text cell over its field's length: the forms' and the API's words, naming the field
     **{f"{field}_too_long": text for field, text in normalise.TOO_LONG.items()},
     "invalid_choice": _("“%(value)s” is not an accepted value. Accepted: %(choices)s."),
-    "invalid_mobile": _("Enter a valid mainland China mobile number: 11 digits starting with 13–19."),
+    "invalid_mobile": normalise.MOBILE_MESSAGE,  # the forms' and the API's words
     "mobile_extension": normalise.MOBILE_EXTENSION_MESSAGE,
     "department_province": services.DEPARTMENT_PROVINCE,
     "name_no_word": normalise.NAME_WITHOUT_WORD,
-    "invalid_landline": _("Enter a valid landline with its area code, e.g. 010-12345678 or 0755-1234567."),
-    "invalid_phone": _("Enter a valid China mobile number, landline with area code, or 400/800 number."),
+    "invalid_landline": normalise.LANDLINE_MESSAGE,
+    "invalid_phone": normalise.PHONE_MESSAGE,
     "invalid_person_phone": _(
         "Enter a valid mainland China mobile number (11 digits starting with 13–19) or a landline with its area "
-        "code, e.g. 010-12345678."
+        "code, e.g. 010-12345678, or a number from elsewhere with its country code, e.g. +852 9123 4567."
     ),
     "phone_other_number": _(
         "This row's %(column)s column holds another number: keep one of them here, or put the second one in the "
@@ -504,7 +504,8 @@ INSTITUTION_COLUMNS: list[Column] = [
     Column("address", "地址", ("address", "详细地址"), help=_("At most 255 characters.")),
     Column("phone", "电话", ("phone", "telephone", "联系电话"),
            help=_("A mobile number (11 digits, without an extension), a landline with its area code (an extension "
-                  "after 转: 010-12345678转123), or a 400/800 number.")),
+                  "after 转: 010-12345678转123), or a 400/800 number; a number from Hong Kong, Macau, Taiwan or "
+                  "abroad with its country code: +852 2812 3456.")),
     Column("legal_representative", "法定代表人", ("legal representative", "legal_representative", "法人"),
            help=_("At most 50 characters.")),
     Column("beds", "床位数", ("beds", "床位")),
@@ -528,9 +529,11 @@ PERSON_COLUMNS: list[Column] = [
            help=_("Credit code, external id, internal code or exact name of the institution.")),
     Column("department", "科室", ("department", "dept", "所在科室", "科别")),
     Column("mobile", "手机", ("mobile", "mobile phone", "手机号", "手机号码"), personal=True,
-           help=_("11 digits starting with 13–19, without an extension (extensions belong to the landline).")),
+           help=_("11 digits starting with 13–19, without an extension (extensions belong to the landline); a "
+                  "mobile from Hong Kong, Macau, Taiwan or abroad with its country code: +852 9123 4567.")),
     Column("landline", "座机", ("landline", "固定电话", "办公电话"), personal=True,
-           help=_("With the area code: 010-12345678; an extension after 转: 010-12345678转123.")),
+           help=_("With the area code: 010-12345678; an extension after 转: 010-12345678转123; a landline from "
+                  "Hong Kong, Macau, Taiwan or abroad with its country code: +852 2812 3456.")),
     Column("email", "邮箱", ("email", "e-mail", "电子邮箱"), personal=True),
     # one column for every number (电话, 联系电话: what many people lists have): a mobile number is the mobile,
     # any other the landline

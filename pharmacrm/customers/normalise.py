@@ -8,6 +8,7 @@ import re
 import unicodedata
 from pathlib import Path
 
+import phonenumbers
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
@@ -117,8 +118,44 @@ def extension(value: str | None) -> str:
     return _dashed_extension(raw)[1]
 
 
+# A number from Hong Kong, Macau, Taiwan or abroad is written with its country code: +852 9123 4567, 00852 9123 4567,
+# or (852) 9123 4567 when the mainland reading of its digits is no number. It is kept in E.164 (+85291234567), checked
+# by the phonenumbers library; a number without a country code is a mainland one, as always.
+_COUNTRY_IN_BRACKETS = re.compile(r"^\(\s*\+?\s*([1-9]\d{0,2})\s*\)")
+# what a person's mobile and landline accept of another country's numbers (a US/Canada number is either)
+_FOREIGN_MOBILE = frozenset({phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})
+_FOREIGN_FIXED = frozenset({phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})
+
+
+def _e164(digits: str) -> str:
+    """`+` and the digits of a number written with another country's code, in E.164 (+44 (0)20 … is +4420…)."""
+    try:
+        number = phonenumbers.parse(digits, None)
+    except phonenumbers.NumberParseException:
+        return digits
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def foreign_number(digits: str) -> phonenumbers.PhoneNumber | None:
+    """The number of another country or region (Hong Kong, Macau, Taiwan, abroad) that `phone` gave in its E.164
+    form (+85291234567), when it is a valid number there; None for a mainland number or an invalid one."""
+    if not digits or not digits.startswith("+"):
+        return None
+    try:
+        number = phonenumbers.parse(digits, None)
+    except phonenumbers.NumberParseException:
+        return None
+    return number if phonenumbers.is_valid_number(number) else None
+
+
+def _foreign_of(digits: str, kinds: frozenset) -> bool:
+    number = foreign_number(digits)
+    return number is not None and phonenumbers.number_type(number) in kinds
+
+
 def phone(value: str | None) -> str:
-    """Digits only, without the +86 / 0086 country prefix: the form blind indexes are built on."""
+    """Digits only, without the +86 / 0086 country prefix: the form blind indexes are built on. A number written
+    with another country's code (+852 9123 4567, 00852 9123 4567) is `+` and its digits, in E.164 (+85291234567)."""
     if not value:
         return ""
     raw = unicodedata.normalize("NFKC", value).strip()
@@ -126,13 +163,20 @@ def phone(value: str | None) -> str:
     raw = _dashed_extension(raw)[0]  # 010-12345678-123: the last group is the extension
     digits = re.sub(r"\D", "", raw)
     if raw.startswith("+") and not raw.startswith("+86"):
-        return "+" + digits  # another country's number (+1 415 …): never read as a Chinese one
+        return _e164("+" + digits)  # another country's number (+1 415 …): never read as a Chinese one
+    if digits.startswith("00") and not digits.startswith("0086"):
+        return _e164("+" + digits[2:])  # 00852 …: no mainland number starts with 00
     if raw.startswith("+86") or (digits.startswith("0086") and len(digits) > 11):
         digits = digits[2:] if raw.startswith("+86") else digits[4:]
         if not digits.startswith("0") and not (digits.startswith("1") and len(digits) == 11) and not _SERVICE.match(digits):
             digits = "0" + digits  # +86 10 1234 5678, 0086-10-12345678 → 010 1234 5678 (+86 400 … stays 400 …)
     elif digits.startswith("86") and len(digits) == 13:
         digits = digits[2:]
+    m = _COUNTRY_IN_BRACKETS.match(raw)
+    if m and m.group(1) != "86" and not (_MOBILE.match(digits) or _LANDLINE.match(digits) or _SERVICE.match(digits)):
+        # (852) 9123 4567: a country code in brackets, read so only when the digits are no mainland number
+        if foreign_number(_e164("+" + digits)) is not None:
+            return _e164("+" + digits)
     return digits
 
 
@@ -144,50 +188,60 @@ MOBILE_EXTENSION_MESSAGE = _(
 def _mobile_with_extension(value: str, line: str) -> bool:
     """Whether a mobile number (`line`, its digits) is written with an extension after it: 13800138000转123,
     13800138000 ext. 12, 13800138000-123."""
-    if _MOBILE.match(line) and extension(value):
+    if (_MOBILE.match(line) or _foreign_of(line, _FOREIGN_MOBILE)) and extension(value):
         return True
     head, sep, tail = unicodedata.normalize("NFKC", value or "").strip().rpartition("-")
     tail = tail.strip()
     return bool(sep) and tail.isdigit() and len(tail) <= 6 and bool(_MOBILE.match(phone(head)))
 
 
+MOBILE_MESSAGE = _(
+    "Enter a valid mainland mobile (11 digits starting with 13–19), or a mobile from elsewhere with its country code, "
+    "e.g. +852 9123 4567."
+)
+LANDLINE_MESSAGE = _(
+    "Enter a valid landline with its area code, e.g. 010-12345678 or 0755-1234567, or a landline from elsewhere "
+    "with its country code, e.g. +852 2812 3456."
+)
+PHONE_MESSAGE = _(
+    "Enter a valid China mobile number, landline with area code or 400/800 number, or a number from elsewhere with "
+    "its country code, e.g. +852 9123 4567."
+)
+
+
 def validate_mobile(value: str) -> str:
-    """The mobile's 11 digits. An extension after it is refused, not dropped: a mobile has none (an extension
-    belongs to a landline), and the import, the form and the API kept the number without it, without a word."""
+    """The mobile's 11 digits, or another country's mobile in E.164 (+85291234567). An extension after it is
+    refused, not dropped: a mobile has none (an extension belongs to a landline), and the import, the form and the
+    API kept the number without it, without a word. 9123 4567 without +852 is refused: it is read as mainland."""
     digits = phone(value)
     if _mobile_with_extension(value, digits):
         raise ValidationError(MOBILE_EXTENSION_MESSAGE, code="mobile_extension")
-    if not _MOBILE.match(digits):
-        raise ValidationError(
-            _("Enter a valid mainland China mobile number: 11 digits starting with 13–19."), code="invalid_mobile"
-        )
-    return digits
+    if _MOBILE.match(digits) or _foreign_of(digits, _FOREIGN_MOBILE):
+        return digits
+    raise ValidationError(MOBILE_MESSAGE, code="invalid_mobile")
 
 
 def validate_landline(value: str) -> str:
+    """A mainland landline's digits with its area code, or another country's fixed line in E.164 (+85228123456)."""
     digits = phone(value)
-    if not _LANDLINE.match(digits):
-        raise ValidationError(
-            _("Enter a valid landline with its area code, e.g. 010-12345678 or 0755-1234567."),
-            code="invalid_landline",
-        )
-    return digits
+    if _LANDLINE.match(digits) or _foreign_of(digits, _FOREIGN_FIXED):
+        return digits
+    raise ValidationError(LANDLINE_MESSAGE, code="invalid_landline")
 
 
 def validate_any_phone(value: str) -> str:
-    """The digits of a mobile, a landline with its area code or a 400/800 number. A mobile written with an extension
-    (13800138000转123, 13800138000-123, 13800138000 ext 123) is refused as the person's mobile is: it has none, and
-    an institution's phone or a ticket's caller phone kept it as typed, a number nobody could call. A landline's
-    extension stays accepted (the callers keep it: `with_extension`)."""
+    """The digits of a mobile, a landline with its area code or a 400/800 number, or any valid number of another
+    country in E.164 (+85291234567). A mobile written with an extension (13800138000转123, 13800138000-123,
+    13800138000 ext 123) is refused as the person's mobile is: it has none, and an institution's phone or a ticket's
+    caller phone kept it as typed, a number nobody could call. A landline's extension stays accepted (the callers
+    keep it: `with_extension`)."""
     digits = phone(value)
     if _mobile_with_extension(value, digits):
         raise ValidationError(MOBILE_EXTENSION_MESSAGE, code="mobile_extension")
-    if _MOBILE.match(digits) or _LANDLINE.match(digits) or _SERVICE.match(digits):
+    if _MOBILE.match(digits) or _LANDLINE.match(digits) or _SERVICE.match(digits) or foreign_number(digits):
         check_extension(value)
         return digits
-    raise ValidationError(
-        _("Enter a valid China mobile number, landline with area code, or 400/800 number."), code="invalid_phone"
-    )
+    raise ValidationError(PHONE_MESSAGE, code="invalid_phone")
 
 
 def with_extension(digits: str, value: str) -> str:
@@ -227,11 +281,17 @@ def phone_key(value: str | None) -> str:
 
 def format_phone(digits: str) -> str:
     """138 0013 8000 / 010-12345678 style for display; a stored extension (01012345678转8021) follows as
-    010-12345678 转8021."""
+    010-12345678 转8021. Another country's number in its international format: +852 9123 4567."""
     if "转" in digits:
         line, _sep, ext = digits.partition("转")
-        if line.isdigit() and ext.isdigit():
+        if (line.isdigit() or line.startswith("+")) and ext.isdigit():
             return f"{format_phone(line)} 转{ext}"
+    if digits.startswith("+"):
+        try:
+            number = phonenumbers.parse(digits, None)
+        except phonenumbers.NumberParseException:
+            return digits
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
     if _MOBILE.match(digits):
         return f"{digits[:3]} {digits[3:7]} {digits[7:]}"
     m = _LANDLINE.match(digits)
@@ -352,9 +412,18 @@ MASK = "****"
 
 
 def mask_phone(digits: str) -> str:
+    """138****8000; another country's number shows its country code and the last four digits at most
+    (+852 ****4567)."""
     digits = digits.partition("转")[0] if digits else digits  # the line, not a stored extension (…转8021)
     if not digits:
         return ""
+    if digits.startswith("+"):
+        try:
+            number = phonenumbers.parse(digits, None)
+        except phonenumbers.NumberParseException:
+            return "+" + MASK
+        national = phonenumbers.national_significant_number(number)
+        return f"+{number.country_code} {MASK}{national[-4:] if len(national) >= 8 else national[-2:]}"
     if len(digits) >= 11:
         return digits[:3] + MASK + digits[-4:]
     return digits[:3] + MASK + digits[-2:]
@@ -405,6 +474,11 @@ def _contact_spans(text: str) -> list[tuple[int, int, str]]:
     collect(_LANDLINE_IN_TEXT, lambda v: mask_phone(re.sub(r"[ ()-]", "", v)))
     collect(_LATIN_ADDRESS_IN_TEXT, mask_email)
     collect(_ADDRESS_IN_TEXT, mask_email)
+    if "+" in folded:  # another country's number written with its code (请回电 +852 9123 4567)
+        for m in phonenumbers.PhoneNumberMatcher(folded, None, leniency=phonenumbers.Leniency.VALID):
+            if not any(s < m.end and m.start < e for s, e, _ in spans):
+                e164 = phonenumbers.format_number(m.number, phonenumbers.PhoneNumberFormat.E164)
+                spans.append((m.start, m.end, mask_phone(e164)))
     return sorted(spans)
 
 

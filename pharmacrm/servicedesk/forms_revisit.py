@@ -34,7 +34,8 @@ class PublicTicketForm(ServiceErrorsMixin, forms.Form):
     phone = forms.CharField(
         label=_("Phone"), required=False, max_length=32,
         widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "tel"}),
-        help_text=_("A mobile number, or a landline with its area code."),
+        help_text=_("A mobile number, or a landline with its area code; from outside the mainland, with the country "
+                    "code: +852 9123 4567."),
     )  # fmt: skip
     email = forms.CharField(
         label=_("E-mail"), required=False, max_length=254,

@@ -72,7 +72,8 @@ def test_person_validation_errors_name_each_field(api_for, xiehe):
     assert response.status_code == 400
     errors = response.json()
     assert set(errors) == {"mobile", "email", "landline"}
-    assert errors["mobile"] == ["Enter a valid mainland China mobile number: 11 digits starting with 13–19."]
+    assert errors["mobile"] == ["Enter a valid mainland mobile (11 digits starting with 13–19), or a mobile from "
+                                "elsewhere with its country code, e.g. +852 9123 4567."]
 
 
 def test_an_update_needs_the_loaded_version_and_a_stale_one_gets_409(api_for, xiehe):

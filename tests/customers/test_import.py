@@ -123,7 +123,8 @@ def test_the_dry_run_reports_exactly_the_one_bad_row_in_the_readers_language(
     assert (job.created_count, job.error_count, job.processed_rows) == (2, 1, 3)
     assert [(e["row"], e["column"], e["code"]) for e in job.errors] == [(3, "手机", "invalid_mobile")]
     assert imported_people() == []  # a dry run writes nothing
-    english = "Enter a valid mainland China mobile number: 11 digits starting with 13–19."
+    english = ("Enter a valid mainland mobile (11 digits starting with 13–19), or a mobile from elsewhere with its "
+               "country code, e.g. +852 9123 4567.")
     with translation.override("zh-hans"):
         chinese = translation.gettext(english)
     assert chinese != english

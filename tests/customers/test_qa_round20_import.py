@@ -102,7 +102,8 @@ def test_a_people_phone_column_is_read_a_mobile_as_the_mobile_a_landline_as_the_
     job = importer.import_file(path, "people", users["kam"], mode="good")
     assert not any("ignored" in note for note in notes_en(job))  # no column ignored
     assert errors_en(job) == [(4, "电话（手机）", "Enter a valid mainland China mobile number (11 digits starting "
-                                            "with 13–19) or a landline with its area code, e.g. 010-12345678.")]
+                                            "with 13–19) or a landline with its area code, e.g. 010-12345678, or a "
+                                            "number from elsewhere with its country code, e.g. +852 9123 4567.")]
     zhang, li = Person.objects.get(name="张伟"), Person.objects.get(name="李娜")
     assert (zhang.mobile, zhang.landline) == ("13800138000", "")
     assert (li.mobile, li.landline) == ("", "01012345678转8021")
