@@ -267,5 +267,6 @@ def test_the_templates_instructions_give_the_address_limit_and_the_phone_rules(c
         notes[target] = {row[0].value: row[2].value for row in sheet.iter_rows(min_row=2)}
     assert notes["institutions"]["地址"] == "最多 255 个字符。"
     assert notes["people"]["家庭住址"] == "最多 255 个字符。"
-    assert notes["people"]["手机"] == "以 13–19 开头的 11 位号码，不带分机号（分机号填在座机中）。"
+    assert notes["people"]["手机"].startswith("以 13–19 开头的 11 位号码，不带分机号（分机号填在座机中）")
+    assert "+852 9123 4567" in notes["people"]["手机"]  # a mobile from elsewhere, with its country code
     assert "010-12345678转123" in notes["people"]["座机"]

@@ -83,7 +83,7 @@ def test_phones_are_checked_while_typing(client_for, doctor):
     bad = client.post(
         "/customers/people/new/", {"_validate": "mobile", "mobile": "1380013"}, **HTMX
     ).content.decode()
-    assert "Enter a valid mainland China mobile number" in bad
+    assert "Enter a valid mainland mobile (11 digits starting with 13–19)" in bad
     taken = client.post("/customers/people/new/", {"_validate": "mobile", "mobile": "138 0013 8000"}, **HTMX)
     assert "Another person already has this phone number" in taken.content.decode()
     landline = client.post("/customers/institutions/new/", {"_validate": "phone", "phone": "12345"}, **HTMX)
@@ -298,7 +298,7 @@ def test_every_field_error_shows_in_one_round_even_with_the_name_missing(client_
             "id_number": "123456789012345678", "tier": "new", "stage": "potential"}  # fmt: skip
     page = client_for("agent").post("/customers/people/new/", data).content.decode()
     assert "This field is required." in _field(page, "name")
-    assert "Enter a valid mainland China mobile number" in _field(page, "mobile")
+    assert "Enter a valid mainland mobile (11 digits starting with 13–19)" in _field(page, "mobile")
     assert 'value="12345"' in _field(page, "mobile")  # the input is kept
     assert "Enter a valid e-mail address." in _field(page, "email")
     assert "Enter a valid landline with its area code" in _field(page, "landline")
