@@ -474,8 +474,9 @@ def _contact_spans(text: str) -> list[tuple[int, int, str]]:
     collect(_LANDLINE_IN_TEXT, lambda v: mask_phone(re.sub(r"[ ()-]", "", v)))
     collect(_LATIN_ADDRESS_IN_TEXT, mask_email)
     collect(_ADDRESS_IN_TEXT, mask_email)
-    if "+" in folded:  # another country's number written with its code (请回电 +852 9123 4567)
-        for m in phonenumbers.PhoneNumberMatcher(folded, None, leniency=phonenumbers.Leniency.VALID):
+    if "+" in folded:  # another country's number written with its code (请回电 +852 9123 4567): one that may be a
+        # number there (POSSIBLE, not only a valid one) is masked, as any 1[3-9]… of 11 digits is
+        for m in phonenumbers.PhoneNumberMatcher(folded, None, leniency=phonenumbers.Leniency.POSSIBLE):
             if not any(s < m.end and m.start < e for s, e, _ in spans):
                 e164 = phonenumbers.format_number(m.number, phonenumbers.PhoneNumberFormat.E164)
                 spans.append((m.start, m.end, mask_phone(e164)))

@@ -103,6 +103,10 @@ def test_a_number_from_elsewhere_in_a_free_text_is_masked_and_restored():
     masked = normalise.mask_contacts(text)
     assert masked == "请回电 +852 ****4567 或 138****8000，2024年"
     assert normalise.restore_contacts(masked, text) == text
+    # one that is no valid number (a digit mistyped) and one cut short at the end of a title are masked too
+    assert normalise.mask_contacts("电话+85212345678谢谢") == "电话+852 ****5678谢谢"
+    assert normalise.mask_contacts_cut("请尽快回电 +852 9123 45", 18) == "请尽快回电 +852 ****45"
+    assert normalise.mask_contacts("批号 2024+1 件，订单 +12345") == "批号 2024+1 件，订单 +12345"  # no number
 
 
 # --- the forms, the API and the import ----------------------------------------------------------------------------
