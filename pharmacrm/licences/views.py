@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from pharmacrm.core import access, audit, downloads, personal
+from pharmacrm.core import access, audit, downloads, personal, wording
 from pharmacrm.core.form_saves import SENT_AGAIN, save_form, save_new_form
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
@@ -94,7 +94,8 @@ def _audited_filters(request) -> str:
 
 
 def _scope_labels(licence: Licence) -> str:
-    return "、".join(str(Scope(s).label) for s in licence.scope if s in Scope.values)
+    # the reader's separator: 、 between Chinese words, ", " in English
+    return wording.listing(Scope(s).label for s in licence.scope if s in Scope.values)
 
 
 def _export(request, qs) -> HttpResponse:

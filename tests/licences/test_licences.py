@@ -247,3 +247,20 @@ def test_the_new_licence_form_sent_twice_records_one(users, client_for, xiehe, t
     assert first.status_code == 302 and Licence.objects.filter(institution=xiehe).count() == 1
     assert again.redirect_chain[-1][0] == f"/customers/institutions/{xiehe.pk}/"
     assert "This form was already sent" in again.content.decode()
+
+
+def test_the_business_scope_is_listed_with_the_readers_separator(pharmacy, users, client_for):
+    """An English reader saw the scope of a trading licence joined with the Chinese enumeration comma
+    ("Chemical preparations (化学药制剂)、Biological products (生物制品)") on the customer's page and in the export."""
+    services.create(users["rep"], pharmacy, {"kind": "drug_trading", "number": "京AA1234567",
+                                             "scope": ["chemical", "biological"],
+                                             "valid_until": TODAY() + dt.timedelta(days=300)})  # fmt: skip
+    manager = client_for("manager")
+    block = manager.get(f"/licences/customer/{pharmacy.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Chemical preparations (化学药制剂), Biological products (生物制品)" in block and "制剂)、" not in block
+    export = manager.get("/licences/?status=&format=xlsx", HTTP_ACCEPT_LANGUAGE="en")
+    scopes = [row[3] for row in load_workbook(io.BytesIO(export.content)).active.iter_rows(min_row=2, values_only=True)]
+    assert scopes == ["Chemical preparations (化学药制剂), Biological products (生物制品)"]
+    # a Chinese reader keeps 、 between the categories
+    block = manager.get(f"/licences/customer/{pharmacy.pk}/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "化学药制剂、生物制品" in block
