@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, wording
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Counter, User
@@ -232,7 +232,7 @@ def eligibility_error(institution: Institution) -> str | None:
             "%(type)s customers cannot join the loyalty programme: it is for commercial customers (%(types)s) only, "
             "because rewards to hospitals, their staff or insurance bureaus could count as commercial bribery."
         ) % {"type": institution.get_kind_display(),
-             "types": "、".join(str(InstitutionType(t).label) for t in eligible_types())}  # fmt: skip
+             "types": wording.listing(InstitutionType(t).label for t in eligible_types())}  # fmt: skip
     return None
 
 

@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
-from pharmacrm.core import access, audit, downloads
+from pharmacrm.core import access, audit, downloads, wording
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.services import ConflictError
@@ -363,7 +363,7 @@ def _provisional_header() -> str:
 
 
 def _years(years: list[int]) -> str:
-    return "、".join(str(y) for y in years)
+    return wording.listing(years)
 
 
 def _workbook(result: dict) -> bytes:

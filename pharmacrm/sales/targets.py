@@ -32,7 +32,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, wording
 from pharmacrm.core.models import AuditEntry, Team, User
 from pharmacrm.core.ordering import pinyin_sorted
 from pharmacrm.core.roles import Cap, Role
@@ -341,7 +341,7 @@ class CellConflict(ConflictError):
         self.labels = labels
         self.args = (
             _("Someone else changed these targets while you were editing them, so nothing was saved: %(cells)s. "
-              "Reload the page and enter your changes again.") % {"cells": "、".join(labels)},
+              "Reload the page and enter your changes again.") % {"cells": wording.listing(labels)},
         )  # fmt: skip
 
     def __str__(self) -> str:
