@@ -61,6 +61,10 @@ def hant() -> int:
         # Taiwan's standard form is 帳; and Taiwan quotes with 「」 and 『』, not “” and ‘’
         for wrong, right in (("伙伴", "夥伴"), ("賬", "帳"), ("“", "「"), ("”", "」"), ("‘", "『"), ("’", "』")):
             text = text.replace(wrong, right)
+        # its phrase list reads 有采 (风采, "elegance") before 采购, so 有采购 came out as 有采購 (沒有采購, 有采購的月數); and
+        # it keeps 天后 (the sea goddess), so "in 3 days" (3 天后) stayed 3 天后 where Taiwan writes 3 天後
+        for wrong, right in (("采購", "採購"), ("天后", "天後")):
+            text = text.replace(wrong, right)
         return text
 
     hans = {(e.msgctxt, e.msgid): e for e in polib.pofile(str(po_path("zh_Hans")))}
