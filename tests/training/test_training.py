@@ -344,3 +344,19 @@ def test_the_effect_compares_the_trainees_tickets_before_and_after(users, course
     e = training.effect(course, 30, now=at + dt.timedelta(days=40))
     assert (e.trainees, e.before.created, e.after.created) == (1, 2, 1)
     assert (e.before.csat, e.after.csat, e.open_windows) == (3, 5, 0)
+
+
+def test_the_effect_note_counts_one_trainee_in_the_singular(users, course, assigned, client_for):
+    """The course page read "The tickets assigned to the 1 trainees who completed the course" in English."""
+    training.submit(users["agent"], assigned.pk, right_answers(course))
+    html = client_for("admin").get(f"/training/courses/{course.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "the 1 trainee who completed the course" in html and "the 1 trainees" not in html
+
+
+def test_a_questions_kind_is_in_the_readers_parentheses(users, assigned, client_for):
+    """An English test page put the question's kind in full-width parentheses: （Single choice）."""
+    agent = client_for("agent")
+    english = agent.get(f"/training/assignments/{assigned.pk}/test/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "(Single choice)" in english and "（Single choice）" not in english
+    chinese = agent.get(f"/training/assignments/{assigned.pk}/test/", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "（单选题）" in chinese
