@@ -8,7 +8,8 @@ be translatable (a choice's label) or literal (a ticket number, a subject the cu
     Message(gettext_lazy("%(number)s escalated to level %(level)d"), number=t.number, level=2)
 
 `freeze` turns such a text into JSON; `thaw` renders the JSON in the active language. Anything else
-(a plain string, a number, a Decimal) is kept literally. A template whose translation no longer fits its
+(a plain string, a number, a Decimal) is kept literally; a list's items are joined with the reader's separator
+(2027、2028 in Chinese, "2027, 2028" in English). A template whose translation no longer fits its
 arguments renders from its source text, or as it is: reading a notification never fails."""
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ def freeze(value: Any) -> Any:
         return str(value)
     if isinstance(value, int | float):
         return value
+    if isinstance(value, list | tuple):  # items in running text, joined with the reader's separator when read
+        return {"_": "list", "v": [freeze(v) for v in value]}
     if isinstance(value, Decimal):  # kept exact, and a number again for %d / %.2f
         return {"_": "dec", "v": str(value)}
     if isinstance(value, dt.datetime):
@@ -133,6 +136,10 @@ def thaw(spec: Any) -> str:
                 return template
     if kind == "dec":
         return spec.get("v", "")
+    if kind == "list":
+        from .wording import listing
+
+        return listing(thaw(v) for v in spec.get("v") or [])
     return ""
 
 

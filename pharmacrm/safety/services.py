@@ -2544,7 +2544,7 @@ def _clock_note(clock: SafetyClock, officers: list[User], bosses: list[User], *,
     # a deadline counted into a year whose holidays are not entered yet may move: the notice says so, as the pages do
     body = Message(gettext_lazy("Provisional: the official holidays of %(years)s are not entered yet, so this deadline "
                                 "counts their weekdays as working days and may move once they are."),
-                   years="、".join(str(y) for y in uncovered)) if uncovered else ""  # fmt: skip
+                   years=list(uncovered)) if uncovered else ""  # fmt: skip
     # no excerpt: the customer's words may name the patient, and managers receive this too
     return {"recipients": officers + bosses, "kind": "safety.handoff", "title": title, "body": body,
             "url": reverse("safety:triage"), "obj": flag}  # fmt: skip

@@ -51,6 +51,16 @@ def test_a_frozen_message_renders_in_each_language_with_translated_and_literal_a
     assert render_in("en", freeze(context)) == "New" and render_in("zh-hans", freeze(context)) == "新"
 
 
+def test_a_list_argument_is_joined_with_each_readers_separator():
+    """The PV hand-off notice's provisional years were joined with 、 when it was sent: an English reader read
+    "the official holidays of 2027、2028 are not entered yet"."""
+    spec = freeze(Message(gettext_lazy("Provisional: the official holidays of %(years)s are not entered yet, so this "
+                                       "deadline counts their weekdays as working days and may move once they are."),
+                          years=[2027, 2028]))  # fmt: skip
+    assert "the official holidays of 2027, 2028 are not entered yet" in render_in("en", spec)
+    assert "2027、2028" in render_in("zh-hans", spec) and "2027、2028" in render_in("zh-hant", spec)
+
+
 def test_decimal_arguments_stay_numbers_and_a_text_that_cannot_be_formatted_still_reads(users):
     from decimal import Decimal
 
