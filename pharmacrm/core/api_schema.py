@@ -77,11 +77,11 @@ class TypedNumbers(OpenApiSerializerFieldExtension):
 
 
 class TypedWholeNumbers(OpenApiSerializerFieldExtension):
-    """A whole number read as typed (api_utils.WholeNumberField) takes a JSON integer or text ("1,000", "１０００"):
+    """A whole number read as typed (api_utils.TypedIntegerField) takes a JSON integer or text ("1,000", "１０００"):
     the request says so (`oneOf` integer / string, with its bounds), where DRF's integer refused a string in a client
     validating against the schema. Answers are unchanged: an integer."""
 
-    target_class = "pharmacrm.core.api_utils.WholeNumberField"
+    target_class = "pharmacrm.core.api_utils.TypedIntegerField"
     match_subclasses = True
 
     def map_serializer_field(self, auto_schema, direction):

@@ -388,7 +388,7 @@ class TypedDecimalField(serializers.DecimalField):
         return super().to_internal_value(data)
 
 
-class WholeNumberField(serializers.IntegerField):
+class TypedIntegerField(serializers.IntegerField):
     """A whole number a person types (beds, a quantity, a count, minutes, a threshold, an order), read as the pages
     read it (core.forms.TypedWholeNumberField): a JSON integer, or text with thousands separators, spaces and
     full-width digits — "1,000", "1 000", "１０００". Anything else ("1e3", "1.5", "1_000", Arabic-Indic digits) is

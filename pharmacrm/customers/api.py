@@ -31,7 +31,7 @@ from pharmacrm.core.api_utils import (
     SafeDateTimeField,
     Serializer,
     StableOrdering,
-    WholeNumberField,
+    TypedIntegerField,
     clean_text,
     expected_version,
     versioned,
@@ -213,7 +213,7 @@ class InstitutionSerializer(CustomerSerializer):
     specialties = serializers.ListField(
         child=serializers.CharField(max_length=50), required=False, max_length=50
     )
-    beds = WholeNumberField(required=False, allow_null=True, min_value=0, max_value=100000)
+    beds = TypedIntegerField(required=False, allow_null=True, min_value=0, max_value=100000)
     parent = VisibleInstitutionField(required=False, allow_null=True)
     parent_name = serializers.CharField(source="parent.name", read_only=True, allow_null=True)
     region = RegionCodeField(

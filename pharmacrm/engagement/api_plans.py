@@ -17,7 +17,7 @@ from pharmacrm.core.api_utils import (
     Pagination,
     QuerySerializer,
     Serializer,
-    WholeNumberField,
+    TypedIntegerField,
     expected_version,
     optional_version,
     settings_version,
@@ -44,7 +44,7 @@ class CommunicationPlanLineSerializer(Serializer):
     """A channel and the contacts it asks for per period."""
 
     channel = ChannelField()
-    minimum = WholeNumberField(help_text="Contacts at least per period (1–366).")
+    minimum = TypedIntegerField(help_text="Contacts at least per period (1–366).")
     period = serializers.ChoiceField(choices=PlanPeriod.choices, help_text="month, quarter, half (a half-year), year.")
     note = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
@@ -53,7 +53,7 @@ class CommunicationPlanSerializer(Serializer):
     """An annual communication plan."""
 
     id = serializers.IntegerField(read_only=True)
-    year = WholeNumberField(help_text="The plan's year.")
+    year = TypedIntegerField(help_text="The plan's year.")
     klass = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=1,
         help_text="A, B, C or D: the class in the customer evaluation in force; empty: every class.",

@@ -36,7 +36,7 @@ from pharmacrm.core.api_utils import (
     ModelSerializer,
     NoWritesForReadOnlyRoles,
     Serializer,
-    WholeNumberField,
+    TypedIntegerField,
     clean_text,
     expected_version,
 )
@@ -323,7 +323,7 @@ class PlanItemWriteSerializer(Serializer):
 
 class ProgressSerializer(VersionSerializer):
     status = ItemStatusField()
-    progress = WholeNumberField(min_value=0, max_value=100, required=False)
+    progress = TypedIntegerField(min_value=0, max_value=100, required=False)
     note = serializers.CharField(max_length=20000, required=False, allow_blank=True, default="")
 
 
@@ -414,7 +414,7 @@ class AgreementCreateSerializer(Serializer):
     account = serializers.IntegerField(min_value=1, max_value=2**63 - 1, help_text="The key account's id.")
     start_date = DateField()
     end_date = DateField()
-    renewal_notice_days = WholeNumberField(min_value=0, max_value=365, default=60,
+    renewal_notice_days = TypedIntegerField(min_value=0, max_value=365, default=60,
                                            help_text="Remind of the renewal this many days before the end.")  # fmt: skip
 
 

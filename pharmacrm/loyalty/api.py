@@ -21,7 +21,7 @@ from pharmacrm.core.api_utils import (
     NoWritesForReadOnlyRoles,
     Serializer,
     StrictBooleanFilter,
-    WholeNumberField,
+    TypedIntegerField,
     expected_version,
     optional,
     versioned,
@@ -276,7 +276,7 @@ class LoyaltyRedemptionSerializer(Serializer):
 class LoyaltyRedemptionWriteSerializer(Serializer):
     member = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The member's id.")
     reward = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The reward's id.")
-    quantity = optional(WholeNumberField, min_value=1, max_value=100)
+    quantity = optional(TypedIntegerField, min_value=1, max_value=100)
 
 
 class LoyaltyDecisionSerializer(Serializer):

@@ -43,7 +43,7 @@ from pharmacrm.core.api_utils import (
     Serializer,
     StableOrdering,
     StrictBooleanFilter,
-    WholeNumberField,
+    TypedIntegerField,
     clean_text,
     expected_version,
     optional_version,
@@ -727,7 +727,7 @@ class TicketCategorySerializer(ModelSerializer):
         choices=LowScore.choices, required=False, help_text="What a poor revisit of a ticket of this kind does."
     )
     active = serializers.BooleanField(required=False)
-    position = WholeNumberField(min_value=0, max_value=32767, required=False)
+    position = TypedIntegerField(min_value=0, max_value=32767, required=False)
     version = settings_version()
 
     label = shipped_label_field()
@@ -814,11 +814,11 @@ class SlaPolicySerializer(ModelSerializer):
     calendar = CodeField(
         slug_field="code", queryset=BusinessCalendar.objects.all(), help_text="Calendar code, e.g. business or always."
     )
-    first_response = WholeNumberField(min_value=1, max_value=9000)
+    first_response = TypedIntegerField(min_value=1, max_value=9000)
     first_response_unit = serializers.ChoiceField(choices=SlaPolicy.Unit.choices, required=False)
-    resolution = WholeNumberField(min_value=1, max_value=9000)
+    resolution = TypedIntegerField(min_value=1, max_value=9000)
     resolution_unit = serializers.ChoiceField(choices=SlaPolicy.Unit.choices, required=False)
-    position = WholeNumberField(min_value=0, max_value=32767, required=False)
+    position = TypedIntegerField(min_value=0, max_value=32767, required=False)
     active = serializers.BooleanField(required=False)
     version = settings_version()
 
@@ -886,14 +886,14 @@ class SlaPolicyViewSet(viewsets.ModelViewSet):
 
 
 class EscalationRuleSerializer(ModelSerializer):
-    level = WholeNumberField(min_value=1, max_value=9)
-    after_minutes = WholeNumberField(
+    level = TypedIntegerField(min_value=1, max_value=9)
+    after_minutes = TypedIntegerField(
         min_value=0, max_value=escalation.MAX_MINUTES,
         help_text="Working minutes after the missed deadline, on the clock's calendar.",
     )  # fmt: skip
     notify = serializers.ChoiceField(choices=EscalationNotify.choices)
     reassign = serializers.BooleanField(required=False)
-    cooldown_minutes = WholeNumberField(min_value=0, max_value=escalation.MAX_MINUTES, required=False)
+    cooldown_minutes = TypedIntegerField(min_value=0, max_value=escalation.MAX_MINUTES, required=False)
     active = serializers.BooleanField(required=False)
     version = settings_version()
 

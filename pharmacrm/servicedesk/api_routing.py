@@ -27,7 +27,7 @@ from pharmacrm.core.api_utils import (
     ModelSerializer,
     RegionCodeField,
     Serializer,
-    WholeNumberField,
+    TypedIntegerField,
     optional_version,
     settings_version,
 )
@@ -49,7 +49,7 @@ TAG = "service assignment"
 
 class AssignmentRuleSerializer(ModelSerializer):
     name = serializers.CharField(max_length=100)
-    position = WholeNumberField(min_value=0, max_value=32767, required=False)
+    position = TypedIntegerField(min_value=0, max_value=32767, required=False)
     active = serializers.BooleanField(required=False)
     category = CodeField(
         slug_field="code", queryset=TicketCategory.objects.all(), required=False, allow_null=True,
@@ -139,7 +139,7 @@ class AgentProfileSerializer(ModelSerializer):
         help_text="Product ids; empty: every product.",
     )
     on_duty = serializers.BooleanField(required=False)
-    max_open = WholeNumberField(min_value=1, max_value=32767, required=False)
+    max_open = TypedIntegerField(min_value=1, max_value=32767, required=False)
     version = settings_version(allow_null=True)
 
     class Meta:

@@ -66,12 +66,14 @@ def test_a_landline_from_elsewhere_is_kept_in_e164_with_its_extension(typed, sto
 
 
 def test_a_mobile_is_no_landline_and_a_landline_no_mobile_from_elsewhere_too():
-    with translation.override("en"), pytest.raises(ValidationError) as exc:
-        normalise.validate_mobile("+852 2812 3456")  # a Hong Kong fixed line
-    assert exc.value.messages == [MOBILE_MESSAGE]
-    with translation.override("en"), pytest.raises(ValidationError) as exc:
-        normalise.validate_landline("+852 9123 4567")
-    assert exc.value.messages == [LANDLINE_MESSAGE]
+    with translation.override("en"):
+        with pytest.raises(ValidationError) as exc:
+            normalise.validate_mobile("+852 2812 3456")  # a Hong Kong fixed line
+        assert exc.value.messages == [MOBILE_MESSAGE]  # read in English too
+    with translation.override("en"):
+        with pytest.raises(ValidationError) as exc:
+            normalise.validate_landline("+852 9123 4567")
+        assert exc.value.messages == [LANDLINE_MESSAGE]  # read in English too
     with pytest.raises(ValidationError) as exc:
         normalise.validate_mobile("+852 9123 4567 转 12")  # a mobile has no extension, wherever it is
     assert exc.value.code == "mobile_extension"
@@ -81,9 +83,10 @@ def test_a_mobile_is_no_landline_and_a_landline_no_mobile_from_elsewhere_too():
 
 @pytest.mark.parametrize("typed", ["9123 4567", "91234567", "852 9123 4567"])
 def test_a_hong_kong_number_without_its_country_code_is_refused_saying_to_add_it(typed):
-    with translation.override("en"), pytest.raises(ValidationError) as exc:
-        normalise.validate_mobile(typed)
-    assert exc.value.messages == [MOBILE_MESSAGE]
+    with translation.override("en"):
+        with pytest.raises(ValidationError) as exc:
+            normalise.validate_mobile(typed)
+        assert exc.value.messages == [MOBILE_MESSAGE]  # read in English too
 
 
 @pytest.mark.parametrize(
