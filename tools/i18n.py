@@ -61,10 +61,14 @@ def hant() -> int:
         # Taiwan's standard form is 帳; and Taiwan quotes with 「」 and 『』, not “” and ‘’
         for wrong, right in (("伙伴", "夥伴"), ("賬", "帳"), ("“", "「"), ("”", "」"), ("‘", "『"), ("’", "』")):
             text = text.replace(wrong, right)
-        # its phrase list reads 有采 (风采, "elegance") before 采购, so 有采购 came out as 有采購 (沒有采購, 有采購的月數); and
-        # it keeps 天后 (the sea goddess), so "in 3 days" (3 天后) stayed 3 天后 where Taiwan writes 3 天後
-        for wrong, right in (("采購", "採購"), ("天后", "天後")):
+        # its phrases split 有采购 / 没有采购 as 有采 ("has flair") + 购, leaving 采購 for 採購; read 天后 (N 天后,
+        # "in N days") as the goddess 天后; keep 周 (a week) where Taiwan writes 週; and make 扩展 a software
+        # 擴充套件 ("extension package") where it means extra
+        for wrong, right in (("采購", "採購"), ("天后", "天後"), ("周期", "週期"), ("周工作日", "週工作日"),
+                             ("擴充套件", "擴充")):  # fmt: skip
             text = text.replace(wrong, right)
+        if text == "周":  # "weeks", a unit on its own
+            text = "週"
         return text
 
     hans = {(e.msgctxt, e.msgid): e for e in polib.pofile(str(po_path("zh_Hans")))}

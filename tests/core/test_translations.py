@@ -93,27 +93,26 @@ def test_the_hant_tool_corrects_what_opencc_gets_wrong(monkeypatch, tmp_path):
                        "“%(value)s” is not a hospital.": "「%(value)s」不是醫院。"}  # fmt: skip
 
 
-def test_the_hant_tool_writes_purchases_and_days_after_as_taiwan_does(monkeypatch, tmp_path):
-    """OpenCC read 有采 before 采购 (去年同期沒有采購 on the targets page, 流失率：上期有采購的客戶 on the churn page)
-    and kept 天后, the sea goddess, for "in 3 days" (3 天后): a zh-Hant reader saw 采 and 后 among Traditional text."""
+def test_the_hant_tool_writes_purchases_weeks_and_days_after_as_taiwan_does(monkeypatch, tmp_path):
+    """OpenCC's s2twp left 有采購 (采, "flair") in a dozen purchase labels, wrote "in 3 days" as 3 天后 (the
+    goddess), kept 周 for a week (Taiwan writes 週) and made "Extra actions" a software 擴充套件."""
     tool = load_i18n_tool()
     for lang in ("zh_Hans", "zh_Hant"):
         (tmp_path / lang / "LC_MESSAGES").mkdir(parents=True)
     hans, hant = polib.POFile(), polib.POFile()
-    for msgid, text in (("No target and no purchases this period.", "本期没有目标，也没有采购。"),
-                        ("Months with purchases", "有采购的月数"), ("Purchases", "采购")):  # fmt: skip
+    for msgid, text in (("Months with purchases", "有采购的月数"), ("No purchases.", "本期没有目标，也没有采购。"),
+                        ("In %(n)s day", "%(n)s 天后"), ("weeks", "周"), ("Period", "每个周期；有周期将结束"),
+                        ("Working days", "当年的周工作日"), ("Extra Actions", "扩展操作")):  # fmt: skip
         hans.append(polib.POEntry(msgid=msgid, msgstr=text))
         hant.append(polib.POEntry(msgid=msgid, msgstr=""))
-    hans.append(polib.POEntry(msgid="In %(n)s day", msgid_plural="In %(n)s days", msgstr_plural={0: "%(n)s 天后"}))
-    hant.append(polib.POEntry(msgid="In %(n)s day", msgid_plural="In %(n)s days", msgstr_plural={0: ""}))
     hans.save(str(tmp_path / "zh_Hans" / "LC_MESSAGES" / "django.po"))
     hant.save(str(tmp_path / "zh_Hant" / "LC_MESSAGES" / "django.po"))
     monkeypatch.setattr(tool, "LOCALE", tmp_path)
-    assert tool.hant() == 4
-    derived = {e.msgid: e.msgstr or e.msgstr_plural[0]
-               for e in polib.pofile(str(tmp_path / "zh_Hant" / "LC_MESSAGES" / "django.po"))}  # fmt: skip
-    assert derived == {"No target and no purchases this period.": "本期沒有目標，也沒有採購。",
-                       "Months with purchases": "有採購的月數", "Purchases": "採購", "In %(n)s day": "%(n)s 天後"}  # fmt: skip
+    assert tool.hant() == 7
+    derived = {e.msgid: e.msgstr for e in polib.pofile(str(tmp_path / "zh_Hant" / "LC_MESSAGES" / "django.po"))}
+    assert derived == {"Months with purchases": "有採購的月數", "No purchases.": "本期沒有目標，也沒有採購。",
+                       "In %(n)s day": "%(n)s 天後", "weeks": "週", "Period": "每個週期；有週期將結束",
+                       "Working days": "當年的週工作日", "Extra Actions": "擴充操作"}  # fmt: skip
 
 
 def test_safety_criteria_say_what_e2b_means():
