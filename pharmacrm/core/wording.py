@@ -31,6 +31,12 @@ def colon() -> str:
     return "：" if _chinese() else ": "
 
 
+def aside(text) -> str:
+    """A remark after a value, in brackets: 4.33（6 份调查问卷） in Chinese, full-width and unspaced, "4.33 (6 surveys)"
+    in English."""
+    return f"（{text}）" if _chinese() else f" ({text})"
+
+
 def labelled(pairs: Iterable[tuple]) -> str:
     """Labelled values in running text: 科室：研发部；意见：支持 in Chinese, "Department: R&D; Opinion: Support" in
     English (full-width punctuation between Chinese words, as the rest of a Chinese page has it)."""

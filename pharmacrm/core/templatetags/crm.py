@@ -824,6 +824,13 @@ def colon() -> str:
 
 
 @register.filter
+def aside(text) -> str:
+    """A remark in brackets after a value, in the page's language: {{ value }}{{ remark|aside }} reads 4.33（6 份调查问卷）
+    on a Chinese page and "4.33 (6 surveys)" on an English one."""
+    return wording.aside(text)
+
+
+@register.filter
 def listing(items) -> str:
     """Items in running text: 心内科、肿瘤科 on a Chinese page, "Cardiology, Oncology" on an English one."""
     return wording.listing(items or ())
