@@ -519,7 +519,7 @@ def explain(code: str, facts: dict) -> str:
                         int(f["n"])) % f
     if code == "new_customers":
         return ngettext("%(n)s customer bought for the first time", "%(n)s customers bought for the first time",
-                        int(f["n"])) % f
+                        int(f.get("n") or 0)) % f
     return ""
 
 
