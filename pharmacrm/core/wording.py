@@ -31,6 +31,12 @@ def colon() -> str:
     return "：" if _chinese() else ": "
 
 
+def clauses(items: Iterable) -> str:
+    """Phrases one after another, each of which may hold a comma: 每回款 100 元积分 ×1；奖励目录 in Chinese (the
+    full-width semicolon), "Points ×1 per ¥100 paid; Reward catalogue" in English."""
+    return ("；" if _chinese() else "; ").join(str(item) for item in items)
+
+
 def aside(text) -> str:
     """A remark after a value, in brackets: 4.33（6 份调查问卷） in Chinese, full-width and unspaced, "4.33 (6 surveys)"
     in English."""

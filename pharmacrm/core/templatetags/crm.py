@@ -824,6 +824,12 @@ def colon() -> str:
 
 
 @register.filter
+def clauses(items) -> str:
+    """Phrases that may hold commas, one after another: ；between them on a Chinese page, "; " on an English one."""
+    return wording.clauses(items or ())
+
+
+@register.filter
 def aside(text) -> str:
     """A remark in brackets after a value, in the page's language: {{ value }}{{ remark|aside }} reads 4.33（6 份调查问卷）
     on a Chinese page and "4.33 (6 surveys)" on an English one."""
