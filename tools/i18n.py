@@ -67,6 +67,11 @@ def hant() -> int:
         for wrong, right in (("采購", "採購"), ("天后", "天後"), ("周期", "週期"), ("周工作日", "週工作日"),
                              ("擴充套件", "擴充")):  # fmt: skip
             text = text.replace(wrong, right)
+        # and it makes every 对象 a programmer's 物件 (an object): the people a survey, a course or a contact is for
+        # are its 對象 (a JSON object and the audit's object type stay 物件)
+        for wrong, right in (("調查物件", "調查對象"), ("適用物件", "適用對象"), ("溝通物件", "溝通對象"),
+                             ("接觸的物件", "接觸的對象"), ("計數物件", "計數對象"), ("分配物件", "分配對象")):  # fmt: skip
+            text = text.replace(wrong, right)
         if text == "周":  # "weeks", a unit on its own
             text = "週"
         return text

@@ -95,24 +95,27 @@ def test_the_hant_tool_corrects_what_opencc_gets_wrong(monkeypatch, tmp_path):
 
 def test_the_hant_tool_writes_purchases_weeks_and_days_after_as_taiwan_does(monkeypatch, tmp_path):
     """OpenCC's s2twp left 有采購 (采, "flair") in a dozen purchase labels, wrote "in 3 days" as 3 天后 (the
-    goddess), kept 周 for a week (Taiwan writes 週) and made "Extra actions" a software 擴充套件."""
+    goddess), kept 周 for a week (Taiwan writes 週), made "Extra actions" a software 擴充套件 and the people a course is for
+    (适用对象) a programmer's 物件."""
     tool = load_i18n_tool()
     for lang in ("zh_Hans", "zh_Hant"):
         (tmp_path / lang / "LC_MESSAGES").mkdir(parents=True)
     hans, hant = polib.POFile(), polib.POFile()
     for msgid, text in (("Months with purchases", "有采购的月数"), ("No purchases.", "本期没有目标，也没有采购。"),
                         ("In %(n)s day", "%(n)s 天后"), ("weeks", "周"), ("Period", "每个周期；有周期将结束"),
-                        ("Working days", "当年的周工作日"), ("Extra Actions", "扩展操作")):  # fmt: skip
+                        ("Working days", "当年的周工作日"), ("Extra Actions", "扩展操作"),
+                        ("For", "适用对象"), ("Object", "对象")):  # fmt: skip
         hans.append(polib.POEntry(msgid=msgid, msgstr=text))
         hant.append(polib.POEntry(msgid=msgid, msgstr=""))
     hans.save(str(tmp_path / "zh_Hans" / "LC_MESSAGES" / "django.po"))
     hant.save(str(tmp_path / "zh_Hant" / "LC_MESSAGES" / "django.po"))
     monkeypatch.setattr(tool, "LOCALE", tmp_path)
-    assert tool.hant() == 7
+    assert tool.hant() == 9
     derived = {e.msgid: e.msgstr for e in polib.pofile(str(tmp_path / "zh_Hant" / "LC_MESSAGES" / "django.po"))}
     assert derived == {"Months with purchases": "有採購的月數", "No purchases.": "本期沒有目標，也沒有採購。",
                        "In %(n)s day": "%(n)s 天後", "weeks": "週", "Period": "每個週期；有週期將結束",
-                       "Working days": "當年的週工作日", "Extra Actions": "擴充操作"}  # fmt: skip
+                       "Working days": "當年的週工作日", "Extra Actions": "擴充操作", "For": "適用對象",
+                       "Object": "物件"}  # fmt: skip
 
 
 def test_safety_criteria_say_what_e2b_means():
