@@ -193,6 +193,8 @@ def test_the_survey_asks_the_net_promoter_question_and_keeps_the_answer(users, r
     from pharmacrm.servicedesk.models import Survey
 
     ticket = resolved_ticket()
+    ticket.language = "en"  # the survey opens in the requester's language (kept on the ticket)
+    ticket.save(update_fields=["language"])
     path = _survey_path(users, ticket)
     web = Client(HTTP_ACCEPT_LANGUAGE="en")
     page = web.get(path).content.decode()
