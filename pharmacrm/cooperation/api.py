@@ -15,7 +15,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from pharmacrm.core import audit, personal, viewsets
+from pharmacrm.core import audit, personal, uploads, viewsets
 from pharmacrm.core.amendments import SignedTermFields, amendment_of, signed_term_fields
 from pharmacrm.core.api_schema import ERRORS, STALE, YUAN
 from pharmacrm.core.api_utils import (
@@ -365,7 +365,7 @@ class AgreementViewSet(_CooperationViewSet):
     @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser])
     def sign(self, request, pk=None):
         agreement = self.get_object()
-        data = _body(SignSerializer, request)
+        data = dict(uploads.limited_form(request, SignSerializer).validated_data)
         version = expected_version(request, data.get("version"))
         return self._answer(services.record_signed(request.user, agreement, signed_date=data.get("signed_date"),
                                                    upload=data.get("signed_copy"), version=version))  # fmt: skip
@@ -401,7 +401,7 @@ class AgreementViewSet(_CooperationViewSet):
     @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser, JSONParser])
     def amendments(self, request, pk=None):
         agreement = self.get_object()
-        data = _body(CooperationAmendmentWriteSerializer, request)
+        data = dict(uploads.limited_form(request, CooperationAmendmentWriteSerializer).validated_data)
         version = expected_version(request, data.pop("version", None))
         services.amend_term(request.user, agreement, data, version)
         return self._answer(agreement, status.HTTP_201_CREATED)

@@ -41,3 +41,25 @@ def keep_scan(field: str, upload, folder: Path, stem: str, *, wrong_type: str = 
         path.unlink(missing_ok=True)
         raise
     return path, ka.signed_copy_name(upload.name or path.name, suffix), digest.hexdigest()
+
+
+def limited_form(request, serializer_class, field: str = "signed_copy"):
+    """An API request's form with its uploaded scan (keyaccounts.services.SIGNED_COPY_MAX at most, as keep_scan),
+    valid or refused (400): a file too large is refused under `field` before the body is read when the request
+    announces its size, and as soon as the body passes the limit otherwise — nothing reads a body of any size first.
+    For every API that takes a kept scan (the signings and the amendments of both kinds of agreement)."""
+    from rest_framework import serializers
+
+    from pharmacrm.customers.views_import import MULTIPART_OVERHEAD, SizeLimitHandler, content_length
+    from pharmacrm.keyaccounts import services as ka
+
+    too_large = {field: [_("The file is too large; the limit is 20 MB.")]}
+    if content_length(request) > ka.SIGNED_COPY_MAX + MULTIPART_OVERHEAD:
+        raise serializers.ValidationError(too_large)  # refused before the body is read
+    limiter = SizeLimitHandler(request, limit=ka.SIGNED_COPY_MAX)
+    request.upload_handlers.insert(0, limiter)
+    form = serializer_class(data=request.data)
+    if limiter.too_large:
+        raise serializers.ValidationError(too_large)
+    form.is_valid(raise_exception=True)
+    return form

@@ -25,7 +25,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from pharmacrm.core import access, audit, personal, viewsets
+from pharmacrm.core import access, audit, personal, uploads, viewsets
 from pharmacrm.core.amendments import SignedTermFields, amendment_of, signed_term_fields
 from pharmacrm.core.api_utils import (
     MAX_INT32,
@@ -386,24 +386,6 @@ class AgreementSerializer(SignedTermFields, ModelSerializer):
                   "version"]  # fmt: skip
         read_only_fields = fields
 
-
-
-def _signed_copy_form(request, serializer_class):
-    """The request's form with its signed copy (services.SIGNED_COPY_MAX at most), valid or refused (400): a copy too
-    large is refused under `signed_copy` before the body is read when the request announces its size, and as soon as
-    the body passes the limit otherwise."""
-    from pharmacrm.customers.views_import import MULTIPART_OVERHEAD, SizeLimitHandler, content_length
-
-    too_large = {"signed_copy": [_("The file is too large; the limit is 20 MB.")]}
-    if content_length(request) > services.SIGNED_COPY_MAX + MULTIPART_OVERHEAD:
-        raise serializers.ValidationError(too_large)  # refused before the body is read
-    limiter = SizeLimitHandler(request, limit=services.SIGNED_COPY_MAX)
-    request.upload_handlers.insert(0, limiter)
-    form = serializer_class(data=request.data)
-    if limiter.too_large:
-        raise serializers.ValidationError(too_large)
-    form.is_valid(raise_exception=True)
-    return form
 
 
 FIELD_ERRORS = OpenApiResponse(description="Messages per field, in the request's language (Accept-Language).")
@@ -882,7 +864,7 @@ class AgreementViewSet(mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser, JSONParser])
     def amendments(self, request, pk=None):
         agreement = self.get_object()
-        form = _signed_copy_form(request, AmendmentWriteSerializer)
+        form = uploads.limited_form(request, AmendmentWriteSerializer)
         d = dict(form.validated_data)
         version = _version_sent(request, d.pop("version", None))
         with _versioned():
@@ -964,7 +946,7 @@ class AgreementViewSet(mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser])
     def sign(self, request, pk=None):
         agreement = self.get_object()
-        form = _signed_copy_form(request, SignedSerializer)
+        form = uploads.limited_form(request, SignedSerializer)
         d = form.validated_data
         version = _version_sent(request, d.get("version"))
         with _versioned():

@@ -210,3 +210,20 @@ def test_a_key_account_manager_amends_their_own(users, ruijin):
                                                dt.timedelta(days=3), "reason": "延期", "effective_date": TODAY()},
                         theirs.version)  # fmt: skip
     assert theirs.amendments.count() == 1
+
+
+def test_the_api_refuses_a_signed_copy_too_large_before_reading_it(users, ours, api_client, monkeypatch):
+    from pharmacrm.keyaccounts import services as ka
+
+    url = f"/api/v1/cooperation/agreements/{ours.pk}/amendments/"
+    body = {"start_date": ours.start_date.isoformat(), "end_date": (ours.end_date + dt.timedelta(days=9)).isoformat(),
+            "effective_date": TODAY().isoformat(), "reason": "延期", "version": ours.version}  # fmt: skip
+    too_large = {"signed_copy": ["The file is too large; the limit is 20 MB."]}
+    # announced larger than the limit: refused before the body is read (the serializer never sees it)
+    announced = api_client("rep").post(url, body, format="multipart", CONTENT_LENGTH=str(ka.SIGNED_COPY_MAX * 2))
+    assert announced.status_code == 400 and announced.json() == too_large
+    monkeypatch.setattr(ka, "SIGNED_COPY_MAX", 1000)  # not announced: the upload stops as soon as it passes the limit
+    big = SimpleUploadedFile("big.pdf", b"%PDF" + b"0" * 5000, "application/pdf")
+    r = api_client("rep").post(url, {**body, "signed_copy": big}, format="multipart")
+    assert r.status_code == 400 and r.json() == too_large
+    assert not ours.amendments.exists() and not list(services.files_dir().glob("*-amendment-*"))
