@@ -221,6 +221,10 @@ class CooperationAmendmentWriteSerializer(Serializer):
     version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="The agreement's version you loaded.")
 
 
+class CooperationAmendmentCopySerializer(Serializer):
+    signed_copy = serializers.FileField(help_text="The scanned signed amendment: PDF, PNG or JPEG, at most 20 MB.")
+
+
 class CooperationVersionSerializer(Serializer):
     version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
@@ -326,7 +330,8 @@ class AgreementViewSet(_CooperationViewSet):
     queryset = Agreement.objects.none()
     serializer_class = CooperationAgreementSerializer
     required_caps = {"*": Cap.READ_COOPERATION, **WRITE,
-                     **{a: Cap.MANAGE_COOPERATION for a in ("sign", "in_force", "terminate", "amendments")}}  # fmt: skip
+                     **{a: Cap.MANAGE_COOPERATION for a in ("sign", "in_force", "terminate", "amendments",
+                                                              "amendment_attach_copy")}}  # fmt: skip
     filterset_class = AgreementFilter
 
     def get_queryset(self):
@@ -441,6 +446,26 @@ class AgreementViewSet(_CooperationViewSet):
             return amendment_copy_response(self._amendment(sequence), request.user, services.files_dir(), purpose="api")
         except ka.DocumentUnavailable as e:
             return Response({"detail": str(e)}, status=409)
+
+
+    @extend_schema(tags=TAGS, parameters=[OpenApiParameter("sequence", int, OpenApiParameter.PATH)],
+                   request={"multipart/form-data": CooperationAmendmentCopySerializer},
+                   responses={200: CooperationAgreementSerializer, 400: ERRORS, 403: DENIED,
+                              404: OpenApiResponse(description="No such amendment.")},
+                   description="Upload the signed copy of an amendment recorded without one (`signed_copy`: PDF, PNG "
+                               "or JPEG, at most 20 MB, refused before it is read when the request announces more): "
+                               "those who may amend the agreement. Once only: a copy uploaded already is never "
+                               "replaced (400 under `signed_copy`). Audited with its SHA-256.")  # fmt: skip
+    @action(detail=True, methods=["post"], url_path=r"amendments/(?P<sequence>[0-9]{1,4})/signed-copy/upload",
+            parser_classes=[MultiPartParser, FormParser])  # fmt: skip
+    def amendment_attach_copy(self, request, pk=None, sequence=None):
+        from pharmacrm.core import access
+
+        amendment = self._amendment(sequence)
+        access.require_agreement_term(request.user, amendment.agreement)  # refused before the upload is read
+        form = uploads.limited_form(request, CooperationAmendmentCopySerializer)
+        services.attach_amendment_copy(request.user, amendment, form.validated_data["signed_copy"])
+        return self._answer(amendment.agreement)
 
 
 class ProjectFilter(django_filters.FilterSet):

@@ -472,6 +472,11 @@ def amend_term(user, agreement: Agreement, data: dict, version=None) -> Agreemen
     return amendments.record(user, agreement, COOPERATION_TERMS, data, version=version)
 
 
+def attach_amendment_copy(user, amendment: AgreementAmendment, upload) -> AgreementAmendment:
+    """The signed copy of an amendment recorded without one, uploaded later; once only (core/amendments.attach_signed_copy)."""
+    return amendments.attach_signed_copy(user, amendment, COOPERATION_TERMS, upload)
+
+
 def amendment_text(amendment: AgreementAmendment) -> bytes:
     """The amendment's bilingual PDF, made from its record."""
     return amendments.render(amendment, COOPERATION_TERMS)

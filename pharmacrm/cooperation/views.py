@@ -14,11 +14,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from pharmacrm.core import access, amendments, audit, downloads, personal
 from pharmacrm.core.form_saves import SENT_AGAIN, create_once, save_form, save_new_form, sent_again_after
@@ -273,7 +274,7 @@ def agreement_detail(request, pk):
     return render(request, "cooperation/agreement_detail.html", {
         "agreement": agreement, "projects": projects, "may_manage": may_manage, "sign_form": sign_form,
         "project_form": project_form, "today": timezone.localdate(), "may_amend": may_amend,
-        "amend_form": amend_form,
+        "amend_form": amend_form, "may_attach_copy": access.may_change_agreement_term(request.user, agreement),
     }, status=status)  # fmt: skip
 
 
@@ -284,6 +285,39 @@ def _amendment(request, pk, sequence):
         raise Http404
     amendment.agreement = agreement
     return amendment
+
+
+@csrf_exempt  # the size check must come before anything reads the body; CSRF is checked just below
+@login_required
+@require_POST
+def amendment_attach_copy(request, pk, sequence):
+    """Upload the signed copy of an amendment recorded without one (keyaccounts' attach_copy_answer says how it went);
+    an upload over the limit is refused before it is read."""
+    from pharmacrm.customers.views_import import MULTIPART_OVERHEAD, SizeLimitHandler, content_length
+    from pharmacrm.keyaccounts import services as ka
+
+    too_large = _("The file is too large; the limit is 20 MB.")
+    if content_length(request) > ka.SIGNED_COPY_MAX + MULTIPART_OVERHEAD:
+        _amendment(request, pk, sequence)  # 404 for an amendment the user may not see
+        messages.error(request, too_large)
+        return redirect(reverse("cooperation:agreement", args=[pk]) + "#amendments")
+    limiter = SizeLimitHandler(request, limit=ka.SIGNED_COPY_MAX)
+    request.upload_handlers.insert(0, limiter)
+    return _amendment_attach_copy(request, pk, sequence, limiter, too_large)
+
+
+@csrf_protect
+def _amendment_attach_copy(request, pk, sequence, limiter, too_large: str):
+    from pharmacrm.keyaccounts.views_programme import attach_copy_answer
+
+    amendment = _amendment(request, pk, sequence)
+    access.require_agreement_term(request.user, amendment.agreement)
+    upload = request.FILES.get("signed_copy")
+    if limiter.too_large:
+        messages.error(request, too_large)
+    else:
+        attach_copy_answer(request, lambda: services.attach_amendment_copy(request.user, amendment, upload), amendment)
+    return redirect(reverse("cooperation:agreement", args=[pk]) + "#amendments")
 
 
 @login_required
@@ -529,6 +563,7 @@ urlpatterns = [
     path("<int:pk>/agreement.pdf", agreement_pdf, name="agreement-pdf"),
     path("<int:pk>/amendments/<int:sequence>/pdf/", amendment_pdf, name="amendment-pdf"),
     path("<int:pk>/amendments/<int:sequence>/signed-copy/", amendment_signed_copy, name="amendment-signed-copy"),
+    path("<int:pk>/amendments/<int:sequence>/signed-copy/upload/", amendment_attach_copy, name="amendment-attach-copy"),
     path("projects/<int:pk>/", project_detail, name="project"),
     path("projects/<int:pk>/edit/", project_edit, name="project-edit"),
     path("acceptances/<int:pk>/file/", acceptance_file, name="acceptance-file"),

@@ -318,6 +318,61 @@ def record(user, agreement, terms: Terms, data: dict, *, version=None):
     return amendment
 
 
+def copy_attached_message(amendment) -> str:
+    return _("Amendment %(number)s has its signed copy already (%(name)s): the copy of a signed amendment is kept as "
+             "uploaded, never replaced.") % {"number": amendment.number, "name": amendment.signed_copy_name}
+
+
+class CopyAttachedAlready(ValidationError):
+    """The amendment had its signed copy already; `mine`: the user who sent this one attached it (a form sent twice)."""
+
+    def __init__(self, amendment, mine: bool):
+        super().__init__({"signed_copy": [copy_attached_message(amendment)]})
+        self.mine = mine
+
+
+def attach_signed_copy(user, amendment, terms: Terms, upload):
+    """The signed copy of an amendment recorded without one (recorded, its PDF printed and signed, the scan uploaded
+    days later): the checks of the agreement's signed copy (a PDF, PNG or JPEG read from its content, 20 MB at most),
+    by those who record amendments (Terms.require), whatever the agreement's status since (the scan is its archive).
+    Once only: a copy there already is never replaced — the amendment is written once, and its signed copy is the
+    evidence of what both parties signed (a better scan is not told from another document); the second of two
+    uploads at once, or a form sent twice, is refused (CopyAttachedAlready, `mine` for the user's own first one).
+    Audited with the file's name and SHA-256. Returns the amendment."""
+    agreement = amendment.agreement
+    terms.require(user, agreement)
+    if amendment.signed_copy:
+        raise CopyAttachedAlready(amendment, _attached_by(user, amendment))
+    if upload is None:
+        raise ValidationError({"signed_copy": [_("Upload the signed copy.")]})
+    path, copy_name, copy_sha256 = uploads.keep_scan(
+        "signed_copy", upload, terms.files_dir(), f"{agreement.number}-amendment",
+        wrong_type=_("Upload the signed amendment as a PDF, PNG or JPEG file."))  # fmt: skip
+    model = type(amendment)
+    try:
+        with transaction.atomic():
+            terms.lock(agreement)
+            done = model.objects.filter(pk=amendment.pk, signed_copy="").update(
+                signed_copy=path.name, signed_copy_name=copy_name, signed_copy_sha256=copy_sha256)  # fmt: skip
+            if not done:  # another upload came first
+                amendment.refresh_from_db()
+                raise CopyAttachedAlready(amendment, _attached_by(user, amendment))
+            amendment.signed_copy, amendment.signed_copy_name = path.name, copy_name
+            amendment.signed_copy_sha256 = copy_sha256
+            audit.record(A.UPDATE, amendment, user=user, changes={"signed_copy": [None, path.name]},
+                         sha256=copy_sha256)  # fmt: skip
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return amendment
+
+
+def _attached_by(user, amendment) -> bool:
+    """Whether `user` attached the amendment's signed copy (recording the amendment or later)."""
+    return AuditEntry.objects.filter(object_type=amendment._meta.label_lower, object_id=str(amendment.pk),
+                                     actor_id=user.pk, changes__has_key="signed_copy").exists()  # fmt: skip
+
+
 # --- the amendment's text --------------------------------------------------------------------------------------
 
 

@@ -215,7 +215,7 @@ ENDPOINT_RULES = [
     "| `PATCH /api/v1/keyaccounts/{id}/` | Run key accounts, and run that account: its project manager, a manager or "
     "an administrator (the meeting cadence only; never a read-only role) |",
     "| `PATCH /api/v1/keyaccounts/agreements/{id}/` (a draft's term), `POST /api/v1/keyaccounts/agreements/{id}/amendments/` "
-    "(a signed one's) | Run key accounts, and run that account: its project manager, a manager or an administrator "
+    "(a signed one's), `POST …/amendments/{n}/signed-copy/upload/` (an amendment's signed copy, once) | Run key accounts, and run that account: its project manager, a manager or an administrator "
     "(never a read-only role; a change sends its version: 409 if stale) |",
     "| `GET /api/v1/survey-campaigns/`, `/survey-campaigns/{id}/` | See the service performance of every team and agent, "
     "or Take in and handle service tickets (not the pharmacovigilance officer) |",
@@ -243,7 +243,7 @@ ENDPOINT_RULES = [
     "| `GET /api/v1/cooperation/agreements/`, `/cooperation/projects/` (and `{id}/`) | See cooperation agreements and "
     "projects (scoped; all with See the cooperation agreements of every customer and team) |",
     "| `POST`, `PUT`, `PATCH` on `/api/v1/cooperation/agreements/`, `/cooperation/projects/` and their actions (`sign`, "
-    "`in-force`, `terminate`, `amendments`; `start`, `tasks`, `checks`, `acceptances`, `amount-due`, `payments`, `close`) | Record "
+    "`in-force`, `terminate`, `amendments`, `amendments/{n}/signed-copy/upload`; `start`, `tasks`, `checks`, `acceptances`, `amount-due`, `payments`, `close`) | Record "
     "cooperation agreements and run their projects, within the scope (an edit sends its version: 409 if stale); "
     "`task-progress` also the task's owner |",
     "| `GET /api/v1/licences/` (and `{id}/`) | View customers (scoped: the licences of the customers the user may see) |",

@@ -415,6 +415,10 @@ class AmendmentWriteSerializer(VersionSerializer):
                                                                   "JPEG, at most 20 MB.")  # fmt: skip
 
 
+class AmendmentCopySerializer(Serializer):
+    signed_copy = serializers.FileField(help_text="The scanned signed amendment: PDF, PNG or JPEG, at most 20 MB.")
+
+
 class SignedSerializer(VersionSerializer):
     signed_date = DateField(help_text="The day it was signed (not in the future).")
     signed_copy = serializers.FileField(required=False,
@@ -814,7 +818,8 @@ class AgreementViewSet(mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
     http_method_names = ["get", "post", "patch", "head", "options"]
     required_caps = {"create": Cap.MANAGE_KEY_ACCOUNTS, "sign": Cap.MANAGE_KEY_ACCOUNTS,
                      "reissue": Cap.MANAGE_KEY_ACCOUNTS, "partial_update": Cap.MANAGE_KEY_ACCOUNTS,
-                     "amendments": Cap.MANAGE_KEY_ACCOUNTS, "*": Cap.VIEW_KEY_ACCOUNTS}  # fmt: skip
+                     "amendments": Cap.MANAGE_KEY_ACCOUNTS, "amendment_attach_copy": Cap.MANAGE_KEY_ACCOUNTS,
+                     "*": Cap.VIEW_KEY_ACCOUNTS}  # fmt: skip
     lookup_value_regex = r"[0-9]{1,18}"
 
     def get_queryset(self):
@@ -918,6 +923,23 @@ class AgreementViewSet(mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
             return amendment_copy_response(self._amendment(sequence), request.user, purpose="api")
         except services.DocumentUnavailable as e:
             return Response({"detail": str(e)}, status=409)
+
+    @extend_schema(tags=TAGS, parameters=[OpenApiParameter("sequence", int, OpenApiParameter.PATH)],
+                   request={"multipart/form-data": AmendmentCopySerializer},
+                   responses={200: AgreementSerializer, 400: FIELD_ERRORS, 403: NOT_YOURS,
+                              404: OpenApiResponse(description="No such amendment.")},
+                   description="Upload the signed copy of an amendment recorded without one (`signed_copy`: PDF, PNG "
+                               "or JPEG, at most 20 MB, refused before it is read when the request announces more): "
+                               "the account's managers and project manager. Once only: a copy uploaded already is "
+                               "never replaced (400 under `signed_copy`). Audited with its SHA-256.")  # fmt: skip
+    @action(detail=True, methods=["post"], url_path=r"amendments/(?P<sequence>[0-9]{1,4})/signed-copy/upload",
+            parser_classes=[MultiPartParser, FormParser])  # fmt: skip
+    def amendment_attach_copy(self, request, pk=None, sequence=None):
+        amendment = self._amendment(sequence)
+        access.require_agreement_term(request.user, amendment.agreement)  # refused before the upload is read
+        form = uploads.limited_form(request, AmendmentCopySerializer)
+        services.attach_amendment_copy(request.user, amendment, form.validated_data["signed_copy"])
+        return self._answer(amendment.agreement)
 
     def _answer(self, agreement: Agreement, code: int = status.HTTP_200_OK) -> Response:
         agreement = self.get_queryset().get(pk=agreement.pk)

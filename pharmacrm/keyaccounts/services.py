@@ -2303,6 +2303,11 @@ def amend_term(user, agreement: Agreement, data: dict, *, version: int | None = 
     return amendments.record(user, agreement, SERVICE_TERMS, data, version=version)
 
 
+def attach_amendment_copy(user, amendment: AgreementAmendment, upload) -> AgreementAmendment:
+    """The signed copy of an amendment recorded without one, uploaded later; once only (core/amendments.attach_signed_copy)."""
+    return amendments.attach_signed_copy(user, amendment, SERVICE_TERMS, upload)
+
+
 def amendment_document(amendment: AgreementAmendment) -> bytes:
     """The amendment's PDF as kept when it was recorded, checked against its fingerprint."""
     return _checked_file(

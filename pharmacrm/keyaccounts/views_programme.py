@@ -6,6 +6,7 @@ progress report. Every write goes through keyaccounts.services; every read asks 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import unicodedata
 from pathlib import Path
@@ -529,6 +530,8 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
     writer = not (access.roles_of(user) & READ_ONLY_ROLES)
     ctx: dict = {"account": account, "institution": inst, "may_manage": manage and active, "may_record": record and active,
                  "today": today, "active": active}  # fmt: skip
+    # an amendment's signed copy uploaded later: by those who record amendments, whatever the account's state since
+    ctx["may_attach_copy"] = manage and writer
     members = list(account.members.select_related("user").order_by("role", "id"))
     for m in members:  # a member's name links to their work page only for those who may open it
         m.may_open = may_open_member_page(user, m.user_id)
@@ -1218,6 +1221,44 @@ def _amendment_or_404(user, pk: int, sequence: int):
     return amendment
 
 
+@csrf_exempt  # the size check must come before anything reads the body; CSRF is checked just below
+@login_required
+@require_POST
+def amendment_attach_copy(request, pk: int, sequence: int):
+    """Upload the signed copy of an amendment recorded without one; an upload over the limit is refused before it is
+    read."""
+    return _with_signed_copy_limit(request, pk, functools.partial(_amendment_attach_copy, sequence=sequence))
+
+
+@csrf_protect
+def _amendment_attach_copy(request, pk: int, limiter, too_large: str, *, sequence: int):
+    amendment = _amendment_or_404(request.user, pk, sequence)
+    account = amendment.agreement.account
+    access.require_agreement_term(request.user, amendment.agreement)
+    upload = request.FILES.get("signed_copy")
+    if limiter.too_large:
+        messages.error(request, too_large)
+        return _back(account, "agreements")
+    attach_copy_answer(request, lambda: services.attach_amendment_copy(request.user, amendment, upload), amendment)
+    return _back(account, "agreements")
+
+
+def attach_copy_answer(request, attach, amendment) -> None:
+    """The page's message after uploading an amendment's signed copy (either app): kept; sent twice (the user's own
+    copy is there: a double click), said so; refused, why (the message names the signed copy)."""
+    try:
+        attach()
+    except amendments.CopyAttachedAlready as e:
+        if e.mine:
+            messages.info(request, SENT_AGAIN)
+        else:
+            messages.error(request, " ".join(e.messages))
+    except ValidationError as e:
+        messages.error(request, " ".join(e.messages))
+    else:
+        messages.success(request, _("The signed copy of amendment %(number)s was kept.") % {"number": amendment.number})
+
+
 @login_required
 @require_GET
 def amendment_pdf(request, pk: int, sequence: int):
@@ -1648,6 +1689,8 @@ urlpatterns = [
     path("agreements/<int:pk>/amendments/<int:sequence>/pdf/", amendment_pdf, name="amendment-pdf"),
     path("agreements/<int:pk>/amendments/<int:sequence>/signed-copy/", amendment_signed_copy,
          name="amendment-signed-copy"),
+    path("agreements/<int:pk>/amendments/<int:sequence>/signed-copy/upload/", amendment_attach_copy,
+         name="amendment-attach-copy"),
     path("my/", my_work, name="my"),
     path("team/<int:user_pk>/", member_work, name="member"),
     path("scorecards/", scorecard_list, name="scorecards"),

@@ -98,6 +98,16 @@ class KaWorld:
                                                           upload=upload)  # fmt: skip
         return self._cache["signed"]
 
+    def amended(self):
+        """The signed agreement amended without its signed copy (uploaded later)."""
+        if "amended" not in self._cache:
+            signed = self.signed()
+            self.ka.amend_term(self.users["kam"], signed, {
+                "start_date": signed.start_date, "end_date": signed.end_date + datetime.timedelta(days=5),
+                "reason": "延期", "effective_date": self.today}, version=signed.version)  # fmt: skip
+            self._cache["amended"] = signed
+        return self._cache["amended"]
+
     def review(self):
         if "review" not in self._cache:
             self._cache["review"] = self.ka.review_account(self.account, self.period)
@@ -179,6 +189,10 @@ KA_ENDPOINTS = [
                cap=Cap.MANAGE_KEY_ACCOUNTS, body=lambda w: {
                    "start_date": w.today.isoformat(), "end_date": (w.today + datetime.timedelta(days=400)).isoformat(),
                    "effective_date": w.today.isoformat(), "reason": "项目延期", "version": w.signed().version}),
+    KaEndpoint("ka.agreements.amendment_attach_copy", "post",
+               lambda w, r: f"{KA}agreements/{w.amended().pk}/amendments/1/signed-copy/upload/", 200,
+               cap=Cap.MANAGE_KEY_ACCOUNTS, body=lambda w: {"signed_copy": _signed_body(w)["signed_copy"]},
+               multipart=True),
     KaEndpoint("ka.account_reviews.list", "get", lambda w, r: f"{KA}account-reviews/?account={w.account.pk}", 200),
     KaEndpoint("ka.account_reviews.retrieve", "get", lambda w, r: f"{KA}account-reviews/{w.review().pk}/", 200),
     KaEndpoint("ka.account_reviews.run", "post", lambda w, r: f"{KA}account-reviews/run/", 200,

@@ -227,3 +227,56 @@ def test_the_api_refuses_a_signed_copy_too_large_before_reading_it(users, ours, 
     r = api_client("rep").post(url, {**body, "signed_copy": big}, format="multipart")
     assert r.status_code == 400 and r.json() == too_large
     assert not ours.amendments.exists() and not list(services.files_dir().glob("*-amendment-*"))
+
+
+def _amended_without_copy(user, agreement):
+    return services.amend_term(user, agreement, {"start_date": agreement.start_date, "end_date": agreement.end_date +
+                                                 dt.timedelta(days=7), "reason": "延期", "effective_date": TODAY()},
+                               agreement.version)  # fmt: skip
+
+
+def test_the_signed_copy_is_uploaded_later_on_the_page_once(users, ours, client_for):
+    amendment = _amended_without_copy(users["rep"], ours)
+    page = _words(client_for("rep").get(f"/cooperation/{ours.pk}/", HTTP_ACCEPT_LANGUAGE="en"))
+    assert "Upload the signed copy" in page
+    assert "Upload the signed copy" not in _words(client_for("analyst").get(f"/cooperation/{ours.pk}/",
+                                                                             HTTP_ACCEPT_LANGUAGE="en"))  # fmt: skip
+    url = f"/cooperation/{ours.pk}/amendments/1/signed-copy/upload/"
+    png = SimpleUploadedFile("签字页.png", _png(), "image/png")
+    r = client_for("rep").post(url, {"signed_copy": png}, HTTP_ACCEPT_LANGUAGE="en", follow=True)
+    assert f"The signed copy of amendment {amendment.number} was kept." in _words(r)
+    amendment.refresh_from_db()
+    assert amendment.signed_copy_name == "签字页.png" and amendment.signed_copy.endswith(".png")
+    copy = client_for("analyst").get(f"/cooperation/{ours.pk}/amendments/1/signed-copy/")
+    assert copy.status_code == 200 and copy["Content-Type"] == "image/png"
+    entry = AuditEntry.objects.get(object_type="cooperation.agreementamendment", action="update")
+    assert entry.changes == {"signed_copy": [None, amendment.signed_copy]} and entry.actor_id == users["rep"].pk
+    refused = client_for("manager").post(url, {"signed_copy": SimpleUploadedFile("x.pdf", tiny_pdf(), "application/pdf")},
+                                         HTTP_ACCEPT_LANGUAGE="en", follow=True)  # fmt: skip
+    assert "has its signed copy already (签字页.png)" in _words(refused)
+    amendment.refresh_from_db()
+    assert amendment.signed_copy_name == "签字页.png"
+    # a body announced over the limit: refused before it is read
+    big = client_for("rep").post(url, {}, CONTENT_LENGTH=str(30 * 1024 * 1024), HTTP_ACCEPT_LANGUAGE="en", follow=True)
+    assert "The file is too large; the limit is 20 MB." in _words(big)
+
+
+def _png() -> bytes:
+    from tests.keyaccounts.programme_fixtures import tiny_png
+
+    return tiny_png()
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_who_may_upload_an_amendments_signed_copy_later(role, users, ours, api_client):
+    amendment = _amended_without_copy(users["rep"], ours)
+    r = api_client(role).post(f"/api/v1/cooperation/agreements/{ours.pk}/amendments/1/signed-copy/upload/",
+                              {"signed_copy": SimpleUploadedFile("s.pdf", tiny_pdf(), "application/pdf")},
+                              format="multipart")  # fmt: skip
+    amendment.refresh_from_db()
+    if role in MANAGE_OURS:
+        assert r.status_code == 200, r.content
+        assert r.json()["amendments"][0]["signed_copy_name"] == "s.pdf" and amendment.signed_copy
+    else:
+        assert r.status_code == (404 if role == "kam" else 403)
+        assert not amendment.signed_copy

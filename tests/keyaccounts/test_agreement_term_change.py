@@ -440,3 +440,82 @@ def test_the_nightly_file_sweep_keeps_the_amendments_files_and_deletes_an_orphan
     assert services.sweep_orphaned_files() == 1
     assert not orphan.exists()
     assert (folder / amendment.signed_copy).exists() and (folder / amendment.document).exists()
+
+
+# --- the signed copy uploaded later --------------------------------------------------------------------------------
+
+
+def _amended_without_copy(users, agreement):
+    return services.amend_term(users["kam"], agreement, {
+        "start_date": agreement.start_date, "end_date": agreement.end_date + dt.timedelta(days=5), "reason": "延期",
+        "effective_date": timezone.localdate()}, version=agreement.version)  # fmt: skip
+
+
+def test_the_signed_copy_is_uploaded_days_later_once_and_never_replaced(users, signed, client_for):
+    account, plan, agreement = signed
+    amendment = _amended_without_copy(users, agreement)
+    page = _words(client_for("kam").get(reverse("keyaccounts:account", args=[account.pk]), HTTP_ACCEPT_LANGUAGE="en"))
+    assert "Upload the signed copy" in page
+    assert "Upload the signed copy" not in _words(client_for("expert").get(
+        reverse("keyaccounts:account", args=[account.pk]), HTTP_ACCEPT_LANGUAGE="en"))  # fmt: skip
+    url = reverse("keyaccounts:amendment-attach-copy", args=[agreement.pk, 1])
+    scan = tiny_pdf()
+    r = client_for("kam").post(url, {"signed_copy": SimpleUploadedFile("补充协议签署件.pdf", scan, "application/pdf")},
+                               HTTP_ACCEPT_LANGUAGE="en", follow=True)  # fmt: skip
+    assert f"The signed copy of amendment {amendment.number} was kept." in _words(r)
+    amendment.refresh_from_db()
+    assert amendment.signed_copy_name == "补充协议签署件.pdf"
+    assert amendment.signed_copy_sha256 == hashlib.sha256(scan).hexdigest()
+    copy = client_for("kam").get(reverse("keyaccounts:amendment-signed-copy", args=[agreement.pk, 1]))
+    assert b"".join(copy.streaming_content) == scan
+    entry = AuditEntry.objects.filter(object_type="keyaccounts.agreementamendment", action="update").get()
+    assert entry.changes == {"signed_copy": [None, amendment.signed_copy]} and entry.actor_id == users["kam"].pk
+    assert entry.extra["sha256"] == amendment.signed_copy_sha256
+    # sent twice (a double click): said so, the first copy kept; another user's copy is refused, naming the field
+    again = client_for("kam").post(url, {"signed_copy": SimpleUploadedFile("b.pdf", tiny_pdf(), "application/pdf")},
+                                   HTTP_ACCEPT_LANGUAGE="en", follow=True)  # fmt: skip
+    assert "This form was already sent" in _words(again)
+    with translation.override("en"), pytest.raises(ValidationError) as replaced:
+        services.attach_amendment_copy(users["manager"], amendment, SimpleUploadedFile("c.pdf", tiny_pdf(),
+                                                                                      "application/pdf"))  # fmt: skip
+    assert "has its signed copy already (补充协议签署件.pdf)" in replaced.value.message_dict["signed_copy"][0]
+    amendment.refresh_from_db()
+    assert amendment.signed_copy_name == "补充协议签署件.pdf"
+    assert AuditEntry.objects.filter(object_type="keyaccounts.agreementamendment", action="update").count() == 1
+    assert "Upload the signed copy" not in _words(client_for("kam").get(
+        reverse("keyaccounts:account", args=[account.pk]), HTTP_ACCEPT_LANGUAGE="en"))  # fmt: skip
+
+
+def test_a_later_signed_copy_of_another_type_or_too_large_is_refused(users, signed, api_client, monkeypatch):
+    account, plan, agreement = signed
+    amendment = _amended_without_copy(users, agreement)
+    url = f"/api/v1/keyaccounts/agreements/{agreement.pk}/amendments/1/signed-copy/upload/"
+    fake = SimpleUploadedFile("scan.pdf", b"%PDF-1.4 not really", "application/pdf")
+    r = api_client("kam").post(url, {"signed_copy": fake}, format="multipart")
+    assert r.status_code == 400 and r.json() == {"signed_copy": [
+        "Upload the signed amendment as a PDF, PNG or JPEG file."]}  # fmt: skip
+    announced = api_client("kam").post(url, {}, format="multipart", CONTENT_LENGTH=str(services.SIGNED_COPY_MAX * 2))
+    assert announced.json() == {"signed_copy": ["The file is too large; the limit is 20 MB."]}
+    monkeypatch.setattr(services, "SIGNED_COPY_MAX", 1000)
+    big = SimpleUploadedFile("big.pdf", b"%PDF" + b"0" * 5000, "application/pdf")
+    r = api_client("kam").post(url, {"signed_copy": big}, format="multipart")
+    assert r.json() == {"signed_copy": ["The file is too large; the limit is 20 MB."]}
+    assert api_client("kam").post(url, {}, format="multipart").status_code == 400
+    amendment.refresh_from_db()
+    assert not amendment.signed_copy
+    assert api_client("kam").post(url.replace("/1/", "/2/"), {}, format="multipart").status_code == 404
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_who_may_upload_an_amendments_signed_copy_later(role, users, signed, api_client):
+    account, plan, agreement = signed
+    amendment = _amended_without_copy(users, agreement)
+    r = api_client(role).post(f"/api/v1/keyaccounts/agreements/{agreement.pk}/amendments/1/signed-copy/upload/",
+                              {"signed_copy": SimpleUploadedFile("s.pdf", tiny_pdf(), "application/pdf")},
+                              format="multipart")  # fmt: skip
+    amendment.refresh_from_db()
+    if role in RUNS_ACCOUNT:
+        assert r.status_code == 200, r.content
+        assert r.json()["amendments"][0]["signed_copy_name"] == "s.pdf" and amendment.signed_copy
+    else:  # those who may see the account are refused; the others do not see it
+        assert r.status_code in (403, 404) and not amendment.signed_copy
