@@ -146,6 +146,9 @@ class CooperationAmendmentSerializer(Serializer):
     signed_copy_name = serializers.CharField(read_only=True)
     created_by = serializers.IntegerField(source="created_by_id", read_only=True, allow_null=True)
     created_at = serializers.DateTimeField(read_only=True)
+    applied_at = serializers.DateTimeField(read_only=True, allow_null=True,
+                                           help_text="When the agreement's term became this one; null while its "
+                                                     "effective date is ahead.")  # fmt: skip
 
     def to_representation(self, instance):
         """The reason with the contact details typed in it masked for a reader who sees personal data masked."""
@@ -177,7 +180,7 @@ class CooperationAgreementSerializer(SignedTermFields, Serializer):
     signed_start_date, signed_end_date = signed_term_fields()
     amendments = CooperationAmendmentSerializer(many=True, read_only=True,
                                                 help_text="The amendments of its term (补充协议), oldest first: "
-                                                          "`start_date` and `end_date` are the latest one's.")  # fmt: skip
+                                                          "`start_date` and `end_date` are the term in force (the latest one applied).")  # fmt: skip
     version = serializers.IntegerField(read_only=True, help_text="Send it back with a change (409 if stale).")
 
     def get_projects(self, obj) -> list[int]:
@@ -214,7 +217,7 @@ class SignSerializer(Serializer):
 class CooperationAmendmentWriteSerializer(Serializer):
     start_date = optional(DateField, help_text="The new start (the current one to keep it).")
     end_date = optional(DateField, help_text="The new end; not before the start.")
-    effective_date = optional(DateField, help_text="The day the signed amendment takes effect (not in the future).")
+    effective_date = optional(DateField, help_text="The day the signed amendment takes effect; ahead of today at most the day after the current end (applied on its day).")
     reason = optional(serializers.CharField, allow_blank=True, max_length=2000, help_text="Why the term changes (required).")
     signed_copy = serializers.FileField(required=False, help_text="Optional: the signed amendment, PDF, PNG or JPEG, "
                                                                   "at most 20 MB.")  # fmt: skip
@@ -398,8 +401,8 @@ class AgreementViewSet(_CooperationViewSet):
                                        "application/json": CooperationAmendmentWriteSerializer},
                    responses={201: CooperationAgreementSerializer, 400: ERRORS, 403: DENIED, 409: STALE},
                    description="Record an amendment (补充协议) of a signed or in-force agreement's term: the new "
-                               "`start_date` and `end_date`, the `reason` (required), the `effective_date` (not in the "
-                               "future, not before the signing), an optional `signed_copy` (multipart) and the "
+                               "`start_date` and `end_date`, the `reason` (required), the `effective_date` (not before the "
+                               "signing; ahead of today, applied on its day by the worker, one at a time), an optional `signed_copy` (multipart) and the "
                                "`version` you loaded (or If-Match). The agreement's term becomes the new one; a renewal "
                                "reminder sent for the end before goes out again before the new end; its text keeps the "
                                "term signed, the amendment has its own (…/amendments/{sequence}/pdf/). Audited.")  # fmt: skip

@@ -81,7 +81,7 @@ class AmendmentForm(Base, OnceTokenForm):
     start_date = forms.CharField(label=_("New start date"), widget=DATE)
     end_date = forms.CharField(label=_("New end date"), widget=DATE)
     effective_date = forms.CharField(label=_("Effective from"), widget=DATE,
-                                     help_text=_("The day the signed amendment takes effect (not in the future)."))  # fmt: skip
+                                     help_text=_("The day the signed amendment takes effect: today, a day past, or a day ahead while the agreement runs."))  # fmt: skip
     reason = forms.CharField(label=_("Reason for the change"), widget=forms.Textarea(attrs={"rows": 2}))
     signed_copy = forms.FileField(label=_("Signed amendment"),
                                   help_text=_("Optional: the scanned signed amendment, PDF, PNG or JPEG, at most 20 MB."))  # fmt: skip

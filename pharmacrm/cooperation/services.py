@@ -419,7 +419,8 @@ class CooperationTerms(amendments.Terms):
     before the new end (`sweep`); the amendment's PDF is made from its record when downloaded, as the agreement's."""
 
     amendment_model = AgreementAmendment
-    amendable_statuses = (AgreementStatus.SIGNED, AgreementStatus.IN_FORCE)
+    # expired (run out, not terminated): an amendment extends it (core/amendments.clean) and it is in force again
+    amendable_statuses = (AgreementStatus.SIGNED, AgreementStatus.IN_FORCE, AgreementStatus.EXPIRED)
     title_zh, title_en = "合作协议", "Cooperation Agreement"
 
     def check_version(self, agreement, version) -> None:
@@ -431,6 +432,14 @@ class CooperationTerms(amendments.Terms):
     def not_amendable(self, agreement) -> str | None:
         if agreement.status == AgreementStatus.DRAFT:
             return amendments.not_signed_message()
+        if agreement.status == AgreementStatus.TERMINATED:
+            ended = (AuditEntry.objects.filter(object_type="cooperation.agreement", object_id=str(agreement.pk),
+                                               changes__status__1=AgreementStatus.TERMINATED)
+                     .order_by("-seq").values_list("at", flat=True).first())  # fmt: skip
+            if ended is not None:
+                return _("This agreement was terminated on %(date)s: it stays archived as it is.") % {
+                    "date": timezone.localtime(ended).date().isoformat()}  # fmt: skip
+            return _("This agreement was terminated: it stays archived as it is.")
         if agreement.status not in self.amendable_statuses:
             return _("This agreement has ended; it stays archived as it is.")
         return None
@@ -445,11 +454,17 @@ class CooperationTerms(amendments.Terms):
         return errors
 
     def follow_end(self, user, agreement, previous):
+        fields, changes = [], {}
         if agreement.end_date != previous[1] and agreement.renewal_notified_at is not None:
-            changes = {"renewal_notified_at": [agreement.renewal_notified_at, None]}
+            changes["renewal_notified_at"] = [agreement.renewal_notified_at, None]
             agreement.renewal_notified_at = None
-            return ["renewal_notified_at"], changes
-        return [], {}
+            fields.append("renewal_notified_at")
+        if agreement.status == AgreementStatus.EXPIRED and agreement.end_date >= timezone.localdate():
+            # an expired agreement extended: in force again (only one in force expires)
+            changes["status"] = [agreement.status, AgreementStatus.IN_FORCE]
+            agreement.status = AgreementStatus.IN_FORCE
+            fields.append("status")
+        return fields, changes
 
     def files_dir(self) -> Path:
         return files_dir()
@@ -860,6 +875,14 @@ def sweep(now: dt.datetime | None = None) -> tuple[int, int, int]:
     today = timezone.localtime(now).date()
     horizon = today + dt.timedelta(days=settings.COOPERATION_RENEWAL_NOTICE_DAYS)
     reminded = expired = overdue = 0
+    # amendments signed ahead of their effective date whose day has come: the term in force first (term_on today)
+    waiting = AgreementAmendment.objects.filter(applied_at__isnull=True, effective_date__lte=today)
+    for agreement_id in waiting.order_by().values_list("agreement_id", flat=True).distinct():
+        with transaction.atomic():
+            agreement = Agreement.objects.select_for_update().filter(
+                pk=agreement_id, status__in=COOPERATION_TERMS.amendable_statuses).first()  # fmt: skip
+            if agreement is not None:
+                amendments.apply_due(agreement, COOPERATION_TERMS, today)
     due = Agreement.objects.filter(status=AgreementStatus.IN_FORCE, renewal_notified_at__isnull=True,
                                    end_date__lte=horizon, end_date__gte=today)  # fmt: skip
     for agreement in due.select_related("owner", "institution"):

@@ -269,8 +269,9 @@ def agreement_detail(request, pk):
             return redirect("cooperation:agreement", agreement.pk)
     projects = agreement.projects.select_related("responsible").order_by("-start_date", "-id")
     amendments.attach_history([agreement])  # its amendments of the term, and the term as signed
-    may_amend = agreement.status in services.COOPERATION_TERMS.amendable_statuses and (
-        access.may_change_agreement_term(request.user, agreement))  # fmt: skip
+    may_amend = (agreement.status in services.COOPERATION_TERMS.amendable_statuses
+                 and agreement.pending_amendment is None  # one amendment waiting for its day at most
+                 and access.may_change_agreement_term(request.user, agreement))  # fmt: skip
     return render(request, "cooperation/agreement_detail.html", {
         "agreement": agreement, "projects": projects, "may_manage": may_manage, "sign_form": sign_form,
         "project_form": project_form, "today": timezone.localdate(), "may_amend": may_amend,

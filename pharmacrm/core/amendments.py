@@ -6,9 +6,13 @@ the agreement's own document keeps, and the amendment's bilingual PDF. Each app 
 its own rules for a term, how it locks, what follows the end (the renewal reminder), where files are kept and how its
 parties read on a contract. docs/keyaccounts.md and docs/cooperation.md.
 
-An agreement's `start_date` and `end_date` are always its term in force — the latest amendment's — so that the
-reminders, the expiry, the renewals and the lists follow it without knowing of amendments; the term as signed is the
-first amendment's `previous_start`/`previous_end` (`signed_term`)."""
+An agreement's `start_date` and `end_date` are always its term in force today — the latest amendment that has taken
+effect — so that the reminders, the expiry, the renewals and the lists follow it without knowing of amendments; the
+term as signed is the first amendment's `previous_start`/`previous_end` (`signed_term`). An amendment signed ahead of
+its effective date (signed on 12-01, in effect from 2027-01-01) is recorded at once but applied on its day
+(`applied_at` empty until then: `pending`): the worker's daily sweep of each app applies what has come due before it
+reminds or expires anything (`apply_due`), so the stored term stays the term in force and one function says what the
+term is on any day (`term_on`). One pending amendment at a time: another is refused until it has taken effect."""
 
 from __future__ import annotations
 
@@ -48,6 +52,8 @@ class TermAmendment(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+",
                                    verbose_name=gettext_lazy("recorded by"))  # fmt: skip
     created_at = models.DateTimeField(gettext_lazy("recorded"), default=timezone.now)
+    # when the agreement's stored term became this one: at once, or (effective later) by the worker on its day
+    applied_at = models.DateTimeField(gettext_lazy("took effect"), null=True, blank=True, editable=False)
 
     class Meta:
         abstract = True
@@ -101,6 +107,11 @@ class Terms:
         its lock: (the fields it set, the audit changes {field: [before, after]} among them)."""
         return [], {}
 
+    def schedule(self, agreement, amendment) -> list[str]:
+        """An amendment effective later was recorded: what makes the worker look at the agreement on its day, set on
+        `agreement` under its lock; the fields it set."""
+        return []
+
     def files_dir(self) -> Path:
         raise NotImplementedError
 
@@ -127,6 +138,23 @@ def signed_term(agreement) -> tuple[dt.date, dt.date]:
     if first is None:
         return agreement.start_date, agreement.end_date
     return first.previous_start, first.previous_end
+
+
+def term_on(agreement, day: dt.date) -> tuple[dt.date, dt.date]:
+    """The agreement's term on `day`: the latest amendment in effect by then (its effective date on or before it),
+    else the term as signed. The one answer to "which term holds on day D" (the stored term is term_on(today))."""
+    amendments = sorted(agreement.amendments.all(), key=lambda a: a.sequence)
+    in_effect = [a for a in amendments if a.effective_date <= day]
+    if in_effect:
+        return in_effect[-1].start_date, in_effect[-1].end_date
+    if amendments:
+        return amendments[0].previous_start, amendments[0].previous_end
+    return agreement.start_date, agreement.end_date
+
+
+def pending(agreement):
+    """The amendment recorded but not in effect yet (its effective date ahead), or None."""
+    return agreement.amendments.filter(applied_at__isnull=True).order_by("sequence").first()
 
 
 def amendment_of(agreement, sequence: int):
@@ -161,6 +189,8 @@ def attach_history(agreements) -> None:
         first = agreement.amendment_list[0] if agreement.amendment_list else None
         agreement.signed_start = first.previous_start if first else agreement.start_date
         agreement.signed_end = first.previous_end if first else agreement.end_date
+        # the amendment signed ahead of its effective date: the page shows it beside the term in force
+        agreement.pending_amendment = next((a for a in agreement.amendment_list if a.applied_at is None), None)
 
 
 def signed_term_fields() -> tuple:
@@ -208,9 +238,10 @@ def _day(errors: dict, field: str, value):
 
 
 def clean(agreement, terms: Terms, data: dict) -> dict:
-    """The amendment's values checked: the new term (the app's rules, and another than the current one), the reason
-    (required), the effective date (not in the future, not before the signing nor the latest amendment, not after the
-    new end) and the signed copy's size. A ValidationError per field; nothing is written."""
+    """The amendment's values checked: the new term (the app's rules, and another than the current one; of an expired
+    agreement, an extension to today or later), the reason (required), the effective date (ahead of today at most to
+    the day after the current end, not before the signing nor the latest amendment, not after the new end), no other
+    amendment waiting for its effective date. A ValidationError per field; nothing is written."""
     errors: dict = {}
     refusal = terms.not_amendable(agreement)
     if refusal:
@@ -223,8 +254,19 @@ def clean(agreement, terms: Terms, data: dict) -> dict:
         errors["reason"] = [_("Say why the term changes: the reason is part of the amendment.")]
     elif len(reason) > REASON_MAX:
         errors["reason"] = [_("At most %(n)d characters.") % {"n": REASON_MAX}]
+    waiting = None if refusal else pending(agreement)
+    if waiting is not None:
+        waiting.agreement = agreement
+        errors["status"] = [_("Amendment %(number)s takes effect on %(date)s: record another amendment once it has.")
+                            % {"number": waiting.number, "date": waiting.effective_date.isoformat()}]  # fmt: skip
+        refusal = errors["status"][0]
+    today = timezone.localdate()
+    expired = not refusal and agreement.end_date < today  # run out, not renewed nor ended: an amendment extends it
     if start and end and not refusal:
-        if (start, end) == (agreement.start_date, agreement.end_date):
+        if expired and end < today:
+            errors["end_date"] = [_("This agreement's term ended on %(date)s: an amendment of it extends the term, to "
+                                    "today or later.") % {"date": agreement.end_date.isoformat()}]  # fmt: skip
+        elif (start, end) == (agreement.start_date, agreement.end_date):
             errors["end_date"] = [_("This is the agreement's term already (%(start)s – %(end)s): an amendment changes "
                                     "the start, the end or both.")
                                   % {"start": start.isoformat(), "end": end.isoformat()}]  # fmt: skip
@@ -233,9 +275,12 @@ def clean(agreement, terms: Terms, data: dict) -> dict:
                 errors.setdefault(field, messages)
     if effective:
         latest = agreement.amendments.order_by("-sequence").values_list("effective_date", flat=True).first()
-        if effective > timezone.localdate():
-            errors["effective_date"] = [_("An amendment is recorded once it is signed: its effective date cannot be "
-                                          "in the future.")]  # fmt: skip
+        if effective > today and effective > agreement.end_date + dt.timedelta(days=1):
+            # ahead of today: while the agreement runs, at the latest the day after its current end (no gap in which
+            # it would expire before the amendment takes effect)
+            errors["effective_date"] = [_("An amendment signed ahead of its effective date takes effect while the "
+                                          "agreement runs: on %(date)s at the latest, the day after its current "
+                                          "end.") % {"date": (agreement.end_date + dt.timedelta(days=1)).isoformat()}]  # fmt: skip
         elif agreement.signed_date and effective < agreement.signed_date:
             errors["effective_date"] = [_("The amendment cannot take effect before the agreement was signed "
                                           "(%(date)s).") % {"date": agreement.signed_date.isoformat()}]  # fmt: skip
@@ -282,15 +327,20 @@ def record(user, agreement, terms: Terms, data: dict, *, version=None):
             values = {**clean(agreement, terms, data), "signed_copy": values["signed_copy"]}
             previous = (agreement.start_date, agreement.end_date)
             sequence = (model.objects.filter(agreement=agreement).aggregate(n=models.Max("sequence"))["n"] or 0) + 1
+            now_in_effect = values["effective_date"] <= timezone.localdate()
             amendment = model.objects.create(
                 agreement=agreement, sequence=sequence, previous_start=previous[0], previous_end=previous[1],
                 start_date=values["start_date"], end_date=values["end_date"], effective_date=values["effective_date"],
                 reason=values["reason"], signed_copy=path.name if path else "", signed_copy_name=copy_name,
-                signed_copy_sha256=copy_sha256, created_by=user,
+                signed_copy_sha256=copy_sha256, created_by=user, applied_at=timezone.now() if now_in_effect else None,
             )  # fmt: skip
-            agreement.start_date, agreement.end_date = values["start_date"], values["end_date"]
-            followed, followed_changes = terms.follow_end(user, agreement, previous)
-            fields = ["start_date", "end_date", *followed]
+            if now_in_effect:
+                agreement.start_date, agreement.end_date = values["start_date"], values["end_date"]
+                followed, followed_changes = terms.follow_end(user, agreement, previous)
+                fields = ["start_date", "end_date", *followed]
+            else:  # the term stays until its day (apply_due); the agreement moves on a version all the same
+                followed, followed_changes = terms.schedule(agreement, amendment), {}
+                fields = list(followed)
             done = type(agreement).objects.filter(pk=agreement.pk, version=expected).update(
                 version=expected + 1, **{f: getattr(agreement, f) for f in fields})  # fmt: skip
             if not done:
@@ -307,15 +357,40 @@ def record(user, agreement, terms: Terms, data: dict, *, version=None):
             fingerprints = {"sha256": copy_sha256, "document_sha256": getattr(amendment, "document_sha256", "")}
             audit.record(A.CREATE, amendment, user=user, changes=created,
                          **{k: v for k, v in fingerprints.items() if v})  # fmt: skip
-            changes = {"start_date": [previous[0], agreement.start_date], "end_date": [previous[1], agreement.end_date]}
-            changes = {k: v for k, v in changes.items() if v[0] != v[1]}
-            audit.record(A.UPDATE, agreement, user=user, changes={**changes, **followed_changes},
-                         amendment=amendment.number)  # fmt: skip
+            if now_in_effect:
+                changes = {"start_date": [previous[0], agreement.start_date],
+                           "end_date": [previous[1], agreement.end_date]}  # fmt: skip
+                changes = {k: v for k, v in changes.items() if v[0] != v[1]}
+                audit.record(A.UPDATE, agreement, user=user, changes={**changes, **followed_changes},
+                             amendment=amendment.number)  # fmt: skip
     except BaseException:
         for file in written:
             file.unlink(missing_ok=True)
         raise
     return amendment
+
+
+def apply_due(agreement, terms: Terms, today: dt.date | None = None) -> bool:
+    """The worker, under the agreement's lock (the caller's transaction, `agreement` read under it): the amendment
+    signed ahead of its effective date that has come due becomes the agreement's term (term_on today), what follows
+    the end is set again (Terms.follow_end), the agreement moves on a version; audited as the system's change, naming
+    the amendment. Whether one was applied."""
+    today = today or timezone.localdate()
+    due = agreement.amendments.filter(applied_at__isnull=True, effective_date__lte=today).order_by("sequence").last()
+    if due is None:
+        return False
+    previous = (agreement.start_date, agreement.end_date)
+    agreement.start_date, agreement.end_date = term_on(agreement, today)
+    followed, followed_changes = terms.follow_end(None, agreement, previous)
+    agreement.version += 1
+    type(agreement).objects.filter(pk=agreement.pk).update(
+        version=agreement.version, **{f: getattr(agreement, f) for f in ["start_date", "end_date", *followed]})  # fmt: skip
+    agreement.amendments.filter(applied_at__isnull=True, effective_date__lte=today).update(applied_at=timezone.now())
+    changes = {"start_date": [previous[0], agreement.start_date], "end_date": [previous[1], agreement.end_date]}
+    changes = {k: v for k, v in changes.items() if v[0] != v[1]}
+    audit.record(A.UPDATE, agreement, actor_name="system", changes={**changes, **followed_changes},
+                 amendment=f"{agreement.number}-A{due.sequence}")  # fmt: skip
+    return True
 
 
 def copy_attached_message(amendment) -> str:

@@ -355,7 +355,7 @@ class AmendmentSerializer(ModelSerializer):
     class Meta:
         model = AgreementAmendment
         fields = ["sequence", "number", "previous_start", "previous_end", "start_date", "end_date", "effective_date",
-                  "reason", "signed_copy_name", "document_sha256", "created_by", "created_at"]  # fmt: skip
+                  "reason", "signed_copy_name", "document_sha256", "created_by", "created_at", "applied_at"]  # fmt: skip
         read_only_fields = fields
 
     def to_representation(self, instance):
@@ -408,7 +408,7 @@ class TermSerializer(VersionSerializer):
 class AmendmentWriteSerializer(VersionSerializer):
     start_date = DateField(help_text="The new start (the current one to keep it).")
     end_date = DateField(help_text="The new end.")
-    effective_date = DateField(help_text="The day the signed amendment takes effect (not in the future).")
+    effective_date = DateField(help_text="The day the signed amendment takes effect; ahead of today at most the day after the current end (applied on its day).")
     reason = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="",
                                    help_text="Why the term changes (required).")  # fmt: skip
     signed_copy = serializers.FileField(required=False, help_text="Optional: the scanned signed amendment, PDF, PNG or "
@@ -861,7 +861,7 @@ class AgreementViewSet(mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
                    responses={201: AgreementSerializer, 400: FIELD_ERRORS, 403: NOT_YOURS,
                               409: OpenApiResponse(description="Changed by someone else since the version sent.")},
                    description="Record an amendment (补充协议) of a signed agreement's term: the new `start_date` and "
-                               "`end_date`, the `reason` (required), the `effective_date` (not in the future, not before "
+                               "`end_date`, the `reason` (required), the `effective_date` (not before "
                                "the signing), an optional `signed_copy` (multipart), and the `version` you loaded. The "
                                "new term lies within the validity of the agreement's plan; the agreement's term becomes "
                                "it and its renewal reminder follows the new end; its own PDF stays as signed, the "

@@ -192,7 +192,7 @@ class AmendmentForm(ServiceErrorsMixin, VersionMixin, OnceTokenForm):
     start_date = forms.DateField(label=_("New start date"), widget=DATE_INPUT)
     end_date = forms.DateField(label=_("New end date"), widget=DATE_INPUT)
     effective_date = forms.DateField(label=_("Effective from"), widget=DATE_INPUT,
-                                     help_text=_("The day the signed amendment takes effect (not in the future)."))  # fmt: skip
+                                     help_text=_("The day the signed amendment takes effect: today, a day past, or a day ahead while the agreement runs."))  # fmt: skip
     reason = _text(_("Reason for the change"), max_length=2000, rows=2, required=False)  # the service says why it is needed
     signed_copy = forms.FileField(
         label=_("Signed amendment"), required=False,

@@ -2048,6 +2048,15 @@ def _arm_clock(agreement: Agreement, user) -> None:
         _mark_renewed(earlier_ones, user)
     elif earlier_ones.exists():
         agreement.next_check_at = min(agreement.next_check_at, _start_moment(agreement))
+    _look_when_amended(agreement)
+
+
+def _look_when_amended(agreement: Agreement) -> None:
+    """An amendment signed ahead of its effective date: the worker looks on that day too (and applies it)."""
+    waiting = amendments.pending(agreement) if agreement.pk else None
+    if waiting is not None:
+        day = timezone.make_aware(dt.datetime.combine(waiting.effective_date, dt.time()))
+        agreement.next_check_at = min(agreement.next_check_at, day) if agreement.next_check_at else day
 
 
 def signed_copy_name(name: str, suffix: str) -> str:
@@ -2098,6 +2107,9 @@ def sweep_agreements(now: dt.datetime | None = None, limit: int = 500) -> int:
             fresh = Agreement.objects.select_for_update().get(pk=agreement.pk)
             fresh.claimed_until, fresh.next_check_at = None, None
             before = fresh.status
+            if fresh.status == AgreementStatus.SIGNED:
+                # an amendment signed ahead of time whose day has come: its term first (amendments.term_on today)
+                amendments.apply_due(fresh, SERVICE_TERMS, today)
             # a signed agreement of the account whose term ends after this one's: the renewal is signed already (the
             # renewal came back signed before this one was recorded, so signing this one did not mark it renewed).
             # The reminder follows that one, at its own end; this one only expires.
@@ -2135,6 +2147,8 @@ def sweep_agreements(now: dt.datetime | None = None, limit: int = 500) -> int:
             elif fresh.status == AgreementStatus.SIGNED:
                 # reminded already and looked at on its start day (a renewal signed after its own reminder): its end
                 fresh.next_check_at = _expiry_moment(fresh)
+            if fresh.status == AgreementStatus.SIGNED:
+                _look_when_amended(fresh)  # an amendment still ahead: looked at on its day too
             if fresh.status != before:
                 # a new version: a form opened before (a better scan) is refused instead of bringing the agreement
                 # back in force. The reminder alone leaves it: a scan sent from a page opened before it is still
@@ -2227,7 +2241,7 @@ class ServiceTerms(amendments.Terms):
     agreement's."""
 
     amendment_model = AgreementAmendment
-    amendable_statuses = (AgreementStatus.SIGNED,)
+    amendable_statuses = (AgreementStatus.SIGNED, AgreementStatus.EXPIRED)  # expired: an extension (clean)
     title_zh, title_en = "重点客户专属服务协议", "Key-Account Service Agreement"
 
     def check_version(self, agreement, version) -> None:
@@ -2243,8 +2257,21 @@ class ServiceTerms(amendments.Terms):
             return _("This key account has been de-listed.")
         if agreement.status == AgreementStatus.DRAFT:
             return amendments.not_signed_message()
+        if agreement.status in (AgreementStatus.RENEWED, AgreementStatus.EXPIRED):
+            # run out: extended by an amendment, unless a signed agreement of the account took over from it
+            renewal = (
+                agreement.account.agreements.filter(
+                    Q(start_date__gt=agreement.start_date) | Q(plan__version_number__gt=agreement.plan.version_number),
+                    status__in=[AgreementStatus.SIGNED, AgreementStatus.EXPIRED, AgreementStatus.RENEWED],
+                ).exclude(pk=agreement.pk).order_by("start_date", "id").first()
+            )  # fmt: skip
+            if renewal is not None:
+                return _("This agreement was renewed by %(number)s (from %(start)s): amend that one instead.") % {
+                    "number": renewal.number, "start": renewal.start_date.isoformat()}  # fmt: skip
+            if agreement.status == AgreementStatus.RENEWED:
+                return _("This agreement was renewed: amend the agreement that renewed it instead.")
         if agreement.status not in self.amendable_statuses:
-            return _("This agreement has expired or been renewed.")
+            return _("This agreement ended when the key account was de-listed.")
         return None
 
     def term_errors(self, agreement, start, end) -> dict:
@@ -2276,8 +2303,19 @@ class ServiceTerms(amendments.Terms):
         if agreement.end_date != previous[1] and agreement.renewal_notified_at is not None:
             changes["renewal_notified_at"] = [agreement.renewal_notified_at, None]
             agreement.renewal_notified_at = None
+        fields = ["renewal_notified_at", "next_check_at"]
+        if agreement.status == AgreementStatus.EXPIRED and agreement.end_date >= timezone.localdate():
+            # an expired agreement extended: signed (in force) again
+            changes["status"] = [agreement.status, AgreementStatus.SIGNED]
+            agreement.status = AgreementStatus.SIGNED
+            fields.append("status")
         _arm_clock(agreement, user)
-        return ["renewal_notified_at", "next_check_at"], changes
+        return fields, changes
+
+    def schedule(self, agreement, amendment):
+        # the worker looks at it on the amendment's day (sweep_agreements applies it, then reminds or expires)
+        _look_when_amended(agreement)
+        return ["next_check_at"]
 
     def files_dir(self) -> Path:
         return agreements_dir()

@@ -604,7 +604,9 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
         if manage and active and ag.status == AgreementStatus.DRAFT and not ag.plan_replaced:
             ag.term_form = term_form if ag.pk == term_pk else TermForm(prefix=f"term{ag.pk}", initial={
                 "start_date": ag.start_date, "end_date": ag.end_date, "version": ag.version})  # fmt: skip
-        elif manage and active and ag.status == AgreementStatus.SIGNED:
+        elif (manage and active and ag.status in services.SERVICE_TERMS.amendable_statuses
+              and ag.pending_amendment is None and not services.SERVICE_TERMS.not_amendable(ag)):  # fmt: skip
+            # signed, or run out and not renewed (an amendment extends it); one amendment waiting for its day at most
             ag.amendment_form = amend_form if ag.pk == amend_pk else AmendmentForm(prefix=f"amend{ag.pk}", initial={
                 "start_date": ag.start_date, "end_date": ag.end_date, "effective_date": today,
                 "version": ag.version})  # fmt: skip

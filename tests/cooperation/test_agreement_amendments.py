@@ -280,3 +280,46 @@ def test_who_may_upload_an_amendments_signed_copy_later(role, users, ours, api_c
     else:
         assert r.status_code == (404 if role == "kam" else 403)
         assert not amendment.signed_copy
+
+
+def test_an_amendment_effective_later_is_applied_on_its_day_and_the_agreement_does_not_expire(users, ours, client_for):
+    old_end = ours.end_date
+    takes_effect, new_end = old_end + dt.timedelta(days=1), old_end + dt.timedelta(days=365)
+    r = client_for("rep").post(f"/cooperation/{ours.pk}/", {**_form(ours, new_end),
+                                                            "amend-effective_date": takes_effect.isoformat()})  # fmt: skip
+    assert r.status_code == 302
+    ours.refresh_from_db()
+    amendment = ours.amendments.get()
+    assert ours.end_date == old_end and amendment.applied_at is None
+    page = _words(client_for("rep").get(f"/cooperation/{ours.pk}/", HTTP_ACCEPT_LANGUAGE="en"))
+    assert f"amended from {takes_effect.isoformat()}: new term" in page and "Record the amendment" not in page
+    api = client_for("rep").get(f"/api/v1/cooperation/agreements/{ours.pk}/").json()
+    assert api["end_date"] == old_end.isoformat() and api["amendments"][0]["applied_at"] is None
+    # the day before: still the current term; on its day the sweep applies it before the expiry
+    services.sweep(now=timezone.make_aware(dt.datetime.combine(old_end, dt.time(10))))
+    ours.refresh_from_db()
+    assert ours.end_date == old_end and ours.status == "in_force"
+    services.sweep(now=timezone.make_aware(dt.datetime.combine(takes_effect, dt.time(1))))
+    ours.refresh_from_db()
+    amendment.refresh_from_db()
+    assert (ours.end_date, ours.status) == (new_end, "in_force") and amendment.applied_at is not None
+    assert AuditEntry.objects.filter(object_type="cooperation.agreement", object_id=str(ours.pk),
+                                     extra__amendment=amendment.number, actor_name="system").exists()  # fmt: skip
+
+
+def test_an_expired_agreement_is_extended_and_a_terminated_one_refused_saying_when(users, ours):
+    today = TODAY()
+    Agreement.objects.filter(pk=ours.pk).update(end_date=today - dt.timedelta(days=5), status="expired")
+    ours.refresh_from_db()
+    services.amend_term(users["rep"], ours, {"start_date": ours.start_date, "end_date": today + dt.timedelta(days=60),
+                                             "reason": "到期后补签延期", "effective_date": today}, ours.version)  # fmt: skip
+    ours.refresh_from_db()
+    assert (ours.end_date, ours.status) == (today + dt.timedelta(days=60), "in_force")
+    services.terminate(users["rep"], ours, ours.version)
+    ours.refresh_from_db()
+    with translation.override("en"), pytest.raises(ValidationError) as refused:
+        services.amend_term(users["rep"], ours, {"start_date": ours.start_date, "end_date": ours.end_date +
+                                                 dt.timedelta(days=30), "reason": "x", "effective_date": today},
+                            ours.version)  # fmt: skip
+    assert refused.value.message_dict["status"] == [
+        f"This agreement was terminated on {today.isoformat()}: it stays archived as it is."]

@@ -251,12 +251,15 @@ def test_an_amendment_without_a_reason_is_refused_and_nothing_is_written(users, 
         assert str(services._("Say why the term changes: the reason is part of the amendment.")) in r.content.decode()
     agreement.refresh_from_db()
     assert agreement.end_date == end and not agreement.amendments.exists()
-    # the same term, an effective date ahead: refused by name
+    # the same term, an effective date ahead past the day after the current end (a gap): refused by name
     with translation.override("en"), pytest.raises(ValidationError) as refused:
         services.amend_term(users["kam"], agreement, {
             "start_date": agreement.start_date, "end_date": end, "reason": "x",
-            "effective_date": timezone.localdate() + dt.timedelta(days=1)}, version=agreement.version)  # fmt: skip
+            "effective_date": end + dt.timedelta(days=2)}, version=agreement.version)  # fmt: skip
     assert set(refused.value.message_dict) == {"end_date", "effective_date"}
+    assert refused.value.message_dict["effective_date"] == [
+        "An amendment signed ahead of its effective date takes effect while the agreement runs: on "
+        f"{(end + dt.timedelta(days=1)).isoformat()} at the latest, the day after its current end."]  # fmt: skip
 
 
 def test_an_amendment_outside_the_plans_validity_says_what_the_validity_is(users, signed, api_client):
@@ -519,3 +522,121 @@ def test_who_may_upload_an_amendments_signed_copy_later(role, users, signed, api
         assert r.json()["amendments"][0]["signed_copy_name"] == "s.pdf" and amendment.signed_copy
     else:  # those who may see the account are refused; the others do not see it
         assert r.status_code in (403, 404) and not amendment.signed_copy
+
+
+# --- an amendment effective later ---------------------------------------------------------------------------------
+
+
+def _moment(day: dt.date, hour: int = 1) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time(hour)))
+
+
+def test_an_amendment_effective_later_holds_from_its_day_and_the_reminders_follow_the_term_of_the_day(
+    users, signed, client_for
+):
+    from pharmacrm.core import amendments
+
+    account, plan, agreement = signed
+    today = timezone.localdate()
+    old = (agreement.start_date, agreement.end_date)  # today – today+99, reminded 60 days before the end
+    takes_effect = old[1] + dt.timedelta(days=1)  # signed now, in effect from the day after the current end
+    new_end = today + dt.timedelta(days=180)
+    r = client_for("kam").post(reverse("keyaccounts:agreement-amend", args=[agreement.pk]),
+                               _amend_post(agreement, old[0], new_end, effective=takes_effect),
+                               HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert r.status_code == 302
+    agreement.refresh_from_db()
+    amendment = agreement.amendments.get()
+    assert (agreement.start_date, agreement.end_date) == old and amendment.applied_at is None  # not yet
+    assert amendments.term_on(agreement, today) == old
+    assert amendments.term_on(agreement, takes_effect) == (old[0], new_end)
+    assert agreement.next_check_at <= _moment(takes_effect, 0)  # the worker looks on its day
+    page = _words(client_for("kam").get(reverse("keyaccounts:account", args=[account.pk]), HTTP_ACCEPT_LANGUAGE="en"))
+    assert (f"amended from {takes_effect.isoformat()}: new term {old[0].isoformat()} – {new_end.isoformat()} "
+            f"({amendment.number})") in page  # fmt: skip
+    assert "not in effect yet" in page and "Record the amendment" not in page  # one waiting amendment at a time
+    with translation.override("en"), pytest.raises(ValidationError) as second:
+        services.amend_term(users["kam"], agreement, {"start_date": old[0], "end_date": new_end + dt.timedelta(days=5),
+                                                      "reason": "再延", "effective_date": today},
+                            version=agreement.version)  # fmt: skip
+    assert second.value.message_dict["status"] == [
+        f"Amendment {amendment.number} takes effect on {takes_effect.isoformat()}: record another amendment once it has."]
+    # the reminder of the day asks about the term in force that day: the current end
+    assert services.sweep_agreements(now=_moment(old[1] - dt.timedelta(days=60), 10)) == 1
+    assert old[1].isoformat() in str(Notification.objects.filter(kind="keyaccounts.renewal").latest("pk").title)
+    # on its day the worker applies it before anything expires: the new term, reminded again before the new end
+    assert services.sweep_agreements(now=_moment(takes_effect)) == 0
+    agreement.refresh_from_db()
+    amendment.refresh_from_db()
+    assert (agreement.start_date, agreement.end_date, agreement.status) == (old[0], new_end, "signed")
+    assert amendment.applied_at is not None and agreement.renewal_notified_at is None
+    assert services.sweep_agreements(now=_moment(new_end - dt.timedelta(days=60), 10)) == 1
+    assert new_end.isoformat() in str(Notification.objects.filter(kind="keyaccounts.renewal").latest("pk").title)
+    applied = AuditEntry.objects.filter(object_type="keyaccounts.agreement", object_id=str(agreement.pk),
+                                        extra__amendment=amendment.number).get()  # fmt: skip
+    assert applied.actor_name == "system" and applied.changes["end_date"] == [old[1].isoformat(), new_end.isoformat()]
+
+
+# --- an expired agreement extended ----------------------------------------------------------------------------------
+
+
+def _run_out(agreement, plan, days_ago: int = 10):
+    today = timezone.localdate()
+    ServicePlan.objects.filter(pk=plan.pk).update(valid_from=today - dt.timedelta(days=300))
+    Agreement.objects.filter(pk=agreement.pk).update(start_date=today - dt.timedelta(days=200),
+                                                     end_date=today - dt.timedelta(days=days_ago), status="expired",
+                                                     signed_date=today - dt.timedelta(days=200))  # fmt: skip
+    agreement.refresh_from_db()
+    plan.refresh_from_db()
+
+
+def test_an_expired_agreement_is_extended_by_an_amendment_within_the_plans_validity(users, signed, client_for):
+    account, plan, agreement = signed
+    _run_out(agreement, plan)
+    today = timezone.localdate()
+    page = _words(client_for("kam").get(reverse("keyaccounts:account", args=[account.pk]), HTTP_ACCEPT_LANGUAGE="en"))
+    assert "Amend the term" in page
+    with translation.override("en"), pytest.raises(ValidationError) as short:
+        services.amend_term(users["kam"], agreement, {"start_date": agreement.start_date, "end_date": today -
+                                                      dt.timedelta(days=1), "reason": "补签", "effective_date": today},
+                            version=agreement.version)  # fmt: skip
+    assert short.value.message_dict["end_date"] == [
+        f"This agreement's term ended on {agreement.end_date.isoformat()}: an amendment of it extends the term, "
+        "to today or later."]  # fmt: skip
+    with translation.override("en"), pytest.raises(ValidationError) as beyond:
+        services.amend_term(users["kam"], agreement, {"start_date": agreement.start_date, "end_date": today +
+                                                      dt.timedelta(days=400), "reason": "补签", "effective_date": today},
+                            version=agreement.version)  # fmt: skip
+    assert "validity of the service plan" in beyond.value.message_dict["end_date"][0]
+    new_end = today + dt.timedelta(days=150)
+    r = client_for("kam").post(reverse("keyaccounts:agreement-amend", args=[agreement.pk]),
+                               _amend_post(agreement, agreement.start_date, new_end,
+                                           effective=agreement.end_date + dt.timedelta(days=1)))  # fmt: skip
+    assert r.status_code == 302
+    agreement.refresh_from_db()
+    assert (agreement.end_date, agreement.status) == (new_end, "signed")
+    entry = AuditEntry.objects.filter(object_type="keyaccounts.agreement", object_id=str(agreement.pk),
+                                      action="update").latest("seq")  # fmt: skip
+    assert entry.changes["status"] == ["expired", "signed"] and entry.extra["amendment"] == f"{agreement.number}-A1"
+
+
+def test_a_renewed_agreement_is_not_amended_and_the_message_names_its_renewal(users, signed):
+    account, plan, agreement = signed
+    _run_out(agreement, plan)
+    today = timezone.localdate()
+    renewal = services.generate_agreement(users["kam"], account, start_date=today - dt.timedelta(days=9),
+                                          end_date=today + dt.timedelta(days=100))  # fmt: skip
+    Agreement.objects.filter(pk=renewal.pk).update(status="signed")
+    Agreement.objects.filter(pk=agreement.pk).update(status="renewed")
+    agreement.refresh_from_db()
+    for status in ("renewed", "expired"):
+        Agreement.objects.filter(pk=agreement.pk).update(status=status)
+        agreement.refresh_from_db()
+        with translation.override("en"), pytest.raises(ValidationError) as refused:
+            services.amend_term(users["kam"], agreement, {"start_date": agreement.start_date, "end_date": today +
+                                                          dt.timedelta(days=30), "reason": "x", "effective_date": today},
+                                version=agreement.version)  # fmt: skip
+        assert refused.value.message_dict["status"] == [
+            f"This agreement was renewed by {renewal.number} (from {renewal.start_date.isoformat()}): amend that one "
+            "instead."]  # fmt: skip
+    assert not agreement.amendments.exists()
