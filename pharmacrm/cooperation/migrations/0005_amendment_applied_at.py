@@ -13,7 +13,7 @@ def in_effect_since_recorded(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('cooperation', '0003_agreement_amendments'),
+        ('cooperation', '0004_verbose_names'),
     ]
 
     operations = [

@@ -13,7 +13,7 @@ def in_effect_since_recorded(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('keyaccounts', '0023_agreement_amendments'),
+        ('keyaccounts', '0024_score_credit_gate'),
     ]
 
     operations = [
