@@ -378,6 +378,10 @@ SPECTACULAR_SETTINGS = {
         "TrainingQuestionKindEnum": "pharmacrm.training.models.QuestionKind",
         "StageEnum": "pharmacrm.customers.choices.Stage",  # a customer's lifecycle stage, named as before opportunities'
         "OpportunityStageEnum": "pharmacrm.sales.models.Opportunity.Stage",
+        # a user's interface language and an answer template's (the languages by their own names), and the language
+        # a customer is written to (a person's preferred one, a ticket's requester's: named in the reader's language)
+        "LanguageEnum": "pharmacrm.settings.LANGUAGES",
+        "PreferredLanguageEnum": "pharmacrm.customers.choices.PreferredLanguage",
     },
 }
 

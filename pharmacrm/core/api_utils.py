@@ -360,6 +360,17 @@ class TypedDateTimeFormField(forms.DateTimeField):
         return super().to_python(value)
 
 
+def _typed_number(field: serializers.Field, text: str, *marks: str):
+    """A number typed as text (thousands separators, spaces, full-width digits and the field's `marks`), read as the
+    pages read it; a text too long or not a number fails the field's own way."""
+    if len(text) > field.MAX_STRING_LENGTH:
+        field.fail("max_string_length")
+    number = typed_decimal(text, *marks)
+    if number is None:
+        field.fail("invalid")
+    return number
+
+
 class TypedDecimalField(serializers.DecimalField):
     """A number as people type it (core.numbers.typed_decimal): a JSON number, or text with thousands separators,
     spaces, full-width digits and the field's unit `marks` (¥ / 元 of an amount, % of a figure in percent): "¥1,234.50",
@@ -376,15 +387,10 @@ class TypedDecimalField(serializers.DecimalField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
-        if isinstance(data, bool):
-            self.fail("invalid")
         if isinstance(data, str):
-            if len(data) > self.MAX_STRING_LENGTH:
-                self.fail("max_string_length")
-            number = typed_decimal(data, *self.marks)
-            if number is None:
-                self.fail("invalid")
-            data = str(number)
+            data = str(_typed_number(self, data, *self.marks))
+        elif isinstance(data, bool):
+            self.fail("invalid")
         return super().to_internal_value(data)
 
 
@@ -401,10 +407,8 @@ class TypedIntegerField(serializers.IntegerField):
         if isinstance(data, bool):
             self.fail("invalid")
         if isinstance(data, str):
-            if len(data) > self.MAX_STRING_LENGTH:
-                self.fail("max_string_length")
-            number = typed_decimal(data)
-            if number is None or not number.is_finite() or number != number.to_integral_value():
+            number = _typed_number(self, data)
+            if not number.is_finite() or number != number.to_integral_value():
                 self.fail("invalid")
             data = int(number)
         elif isinstance(data, float) and not data.is_integer():

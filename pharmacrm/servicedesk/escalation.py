@@ -379,11 +379,12 @@ def top_level() -> int:
     return EscalationRule.objects.filter(active=True).aggregate(top=Max("level"))["top"] or 1
 
 
-def at_the_top(ticket: Ticket) -> dict | None:
+def at_the_top(ticket: Ticket, top: int | None = None) -> dict | None:
     """The ticket page's word instead of the escalate form when the ticket stands at the top of the ladder (the form
     was offered there, and only refused once sent): the top level, and whom its last escalation went to (the people
-    notified, as its history event keeps them; none when no event says). None below the top."""
-    top = top_level()
+    notified, as its history event keeps them; none when no event says). None below the top. `top`: the top level
+    when the caller has read the ladder already (the ticket page), else read here."""
+    top = top or top_level()
     if ticket.escalation_level < top:
         return None
     last = (

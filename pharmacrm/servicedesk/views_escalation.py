@@ -33,10 +33,11 @@ def panel_context(request, ticket, form=None) -> dict:
     user = request.user
     may = access.can(user, Cap.HANDLE_TICKETS) and ticket.status in OPEN_STATUSES
     # at the top of the ladder the form is not offered (it could only be refused): the page says so instead
-    top = escalation.at_the_top(ticket) if may else None
+    ladder = list(EscalationRule.objects.filter(active=True).order_by("level"))
+    top = escalation.at_the_top(ticket, max((rule.level for rule in ladder), default=1)) if may else None
     may = may and top is None
     return {
-        "escalation_ladder": list(EscalationRule.objects.filter(active=True).order_by("level")),
+        "escalation_ladder": ladder,
         "escalate_form": (form or EscalateForm()) if may else None,
         "escalate_to": escalation.superiors(ticket, user) if may else [],
         "escalation_top": top,
