@@ -536,7 +536,8 @@ def remind_stale(today: dt.date | None = None) -> int:
     with transaction.atomic():
         for opps in due.values():
             n = len(opps)
-            titles = "、".join(o.title for o in opps[:10]) + ("…" if n > 10 else "")
+            # a list: joined with each reader's separator when read (、 in Chinese, ", " in English)
+            titles = [o.title for o in opps[:10]] + (["…"] if n > 10 else [])
             notify.send(
                 [opps[0].owner], kind=NOTICE_KIND, url=url, obj=("sales.opportunity", str(opps[0].pk)),
                 title=Message(ngettext_lazy("%(n)s opportunity of yours is overdue: its next step or close date has passed",

@@ -293,3 +293,19 @@ def test_two_reps_moving_the_same_opportunity_at_once_the_second_is_refused_not_
     assert outcome == ["conflict"]
     assert Opportunity.objects.get(pk=opp.pk).stage == S.PROPOSAL
     assert list(OpportunityMove.objects.filter(opportunity=opp).values_list("to_stage", flat=True)) == ["lead", "proposal"]
+
+
+def test_the_stale_reminder_lists_the_titles_with_each_readers_separator(pipeline_world):
+    """The titles were joined with 、 when the notice was sent, in the worker's language: an English reader read
+    "甲的、乙的"."""
+    rep = pipeline_world["rep"]
+    for title in ("Alpha", "Beta"):
+        make(rep, pipeline_world["a"], title, 5_000, dt.date(2026, 11, 1), close=dt.date(2026, 12, 31),
+             next_step_date=dt.date(2026, 12, 1))  # fmt: skip
+    with translation.override("zh-hans"):  # the worker's language
+        assert pipeline.remind_stale(TODAY) == 2
+    note = Notification.objects.get(recipient=rep, kind=pipeline.NOTICE_KIND)
+    with translation.override("en"):
+        assert "Alpha, Beta" in note.shown_body and "、" not in note.shown_body
+    with translation.override("zh-hans"):
+        assert "Alpha、Beta" in note.shown_body
