@@ -304,10 +304,13 @@ def run_now(request):
     kind = form.cleaned_data["kind"]
     run = evaluation.run(kind, user=user)
     if kind == ModelKind.EVALUATION:
-        messages.success(request, _(
-            "The customer evaluation of %(period)s ran: %(n)s customers scored, %(tiers)s tier changes, "
-            "%(actions)s improvement actions opened.") % {
-            "period": run.period, "n": run.customers, "tiers": run.tier_changes, "actions": run.actions})  # fmt: skip
+        # one plural per count: "1 tier change", "3 tier changes"
+        scored = ngettext("%(n)s customer scored", "%(n)s customers scored", run.customers) % {"n": run.customers}
+        tiers = ngettext("%(n)s tier change", "%(n)s tier changes", run.tier_changes) % {"n": run.tier_changes}
+        actions = ngettext("%(n)s improvement action opened", "%(n)s improvement actions opened",
+                           run.actions) % {"n": run.actions}  # fmt: skip
+        messages.success(request, _("The customer evaluation of %(period)s ran: %(scored)s, %(tiers)s, %(actions)s.")
+                         % {"period": run.period, "scored": scored, "tiers": tiers, "actions": actions})  # fmt: skip
         return redirect(reverse("keyaccounts:evaluations") + f"?period={run.period}")
     messages.success(request, _("The key-account identification of %(period)s ran: %(n)s customers scored.")
                      % {"period": run.period, "n": run.customers})  # fmt: skip

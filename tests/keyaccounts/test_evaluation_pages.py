@@ -378,3 +378,12 @@ def test_the_shipped_reward_programmes_read_in_each_users_language_until_renamed
     assert c.post("/keyaccounts/models/evaluation/", _model_post(programme_A="金牌伙伴计划")).status_code == 302
     page = text(c.get("/keyaccounts/models/", **EN))
     assert "金牌伙伴计划" in page and "Annual outstanding customer award" not in page.split("Version history")[0]
+
+
+def test_run_now_says_its_counts_in_the_singular_and_the_plural(client_for, purchases, users):
+    """The notice read "1 tier changes", "1 improvement actions opened": one plural per count."""
+    response = client_for("analyst").post("/keyaccounts/evaluations/run/", {"kind": "evaluation"}, follow=True, **EN)
+    run = EvaluationRun.objects.get()
+    assert (run.customers, run.tier_changes, run.actions) == (3, 2, 1)
+    assert (f"The customer evaluation of {run.period} ran: 3 customers scored, 2 tier changes, 1 improvement action "
+            "opened." in text(response))  # fmt: skip

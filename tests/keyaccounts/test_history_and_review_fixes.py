@@ -91,7 +91,8 @@ def test_the_command_says_a_past_period_got_its_history_only(purchases, users):
     translation.activate("en")  # the command speaks the active language (the conftest puts it back)
     out = StringIO()
     call_command("evaluate", "--as-of", "2026-06-30", stdout=out)
-    assert "Customer evaluation 2026H1: 3 customers" in out.getvalue() and "2 tier changes, 1 improvement actions" in out.getvalue()
+    assert "Customer evaluation 2026H1: 3 customers" in out.getvalue() and "2 tier changes, 1 improvement action" in out.getvalue()
+    assert "1 improvement actions" not in out.getvalue()  # one plural per count
 
     out = StringIO()
     call_command("evaluate", "--as-of", "2025-12-31", stdout=out)

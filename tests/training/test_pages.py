@@ -357,3 +357,19 @@ def test_whom_a_course_is_for_is_not_called_a_festival(world, client_for, langua
     html = c.get(f"/training/courses/{world['course'].pk}/").content.decode()
     assert "<dt>" in html
     assert "对应节日" not in html and "對應節日" not in html
+
+
+@pytest.mark.parametrize("count,words", [
+    (1, "1 question, pass mark 80%, 1 attempt allowed"), (3, "3 questions, pass mark 80%, 3 attempts allowed"),
+])  # fmt: skip
+def test_the_course_page_says_its_questions_and_attempts_in_the_singular_and_the_plural(world, client_for, users,
+                                                                                       count, words):
+    """The course page read "1 questions, pass mark 80%, 1 attempts allowed"."""
+    bank = "\n\n".join(BANK.split("\n\n")[:count])
+    course = training.save_course(users["admin"], None, {
+        "title": "冷链培训", "category": "compliance", "hours": "1", "pass_mark": "80", "max_attempts": str(count),
+        "status": "published", "valid_months": "12", "questions": bank,
+    })  # fmt: skip
+    assert course.questions.count() == count
+    body = page(client_for, "manager", f"/training/courses/{course.pk}/").content.decode()
+    assert words in re.sub(r"\s+", " ", body)

@@ -16,9 +16,11 @@ import datetime as dt
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from pharmacrm.core import audit
 from pharmacrm.core.management.commands._ops import cli_actor
+from pharmacrm.core.wording import listing
 from pharmacrm.keyaccounts import evaluation
 from pharmacrm.keyaccounts.choices import ModelKind, Trigger
 
@@ -57,9 +59,11 @@ class Command(BaseCommand):
                 applied = _("interim standings of a period under way; tiers and actions follow the evaluation of "
                             "%(period)s") % {"period": interim}  # fmt: skip
             elif later is None:
-                applied = _("%(tiers)d tier changes, %(actions)d improvement actions") % {
-                    "tiers": r.tier_changes, "actions": r.actions,
-                }  # fmt: skip
+                # one plural per count: "1 tier change", "2 tier changes"
+                applied = listing([
+                    ngettext("%(n)d tier change", "%(n)d tier changes", r.tier_changes) % {"n": r.tier_changes},
+                    ngettext("%(n)d improvement action", "%(n)d improvement actions", r.actions) % {"n": r.actions},
+                ])  # fmt: skip
             elif r.model.kind == ModelKind.EVALUATION:
                 applied = _("history only; tiers and actions follow the latest period (%(period)s)") % {"period": later}
             else:
