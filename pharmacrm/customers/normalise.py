@@ -181,7 +181,7 @@ def phone(value: str | None) -> str:
 
 
 MOBILE_EXTENSION_MESSAGE = _(
-    "A mobile number takes no extension: enter its 11 digits alone. Extensions (转123) belong to landlines."
+    "A mobile number takes no extension: enter the number alone. Extensions (转123) belong to landlines."
 )
 
 

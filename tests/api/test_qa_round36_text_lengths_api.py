@@ -103,7 +103,7 @@ def test_the_api_refuses_an_institutions_mobile_with_an_extension_and_keeps_a_la
     for phone in ("13800138000 ext 123", "13800138000-123"):
         answer = api_for("kam").patch(f"/api/v1/institutions/{xiehe.pk}/", {"phone": phone}, format="json")
         assert answer.json() == {"phone": [
-            "A mobile number takes no extension: enter its 11 digits alone. Extensions (转123) belong to landlines."
+            "A mobile number takes no extension: enter the number alone. Extensions (转123) belong to landlines."
         ]}  # fmt: skip
     assert Institution.objects.get(pk=xiehe.pk).phone == xiehe.phone
     answer = api_for("kam").patch(f"/api/v1/institutions/{xiehe.pk}/", {"phone": "010-69156114转8001",

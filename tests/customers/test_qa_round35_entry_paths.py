@@ -183,7 +183,7 @@ def test_an_empty_birthday_cell_is_no_birthday_for_a_new_person_and_keeps_a_stor
 
 # --- a mobile number with an extension: refused everywhere (a landline keeps its extension) ------------------------
 
-NO_EXTENSION = "手机号码不带分机号：请只填写 11 位号码。分机号（转123）只用于座机。"
+NO_EXTENSION = "手机号码不带分机号：请只填写号码本身。分机号（转123）只用于座机。"
 
 
 @pytest.mark.parametrize("mode", ["good", "all"])

@@ -14,7 +14,7 @@ from tests.customers.test_qa_round35_entry_paths import NO_EXTENSION
 from tests.servicedesk.conftest import intake, public_form
 
 NO_EXTENSION_EN = (
-    "A mobile number takes no extension: enter its 11 digits alone. Extensions (转123) belong to landlines."
+    "A mobile number takes no extension: enter the number alone. Extensions (转123) belong to landlines."
 )
 MOBILES_WITH_EXTENSION = ("13800138000转123", "13800138000-123", "138 0013 8000 ext 123")
 
