@@ -193,9 +193,30 @@ def _amendment_form(agreement: Agreement, data=None, files=None) -> forms.Amendm
         "effective_date": timezone.localdate().isoformat()})  # fmt: skip
 
 
+@csrf_exempt  # the size check must come before anything reads the body; CSRF is checked just below
 @login_required
 @require_http_methods(["GET", "POST"])
 def agreement_detail(request, pk):
+    """The agreement page and its forms; a signed copy (of the signing or of an amendment) over the limit is refused
+    before it is read, as on the key-account agreements and the API: at once when the request announces its size,
+    as soon as the body passes the limit otherwise."""
+    from pharmacrm.customers.views_import import MULTIPART_OVERHEAD, SizeLimitHandler, content_length
+    from pharmacrm.keyaccounts import services as ka
+
+    limiter = None
+    if request.method == "POST":
+        if content_length(request) > ka.SIGNED_COPY_MAX + MULTIPART_OVERHEAD:
+            _agreement(request, pk)  # 404 for an agreement the user may not see
+            messages.error(request, _("The file is too large; the limit is 20 MB."))
+            return redirect("cooperation:agreement", pk)
+        limiter = SizeLimitHandler(request, limit=ka.SIGNED_COPY_MAX)
+        request.upload_handlers.insert(0, limiter)
+    return _agreement_detail(request, pk, limiter)
+
+
+@csrf_protect
+def _agreement_detail(request, pk, limiter):
+    too_large = ValidationError({"signed_copy": [_("The file is too large; the limit is 20 MB.")]})
     agreement = _agreement(request, pk)
     may_manage = services.may_manage(request.user, agreement)
     sign_form = forms.SignForm(prefix="sign")
@@ -209,6 +230,8 @@ def agreement_detail(request, pk):
         version = request.POST.get("version")
         data = amend_form.values()
         try:  # once per form: sent again (a double click), the agreement as the first one left it
+            if limiter is not None and limiter.too_large:  # the body passed the limit as it was read
+                raise too_large
             amendment = create_once(request.user, once_token(request.POST.get("amend-form_token")),
                                     lambda: services.amend_term(request.user, agreement, data,
                                                                 version if is_id(version) else -1))  # fmt: skip
@@ -246,6 +269,8 @@ def agreement_detail(request, pk):
             if action == "sign":
                 sign_form = forms.SignForm(request.POST, request.FILES, prefix="sign")
                 sign_form.is_valid()
+                if limiter is not None and limiter.too_large:  # the body passed the limit as it was read
+                    raise too_large
                 services.record_signed(request.user, agreement, signed_date=request.POST.get("sign-signed_date"),
                                        upload=request.FILES.get("sign-signed_copy"), version=version)  # fmt: skip
             elif action == "in_force":

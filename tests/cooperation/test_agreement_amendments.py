@@ -323,3 +323,25 @@ def test_an_expired_agreement_is_extended_and_a_terminated_one_refused_saying_wh
                             ours.version)  # fmt: skip
     assert refused.value.message_dict["status"] == [
         f"This agreement was terminated on {today.isoformat()}: it stays archived as it is."]
+
+
+def test_the_agreement_page_refuses_a_signed_copy_too_large_before_reading_it(users, ours, client_for, monkeypatch):
+    """The sign and amend forms of the agreement page read the whole upload before checking its 20 MB, while the API
+    and the key-account pages refuse it before reading it."""
+    from pharmacrm.keyaccounts import services as ka
+
+    url = f"/cooperation/{ours.pk}/"
+    end, before = ours.end_date, ours.version
+    # announced larger than the limit: refused before the body is read, back on the agreement
+    big = client_for("rep").post(url, _form(ours, end + dt.timedelta(days=90)), CONTENT_LENGTH=str(ka.SIGNED_COPY_MAX * 2),
+                                 HTTP_ACCEPT_LANGUAGE="en", follow=True)  # fmt: skip
+    assert "The file is too large; the limit is 20 MB." in _words(big)
+    # not announced: the upload stops as soon as it passes the limit, and the signed copy's field says so
+    monkeypatch.setattr(ka, "SIGNED_COPY_MAX", 1000)
+    r = client_for("rep").post(url, _form(ours, end + dt.timedelta(days=90), **{"amend-signed_copy": SimpleUploadedFile(
+        "big.pdf", b"%PDF" + b"0" * 5000, "application/pdf")}), HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert r.status_code == 400
+    assert r.context["amend_form"].errors["signed_copy"] == ["The file is too large; the limit is 20 MB."]
+    ours.refresh_from_db()
+    assert (ours.end_date, ours.version) == (end, before) and not ours.amendments.exists()
+    assert not list(services.files_dir().glob("*-amendment-*"))
