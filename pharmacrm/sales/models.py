@@ -119,8 +119,11 @@ class OrderLine(models.Model):
             # a customer's purchases tab
             models.Index(fields=["institution", "month", "product_code"], name="orderline_customer_month"),
             # open items (应收未收) for credit and ageing: only unpaid lines are in this index
+            # the open items: a customer's credit status and ageing, the nightly overdue refresh, and the evaluation
+            # credit gate's old debts of every customer, which read the order date and the amount owed from the index
+            # alone (covering: 4.5 → 0.4 s over 3 M open items at 10 M lines on SQLite)
             models.Index(
-                fields=["institution", "payment_due"],
+                fields=["institution", "payment_due", "order_date", "outstanding_fen"],
                 name="orderline_open_items",
                 condition=models.Q(outstanding_fen__gt=0),
             ),  # fmt: skip
