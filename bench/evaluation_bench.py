@@ -143,8 +143,11 @@ def incremental(lines: int) -> dict:
 
 
 def run(lines: int = INCREMENTAL_LINES) -> dict:
+    from pharmacrm.core.tasks import load_urls
     from pharmacrm.keyaccounts.models import Score
     from pharmacrm.sales.models import MonthlyRollup
+
+    load_urls()  # as the worker does when it starts: the runs below are the worker's (nightly, after an import)
 
     sales = orders_bench.sales_counts()
     if not sales["rollups"]:

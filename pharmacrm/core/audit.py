@@ -103,6 +103,27 @@ def _digest_fields(prev_hash: str, fields: dict) -> str:
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
+def _batch_digester(fixed: dict) -> Callable[[str, int, str, str, str, Any], str]:
+    """`_digest_fields` for entries that share every field but seq, object_type/id/repr and changes (a batch of
+    `record_many`): the same digest, with the shared fields serialised once — the keys in the sorted order
+    json.dumps(sort_keys=True) writes them, so the body is byte for byte the same (tested)."""
+    dump = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode  # json.dumps's, built once
+    if set(fixed) != {"action", "actor", "actor_name", "at", "extra", "ip", "request_id"}:
+        raise ValueError("the fields of an audit entry changed: update _batch_digester")
+    head = (f'{{"action":{dump(fixed["action"])},"actor":{dump(fixed["actor"])},'
+            f'"actor_name":{dump(fixed["actor_name"])},"at":{dump(fixed["at"])},"changes":')  # fmt: skip
+    middle = f',"extra":{dump(fixed["extra"])},"ip":{dump(fixed["ip"])},"object_id":'
+    request_id = f',"request_id":{dump(fixed["request_id"])},"seq":'
+    sha256 = hashlib.sha256
+
+    def digest(prev_hash: str, seq: int, object_type: str, object_id: str, object_repr: str, changes: Any) -> str:
+        body = (f'{prev_hash}{head}{dump(changes)}{middle}{dump(object_id)},"object_repr":{dump(object_repr)},'
+                f'"object_type":{dump(object_type)}{request_id}{int(seq)}}}')  # fmt: skip (an int: json writes its repr)
+        return sha256(body.encode()).hexdigest()
+
+    return digest
+
+
 # the lengths texts were cut at, without a mark, in the entries written before every cut ended in "…" (`cut`): a
 # record's name (object_repr) and a label at 200 characters, a paused survey campaign's reason at 300, the reason of
 # a reveal at 500, an acknowledgement's error at 1000. A value of exactly that length may end in a number or an address
@@ -276,15 +297,15 @@ def record_many(
 
         def chained() -> list[tuple]:
             seq, prev, rows = head.seq, head.hash, []
+            digest_of = _batch_digester({
+                "at": at_hashed, "actor": actor_id, "actor_name": actor_name, "action": action, "extra": extra,
+                "request_id": ctx.request_id, "ip": ip,
+            })  # fmt: skip
             for obj, changes in items:
                 object_type, object_id, object_repr = object_label(obj)
                 changes = _jsonable(changes or {})
                 seq += 1
-                digest = _digest_fields(prev, {
-                    "seq": seq, "at": at_hashed, "actor": actor_id, "actor_name": actor_name, "action": action,
-                    "object_type": object_type, "object_id": object_id, "object_repr": object_repr,
-                    "changes": changes, "extra": extra, "request_id": ctx.request_id, "ip": ip,
-                })  # fmt: skip
+                digest = digest_of(prev, seq, object_type, object_id, object_repr, changes)
                 rows.append((
                     seq, at_stored, actor_id, actor_name, action, object_type, object_id, object_repr,
                     json.dumps(changes, ensure_ascii=False), extra_text, ctx.request_id, ip, prev, digest,

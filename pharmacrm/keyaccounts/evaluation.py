@@ -39,7 +39,12 @@ from pharmacrm.customers.models import Institution
 from pharmacrm.sales.models import MonthlyRollup, RollupEmptied
 from pharmacrm.sales.services import month_start
 from pharmacrm.servicedesk.choices import ActionStatus
-from pharmacrm.servicedesk.models import ImprovementAction, Survey
+from pharmacrm.servicedesk.models import (
+    ImprovementAction,
+    Survey,
+    evaluation_action_texts,
+    evaluation_title_message,
+)
 
 from . import scoring
 from .choices import AccountStatus, ModelKind, Trigger
@@ -1142,8 +1147,12 @@ def action_text(name: str, klass: str, period: str) -> tuple[str, str]:
     record of the service desk's staff, whoever ran the evaluation (an English page's "Run now" too), as the
     desk's other automatic actions are. The title ends with the period's tag ([2026H1]). Stored with its kind and
     parameters (`action_params`), it reads in each reader's language (ImprovementAction.shown_title)."""
-    action = ImprovementAction(generated="evaluation", generated_params=action_params(name, klass, period))
-    return (action._generated_text(0, settings.LANGUAGE_CODE), action._generated_text(1, settings.LANGUAGE_CODE))
+    return action_texts([action_params(name, klass, period)])[0]
+
+
+def action_texts(params: list[dict]) -> list[tuple[str, str]]:
+    """`action_text` of many actions at once (their `action_params`), in the product's language."""
+    return evaluation_action_texts(params, settings.LANGUAGE_CODE)
 
 
 NOTIFY_EACH_UP_TO = 3  # an owner given more actions by one run gets one notification for them all
@@ -1211,11 +1220,11 @@ def _open_actions(model: ScoringModel, key_ids: set[int], run_row: EvaluationRun
     sqlite = connection.vendor == "sqlite"
     stamp = connection.ops.adapt_datetimefield_value(now) if sqlite else now
     due_value = connection.ops.adapt_datefield_value(due) if sqlite else due
+    params = [action_params(name, klass, period) for _inst, klass, name, _owner in planned]
     rows = [
         (f"IA-{year}-{first + i:04d}", inst, owner.pk, due_value, ActionStatus.OPEN.value, "", stamp, stamp, 1,
-         *action_text(name, klass, period), "evaluation",
-         orjson.dumps(action_params(name, klass, period)).decode())
-        for i, (inst, klass, name, owner) in enumerate(planned)
+         *texts, "evaluation", orjson.dumps(p).decode())
+        for i, ((inst, _klass, _name, owner), p, texts) in enumerate(zip(planned, params, action_texts(params), strict=True))
     ]  # fmt: skip
     insert_rows(ImprovementAction._meta.db_table, ACTION_COLUMNS, rows)
     ids = dict(
@@ -1230,16 +1239,15 @@ def _open_actions(model: ScoringModel, key_ids: set[int], run_row: EvaluationRun
         for row in rows
     ], user=SYSTEM, reason="evaluation", run=run_row.pk, period=period)  # fmt: skip
     # each title rendered when read, in its owner's language
-    told = [(ids[row[0]], row[0], ImprovementAction(title=row[9], generated="evaluation",
-                                                    generated_params=action_params(plan[2], plan[1], period)).title_message(),
-             plan[3]) for row, plan in zip(rows, planned, strict=True)]  # fmt: skip
+    told = [(ids[row[0]], row[0], p, plan[3]) for row, plan, p in zip(rows, planned, params, strict=True)]
     _tell_owners(notify, told, due_text, period)
     return len(rows)
 
 
-def _tell_owners(notify, actions: list[tuple[int, str, str, User]], due: str, period: str) -> None:
-    """Each owner finds the new actions (id, number, title, owner) in the bell (and by e-mail): one by one up to
-    NOTIFY_EACH_UP_TO, else one notification for them all that leads to the owner's actions."""
+def _tell_owners(notify, actions: list[tuple[int, str, dict, User]], due: str, period: str) -> None:
+    """Each owner finds the new actions (id, number, action_params, owner) in the bell (and by e-mail): one by one up
+    to NOTIFY_EACH_UP_TO, each titled in its reader's language, else one notification for them all that leads to the
+    owner's actions."""
     from django.urls import reverse
     from django.utils.translation import gettext_lazy, ngettext_lazy
 
@@ -1255,10 +1263,11 @@ def _tell_owners(notify, actions: list[tuple[int, str, str, User]], due: str, pe
         if len(mine) <= NOTIFY_EACH_UP_TO:
             items.extend({
                 "recipients": [owner], "kind": "improvement.assigned", "body": body,
-                "title": Message(gettext_lazy("Improvement action %(number)s: %(title)s"), number=number, title=title),
+                "title": Message(gettext_lazy("Improvement action %(number)s: %(title)s"), number=number,
+                                 title=evaluation_title_message(params)),
                 "url": reverse("servicedesk:improvement", args=[pk]),
                 "obj": (ImprovementAction._meta.label_lower, pk),
-            } for pk, number, title, _o in mine)  # fmt: skip
+            } for pk, number, params, _o in mine)  # fmt: skip
         else:
             items.append({
                 "recipients": [owner], "kind": "improvement.assigned", "body": body,

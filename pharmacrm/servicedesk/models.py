@@ -917,12 +917,10 @@ class ImprovementAction(models.Model):
 
     def title_message(self):
         """The title for a notification, rendered when read in each recipient's language (core.deferred)."""
-        from pharmacrm.core.deferred import Message
 
         if self.generated != "evaluation" or not self._as_written(0, self.title):
             return self.title
-        p = self.generated_params
-        return Message(_EVALUATION_TITLE, name=p["name"], klass=p["klass"], tag=f"[{p['period']}]")
+        return evaluation_title_message(self.generated_params)
 
     def generated_texts(self, index: int) -> set[str]:
         """The product's text (0: title, 1: description) in each of the languages; none for a typed action."""
@@ -963,6 +961,31 @@ def _evaluation_description(p: dict) -> str:
 
 # kind → (its title, its description) from the parameters stored with the action
 GENERATED_ACTION_TEXTS = {"evaluation": (_evaluation_title, _evaluation_description)}
+
+
+def evaluation_title_message(p: dict):
+    """The title of an evaluation's improvement action for a notification, rendered when read in each recipient's
+    language (core.deferred); `title_message` of an action the product has just written."""
+    from pharmacrm.core.deferred import Message
+
+    return Message(_EVALUATION_TITLE, name=p["name"], klass=p["klass"], tag=f"[{p['period']}]")
+
+
+def evaluation_action_texts(params: list[dict], language: str) -> list[tuple[str, str]]:
+    """The (title, description) of many evaluation actions in one language: what `_generated_text` writes for each,
+    with one switch of the language for them all and each (period, class)'s description written once (a run opens
+    tens of thousands of actions)."""
+    from django.utils import translation
+
+    descriptions: dict[tuple[str, str], str] = {}
+    out = []
+    with translation.override(language):
+        for p in params:
+            key = (p["period"], p["klass"])
+            if key not in descriptions:
+                descriptions[key] = _evaluation_description(p)
+            out.append((_evaluation_title(p), descriptions[key]))
+    return out
 
 
 class WebIntake(models.Model):

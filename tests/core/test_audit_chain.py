@@ -307,3 +307,32 @@ def test_two_first_entries_at_once_both_go_into_the_chain():
     assert failed == []
     assert sorted(AuditEntry.objects.values_list("object_id", "seq")) == [("1", 1), ("2", 2)]
     assert audit.verify().ok
+
+
+@pytest.mark.parametrize(
+    "fixed, varying",
+    [
+        ({"action": "update", "actor": None, "actor_name": "", "at": "2026-12-07T20:00:00.123456+00:00",
+          "extra": {}, "request_id": "", "ip": None},
+         (1, "customers.institution", "7", "北京协和医院", {"tier": ["new", "vip"]})),
+        ({"action": "create", "actor": 12, "actor_name": "张三 \"kam\"", "at": "2026-01-01T00:00:00+00:00",
+          "extra": {"run": 7, "reason": "evaluation", "period": "2026H2", "z": [1, {"b": 2, "a": "\u2028\x1f"}]},
+          "request_id": "abc-123", "ip": "10.1.2.3"},
+         (2**40, "servicedesk.improvementaction", "", "IA-2026-0001 改善 \\ \n 关系 [2026H2]",
+          {"owner": [None, 5], "due_date": [None, "2026-12-28"], "Z": {"y": 1.5, "x": None}})),
+    ],
+)
+def test_a_batch_entry_hashes_exactly_as_a_single_entry_would(fixed, varying):
+    """record_many serialises the fields a batch shares once: the digest must stay the one `verify` recomputes from
+    each entry's fields (the same json.dumps body), whatever the values — quotes, control characters, non-ASCII,
+    nested and unsorted keys, None."""
+    seq, object_type, object_id, object_repr, changes = varying
+    digest = audit._batch_digester(fixed)("f" * 64, seq, object_type, object_id, object_repr, changes)
+    fields = {**fixed, "seq": seq, "object_type": object_type, "object_id": object_id, "object_repr": object_repr,
+              "changes": changes}  # fmt: skip
+    assert digest == audit._digest_fields("f" * 64, fields)
+
+
+def test_a_batch_digester_refuses_a_changed_set_of_fields():
+    with pytest.raises(ValueError):
+        audit._batch_digester({"action": "update"})
