@@ -375,3 +375,13 @@ def test_the_more_and_board_list_links_replace_the_stage_instead_of_adding_one(o
     other = next(s for s in S.values if s != stage)
     (more,) = links(f"/sales/pipeline/?stage={other}&stage={stage}&stage={stage}", "more…")
     assert more["stage"] == [stage]
+
+
+@pytest.mark.parametrize("lang, bracketed", [("zh-hans", "（{p}%）"), ("en", " ({p}%)")])
+def test_an_opportunity_s_stage_probability_is_bracketed_as_the_language_writes_it(opportunities, client_for, lang,
+                                                                                    bracketed):
+    o1 = opportunities["o1"]
+    o1.refresh_from_db()
+    page = client_for("manager").get(f"/sales/pipeline/{o1.pk}/", HTTP_ACCEPT_LANGUAGE=lang).content.decode()
+    stage = page.split('data-field="stage">', 1)[1].split("</dd>", 1)[0]
+    assert stage.endswith(bracketed.format(p=pipeline.probability(o1.stage))), stage

@@ -64,4 +64,10 @@ def test_the_test_page_in_english_names_each_question_s_kind_in_plain_brackets(c
     new, _ = training.assign(users["manager"], course, [users["agent"]], timezone.localdate() + dt.timedelta(days=7))
     page = main(client_for("agent").get(f"/training/assignments/{new[0].pk}/test/", HTTP_ACCEPT_LANGUAGE="en"))
     assert FULL_WIDTH.findall(page) == []
-    assert re.search(r'<span class="muted small">\([^)<]+\)</span>', page)
+    assert re.search(r'<span class="muted small"> \([^)<]+\)</span>', page)
+
+
+def test_the_test_page_in_chinese_names_each_question_s_kind_in_full_width_brackets(course, users, client_for):
+    new, _ = training.assign(users["manager"], course, [users["agent"]], timezone.localdate() + dt.timedelta(days=7))
+    page = main(client_for("agent").get(f"/training/assignments/{new[0].pk}/test/", HTTP_ACCEPT_LANGUAGE="zh-hans"))
+    assert re.search(r'<span class="muted small">（[^）<]+）</span>', page)
