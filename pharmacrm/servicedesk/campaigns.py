@@ -29,7 +29,7 @@ from django.utils.translation import gettext_lazy
 from huey import crontab
 from huey.contrib.djhuey import db_periodic_task, db_task
 
-from pharmacrm.core import access, audit
+from pharmacrm.core import access, audit, wording
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Team, User
@@ -921,7 +921,7 @@ def forget_person(sender, instance, **kwargs) -> None:
 def reach_text(target: CampaignTarget) -> str:
     label = str(TargetReach(target.reach).label)
     if target.reach_date:
-        return f"{label} ({target.reach_date.isoformat()})"
+        return label + wording.aside(target.reach_date.isoformat())
     return label
 
 

@@ -8,7 +8,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from pharmacrm.core import builtin
+from pharmacrm.core import builtin, wording
 from pharmacrm.core.forms import TypedWholeNumberField
 from pharmacrm.customers.choices import Tier
 from pharmacrm.customers.forms import ANY, OnceTokenForm
@@ -50,7 +50,7 @@ class TreeChoiceField(forms.ModelChoiceField):
         super().__init__(*args, **kwargs)
 
     def label_from_instance(self, obj):
-        label = "\u3000" * self.depths.get(obj.pk, 0) + f"{obj.label} ({obj.code})"
+        label = "\u3000" * self.depths.get(obj.pk, 0) + f"{obj.label}{wording.aside(obj.code)}"
         return label if obj.active else _("%(label)s — inactive") % {"label": label}
 
 

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop
 from django.views.decorators.http import require_GET, require_POST
 
-from pharmacrm.core import access, audit, personal
+from pharmacrm.core import access, audit, personal, wording
 from pharmacrm.core.form_saves import create_once
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
@@ -520,7 +520,7 @@ def _event_details(e) -> list[tuple[str, str]]:
             relation = _("Duplicated by") if data.get("reverse") else _("Duplicate of")
         else:
             relation = _("Related")
-        out.append((_("Link removed") if data.get("removed") else _("Linked ticket"), f"{data['ticket']} ({relation})"))
+        out.append((_("Link removed") if data.get("removed") else _("Linked ticket"), f"{data['ticket']}{wording.aside(relation)}"))
     if e.kind == EventKind.MERGED:
         if data.get("into"):
             out.append((_("Merged into"), data["into"]))
