@@ -1283,8 +1283,13 @@ def _tell_item_owners(plan: ServicePlan, url: str, told: set[int]) -> None:
         title = Message(ngettext_lazy("Service plan %(number)s v%(v)s is in force: you deliver %(count)d service item",
                                       "Service plan %(number)s v%(v)s is in force: you deliver %(count)d service items",
                                       count), number=plan.account.number, v=plan.version_number, count=count)  # fmt: skip
-        body = "; ".join(f"{i.title} ({i.deadline.isoformat()})" for i in items[:20])
+        body = [_item_aside(i.title, i.deadline.isoformat()) for i in items[:20]]  # joined in each reader's language
         _notify([items[0].owner], "keyaccounts.plan", title, body, url, plan)
+
+
+def _item_aside(item: str, detail: str) -> Message:
+    """A service item and a remark on it in a notification, bracketed as its reader's language writes brackets."""
+    return Message(gettext_lazy("%(item)s (%(detail)s)"), item=item, detail=detail)
 
 
 def _tell_previous_owners(user, plan: ServicePlan, handed: list[tuple[PlanItem, PlanItem]], url: str) -> None:
@@ -1305,7 +1310,7 @@ def _tell_previous_owners(user, plan: ServicePlan, handed: list[tuple[PlanItem, 
             "Service plan %(number)s v%(v)s is in force: %(count)d service items you delivered were handed over",
             count), number=plan.account.number, v=plan.version_number, count=count)  # fmt: skip
         body = Message(gettext_lazy("Delivered now by: %(items)s"),
-                       items="; ".join(f"{i.title} ({i.owner})" for i in items[:20]))  # fmt: skip
+                       items=[_item_aside(i.title, str(i.owner)) for i in items[:20]])  # fmt: skip
         _notify([owners.get(owner_id)], "keyaccounts.plan", title, body, url, plan)
 
 

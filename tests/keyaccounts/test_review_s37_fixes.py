@@ -99,8 +99,9 @@ def test_the_owner_a_plan_item_is_taken_from_is_told_when_the_new_version_comes_
     title, body = _shown(notes[0], "en")
     assert title == (f"Service plan {account.number} v2 is in force: 1 service item you delivered was handed over")
     assert body == f"Delivered now by: {moved.title} ({users['expert']})"
-    title, _body = _shown(notes[0], "zh-hans")
+    title, body = _shown(notes[0], "zh-hans")
     assert title == f"服务方案 {account.number} 第 2 版已生效：您负责的 1 项服务已转交他人"
+    assert body.endswith(f"{moved.title}（{users['expert']}）")  # bracketed as Chinese writes it
     # the new owner hears which item they deliver; the items the KAM keeps tell them nothing more
     assert Notification.objects.filter(recipient=users["expert"], kind="keyaccounts.plan",
                                        body__contains=moved.title).exists()  # fmt: skip
