@@ -250,8 +250,9 @@ class TicketSerializer(ModelSerializer):
     language = serializers.ChoiceField(
         choices=PreferredLanguage.choices, required=False,
         help_text="The requester's language: the acknowledgement, status link and survey mails are written in it, and "
-                  "the survey and status pages open in it. Default: the request's Accept-Language when it sends one, "
-                  "else the person's preferred language, else zh-hans. Change it with PATCH …/details/.",
+                  "the survey and status pages open in it. Default: the `person`'s preferred language when their "
+                  "record names one, else the request's Accept-Language (the calling system's, e.g. a hotline's: "
+                  "one the product does not speak counts as none), else zh-hans. Change it with PATCH …/details/.",
     )  # fmt: skip
     boosted = serializers.BooleanField(read_only=True, help_text="Priority raised one step for a VIP or key account.")
     escalation_level = serializers.IntegerField(read_only=True)
@@ -580,10 +581,10 @@ class TicketViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cre
                     "reply_email"):
             if key in data:
                 data[key] = clean_text(data[key])
-        if "language" not in data:
-            # the language the intake was made in (its Accept-Language, which the API answers in too): the
-            # requester's, as the web form's page language is; one the product does not speak leaves it to the
-            # person's record
+        if "language" not in data and not getattr(data.get("person"), "preferred_language", ""):
+            # the Accept-Language is the calling system's (a hotline's, which the API answers in), not the
+            # requester's: it decides only when the person's record names no language (the service takes that
+            # one); one the product does not speak leaves it to the site's default
             tags = (spoken(t.split(";")[0]) for t in request.headers.get("Accept-Language", "").split(","))
             data["language"] = next((t for t in tags if t), "")
         ticket = services.create_ticket(request.user, data)

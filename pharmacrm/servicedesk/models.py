@@ -348,9 +348,10 @@ class Ticket(models.Model):
     )
     # where replies go for a ticket that came by e-mail or web form (personal data: encrypted)
     reply_email = EncryptedTextField(_("customer's e-mail"))
-    # the language the requester used (the web form's page, the mail, an API intake's Accept-Language; else their
-    # record's preferred language): every message the desk sends them on its own, and the survey and status pages
-    # their links open, are in it. An agent may change it on the ticket (audited).
+    # the language the requester used (the web form's page, the mail, the one an agent or an API intake names; else
+    # their record's preferred language, else an API intake's Accept-Language): every message the desk sends them on
+    # its own, and the survey and status pages their links open, are in it. An agent may change it on the ticket
+    # (audited).
     language = models.CharField(
         _("customer's language"), max_length=8, choices=PreferredLanguage.choices, default="zh-hans"
     )

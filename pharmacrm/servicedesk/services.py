@@ -200,8 +200,9 @@ def create_ticket(user, data: dict) -> Ticket:
         ticket.institution_id = ticket.person.institution_id
     ticket.product = data.get("product")
     ticket.reply_email = (data.get("reply_email") or "").strip()
-    # the language the request came in (the web form's page, the mail, the API's Accept-Language), else the one on
-    # the customer's record: what the desk writes to the requester in, and shows their survey and status pages in
+    # the language the request came in (the web form's page, the mail, the one the agent or the API intake names),
+    # else the one on the customer's record: what the desk writes to the requester in, and shows their survey and
+    # status pages in (an API intake's Accept-Language comes after the record: api.TicketViewSet.create)
     ticket.language = language or (ticket.person.preferred_language if ticket.person_id else "") or settings.LANGUAGE_CODE
     ticket.safety_relevant = bool(data.get("safety_relevant")) or category.safety_relevant
     ticket.refresh_derived()

@@ -1,7 +1,7 @@
 """The requester's language: a customer who sent a request from /help/ in Traditional Chinese (or English) got the
 status-link mail in it but, days later, the revisit survey mail — and the survey page its link opened — in Simplified
-Chinese. The ticket now keeps the language the request came in (the page's, an API intake's Accept-Language, else the
-person's preferred language); every mail the desk sends the requester on its own and the pages their links open are
+Chinese. The ticket now keeps the language the request came in (the page's, the one the agent or an API intake names,
+else the person's preferred language, else an API intake's Accept-Language); every mail the desk sends the requester on its own and the pages their links open are
 in it, and an agent may change it on the ticket (audited). Real SMTP and IMAP servers (tests/mailservers.py)."""
 
 from __future__ import annotations
@@ -140,17 +140,41 @@ def test_an_agent_changes_the_language_on_the_ticket_audited_and_the_survey_foll
     assert changed.status_code == 200 and changed.json()["language"] == "en"
 
 
-def test_an_api_intake_keeps_its_accept_language_else_the_person_s_preferred_language(users, api_for, xiehe):
+def test_an_api_intake_takes_its_language_field_then_the_person_s_preferred_language_then_its_accept_language(
+    users, api_for, xiehe
+):
+    """The Accept-Language of an API call is the calling system's (a hotline's), not the requester's: a person whose
+    record says English, taken in by a hotline whose calls say zh-CN, got their mails in Simplified Chinese."""
     body = {"subject": "Dosage question", "channel": "email", "category": "drug_info", "caller_name": "Ms Chen",
             "reply_email": CUSTOMER}  # fmt: skip
+    # an unidentified caller: the request's Accept-Language, else zh-hans (also for one the product does not speak)
     made = api_for("agent", lang="zh-TW").post("/api/v1/tickets/", body, format="json")
     assert made.status_code == 201 and made.json()["language"] == "zh-hant"
+    made = api_for("agent", lang="fr").post("/api/v1/tickets/", body, format="json")
+    assert made.status_code == 201 and made.json()["language"] == "zh-hans"
     person = Person.objects.get(name="张伟")
     customers.update_person(users["admin"], person, {"preferred_language": "en"}, person.version)
-    made = api_for("agent", lang="").post("/api/v1/tickets/", {**body, "caller_name": "", "person": person.pk}, format="json")
-    assert made.status_code == 201 and made.json()["language"] == "en"
+    theirs = {**body, "caller_name": "", "person": person.pk}
+    for lang in ("", "zh-CN", "zh-TW"):  # the person's record before the hotline's language
+        made = api_for("agent", lang=lang).post("/api/v1/tickets/", theirs, format="json")
+        assert made.status_code == 201 and made.json()["language"] == "en", lang
+        assert Ticket.objects.get(pk=made.json()["id"]).language == "en"
+    # the explicit field before both
+    named = api_for("agent", lang="zh-TW").post("/api/v1/tickets/", {**theirs, "language": "zh-hans"}, format="json")
+    assert named.status_code == 201 and named.json()["language"] == "zh-hans"
     named = api_for("agent", lang="en").post("/api/v1/tickets/", {**body, "language": "zh-hans"}, format="json")
     assert named.status_code == 201 and named.json()["language"] == "zh-hans"
+    # a person whose record names no language: the Accept-Language again
+    Person.objects.filter(pk=person.pk).update(preferred_language="")
+    made = api_for("agent", lang="zh-TW").post("/api/v1/tickets/", theirs, format="json")
+    assert made.status_code == 201 and made.json()["language"] == "zh-hant"
+
+
+def test_the_api_schema_describes_the_language_order(api_for):
+    schema = api_for("agent").get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    text = schema.json()["components"]["schemas"]["Ticket"]["properties"]["language"]["description"]
+    assert text.index("preferred language") < text.index("Accept-Language") < text.index("zh-hans")
 
 
 def test_a_phone_ticket_without_a_preference_is_in_simplified_chinese(users, caller_ticket):
