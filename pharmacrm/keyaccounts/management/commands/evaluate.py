@@ -68,7 +68,12 @@ class Command(BaseCommand):
                 applied = _("history only; tiers and actions follow the latest period (%(period)s)") % {"period": later}
             else:
                 applied = _("history only; the latest period is %(period)s") % {"period": later}
-            line = _("%(kind)s %(period)s: %(customers)d customers in %(seconds).2f s, %(applied)s") % {
+            # one plural per count: "1 customer in 0.05 s", "2 customers in …"
+            line = ngettext(
+                "%(kind)s %(period)s: %(customers)d customer in %(seconds).2f s, %(applied)s",
+                "%(kind)s %(period)s: %(customers)d customers in %(seconds).2f s, %(applied)s",
+                r.customers,
+            ) % {
                 "kind": ModelKind(r.model.kind).label, "period": r.period, "customers": r.customers,
                 "seconds": seconds, "applied": applied,
             }  # fmt: skip
