@@ -3,6 +3,8 @@ write, placeholders (unknown ones refused when saving, left visible when renderi
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import translation
@@ -181,3 +183,10 @@ def test_a_garbled_version_is_a_stale_edit_not_a_server_error(users, product, ve
     with pytest.raises(ConflictError):
         policies.update_policy(users["admin"], policy, {"name": "新名称"}, version=version)
     assert SlaPolicy.objects.get(pk=policy.pk).name == name
+
+
+def test_the_catalogue_search_box_s_hint_is_in_the_reader_s_language(users, product, client_for):
+    """The search box's placeholder was written into the page in Chinese: an English reader saw 安心宁 / 氨氯地平 /
+    国药准字H… with no word of theirs. It goes through the catalogue now (the names in it are the catalogue's own)."""
+    page = client_for("agent").get("/service/knowledge/products/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert re.search(r'<input type="search" name="q" id="product-q" value="" placeholder="e\.g\. 安心宁 / ', page)
