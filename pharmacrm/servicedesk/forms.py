@@ -8,6 +8,7 @@ import datetime as dt
 import json
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.urls import reverse
@@ -20,6 +21,7 @@ from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import Team, User
 from pharmacrm.core.ordering import PinyinModelChoiceField
 from pharmacrm.core.roles import MATRIX, Cap
+from pharmacrm.customers.choices import PreferredLanguage
 from pharmacrm.customers.forms import (
     ANY,
     BLANK,
@@ -79,7 +81,23 @@ def people_options(user, institution_id) -> list[Person]:
     qs = access.people_for(user, Person.objects.active()).filter(
         Q(institution_id=int(institution_id)) | Q(department_id=int(institution_id))
     )
-    return list(qs.order_by("name_key", "id").only("id", "name", "title")[:PEOPLE_LIMIT])
+    return list(qs.order_by("name_key", "id").only("id", "name", "title", "preferred_language")[:PEOPLE_LIMIT])
+
+
+class PersonSelect(forms.Select):
+    """The person select: on the intake form each person's option names the language on their record
+    (data-language), which the form's language select takes while the agent has not chosen one (app.js)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.languages: dict[str, str] = {}  # person id → their preferred language (only those who have one)
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex=subindex, attrs=attrs)
+        language = self.languages.get(str(value))
+        if language:
+            option["attrs"]["data-language"] = language
+        return option
 
 
 class CustomerPickers(forms.Form):
@@ -91,7 +109,7 @@ class CustomerPickers(forms.Form):
     )
     person = forms.ModelChoiceField(
         label=_("Person"), queryset=Person.objects.none(), required=False, empty_label="—",
-        help_text=_("People of the chosen institution."),
+        help_text=_("People of the chosen institution."), widget=PersonSelect,
     )  # fmt: skip
 
     def _set_up_pickers(self, user, options_url: str = "") -> None:
@@ -106,6 +124,7 @@ class CustomerPickers(forms.Form):
         if person_id and is_id(person_id) and int(person_id) not in {p.pk for p in shown}:
             shown = list(self.fields["person"].queryset.filter(pk=int(person_id))) + shown
         self.fields["person"].widget.choices = BLANK + [(p.pk, _person_label(p)) for p in shown]
+        self.people_shown = shown
         self.fields["institution"].widget.attrs.update(
             {"hx-get": options_url or reverse("servicedesk:ticket-create"), "hx-vals": json.dumps({"_options": "person"}),
              "hx-target": "#id_person", "hx-trigger": "change", "hx-swap": "innerHTML"}
@@ -161,6 +180,15 @@ class IntakeForm(ServiceErrorsMixin, CustomerPickers, OnceTokenForm):
         help_text=_("Empty: the assignment rules choose the team and the agent."),
     )  # fmt: skip
     team = PinyinModelChoiceField(label=_("Team"), queryset=Team.objects.none(), required=False, empty_label="—")
+    # the requester's language: the acknowledgement and the survey mails are written in it (Ticket.language)
+    language = forms.ChoiceField(
+        label=_("Customer's language"), choices=PreferredLanguage.choices, required=False,
+        help_text=_("Preset from the chosen person's preferred language, else Simplified Chinese: the desk's own mails "
+                    "to the customer (the survey among them) are written in it."),
+    )  # fmt: skip
+    # the language the page preset (and app.js along with the person chosen): sent back unchanged, the agent did not
+    # choose one, and the chosen person's record decides — also when the person was chosen without JavaScript
+    language_preset = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, user, **kwargs):
         self.user = user
@@ -168,10 +196,25 @@ class IntakeForm(ServiceErrorsMixin, CustomerPickers, OnceTokenForm):
         if not self.is_bound:
             self.initial.setdefault("received_at", timezone.localtime().replace(second=0, microsecond=0))
         self._set_up_pickers(user)
+        if not self.is_bound:
+            preset = self._preferred_language(self.initial.get("person")) or settings.LANGUAGE_CODE
+            self.initial.setdefault("language", preset)
+            self.initial["language_preset"] = self.initial["language"]
+        person = self.fields["person"].widget
+        person.languages = {str(p.pk): p.preferred_language for p in self.people_shown if p.preferred_language}
+        person.attrs.update({"data-language-for": self["language"].auto_id,
+                             "data-language-default": settings.LANGUAGE_CODE})  # fmt: skip
         self.fields["category"].queryset = categories()
         self.fields["product"].queryset = Product.objects.filter(active=True).order_by("brand_name", "strength")
         self.fields["assignee"].queryset = handlers()
         self.fields["team"].queryset = Team.objects.order_by("name")
+
+    def _preferred_language(self, person_id) -> str:
+        """The language on the record of a person the user may see, "" when it names none."""
+        if not person_id or not is_id(person_id):
+            return ""
+        found = self.fields["person"].queryset.filter(pk=int(person_id)).values_list("preferred_language", flat=True)
+        return next(iter(found), "") or ""
 
     def clean_received_at(self):
         value = self.cleaned_data.get("received_at")
@@ -191,6 +234,10 @@ class IntakeForm(ServiceErrorsMixin, CustomerPickers, OnceTokenForm):
             "reply_email", "safety_relevant",
         )}  # fmt: skip
         out["received_at"] = d.get("received_at") or None
+        # a language the agent chose; the preset left as it was: the chosen person's preferred language, else the
+        # site's (services.create_ticket)
+        language = d.get("language") or ""
+        out["language"] = "" if language == (d.get("language_preset") or "") else language
         return out
 
 

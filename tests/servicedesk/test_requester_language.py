@@ -198,3 +198,106 @@ def test_tickets_taken_in_before_are_in_simplified_chinese_unless_their_person_p
     importlib.import_module("pharmacrm.servicedesk.migrations.0028_ticket_language").from_the_people(apps, None)
     assert Ticket.objects.get(pk=theirs.pk).language == "zh-hant"
     assert Ticket.objects.get(pk=stranger.pk).language == "zh-hans"
+
+
+def _intake_page(agent, query: str = "") -> tuple[str, str]:
+    html = agent.get(f"/service/new/{query}", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    token = re.search(r'name="form_token" value="([^"]+)"', html).group(1)
+    return html, token
+
+
+def _selected_language(html: str) -> str:
+    select = re.search(r'<select name="language"[^>]*>(.*?)</select>', html, re.S).group(1)
+    return re.search(r'<option value="([^"]+)" selected>', select).group(1)
+
+
+def _take_call(agent, token: str, **data) -> Ticket:
+    response = agent.post("/service/new/", {
+        "form_token": token, "channel": "phone", "category": "drug_info", "subject": f"电话咨询用法 {token[-6:]}",
+        "description": "", **data,
+    }, HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[:3000]
+    return Ticket.objects.get(pk=int(re.search(r"/service/tickets/(\d+)/", response["Location"]).group(1)))
+
+
+def test_the_agent_intake_form_has_a_language_field_preset_from_the_person_else_simplified_chinese(
+    users, client_for, xiehe
+):
+    """An agent recording a call had no way to say the caller's language: a caller who spoke English got the survey
+    mail in Simplified Chinese. The field is a labelled select with its help text read with it."""
+    agent = client_for("agent")
+    html, _token = _intake_page(agent)
+    assert '<label for="id_language">Customer&#x27;s language</label>' in html
+    select = re.search(r'<select name="language"[^>]*>', html).group(0)
+    assert 'id="id_language"' in select and 'aria-describedby="id_language_helptext"' in select
+    assert _selected_language(html) == "zh-hans"
+    for code, label in (("zh-hans", "Simplified Chinese"), ("en", "English"), ("zh-hant", "Traditional Chinese")):
+        assert re.search(rf'<option value="{code}"( selected)?>{label}</option>', html), code
+    assert 'id="id_language_helptext">Preset from the chosen person&#x27;s preferred language' in html
+    assert re.search(r'<input type="hidden" name="language_preset" value="zh-hans"', html)
+    # what app.js reads out when choosing a person changes the language
+    assert re.search(r'<p class="visually-hidden" id="id_language_said" aria-live="polite" '
+                     r'data-said="Customer&#x27;s language set to \{language\}\.">', html)
+
+    person = Person.objects.get(name="张伟")
+    customers.update_person(users["admin"], person, {"preferred_language": "en"}, person.version)
+    html, _token = _intake_page(agent, f"?institution={xiehe.pk}&person={person.pk}")
+    assert _selected_language(html) == "en"
+    assert re.search(r'<input type="hidden" name="language_preset" value="en"', html)
+    # the person select tells the page each person's language, and where it goes (app.js follows the choice)
+    people = re.search(r'<select name="person"([^>]*)>(.*?)</select>', html, re.S)
+    assert 'data-language-for="id_language"' in people.group(1)
+    chosen = re.search(rf'<option value="{person.pk}"[^>]*>', people.group(2)).group(0)
+    assert 'data-language="en"' in chosen and "selected" in chosen
+    options = agent.get("/service/new/", {"_options": "person", "institution": xiehe.pk}).content.decode()
+    assert f'<option value="{person.pk}" data-language="en">' in options
+
+
+def test_the_language_chosen_on_the_intake_form_is_the_ticket_s_and_its_survey_mail_s(
+    users, client_for, mail_settings, imap_server, worker_inline, django_capture_on_commit_callbacks  # noqa: F811
+):
+    agent = client_for("agent")
+    _html, token = _intake_page(agent)
+    ticket = _take_call(agent, token, caller_name="陳小姐", reply_email=CUSTOMER, language="zh-hant",
+                        language_preset="zh-hans")  # fmt: skip
+    assert ticket.language == "zh-hant"
+    shown = agent.get(f"/service/tickets/{ticket.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert 'id="ticket-language">Traditional Chinese</dd>' in shown
+    with django_capture_on_commit_callbacks(execute=True):
+        _resolved(ticket, users["agent"])
+        _send_survey(agent, ticket)
+    text = imap_server.messages(CUSTOMER)[-1].get_content()
+    assert text.startswith(SURVEY_HANT) and SURVEY_HANS not in text, text
+
+
+def test_a_language_left_as_preset_follows_the_person_chosen_and_one_the_agent_chose_stays(users, client_for, xiehe):
+    agent = client_for("agent")
+    person = Person.objects.get(name="张伟")
+    customers.update_person(users["admin"], person, {"preferred_language": "en"}, person.version)
+    # the person chosen after the page was built, without JavaScript: the preset sent back unchanged
+    _html, token = _intake_page(agent)
+    ticket = _take_call(agent, token, institution=xiehe.pk, person=person.pk, language="zh-hans",
+                        language_preset="zh-hans")  # fmt: skip
+    assert ticket.language == "en"
+    # the agent chose Simplified Chinese over the person's English (the page had preset English)
+    _html, token = _intake_page(agent, f"?person={person.pk}")
+    ticket = _take_call(agent, token, institution=xiehe.pk, person=person.pk, language="zh-hans",
+                        language_preset="en")  # fmt: skip
+    assert ticket.language == "zh-hans"
+    # an unidentified caller with the preset left: Simplified Chinese
+    _html, token = _intake_page(agent)
+    ticket = _take_call(agent, token, caller_name="王先生", language="zh-hans", language_preset="zh-hans")
+    assert ticket.language == "zh-hans"
+
+
+def test_a_language_the_product_does_not_speak_is_refused_under_the_field(users, client_for):
+    agent = client_for("agent")
+    _html, token = _intake_page(agent)
+    response = agent.post("/service/new/", {
+        "form_token": token, "channel": "phone", "category": "drug_info", "subject": "电话咨询用法",
+        "caller_name": "王先生", "language": "fr", "language_preset": "zh-hans",
+    }, HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert response.status_code == 400
+    assert "language" in response.context["form"].errors
+    assert 'id="id_language_error"' in response.content.decode()
+    assert not Ticket.objects.filter(subject="电话咨询用法").exists()

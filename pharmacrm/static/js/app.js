@@ -68,3 +68,36 @@
     });
   });
 })();
+
+// The intake form's customer's language follows the person chosen — the language on their record (the option's
+// data-language), else the site's — as long as the agent has not chosen one: the select still shows what the page
+// (or this script) preset, kept in the hidden <name>_preset field, which the server compares with it. A change is
+// read out (the polite live region #<language id>_said, its data-said sentence): the select's new value is not
+// announced by itself.
+(function () {
+  "use strict";
+  function follow(person) {
+    var language = document.getElementById(person.getAttribute("data-language-for"));
+    var preset = language && language.form && language.form.elements[language.name + "_preset"];
+    if (!preset || language.value !== preset.value) return;  // the agent chose a language: it stays
+    var option = person.options[person.selectedIndex];
+    var code = (option && option.getAttribute("data-language")) || person.getAttribute("data-language-default");
+    if (!code || code === language.value) return;
+    language.value = code;
+    preset.value = code;
+    var said = document.getElementById(language.id + "_said");  // its sentence in the page's language
+    if (said) {
+      said.textContent = (said.getAttribute("data-said") || "{language}")
+        .replace("{language}", language.options[language.selectedIndex].text);
+    }
+  }
+  document.addEventListener("change", function (event) {
+    var el = event.target;
+    if (el.matches && el.matches("select[data-language-for]")) follow(el);
+  });
+  // choosing an institution reloads the person select's options (htmx): no person is chosen then
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var el = event.target;
+    if (el.matches && el.matches("select[data-language-for]")) follow(el);
+  });
+})();
