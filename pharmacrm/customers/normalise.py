@@ -100,11 +100,15 @@ _EXTENSION_MARK = re.compile(r"(?:分机|分機|转|轉|ext\.?|x|#)", re.I)
 def _dashed_extension(raw: str) -> tuple[str, str]:
     """(line, extension) of a number whose last group after a dash is an extension because what comes before it is
     a whole landline: 010-12345678-8021, and also as people space the digits, (010) 6915 6115-8021 or
-    0571-8888 8888-123 (which were read as one 15-digit number). (raw, "") otherwise: 010-1234-5678 is a number."""
+    0571-8888 8888-123 (which were read as one 15-digit number). (raw, "") otherwise: 010-1234-5678 is a number.
+    A number from elsewhere the same: +852 2345 6789-123 and +1 415 555 0100-12 are a line and its extension when
+    the line is a valid number there and all the digits together are none (+852-9123-4567 is one number)."""
     head, sep, tail = raw.rpartition("-")
     tail = tail.strip()
-    if sep and tail.isdigit() and len(tail) <= 6 and _LANDLINE.match(phone(head)):
-        return head, tail
+    if sep and tail.isdigit() and len(tail) <= 6:
+        line = _line(head)
+        if _LANDLINE.match(line) or (foreign_number(line) is not None and foreign_number(_line(raw)) is None):
+            return head, tail
     return raw, ""
 
 
@@ -124,6 +128,7 @@ def extension(value: str | None) -> str:
 _COUNTRY_IN_BRACKETS = re.compile(r"^\(\s*\+?\s*([1-9]\d{0,2})\s*\)")
 # what a person's mobile and landline accept of another country's numbers (a US/Canada number is either)
 _FOREIGN_MOBILE = frozenset({phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})
+_FOREIGN_MOBILE_ONLY = frozenset({phonenumbers.PhoneNumberType.MOBILE})
 _FOREIGN_FIXED = frozenset({phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})
 
 
@@ -160,7 +165,12 @@ def phone(value: str | None) -> str:
         return ""
     raw = unicodedata.normalize("NFKC", value).strip()
     raw = _EXTENSION_MARK.split(raw, maxsplit=1)[0]
-    raw = _dashed_extension(raw)[0]  # 010-12345678-123: the last group is the extension
+    return _line(_dashed_extension(raw)[0])  # 010-12345678-123: the last group is the extension
+
+
+def _line(raw: str) -> str:
+    """`phone` of a number written without an extension (NFKC-folded already)."""
+    raw = raw.strip()
     digits = re.sub(r"\D", "", raw)
     if raw.startswith("+") and not raw.startswith("+86"):
         return _e164("+" + digits)  # another country's number (+1 415 …): never read as a Chinese one
@@ -185,10 +195,11 @@ MOBILE_EXTENSION_MESSAGE = _(
 )
 
 
-def _mobile_with_extension(value: str, line: str) -> bool:
+def _mobile_with_extension(value: str, line: str, foreign: frozenset = _FOREIGN_MOBILE) -> bool:
     """Whether a mobile number (`line`, its digits) is written with an extension after it: 13800138000转123,
-    13800138000 ext. 12, 13800138000-123."""
-    if (_MOBILE.match(line) or _foreign_of(line, _FOREIGN_MOBILE)) and extension(value):
+    13800138000 ext. 12, 13800138000-123, +852 9123 4567-8. `foreign`: the kinds of another country's numbers
+    read as mobiles (a US or Canadian number, either kind, is a mobile in a mobile's field only)."""
+    if (_MOBILE.match(line) or _foreign_of(line, foreign)) and extension(value):
         return True
     head, sep, tail = unicodedata.normalize("NFKC", value or "").strip().rpartition("-")
     tail = tail.strip()
@@ -234,9 +245,9 @@ def validate_any_phone(value: str) -> str:
     country in E.164 (+85291234567). A mobile written with an extension (13800138000转123, 13800138000-123,
     13800138000 ext 123) is refused as the person's mobile is: it has none, and an institution's phone or a ticket's
     caller phone kept it as typed, a number nobody could call. A landline's extension stays accepted (the callers
-    keep it: `with_extension`)."""
+    keep it: `with_extension`): +1 415 555 0100-12, a US number that may be either, is a line with its extension."""
     digits = phone(value)
-    if _mobile_with_extension(value, digits):
+    if _mobile_with_extension(value, digits, _FOREIGN_MOBILE_ONLY):
         raise ValidationError(MOBILE_EXTENSION_MESSAGE, code="mobile_extension")
     if _MOBILE.match(digits) or _LANDLINE.match(digits) or _SERVICE.match(digits) or foreign_number(digits):
         check_extension(value)
