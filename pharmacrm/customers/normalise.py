@@ -470,27 +470,57 @@ _FULL_WIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 _LATIN_ADDRESS_IN_TEXT = re.compile(r"(?<=[^\x00-\x7f])[A-Za-z0-9.!#$%&*+/=?^~_-]+@[\w-]+(?:\.[\w-]+)+")
 
 
+def _collect(spans: list[tuple[int, int, str]], found) -> None:
+    """Add (start, end, masked) of each one found that overlaps none of `spans` already there."""
+    for start, end, masked in found:
+        if not any(s < end and start < e for s, e, _ in spans):
+            spans.append((start, end, masked))
+
+
+def _matches(pattern: re.Pattern, folded: str, mask):
+    return ((m.start(), m.end(), mask(m.group(0))) for m in pattern.finditer(folded))
+
+
+def _mainland_phones_in(folded: str, spans: list[tuple[int, int, str]]) -> None:
+    """The mainland phone numbers of a (full-width folded) text, added to `spans`: a mobile, a landline with its
+    area code."""
+    _collect(spans, _matches(_MOBILE_IN_TEXT, folded, lambda v: mask_phone(phone(v))))
+    _collect(spans, _matches(_LANDLINE_IN_TEXT, folded, lambda v: mask_phone(re.sub(r"[ ()-]", "", v))))
+
+
+def _foreign_phones_in(folded: str, spans: list[tuple[int, int, str]]) -> None:
+    """The numbers of another country of a (full-width folded) text, added to `spans` (after the e-mail addresses:
+    zhang+85291234567@example.com is an address)."""
+    if "+" in folded:  # another country's number written with its code (请回电 +852 9123 4567): one that may be a
+        # number there (POSSIBLE, not only a valid one) is masked, as any 1[3-9]… of 11 digits is
+        matches = phonenumbers.PhoneNumberMatcher(folded, None, leniency=phonenumbers.Leniency.POSSIBLE)
+        _collect(spans, ((m.start, m.end, mask_phone(_format_e164(m.number))) for m in matches))
+
+
+def _format_e164(number: phonenumbers.PhoneNumber) -> str:
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def phone_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, masked) of every phone number in a free text, in order, as mask_contacts finds them: a mainland
+    mobile or landline, a number from Hong Kong, Macau, Taiwan or abroad; full-width digits too (a span of the text
+    as typed). What a partner's ICSR withholds (safety.e2b.export)."""
+    folded = (text or "").translate(_FULL_WIDTH)
+    spans: list[tuple[int, int, str]] = []
+    _mainland_phones_in(folded, spans)
+    _foreign_phones_in(folded, spans)
+    return sorted(spans)
+
+
 def _contact_spans(text: str) -> list[tuple[int, int, str]]:
     """(start, end, masked) of every contact detail in `text`, in order."""
     folded = text.translate(_FULL_WIDTH)
     spans: list[tuple[int, int, str]] = []
-
-    def collect(pattern, mask) -> None:
-        for m in pattern.finditer(folded):
-            if not any(s < m.end() and m.start() < e for s, e, _ in spans):
-                spans.append((m.start(), m.end(), mask(m.group(0))))
-
-    collect(_ID_NUMBER_IN_TEXT, lambda v: v[:3] + "*" * 11 + v[-4:])
-    collect(_MOBILE_IN_TEXT, lambda v: mask_phone(phone(v)))
-    collect(_LANDLINE_IN_TEXT, lambda v: mask_phone(re.sub(r"[ ()-]", "", v)))
-    collect(_LATIN_ADDRESS_IN_TEXT, mask_email)
-    collect(_ADDRESS_IN_TEXT, mask_email)
-    if "+" in folded:  # another country's number written with its code (请回电 +852 9123 4567): one that may be a
-        # number there (POSSIBLE, not only a valid one) is masked, as any 1[3-9]… of 11 digits is
-        for m in phonenumbers.PhoneNumberMatcher(folded, None, leniency=phonenumbers.Leniency.POSSIBLE):
-            if not any(s < m.end and m.start < e for s, e, _ in spans):
-                e164 = phonenumbers.format_number(m.number, phonenumbers.PhoneNumberFormat.E164)
-                spans.append((m.start, m.end, mask_phone(e164)))
+    _collect(spans, _matches(_ID_NUMBER_IN_TEXT, folded, lambda v: v[:3] + "*" * 11 + v[-4:]))
+    _mainland_phones_in(folded, spans)
+    _collect(spans, _matches(_LATIN_ADDRESS_IN_TEXT, folded, mask_email))
+    _collect(spans, _matches(_ADDRESS_IN_TEXT, folded, mask_email))
+    _foreign_phones_in(folded, spans)
     return sorted(spans)
 
 

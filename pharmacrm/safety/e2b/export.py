@@ -387,13 +387,17 @@ _EMAIL = re.compile(r"[\w.!#$%&*+/=?^~-]+@[\w-]+(?:\.[\w-]+)+")
 
 def _digits_pattern(value: str) -> re.Pattern | None:
     """A phone number the case holds, found however it is written in a text (spaces, dashes, +86)."""
-    digits = re.sub(r"\D", "", value.partition("转")[0])
+    from pharmacrm.customers.normalise import phone
+
+    line = phone(value)  # +85223456789 of +852 2345 6789-123 or 00852 2345 6789 转 123
+    digits = line[1:] if line.startswith("+") else re.sub(r"\D", "", value.partition("转")[0])
     if digits.startswith("86") and len(digits) == 13:
         digits = digits[2:]
     if len(digits) < 7:
         return None
     body = _SEPARATOR.join(re.escape(d) for d in digits)
-    return re.compile(_NOT_DIGIT_BEFORE + r"(?:(?:\+|00)?86" + _SEPARATOR + r")?" + body + _NOT_DIGIT_AFTER)
+    # a number from elsewhere (+852 9123 4567) is found with its + or 00, not leaving it behind
+    return re.compile(_NOT_DIGIT_BEFORE + r"(?:(?:\+|00)?86" + _SEPARATOR + r"|[+＋]|00)?" + body + _NOT_DIGIT_AFTER)
 
 
 # a one-character name (a surname alone: 王) is a common character too (王 in 王府井, 张 in 主张): it is found only where
@@ -429,9 +433,10 @@ def partner_text(case):
     """For a partner's ICSR: a function that withholds, in a free text (narrative, comments, history, a reaction or an
     indication as reported), the identities the case knows and the structured elements withhold (PIPL
     minimisation): the patient's name becomes their initials (as D.1 has them), the reporter's name, the phone number
-    or e-mail address given as contact and the hospital record number become WITHHELD; so does any mainland mobile
-    number, resident ID card number or e-mail address written there. The NMPA's file keeps the text as written."""
-    from pharmacrm.customers.normalise import valid_id_card
+    or e-mail address given as contact and the hospital record number become WITHHELD; so does any phone number (a
+    mainland mobile or landline, a number from Hong Kong, Macau, Taiwan or abroad), resident ID card number or e-mail
+    address written there. The NMPA's file keeps the text as written."""
+    from pharmacrm.customers.normalise import phone_spans, valid_id_card
 
     replacements: list[tuple[re.Pattern, str, int]] = []  # (where, what stands for it, the length of what it finds)
     patient = _name_pattern(case.patient_name)
@@ -459,7 +464,11 @@ def partner_text(case):
         for pattern, replacement, _length in replacements:
             text = pattern.sub(replacement, text)
         text = _ID_CARD.sub(lambda m: WITHHELD if valid_id_card(m.group(0).upper()) else m.group(0), text)
-        return _MOBILE.sub(WITHHELD, text)
+        text = _MOBILE.sub(WITHHELD, text)
+        # a landline, a number from Hong Kong, Macau, Taiwan or abroad, as the masks of the product find them
+        for start, end, _masked in reversed(phone_spans(text)):
+            text = text[:start] + WITHHELD + text[end:]
+        return text
 
     return clean
 
