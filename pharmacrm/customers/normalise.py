@@ -190,6 +190,18 @@ def _line(raw: str) -> str:
     return digits
 
 
+def phone_readings(value: str | None) -> list[str]:
+    """What a number looked up (the search box, the desk's queue search) may be stored as, the likelier first: its
+    `phone`, and for one written with another country's code without a + (852-9123-4567, (852) 9123 4567 once the
+    search dropped its brackets) whose digits make no mainland number, the number there in E.164 (+85291234567)."""
+    digits = phone(value)
+    if digits.isdigit() and not (_MOBILE.match(digits) or _LANDLINE.match(digits) or _SERVICE.match(digits)):
+        there = _e164("+" + digits)
+        if foreign_number(there) is not None:
+            return [there, digits]
+    return [digits]
+
+
 MOBILE_EXTENSION_MESSAGE = _(
     "A mobile number takes no extension: enter the number alone. Extensions (转123) belong to landlines."
 )
@@ -488,13 +500,58 @@ def _mainland_phones_in(folded: str, spans: list[tuple[int, int, str]]) -> None:
     _collect(spans, _matches(_LANDLINE_IN_TEXT, folded, lambda v: mask_phone(re.sub(r"[ ()-]", "", v))))
 
 
+# another country's code written without its +: in brackets ((852) 9123 4567, 2 or 3 digits: (1) is a list's first
+# item), after 00 (00852 9123 4567), or, for Hong Kong, Macau and Taiwan, before the number (852-9123-4567)
+_CODE_WITHOUT_PLUS = re.compile(
+    r"(?<![0-9A-Za-z+])(?:(?P<bracketed>\(\s*(?!86\s*\))[1-9][0-9]{1,2}\s*\))|(?P<zeros>00)(?=[1-9])(?!86)"
+    r"|(?P<bare>85[23]|886)(?=[ -]?[0-9]))"
+)
+_CODE_BEFORE = re.compile(r"\+\s*[0-9]{1,3}[\s-]*$")
+# the dash before a line's extension (…0100-12, …6789 - 123): 1 to 6 digits after it, and no more
+_DASH_BEFORE_EXTENSION = re.compile(r"(?:(?<=[0-9])|(?<=[0-9] ))-(?=\s?[0-9]{1,6}(?![0-9]|\s?-\s?[0-9]))")
+
+
 def _foreign_phones_in(folded: str, spans: list[tuple[int, int, str]]) -> None:
     """The numbers of another country of a (full-width folded) text, added to `spans` (after the e-mail addresses:
-    zhang+85291234567@example.com is an address)."""
-    if "+" in folded:  # another country's number written with its code (请回电 +852 9123 4567): one that may be a
-        # number there (POSSIBLE, not only a valid one) is masked, as any 1[3-9]… of 11 digits is
-        matches = phonenumbers.PhoneNumberMatcher(folded, None, leniency=phonenumbers.Leniency.POSSIBLE)
-        _collect(spans, ((m.start, m.end, mask_phone(_format_e164(m.number))) for m in matches))
+    zhang+85291234567@example.com is an address).
+
+    One written with its code (请回电 +852 9123 4567) that may be a number there (POSSIBLE, not only a valid one) is
+    masked, as any 1[3-9]… of 11 digits is. One whose code is written without its + ((852) 9123 4567, 00852 9123 4567,
+    852-9123-4567) is found with a + written there, in a copy of the text of the same length, and masked when it is
+    a valid number — not only a possible one, as nothing else says it is a phone (an order number 852-1234-5678 is
+    none). A line with its extension after a dash (+1 415 555 0100-12), which the library reads as one number too
+    long to be any, is found with an x written for the dash, when the line is a valid number."""
+    written: dict[int, int] = {}  # where a + was written in the copy → where the number starts in the text
+    copy = list(" " + folded)  # one character ahead: a + before a code at the start of the text
+    for m in _CODE_WITHOUT_PLUS.finditer(folded):
+        if _CODE_BEFORE.search(folded, 0, m.start()):
+            continue  # +1 (415) 555-0100: an area code in brackets after the country's code
+        at = m.start() + 1
+        if m.group("bracketed"):
+            code = re.sub(r"\D", "", m.group("bracketed"))
+            copy[at : m.end() + 1] = list(("+" + code).ljust(m.end() - m.start()))
+            written[at] = m.start()
+        elif m.group("zeros"):
+            copy[at : at + 2] = [" ", "+"]
+            written[at + 1] = m.start()
+        else:
+            copy[at - 1] = "+"
+            written[at - 1] = m.start()
+    if "+" not in folded and not written:
+        return
+    text = "".join(copy)
+
+    def found(text: str, leniency, extension: bool):
+        for m in phonenumbers.PhoneNumberMatcher(text, None, leniency=leniency):
+            if extension and not m.number.extension:
+                continue
+            starts = [start for plus, start in written.items() if m.start <= plus < m.end]
+            if starts and not phonenumbers.is_valid_number(m.number):
+                continue
+            yield (starts[0] if starts else m.start - 1, m.end - 1, mask_phone(_format_e164(m.number)))
+
+    _collect(spans, found(_DASH_BEFORE_EXTENSION.sub("x", text), phonenumbers.Leniency.VALID, True))
+    _collect(spans, found(text, phonenumbers.Leniency.POSSIBLE, False))
 
 
 def _format_e164(number: phonenumbers.PhoneNumber) -> str:

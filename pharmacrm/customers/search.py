@@ -559,12 +559,12 @@ def _look_up(look: _Look, query: str, how: str):
     kind = look.kind
     compact = _SEPARATORS.sub("", query)
     if how == "phone":
-        digits = normalise.phone(compact)
+        readings = normalise.phone_readings(compact)  # 852-9123-4567 is +85291234567
         if kind == PERSON:
-            bidx = crypto.blind_index(digits, "phone")
-            phones = Person.objects.filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx))
+            bidxs = [crypto.blind_index(digits, "phone") for digits in readings]
+            phones = Person.objects.filter(Q(mobile_bidx__in=bidxs) | Q(landline_bidx__in=bidxs))
             return (*_exact(look, phones, True), how)
-        return (*_exact(look, Institution.objects.filter(phone_norm=digits), True), how)
+        return (*_exact(look, Institution.objects.filter(phone_norm__in=readings), True), how)
     if how == "email":
         if kind == INSTITUTION:
             return [], True, how
@@ -876,7 +876,7 @@ def check_contact_look_up(user, query: str) -> None:
     except ValueError:  # expired between the two: a new hour
         cache.set(key, 1, 3600)
         count = 1
-    shown = normalise.mask_contacts(query) if how == "email" else normalise.mask_phone(normalise.phone(query))
+    shown = normalise.mask_contacts(query) if how == "email" else normalise.mask_phone(normalise.phone_readings(query)[0])
     audit.record(AuditEntry.Action.READ_PERSONAL, ("customers.person", "", "search"), user=user,
                  purpose=f"search by {how}", q=shown, refused=count > limit)  # fmt: skip
     if count > limit:
@@ -913,10 +913,10 @@ def every_match(qs, query: str, kind: str):
     compact = _SEPARATORS.sub("", query)
     if how in ("phone", "email"):
         if how == "phone" and num == INSTITUTION:
-            same = Q(phone_norm=normalise.phone(compact))
+            same = Q(phone_norm__in=normalise.phone_readings(compact))
         elif how == "phone":
-            bidx = crypto.blind_index(normalise.phone(compact), "phone")
-            same = Q(mobile_bidx=bidx) | Q(landline_bidx=bidx)
+            bidxs = [crypto.blind_index(digits, "phone") for digits in normalise.phone_readings(compact)]
+            same = Q(mobile_bidx__in=bidxs) | Q(landline_bidx__in=bidxs)
         elif num == PERSON:
             same = Q(email_bidx=crypto.blind_index(normalise.email(query), "email"))
         else:

@@ -21,7 +21,8 @@ from .choices import Channel, LinkKind, Priority, RootCause
 from .forms import QueueFilterForm, handlers, impact_field
 
 NUMBER = re.compile(r"TK-\d{4}-\d{6}", re.IGNORECASE)
-PHONE = re.compile(r"[+\d][\d\s()-]{6,}(?:(?:转|ext\.?|x|#)\s*\d{1,6})?", re.IGNORECASE)
+# a phone: its country's code in brackets too ((852) 9123 4567, (+852) 9123 4567)
+PHONE = re.compile(r"(?:\(\s*\+?)?[+\d][\d\s()-]{6,}(?:(?:转|ext\.?|x|#)\s*\d{1,6})?", re.IGNORECASE)
 # a subject that may hold a phone or ID card number (normalise.mask_contacts): three digits in a row, also full-width
 _CONTACT_LIKE = r"[0-9０-９]{3}"
 
@@ -71,10 +72,11 @@ class QueueSearchForm(QueueFilterForm):
             from pharmacrm.customers.models import Institution, Person
             from pharmacrm.customers.search import survivors
 
-            bidx = crypto.blind_index(digits, "phone")
-            people = Person.objects.filter(Q(mobile_bidx=bidx) | Q(landline_bidx=bidx))
-            places = Institution.objects.filter(phone_norm=digits)
-            found = Q(caller_phone_bidx=bidx) | Q(person_id__in=people.values("id"))
+            readings = normalise.phone_readings(plain)  # 852-9123-4567 is +85291234567
+            bidxs = [crypto.blind_index(reading, "phone") for reading in readings]
+            people = Person.objects.filter(Q(mobile_bidx__in=bidxs) | Q(landline_bidx__in=bidxs))
+            places = Institution.objects.filter(phone_norm__in=readings)
+            found = Q(caller_phone_bidx__in=bidxs) | Q(person_id__in=people.values("id"))
             found |= Q(institution_id__in=places.values("id"))
             for field, merged_into in (
                 ("person_id", survivors(people, 1000)),

@@ -1,5 +1,6 @@
 """Session 61: a partner's ICSR withholds every phone number written in its free text, not only a mainland mobile — a
-landline with its area code, a number from Hong Kong, Macau, Taiwan or abroad (+852 9123 4567), and the reporter's contact from elsewhere however it is spaced. The NMPA's file keeps the text as
+landline with its area code, a number from Hong Kong, Macau, Taiwan or abroad (+852 9123 4567, 00853 …,
+(852) 9123 4567, 852-9123-4567), and the reporter's contact from elsewhere however it is spaced. The NMPA's file keeps the text as
 written; what is no number (a batch number, a blood pressure, a date, a dose) stays readable."""
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ def _narrative(case, purpose: str) -> str:
     ("Son in the US, +1 (415) 555-0100, called.", "Son in the US, ****, called."),
     ("科室座机 010-6529 5000，家中（0755）1234 5678。", "科室座机 ****，家中****。"),
     ("家属电话 ＋８５２ ９１２３ ４５６７。", "家属电话 ****。"),
+    ("家属电话 00853 6612 3456。", "家属电话 ****。"),
+    ("家属电话 (852) 9123 4567，(+852) 2812 3456。", "家属电话 ****，****。"),
+    ("家属电话 852-9123-4567。", "家属电话 ****。"),
+    ("US office +1 415 555 0100-12.", "US office ****."),
 ])  # fmt: skip
 def test_a_partner_icsr_withholds_a_landline_and_a_number_from_elsewhere(make_case, written, sent):
     case = make_case(narrative=written)
