@@ -224,6 +224,7 @@ AUDIT_KEYS = {
     "second_factor": gettext_lazy("Second factor"),
     "seed": gettext_lazy("Random seed"),
     "serious": gettext_lazy("Serious"),  # a safety flag's: the net saw a serious outcome
+    "service_team": gettext_lazy("Service team"),  # a key account's team (core.Team), made with the account
     "sessions_ended": gettext_lazy("Sessions ended"),
     "sha256": gettext_lazy("File checksum"),
     "sheets": gettext_lazy("Sheets"),  # an XLSX export beyond a sheet's rows goes on in further sheets
@@ -239,6 +240,8 @@ AUDIT_KEYS = {
     "tag": gettext_lazy("Tag"),
     "target": gettext_lazy("Data"),
     "team": gettext_lazy("Team"),
+    "team_lead": gettext_lazy("Team lead"),  # a de-listed key account's team: its lead let go (keyaccounts.services)
+    "team_members": gettext_lazy("Service team"),  # … and the users who left its team (core.Team membership)
     "teams": gettext_lazy("Teams"),
     "terms": gettext_lazy("Terms found"),
     "ticket": gettext_lazy("Ticket"),
@@ -409,7 +412,14 @@ AUDIT_REFERENCES = {
     "institution_merged": "customers.institution",
     # a team by its id (a service goal's, a training results export's filter): its name in the reader's language
     "team": "core.team",
+    # a key account's service team (core.Team) in its changes: made with the account, its lead and members let go
+    # when the account is de-listed — names, not ids
+    "service_team": "core.team", "team_lead": "core.user", "team_members": "core.user",
 }  # fmt: skip
+# Changes of a model whose before/after is a record of another model ("app.model" → {key: that model}): a key
+# account's team member added or removed, {"user": 7, "role": "pm"}, read with the member's labels — the user by
+# name, the role in the team by its label, not "User: 7; Role: pm"
+AUDIT_CHANGE_RECORDS = {"keyaccounts.keyaccount": {"team": "keyaccounts.teammember"}}
 # Details that hold whole records of another model (a deleted person's consent records): key → that model
 AUDIT_RECORD_MODELS = {"consents": "customers.consent", "lines": "engagement.communicationplanline"}
 AUDIT_ID_LISTS = frozenset({"people", "tickets"})  # ids when a list, a count otherwise (an import's people)
@@ -436,6 +446,18 @@ def _audit_field(model, name: str):
         return model._meta.get_field(name)
     except FieldDoesNotExist:
         return None
+
+
+def _index(items: list, item) -> int:
+    """Where `item` is in `items`, else after them all."""
+    return items.index(item) if item in items else len(items)
+
+
+def _change_record_model(model, name):
+    """The model of the records a change of `model` holds as its before/after (AUDIT_CHANGE_RECORDS), else None."""
+    model = _audit_model(model)
+    label = AUDIT_CHANGE_RECORDS.get(model._meta.label_lower, {}).get(name) if model is not None else None
+    return _audit_model(label) if label else None
 
 
 def _audit_time(value: str) -> str:
@@ -557,10 +579,20 @@ def audit_display(model, name: str, value, names=None) -> str:
     codes = _field_codes(model, name)
     if isinstance(value, str) and value in codes:
         return str(codes[value])
+    kept = _change_record_model(model, name)
+    if kept is not None and isinstance(value, dict) and value:
+        # in the model's field order: PostgreSQL's jsonb gives the keys back in an order of its own
+        order = [f.name for f in kept._meta.get_fields()]
+        return _audit_record(kept, dict(sorted(value.items(), key=lambda kv: _index(order, kv[0]))), names)
     field = _audit_field(model, name)
     if field is None or not getattr(field, "concrete", False):
         if name in AUDIT_RECORD_MODELS and isinstance(value, list) and all(isinstance(v, dict) for v in value):
             return _audit_kept_records(name, value, names)
+        target = AUDIT_REFERENCES.get(name) if isinstance(name, str) and field is None else None
+        if target and value not in (None, "", []):  # a change that is no field, naming records: by their names
+            if isinstance(value, list):
+                return audit_value([_labelled(names, target, v) or v for v in value])
+            return _labelled(names, target, value) or audit_value(value)
         return _audit_code(name, value)
     choices = getattr(field, "flatchoices", None) if getattr(field, "choices", None) else None
     if choices and isinstance(value, (str, int)) and not isinstance(value, bool) and value != "":
@@ -716,9 +748,19 @@ def audit_references(entry) -> dict[str, set[str]]:
     for name, pair in changes.items():
         field = _audit_field(model, name)
         related = getattr(field, "related_model", None) if field is not None and field.concrete else None
-        if related is not None and isinstance(pair, list):
+        kept = _change_record_model(model, name)
+        if kept is not None and isinstance(pair, list):  # records in a change (a team member): their users …
+            for record in pair:
+                for key, v in record.items() if isinstance(record, dict) else ():
+                    inner = _audit_field(kept, key)
+                    if inner is not None and inner.concrete and inner.related_model is not None:
+                        add(inner.related_model._meta.label_lower, v)
+        elif related is not None and isinstance(pair, list):
             for v in pair:
                 add(related._meta.label_lower, v)
+        elif field is None and AUDIT_REFERENCES.get(name) and isinstance(pair, list):  # a change naming records
+            for v in pair:
+                add(AUDIT_REFERENCES[name], v)
     extra = entry.extra if isinstance(entry.extra, dict) else {}
     for name, value in extra.items():
         for record in value[:AUDIT_LIST_SHOWN] if isinstance(value, list) else [value]:
