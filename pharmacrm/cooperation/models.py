@@ -206,6 +206,13 @@ class Acceptance(models.Model):
     def __str__(self) -> str:
         return f"{self.accepted_on.isoformat()} {self.get_result_display()}"
 
+    @property
+    def audit_name(self) -> tuple[str, str, str]:
+        """What its audit entries name it by: its date and its result's code (2026-12-08 passed), which the audit page
+        shows in its reader's language (crm.AUDIT_NAMED_BY_CODES) — str() reads in the actor's language, and an English
+        user's acceptance read "2026-12-08 Passed" to every Chinese auditor."""
+        return self._meta.label_lower, str(self.pk), f"{self.accepted_on.isoformat()} {self.result}"
+
 
 class Payment(models.Model):
     """A payment of the project's settlement (结算)."""

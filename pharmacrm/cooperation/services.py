@@ -752,7 +752,7 @@ def record_acceptance(user, project: Project, data: dict, upload=None) -> Accept
                 accepted_by=accepted_by, recorded_by=user, attachment=stored[0].name if stored else "",
                 attachment_name=stored[1] if stored else "", attachment_sha256=stored[2] if stored else "",
             )  # fmt: skip
-            audit.record(A.CREATE, acceptance, user=user, changes={"result": [None, result],
+            audit.record(A.CREATE, acceptance.audit_name, user=user, changes={"result": [None, result],
                                                                    "accepted_on": [None, accepted_on]})  # fmt: skip
             if result != AcceptanceResult.FAILED:
                 _set_status(user, project, ProjectStatus.ACCEPTED)

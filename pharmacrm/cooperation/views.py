@@ -410,7 +410,7 @@ def acceptance_file(request, pk):
     acceptance = get_object_or_404(Acceptance.objects.filter(project__in=services.projects_for(request.user)), pk=pk)
     if not acceptance.attachment:
         raise Http404
-    return _download(request, acceptance.attachment, acceptance.attachment_name, acceptance)
+    return _download(request, acceptance.attachment, acceptance.attachment_name, acceptance.audit_name)
 
 
 PROJECT_FORMS = {"task": forms.TaskForm, "check": forms.CheckForm, "acceptance": forms.AcceptanceForm,

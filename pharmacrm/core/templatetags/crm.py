@@ -808,33 +808,61 @@ def audit_labels(entries) -> dict[str, dict[str, str]]:
     return out
 
 
+def _entry_code(entry, key):
+    """A code an entry keeps under `key`: in its details, else the value after a change (a creation's); else None."""
+    extra = entry.extra if isinstance(entry.extra, dict) else {}
+    if key in extra:
+        return extra[key]
+    changes = entry.changes if isinstance(entry.changes, dict) else {}
+    pair = changes.get(key)
+    return pair[1] if isinstance(pair, list) and len(pair) == 2 else None
+
+
 def _service_goal_name(entry, names) -> str | None:
     """A service goal by its team (the desk's: none) and indicator in the reader's language, from the codes its
     entries keep (the indicator and team of a creation's changes, or of the details); None for an entry written
     before they were kept, whose recorded name stands."""
-    changes = entry.changes if isinstance(entry.changes, dict) else {}
-    extra = entry.extra if isinstance(entry.extra, dict) else {}
-
-    def code(key):
-        if key in extra:
-            return extra[key]
-        pair = changes.get(key)
-        return pair[1] if isinstance(pair, list) and len(pair) == 2 else None
-
-    indicator = code("indicator")
+    indicator = _entry_code(entry, "indicator")
     label = _service_goal_indicators().get(indicator) if isinstance(indicator, str) else None
     if label is None:
         return None
-    team = code("team")
+    team = _entry_code(entry, "team")
     if team is None:
         return str(label)
     return f"{_labelled(names, 'core.team', team) or audit_value(team)} · {label}"
 
 
+def _choice_label(model_label: str, field: str, code) -> str | None:
+    """The label of a choice code of a model's field, in the reader's language; None for no such code."""
+    model = _audit_model(model_label)
+    if model is None or not isinstance(code, str):
+        return None
+    label = dict(model._meta.get_field(field).flatchoices).get(code)
+    return None if label is None else str(label)
+
+
+_CODED_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2}) ([a-z_]+)$")  # an acceptance's date and result's code
+
+
+def _acceptance_name(entry, names) -> str | None:
+    """A cooperation project's acceptance by its date and result in the reader's language (2026-12-08 通过): from its
+    creation's changes, or the codes its name keeps (an export of its attachment); None for an entry that kept
+    neither — its name, recorded in its actor's language, stands."""
+    accepted_on, result = _entry_code(entry, "accepted_on"), _entry_code(entry, "result")
+    if not (isinstance(accepted_on, str) and isinstance(result, str)):
+        found = _CODED_NAME.match(entry.object_repr or "")
+        accepted_on, result = found.groups() if found else (None, None)
+    label = _choice_label("cooperation.acceptance", "result", result)
+    return f"{accepted_on} {label}" if label is not None and accepted_on else None
+
+
 # Models whose entries name their record by codes the audit page shows in its reader's language ("app.model" →
 # (entry, the page's batch of labels) → the name, or None to show the name recorded): a name made of words of the
 # actor's language when recorded would read in the actor's language to every reader
-AUDIT_NAMED_BY_CODES = {"servicedesk.servicegoal": _service_goal_name}
+AUDIT_NAMED_BY_CODES = {
+    "servicedesk.servicegoal": _service_goal_name,
+    "cooperation.acceptance": _acceptance_name,  # a cooperation project's (its date and result)
+}
 
 
 def audit_record_name(entry, names=None) -> str | None:
