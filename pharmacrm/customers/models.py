@@ -296,6 +296,12 @@ class Consent(models.Model):
     def __str__(self) -> str:
         return f"{self.get_purpose_display()} · {self.get_status_display()}"
 
+    @property
+    def audit_name(self) -> tuple[str, str, str]:
+        """What its audit entries name it by: its purpose's and status's codes (surveys · given), which the audit page
+        shows in its reader's language (crm.AUDIT_NAMED_BY_CODES) — str() reads in the actor's language."""
+        return self._meta.label_lower, str(self.pk), f"{self.purpose} · {self.status}"
+
 
 class SearchTerm(models.Model):
     """The search index: n-grams and pinyin keys of customer names, one row per (term, customer).

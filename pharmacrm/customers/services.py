@@ -948,7 +948,7 @@ def record_consent(user, person: Person, data: dict[str, Any]) -> Consent:
             evidence=evidence, recorded_by=user,
         )  # fmt: skip
         audit.record(
-            A.CREATE, consent, user=user,
+            A.CREATE, consent.audit_name, user=user,
             changes={k: [None, getattr(consent, k)] for k in ("purpose", "channel", "status", "at")},
             person=person.pk,
         )  # fmt: skip

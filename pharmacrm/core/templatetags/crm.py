@@ -856,12 +856,21 @@ def _acceptance_name(entry, names) -> str | None:
     return f"{accepted_on} {label}" if label is not None and accepted_on else None
 
 
+def _consent_name(entry, names) -> str | None:
+    """A consent record by its purpose and status in the reader's language (满意度调查 · 已同意), from the codes its
+    creation's changes keep; None otherwise (its recorded name stands)."""
+    purpose = _choice_label("customers.consent", "purpose", _entry_code(entry, "purpose"))
+    status = _choice_label("customers.consent", "status", _entry_code(entry, "status"))
+    return f"{purpose} · {status}" if purpose is not None and status is not None else None
+
+
 # Models whose entries name their record by codes the audit page shows in its reader's language ("app.model" →
 # (entry, the page's batch of labels) → the name, or None to show the name recorded): a name made of words of the
 # actor's language when recorded would read in the actor's language to every reader
 AUDIT_NAMED_BY_CODES = {
     "servicedesk.servicegoal": _service_goal_name,
     "cooperation.acceptance": _acceptance_name,  # a cooperation project's (its date and result)
+    "customers.consent": _consent_name,  # a person's consent (its purpose and status)
 }
 
 
