@@ -3866,7 +3866,7 @@ def _finish(job, status, counts: Counts, errors=(), preview=(), notes=()) -> Imp
 
 def _audit_import(job: ImportJob, user, **extra) -> None:
     audit.record(
-        A.IMPORT, ("customers.importjob", str(job.pk), job.file_name), user=user,
+        A.IMPORT, job.audit_name, user=user,
         target=job.target, mode=job.mode, file_name=job.file_name, sha256=job.file_sha256, size=job.file_size,
         status=job.status, rows=job.processed_rows, created=job.created_count, updated=job.updated_count,
         unchanged=job.unchanged_count, errors=job.error_count, **extra,
@@ -4013,7 +4013,8 @@ def cancel_import(user, job: ImportJob) -> ImportJob:
     )
     if not cancelled:
         raise ValidationError(gettext("Only a checked file that has not been imported yet can be cancelled."))
-    audit.record(A.UPDATE, job, user=user, changes={"status": [ImportJob.Status.PREVIEWED, ImportJob.Status.CANCELLED]})
+    audit.record(A.UPDATE, job.audit_name, user=user,
+                 changes={"status": [ImportJob.Status.PREVIEWED, ImportJob.Status.CANCELLED]})  # fmt: skip
     path = Path(job.file_path) if job.file_path else None
     if path is not None and path.parent == imports_dir() and path.exists():
         path.unlink()

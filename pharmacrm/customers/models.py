@@ -434,5 +434,11 @@ class ImportJob(models.Model):
         return f"{self.get_target_display()} · {self.file_name}"
 
     @property
+    def audit_name(self) -> tuple[str, str, str]:
+        """What its audit entries name it by: its file's name, as uploaded. str() starts with what was imported in the
+        actor's language (People · p.csv); the audit page names a job by its current name, in its reader's language."""
+        return self._meta.label_lower, str(self.pk), self.file_name
+
+    @property
     def percent(self) -> int:
         return int(100 * self.processed_rows / self.total_rows) if self.total_rows else 0

@@ -301,7 +301,7 @@ def import_errors(request, pk: int, fmt: str):
     # an export like any other: the rejected cells are the file's own values (a mistyped phone, an ID number). It
     # holds one line per error, and a row may have several: `count` is the lines the file holds (what is exported),
     # `rows_with_errors` the rows they belong to — the entry recorded the rows as its count
-    audit.record(AuditEntry.Action.EXPORT, job, user=request.user, report="import errors", format=fmt,
+    audit.record(AuditEntry.Action.EXPORT, job.audit_name, user=request.user, report="import errors", format=fmt,
                  count=lines, counted="error lines", rows_with_errors=job.error_count,
                  target=job.target)  # fmt: skip
     return response

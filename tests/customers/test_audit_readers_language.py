@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.urls import reverse
 from django.utils import translation
 
 from pharmacrm.core import audit
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers import services
-from pharmacrm.customers.models import Person
+from pharmacrm.customers.models import ImportJob, Person
+from tests.customers.test_import import three_people, upload, var_dir  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -47,3 +49,32 @@ def test_a_consent_entry_written_before_reads_from_its_codes_or_as_recorded(user
     traditional = page_text(client_for("auditor"), "zh-hant", object_type="customers.consent")
     assert "滿意度調查 · 已撤回" in traditional and "Service follow-up · Given" in traditional
     assert audit.verify().ok
+
+
+def test_an_import_by_an_english_user_reads_in_each_readers_language(client_for, xiehe, huey_immediate, var_dir):  # noqa: F811
+    kam = client_for("kam")
+    kam.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"  # the key-account manager works in English
+    kam.post(reverse("customers:import"), {"target": "people", "mode": "all",
+                                           "file": upload("名单.csv", three_people(bad_mobile=True))})  # fmt: skip
+    job = ImportJob.objects.get()
+    assert kam.get(reverse("customers:import-errors", args=[job.pk, "csv"])).status_code == 200
+    kam.post(reverse("customers:import-cancel", args=[job.pk]))
+    entries = AuditEntry.objects.filter(object_type="customers.importjob", object_id=str(job.pk))
+    assert sorted(entries.values_list("action", flat=True)) == ["export", "update"]
+    assert set(entries.values_list("object_repr", flat=True)) == {"名单.csv"}  # the file's name, as uploaded
+    auditor = client_for("auditor")
+    english = page_text(auditor, "en", object_type="customers.importjob")
+    assert english.count("People · 名单.csv") == 2 and "import errors" in english
+    traditional = page_text(auditor, "zh-hant", object_type="customers.importjob")
+    assert traditional.count("聯絡人 · 名单.csv") == 2 and "People" not in traditional
+    assert audit.verify().ok
+
+
+def test_the_sales_target_grids_import_names_what_it_imported_in_the_readers_language(users, client_for):
+    # as sales.targets.import_grid records it: an import of no job, what it held given as a code
+    audit.record(AuditEntry.Action.IMPORT, ("sales.salestarget", "", "2026"), user=users["manager"],
+                 target="sales targets", year=2026, file="目标.xlsx", sha256="0" * 64, cells=24, changed=24)  # fmt: skip
+    auditor = client_for("auditor")
+    assert "Sales targets" in page_text(auditor, "en", action="import")
+    traditional = page_text(auditor, "zh-hant", action="import")
+    assert "銷售目標" in traditional and "sales targets" not in traditional

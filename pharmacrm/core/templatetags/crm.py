@@ -346,6 +346,8 @@ AUDIT_VALUES = {
     "action_name": {"retry": gettext_lazy("delivery retried"), "send_test": gettext_lazy("test message sent")},
     "report": {"reconciliation": gettext_lazy("reconciliation report"), "import errors": gettext_lazy("import errors")},
     "counted": {"error lines": gettext_lazy("error lines")},  # an import's error report: one line per error
+    # what a file imported without an import job held (sales.targets: the sales-target grid); a job's: ImportJob.Target
+    "target": {"sales targets": gettext_lazy("Sales targets")},
     "outcome": {"no such case": gettext_lazy("no case with this worldwide case id")},  # an E2B nullification
 }
 
@@ -634,7 +636,8 @@ def audit_detail(model, name: str, value, names=None, path: str = "") -> str:
     if name == "target" and isinstance(value, str):
         from pharmacrm.customers.models import ImportJob
 
-        return str(dict(ImportJob.Target.choices).get(value, value))
+        label = dict(ImportJob.Target.choices).get(value)
+        return str(label) if label is not None else _audit_code(name, value)  # an import of no job (sales targets)
     if name == "roles" or isinstance(value, str) and value in AUDIT_VALUES.get(name, {}):
         return _audit_code(name, value)
     if isinstance(value, dict) and value:
