@@ -15,7 +15,7 @@ from django.utils import translation
 from pharmacrm.core import audit
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.customers import services
-from pharmacrm.customers.models import ImportJob, Person
+from pharmacrm.customers.models import ImportJob, Institution, Person
 from tests.customers.test_import import three_people, upload, var_dir  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -78,3 +78,20 @@ def test_the_sales_target_grids_import_names_what_it_imported_in_the_readers_lan
     assert "Sales targets" in page_text(auditor, "en", action="import")
     traditional = page_text(auditor, "zh-hant", action="import")
     assert "銷售目標" in traditional and "sales targets" not in traditional
+
+
+def test_people_moved_by_their_departments_new_type_name_it_in_the_readers_language(users, xiehe, client_for):
+    """A department made a hospital takes its people along: their entries showed the raw key "kind_changed" and the
+    department's id to every reader."""
+    department = Institution.objects.get(name="心内科")
+    with translation.override("en"):
+        services.update_institution(users["admin"], department, {"kind": "hospital", "parent": None})
+    person = Person.objects.get(name="张伟")
+    entry = AuditEntry.objects.filter(object_type="customers.person", object_id=str(person.pk)).latest("seq")
+    assert entry.extra == {"kind_changed": department.pk}
+    auditor = client_for("auditor")
+    english = page_text(auditor, "en", object_type="customers.person")
+    assert "Institution whose type changed 心内科" in english
+    traditional = page_text(auditor, "zh-hant", object_type="customers.person")  # its label: once translated
+    assert " 心内科 " in traditional and "kind_changed" not in english + traditional
+    assert audit.verify().ok

@@ -146,6 +146,8 @@ AUDIT_KEYS = {
     "key_problems": gettext_lazy("Key problems"),
     "keyring_restored": gettext_lazy("Key ring restored"),
     "kind": gettext_lazy("Kind"),
+    # a person's institution or department followed their department becoming a hospital, or the reverse
+    "kind_changed": gettext_lazy("Institution whose type changed"),
     "label": gettext_lazy("Name"),
     "late": gettext_lazy("Late"),
     "level": gettext_lazy("Level"),
@@ -411,7 +413,7 @@ AUDIT_REFERENCES = {
     "customer": "customers.institution",  # the customer filter of an order export
     # what moved a department or person along (customers.services): the hospital, department or merged institution
     "hospital_moved": "customers.institution", "department_moved": "customers.institution",
-    "institution_merged": "customers.institution",
+    "institution_merged": "customers.institution", "kind_changed": "customers.institution",
     # a team by its id (a service goal's, a training results export's filter): its name in the reader's language
     "team": "core.team",
     # a key account's service team (core.Team) in its changes: made with the account, its lead and members let go
