@@ -95,3 +95,21 @@ def test_people_moved_by_their_departments_new_type_name_it_in_the_readers_langu
     traditional = page_text(auditor, "zh-hant", object_type="customers.person")  # its label: once translated
     assert " 心内科 " in traditional and "kind_changed" not in english + traditional
     assert audit.verify().ok
+
+
+def test_the_rows_an_import_updated_read_in_the_readers_language(client_for, xiehe, huey_immediate, var_dir):  # noqa: F811
+    """An import's entry of the records it updated listed each row as "row: 3; changes: Title: 主任医师, 主治医师" — two
+    raw keys, and the title's before and after as if a list — in every language."""
+    kam = client_for("kam")
+    kam.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    for content in (three_people(), three_people(title="主治医师")):
+        kam.post(reverse("customers:import"), {"target": "people", "mode": "all", "file": upload("p.csv", content)})
+        kam.post(reverse("customers:import-confirm", args=[ImportJob.objects.latest("pk").pk]), {"mode": "all"})
+    assert Person.objects.filter(title="主治医师").count() == 1
+    auditor = client_for("auditor")
+    english = page_text(auditor, "en", object_type="customers.person", action="update")
+    assert "Row: 3" in english and "Changes: Title: 主任医师 → 主治医师" in english  # (jsonb orders the keys its way)
+    traditional = page_text(auditor, "zh-hant", object_type="customers.person", action="update")
+    assert "列號：3" in traditional and "變更內容：職稱：主任医师 → 主治医师" in traditional
+    assert "row:" not in english and "changes:" not in english + traditional
+    assert audit.verify().ok

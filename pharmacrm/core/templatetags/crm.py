@@ -84,6 +84,7 @@ AUDIT_KEYS = {
     "cases": gettext_lazy("Cases"),
     "cells": gettext_lazy("Cells in the file"),  # a sales-target grid's import: the cells it held
     "changed": gettext_lazy("Changed"),
+    "changes": gettext_lazy("Changes"),  # a record's changes inside a detail (the rows an import updated)
     "channel": gettext_lazy("Channel"),
     "clock": gettext_lazy("Clock"),
     "closed": gettext_lazy("Tasks closed"),
@@ -217,6 +218,7 @@ AUDIT_KEYS = {
     "review": gettext_lazy("Review opinion"),
     "role": gettext_lazy("Role"),
     "roles": gettext_lazy("Roles"),
+    "row": gettext_lazy("Row"),  # the file's row of a record an import updated
     "rows": gettext_lazy("Rows"),
     "rows_with_errors": gettext_lazy("Rows with errors"),
     "run": gettext_lazy("Evaluation run"),
@@ -642,6 +644,8 @@ def audit_detail(model, name: str, value, names=None, path: str = "") -> str:
         return str(label) if label is not None else _audit_code(name, value)  # an import of no job (sales targets)
     if name == "roles" or isinstance(value, str) and value in AUDIT_VALUES.get(name, {}):
         return _audit_code(name, value)
+    if name == "changes" and isinstance(value, dict) and value:  # a record's changes (an import's updated row)
+        return _audit_record(model, value, names, changes=True)
     if isinstance(value, dict) and value:
         part = _audit_field(model, name)  # the changes of a part of the record (a case's quality complaint)
         if part is not None and part.one_to_one and not part.concrete:
