@@ -80,8 +80,18 @@ def home(request):
     context["recent"] = list(
         AuditEntry.objects.filter(actor=user, action__in=CHANGE_ACTIONS).order_by("-seq")[:10]
     )
+    from .templatetags.crm import audit_labels, audit_record_name
+
     masked = personal.masks_free_text(user)
+    # records whose entries keep codes or a plain name (an acceptance, a consent, an import job): named in the reader's
+    # language, as the audit page names them — the entry's recorded name holds the codes
+    jobs = [e for e in context["recent"] if e.object_type == "customers.importjob"]
+    names = audit_labels(jobs) if jobs else {}
     for entry in context["recent"]:
+        job = names.get(entry.object_type, {}).get(entry.object_id) if entry.object_type == "customers.importjob" else None
+        shown = job or audit_record_name(entry, names)
+        if shown:
+            entry.object_repr = shown  # for the page only: never saved
         entry.url = _object_url(entry)
         if masked and entry.object_type in personal.NAMED_BY_FREE_TEXT:  # a ticket changed, named by its subject
             entry.object_repr = personal.audit_text(entry.object_repr, True)

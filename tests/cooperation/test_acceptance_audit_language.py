@@ -47,6 +47,10 @@ def test_an_acceptance_recorded_in_english_reads_in_each_readers_language(world,
     simplified = page_text(auditor, "zh-hans")
     assert simplified.count(f"{day} 有保留通过") == 2
     assert f"{day} remarks" not in english + traditional + simplified
+    # the rep's own recent changes on the home page name it so too, not by the codes the entry keeps
+    home = rep.get(reverse("home")).content.decode()
+    assert f"{day} Passed with remarks" in home and f"{day} remarks<" not in home
+    assert f"{day} 有保留通過" in rep.get(reverse("home"), HTTP_ACCEPT_LANGUAGE="zh-hant").content.decode()
     assert audit.verify().ok
 
 

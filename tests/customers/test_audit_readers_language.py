@@ -39,6 +39,9 @@ def test_a_consent_recorded_in_english_reads_in_each_readers_language(users, xie
     traditional = page_text(auditor, "zh-hant", object_type="customers.consent")
     assert "滿意度調查 · 已同意" in traditional and "Satisfaction surveys" not in traditional
     assert "滿意度調查 · 已同意" not in english and "surveys · given" not in english + traditional
+    admin = client_for("admin")  # the administrator's own recent changes on the home page
+    assert "Satisfaction surveys · Given" in admin.get(reverse("home"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "surveys · given" not in admin.get(reverse("home"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert audit.verify().ok
 
 
@@ -67,6 +70,7 @@ def test_an_import_by_an_english_user_reads_in_each_readers_language(client_for,
     assert english.count("People · 名单.csv") == 2 and "import errors" in english
     traditional = page_text(auditor, "zh-hant", object_type="customers.importjob")
     assert traditional.count("聯絡人 · 名单.csv") == 2 and "People" not in traditional
+    assert "People · 名单.csv" in kam.get(reverse("home")).content.decode()  # the user's own recent changes
     assert audit.verify().ok
 
 
