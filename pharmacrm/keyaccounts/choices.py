@@ -32,6 +32,7 @@ class Trigger(models.TextChoices):
     ON_DEMAND = "on_demand", _("On demand")
     IMPORT = "import", _("After an import")
     CUSTOMER = "customer", _("One customer, out of turn")  # evaluation.evaluate_customer
+    GATE = "gate", _("Credit gate check")  # evaluation.sweep_gate: the customers whose credit gate changed
 
 
 class ProposalKind(models.TextChoices):

@@ -412,6 +412,15 @@ def _add_aged_overdue(facts: dict[int, scoring.Facts], aged_before: dt.date, wan
     """The credit gate's old debts as of today: the open items (unpaid lines, through their partial index, as the
     credit status's ageing reads them — not the order lines' history) that fell due before `aged_before`, summed
     per customer in one query for the whole run."""
+    for inst, aged in _aged_overdue(aged_before, wanted):
+        f = facts.get(inst)
+        if f is not None:
+            f.aged_overdue_fen = aged or 0
+
+
+def _aged_overdue(aged_before: dt.date, wanted) -> Iterable[tuple[int, int]]:
+    """(customer, amount owed in fen) of the open items that fell due before `aged_before`: one query, read from the
+    open items' covering partial index alone (sales 0017) — of every customer, or of `wanted` (an id_set)."""
     from pharmacrm.sales.models import OrderLine
     from pharmacrm.sales.rollups import payment_term_days
 
@@ -420,11 +429,7 @@ def _add_aged_overdue(facts: dict[int, scoring.Facts], aged_before: dt.date, wan
     items = OrderLine.objects.filter(fell_due, outstanding_fen__gt=0)
     if wanted is not None:
         items = items.filter(institution_id__any_of=wanted)
-    rows = items.order_by().values("institution_id").annotate(aged=Sum("outstanding_fen"))
-    for inst, aged in rows.values_list("institution_id", "aged"):
-        f = facts.get(inst)
-        if f is not None:
-            f.aged_overdue_fen = aged or 0
+    return items.order_by().values("institution_id").annotate(aged=Sum("outstanding_fen")).values_list("institution_id", "aged")
 
 
 def _as_of_lines(
@@ -838,7 +843,7 @@ def run(
             if model.apply_tiers:
                 changes = _apply_tiers(results, key_ids, run_row, facts)
             # one customer out of turn opens no action for the others (a full run or an update will)
-            actions = _open_actions(model, key_ids, run_row, ids if trigger == Trigger.CUSTOMER else None)
+            actions = _open_actions(model, key_ids, run_row, ids if trigger in OUT_OF_TURN else None)
         EvaluationRun.objects.filter(pk=run_row.pk).update(
             finished_at=timezone.now(), customers=count, tier_changes=changes, actions=actions
         )
@@ -859,6 +864,11 @@ def run(
 
 
 REASON_MAX = 500
+# runs of a few customers picked for a reason, not for changed purchases: one customer evaluated out of turn, and the
+# credit gate's daily check (sweep_gate). They read nobody else's purchases: the updates after imports still look for
+# every customer changed since the run before them, the results page's figures are not "as of" them, and they open
+# improvement actions for their own customers only.
+OUT_OF_TURN = (Trigger.CUSTOMER, Trigger.GATE)
 
 
 def evaluate_customer(user, institution: Institution, reason) -> tuple[EvaluationRun, Score | None, bool]:
@@ -1296,11 +1306,11 @@ def settled_moment() -> dt.datetime:
 
 def _latest_run(kind: str, as_of: dt.date) -> tuple[dt.datetime, dt.date, str] | None:
     """(start, as-of day, trigger) of the latest finished run of the kind for the period under way on `as_of`. A run
-    of one customer out of turn does not count: it read nobody else's purchases, so the next update still looks for
-    every customer changed since the run before it."""
+    of one customer out of turn, or the credit gate's daily check, does not count (OUT_OF_TURN): it read nobody
+    else's purchases, so the next update still looks for every customer changed since the run before it."""
     return (
         EvaluationRun.objects.filter(model__kind=kind, period=current_period(kind, as_of), finished_at__isnull=False)
-        .exclude(trigger=Trigger.CUSTOMER)
+        .exclude(trigger__in=OUT_OF_TURN)
         .order_by("-started_at")
         .values_list("started_at", "as_of", "trigger")
         .first()
@@ -1343,6 +1353,81 @@ def changed_since(kind: str, as_of: dt.date | None = None) -> list[int] | None:
     # and the customers a corrected file took a whole month from: their rollup is gone, not updated
     emptied = RollupEmptied.objects.filter(emptied_at__gte=last).values_list("institution_id", flat=True)
     return sorted({*changed.iterator(chunk_size=10_000), *emptied})
+
+
+# --- the credit gate's daily check -----------------------------------------------------------------------------
+
+
+def gate_out_of_date(
+    as_of: dt.date | None = None, model: ScoringModel | None = None
+) -> tuple[list[int], dict[int, scoring.Facts]]:
+    """The customers of the customer evaluation's current period whose credit gate today differs from their score's
+    (capped now and not in the score, or the other way, or capped at another class), with the facts read to tell.
+    A debt that only grows older changes no rollup: no import names the customer, and the updates after imports
+    do not score it again — an old debt passing the gate's days left the customer at class A until the period's
+    next run of every customer. Nothing when the model has no gate.
+
+    Set-based whatever the number of customers: one query over the period's scores the gate could concern (capped,
+    or of a class better than the gate's), one over the open items of every customer (their covering index, as a
+    run's _add_aged_overdue), and the facts of those owing old debts or capped, read by `gather` for their ids at
+    once (its rollups pass; not its open items' again) — no query per customer."""
+    as_of = as_of or timezone.localdate()
+    model = model or active_model(ModelKind.EVALUATION)
+    params = {**scoring.DEFAULT_PARAMS, **model.params}
+    aged_before = gate_cutoff(as_of, params)
+    if aged_before is None:
+        return [], {}
+    cap = params["gate_class"]
+    better = [k for k in "ABCD" if k < cap]
+    period = current_period(ModelKind.EVALUATION, as_of)
+    scores = {
+        inst: (klass, gate) for inst, klass, gate in
+        Score.objects.filter(Q(gate__isnull=False) | Q(klass__in=better), kind=ModelKind.EVALUATION, period=period)
+        .order_by().values_list("institution_id", "klass", "gate")
+    }  # fmt: skip
+    if not scores:
+        return [], {}
+    aged = {inst: amount or 0 for inst, amount in _aged_overdue(aged_before, None) if inst in scores}
+    # capped in the score, or owing old debts now: the others are neither capped nor could be
+    ids = sorted(inst for inst, (_klass, gate) in scores.items() if gate or aged.get(inst, 0) > 0)
+    if not ids:
+        return [], {}
+    # their facts as a run reads them, the old debts from the query above (the gate off: not read again)
+    facts = gather(as_of, {**params, "gate_class": ""}, ids)
+    changed = []
+    for inst in ids:
+        klass, gate = scores[inst]
+        f = facts.get(inst)
+        if f is None:  # nothing bought in the window any more: a run removes its score (capped or not, it is stale)
+            if gate:
+                changed.append(inst)
+            continue
+        f.aged_overdue_fen = aged.get(inst, 0)
+        by_score = (gate or {}).get("class_before_gate") or klass
+        now, why = scoring.gated_klass(by_score, f, params)
+        if now != klass or (why is None) != (gate is None):
+            changed.append(inst)
+    return changed, facts
+
+
+def sweep_gate(as_of: dt.date | None = None) -> EvaluationRun | None:
+    """The worker's daily credit gate check (tasks.sweep_credit_gate): the customers whose gate today differs from
+    their score's (gate_out_of_date) are evaluated again by the incremental run of those customers — class, discount
+    level, reward programme, tier and improvement actions follow as after any update (a period under way once a
+    period was evaluated in full: interim standings, nothing applied). None when nobody's gate changed, or the model
+    has none. The run does not count as the period's latest for the updates after imports (OUT_OF_TURN)."""
+    as_of = as_of or timezone.localdate()
+    model = active_model(ModelKind.EVALUATION)
+    if not scoring.gate_on(model.params):
+        return None
+    started = settled_moment()  # before the facts are read, as run_all: what changes later is the next run's
+    ids, facts = gate_out_of_date(as_of, model)
+    if not ids:
+        return None
+    done = run(ModelKind.EVALUATION, trigger=Trigger.GATE, as_of=as_of, ids=ids, facts=facts, model=model,
+               started=started)  # fmt: skip
+    log.info("credit gate check %s: %s customers evaluated again", done.period, len(ids))
+    return done
 
 
 def window_moved(as_of: dt.date | None = None) -> bool:

@@ -30,6 +30,17 @@ def scheduled_evaluations() -> None:
         evaluation.scheduled()
 
 
+@db_periodic_task(local_crontab(hour=4, minute=0), retries=5, retry_delay=120)
+def sweep_credit_gate() -> int:
+    """Every night, after the overdue refresh (01:10) and the evaluations due (03:30): the customers whose credit gate
+    today differs from their score's — an old debt that aged past the gate's days with nothing imported, a capped
+    customer whose debts no longer pass it — are evaluated again (evaluation.sweep_gate). While another evaluation
+    holds the lock, tried again two minutes later, up to five times. Returns how many were evaluated."""
+    with lock_task("keyaccounts-evaluate"):
+        done = evaluation.sweep_gate()
+    return done.customers if done is not None else 0
+
+
 @db_periodic_task(crontab(minute="*"))
 def sweep_programme_clocks() -> None:
     """Every minute: overdue service-plan items and meeting actions (once each), agreement renewal reminders /

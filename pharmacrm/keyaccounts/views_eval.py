@@ -35,7 +35,7 @@ from pharmacrm.servicedesk.models import ImprovementAction
 from pharmacrm.servicedesk.revisit import CLOSED_ACTIONS, mark_openable
 
 from . import evaluation, scoring
-from .choices import OPEN_PROPOSAL, AccountStatus, Component, Klass, ModelKind, Trigger
+from .choices import OPEN_PROPOSAL, AccountStatus, Component, Klass, ModelKind
 from .forms_eval import (
     KIND_COMPONENTS,
     KIND_PARAMS,
@@ -262,9 +262,9 @@ def evaluations(request):
     ids = scoped.filter(klass=klass).order_by(*Score.RANKED).values_list("id", flat=True)
     page = CappedPaginator(ids, PAGE_SIZE).get_page(request.GET.get("page") or "1")
     rows = _page_rows(list(page.object_list), with_runs=False)  # paged over ids: see _page_rows
-    latest_run = (  # a run of one customer out of turn is not what the page's figures are "as of"
+    latest_run = (  # a run of one customer out of turn (or the credit gate's check) is not what the page's figures are "as of"
         EvaluationRun.objects.filter(model__kind=ModelKind.EVALUATION, period=period, finished_at__isnull=False)
-        .exclude(trigger=Trigger.CUSTOMER).select_related("model").order_by("-started_at").first()
+        .exclude(trigger__in=evaluation.OUT_OF_TURN).select_related("model").order_by("-started_at").first()
     )  # fmt: skip
     # the classes whose rule opens improvement actions (D, as by default, when no run says otherwise): their
     # customers' actions of the period and those still open from before
