@@ -142,7 +142,25 @@ class KlassField(serializers.CharField):
     """A class A–D ("" for none)."""
 
 
-class EvaluationSerializer(ScoreSerializer):
+class CappedClassFields(serializers.Serializer):
+    """The credit gate's fields of a customer evaluation's score: the class the score alone gives and why the gate
+    capped it — the same in the evaluations API and the incentives API (api_ops), which list `class` too."""
+
+    class_before_gate = KlassField(
+        read_only=True, help_text="The class the score alone gives: `class` unless the credit gate capped it."
+    )
+    gate = serializers.SerializerMethodField(
+        help_text="Why the credit gate capped the class, null when it did not: reason (amount: the old debts are above "
+        "`limit` yuan; share: above `share` % of the `purchases` of the window), days (overdue more than), "
+        "overdue_amount (yuan), class (the cap) and text (in the request's language)."
+    )
+
+    @extend_schema_field(EvaluationGateSerializer(allow_null=True))
+    def get_gate(self, obj: Score) -> dict | None:
+        return gate_json(obj.gate)
+
+
+class EvaluationSerializer(ScoreSerializer, CappedClassFields):
     previous_class = KlassField(source="previous_klass", read_only=True, help_text="The class of the period before.")
     previous_score = serializers.DecimalField(max_digits=6, decimal_places=2, read_only=True, allow_null=True)
     discount = serializers.DecimalField(
@@ -154,23 +172,10 @@ class EvaluationSerializer(ScoreSerializer):
         "(年度优秀客户奖) is translated until a manager renames it; any other as stored in `programme`."
     )
 
-    class_before_gate = KlassField(
-        read_only=True, help_text="The class the score alone gives: `class` unless the credit gate capped it."
-    )
-    gate = serializers.SerializerMethodField(
-        help_text="Why the credit gate capped the class, null when it did not: reason (amount: the old debts are above "
-        "`limit` yuan; share: above `share` % of the `purchases` of the window), days (overdue more than), "
-        "overdue_amount (yuan), class (the cap) and text (in the request's language)."
-    )
-
     class Meta(ScoreSerializer.Meta):
         fields = ScoreSerializer.Meta.fields + ["previous_class", "previous_score", "discount", "programme",
                                                 "programme_label", "class_before_gate", "gate"]  # fmt: skip
         read_only_fields = fields
-
-    @extend_schema_field(EvaluationGateSerializer(allow_null=True))
-    def get_gate(self, obj: Score) -> dict | None:
-        return gate_json(obj.gate)
 
     def get_programme_label(self, obj: Score) -> str:
         from pharmacrm.core import builtin

@@ -45,7 +45,7 @@ from pharmacrm.customers.forms import CUSTOMER_NAME_HELP, picker_label
 from pharmacrm.servicedesk.models import Product
 
 from . import services
-from .api_eval import KlassField, _ScoreQuery
+from .api_eval import CappedClassFields, KlassField, _ScoreQuery
 from .api_programme import TAGS, VersionSerializer, _enum, _version_sent, _versioned
 from .choices import ModelKind, TeamRole, TrialStatus
 from .models import AccountReview, KeyAccount, Meeting, MeetingAction, Score, TeamMember, TrialOffer
@@ -696,7 +696,7 @@ class ScorecardViewSet(viewsets.GenericViewSet):
 # --- resource and incentive records ------------------------------------------------------------------------------
 
 
-class IncentiveSerializer(ModelSerializer):
+class IncentiveSerializer(ModelSerializer, CappedClassFields):
     evaluation = serializers.IntegerField(source="pk", read_only=True, help_text="The evaluation's id.")
     customer = serializers.IntegerField(source="institution_id", read_only=True)
     customer_name = serializers.SerializerMethodField(help_text=CUSTOMER_NAME_HELP)
@@ -710,8 +710,9 @@ class IncentiveSerializer(ModelSerializer):
 
     class Meta:
         model = Score
+        # the class that earned them, and when the credit gate capped it, the class the score gives and why
         fields = ["evaluation", "customer", "customer_name", "period", "as_of", "discount", "programme",
-                  "programme_label", "computed_at"]  # fmt: skip
+                  "programme_label", "computed_at", "class_before_gate", "gate"]  # fmt: skip
         read_only_fields = fields
 
     def get_programme_label(self, obj: Score) -> str:
@@ -750,8 +751,9 @@ class IncentiveQuery(QuerySerializer):
             OpenApiParameter("programme", str, description="Members of this reward programme only."),
         ],
         description="The resources and incentives the customer evaluation gave the customers you may see: discount "
-                    "level and reward programme per customer and period, from their class. Read only: they follow "
-                    "from the scoring model's results by class.",
+                    "level and reward programme per customer and period, from their class — and, when the credit gate "
+                    "capped the class, the class the score alone gives (`class_before_gate`) and why (`gate`, as in "
+                    "the evaluations API). Read only: they follow from the scoring model's results by class.",
     ),
     retrieve=extend_schema(tags=["evaluation"]),
 )  # fmt: skip

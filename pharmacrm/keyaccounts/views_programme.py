@@ -656,6 +656,18 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
     ctx["reviews"] = list(AccountReview.objects.filter(account=account).order_by("-end", "-start")[:8])
     for review in ctx["reviews"]:
         review.rows = component_rows(review.components, request.user)
+    # beside each quarter's service evaluation, the customer evaluation of the key account in that quarter (the
+    # worker's quarterly run of the key accounts): its class and, when the credit gate capped it, the class the score
+    # gives and why, as the results page says it — for a reader of evaluations (one query)
+    if ctx["reviews"] and access.can(user, Cap.VIEW_EVALUATIONS):
+        from .choices import ModelKind
+        from .views_eval import scores_for
+
+        quarters = Score.objects.filter(kind=ModelKind.EVALUATION, institution=inst,
+                                        period__in=[r.period for r in ctx["reviews"]])  # fmt: skip
+        scored = {s.period: s for s in scores_for(user, quarters).only("id", "period", "score", "klass", "gate")}
+        for review in ctx["reviews"]:
+            review.evaluation = scored.get(review.period)
     ctx["may_review"] = active and (manage or access.can(user, Cap.RUN_EVALUATIONS))
     ctx["period_form"] = forms.get("period_form") or PeriodForm(prefix="period", initial={
         "period": services.previous_quarter(today)})  # fmt: skip

@@ -286,3 +286,78 @@ def test_the_shipped_model_has_the_gate_on_at_b():
     assert {k: model.params[k] for k in ("gate_class", "gate_days", "gate_amount", "gate_share")} == {
         "gate_class": "B", "gate_days": 90, "gate_amount": 100000, "gate_share": 20}
     assert "gate_class" not in evaluation.active_model(ModelKind.CANDIDATE).params
+
+
+# --- the incentives API and a key account's quarterly evaluations say why, as the results page ---------------------
+
+LANGUAGES = {"en": "Class capped at B: ¥150,000.00 overdue more than 90 days (above ¥100,000).",
+             "zh-hans": "因逾期 90 天以上欠款 ¥150,000.00（超过 ¥100,000），评级上限为 B。",
+             "zh-hant": "因逾期 90 天以上欠款 ¥150,000.00（超過 ¥100,000），評級上限為 B。"}  # fmt: skip
+
+
+@pytest.mark.parametrize("lang", list(LANGUAGES))
+def test_the_incentives_api_gives_the_class_before_the_gate_and_the_reason(
+    on_30_june, import_orders, huashan, users, api_for, lang
+):
+    """The discount level and reward programme of class B, not A's: the API said "class": "B" without saying that the
+    score gives A, nor why."""
+    score = _evaluate(import_orders, huashan, "150000")
+    [row] = api_for("analyst", lang=lang).get("/api/v1/keyaccounts/incentives/", {"period": "2026H1"}).json()["results"]
+    assert (row["class"], row["class_before_gate"], row["discount"], row["programme"]) == ("B", "A", "2.00", "采购额达标奖")
+    assert row["gate"] == {"reason": "amount", "class": "B", "days": 90, "overdue_amount": "150000.00",
+                           "limit": "100000.00", "text": LANGUAGES[lang]}  # fmt: skip
+    one = api_for("analyst", lang=lang).get(f"/api/v1/keyaccounts/incentives/{score.pk}/").json()
+    assert (one["class"], one["class_before_gate"], one["gate"]["text"]) == ("B", "A", LANGUAGES[lang])
+
+
+def test_the_incentives_api_says_null_when_the_gate_did_not_cap(on_30_june, import_orders, huashan, users, api_for):
+    _evaluate(import_orders, huashan, "100000")
+    [row] = api_for("analyst").get("/api/v1/keyaccounts/incentives/", {"period": "2026H1"}).json()["results"]
+    assert (row["class"], row["class_before_gate"], row["gate"], row["discount"]) == ("A", "A", None, "5.00")
+
+
+@pytest.fixture
+def capped_quarter(import_orders, changzheng, users):
+    """长征, a key account, owes SO-OLD: its quarterly customer evaluation of 2026Q2 (as of 30 June, the machine's
+    today being later) is capped at B (A by its score), beside its service evaluation of the quarter."""
+    from pharmacrm.keyaccounts import services
+    from pharmacrm.keyaccounts.models import KeyAccount
+
+    import_orders(monthly_orders("SO-C", changzheng) + [_old_debt(changzheng, "150000")])
+    evaluation.run(ModelKind.EVALUATION, as_of=H1_2026, key_accounts_only=True)
+    score = Score.objects.get(institution=changzheng, kind=ModelKind.EVALUATION, period="2026Q2")
+    assert (score.klass, score.class_before_gate) == ("B", "A")
+    listed = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)  # served the whole quarter
+    KeyAccount.objects.filter(institution=changzheng).update(listed_at=listed)
+    account = KeyAccount.objects.get(institution=changzheng)
+    services.review_account(account, "2026Q2")
+    return account, score
+
+
+@pytest.mark.parametrize("lang", list(LANGUAGES))
+def test_a_key_accounts_quarterly_evaluation_shows_the_capped_class_and_why(capped_quarter, client_for, lang):
+    import re
+
+    from django.urls import reverse
+
+    account, score = capped_quarter
+    page = client_for("manager").get(reverse("keyaccounts:account", args=[account.pk]), HTTP_ACCEPT_LANGUAGE=lang)
+    assert page.status_code == 200
+    html = page.content.decode()
+    review = re.search(r'<details class="subform account-review" data-period="2026Q2".*?</details>', html, re.S).group(0)
+    words = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", review))
+    assert LANGUAGES[lang] in words
+    gives = {"en": "score gives A", "zh-hans": "得分为 A 类", "zh-hant": "得分為 A 類"}[lang]
+    assert gives in words and f'href="{reverse("keyaccounts:score", args=[score.pk])}"' in review
+    assert 'class="klass klass-B"' in review
+
+
+def test_a_key_accounts_quarterly_evaluation_shows_no_class_to_a_reader_of_no_evaluations(capped_quarter, client_for):
+    from django.urls import reverse
+
+    account, _score = capped_quarter
+    page = client_for("agent").get(reverse("keyaccounts:account", args=[account.pk]), **EN)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'data-period="2026Q2"' in html  # the service evaluation itself
+    assert "account-review-class" not in html and "Class capped" not in html
