@@ -43,6 +43,7 @@ from .choices import (
     AccountStatus,
     AgreementStatus,
     Component,
+    ModelKind,
     PlanArea,
     PlanStatus,
     ProposalKind,
@@ -660,7 +661,6 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
     # worker's quarterly run of the key accounts): its class and, when the credit gate capped it, the class the score
     # gives and why, as the results page says it — for a reader of evaluations (one query)
     if ctx["reviews"] and access.can(user, Cap.VIEW_EVALUATIONS):
-        from .choices import ModelKind
         from .views_eval import scores_for
 
         quarters = Score.objects.filter(kind=ModelKind.EVALUATION, institution=inst,
