@@ -115,7 +115,7 @@ def queryset(user, target: str, filters: dict[str, Any]):
 
 
 def _label(choices: type, value: str) -> str:
-    return importer.canonical_label(choices, value) if value else ""
+    return importer.choice_label(choices, value)  # in the reader's language; the import reads any
 
 
 def _key_of(inst: Institution | None) -> str:
@@ -186,16 +186,17 @@ def _person_row(plain: bool) -> Callable[[Person], dict]:
 
 
 def columns(target: str) -> list[tuple[str, str]]:
-    """(key, Chinese header) in export order: the import template's columns plus readable names."""
+    """(key, header) in export order: the import template's columns plus readable names, headed in the exporting
+    user's language (the template's Chinese headers in Simplified Chinese). The import reads them in any language."""
     out = []
     for col in importer.columns_for(target):
         if not col.template:
             continue
-        out.append((col.key, col.header))
+        out.append((col.key, importer.column_label(col)))
         if col.key == "institution":
-            out.append(("institution_name", importer.EXPORT_ONLY["institution_name"]))
+            out.append(("institution_name", importer.export_only_label("institution_name")))
         if col.key == "parent":
-            out.append(("parent_name", importer.EXPORT_ONLY["parent_name"]))
+            out.append(("parent_name", importer.export_only_label("parent_name")))
     return out
 
 

@@ -42,7 +42,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from django.utils.translation import gettext, ngettext_lazy, override
+from django.utils.translation import get_language, gettext, ngettext_lazy, override, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core import access, audit, crypto
@@ -469,90 +469,151 @@ class Column:
     # names of the column that win over its other names when the header gives both (含税单价 over 单价 in an ERP's
     # export: the price with tax, which the customer pays); the other copy is ignored rather than the file refused
     prefer: tuple[str, ...] = ()
+    # the header exports write in the reader's language (the template's Chinese `header` in Simplified Chinese);
+    # the import reads it in each of the product's languages
+    label: Any = ""
 
 
 def _common_columns() -> list[Column]:
     return [
-        Column("tier", "客户层级", ("tier", "客户等级", "层级"), choices=Tier),
-        Column("stage", "生命周期阶段", ("stage", "lifecycle stage", "生命周期"), choices=Stage),
-        Column("source", "信息来源", ("source", "information source", "来源"), choices=Source),
-        Column("owner", "负责人", ("owner", "owner username", "负责人账号"), help=_("User name of the owner.")),
-        Column("team", "所属团队", ("team", "团队"), help=_("Team name.")),
+        Column("tier", "客户层级", ("tier", "客户等级", "层级"), choices=Tier, label=_("Tier")),
+        Column("stage", "生命周期阶段", ("stage", "lifecycle stage", "生命周期"), choices=Stage, label=_("Lifecycle stage")),
+        Column("source", "信息来源", ("source", "information source", "来源"), choices=Source,
+               label=_("Information source")),
+        Column("owner", "负责人", ("owner", "owner username", "负责人账号"), help=_("User name of the owner."),
+               label=_("Owner")),
+        Column("team", "所属团队", ("team", "团队"), help=_("Team name."), label=_("Team")),
         Column("external_id", "外部编号", ("external id", "external_id", "外部id", "erp编号"),
                help=_("Your own id for the customer, at most 64 characters; a re-import updates the customer "
-                      "with this id.")),
-        Column("tags", "标签", ("tags", "tag"), help=_("Several tags separated by commas, each at most 50 characters.")),
-        Column("needs", "需求", ("needs", "客户需求")),
-        Column("notes", "备注", ("notes", "remarks", "note")),
+                      "with this id."), label=_("External id")),
+        Column("tags", "标签", ("tags", "tag"), help=_("Several tags separated by commas, each at most 50 characters."),
+               label=_("Tags")),
+        Column("needs", "需求", ("needs", "客户需求"), label=_("Needs")),
+        Column("notes", "备注", ("notes", "remarks", "note"), label=_("Notes")),
     ]  # fmt: skip
 
 
 INSTITUTION_COLUMNS: list[Column] = [
     Column("code", "内部编号", ("code", "internal code", "客户编号"),
-           help=_("Filled in exports; a re-import updates the customer with this code.")),
+           help=_("Filled in exports; a re-import updates the customer with this code."), label=_("Internal code")),
     Column("name", "机构名称", ("name", "institution name", "名称", "机构", "医院名称", "单位名称", "客户名称", "机构全称",
-                               "终端名称", "药店名称"), required=True, help=_("At most 200 characters.")),
-    Column("kind", "机构类型", ("type", "kind", "institution type", "类型"), required=True, choices=InstitutionType),
-    Column("grade", "医院等级", ("grade", "hospital grade", "等级"), choices=HospitalGrade),
+                               "终端名称", "药店名称"), required=True, help=_("At most 200 characters."),
+           label=pgettext_lazy("import column", "Institution name")),
+    Column("kind", "机构类型", ("type", "kind", "institution type", "类型"), required=True, choices=InstitutionType,
+           label=_("Institution type")),
+    Column("grade", "医院等级", ("grade", "hospital grade", "等级"), choices=HospitalGrade, label=_("Hospital grade")),
     Column("credit_code", "统一社会信用代码", ("credit code", "credit_code", "unified social credit code", "信用代码", "uscc"),
-           help=_("18 characters; a re-import updates the institution with this code.")),
-    Column("province", "省", ("province", "省份")),
-    Column("city", "市", ("city", "城市", "地市")),
-    Column("district", "区县", ("district", "county", "区/县", "区")),
+           help=_("18 characters; a re-import updates the institution with this code."),
+           label=_("Unified social credit code")),
+    Column("province", "省", ("province", "省份"), label=_("Province")),
+    Column("city", "市", ("city", "城市", "地市"), label=_("City")),
+    Column("district", "区县", ("district", "county", "区/县", "区"), label=pgettext_lazy("import column", "District")),
     Column("region_code", "行政区划代码", ("region code", "region_code", "region", "adcode", "区划代码"),
-           help=_("6-digit official code; replaces province, city and district.")),
-    Column("address", "地址", ("address", "详细地址"), help=_("At most 255 characters.")),
+           help=_("6-digit official code; replaces province, city and district."),
+           label=pgettext_lazy("import column", "Region code")),
+    Column("address", "地址", ("address", "详细地址"), help=_("At most 255 characters."), label=_("Address")),
     Column("phone", "电话", ("phone", "telephone", "联系电话"),
            help=_("A mobile number (11 digits, without an extension), a landline with its area code (an extension "
                   "after 转: 010-12345678转123), or a 400/800 number; a number from Hong Kong, Macau, Taiwan or "
-                  "abroad with its country code: +852 2812 3456.")),
+                  "abroad with its country code: +852 2812 3456."), label=_("Phone")),
     Column("legal_representative", "法定代表人", ("legal representative", "legal_representative", "法人"),
-           help=_("At most 50 characters.")),
-    Column("beds", "床位数", ("beds", "床位")),
-    Column("specialties", "专科", ("specialties", "specialty", "特色专科"), help=_("Several separated by commas.")),
+           help=_("At most 50 characters."), label=_("Legal representative")),
+    Column("beds", "床位数", ("beds", "床位"), label=_("Beds")),
+    Column("specialties", "专科", ("specialties", "specialty", "特色专科"), help=_("Several separated by commas."),
+           label=_("Specialties")),
     Column("parent", "上级机构", ("parent", "parent institution", "所属医院"),
-           help=_("Credit code, external id or internal code of the parent institution (required for departments).")),
-    Column("short_name", "简称", ("short name", "short_name"), help=_("At most 60 characters.")),
+           help=_("Credit code, external id or internal code of the parent institution (required for departments)."),
+           label=_("Parent institution")),
+    Column("short_name", "简称", ("short name", "short_name"), help=_("At most 60 characters."), label=_("Short name")),
     *_common_columns(),
 ]  # fmt: skip
 
 PERSON_COLUMNS: list[Column] = [
     Column("code", "内部编号", ("code", "internal code", "客户编号"),
-           help=_("Filled in exports; a re-import updates the customer with this code.")),
+           help=_("Filled in exports; a re-import updates the customer with this code."), label=_("Internal code")),
     Column("name", "姓名", ("name", "person name", "名字", "联系人", "联系人姓名", "客户姓名", "医生姓名"), required=True,
-           help=_("At most 50 characters.")),
-    Column("gender", "性别", ("gender", "sex"), choices=Gender),
-    Column("role", "角色", ("role", "身份"), choices=PersonRole),
-    Column("title", "职称", ("title", "职务", "职位"), help=_("At most 50 characters.")),
+           help=_("At most 50 characters."), label=pgettext_lazy("import column", "Name")),
+    Column("gender", "性别", ("gender", "sex"), choices=Gender, label=_("Gender")),
+    Column("role", "角色", ("role", "身份"), choices=PersonRole, label=_("Role")),
+    Column("title", "职称", ("title", "职务", "职位"), help=_("At most 50 characters."), label=_("Title")),
     Column("institution", "所属机构", ("institution", "机构", "医院", "工作单位", "所在医院", "医院名称", "所在单位", "单位名称",
                                        "单位"),
-           help=_("Credit code, external id, internal code or exact name of the institution.")),
-    Column("department", "科室", ("department", "dept", "所在科室", "科别")),
+           help=_("Credit code, external id, internal code or exact name of the institution."),
+           label=pgettext_lazy("import column", "Institution")),
+    Column("department", "科室", ("department", "dept", "所在科室", "科别"), label=_("Department")),
     Column("mobile", "手机", ("mobile", "mobile phone", "手机号", "手机号码"), personal=True,
            help=_("11 digits starting with 13–19, without an extension (extensions belong to the landline); a "
-                  "mobile from Hong Kong, Macau, Taiwan or abroad with its country code: +852 9123 4567.")),
+                  "mobile from Hong Kong, Macau, Taiwan or abroad with its country code: +852 9123 4567."),
+           label=_("Mobile phone")),
     Column("landline", "座机", ("landline", "固定电话", "办公电话"), personal=True,
            help=_("With the area code: 010-12345678; an extension after 转: 010-12345678转123; a landline from "
-                  "Hong Kong, Macau, Taiwan or abroad with its country code: +852 2812 3456.")),
-    Column("email", "邮箱", ("email", "e-mail", "电子邮箱"), personal=True),
+                  "Hong Kong, Macau, Taiwan or abroad with its country code: +852 2812 3456."), label=_("Landline")),
+    Column("email", "邮箱", ("email", "e-mail", "电子邮箱"), personal=True, label=pgettext_lazy("import column", "E-mail")),
     # one column for every number (电话, 联系电话: what many people lists have): a mobile number is the mobile,
     # any other the landline
     Column("phone", "电话", ("phone", "telephone", "tel", "联系电话", "电话号码", "联系方式", "手机/电话", "电话/手机"),
-           personal=True, template=False),
+           personal=True, template=False, label=_("Phone")),
     Column("birthday", "生日", ("birthday", "birth date", "date of birth", "出生日期"), personal=True,
-           help=_("A date like 1975-03-15.")),
+           help=_("A date like 1975-03-15."), label=_("Birthday")),
     Column("home_address", "家庭住址", ("home address", "home_address"), personal=True,
-           help=_("At most 255 characters.")),
-    Column("id_number", "身份证号", ("id number", "id card number", "id_number", "身份证号码"), personal=True),
+           help=_("At most 255 characters."), label=_("Home address")),
+    Column("id_number", "身份证号", ("id number", "id card number", "id_number", "身份证号码"), personal=True,
+           label=_("ID card number")),
     Column("preferred_language", "沟通语言", ("preferred language", "preferred_language", "language", "语言",
                                              "首选语言", "偏好语言", "联系语言", "沟通语种"),
            choices=PreferredLanguage,
-           help=_("Empty: the service desk answers in the language of their mail.")),
+           help=_("Empty: the service desk answers in the language of their mail."), label=_("Preferred language")),
     *_common_columns(),
 ]  # fmt: skip
 
-# Columns written by exports only (for people reading the file); an import ignores them.
+# Columns written by exports only (for people reading the file); an import ignores them, in any language.
 EXPORT_ONLY = {"institution_name": "所属机构名称", "parent_name": "上级机构名称"}
+EXPORT_ONLY_LABELS = {
+    "institution_name": pgettext_lazy("import column", "Name of the institution"),
+    "parent_name": pgettext_lazy("import column", "Name of the parent institution"),
+}
+
+
+def _product_languages() -> list[str]:
+    return [code for code, _name in settings.LANGUAGES]
+
+
+def chinese_headers() -> bool:
+    """Do files written now take the template's Chinese headers and words? In Simplified Chinese (the product's
+    default language, and with no language active): what the template, the ERPs and every earlier export write."""
+    return (get_language() or settings.LANGUAGE_CODE).lower() == "zh-hans"
+
+
+def column_label(col: Column) -> str:
+    """The header an export writes for a column in the active language: the template's Chinese header in
+    Simplified Chinese, the column's translated name in English and Traditional Chinese. Each imports again."""
+    return col.header if chinese_headers() or not col.label else str(col.label)
+
+
+def export_only_label(key: str) -> str:
+    """The header of a column exports write for people only (所属机构名称), in the active language."""
+    return EXPORT_ONLY[key] if chinese_headers() else str(EXPORT_ONLY_LABELS[key])
+
+
+def choice_label(choices: type, value: str) -> str:
+    """The word an export or a template writes for a choice value in the active language: the Chinese word of the
+    template in Simplified Chinese (canonical_label: 三级甲等, 重点客户), else the choice's label (Grade III-A, Key
+    account; 三級甲等). The import reads each of them."""
+    if not value or chinese_headers():
+        return canonical_label(choices, value) if value else ""
+    try:
+        return str(choices(value).label)
+    except ValueError:  # a value the choices no longer have: written as it is stored
+        return value
+
+
+@cache
+def _export_only_keys() -> frozenset[str]:
+    names = set(EXPORT_ONLY.values())
+    for lang in _product_languages():
+        with override(lang):
+            names.update(str(label) for label in EXPORT_ONLY_LABELS.values())
+    return frozenset(_header_key(name) for name in names)
 
 
 # a note in brackets after (or before) a header's words: （必填）, (mobile), 【必填】, [选填]
@@ -580,6 +641,13 @@ def _header_table(target: str) -> dict[str, str]:
     for col in columns_for(target):
         for name in (col.header, col.key, *col.aliases):
             table.setdefault(_header_key(name), col.key)
+    # the headers exports write in each language (Internal code, 內部編號), after the names above: a label never
+    # takes a name from the column that had it
+    for lang in _product_languages():
+        with override(lang):
+            for col in columns_for(target):
+                if col.label:
+                    table.setdefault(_header_key(str(col.label)), col.key)
     return table
 
 
@@ -623,7 +691,7 @@ def map_headers(target: str, headers: list[str]) -> tuple[list[tuple[int, Column
         seen.add(key)
         mapping.append((idx, by_key[key]))
     missing = [c.header for c in columns_for(target) if c.required and c.key not in seen]
-    ignored = [h for h in ignored if _header_key(h) not in {_header_key(v) for v in EXPORT_ONLY.values()}]
+    ignored = [h for h in ignored if _header_key(h) not in _export_only_keys()]
     return mapping, missing, ignored
 
 
@@ -4081,6 +4149,11 @@ def purge_stale_uploads(days: int = 7) -> int:
 
 def template_headers(target: str) -> list[str]:
     return [c.header for c in columns_for(target) if c.key != "code" and c.template]
+
+
+def export_headers(target: str) -> list[str]:
+    """The template's headers in the active language (what an export of the target writes)."""
+    return [column_label(c) for c in columns_for(target) if c.key != "code" and c.template]
 
 
 def template_file(target: str, fmt: str) -> tuple[bytes, str, str]:

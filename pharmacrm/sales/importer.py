@@ -43,7 +43,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext_lazy
+from django.utils.translation import ngettext_lazy, pgettext_lazy
 
 from pharmacrm.core.roles import Cap
 from pharmacrm.core.wording import listing
@@ -71,42 +71,51 @@ FLOAT_NOISE = Decimal("1e-9")  # what a spreadsheet's binary float adds to a dec
 # 存货名称, 批次): an order list exported from them is read without renaming its columns.
 ORDER_COLUMNS: list[Column] = [
     Column("order_number", "订单号", ("order number", "order_no", "order no", "订单编号", "单据号",
-                                   "单据编号", "销售订单号"), required=True),
+                                   "单据编号", "销售订单号"), required=True, label=_("Order number")),
     Column("line_number", "行号", ("line", "line number", "line_no", "订单行号", "行"), required=True,
-           help=_("1, 2, 3 … within the order; with the order number it identifies the line on re-import.")),
+           help=_("1, 2, 3 … within the order; with the order number it identifies the line on re-import."),
+           label=pgettext_lazy("import column", "Line number")),
     Column("order_date", "订单日期", ("order date", "date", "日期", "下单日期", "单据日期"), required=True,
-           help=_("A date like 2026-03-15.")),
+           help=_("A date like 2026-03-15."), label=_("Order date")),
     Column("credit_code", "客户统一社会信用代码", ("credit code", "credit_code", "统一社会信用代码", "信用代码", "uscc"),
-           help=_("The customer's unified social credit code, or give its external id.")),
+           help=_("The customer's unified social credit code, or give its external id."),
+           label=pgettext_lazy("import column", "Customer credit code")),
     Column("external_id", "客户外部编号", ("external id", "external_id", "customer id", "客户编号", "erp客户编号",
                                          "客户编码"),
-           help=_("The customer's id in the ERP (the external id on its customer record).")),
+           help=_("The customer's id in the ERP (the external id on its customer record)."),
+           label=pgettext_lazy("import column", "Customer external id")),
     Column("customer_name", "客户名称", ("customer", "customer name", "客户"),
-           help=_("For people reading the file; customers are matched by credit code or external id only.")),
+           help=_("For people reading the file; customers are matched by credit code or external id only."),
+           label=pgettext_lazy("import column", "Customer name")),
     Column("product_code", "产品编码", ("product code", "product_code", "物料编码", "产品代码", "存货编码", "商品编码",
-                                       "药品编码"), required=True),
-    Column("product_name", "产品名称", ("product", "product name", "品名", "物料名称", "存货名称", "商品名称", "药品名称")),
+                                       "药品编码"), required=True, label=_("Product code")),
+    Column("product_name", "产品名称", ("product", "product name", "品名", "物料名称", "存货名称", "商品名称", "药品名称"),
+           label=pgettext_lazy("import column", "Product name")),
     Column("approval_number", "批准文号", ("approval number", "approval_number", "国药准字"),
-           help=_("Links the product code to the product catalogue (国药准字…).")),
-    Column("batch_number", "批号", ("batch", "lot", "batch number", "生产批号", "批次", "批次号")),
-    Column("quantity", "数量", ("quantity", "qty"), required=True),
+           help=_("Links the product code to the product catalogue (国药准字…)."), label=_("Approval number")),
+    Column("batch_number", "批号", ("batch", "lot", "batch number", "生产批号", "批次", "批次号"),
+           label=pgettext_lazy("import column", "Batch number")),
+    Column("quantity", "数量", ("quantity", "qty"), required=True, label=_("Quantity")),
     # 金蝶 exports both the price before tax and with it (单价, 含税单价; 金额, 价税合计): the customer pays the latter
     Column("unit_price", "单价", ("unit price", "price", "单价(元)", "含税单价"), required=True,
-           help=_("Yuan (CNY)."), prefer=("含税单价",)),
+           help=_("Yuan (CNY)."), prefer=("含税单价",), label=pgettext_lazy("import column", "Unit price")),
     Column("amount", "金额", ("amount", "line amount", "金额(元)", "含税金额", "价税合计"), prefer=("价税合计", "含税金额"),
            help=_("Yuan (CNY); empty = quantity × unit price, and a given amount must equal it (up to rounding; "
-                  "negative for returns).")),
-    Column("invoice_number", "发票号", ("invoice", "invoice number", "发票号码")),
+                  "negative for returns)."), label=_("Amount")),
+    Column("invoice_number", "发票号", ("invoice", "invoice number", "发票号码"), label=_("Invoice number")),
     Column("payment_due", "应付款日期", ("payment due", "due date", "到期日", "应收到期日", "付款到期日"),
-           help=_("When the customer must have paid this line.")),
+           help=_("When the customer must have paid this line."),
+           label=pgettext_lazy("import column", "Payment due date")),
     Column("paid_date", "付款日期", ("paid date", "payment date", "回款日期", "收款日期"),
-           help=_("The day the customer paid: never in the future.")),
+           help=_("The day the customer paid: never in the future."),
+           label=pgettext_lazy("import column", "Paid date")),
     Column("paid_amount", "付款金额", ("paid amount", "paid", "回款金额", "收款金额"),
-           help=_("Yuan (CNY); empty with a payment date = paid in full. On a return: the amount refunded, negative.")),
+           help=_("Yuan (CNY); empty with a payment date = paid in full. On a return: the amount refunded, negative."),
+           label=pgettext_lazy("import column", "Paid amount")),
     # not in the template (every amount is in yuan), but ERPs' exports carry it (用友 币种, 金蝶 币别): a line in
     # another currency is refused rather than its dollars booked as yuan
     Column("currency", "币种", ("currency", "currency code", "币别", "货币", "结算币种", "原币币种", "币种名称"),
-           template=False),
+           template=False, label=pgettext_lazy("import column", "Currency")),
 ]  # fmt: skip
 
 MESSAGES = {

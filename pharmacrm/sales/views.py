@@ -23,7 +23,7 @@ from pharmacrm.core.models import AuditEntry
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers import exporter
 from pharmacrm.customers.forms import picker_label
-from pharmacrm.customers.importer import template_headers
+from pharmacrm.customers.importer import export_headers
 from pharmacrm.customers.models import ImportJob, Institution
 from pharmacrm.customers.views import PAGE_SIZE, CappedPaginator
 
@@ -246,7 +246,8 @@ def orders_export(request):
     # named in the page's language, as the customer exports are (订单行-20260630.csv, order-lines-20260630.csv)
     name = f"{'-'.join(_('order lines').split())}-{timezone.localdate():%Y%m%d}.csv"
     response = StreamingHttpResponse(
-        exporter.csv_stream(template_headers(ImportJob.Target.ORDERS), _export_rows(qs)),
+        # headed in the exporting user's language, as the customer exports are; the import reads any of them
+        exporter.csv_stream(export_headers(ImportJob.Target.ORDERS), _export_rows(qs)),
         content_type="text/csv; charset=utf-8",
     )
     response["Content-Disposition"] = exporter.attachment(name)

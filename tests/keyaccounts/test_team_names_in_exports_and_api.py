@@ -58,7 +58,7 @@ def test_the_customer_export_names_the_team_in_the_readers_language_and_imports_
     client = client_for("kam")
     response = client.get(reverse("customers:export", args=["institutions", "csv"]), HTTP_ACCEPT_LANGUAGE="en")
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
-    column = rows[0].index("所属团队")
+    column = rows[0].index("Team")  # headed in the reader's language too (所属团队 on a Chinese page)
     assert SHOWN in [r[column] for r in rows[1:]]
     response = client.get(reverse("customers:export", args=["institutions", "xlsx"]), HTTP_ACCEPT_LANGUAGE="en")
     path = tmp_path / "institutions.xlsx"
