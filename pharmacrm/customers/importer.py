@@ -4156,9 +4156,10 @@ def export_headers(target: str) -> list[str]:
     return [column_label(c) for c in columns_for(target) if c.key != "code" and c.template]
 
 
-def template_file(target: str, fmt: str) -> tuple[bytes, str, str]:
-    """(content, content type, file name) of the empty template with the Chinese headers."""
-    headers = template_headers(target)
+def template_file(target: str, fmt: str, page_language: bool = False) -> tuple[bytes, str, str]:
+    """(content, content type, file name) of the empty template with the Chinese headers, or (`page_language`) with
+    the headers and choice words in the active language, as an export in it writes them (the import reads both)."""
+    headers = export_headers(target) if page_language else template_headers(target)
     if target in TARGETS:
         name = TARGETS[target].template_name
     else:
@@ -4167,13 +4168,13 @@ def template_file(target: str, fmt: str) -> tuple[bytes, str, str]:
     if fmt == "csv":
         text = "\ufeff" + ",".join(headers) + "\r\n"
         return text.encode("utf-8"), "text/csv; charset=utf-8", f"{name}.csv"
-    return _template_xlsx(target, headers), XLSX_TYPE, f"{name}.xlsx"
+    return _template_xlsx(target, headers, page_language), XLSX_TYPE, f"{name}.xlsx"
 
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _template_xlsx(target: str, headers: list[str]) -> bytes:
+def _template_xlsx(target: str, headers: list[str], page_language: bool = False) -> bytes:
     import io
 
     from openpyxl import Workbook
@@ -4186,6 +4187,7 @@ def _template_xlsx(target: str, headers: list[str]) -> bytes:
     ws.title = "导入数据"
     ws.append(headers)
     cols = [c for c in columns_for(target) if c.key != "code" and c.template]
+    word = choice_label if page_language else canonical_label  # 三级甲等, or Grade III-A for an English page
     bold, required_fill = Font(bold=True), PatternFill("solid", fgColor="FFF2CC")
     for i, col in enumerate(cols, start=1):
         cell = ws.cell(row=1, column=i)
@@ -4193,7 +4195,7 @@ def _template_xlsx(target: str, headers: list[str]) -> bytes:
         if col.required:
             cell.fill = required_fill
         letter = get_column_letter(i)
-        ws.column_dimensions[letter].width = max(12, len(col.header) * 2 + 4)
+        ws.column_dimensions[letter].width = max(12, len(headers[i - 1]) * (1 if headers[i - 1].isascii() else 2) + 4)
         if col.key in (
             "mobile",
             "landline",
@@ -4207,7 +4209,7 @@ def _template_xlsx(target: str, headers: list[str]) -> bytes:
             for row in range(2, 1002):  # keep long numbers as text so Excel does not round them
                 ws.cell(row=row, column=i).number_format = "@"
         if col.choices is not None:
-            words = ",".join(canonical_label(col.choices, v) for v in col.choices.values)
+            words = ",".join(word(col.choices, v) for v in col.choices.values)
             if len(words) < 250:
                 dv = DataValidation(type="list", formula1=f'"{words}"', allow_blank=True)
                 dv.add(f"{letter}2:{letter}10000")
@@ -4215,12 +4217,12 @@ def _template_xlsx(target: str, headers: list[str]) -> bytes:
     ws.freeze_panes = "A2"
     help_sheet = wb.create_sheet(gettext("Instructions")[:31])
     help_sheet.append([gettext("Column"), gettext("Required"), gettext("Accepted values and notes")])
-    for col in cols:
+    for header, col in zip(headers, cols, strict=True):
         accepted = (
-            listing(canonical_label(col.choices, v) for v in col.choices.values) if col.choices else ""
+            listing(word(col.choices, v) for v in col.choices.values) if col.choices else ""
         )
         note = " ".join(str(x) for x in (accepted, col.help) if x)
-        help_sheet.append([col.header, gettext("yes") if col.required else "", note])
+        help_sheet.append([header, gettext("yes") if col.required else "", note])
     help_sheet.column_dimensions["A"].width = 20
     help_sheet.column_dimensions["C"].width = 90
     buf = io.BytesIO()

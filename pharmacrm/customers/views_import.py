@@ -183,11 +183,13 @@ def _templates_for(user, target: str) -> list[tuple[str, str]]:
 @login_required
 @require_GET
 def import_template(request, target: str, fmt: str):
-    """The empty template with the Chinese headers (anyone who may import may download it)."""
+    """The empty template with the Chinese headers (anyone who may import may download it); ?headers=page: with
+    the headers and choice words in the page's language, as an export in it writes them."""
     if target not in ImportJob.Target.values or fmt not in ("csv", "xlsx"):
         raise Http404(_("No such template."))
     access.require(request.user, importer.target_cap(target))
-    content, content_type, name = importer.template_file(target, fmt)
+    page_language = request.GET.get("headers") == "page"
+    content, content_type, name = importer.template_file(target, fmt, page_language=page_language)
     return _download(content, content_type, name)
 
 

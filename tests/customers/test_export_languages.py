@@ -157,3 +157,41 @@ def test_each_coded_value_reads_back_from_its_word_in_each_language(language):
         for choices in importer.CHINESE_LABELS:
             for value in choices.values:
                 assert importer.parse_choice(choices, importer.choice_label(choices, value)) == value
+
+
+# --- the import template: Chinese headers by default, the page's language on request ------------------------
+
+
+def test_the_template_keeps_its_chinese_headers_for_an_english_user(client_for, users):
+    client = speaking(client_for, users, "kam", "en")
+    body = client.get(reverse("customers:import-template", args=["institutions", "csv"])).content
+    assert body.decode("utf-8-sig").splitlines()[0].split(",")[:3] == ["机构名称", "机构类型", "医院等级"]
+    page = client.get(reverse("customers:import")).content.decode()
+    assert "institutions.xlsx?headers=page" in page and "institutions.csv?headers=page" in page
+    chinese_page = speaking(client_for, users, "manager", "zh-hans").get(reverse("customers:import")).content.decode()
+    assert "?headers=page" not in chinese_page  # the template is in the page's language already
+
+
+def test_the_template_in_the_page_language_imports_with_its_words(client_for, users, tmp_path):
+    client = speaking(client_for, users, "kam", "en")
+    response = client.get(reverse("customers:import-template", args=["institutions", "xlsx"]), {"headers": "page"})
+    assert response.status_code == 200
+    wb = load_workbook(io.BytesIO(response.content))
+    headers = [c.value for c in wb.worksheets[0][1]]
+    assert headers[:3] == ["Institution name", "Institution type", "Hospital grade"]
+    validations = {dv.formula1 for dv in wb.worksheets[0].data_validations.dataValidation}
+    assert any("Grade III-A" in f for f in validations)  # the choice list in English too
+    instructions = {row[0].value: row[2].value for row in wb.worksheets[1].iter_rows(min_row=2)}
+    assert "Grade III-A" in instructions["Hospital grade"]
+    row = {"Institution name": "Bayside Clinic", "Institution type": "Hospital", "Hospital grade": "Grade II-A",
+           "Tier": "VIP", "Province": "广东省", "City": "广州市", "External id": "EN1"}  # fmt: skip
+    wb.worksheets[0].append([row.get(h, "") for h in headers])
+    path = tmp_path / "template.xlsx"
+    wb.save(path)
+    job = importer.import_file(path, "institutions", users["kam"])
+    assert (job.created_count, job.error_count) == (1, 0), job.errors
+    created = Institution.objects.get(external_id="EN1")
+    assert (created.kind, created.grade, created.tier, created.region_id) == ("hospital", "2A", "vip", "440100")
+
+    csv_body = client.get(reverse("customers:import-template", args=["people", "csv"]), {"headers": "page"}).content
+    assert csv_body.decode("utf-8-sig").splitlines()[0].split(",")[:3] == ["Name", "Gender", "Role"]
