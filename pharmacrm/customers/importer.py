@@ -47,7 +47,7 @@ from django.utils.translation import gettext_lazy as _
 
 from pharmacrm.core import access, audit, crypto
 from pharmacrm.core.fields import EncryptedDateField, EncryptedTextField
-from pharmacrm.core.models import AuditEntry, Counter, Region, Team, User
+from pharmacrm.core.models import AuditEntry, Counter, Region, Team, User, region_label
 from pharmacrm.core.personal import FREE_TEXT_FIELDS
 from pharmacrm.core.roles import Cap
 from pharmacrm.core.wording import listing
@@ -1511,20 +1511,22 @@ class Regions:
         return self.by_code[code][0] if code in self.by_code else ""
 
     def parts(self, code: str | None) -> tuple[str, str, str]:
-        """(province, city, district) names of a region code, for exports."""
+        """(province, city, district) names of a region code, for exports: in the reader's script, as the pages
+        write them (廣東省 for a zh-Hant reader; the import reads either, and the region code beside them first)."""
         if not code or code not in self.by_code:
             return "", "", ""
         level = self.by_code[code][2]
-        province = self.name(code[:2] + "0000")
-        city = self.name(code[:4] + "00") if level >= 2 else ""
-        district = self.name(code) if level == 3 else ""
-        if city in ("市辖区", "县"):
+        province = code[:2] + "0000"
+        city = code[:4] + "00" if level >= 2 else ""
+        district = code if level == 3 else ""
+        if self.name(city) in ("市辖区", "县"):
             city = province
-        elif city == "直辖县" and district:
+        elif self.name(city) == "直辖县" and district:
             # 海南省 / 琼海市, 湖北省 / 仙桃市: a county-level city directly under its province is its own city (as
             # the import reads it), not "直辖县" — which lumped every such city together in a pivot by city
             city = district
-        return province, city, district
+        shown = lambda at: region_label(at, self.name(at)) if at else ""  # noqa: E731
+        return shown(province), shown(city), shown(district)
 
     def _within(self, code: str, ancestor: str) -> bool:
         while code:

@@ -94,6 +94,7 @@ def test_a_traditional_chinese_user_gets_traditional_headers_and_words(client_fo
     with translation.override("zh-hant"):
         expected = [str(label) for label in (InstitutionType.HOSPITAL.label, HospitalGrade.G3A.label, Tier.NEW.label)]
     assert [hospital["機構類型"], hospital["醫院等級"], hospital["客戶層級"]] == expected
+    assert "朝陽區" in hospital.values() and "朝阳区" not in hospital.values()  # the region as the pages write it
 
     people = rows_of(download(client, "people", "xlsx"), "xlsx")
     assert people[0] == headers_in("zh-hant", "people")
