@@ -109,3 +109,16 @@ def test_exports_are_scoped_and_masked_by_role(api_for, users, xiehe, ruijin):
     assert "张伟" in rep and "陈静" not in rep
     assert api_for("agent").get("/api/v1/export/people.csv").status_code == 403
     assert api_for("kam").get("/api/v1/export/people.pdf").status_code == 404
+
+
+def test_the_api_export_is_headed_in_the_requests_language(api_for, xiehe):
+    """Like the pages' exports: the request's Accept-Language decides the headers (Chinese in zh-Hans)."""
+
+    def header(lang: str) -> list[str]:
+        response = api_for("kam", lang=lang).get("/api/v1/export/institutions.csv")
+        assert response.status_code == 200
+        return next(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+
+    assert header("en")[:3] == ["Internal code", "Institution name", "Institution type"]
+    assert header("zh-hans")[:3] == ["内部编号", "机构名称", "机构类型"]
+    assert header("zh-hant")[0] == "內部編號"
