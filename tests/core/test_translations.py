@@ -157,6 +157,25 @@ def test_choice_labels_stay_distinct_in_chinese(language):
         assert all(re.search(r"[\u4e00-\u9fff]", label) for label in labels), (name, labels)
 
 
+def test_the_import_columns_simplified_names_are_the_templates_headers():
+    """An export in Simplified Chinese writes the template's headers; the column names its other languages write are
+    translated from the Simplified ones (zh-Hant by `tools/i18n.py hant`): they must be the same words, or a
+    Traditional-Chinese export reads 客戶 where the template says 客户名称."""
+    import pharmacrm.sales.importer  # noqa: F401 (registers the orders target)
+    from pharmacrm.customers import importer
+
+    different = []
+    with translation.override("zh-hans"):
+        for target in ("institutions", "people", "orders"):
+            for col in importer.columns_for(target):
+                if col.label and str(col.label) != col.header:
+                    different.append((target, col.key, str(col.label), col.header))
+        for key, label in importer.EXPORT_ONLY_LABELS.items():
+            if str(label) != importer.EXPORT_ONLY[key]:
+                different.append(("export only", key, str(label), importer.EXPORT_ONLY[key]))
+    assert different == []
+
+
 def test_every_string_in_the_code_is_in_the_catalogue(tmp_path, monkeypatch):
     """Extract the messages of a copy of the code (the real catalogues stay untouched) and find none new or stale."""
     if not shutil.which("xgettext"):
