@@ -4186,7 +4186,7 @@ def _template_xlsx(target: str, headers: list[str], page_language: bool = False)
 
     wb = Workbook()
     ws = wb.active
-    ws.title = "导入数据"
+    ws.title = gettext("Import data")[:31] if page_language else "导入数据"  # the Chinese template: all in Chinese
     ws.append(headers)
     cols = [c for c in columns_for(target) if c.key != "code" and c.template]
     word = choice_label if page_language else canonical_label  # 三级甲等, or Grade III-A for an English page

@@ -180,6 +180,7 @@ def test_the_template_in_the_page_language_imports_with_its_words(client_for, us
     wb = load_workbook(io.BytesIO(response.content))
     headers = [c.value for c in wb.worksheets[0][1]]
     assert headers[:3] == ["Institution name", "Institution type", "Hospital grade"]
+    assert wb.sheetnames == ["Import data", "Instructions"]
     validations = {dv.formula1 for dv in wb.worksheets[0].data_validations.dataValidation}
     assert any("Grade III-A" in f for f in validations)  # the choice list in English too
     instructions = {row[0].value: row[2].value for row in wb.worksheets[1].iter_rows(min_row=2)}
