@@ -599,8 +599,10 @@ def choice_label(choices: type, value: str) -> str:
     """The word an export or a template writes for a choice value in the active language: the Chinese word of the
     template in Simplified Chinese (canonical_label: 三级甲等, 重点客户), else the choice's label (Grade III-A, Key
     account; 三級甲等). The import reads each of them."""
-    if not value or chinese_headers():
-        return canonical_label(choices, value) if value else ""
+    if not value:
+        return ""
+    if chinese_headers():
+        return canonical_label(choices, value)
     try:
         return str(choices(value).label)
     except ValueError:  # a value the choices no longer have: written as it is stored
