@@ -16,7 +16,14 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from pharmacrm.core import audit, personal, uploads, viewsets
-from pharmacrm.core.amendments import SignedTermFields, amendment_of, signed_term_fields
+from pharmacrm.core.amendments import (
+    LAPSED_REASON_HELP,
+    STATE_HELP,
+    LapseCause,
+    SignedTermFields,
+    amendment_of,
+    signed_term_fields,
+)
 from pharmacrm.core.api_schema import ERRORS, STALE, YUAN
 from pharmacrm.core.api_utils import (
     AmountField,
@@ -149,6 +156,13 @@ class CooperationAmendmentSerializer(Serializer):
     applied_at = serializers.DateTimeField(read_only=True, allow_null=True,
                                            help_text="When the agreement's term became this one; null while its "
                                                      "effective date is ahead.")  # fmt: skip
+    state = serializers.ChoiceField(choices=["applied", "waiting", "lapsed"], read_only=True,
+                                    help_text=STATE_HELP)  # fmt: skip
+    lapsed_at = serializers.DateTimeField(read_only=True, allow_null=True,
+                                          help_text="When it lapsed, never applied; null unless it did.")
+    lapse_cause = serializers.ChoiceField(choices=LapseCause.choices, read_only=True, allow_blank=True)
+    lapsed_by = serializers.CharField(read_only=True, help_text="The renewal's number when a renewal made it lapse.")
+    lapsed_reason = serializers.CharField(source="lapse_reason", read_only=True, help_text=LAPSED_REASON_HELP)
 
     def to_representation(self, instance):
         """The reason with the contact details typed in it masked for a reader who sees personal data masked."""

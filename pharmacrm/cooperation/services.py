@@ -357,10 +357,22 @@ def put_in_force(user, agreement: Agreement, version=None) -> Agreement:
 
 
 def terminate(user, agreement: Agreement, version=None) -> Agreement:
+    """The agreement ends before its term: an amendment of its term still waiting for its day lapses with it, never
+    applied (amendments.lapse; one whose day has come took effect and is applied first), in the same transaction."""
     if agreement.projects.filter(status__in=[*OPEN_PROJECT, ProjectStatus.ACCEPTED]).exists():
         raise ValidationError({"status": [_("Close or settle the agreement's projects first.")]})
-    return _transition(user, agreement, version, (AgreementStatus.DRAFT, AgreementStatus.SIGNED,
-                                                  AgreementStatus.IN_FORCE), AgreementStatus.TERMINATED)  # fmt: skip
+    with transaction.atomic():
+        # under the agreement's lock, as the worker applies an amendment under it (sweep)
+        Agreement.objects.select_for_update().filter(pk=agreement.pk).first()
+        before = agreement.status
+        _transition(user, agreement, version, (AgreementStatus.DRAFT, AgreementStatus.SIGNED,
+                                               AgreementStatus.IN_FORCE), AgreementStatus.TERMINATED)  # fmt: skip
+        if before in COOPERATION_TERMS.amendable_statuses:
+            agreement.status = before  # read as it was until now: an amendment whose day has come is applied first
+            amendments.lapse(agreement, COOPERATION_TERMS, amendments.LapseCause.TERMINATED, user=user)
+            agreement.status = AgreementStatus.TERMINATED
+            Agreement.objects.filter(pk=agreement.pk).update(status=AgreementStatus.TERMINATED)
+    return agreement
 
 
 def files_dir() -> Path:
@@ -876,7 +888,7 @@ def sweep(now: dt.datetime | None = None) -> tuple[int, int, int]:
     horizon = today + dt.timedelta(days=settings.COOPERATION_RENEWAL_NOTICE_DAYS)
     reminded = expired = overdue = 0
     # amendments signed ahead of their effective date whose day has come: the term in force first (term_on today)
-    waiting = AgreementAmendment.objects.filter(applied_at__isnull=True, effective_date__lte=today)
+    waiting = AgreementAmendment.objects.filter(applied_at__isnull=True, lapsed_at__isnull=True, effective_date__lte=today)
     for agreement_id in waiting.order_by().values_list("agreement_id", flat=True).distinct():
         with transaction.atomic():
             agreement = Agreement.objects.select_for_update().filter(

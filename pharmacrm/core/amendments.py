@@ -12,7 +12,13 @@ term as signed is the first amendment's `previous_start`/`previous_end` (`signed
 its effective date (signed on 12-01, in effect from 2027-01-01) is recorded at once but applied on its day
 (`applied_at` empty until then: `pending`): the worker's daily sweep of each app applies what has come due before it
 reminds or expires anything (`apply_due`), so the stored term stays the term in force and one function says what the
-term is on any day (`term_on`). One pending amendment at a time: another is refused until it has taken effect."""
+term is on any day (`term_on`). One pending amendment at a time: another is refused until it has taken effect.
+
+A pending amendment lapses (`lapse`: `lapsed_at`, `lapse_cause`, `lapsed_by`) when the agreement goes out of force
+before its day — terminated, ended on de-listing, or renewed by a new agreement whose term overlaps the one the
+amendment sets (a signed renewal supersedes it): it is never applied, the pages and the API say why, and the change is
+audited, in the transaction of the termination or the renewal. An amendment whose day has come by then took effect
+already, and is applied first."""
 
 from __future__ import annotations
 
@@ -32,6 +38,17 @@ from .models import AuditEntry
 
 A = AuditEntry.Action
 REASON_MAX = 2000
+STATE_HELP = ("applied: the agreement's term became this one; waiting: its effective date is ahead; lapsed: never "
+              "applied, the agreement went out of force before its effective date (terminated, ended, renewed).")
+LAPSED_REASON_HELP = "Why it lapsed, in the reader's language (terminated on …, renewed by …); empty unless it did."
+
+
+class LapseCause(models.TextChoices):
+    """Why a pending amendment was never applied: the agreement went out of force before its effective date."""
+
+    TERMINATED = "terminated", gettext_lazy("the agreement was terminated")
+    RENEWED = "renewed", gettext_lazy("the agreement was renewed")
+    ENDED = "ended", gettext_lazy("the agreement ended on de-listing")
 
 
 class TermAmendment(models.Model):
@@ -54,6 +71,11 @@ class TermAmendment(models.Model):
     created_at = models.DateTimeField(gettext_lazy("recorded"), default=timezone.now)
     # when the agreement's stored term became this one: at once, or (effective later) by the worker on its day
     applied_at = models.DateTimeField(gettext_lazy("took effect"), null=True, blank=True, editable=False)
+    # never applied: the agreement went out of force before the effective date (`lapse`), why, and the renewal's number
+    lapsed_at = models.DateTimeField(gettext_lazy("lapsed"), null=True, blank=True, editable=False)
+    lapse_cause = models.CharField(gettext_lazy("why it lapsed"), max_length=12, blank=True, editable=False,
+                                   choices=LapseCause.choices)  # fmt: skip
+    lapsed_by = models.CharField(gettext_lazy("renewed by"), max_length=32, blank=True, editable=False)
 
     class Meta:
         abstract = True
@@ -68,6 +90,29 @@ class TermAmendment(models.Model):
     @property
     def number(self) -> str:
         return f"{self.agreement.number}-A{self.sequence}"
+
+    @property
+    def state(self) -> str:
+        """applied (the agreement's term became this one), waiting (its effective date ahead) or lapsed (never
+        applied: the agreement went out of force before its day)."""
+        if self.applied_at is not None:
+            return "applied"
+        return "lapsed" if self.lapsed_at is not None else "waiting"
+
+    @property
+    def lapse_reason(self) -> str:
+        """Why the amendment was never applied, for the pages and the API; empty unless it lapsed."""
+        if self.lapsed_at is None:
+            return ""
+        day = timezone.localtime(self.lapsed_at).date().isoformat()
+        if self.lapse_cause == LapseCause.RENEWED:
+            if self.lapsed_by:
+                return _("Lapsed, not applied: the agreement was renewed by %(number)s.") % {"number": self.lapsed_by}
+            return _("Lapsed, not applied: the agreement was renewed on %(date)s.") % {"date": day}
+        if self.lapse_cause == LapseCause.ENDED:
+            return _("Lapsed, not applied: the agreement ended on %(date)s when the customer was de-listed.") % {
+                "date": day}  # fmt: skip
+        return _("Lapsed, not applied: the agreement was terminated on %(date)s.") % {"date": day}
 
 
 class Terms:
@@ -144,7 +189,8 @@ def term_on(agreement, day: dt.date) -> tuple[dt.date, dt.date]:
     """The agreement's term on `day`: the latest amendment in effect by then (its effective date on or before it),
     else the term as signed. The one answer to "which term holds on day D" (the stored term is term_on(today))."""
     amendments = sorted(agreement.amendments.all(), key=lambda a: a.sequence)
-    in_effect = [a for a in amendments if a.effective_date <= day]
+    # a lapsed amendment never held (it was never applied), whatever its effective date
+    in_effect = [a for a in amendments if a.effective_date <= day and a.lapsed_at is None]
     if in_effect:
         return in_effect[-1].start_date, in_effect[-1].end_date
     if amendments:
@@ -153,8 +199,8 @@ def term_on(agreement, day: dt.date) -> tuple[dt.date, dt.date]:
 
 
 def pending(agreement):
-    """The amendment recorded but not in effect yet (its effective date ahead), or None."""
-    return agreement.amendments.filter(applied_at__isnull=True).order_by("sequence").first()
+    """The amendment recorded but not in effect yet (its effective date ahead), or None; a lapsed one is not."""
+    return agreement.amendments.filter(applied_at__isnull=True, lapsed_at__isnull=True).order_by("sequence").first()
 
 
 def amendment_of(agreement, sequence: int):
@@ -190,7 +236,8 @@ def attach_history(agreements) -> None:
         agreement.signed_start = first.previous_start if first else agreement.start_date
         agreement.signed_end = first.previous_end if first else agreement.end_date
         # the amendment signed ahead of its effective date: the page shows it beside the term in force
-        agreement.pending_amendment = next((a for a in agreement.amendment_list if a.applied_at is None), None)
+        agreement.pending_amendment = next(
+            (a for a in agreement.amendment_list if a.applied_at is None and a.lapsed_at is None), None)
 
 
 def signed_term_fields() -> tuple:
@@ -274,7 +321,9 @@ def clean(agreement, terms: Terms, data: dict) -> dict:
             for field, messages in terms.term_errors(agreement, start, end).items():
                 errors.setdefault(field, messages)
     if effective:
-        latest = agreement.amendments.order_by("-sequence").values_list("effective_date", flat=True).first()
+        # the latest amendment that took effect or will: a lapsed one never did
+        latest = (agreement.amendments.filter(lapsed_at__isnull=True).order_by("-sequence")
+                  .values_list("effective_date", flat=True).first())  # fmt: skip
         if effective > today and effective > agreement.end_date + dt.timedelta(days=1):
             # ahead of today: while the agreement runs, at the latest the day after its current end (no gap in which
             # it would expire before the amendment takes effect)
@@ -376,7 +425,8 @@ def apply_due(agreement, terms: Terms, today: dt.date | None = None) -> bool:
     the end is set again (Terms.follow_end), the agreement moves on a version; audited as the system's change, naming
     the amendment. Whether one was applied."""
     today = today or timezone.localdate()
-    due = agreement.amendments.filter(applied_at__isnull=True, effective_date__lte=today).order_by("sequence").last()
+    waiting = agreement.amendments.filter(applied_at__isnull=True, lapsed_at__isnull=True, effective_date__lte=today)
+    due = waiting.order_by("sequence").last()
     if due is None:
         return False
     previous = (agreement.start_date, agreement.end_date)
@@ -385,12 +435,53 @@ def apply_due(agreement, terms: Terms, today: dt.date | None = None) -> bool:
     agreement.version += 1
     type(agreement).objects.filter(pk=agreement.pk).update(
         version=agreement.version, **{f: getattr(agreement, f) for f in ["start_date", "end_date", *followed]})  # fmt: skip
-    agreement.amendments.filter(applied_at__isnull=True, effective_date__lte=today).update(applied_at=timezone.now())
+    waiting.update(applied_at=timezone.now())
     changes = {"start_date": [previous[0], agreement.start_date], "end_date": [previous[1], agreement.end_date]}
     changes = {k: v for k, v in changes.items() if v[0] != v[1]}
     audit.record(A.UPDATE, agreement, actor_name="system", changes={**changes, **followed_changes},
                  amendment=f"{agreement.number}-A{due.sequence}")  # fmt: skip
     return True
+
+
+def lapse(agreement, terms: Terms, cause: str, *, user=None, renewal=None, today: dt.date | None = None,
+          overlapping: tuple[dt.date, dt.date] | None = None) -> list:  # fmt: skip
+    """The agreement goes out of force (`cause`, a LapseCause: terminated, ended on de-listing, renewed by `renewal`),
+    in the caller's transaction, under the agreement's lock, before its status changes: an amendment whose day has come
+    took effect and is applied first (apply_due); the one still waiting for its day lapses — never applied, stamped with
+    when and why, audited as a change of the amendment by `user` (the system's without). `overlapping` (a renewal
+    signed ahead of its start): only an amendment whose new term overlaps that term lapses; one that keeps clear of it
+    applies on its day. Returns the amendments that lapsed."""
+    today = today or timezone.localdate()
+    if agreement.status in terms.amendable_statuses:
+        apply_due(agreement, terms, today)
+    waiting = list(agreement.amendments.filter(applied_at__isnull=True, lapsed_at__isnull=True).order_by("sequence"))
+    if overlapping is not None:
+        waiting = [a for a in waiting if a.start_date <= overlapping[1] and a.end_date >= overlapping[0]]
+    now = timezone.now()
+    by = getattr(renewal, "number", "") if cause == LapseCause.RENEWED else ""
+    who = {"user": user} if user is not None else {"actor_name": "system"}
+    for amendment in waiting:
+        type(amendment).objects.filter(pk=amendment.pk).update(lapsed_at=now, lapse_cause=cause, lapsed_by=by)
+        amendment.lapsed_at, amendment.lapse_cause, amendment.lapsed_by = now, cause, by
+        amendment.agreement = agreement
+        changes = {"lapsed_at": [None, now], "lapse_cause": [None, cause]}
+        if by:
+            changes["lapsed_by"] = [None, by]
+        audit.record(A.UPDATE, amendment, changes=changes, **who)
+    return waiting
+
+
+def lapsing(agreement, *, overlapping: tuple[dt.date, dt.date] | None = None, today: dt.date | None = None) -> list:
+    """What `lapse` would make lapse now, for the form that ends or renews the agreement to say so beforehand: the
+    amendment waiting for a day still ahead (overlapping `overlapping`, when given)."""
+    today = today or timezone.localdate()
+    waiting = agreement.amendments.filter(applied_at__isnull=True, lapsed_at__isnull=True, effective_date__gt=today)
+    found = []
+    for amendment in waiting.order_by("sequence"):
+        if overlapping is None or (amendment.start_date <= overlapping[1] and amendment.end_date >= overlapping[0]):
+            amendment.agreement = agreement
+            found.append(amendment)
+    return found
 
 
 def copy_attached_message(amendment) -> str:

@@ -26,7 +26,13 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from pharmacrm.core import access, audit, personal, uploads, viewsets
-from pharmacrm.core.amendments import SignedTermFields, amendment_of, signed_term_fields
+from pharmacrm.core.amendments import (
+    LAPSED_REASON_HELP,
+    STATE_HELP,
+    SignedTermFields,
+    amendment_of,
+    signed_term_fields,
+)
 from pharmacrm.core.api_utils import (
     MAX_INT32,
     DateField,
@@ -351,11 +357,15 @@ PlanItemWriteSerializer.echoes = PlanItemSerializer
 
 class AmendmentSerializer(ModelSerializer):
     number = serializers.CharField(read_only=True, help_text="The agreement's number and the amendment's: AG-2026-0001-A1.")
+    state = serializers.ChoiceField(choices=["applied", "waiting", "lapsed"], read_only=True,
+                                    help_text=STATE_HELP)  # fmt: skip
+    lapsed_reason = serializers.CharField(source="lapse_reason", read_only=True, help_text=LAPSED_REASON_HELP)
 
     class Meta:
         model = AgreementAmendment
         fields = ["sequence", "number", "previous_start", "previous_end", "start_date", "end_date", "effective_date",
-                  "reason", "signed_copy_name", "document_sha256", "created_by", "created_at", "applied_at"]  # fmt: skip
+                  "reason", "signed_copy_name", "document_sha256", "created_by", "created_at", "applied_at", "state",
+                  "lapsed_at", "lapse_cause", "lapsed_by", "lapsed_reason"]  # fmt: skip
         read_only_fields = fields
 
     def to_representation(self, instance):

@@ -722,11 +722,19 @@ def _close_account(user, account: KeyAccount, now) -> None:
         next_check_at=None, claimed_until=None)  # a closed file's open actions are overdue for nobody
     account.agreements.filter(next_check_at__isnull=False).update(next_check_at=None, claimed_until=None)
     today = timezone.localtime(now).date()
-    for agreement in account.agreements.filter(status__in=[AgreementStatus.DRAFT, AgreementStatus.SIGNED]):
+    agreements = account.agreements.filter(status__in=[AgreementStatus.DRAFT, AgreementStatus.SIGNED])
+    for agreement in agreements.select_for_update().order_by("pk"):
+        agreement.refresh_from_db()  # as it is now: an amendment applied on the way may have renewed an earlier one
+        if agreement.status not in (AgreementStatus.DRAFT, AgreementStatus.SIGNED):
+            continue
         old = agreement.status
+        if old == AgreementStatus.SIGNED:
+            # an amendment whose day has come is applied; the one still waiting for its day lapses, never applied
+            amendments.lapse(agreement, SERVICE_TERMS, amendments.LapseCause.ENDED, user=user, today=today)
         past = old == AgreementStatus.SIGNED and agreement.end_date < today  # over already: the sweep was late
         agreement.status = AgreementStatus.EXPIRED if past else AgreementStatus.ENDED
-        _save_versioned(agreement, ["status"], agreement.version)
+        agreement.next_check_at = agreement.claimed_until = None
+        _save_versioned(agreement, ["status", "next_check_at", "claimed_until"], agreement.version)
         audit.record(A.UPDATE, agreement, user=user, changes={"status": [old, agreement.status]},
                      reason="key-account de-listing")  # fmt: skip
     changes = {"status": [AccountStatus.ACTIVE, AccountStatus.DELISTED]}
@@ -1569,10 +1577,12 @@ def _renewing(agreement: Agreement, today: dt.date):
     ).exclude(pk=agreement.pk)  # fmt: skip
 
 
-def _mark_renewed(earlier_ones, user=None) -> None:
+def _mark_renewed(earlier_ones, user=None, renewal: Agreement | None = None) -> None:
     """The agreements a renewal whose term has begun takes over from go out of force, under their locks and with a new
-    version: a form opened before (a better scan) is refused, not bringing one back in force."""
+    version: a form opened before (a better scan) is refused, not bringing one back in force. An amendment of theirs
+    still waiting for its day lapses, renewed by `renewal` (amendments.lapse)."""
     for earlier in earlier_ones.select_for_update().order_by("pk"):
+        amendments.lapse(earlier, SERVICE_TERMS, amendments.LapseCause.RENEWED, user=user, renewal=renewal)
         earlier.status, earlier.next_check_at = AgreementStatus.RENEWED, None
         earlier.version += 1
         earlier.save(update_fields=["status", "next_check_at", "version"])
@@ -2050,10 +2060,29 @@ def _arm_clock(agreement: Agreement, user) -> None:
     )
     earlier_ones = _renewed_by(agreement)
     if agreement.start_date <= timezone.localdate():
-        _mark_renewed(earlier_ones, user)
+        _mark_renewed(earlier_ones, user, renewal=agreement)
     elif earlier_ones.exists():
         agreement.next_check_at = min(agreement.next_check_at, _start_moment(agreement))
+        # signed ahead of its start: an amendment of an agreement it renews that would stretch that one's term into
+        # this one's lapses now (the renewal supersedes it); one that keeps clear of it applies on its day
+        for earlier in earlier_ones.select_for_update().order_by("pk"):
+            amendments.lapse(earlier, SERVICE_TERMS, amendments.LapseCause.RENEWED, user=user, renewal=agreement,
+                             overlapping=(agreement.start_date, agreement.end_date))  # fmt: skip
     _look_when_amended(agreement)
+
+
+def lapsing_on_signing(agreement: Agreement) -> list:
+    """The amendments waiting for their day that recording the signing of `agreement` (a renewal) would make lapse
+    (_arm_clock): of the agreements it renews, those whose new term overlaps its own (every one once its term has
+    begun). For the signing form to say so beforehand."""
+    if agreement.status != AgreementStatus.DRAFT:
+        return []
+    today = timezone.localdate()
+    overlapping = None if agreement.start_date <= today else (agreement.start_date, agreement.end_date)
+    found = []
+    for earlier in _renewed_by(agreement).order_by("pk"):
+        found += amendments.lapsing(earlier, overlapping=overlapping, today=today)
+    return found
 
 
 def _look_when_amended(agreement: Agreement) -> None:
@@ -2124,11 +2153,13 @@ def sweep_agreements(now: dt.datetime | None = None, limit: int = 500) -> int:
             )  # fmt: skip
             if fresh.status == AgreementStatus.SIGNED and fresh.start_date <= today:
                 # its term has begun: the agreements it renews, signed ahead of it, go out of force now
-                _mark_renewed(_renewed_by(fresh))
+                _mark_renewed(_renewed_by(fresh), renewal=fresh)
             if fresh.status == AgreementStatus.SIGNED and today > fresh.end_date:
                 # over: renewed when a signed renewal has begun (whichever of the two the sweep reads first), else expired
-                begun = _renewing(fresh, today).exists()
+                begun = _renewing(fresh, today).order_by("start_date", "pk").first()
                 fresh.status = AgreementStatus.RENEWED if begun else AgreementStatus.EXPIRED
+                if begun:  # nothing should wait any more (its day came by the day after the end): lapses if it does
+                    amendments.lapse(fresh, SERVICE_TERMS, amendments.LapseCause.RENEWED, renewal=begun, today=today)
                 audit.record(A.UPDATE, fresh, changes={"status": [AgreementStatus.SIGNED, fresh.status]},
                              actor_name="system")  # fmt: skip
             elif fresh.status == AgreementStatus.SIGNED and fresh.renewal_notified_at is None and renewed_by:

@@ -601,6 +601,8 @@ def _account_context(request, account: KeyAccount, **forms) -> dict:
                 else SignedForm(prefix=f"signed{ag.pk}", agreement=ag,
                                 initial={"version": ag.version, "signed_date": ag.signed_date or today})  # fmt: skip
             )
+            # a renewal: the amendments of the agreements it renews that its signing makes lapse, said beforehand
+            ag.lapsing = services.lapsing_on_signing(ag)
         # its term: corrected while it is a draft, amended (补充协议) once it is signed — by those who run the account
         if manage and active and ag.status == AgreementStatus.DRAFT and not ag.plan_replaced:
             ag.term_form = term_form if ag.pk == term_pk else TermForm(prefix=f"term{ag.pk}", initial={

@@ -1,0 +1,113 @@
+"""An amendment of a cooperation agreement's term signed ahead of its effective date (core/amendments.py) while it
+waits for its day: terminating the agreement before then makes it lapse — never applied, shown, audited, in the API,
+the terminate button saying so beforehand, nothing written when the termination is refused — and the renewal reminder
+follows the end the agreement will have once it applies. The worker's sweep is driven with given days."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from pharmacrm.cooperation import services
+from pharmacrm.cooperation.models import Agreement, AgreementAmendment
+from pharmacrm.core.models import AuditEntry
+from pharmacrm.customers.services import ConflictError
+from pharmacrm.notify.models import Notification
+
+from .test_cooperation import data, in_force, running_project
+
+pytestmark = pytest.mark.django_db
+TODAY = timezone.localdate
+
+
+@pytest.fixture(autouse=True)
+def private_var(settings, tmp_path):
+    settings.VAR_DIR = tmp_path / "var"
+    settings.VAR_DIR.mkdir()
+
+
+@pytest.fixture
+def ours(users, xiehe, team_north):
+    """An agreement in force that the rep looks after (北京协和医院, owned by the rep's North team), from 30 days ago to
+    335 days ahead."""
+    xiehe.owner, xiehe.team = users["rep"], team_north
+    xiehe.save(update_fields=["owner", "team"])
+    agreement = services.create_agreement(users["rep"], data(xiehe, users["rep"], team=team_north.pk))
+    return in_force(users["rep"], agreement)
+
+
+def _words(response) -> str:
+    return " ".join(re.sub(r"<[^>]+>", " ", response.content.decode()).split())
+
+
+def _at(day: dt.date, hour: int = 1) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time(hour)))
+
+
+def _amend(users, agreement, end, effective):
+    amendment = services.amend_term(users["rep"], agreement, {
+        "start_date": agreement.start_date, "end_date": end, "reason": "项目调整，双方协商变更合作期",
+        "effective_date": effective}, agreement.version)  # fmt: skip
+    agreement.refresh_from_db()
+    return amendment
+
+
+def _reminders() -> list[str]:
+    return [str(n.title) for n in Notification.objects.filter(kind="cooperation.renewal").order_by("pk")]
+
+
+def test_terminating_before_its_day_makes_the_waiting_amendment_lapse_saying_so_beforehand(users, ours, client_for):
+    today = TODAY()
+    old_end, takes_effect = ours.end_date, today + dt.timedelta(days=20)
+    amendment = _amend(users, ours, today + dt.timedelta(days=400), takes_effect)
+    page = _words(client_for("rep").get(f"/cooperation/{ours.pk}/", HTTP_ACCEPT_LANGUAGE="en"))
+    assert (f"Amendment {amendment.number} takes effect on {takes_effect.isoformat()}: terminating the agreement "
+            "before then, it lapses and is never applied.") in page  # fmt: skip
+    r = client_for("rep").post(f"/cooperation/{ours.pk}/", {"action": "terminate", "version": ours.version})
+    assert r.status_code == 302
+    ours.refresh_from_db()
+    amendment.refresh_from_db()
+    assert ours.status == "terminated" and amendment.state == "lapsed" and amendment.lapse_cause == "terminated"
+    services.sweep(now=_at(takes_effect))
+    ours.refresh_from_db()
+    amendment.refresh_from_db()
+    assert (ours.status, ours.end_date, amendment.applied_at) == ("terminated", old_end, None)
+    page = _words(client_for("rep").get(f"/cooperation/{ours.pk}/", HTTP_ACCEPT_LANGUAGE="en"))
+    reason = f"Lapsed, not applied: the agreement was terminated on {today.isoformat()}."
+    assert reason in page and "not in effect yet" not in page and "amended from" not in page
+    shown = client_for("rep").get(f"/api/v1/cooperation/agreements/{ours.pk}/", HTTP_ACCEPT_LANGUAGE="en").json()
+    assert shown["end_date"] == old_end.isoformat()
+    assert shown["amendments"][0]["state"] == "lapsed" and shown["amendments"][0]["lapsed_at"]
+    assert shown["amendments"][0]["lapse_cause"] == "terminated" and shown["amendments"][0]["lapsed_reason"] == reason
+    entry = AuditEntry.objects.filter(object_type="cooperation.agreementamendment", object_id=str(amendment.pk),
+                                      action="update").get()  # fmt: skip
+    assert entry.actor == users["rep"] and entry.changes["lapse_cause"] == [None, "terminated"]
+
+
+def test_a_termination_refused_leaves_the_amendment_waiting(users, ours):
+    amendment = _amend(users, ours, TODAY() + dt.timedelta(days=400), TODAY() + dt.timedelta(days=20))
+    with pytest.raises(ConflictError):
+        services.terminate(users["rep"], ours, ours.version - 1)  # a stale page
+    running_project(users["rep"], ours)
+    ours.refresh_from_db()
+    with pytest.raises(ValidationError):
+        services.terminate(users["rep"], ours, ours.version)  # a project still open
+    amendment.refresh_from_db()
+    assert amendment.state == "waiting" and Agreement.objects.get(pk=ours.pk).status == "in_force"
+    assert not AuditEntry.objects.filter(object_type="cooperation.agreementamendment", action="update").exists()
+
+
+def test_an_amendment_whose_day_has_come_is_applied_when_the_agreement_is_terminated(users, ours):
+    today = TODAY()
+    amendment = _amend(users, ours, today + dt.timedelta(days=400), today + dt.timedelta(days=1))
+    # its day came, the worker has not run yet: the termination applies it first (it took effect), nothing lapses
+    AgreementAmendment.objects.filter(pk=amendment.pk).update(effective_date=today)
+    services.terminate(users["rep"], ours, ours.version)
+    ours.refresh_from_db()
+    amendment.refresh_from_db()
+    assert amendment.state == "applied" and ours.end_date == today + dt.timedelta(days=400)
+    assert ours.status == "terminated"
