@@ -465,9 +465,10 @@ class CooperationTerms(amendments.Terms):
                                       "projects.") % {"title": early.title, "date": early.start_date.isoformat()}]  # fmt: skip
         return errors
 
-    def follow_end(self, user, agreement, previous):
+    def follow_end(self, user, agreement, previous, reminded_end=None):
         fields, changes = [], {}
-        if agreement.end_date != previous[1] and agreement.renewal_notified_at is not None:
+        named = previous[1] if reminded_end is None else reminded_end
+        if agreement.end_date != named and agreement.renewal_notified_at is not None:
             changes["renewal_notified_at"] = [agreement.renewal_notified_at, None]
             agreement.renewal_notified_at = None
             fields.append("renewal_notified_at")
@@ -477,6 +478,15 @@ class CooperationTerms(amendments.Terms):
             agreement.status = AgreementStatus.IN_FORCE
             fields.append("status")
         return fields, changes
+
+    def schedule(self, agreement, amendment):
+        # the renewal reminder follows the end the amendment sets from now on (amendments.reminded_end, `sweep`): one
+        # sent for the end in force goes out again for the new one when the end moves
+        if amendment.end_date != agreement.end_date and agreement.renewal_notified_at is not None:
+            changes = {"renewal_notified_at": [agreement.renewal_notified_at, None]}
+            agreement.renewal_notified_at = None
+            return ["renewal_notified_at"], changes
+        return [], {}
 
     def files_dir(self) -> Path:
         return files_dir()
@@ -895,9 +905,18 @@ def sweep(now: dt.datetime | None = None) -> tuple[int, int, int]:
                 pk=agreement_id, status__in=COOPERATION_TERMS.amendable_statuses).first()  # fmt: skip
             if agreement is not None:
                 amendments.apply_due(agreement, COOPERATION_TERMS, today)
-    due = Agreement.objects.filter(status=AgreementStatus.IN_FORCE, renewal_notified_at__isnull=True,
-                                   end_date__lte=horizon, end_date__gte=today)  # fmt: skip
+    # the reminder follows the end the agreement will have once an amendment waiting for its day applies
+    # (amendments.reminded_end): extended, none for the end it has now; shortened, earlier
+    waits = Q(amendments__applied_at__isnull=True, amendments__lapsed_at__isnull=True)
+    due = Agreement.objects.filter(
+        Q(end_date__lte=horizon, end_date__gte=today) | Q(waits, amendments__end_date__lte=horizon,
+                                                          amendments__end_date__gte=today),
+        status=AgreementStatus.IN_FORCE, renewal_notified_at__isnull=True,
+    ).distinct()  # fmt: skip
     for agreement in due.select_related("owner", "institution"):
+        end = amendments.reminded_end(agreement)
+        if not today <= end <= horizon:
+            continue
         with transaction.atomic():
             if not Agreement.objects.filter(pk=agreement.pk, renewal_notified_at__isnull=True).update(
                 renewal_notified_at=now
@@ -906,7 +925,7 @@ def sweep(now: dt.datetime | None = None) -> tuple[int, int, int]:
             audit.record(A.UPDATE, agreement, changes={"renewal_notified_at": [None, now]}, actor_name="system")
             _notify([agreement.owner], "cooperation.renewal",
                     Message(gettext_lazy("Cooperation agreement %(number)s ends on %(date)s"), number=agreement.number,
-                            date=agreement.end_date.isoformat()),
+                            date=end.isoformat()),
                     Message(gettext_lazy("%(customer)s: decide whether to renew it."), customer=agreement.institution.name),
                     reverse("cooperation:agreement", args=[agreement.pk]), agreement)  # fmt: skip
             reminded += 1

@@ -18,7 +18,8 @@ A pending amendment lapses (`lapse`: `lapsed_at`, `lapse_cause`, `lapsed_by`) wh
 before its day — terminated, ended on de-listing, or renewed by a new agreement whose term overlaps the one the
 amendment sets (a signed renewal supersedes it): it is never applied, the pages and the API say why, and the change is
 audited, in the transaction of the termination or the renewal. An amendment whose day has come by then took effect
-already, and is applied first."""
+already, and is applied first. Until its day the renewal reminder follows the end the agreement will have once the
+pending amendment applies (`reminded_end`), not the end it has now."""
 
 from __future__ import annotations
 
@@ -147,15 +148,19 @@ class Terms:
     def lock(self, agreement) -> None:
         """Take the locks the app's other changes of agreements take first (in the caller's transaction)."""
 
-    def follow_end(self, user, agreement, previous: tuple[dt.date, dt.date]) -> tuple[list[str], dict]:
+    def follow_end(self, user, agreement, previous: tuple[dt.date, dt.date],
+                   reminded_end: dt.date | None = None) -> tuple[list[str], dict]:  # fmt: skip
         """What follows the term once `agreement` holds the new one (its renewal reminder), set on `agreement`, under
-        its lock: (the fields it set, the audit changes {field: [before, after]} among them)."""
+        its lock: (the fields it set, the audit changes {field: [before, after]} among them). `reminded_end`: the end
+        a renewal reminder sent already named (the end before by default; the new one when it was sent while the
+        amendment waited for its day, `reminded_end`) — only a reminder for another end goes out again."""
         return [], {}
 
-    def schedule(self, agreement, amendment) -> list[str]:
-        """An amendment effective later was recorded: what makes the worker look at the agreement on its day, set on
-        `agreement` under its lock; the fields it set."""
-        return []
+    def schedule(self, agreement, amendment) -> tuple[list[str], dict]:
+        """An amendment effective later was recorded: what makes the worker look at the agreement on its day, and the
+        renewal reminder following the end the amendment sets, set on `agreement` under its lock; (the fields it set,
+        the audit changes among them)."""
+        return [], {}
 
     def files_dir(self) -> Path:
         raise NotImplementedError
@@ -201,6 +206,14 @@ def term_on(agreement, day: dt.date) -> tuple[dt.date, dt.date]:
 def pending(agreement):
     """The amendment recorded but not in effect yet (its effective date ahead), or None; a lapsed one is not."""
     return agreement.amendments.filter(applied_at__isnull=True, lapsed_at__isnull=True).order_by("sequence").first()
+
+
+def reminded_end(agreement) -> dt.date:
+    """The end the renewal reminder names and is counted from: the end the agreement will have once the amendment
+    waiting for its day applies (extended: no reminder for the end it has now; shortened: the reminder earlier), else
+    its end in force."""
+    waiting = pending(agreement) if agreement.pk else None
+    return waiting.end_date if waiting is not None else agreement.end_date
 
 
 def amendment_of(agreement, sequence: int):
@@ -388,7 +401,7 @@ def record(user, agreement, terms: Terms, data: dict, *, version=None):
                 followed, followed_changes = terms.follow_end(user, agreement, previous)
                 fields = ["start_date", "end_date", *followed]
             else:  # the term stays until its day (apply_due); the agreement moves on a version all the same
-                followed, followed_changes = terms.schedule(agreement, amendment), {}
+                followed, followed_changes = terms.schedule(agreement, amendment)
                 fields = list(followed)
             done = type(agreement).objects.filter(pk=agreement.pk, version=expected).update(
                 version=expected + 1, **{f: getattr(agreement, f) for f in fields})  # fmt: skip
@@ -412,6 +425,8 @@ def record(user, agreement, terms: Terms, data: dict, *, version=None):
                 changes = {k: v for k, v in changes.items() if v[0] != v[1]}
                 audit.record(A.UPDATE, agreement, user=user, changes={**changes, **followed_changes},
                              amendment=amendment.number)  # fmt: skip
+            elif followed_changes:  # the renewal reminder follows the end the amendment sets
+                audit.record(A.UPDATE, agreement, user=user, changes=followed_changes, amendment=amendment.number)
     except BaseException:
         for file in written:
             file.unlink(missing_ok=True)
@@ -431,7 +446,11 @@ def apply_due(agreement, terms: Terms, today: dt.date | None = None) -> bool:
         return False
     previous = (agreement.start_date, agreement.end_date)
     agreement.start_date, agreement.end_date = term_on(agreement, today)
-    followed, followed_changes = terms.follow_end(None, agreement, previous)
+    # a reminder sent while it waited named the end it sets (reminded_end); one sent before it was recorded, the end
+    # before
+    notified = agreement.renewal_notified_at
+    named = due.end_date if notified is not None and notified >= due.created_at else previous[1]
+    followed, followed_changes = terms.follow_end(None, agreement, previous, reminded_end=named)
     agreement.version += 1
     type(agreement).objects.filter(pk=agreement.pk).update(
         version=agreement.version, **{f: getattr(agreement, f) for f in ["start_date", "end_date", *followed]})  # fmt: skip

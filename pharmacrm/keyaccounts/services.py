@@ -1545,7 +1545,9 @@ def sweep_meeting_actions(now: dt.datetime | None = None, limit: int = 500) -> i
 
 
 def _renewal_moment(agreement: Agreement) -> dt.datetime:
-    day = agreement.end_date - dt.timedelta(days=agreement.renewal_notice_days)
+    """When the renewal reminder goes out: `renewal_notice_days` before the end the agreement will have once an
+    amendment waiting for its day applies (amendments.reminded_end), else before its end."""
+    day = amendments.reminded_end(agreement) - dt.timedelta(days=agreement.renewal_notice_days)
     return timezone.make_aware(dt.datetime.combine(day, dt.time(9)))
 
 
@@ -2173,8 +2175,10 @@ def sweep_agreements(now: dt.datetime | None = None, limit: int = 500) -> int:
                 account = agreement.account
                 pms = [m.user for m in account.members.filter(role=TeamRole.PROJECT_MANAGER).select_related("user")]
                 managers = list(User.objects.filter(is_active=True, groups__name=Role.MANAGER))
+                # the end it will have once an amendment waiting for its day applies (amendments.reminded_end)
                 title = Message(gettext_lazy("Service agreement %(number)s with %(name)s ends on %(date)s: time to renew"),
-                                number=fresh.number, name=account.institution.name, date=fresh.end_date.isoformat())  # fmt: skip
+                                number=fresh.number, name=account.institution.name,
+                                date=amendments.reminded_end(fresh).isoformat())  # fmt: skip
                 url = reverse("keyaccounts:account", args=[account.pk]) + "#agreements"
                 _notify([*pms, *managers], "keyaccounts.renewal", title, "", url, fresh)
                 fresh.renewal_notified_at = now
@@ -2332,11 +2336,12 @@ class ServiceTerms(amendments.Terms):
         # the account first, as the signing, the worker's sweep and the de-listing take it
         KeyAccount.objects.select_for_update().filter(pk=agreement.account_id).first()
 
-    def follow_end(self, user, agreement, previous):
-        # the renewal reminder follows the new end: one sent for the end before goes out again before the new end (at
+    def follow_end(self, user, agreement, previous, reminded_end=None):
+        # the renewal reminder follows the new end: one sent for another end goes out again before the new end (at
         # once when its day has passed), and the worker's next look is counted from the new term
         changes = {}
-        if agreement.end_date != previous[1] and agreement.renewal_notified_at is not None:
+        named = previous[1] if reminded_end is None else reminded_end
+        if agreement.end_date != named and agreement.renewal_notified_at is not None:
             changes["renewal_notified_at"] = [agreement.renewal_notified_at, None]
             agreement.renewal_notified_at = None
         fields = ["renewal_notified_at", "next_check_at"]
@@ -2349,9 +2354,20 @@ class ServiceTerms(amendments.Terms):
         return fields, changes
 
     def schedule(self, agreement, amendment):
-        # the worker looks at it on the amendment's day (sweep_agreements applies it, then reminds or expires)
+        # the renewal reminder follows the end the amendment sets from now on (amendments.reminded_end): one sent for
+        # the end in force goes out again before the new end (at once when that day has passed) when the end moves.
+        # The worker looks at it then, and on the amendment's day (sweep_agreements applies it, then reminds or expires)
+        changes = {}
+        if amendment.end_date != agreement.end_date and agreement.renewal_notified_at is not None:
+            changes["renewal_notified_at"] = [agreement.renewal_notified_at, None]
+            agreement.renewal_notified_at = None
+        agreement.next_check_at = (
+            _renewal_moment(agreement) if agreement.renewal_notified_at is None else _expiry_moment(agreement)
+        )
+        if agreement.start_date > timezone.localdate() and _renewed_by(agreement).exists():
+            agreement.next_check_at = min(agreement.next_check_at, _start_moment(agreement))
         _look_when_amended(agreement)
-        return ["next_check_at"]
+        return ["next_check_at", "renewal_notified_at"], changes
 
     def files_dir(self) -> Path:
         return agreements_dir()

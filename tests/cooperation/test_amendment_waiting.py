@@ -111,3 +111,46 @@ def test_an_amendment_whose_day_has_come_is_applied_when_the_agreement_is_termin
     amendment.refresh_from_db()
     assert amendment.state == "applied" and ours.end_date == today + dt.timedelta(days=400)
     assert ours.status == "terminated"
+
+
+def test_the_reminder_follows_the_end_a_waiting_amendment_extends(users, ours):
+    today = TODAY()
+    Agreement.objects.filter(pk=ours.pk).update(end_date=today + dt.timedelta(days=40))
+    ours.refresh_from_db()
+    new_end = today + dt.timedelta(days=200)
+    _amend(users, ours, new_end, today + dt.timedelta(days=20))
+    # 25 days before the current end (within the 30 days' notice): no reminder, the agreement will run on
+    assert services.sweep(now=_at(today + dt.timedelta(days=15), 9))[0] == 0
+    assert services.sweep(now=_at(today + dt.timedelta(days=20)))[0] == 0  # applied on its day
+    ours.refresh_from_db()
+    assert ours.end_date == new_end
+    assert services.sweep(now=_at(new_end - dt.timedelta(days=20), 9))[0] == 1
+    assert len(_reminders()) == 1 and new_end.isoformat() in _reminders()[0]
+
+
+def test_a_waiting_amendment_shortening_the_term_brings_the_reminder_forward_once(users, ours):
+    today = TODAY()
+    Agreement.objects.filter(pk=ours.pk).update(end_date=today + dt.timedelta(days=100))
+    ours.refresh_from_db()
+    short_end = today + dt.timedelta(days=25)
+    _amend(users, ours, short_end, today + dt.timedelta(days=10))
+    assert services.sweep()[0] == 1  # within the 30 days' notice of the end it will have
+    assert short_end.isoformat() in _reminders()[0]
+    assert services.sweep(now=_at(today + dt.timedelta(days=10)))[0] == 0  # applied, not reminded twice
+    ours.refresh_from_db()
+    assert ours.end_date == short_end and ours.renewal_notified_at is not None
+    assert len(_reminders()) == 1
+
+
+def test_a_reminder_sent_for_the_current_end_goes_out_again_for_the_end_a_waiting_amendment_sets(users, ours):
+    today = TODAY()
+    Agreement.objects.filter(pk=ours.pk).update(end_date=today + dt.timedelta(days=20))
+    ours.refresh_from_db()
+    assert services.sweep()[0] == 1
+    ours.refresh_from_db()
+    new_end = today + dt.timedelta(days=200)
+    _amend(users, ours, new_end, today + dt.timedelta(days=10))
+    assert ours.renewal_notified_at is None
+    assert services.sweep(now=_at(today + dt.timedelta(days=10)))[0] == 0
+    assert services.sweep(now=_at(new_end - dt.timedelta(days=20), 9))[0] == 1
+    assert len(_reminders()) == 2 and new_end.isoformat() in _reminders()[1]

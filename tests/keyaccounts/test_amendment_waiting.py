@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from pharmacrm.core.models import AuditEntry
 from pharmacrm.keyaccounts import services
-from pharmacrm.keyaccounts.models import ServicePlan
+from pharmacrm.keyaccounts.models import Agreement, ServicePlan
 from pharmacrm.notify.models import Notification
 
 from .programme_fixtures import *  # noqa: F403
@@ -133,3 +133,56 @@ def test_the_waiting_amendment_lapses_when_the_account_is_delisted(users, signed
             in page)  # fmt: skip
     assert AuditEntry.objects.filter(object_type="keyaccounts.agreementamendment", object_id=str(amendment.pk),
                                      changes__lapse_cause__1="ended", actor=manager2).exists()  # fmt: skip
+
+
+def test_the_reminder_follows_the_end_a_waiting_amendment_extends(users, signed):
+    account, plan, agreement = signed  # today – today+99, reminded 60 days before the end
+    today = timezone.localdate()
+    new_end = today + dt.timedelta(days=180)
+    _amend(users, agreement, new_end, today + dt.timedelta(days=100))  # from the day after the current end
+    # 60 days before the current end: no reminder, the agreement will run on
+    assert services.sweep_agreements(now=_at(today + dt.timedelta(days=39), 10)) == 0
+    assert services.sweep_agreements(now=_at(today + dt.timedelta(days=100))) == 0  # applied on its day
+    agreement.refresh_from_db()
+    assert agreement.end_date == new_end and agreement.status == "signed"
+    assert services.sweep_agreements(now=_at(new_end - dt.timedelta(days=60), 10)) == 1
+    assert len(_reminders()) == 1 and new_end.isoformat() in _reminders()[0]
+
+
+def test_a_waiting_amendment_shortening_the_term_brings_the_reminder_forward_once(users, signed):
+    account, plan, agreement = signed
+    today = timezone.localdate()
+    # from ten days back to 55 days ahead: 60 days before that end is past already
+    short_end = today + dt.timedelta(days=55)
+    _amend(users, agreement, short_end, today + dt.timedelta(days=10), start=today - dt.timedelta(days=10))
+    agreement.refresh_from_db()
+    assert agreement.next_check_at <= timezone.now() + dt.timedelta(minutes=1)
+    assert services.sweep_agreements(now=timezone.now() + dt.timedelta(minutes=1)) == 1
+    assert short_end.isoformat() in _reminders()[0]
+    # applied on its day without a second reminder for the same end; nothing more before it expires
+    assert services.sweep_agreements(now=_at(today + dt.timedelta(days=10))) == 0
+    agreement.refresh_from_db()
+    assert agreement.end_date == short_end and agreement.renewal_notified_at is not None
+    assert services.sweep_agreements(now=_at(short_end - dt.timedelta(days=5), 10)) == 0
+    assert len(_reminders()) == 1
+    services.sweep_agreements(now=_at(short_end + dt.timedelta(days=1)))
+    agreement.refresh_from_db()
+    assert agreement.status == "expired"
+
+
+def test_a_reminder_sent_for_the_current_end_goes_out_again_for_the_end_a_waiting_amendment_sets(users, signed):
+    account, plan, agreement = signed
+    today = timezone.localdate()
+    assert services.sweep_agreements(now=_at(today + dt.timedelta(days=39), 10)) == 1  # for today+99
+    agreement.refresh_from_db()
+    new_end = today + dt.timedelta(days=180)
+    _amend(users, agreement, new_end, today + dt.timedelta(days=60))
+    agreement.refresh_from_db()
+    assert agreement.renewal_notified_at is None
+    entry = AuditEntry.objects.filter(object_type="keyaccounts.agreement", object_id=str(agreement.pk),
+                                      extra__amendment__isnull=False).latest("seq")  # fmt: skip
+    assert entry.changes["renewal_notified_at"][1] is None
+    assert services.sweep_agreements(now=_at(today + dt.timedelta(days=60))) == 0
+    assert services.sweep_agreements(now=_at(new_end - dt.timedelta(days=60), 10)) == 1
+    assert len(_reminders()) == 2 and new_end.isoformat() in _reminders()[1]
+    assert Agreement.objects.get(pk=agreement.pk).end_date == new_end
