@@ -2073,6 +2073,18 @@ def _arm_clock(agreement: Agreement, user) -> None:
     _look_when_amended(agreement)
 
 
+def lapsing_on_delisting(proposal: Proposal) -> list:
+    """The amendments waiting for their day that approving the de-listing `proposal` makes lapse (_close_account: the
+    agreements in force end), for the decision form to say so beforehand."""
+    if proposal.kind != ProposalKind.DELIST or proposal.account_id is None:
+        return []
+    today = timezone.localdate()
+    found = []
+    for agreement in Agreement.objects.filter(account_id=proposal.account_id, status=AgreementStatus.SIGNED).order_by("pk"):
+        found += amendments.lapsing(agreement, today=today)
+    return found
+
+
 def lapsing_on_signing(agreement: Agreement) -> list:
     """The amendments waiting for their day that recording the signing of `agreement` (a renewal) would make lapse
     (_arm_clock): of the agreements it renews, those whose new term overlaps its own (every one once its term has

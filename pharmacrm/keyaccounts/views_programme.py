@@ -385,6 +385,8 @@ def _proposal_page(request, proposal: Proposal, status: int = 200, **forms) -> H
         "may_withdraw": services.may_withdraw(user, proposal),
         "withdraw_form": SubmitForm(initial={"version": proposal.version}, prefix="withdraw"),
         "candidate": latest_candidate(proposal.institution),
+        # a de-listing ends the agreements in force: the amendments waiting for their day lapse, said beforehand
+        "lapsing": services.lapsing_on_delisting(proposal) if may_decide else [],
     }  # fmt: skip
     return render(request, "keyaccounts/ka_proposal_detail.html", context, status=_refusal_status(status, forms))
 

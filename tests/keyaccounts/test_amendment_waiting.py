@@ -119,6 +119,11 @@ def test_the_waiting_amendment_lapses_when_the_account_is_delisted(users, signed
     today = timezone.localdate()
     amendment = _amend(users, agreement, today + dt.timedelta(days=150), today + dt.timedelta(days=60))
     proposal = make_proposal(account.institution, kind="delist")
+    # the decision form says beforehand what approving it does to the amendment
+    page = _words(client_for("manager").get(reverse("keyaccounts:proposal", args=[proposal.pk]),
+                                             HTTP_ACCEPT_LANGUAGE="en"))  # fmt: skip
+    assert (f"Amendment {amendment.number} takes effect on {(today + dt.timedelta(days=60)).isoformat()}: approving "
+            "the de-listing ends its agreement before then, and it lapses, never applied.") in page  # fmt: skip
     services.decide(manager2, proposal, approve=True, comment="合作结束", otp_code=sign_code(manager2))
     agreement.refresh_from_db()
     amendment.refresh_from_db()
