@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('keyaccounts', '0025_amendment_applied_at'),
+        ('keyaccounts', '0026_run_trigger_gate'),
     ]
 
     operations = [
