@@ -15,7 +15,16 @@ from pharmacrm.core import access, signatures
 from pharmacrm.core.models import Counter, Signature, User
 
 from . import services
-from .choices import AckStatus, CaseKind, Channel, ClockKind, Jurisdiction, RecallDecision, SignalStatus
+from .choices import (
+    AckStatus,
+    CaseKind,
+    Channel,
+    ClockKind,
+    Jurisdiction,
+    RecallDecision,
+    SignalKind,
+    SignalStatus,
+)
 from .models import Flag, SafetyCase, SafetyClock, Submission
 
 MARKER = "demo:safety"
@@ -48,6 +57,16 @@ def _drug(product, batch: str, **extra) -> dict:
     return {"role": "1", "product": product, "brand_name": product.brand_name, "generic_name": product.generic_name,
             "approval_number": product.approval_number, "dosage_form": product.dosage_form, "batch": batch,
             "manufacturer": "PharmaCRM 演示药业有限公司", **extra}  # fmt: skip
+
+
+def _confirmed(flag: Flag, patient: dict, *, coded: bool) -> dict:
+    """What PV adds when confirming a flag into a case: a reaction of the kind the flag signals. A quality defect
+    (the pen that jams, flakes in the solution) is a product quality complaint without a reaction — no patient, no
+    adverse event, so no ADR reporting clock: it goes to QA with the defect the ticket describes."""
+    if flag.kind == SignalKind.QUALITY:
+        return {"quality": {"defect": (flag.excerpt or "").strip()[:2000]}}
+    term = INEFFECTIVE if flag.kind == SignalKind.LACK_OF_EFFICACY else RASH
+    return {**patient, "reactions": [_reaction(term, coded)]}
 
 
 def load() -> int:
@@ -97,7 +116,7 @@ def load() -> int:
         old = [f for f in pending if f.received_at < at(2)]
         for i, flag in enumerate(old):
             if i % 3 == 0:
-                made.append(services.confirm_flag(pv, flag, data={**patient(i), "reactions": [_reaction(RASH, i % 2 == 0)]}))
+                made.append(services.confirm_flag(pv, flag, data=_confirmed(flag, patient(i), coded=i % 2 == 0)))
             else:
                 services.dismiss_flag(pv, flag, reason=DISMISSALS[i % len(DISMISSALS)])
             # triaged the morning after, as a PV team would have: the hand-off met in time

@@ -200,6 +200,24 @@ def test_the_demo_has_tickets_in_every_status_with_their_clocks(loaded):
     }
 
 
+def test_the_demos_quality_complaints_owe_no_adr_report_unless_a_reaction_is_recorded(loaded):
+    """QC-2026-000001 (到货数量与订单不符) showed an overdue ADR clock: the demo confirmed every flag with a rash, a
+    quality flag too. A confirmed quality flag is a complaint for QA with the defect the ticket told of, no reaction,
+    no regulatory clock; a reaction flag, or one of lack of efficacy, is confirmed with a reaction of its kind."""
+    from pharmacrm.safety.models import Flag, SafetyCase, SafetyClock
+
+    confirmed = Flag.objects.filter(status="confirmed", case__isnull=False).select_related("case")
+    assert confirmed.filter(kind="quality").exists() and confirmed.exclude(kind="quality").exists()
+    for flag in confirmed:
+        reactions = list(flag.case.reactions.values_list("verbatim", flat=True))
+        if flag.kind == "quality":
+            assert reactions == [] and flag.case.quality.defect, flag.case.number
+        else:
+            assert reactions == (["用药无效"] if flag.kind == "lack_of_efficacy" else ["全身皮疹"]), flag.case.number
+    for case in SafetyCase.objects.filter(kind="quality", reactions__isnull=True):
+        assert not SafetyClock.objects.filter(case=case, kind__in=["report", "investigation"]).exists(), case.number
+
+
 def test_the_demo_has_quality_reviews_with_findings_and_an_accuracy(loaded):
     from pharmacrm.core.models import User
     from pharmacrm.servicedesk import performance
