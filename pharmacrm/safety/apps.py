@@ -17,6 +17,9 @@ RULES_CHANGED_BY_MIGRATION: dict[str, tuple[list, bool]] = {}
 # {alias: [(code, condition before, after)]}, audited once the whole `migrate` is done, and the open cases from abroad
 # still owing a death clock planned again
 DEATH_RULES_CHANGED_BY_MIGRATION: dict[str, list] = {}
+# databases whose migration 0017 limited CN-NEW-SERIOUS to serious cases from China: {alias: [(code, {field: [before,
+# after]})]}, audited once the whole `migrate` is done
+SERIOUS_RULE_CHANGED_BY_MIGRATION: dict[str, list] = {}
 
 
 def audit_rule_changes(using: str) -> None:
@@ -54,11 +57,25 @@ def replan_foreign_deaths(using: str) -> None:
     services.replan_foreign_deaths(services.SystemActor(actor), reason=services.FOREIGN_DEATH_REASON)
 
 
+def audit_serious_rule(using: str) -> None:
+    """safety 0017's change of CN-NEW-SERIOUS audited like an administrator's (its condition, name, legal basis)."""
+    from pharmacrm.core import audit
+    from pharmacrm.core.models import AuditEntry
+
+    from .models import ReportingRule
+
+    for code, changes in SERIOUS_RULE_CHANGED_BY_MIGRATION.pop(using):
+        rule = ReportingRule.objects.using(using).get(code=code)
+        audit.record(AuditEntry.Action.UPDATE, rule, changes=changes, code=code, actor_name="migration safety 0017")
+
+
 def revalidate_after_migrate(sender, using: str = "default", **kwargs) -> None:
     from django.core.management import call_command
 
     if using in RULES_CHANGED_BY_MIGRATION:
         audit_rule_changes(using)
+    if using in SERIOUS_RULE_CHANGED_BY_MIGRATION:
+        audit_serious_rule(using)
     if using in DEATH_RULES_CHANGED_BY_MIGRATION:
         replan_foreign_deaths(using)
     if using in RENAME_FILES_AFTER_MIGRATE:

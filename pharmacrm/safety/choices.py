@@ -204,9 +204,13 @@ class RuleCondition(models.TextChoices):
     SERIOUS = "serious", _("Serious")
     NON_SERIOUS = "non_serious", _("Non-serious")
     OTHER = "other", _("Any other case")
-    # where the case occurred (E.i.9), against the rule's jurisdiction: China's GVP has the NMPA told of every case
-    # from China (serious or new 15 days, others 30) and of the serious ones from abroad (15 days); a foreign
-    # non-serious case goes into the periodic report (PSUR / PBRER), never as an ICSR of its own
+    # where the case occurred (E.i.9), against the rule's jurisdiction: China's GVP (2021, art. 135) has the NMPA told
+    # of every case from China (serious 15 days, the others — a new non-serious one too — 30) and of the serious ones
+    # from abroad (15 days); a foreign non-serious case goes into the periodic report (PSUR / PBRER), never as an ICSR
+    # of its own
+    SERIOUS_DOMESTIC = "serious_domestic", _("Occurred in the jurisdiction: serious (new or expected)")
+    # the shipped CN-NEW-SERIOUS's condition until safety 0017 (药品不良反应报告和监测管理办法 art. 20 read as "new or
+    # serious"): kept for a rule an administrator keeps on it
     NEW_OR_SERIOUS_DOMESTIC = "new_serious_domestic", _("Occurred in the jurisdiction: new (unexpected) or serious")
     OTHER_DOMESTIC = "other_domestic", _("Occurred in the jurisdiction: any other case")
     SERIOUS_FOREIGN = "serious_foreign", _("Occurred abroad: serious")

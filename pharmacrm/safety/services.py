@@ -542,6 +542,8 @@ def domestic(case: SafetyCase, jurisdiction: str) -> bool:
 
 def _applies(condition: str, case: SafetyCase, jurisdiction: str = "CN") -> bool:
     unexpected = case.expectedness == Expectedness.UNEXPECTED
+    if condition == RuleCondition.SERIOUS_DOMESTIC:
+        return domestic(case, jurisdiction) and case.serious
     if condition == RuleCondition.NEW_OR_SERIOUS_DOMESTIC:
         return domestic(case, jurisdiction) and (case.serious or unexpected)
     if condition == RuleCondition.OTHER_DOMESTIC:

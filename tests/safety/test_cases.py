@@ -50,7 +50,7 @@ def test_china_rules_serious_and_fatal(make_case):
     serious = make_case(reactions=[{"verbatim": "过敏性休克", "life_threatening": True}])
     assert serious.serious and set(clocks(serious)) == {"CN-NEW-SERIOUS"}
     new = make_case(expectedness="unexpected")
-    assert set(clocks(new)) == {"CN-NEW-SERIOUS"}  # new (unexpected) alone is 15 days too
+    assert set(clocks(new)) == {"CN-OTHER"}  # new (unexpected) but not serious: 30 days (GVP 2021 art. 135)
     fatal = make_case(reactions=[{"verbatim": "死亡", "death": True, "outcome": "5"}])
     assert fatal.fatal
     assert set(clocks(fatal)) == {"CN-DEATH"}

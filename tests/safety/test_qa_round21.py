@@ -66,16 +66,19 @@ def _expedited_flag(xml: bytes) -> str:
     return root.xpath("//h:observationEvent[h:code/@code='23']/h:value/@value", namespaces={"h": "urn:hl7-org:v3"})[0]
 
 
-def test_a_new_reaction_is_exported_as_meeting_chinas_criteria_for_an_expedited_report(make_case):
-    """NMPA: a new (unexpected) reaction is a 15-day report even when not serious — the case's clock says so — but
-    its ICSR told the receiver C.1.7 "local criteria for an expedited report: false"."""
+def test_the_icsr_says_whether_chinas_rules_expedite_the_case_as_its_clock_does(make_case):
+    """C.1.7 "local criteria for an expedited report" follows the case's clock. Since session 61 (safety 0017, GVP 2021
+    art. 135) a new (unexpected) reaction that is not serious is a 30-day report like any other non-serious one: not
+    expedited; a serious one is (15 days)."""
     from pharmacrm.safety.e2b import export
+    from tests.safety.conftest import COMPLETE
 
     new = make_case(expectedness="unexpected")
-    assert {c.rule.code for c in new.clocks.filter(kind="report")} == {"CN-NEW-SERIOUS"}
-    assert _expedited_flag(export.release([new], purpose="partner").xml) == "true"
-    routine = make_case()  # expected, not serious: the 30-day report
-    assert _expedited_flag(export.release([routine], purpose="partner").xml) == "false"
+    assert {c.rule.code for c in new.clocks.filter(kind="report")} == {"CN-OTHER"}
+    assert _expedited_flag(export.release([new], purpose="partner").xml) == "false"
+    serious = make_case(reactions=[{**COMPLETE["reactions"][0], "hospitalisation": True}])
+    assert {c.rule.code for c in serious.clocks.filter(kind="report")} == {"CN-NEW-SERIOUS"}
+    assert _expedited_flag(export.release([serious], purpose="partner").xml) == "true"
 
 
 @pytest.mark.parametrize("text", [

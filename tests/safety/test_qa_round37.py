@@ -227,7 +227,7 @@ def test_a_non_serious_case_from_abroad_owes_the_nmpa_no_individual_report(make_
     ({"country": "US", "reactions": SERIOUS}, "CN-FOREIGN-SERIOUS", dt.datetime(2026, 3, 17, 23, 59, 59)),
     ({"country": "HK"}, None, None),  # 境内 is the mainland: Hong Kong reports are foreign
     ({"country": "CN"}, "CN-OTHER", dt.datetime(2026, 4, 1, 23, 59, 59)),
-    ({"country": "CN", "expectedness": "unexpected"}, "CN-NEW-SERIOUS", dt.datetime(2026, 3, 17, 23, 59, 59)),
+    ({"country": "CN", "expectedness": "unexpected"}, "CN-OTHER", dt.datetime(2026, 4, 1, 23, 59, 59)),
     ({"country": "CN", "reactions": SERIOUS}, "CN-NEW-SERIOUS", dt.datetime(2026, 3, 17, 23, 59, 59)),
 ])  # fmt: skip
 def test_cases_from_china_and_serious_ones_from_abroad_keep_their_deadlines(make_case, fields, rule, due):

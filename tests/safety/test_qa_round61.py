@@ -75,3 +75,84 @@ def test_the_page_of_a_quality_complaint_without_a_reaction_shows_no_reporting_c
     case = services.confirm_flag(users["pv"], _quality_flag(users, xiehe), data={"quality": {"defect": "无法出药"}})
     page = web("pv").get(reverse("safety:case", args=[case.pk])).content.decode()
     assert "CN-OTHER" not in page and "Other reactions: within 30 days" not in page
+
+
+# --- 2. China's 15 days: serious reactions, new or not -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("expectedness", "reactions", "rule", "days"), [
+    ("unexpected", SERIOUS, "CN-NEW-SERIOUS", 15),  # new and serious
+    ("expected", SERIOUS, "CN-NEW-SERIOUS", 15),  # serious, not new: 15 days all the same
+    ("unexpected", COMPLETE["reactions"], "CN-OTHER", 30),  # new, not serious: 30 days (GVP 2021 art. 135)
+    ("expected", COMPLETE["reactions"], "CN-OTHER", 30),  # neither
+])  # fmt: skip
+def test_a_case_from_china_is_due_in_15_days_when_serious_new_or_not_else_in_30(make_case, expectedness, reactions,
+                                                                               rule, days):  # fmt: skip
+    """药物警戒质量管理规范 (2021) art. 135: 境内严重不良反应 15 日内, 其他个例不良反应 30 日内. The shipped rule gave a new
+    (unexpected) non-serious reaction 15 days, reading 药品不良反应报告和监测管理办法 art. 20's "新的、严重的" as either."""
+    case = make_case(country="CN", received_at=DAY0, expectedness=expectedness, reactions=reactions)
+    assert _report_clocks(case) == [(rule, _end_of_day(days))]
+
+
+def test_the_rules_page_says_the_15_days_are_for_serious_reactions(web):
+    page = web("pv").get(reverse("safety:rules")).content.decode()
+    assert "Serious reactions in China: within 15 days" in page
+    assert "Occurred in the jurisdiction: serious (new or expected)" in page
+    assert "New or serious reactions" not in page
+    rule = ReportingRule.objects.get(code="CN-NEW-SERIOUS")
+    assert (rule.condition, rule.within, rule.legal_basis) == ("serious_domestic", 15, "《药物警戒质量管理规范》（2021）第一百三十五条")
+
+
+def _migrate_0017():
+    from django.apps import apps
+    from django.db import connection
+
+    from pharmacrm.safety import apps as safety_apps
+
+    migration = importlib.import_module("pharmacrm.safety.migrations.0017_serious_domestic_rule")
+    migration.limit_to_serious(apps, types.SimpleNamespace(connection=connection))
+    safety_apps.revalidate_after_migrate(None, using=connection.alias)
+
+
+SHIPPED_BEFORE = {"condition": "new_serious_domestic", "name": "新的、严重的不良反应：15 日内",
+                  "legal_basis": "《药品不良反应报告和监测管理办法》第二十条"}  # fmt: skip
+
+
+def test_a_database_installed_before_gets_the_rule_for_serious_reactions_audited(make_case):
+    """safety 0017: the shipped CN-NEW-SERIOUS, left as shipped, is limited to serious cases with its new name and
+    legal basis, audited by the migration; a new non-serious case opened after it is due in 30 days, while a
+    clock planned before keeps its deadline (as after any change of a rule)."""
+    ReportingRule.objects.filter(code="CN-NEW-SERIOUS").update(**SHIPPED_BEFORE, within=10)  # a deadline of its own
+    before = make_case(country="CN", received_at=DAY0, expectedness="unexpected")
+    assert _report_clocks(before) == [("CN-NEW-SERIOUS", _end_of_day(10))]
+
+    _migrate_0017()
+
+    rule = ReportingRule.objects.get(code="CN-NEW-SERIOUS")
+    assert (rule.condition, rule.name, rule.within) == ("serious_domestic", "境内严重不良反应：15 日内", 10)
+    assert rule.legal_basis == "《药物警戒质量管理规范》（2021）第一百三十五条"
+    entry = AuditEntry.objects.filter(object_type="safety.reportingrule", object_id=str(rule.pk)).latest("id")
+    assert entry.actor_name == "migration safety 0017"
+    assert entry.changes == {"condition": ["new_serious_domestic", "serious_domestic"],
+                             "name": [SHIPPED_BEFORE["name"], "境内严重不良反应：15 日内"],
+                             "legal_basis": [SHIPPED_BEFORE["legal_basis"], rule.legal_basis]}  # fmt: skip
+    assert _report_clocks(before) == [("CN-NEW-SERIOUS", _end_of_day(10))]
+    after = make_case(country="CN", received_at=DAY0, expectedness="unexpected")
+    assert _report_clocks(after) == [("CN-OTHER", _end_of_day(30))]
+
+    _migrate_0017()  # run again: nothing to change, nothing audited
+    assert AuditEntry.objects.filter(object_type="safety.reportingrule", object_id=str(rule.pk)).latest("id") == entry
+
+
+@pytest.mark.parametrize("edited", [
+    {"condition": "new_or_serious"},  # the administrator's condition: their rule, as they made it
+    {"condition": "new_serious_domestic", "name": "新的或严重的不良反应（本公司 SOP）：15 日内"},  # their own name
+])  # fmt: skip
+def test_an_administrators_rule_keeps_what_they_made_of_it(edited):
+    ReportingRule.objects.filter(code="CN-NEW-SERIOUS").update(**{**SHIPPED_BEFORE, **edited})
+    _migrate_0017()
+    rule = ReportingRule.objects.get(code="CN-NEW-SERIOUS")
+    expected = {**SHIPPED_BEFORE, **edited}
+    if edited["condition"] == "new_serious_domestic":  # still the shipped condition: limited, their name stays
+        expected.update(condition="serious_domestic", legal_basis="《药物警戒质量管理规范》（2021）第一百三十五条")
+    assert {f: getattr(rule, f) for f in ("condition", "name", "legal_basis")} == expected

@@ -339,8 +339,8 @@ def _included_document(document, case_file) -> None:
 
 def _expedited(case) -> bool:
     """C.1.7: whether an active reporting rule puts the case on an expedited timeline — every rule but the ones
-    for "any other case" and non-serious cases. China's makes a new (unexpected) reaction a 15-day report even
-    when it is not serious."""
+    for "any other case" and non-serious cases (China's GVP: a new non-serious reaction is a 30-day report, not
+    expedited; an administrator's rule for new reactions would make it one)."""
     from ..choices import ClockKind, RuleCondition
     from ..services import reportable, rules_for
 

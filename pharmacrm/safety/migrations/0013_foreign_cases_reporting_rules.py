@@ -22,12 +22,14 @@ CONDITIONS = [
 
 def limit_to_domestic(apps, schema_editor):
     from pharmacrm.safety import apps as safety_apps
-    from pharmacrm.safety.setup import DEFAULT_RULES, SHIPPED_BEFORE_0013, install_rules
+    from pharmacrm.safety.setup import SHIPPED_BEFORE_0013, install_rules
 
     ReportingRule = apps.get_model("safety", "ReportingRule")  # noqa: N806 — a model class
     alias = schema_editor.connection.alias
     rules = ReportingRule.objects.using(alias)
-    now = {code: condition for code, _j, _n, condition, *_rest in DEFAULT_RULES}
+    # the conditions this migration gave them (CN-NEW-SERIOUS's is limited to serious cases by safety 0017), not
+    # today's DEFAULT_RULES: each migration audits its own step
+    now = {"CN-NEW-SERIOUS": "new_serious_domestic", "CN-OTHER": "other_domestic"}
     changed = []
     for code, before in SHIPPED_BEFORE_0013.items():
         rule = rules.filter(code=code, condition=before).first()
