@@ -156,3 +156,17 @@ def test_an_administrators_rule_keeps_what_they_made_of_it(edited):
     if edited["condition"] == "new_serious_domestic":  # still the shipped condition: limited, their name stays
         expected.update(condition="serious_domestic", legal_basis="《药物警戒质量管理规范》（2021）第一百三十五条")
     assert {f: getattr(rule, f) for f in ("condition", "name", "legal_basis")} == expected
+
+
+# --- 3. what the PV officer reading Chinese noticed ------------------------------------------------------------
+
+
+def test_a_follow_ups_changed_fields_are_named_in_the_readers_language(users, make_case, client_for):
+    """The versions table said "reactions" under 更新 for a follow-up that found the patient hospitalised."""
+    case = make_case()
+    services.add_follow_up(users["pv"], case, {"reactions": SERIOUS, "patient_weight_kg": "62"},
+                           received_at=timezone.now() - dt.timedelta(hours=1), summary="医院回电：患者住院")  # fmt: skip
+    page = client_for("pv").get(reverse("safety:case", args=[case.pk])).content.decode()
+    row = re.search(r'<tr data-sequence="1">.*?</tr>', page, re.S).group(0)
+    assert "不良反应" in row and "体重" in row
+    assert "reactions" not in row and "patient_weight_kg" not in row

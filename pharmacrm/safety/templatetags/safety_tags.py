@@ -18,3 +18,17 @@ def safety_panel(context, source) -> dict:
         return {"show": False}
     return {**panel_context(user, source), "csrf_token": context.get("csrf_token"),
             "next": request.get_full_path()}  # fmt: skip
+
+
+@register.filter
+def version_changes(names) -> str:
+    """What a follow-up changed (CaseVersion.changes: field names, never values) in the reader's language, as the
+    audit trail labels them: 不良反应、患者年龄, never "reactions, patient_age"."""
+    from django.utils.translation import gettext as _
+
+    from pharmacrm.core import wording
+    from pharmacrm.core.templatetags.crm import audit_label
+    from pharmacrm.safety.models import SafetyCase
+
+    sections = {"drugs": _("Drugs"), "reactions": _("Reactions")}  # as the case page's sections are headed
+    return wording.listing([sections.get(name) or audit_label(SafetyCase, name) for name in names or ()])
