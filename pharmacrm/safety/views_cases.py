@@ -374,6 +374,21 @@ def _problem_link(case: SafetyCase, field: str) -> str:
     return base
 
 
+def _problem_place(field: str) -> str:
+    """Where an export problem's field is, as the edit form heads it ("reactions[0].meddra_llt" → 不良反应 1), not the
+    field's path: the problem's message names the field itself. A field of the case: the edit form."""
+    if not field:
+        return ""
+    prefix, bracket, rest = field.partition("[")
+    index = rest.partition("]")[0]
+    if bracket and index.isdecimal():
+        if prefix == "drugs":
+            return _("Drug %(n)s") % {"n": int(index) + 1}
+        if prefix == "reactions":
+            return _("Reaction %(n)s") % {"n": int(index) + 1}
+    return _("Edit case")
+
+
 def _task_title(task) -> str:
     """A follow-up task's title names the missing criteria, a QA hand-off's the case; it is stored in the language
     of the request (or the worker) that last changed the case, so it is put together again in the reader's."""
@@ -652,7 +667,8 @@ def case_export(request, pk: int):
             result = services.export_icsr(request.user, [case], otp_code=d["otp_code"], purpose=d["purpose"],
                                           report=d.get("report") or "", reason=d.get("reason") or "")  # fmt: skip
         except ExportRefused as e:
-            problems = [{"problem": p, "link": _problem_link(case, p.field)} for p in e.problems]
+            problems = [{"problem": p, "link": _problem_link(case, p.field), "place": _problem_place(p.field)}
+                        for p in e.problems]  # fmt: skip
             initial = {"purpose": d["purpose"], "report": d.get("report") or "", "reason": d.get("reason") or ""}
             return _detail_page(request, case, 400, export_form=ExportForm(initial=initial),
                                 export_problems=problems)  # fmt: skip

@@ -170,3 +170,14 @@ def test_a_follow_ups_changed_fields_are_named_in_the_readers_language(users, ma
     row = re.search(r'<tr data-sequence="1">.*?</tr>', page, re.S).group(0)
     assert "不良反应" in row and "体重" in row
     assert "reactions" not in row and "patient_weight_kg" not in row
+
+
+def test_an_export_refused_names_the_row_to_correct_not_the_fields_path(client_for, users, make_case):
+    case = make_case(reactions=[{"verbatim": "皮疹", "outcome": "1"}])  # no MedDRA code
+    response = client_for("pv").post(reverse("safety:case-export", args=[case.pk]),
+                                     {"purpose": "regulatory", "otp_code": sign_code(users["pv"])})  # fmt: skip
+    assert response.status_code == 400
+    problems = re.search(r'id="export-problems".*?</div>', response.content.decode(), re.S).group(0)
+    link = reverse("safety:case-edit", args=[case.pk]) + "#id_reactions-0-meddra_llt"
+    assert f'<a href="{link}">不良反应 1</a>' in problems
+    assert ">reactions[0].meddra_llt<" not in problems
