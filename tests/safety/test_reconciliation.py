@@ -152,6 +152,24 @@ def test_a_rejected_report_not_sent_again_needs_action(users, xiehe):
     assert row_of(result["rows"], t.number)["timeliness"] == recon.NOT_YET
 
 
+def test_on_a_chinese_page_the_jurisdiction_and_the_delay_are_in_full_width_brackets(users, xiehe, client_for):
+    """报告被监管机构拒收，未重新递交 (CN) and 迟报 (10 天): half-width brackets in Chinese text."""
+    late_case = confirmed_case(users, ticket(users, xiehe, "服药后全身皮疹", received_at=received_on(40)))
+    services.record_submission(users["pv"], late_case, {"channel": "nmpa", "late_reason": "等待医院补充病历"},
+                               otp_code=sign_code(users["pv"]))  # fmt: skip
+    rejected = confirmed_case(users, ticket(users, xiehe, "服药后呼吸困难", days_ago=3))
+    submission = services.record_submission(users["pv"], rejected, {"channel": "nmpa", "message_id": "B-1"},
+                                            otp_code=next_code(users["pv"]))  # fmt: skip
+    services.record_ack(users["pv"], submission, accepted=False, errors=["患者年龄缺失"])
+
+    page = client_for("pv").get(reverse("safety:reconciliation")).content.decode()
+
+    row = re.search(r'data-problem="rejected_open".*?</tr>', page, re.S).group(0)
+    assert "（CN）" in row and "(CN)" not in row
+    late = re.search(rf'data-case="{late_case.number}" data-timeliness="late".*?</tr>', page, re.S).group(0)
+    assert "（10 天）" in late and "(" not in re.sub(r"<[^>]*>", "", late)
+
+
 def test_flagged_interactions_are_reconciled_too(users, xiehe):
     interaction = engagement.record_interaction(users["rep"], {
         "institution": xiehe, "person": Person.objects.get(name="张伟"), "channel": "visit",
