@@ -352,8 +352,12 @@ def from_interaction(request, pk: int):
 
 
 def _criteria(case: SafetyCase) -> list[dict]:
+    """The minimum criteria of a valid case, as they apply to it: a quality complaint without a reaction needs a
+    reporter and the product only — not ticked as if it had a patient and an adverse reaction."""
+    quality_only = not services.reportable(case)
     return [{"value": c.value, "label": c.label, "help": services.CRITERION_HELP[c], "missing": c.value in case.missing}
-            for c in Criterion]  # fmt: skip
+            for c in Criterion
+            if not (quality_only and c in (Criterion.PATIENT, Criterion.REACTION))]  # fmt: skip
 
 
 def _problem_link(case: SafetyCase, field: str) -> str:
@@ -431,7 +435,7 @@ def _header_context(case: SafetyCase, now: dt.datetime) -> dict:
     criteria = _criteria(case)
     return {
         "case": case, "criteria": criteria, "missing_labels": [c["label"] for c in criteria if c["missing"]],
-        "clocks": clocks, "submissions": submissions, "tasks": tasks,
+        "reportable": services.reportable(case), "clocks": clocks, "submissions": submissions, "tasks": tasks,
         "follow_up_task": follow_up, "rejected": [s for s in submissions if s.ack_status == "rejected"],
         "today": timezone.localdate(),
         "report_state": services.report_states([case.pk]).get(case.pk, ""),

@@ -71,10 +71,20 @@ def test_a_quality_complaint_confirmed_from_a_flag_owes_no_adr_report_until_a_re
     assert [code for code, _due in _report_clocks(case)] == ["CN-OTHER"]
 
 
-def test_the_page_of_a_quality_complaint_without_a_reaction_shows_no_reporting_clock(users, xiehe, web):
+def test_the_page_of_a_quality_complaint_without_a_reaction_says_it_owes_no_adr_report(users, xiehe, web):
+    """Its minimum criteria ticked "identifiable patient" and "adverse reaction" it does not need and does not have,
+    and it offered the ADR report form; it says why no clock runs instead."""
     case = services.confirm_flag(users["pv"], _quality_flag(users, xiehe), data={"quality": {"defect": "无法出药"}})
     page = web("pv").get(reverse("safety:case", args=[case.pk])).content.decode()
     assert "CN-OTHER" not in page and "Other reactions: within 30 days" not in page
+    assert re.findall(r'data-criterion="(\w+)"', page) == ["reporter", "product"]
+    assert 'id="no-adr-report"' in page and 'id="report-pdf"' not in page
+
+    services.add_follow_up(users["pv"], case, {"patient_name": "王XX", "reactions": COMPLETE["reactions"]},
+                           received_at=timezone.now(), summary="患者注射后出现皮疹")  # fmt: skip
+    page = web("pv").get(reverse("safety:case", args=[case.pk])).content.decode()
+    assert re.findall(r'data-criterion="(\w+)"', page) == ["patient", "reporter", "product", "reaction"]
+    assert 'id="no-adr-report"' not in page and 'id="report-pdf"' in page
 
 
 # --- 2. China's 15 days: serious reactions, new or not -----------------------------------------------------------
