@@ -170,6 +170,15 @@ def test_on_a_chinese_page_the_jurisdiction_and_the_delay_are_in_full_width_brac
     assert "（10 天）" in late and "(" not in re.sub(r"<[^>]*>", "", late)
 
 
+def test_a_hand_off_to_pv_that_came_late_is_not_called_a_late_report(users, xiehe, client_for):
+    """The hand-off column said 迟报 (a report sent late) of a flag PV had not triaged in time: no report is in
+    question there, the hand-off is overdue."""
+    waiting = ticket(users, xiehe, "家属来电咨询", category="adverse_reaction", days_ago=20)
+    page = client_for("pv").get(reverse("safety:reconciliation")).content.decode()
+    row = re.search(rf'<tr class="recon-row" data-source="{waiting.number}".*?</tr>', page, re.S).group(0)
+    assert 'class="badge sla-breached"' in row and "迟报" not in row
+
+
 def test_flagged_interactions_are_reconciled_too(users, xiehe):
     interaction = engagement.record_interaction(users["rep"], {
         "institution": xiehe, "person": Person.objects.get(name="张伟"), "channel": "visit",
