@@ -191,3 +191,13 @@ def test_an_export_refused_names_the_row_to_correct_not_the_fields_path(client_f
     link = reverse("safety:case-edit", args=[case.pk]) + "#id_reactions-0-meddra_llt"
     assert f'<a href="{link}">不良反应 1</a>' in problems
     assert ">reactions[0].meddra_llt<" not in problems
+
+
+def test_a_drug_given_at_unknown_dates_shows_a_dash_not_question_marks(make_case, client_for):
+    """? – ? in the drugs table of a case whose reporter gave no dates; one known end keeps its ? for the other."""
+    undated = make_case(drugs=[{**COMPLETE["drugs"][0], "start_date": "", "stop_date": ""}])
+    page = client_for("pv").get(reverse("safety:case", args=[undated.pk])).content.decode()
+    assert re.findall(r'<td class="nowrap drug-period">(.*?)</td>', page) == ["—"]
+    started = make_case(drugs=[{**COMPLETE["drugs"][0], "start_date": "2026-03-01", "stop_date": ""}])
+    page = client_for("pv").get(reverse("safety:case", args=[started.pk])).content.decode()
+    assert re.findall(r'<td class="nowrap drug-period">(.*?)</td>', page) == ["2026-03-01 – ?"]
