@@ -218,6 +218,16 @@ def test_the_demos_quality_complaints_owe_no_adr_report_unless_a_reaction_is_rec
         assert not SafetyClock.objects.filter(case=case, kind__in=["report", "investigation"]).exists(), case.number
 
 
+def test_the_demos_triage_queue_holds_only_the_last_two_days_flags(loaded):
+    """Flags of the key accounts' past tickets (loaded after the safety demo) waited months in the queue, their
+    one-working-day hand-off long overdue: PV has triaged everything older than two days."""
+    from pharmacrm.safety.models import Flag
+
+    pending = Flag.objects.filter(status="pending")
+    assert pending.exists()
+    assert not pending.filter(received_at__lt=timezone.now() - dt.timedelta(days=2)).exists()
+
+
 def test_the_demo_has_quality_reviews_with_findings_and_an_accuracy(loaded):
     from pharmacrm.core.models import User
     from pharmacrm.servicedesk import performance
