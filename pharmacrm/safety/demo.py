@@ -119,9 +119,10 @@ def load() -> int:
                 made.append(services.confirm_flag(pv, flag, data=_confirmed(flag, patient(i), coded=i % 2 == 0)))
             else:
                 services.dismiss_flag(pv, flag, reason=DISMISSALS[i % len(DISMISSALS)])
-            # triaged the morning after, as a PV team would have: the hand-off met in time
+            # triaged the morning after, as a PV team would have: the hand-off met in time; flagged when the ticket came
+            # in, as the net flags it (not when the demo loaded, months after its triage)
             decided = flag.received_at + dt.timedelta(hours=rng.randint(2, 20))
-            Flag.objects.filter(pk=flag.pk).update(decided_at=decided)
+            Flag.objects.filter(pk=flag.pk).update(decided_at=decided, created_at=flag.received_at)
             SafetyClock.objects.filter(flag=flag).update(met_at=decided)
 
         p = products

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.db.models import F
 from django.test import Client
 from django.utils import timezone, translation
 from django_otp.oath import totp
@@ -225,6 +226,8 @@ def test_the_demos_triage_queue_holds_only_the_last_two_days_flags(loaded):
 
     pending = Flag.objects.filter(status="pending")
     assert pending.exists()
+    # and none was triaged before it was flagged (the reconciliation's 标记时间 after its 分诊时间)
+    assert not Flag.objects.filter(decided_at__lt=F("created_at")).exists()
     assert not pending.filter(received_at__lt=timezone.now() - dt.timedelta(days=2)).exists()
 
 
