@@ -25,7 +25,7 @@ from django.urls import path, reverse
 from django.utils import timezone, translation
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -168,6 +168,8 @@ def clock_row(clock: SafetyClock, now: dt.datetime) -> ClockRow:
         nullified = clock.case_id is not None and clock.case.status == CaseStatus.NULLIFIED
         return ClockRow(clock, "stopped_nullified" if nullified else "stopped", "")
     text, overdue = deadline_text(clock.due_at, now)
+    if overdue:  # after the "Breached" badge: "Breached by 291 d 3 h", 已超时 291 天 3 小时 (not 已超时 已逾期 …)
+        text = pgettext("a breached clock, after its badge", "by %(time)s") % {"time": span_text(now - clock.due_at)}
     if overdue or clock.breached_at is not None:
         return ClockRow(clock, "breached", text)
     if clock.warn_at is not None and now >= clock.warn_at:

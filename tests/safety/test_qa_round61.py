@@ -201,3 +201,15 @@ def test_a_drug_given_at_unknown_dates_shows_a_dash_not_question_marks(make_case
     started = make_case(drugs=[{**COMPLETE["drugs"][0], "start_date": "2026-03-01", "stop_date": ""}])
     page = client_for("pv").get(reverse("safety:case", args=[started.pk])).content.decode()
     assert re.findall(r'<td class="nowrap drug-period">(.*?)</td>', page) == ["2026-03-01 – ?"]
+
+
+@pytest.mark.parametrize("lang, badge, left", [("zh-hans", "已超时", "3 天 2 小时"), ("en", "Overdue", "by 3 d 2 h")])
+def test_a_breached_clock_says_by_how_much_once_not_overdue_twice(make_case, client_for, lang, badge, left):
+    """The case page read "已超时 已逾期 291 天" (breached, overdue by 291 days): the badge says it is late, the time
+    beside it says by how much."""
+    case = make_case()
+    clock = SafetyClock.objects.filter(case=case, kind="report").order_by("due_at").first()
+    SafetyClock.objects.filter(pk=clock.pk).update(due_at=timezone.now() - dt.timedelta(days=3, hours=2, minutes=1))
+    page = client_for("pv").get(reverse("safety:case", args=[case.pk]), HTTP_ACCEPT_LANGUAGE=lang).content.decode()
+    said = re.search(r'<span class="sla sla-breached">(.*?)</span> <span class="sla-left small">(.*?)</span>', page)
+    assert said is not None and said.groups() == (badge, left)
