@@ -252,6 +252,8 @@ def sheet_title(title: str, number: int) -> str:
     title = re.sub(r"[\\/*?:\[\]]", " ", title).strip() or "Sheet"
     if number == 1:
         return title[:31]
+    # Translators: the name of an Excel sheet that continues another; the import finds such sheets by " (N)": keep
+    # the space and the half-width brackets
     suffix = _("%(title)s (%(number)s)") % {"title": "", "number": number}
     return _("%(title)s (%(number)s)") % {"title": title[: 31 - len(suffix)], "number": number}
 

@@ -142,7 +142,7 @@ class KlassField(serializers.CharField):
     """A class A–D ("" for none)."""
 
 
-class CappedClassFields(serializers.Serializer):
+class CappedClassFields(Serializer):
     """The credit gate's fields of a customer evaluation's score: the class the score alone gives and why the gate
     capped it — the same in the evaluations API and the incentives API (api_ops), which list `class` too."""
 
