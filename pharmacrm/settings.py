@@ -382,6 +382,7 @@ SPECTACULAR_SETTINGS = {
         # a customer is written to (a person's preferred one, a ticket's requester's: named in the reader's language)
         "LanguageEnum": "pharmacrm.settings.LANGUAGES",
         "PreferredLanguageEnum": "pharmacrm.customers.choices.PreferredLanguage",
+        "AmendmentStateEnum": "pharmacrm.core.amendments.STATES",  # an agreement amendment's: applied, waiting, lapsed
     },
 }
 

@@ -19,6 +19,7 @@ from pharmacrm.core import audit, personal, uploads, viewsets
 from pharmacrm.core.amendments import (
     LAPSED_REASON_HELP,
     STATE_HELP,
+    STATES,
     LapseCause,
     SignedTermFields,
     amendment_of,
@@ -156,7 +157,7 @@ class CooperationAmendmentSerializer(Serializer):
     applied_at = serializers.DateTimeField(read_only=True, allow_null=True,
                                            help_text="When the agreement's term became this one; null while its "
                                                      "effective date is ahead.")  # fmt: skip
-    state = serializers.ChoiceField(choices=["applied", "waiting", "lapsed"], read_only=True,
+    state = serializers.ChoiceField(choices=STATES, read_only=True,
                                     help_text=STATE_HELP)  # fmt: skip
     lapsed_at = serializers.DateTimeField(read_only=True, allow_null=True,
                                           help_text="When it lapsed, never applied; null unless it did.")

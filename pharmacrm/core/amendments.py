@@ -39,6 +39,7 @@ from .models import AuditEntry
 
 A = AuditEntry.Action
 REASON_MAX = 2000
+STATES = ["applied", "waiting", "lapsed"]  # an amendment's state in the API (`state`)
 STATE_HELP = ("applied: the agreement's term became this one; waiting: its effective date is ahead; lapsed: never "
               "applied, the agreement went out of force before its effective date (terminated, ended, renewed).")
 LAPSED_REASON_HELP = "Why it lapsed, in the reader's language (terminated on …, renewed by …); empty unless it did."

@@ -29,6 +29,7 @@ from pharmacrm.core import access, audit, personal, uploads, viewsets
 from pharmacrm.core.amendments import (
     LAPSED_REASON_HELP,
     STATE_HELP,
+    STATES,
     SignedTermFields,
     amendment_of,
     signed_term_fields,
@@ -357,7 +358,7 @@ PlanItemWriteSerializer.echoes = PlanItemSerializer
 
 class AmendmentSerializer(ModelSerializer):
     number = serializers.CharField(read_only=True, help_text="The agreement's number and the amendment's: AG-2026-0001-A1.")
-    state = serializers.ChoiceField(choices=["applied", "waiting", "lapsed"], read_only=True,
+    state = serializers.ChoiceField(choices=STATES, read_only=True,
                                     help_text=STATE_HELP)  # fmt: skip
     lapsed_reason = serializers.CharField(source="lapse_reason", read_only=True, help_text=LAPSED_REASON_HELP)
 
