@@ -181,13 +181,6 @@ class MonthlyRollup(models.Model):
         indexes = [
             models.Index(fields=["month", "institution"], name="rollup_month"),
             models.Index(fields=["updated_at"], name="rollup_updated"),
-            # the evaluation's facts (keyaccounts.evaluation._gather: the window's sums per customer) read from the
-            # index alone, in customer order: without it, each of the ~740,000 rollups at 10 M order lines was a
-            # look-up of its row (SQLite, 22,700 changed customers: 0.9–1.9 s → 0.19 s; every customer 2.3 → 0.5 s)
-            models.Index(
-                fields=["institution", "month", "amount_fen", "orders", "on_time_fen", "late_fen", "overdue_fen"],
-                name="rollup_facts",
-            ),
         ]
 
     def __str__(self) -> str:
