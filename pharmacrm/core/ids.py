@@ -19,15 +19,15 @@ def as_id(value) -> int | None:
 
 class IdSet:
     """Ids as one lookup value. Not a list: Django resolves a list or tuple value element by element (looking
-    for expressions in it), which cost a search of several words 2 ms for a few thousand ids."""
+    for expressions in it), which cost a search of several words 2 ms for a few thousand ids. Nor iterable
+    (`.ids` is the list): Django checks every element of an iterable value of a lookup on a foreign key for a
+    model instance of the wrong type — 6 µs per id per filter, 0.1 s of an evaluation update's reading of
+    22,000 customers' facts."""
 
     __slots__ = ("ids",)
 
     def __init__(self, ids):
         self.ids = [int(i) for i in ids]
-
-    def __iter__(self):
-        return iter(self.ids)
 
     def __len__(self) -> int:
         return len(self.ids)

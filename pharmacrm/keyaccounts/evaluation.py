@@ -383,12 +383,26 @@ def _gather(as_of: dt.date, params: dict, ids: Iterable[int] | None) -> dict[int
     )  # fmt: skip
     facts: dict[int, scoring.Facts] = {}
     # a plain fetch: the facts of every customer stay in memory anyway, and a PostgreSQL iterator would
-    # declare a cursor WITH HOLD (outside a transaction) that copies the whole result first
-    for inst, amount, orders, on_time, late, overdue, previous, first_month in rows:
+    # declare a cursor WITH HOLD (outside a transaction) that copies the whole result first. The driver's rows
+    # as they come, without the ORM's converters (a function call per value: 0.1 s of an update of 22,000
+    # customers): SQLite gives the sums as integers and the month as text, PostgreSQL the sums as numeric
+    sql, sql_params = rows.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, sql_params)
+        fetched = cursor.fetchall()
+    months_to = last.year * 12 + last.month + 1
+    as_int = int if connection.vendor == "postgresql" else None
+    for inst, amount, orders, on_time, late, overdue, previous, first_month in fetched:
+        if as_int is not None:
+            amount, orders, on_time, late, overdue, previous = (
+                None if x is None else as_int(x) for x in (amount, orders, on_time, late, overdue, previous)
+            )  # fmt: skip
+            started = first_month.year * 12 + first_month.month
+        else:  # "YYYY-MM-DD"
+            started = int(first_month[:4]) * 12 + int(first_month[5:7])
         facts[inst] = scoring.Facts(
             amount_fen=amount or 0, orders=orders or 0, on_time_fen=on_time or 0, late_fen=late or 0,
-            overdue_fen=overdue or 0, previous_amount_fen=previous or 0,
-            months_cooperating=(last.year - first_month.year) * 12 + last.month - first_month.month + 1,
+            overdue_fen=overdue or 0, previous_amount_fen=previous or 0, months_cooperating=months_to - started,
         )  # fmt: skip
     aged_before = gate_cutoff(as_of, params)
     if past:
@@ -1007,9 +1021,10 @@ def _scored(
         for klass, benefit in ((k, (model.benefits or {}).get(k) or {}) for k in "ABCD")
     }  # fmt: skip
     no_benefit = ({}, None, "")
+    plan = scoring.score_plan(normalised)
     rows: list[tuple] = []
     for inst, f in facts.items():
-        value, components = scoring.score_parts(f, normalised, params)
+        value, components = scoring.score_parts(f, normalised, params, plan)
         if previous is None:
             prev_klass, prev_score = PENDING, None
         else:
@@ -1049,7 +1064,8 @@ RUN_COLUMNS = ["kind", "period", "run_id", "model_id", "as_of", "computed_at"]
 
 
 def _upsert_scores(chunks: Iterable[list[tuple]], run_values: list) -> tuple[int, list[int], set[int]]:
-    """Store the chunks of score rows through a staging table: one insert-or-replace per chunk. The number
+    """Store the chunks of score rows, one insert-or-replace per chunk: on SQLite with the chunk's rows as the
+    statement's VALUES, on PostgreSQL through a staging table filled by COPY. The number
     stored, the customers whose score is new (its previous class still PENDING), and the customers stored.
 
     A score is replaced only by one computed from purchases read at the same moment or later (`computed_at`,
@@ -1061,31 +1077,44 @@ def _upsert_scores(chunks: Iterable[list[tuple]], run_values: list) -> tuple[int
     sqlite = connection.vendor == "sqlite"
     stage = list(STAGE_COLUMNS)
     count, new, stored = 0, [], set()
+    # a score already there keeps its previous class and score (see PENDING)
+    kept = {"previous_klass", "previous_score"}
+    sets = ", ".join(f"{c} = excluded.{c}" for c in [*RUN_COLUMNS[2:], *stage[1:]] if c not in kept)
+    conflict = (
+        f"ON CONFLICT (institution_id, kind, period) DO UPDATE SET {sets} "
+        f"WHERE {table}.computed_at <= excluded.computed_at RETURNING institution_id, previous_klass"
+    )
+    head = f"INSERT INTO {table} ({', '.join(RUN_COLUMNS + stage)}) SELECT {', '.join(['%s'] * len(RUN_COLUMNS))}, "
     with connection.cursor() as cursor:
+        if sqlite:
+            # each chunk's rows as the statement's own VALUES: no staging table written and read again
+            run_values = [*run_values[:4], run_values[4].isoformat(), connection.ops.adapt_datetimefield_value(run_values[5])]
+            columns = ", ".join(f"column{i + 1}" for i in range(len(stage)))
+            row_sql = "(" + ", ".join(["%s"] * len(stage)) + ")"
+            statements: dict[int, str] = {}
+            for rows in chunks:
+                if len(rows) not in statements:
+                    statements[len(rows)] = f"{head}{columns} FROM (VALUES {', '.join([row_sql] * len(rows))}) WHERE true {conflict}"
+                cursor.execute(statements[len(rows)], [*run_values, *(value for row in rows for value in row)])
+                count += _stored(cursor.fetchall(), new, stored)
+            return count, new, stored
         cursor.execute("DROP TABLE IF EXISTS ka_score_stage")  # its columns follow STAGE_COLUMNS
         cursor.execute(f"CREATE TEMPORARY TABLE ka_score_stage ({', '.join(f'{c} {t}' for c, t in STAGE_COLUMNS.items())})")
-        select = ", ".join(stage).replace("components", "components" if sqlite else "components::jsonb")
-        select = select.replace("gate", "gate" if sqlite else "gate::jsonb")
-        # a score already there keeps its previous class and score (see PENDING)
-        kept = {"previous_klass", "previous_score"}
-        sets = ", ".join(f"{c} = excluded.{c}" for c in [*RUN_COLUMNS[2:], *stage[1:]] if c not in kept)
-        upsert = (
-            f"INSERT INTO {table} ({', '.join(RUN_COLUMNS + stage)}) "
-            f"SELECT {', '.join(['%s'] * len(RUN_COLUMNS))}, {select} FROM ka_score_stage WHERE true "
-            f"ON CONFLICT (institution_id, kind, period) DO UPDATE SET {sets} "
-            f"WHERE {table}.computed_at <= excluded.computed_at RETURNING institution_id, previous_klass"
-        )
-        if sqlite:
-            run_values = [*run_values[:4], run_values[4].isoformat(), connection.ops.adapt_datetimefield_value(run_values[5])]
+        select = ", ".join(stage).replace("components", "components::jsonb").replace("gate", "gate::jsonb")
+        upsert = f"{head}{select} FROM ka_score_stage WHERE true {conflict}"
         for rows in chunks:
             cursor.execute("DELETE FROM ka_score_stage")
-            insert_rows("ka_score_stage", stage, rows)
+            insert_rows("ka_score_stage", stage, rows)  # COPY
             cursor.execute(upsert, run_values)
-            written = cursor.fetchall()
-            new.extend(inst for inst, previous in written if previous == PENDING)
-            stored.update(inst for inst, _previous in written)
-            count += len(written)
+            count += _stored(cursor.fetchall(), new, stored)
     return count, new, stored
+
+
+def _stored(written: list[tuple], new: list[int], stored: set[int]) -> int:
+    """The rows an upsert returned (customer, previous class): the new scores' customers to `new`, all to `stored`."""
+    new.extend(inst for inst, previous in written if previous == PENDING)
+    stored.update(inst for inst, _previous in written)
+    return len(written)
 
 
 def _apply_tiers(results, key_ids: set[int], run_row: EvaluationRun, facts: dict[int, scoring.Facts]) -> int:
@@ -1332,12 +1361,13 @@ def _read_another_window(kind: str, as_of: dt.date, latest: tuple[dt.datetime, d
     return moved and interim_of(kind, current_period(kind, as_of), as_of) is not None
 
 
-def changed_since(kind: str, as_of: dt.date | None = None) -> list[int] | None:
+def changed_since(kind: str, as_of: dt.date | None = None, memo: dict | None = None) -> list[int] | None:
     """Customers whose rollups changed since the latest finished run of the kind for the period an
     incremental update writes (the current half-year or month as of `as_of`); None when that period has no
     run yet (the update then scores everyone). Runs of other periods do not count: a back-dated run
     (`--as-of` a past period) or a quarterly key-account evaluation left the current scores of other
-    customers as they were."""
+    customers as they were. `memo` (a dict the caller keeps) reads the changes since one moment once: run_all
+    asks for both kinds, whose latest runs, run together, started at the same moment."""
     as_of = as_of or timezone.localdate()
     latest = _latest_run(kind, as_of)
     if latest is None:
@@ -1345,6 +1375,8 @@ def changed_since(kind: str, as_of: dt.date | None = None) -> list[int] | None:
     last = latest[0]
     if _read_another_window(kind, as_of, latest):
         return None
+    if memo is not None and last in memo:
+        return memo[last]
     # no DISTINCT in SQL: it makes SQLite walk the (institution, month) index over every rollup instead of
     # the updated_at index over the few that changed
     changed = (
@@ -1352,7 +1384,10 @@ def changed_since(kind: str, as_of: dt.date | None = None) -> list[int] | None:
     )
     # and the customers a corrected file took a whole month from: their rollup is gone, not updated
     emptied = RollupEmptied.objects.filter(emptied_at__gte=last).values_list("institution_id", flat=True)
-    return sorted({*changed.iterator(chunk_size=10_000), *emptied})
+    found = sorted({*changed.iterator(chunk_size=10_000), *emptied})
+    if memo is not None:
+        memo[last] = found
+    return found
 
 
 # --- the credit gate's daily check -----------------------------------------------------------------------------
@@ -1448,7 +1483,8 @@ def run_all(
     kinds = [ModelKind.EVALUATION, ModelKind.CANDIDATE]
     # before the changed customers are looked for: what changes later is the next run's
     started = settled_moment()
-    wanted = {kind: changed_since(kind, as_of) if incremental else None for kind in kinds}
+    memo: dict = {}
+    wanted = {kind: changed_since(kind, as_of, memo) if incremental else None for kind in kinds}
     todo = [kind for kind in kinds if wanted[kind] is None or wanted[kind]]
     # each kind is scored with the model read here, the one whose window the facts are read for: a manager saving a
     # new version (another window) while they are read scored 12 months of purchases with a model of 6, the

@@ -31,7 +31,11 @@ from .choices import Component, Klass
 Q2 = Decimal("0.01")
 Q4 = Decimal("0.0001")
 HUNDRED = Decimal(100)
+FIFTY = Decimal(50)
 ZERO = Decimal(0)
+# the measures' fixed shares, made once (a run scores tens of thousands of customers)
+ON_TIME_SHARE, OVERDUE_SHARE = Decimal("0.7"), Decimal("0.3")
+BASE_SHARE, BEDS_SHARE, SPECIALTIES_SHARE, KOLS_SHARE = Decimal("0.5"), Decimal("0.2"), Decimal("0.15"), Decimal("0.15")
 
 DEFAULT_PARAMS: dict = {
     "window_months": 12,
@@ -111,6 +115,12 @@ def _ratio(value, reference) -> Decimal:
     return ZERO if x < ZERO else x if x < HUNDRED else HUNDRED
 
 
+def _overdue_immaterial(overdue_fen: int, amount_fen: int) -> bool:
+    from pharmacrm.sales.rollups import overdue_immaterial
+
+    return overdue_immaterial(overdue_fen, amount_fen)
+
+
 def _clamp(x: Decimal) -> Decimal:
     return ZERO if x < ZERO else HUNDRED if x > HUNDRED else x
 
@@ -150,18 +160,23 @@ class Part:
     default: bool = False  # no data: the model's default value
 
 
-def amount(f: Facts, p: dict) -> Part:
+# Each measure takes `lean`: without the detail keys `constants` holds (CONSTANT_DETAIL), as score_parts stores them.
+
+
+def amount(f: Facts, p: dict, lean: bool = False) -> Part:
     yuan = Decimal(f.amount_fen) / 100
-    return Part(Component.AMOUNT, _ratio(yuan, p["amount_reference"]),
-                {"amount": str(yuan.quantize(Q2, ROUND_HALF_UP)), "reference": p["amount_reference"], "months": p["window_months"]})  # fmt: skip
+    detail = {"amount": str(yuan.quantize(Q2, ROUND_HALF_UP))}
+    if not lean:
+        detail["reference"], detail["months"] = p["amount_reference"], p["window_months"]
+    return Part(Component.AMOUNT, _ratio(yuan, p["amount_reference"]), detail)
 
 
-def frequency(f: Facts, p: dict) -> Part:
-    return Part(Component.FREQUENCY, _ratio(f.orders, p["orders_reference"]),
-                {"orders": f.orders, "reference": p["orders_reference"], "months": p["window_months"]})  # fmt: skip
+def frequency(f: Facts, p: dict, lean: bool = False) -> Part:
+    detail = {"orders": f.orders} if lean else {"orders": f.orders, "reference": p["orders_reference"], "months": p["window_months"]}
+    return Part(Component.FREQUENCY, _ratio(f.orders, p["orders_reference"]), detail)
 
 
-def satisfaction(f: Facts, p: dict) -> Part:
+def satisfaction(f: Facts, p: dict, lean: bool = False) -> Part:
     parts, detail = [], {"surveys": f.csat_count, "nps_answers": f.nps_count}
     if f.csat_count:
         avg = Decimal(f.csat_sum) / f.csat_count
@@ -176,12 +191,10 @@ def satisfaction(f: Facts, p: dict) -> Part:
     return Part(Component.SATISFACTION, _clamp(sum(parts) / len(parts)), detail)
 
 
-def credit(f: Facts, p: dict) -> Part:
-    from pharmacrm.sales.rollups import overdue_immaterial
-
+def credit(f: Facts, p: dict, lean: bool = False) -> Part:
     # an immaterial overdue total (a rounding difference left open, docs/purchases.md) counts as settled, as for
     # the credit status: left out of the share paid on time and of the overdue share; the detail still shows it
-    ignored = overdue_immaterial(f.overdue_fen, f.amount_fen)
+    ignored = 0 < f.overdue_fen and f.overdue_fen * 1000 < f.amount_fen and _overdue_immaterial(f.overdue_fen, f.amount_fen)
     overdue = 0 if ignored else f.overdue_fen
     due = f.on_time_fen + f.late_fen + overdue
     if not due:
@@ -189,7 +202,7 @@ def credit(f: Facts, p: dict) -> Part:
     share = Decimal(f.on_time_fen) / Decimal(due)
     overdue_share = Decimal(overdue) / Decimal(f.amount_fen) * HUNDRED if f.amount_fen > 0 else (
         HUNDRED if overdue else Decimal(0))  # fmt: skip
-    value = Decimal("0.7") * share * HUNDRED + Decimal("0.3") * max(Decimal(0), HUNDRED - overdue_share)
+    value = ON_TIME_SHARE * share * HUNDRED + OVERDUE_SHARE * max(ZERO, HUNDRED - overdue_share)
     # half up, as the credit panel rounds the same share (sales.services.half_up): Decimal's default, half to even,
     # gave 0.9742 here beside the panel's 0.9743 for 389.70 of 400.00 paid on time
     detail = {
@@ -200,13 +213,13 @@ def credit(f: Facts, p: dict) -> Part:
     return Part(Component.CREDIT, _clamp(value), detail)
 
 
-def cooperation(f: Facts, p: dict) -> Part:
+def cooperation(f: Facts, p: dict, lean: bool = False) -> Part:
     months = f.months_cooperating or 0
-    return Part(Component.COOPERATION, _ratio(months, p["cooperation_reference_months"]),
-                {"months": months, "reference": p["cooperation_reference_months"]})  # fmt: skip
+    detail = {"months": months} if lean else {"months": months, "reference": p["cooperation_reference_months"]}
+    return Part(Component.COOPERATION, _ratio(months, p["cooperation_reference_months"]), detail)
 
 
-def influence(f: Facts, p: dict) -> Part:
+def influence(f: Facts, p: dict, lean: bool = False) -> Part:
     if f.assessment is not None:
         return Part(Component.INFLUENCE, _clamp(Decimal(f.assessment)), {"assessment": f.assessment})
     if f.kind == "hospital" and f.grade:
@@ -216,19 +229,19 @@ def influence(f: Facts, p: dict) -> Part:
     beds = _ratio(f.beds or 0, p["beds_reference"])
     spec = _ratio(f.specialties, p["specialties_reference"])
     kols = _ratio(f.kols, p["kol_reference"])
-    value = Decimal("0.5") * base + Decimal("0.2") * beds + Decimal("0.15") * spec + Decimal("0.15") * kols
+    value = BASE_SHARE * base + BEDS_SHARE * beds + SPECIALTIES_SHARE * spec + KOLS_SHARE * kols
     detail = {"grade": f.grade, "kind": f.kind, "beds": f.beds or 0, "specialties": f.specialties, "kols": f.kols}
     return Part(Component.INFLUENCE, _clamp(value), detail)
 
 
-def growth(f: Facts, p: dict) -> Part:
+def growth(f: Facts, p: dict, lean: bool = False) -> Part:
     detail = {"amount": str(q2(Decimal(f.amount_fen) / 100)), "previous": str(q2(Decimal(f.previous_amount_fen) / 100))}
     if f.previous_amount_fen <= 0:
-        return Part(Component.GROWTH, HUNDRED if f.amount_fen > 0 else Decimal(50), detail)
+        return Part(Component.GROWTH, HUNDRED if f.amount_fen > 0 else FIFTY, detail)
     pct = (Decimal(f.amount_fen) - Decimal(f.previous_amount_fen)) / Decimal(f.previous_amount_fen) * HUNDRED
     detail["growth_percent"] = str(q2(pct))
     full = _reference(p["growth_full_percent"] or 100)
-    return Part(Component.GROWTH, _clamp(Decimal(50) + pct * 50 / full), detail)
+    return Part(Component.GROWTH, _clamp(FIFTY + pct * 50 / full), detail)
 
 
 MEASURES = {
@@ -292,24 +305,28 @@ def constants(normalised: dict, params: dict) -> dict:
     return out
 
 
-def score_parts(f: Facts, normalised: dict, params: dict) -> tuple[Decimal, list[dict]]:
+def score_parts(f: Facts, normalised: dict, params: dict, plan: list | None = None) -> tuple[Decimal, list[dict]]:
     """(score, parts): the components without what `constants` holds ({name, value, contribution, detail
-    when any, default only when true}); `expand` makes them whole. `params` complete."""
+    when any, default only when true}); `expand` makes them whole. `params` complete; `plan`: score_plan(normalised),
+    made once for a run's many customers."""
     parts, total = [], ZERO
-    for name, weight in normalised.items():
-        part = MEASURE_BY_NAME[name](f, params)
+    for name, measure, weight in plan or score_plan(normalised):
+        part = measure(f, params, True)
         value = part.value.quantize(Q2, ROUND_HALF_UP)
         contribution = (value * weight).quantize(Q2, ROUND_HALF_UP)
         total += contribution
-        shared = CONSTANT_DETAIL.get(name)
-        detail = {k: v for k, v in part.detail.items() if k not in shared} if shared else part.detail
         item = {"name": name, "value": str(value), "contribution": str(contribution)}
-        if detail:
-            item["detail"] = detail
+        if part.detail:
+            item["detail"] = part.detail
         if part.default:
             item["default"] = True
         parts.append(item)
     return total, parts
+
+
+def score_plan(normalised: dict) -> list[tuple]:
+    """(name, measure, weight) of each weighted measure, in the weights' order."""
+    return [(name, MEASURE_BY_NAME[name], weight) for name, weight in normalised.items()]
 
 
 def is_whole(components: list) -> bool:
@@ -333,12 +350,15 @@ def expand(parts: list[dict], shared: dict) -> list[dict]:
     return out
 
 
+CLASSES_ABOVE_D = [(k, k.value) for k in (Klass.A, Klass.B, Klass.C)]
+
+
 def klass(value: Decimal, thresholds: dict) -> str:
     """A if the score reaches the A threshold, and so on; D below C's."""
-    for k in (Klass.A, Klass.B, Klass.C):
+    for k, name in CLASSES_ABOVE_D:
         limit = thresholds.get(k)
-        if limit is not None and value >= Decimal(str(limit)):
-            return k.value
+        if limit is not None and value >= _reference(limit):
+            return name
     return Klass.D.value
 
 

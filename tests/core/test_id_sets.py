@@ -56,3 +56,16 @@ def test_the_ids_reach_the_lookup_as_one_value_not_resolved_one_by_one():
     """Django resolves a list or tuple lookup value element by element; thousands of ids cost milliseconds."""
     ids = id_set(range(1, 3000))
     assert User.objects.filter(pk__any_of=ids).query.where.children[0].rhs is ids
+
+
+def test_a_foreign_key_filtered_by_an_id_set_finds_its_rows_without_iterating_the_ids(users, team_north):
+    """The ids are not iterable: Django would otherwise check each of them, on a lookup through a foreign key, for
+    a model instance of the wrong type (0.1 s of an evaluation update reading 22,000 customers' facts)."""
+    team_north.lead = users["manager"]
+    team_north.save()
+    ids = id_set([users["manager"].pk, users["agent"].pk])
+    with pytest.raises(TypeError):
+        iter(ids)
+    assert list(Team.objects.filter(lead_id__any_of=ids)) == [team_north]
+    assert list(Team.objects.filter(lead__any_of=ids)) == [team_north]
+    assert list(Team.objects.filter(lead_id__any_of=id_set([users["agent"].pk]))) == []
