@@ -235,6 +235,24 @@ def test_the_incremental_run_rescores_only_customers_whose_purchases_changed(pur
     assert after[xiehe.pk] == (incremental.pk, D("41.01"))
 
 
+def test_the_update_of_both_kinds_reads_the_changed_customers_once(purchases, users, import_orders):
+    """Both kinds' latest runs, run together, started at the same moment: the customers changed since are read once
+    (one pass over the rollups' updated_at index), and each kind re-scores exactly them."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    evaluation.run_all(as_of=H1_2026)
+    xiehe = purchases["xiehe"]
+    import_orders([line("SO-X4", 1, "2026-06-10", xiehe, "P1", 100, "1000", payment_due="2026-07-10",
+                        paid_date="2026-07-01")])  # fmt: skip
+    with CaptureQueriesContext(connection) as queries:
+        runs = evaluation.run_all(incremental=True, as_of=H1_2026)
+    changed = [q for q in queries if "sales_monthlyrollup" in q["sql"] and '"updated_at" >=' in q["sql"]]
+    assert len(changed) == 1
+    assert sorted((r.model.kind, r.customers) for r in runs) == [(ModelKind.CANDIDATE, 1), (ModelKind.EVALUATION, 1)]
+    assert Score.objects.get(institution=xiehe, kind=ModelKind.EVALUATION, period="2026H1").score == D("41.01")
+
+
 def test_the_update_after_an_import_that_finds_an_evaluation_running_is_run_again_later(
     purchases, import_orders, huey_immediate, django_capture_on_commit_callbacks
 ):
