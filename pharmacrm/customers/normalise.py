@@ -471,6 +471,22 @@ def mask_addresses(text: str) -> str:
 # contact details inside a free text: an ID card number, a mobile (+86, spaces or dashes allowed), a landline with its
 # area code (in brackets too); digits on either side make it something else (an order or batch number)
 _ID_NUMBER_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
+# what names an ID card number written just before it (身份证 1101…, 证件号码：1101…, ID no. 1101…)
+_ID_LABEL_BEFORE = re.compile(
+    r"(?:身份证|身份證|证件|證件|(?<![A-Za-z])ID(?:\s*(?:card|no\.?|number))?)(?:号码|號碼|号|號)?\s*(?:[:：#]|为|是)?\s*$",
+    re.IGNORECASE,
+)
+
+
+def _id_numbers_in(folded: str):
+    """(start, end, masked) of the ID card numbers of a (full-width folded) text: 18 characters that are a resident
+    ID card number (GB 11643: its check character fits and its birth date is a real day, valid_id_card), or that the
+    words just before name one (身份证 1101…, ID 1101…: one mistyped is still a person's). An 18-digit credit code
+    (统一社会信用代码 91110108710001554X), an order number or another run of 18 digits is none and is left."""
+    for m in _ID_NUMBER_IN_TEXT.finditer(folded):
+        value = m.group(0)
+        if valid_id_card(value.upper()) or _ID_LABEL_BEFORE.search(folded, max(0, m.start() - 20), m.start()):
+            yield m.start(), m.end(), value[:3] + "*" * 11 + value[-4:]
 _MOBILE_IN_TEXT = re.compile(r"(?<![0-9])(?:(?:\+|00)86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]){8}(?![0-9])")
 _LANDLINE_IN_TEXT = re.compile(
     r"(?<![0-9-])(?:0[1-9][0-9]{1,2}|\(0[1-9][0-9]{1,2}\))[ -]?[0-9]{3,4}[ -]?[0-9]{4}(?![0-9])"
@@ -573,7 +589,7 @@ def _contact_spans(text: str) -> list[tuple[int, int, str]]:
     """(start, end, masked) of every contact detail in `text`, in order."""
     folded = text.translate(_FULL_WIDTH)
     spans: list[tuple[int, int, str]] = []
-    _collect(spans, _matches(_ID_NUMBER_IN_TEXT, folded, lambda v: v[:3] + "*" * 11 + v[-4:]))
+    _collect(spans, _id_numbers_in(folded))
     _mainland_phones_in(folded, spans)
     _collect(spans, _matches(_LATIN_ADDRESS_IN_TEXT, folded, mask_email))
     _collect(spans, _matches(_ADDRESS_IN_TEXT, folded, mask_email))

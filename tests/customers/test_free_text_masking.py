@@ -13,7 +13,7 @@ import pytest
 from django.urls import reverse
 
 from pharmacrm.core.models import AuditEntry
-from pharmacrm.customers import services
+from pharmacrm.customers import normalise, services
 from pharmacrm.customers.models import Person
 from pharmacrm.customers.normalise import mask_contacts
 from tests.api.conftest import api_for  # noqa: F401  (fixture)
@@ -61,6 +61,52 @@ def test_contact_details_in_a_text_are_masked_as_the_fields_are(typed, shown):
 )
 def test_other_numbers_and_words_are_left_as_typed(text):
     assert mask_contacts(text) == text
+
+
+# --- ID card numbers: a resident ID card number (GB 11643), not any 18 digits ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [
+        ("110101199003071233", "110***********1233"),  # its check character fits, born 1990-03-07
+        ("家属 11010519491231002X 复印件", "家属 110***********002X 复印件"),
+        ("证件 11010519491231002x。", "证件 110***********002x。"),
+        # named an ID card number just before it: a person's, even with a digit mistyped
+        ("身份证 110101199003071234", "身份证 110***********1234"),
+        ("证件号码：110101199003071234", "证件号码：110***********1234"),
+        ("ID no. 110101199003071234", "ID no. 110***********1234"),
+    ],
+)
+def test_a_resident_id_card_number_is_masked(typed, shown):
+    assert mask_contacts(typed) == shown
+    assert normalise.restore_contacts(shown, typed) == typed
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "统一社会信用代码 91110108710001554X",  # an 18-digit credit code ending in X: an institution's, not a person's
+        "91110108710001554X",
+        "事业单位 121000004000100041",  # all digits, its credit check character fits
+        "110101199003071234",  # the check character does not fit, and nothing says it is an ID card number
+        "110101199013071237",  # the check character fits, but there is no 13th month
+        "110101188903071235",  # born before 1900
+        "110101209903071235",  # born in the future
+        "订单号 202401011234567890",
+    ],
+)
+def test_eighteen_digits_that_are_no_id_card_number_are_left_as_typed(text):
+    assert mask_contacts(text) == text
+
+
+def test_a_credit_code_in_an_institutions_notes_is_shown_and_an_id_card_number_masked(client_for, xiehe,
+                                                                                        admin_user):
+    notes = "开票：统一社会信用代码 91110108710001554X；联系人证件 11010519491231002X"
+    hospital = services.update_institution(admin_user, xiehe, {"notes": notes}, version=xiehe.version)
+    page = client_for("agent").get(f"/customers/institutions/{hospital.pk}/").content.decode()
+    assert "统一社会信用代码 91110108710001554X" in page
+    assert "联系人证件 110***********002X" in page and "11010519491231002X" not in page
 
 
 # --- where the text is shown ------------------------------------------------------------------------
