@@ -473,7 +473,7 @@ def mask_addresses(text: str) -> str:
 _ID_NUMBER_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
 # what names an ID card number written just before it (身份证 1101…, 证件号码：1101…, ID no. 1101…)
 _ID_LABEL_BEFORE = re.compile(
-    r"(?:身份证|身份證|证件|證件|(?<![A-Za-z])ID(?:\s*(?:card|no\.?|number))?)(?:号码|號碼|号|號)?\s*(?:[:：#]|为|是)?\s*$",
+    r"(?:身份证|身份證|证件|證件|(?<![A-Za-z])ID(?:\s*(?:card|no\.?|number))?)(?:号码|號碼|编号|編號|号|號)?\s*(?:[:：#]|为|是)?\s*$",
     re.IGNORECASE,
 )
 
@@ -509,11 +509,43 @@ def _matches(pattern: re.Pattern, folded: str, mask):
     return ((m.start(), m.end(), mask(m.group(0))) for m in pattern.finditer(folded))
 
 
+# what names the number written just after it another identifier than a phone or an ID card number: an order, batch,
+# invoice or contract number in words (订单号 13800138000, 批号：85291234567, invoice no. 13800138000), or the letters
+# of an identifier's prefix attached to it (SO-13800138000, PO13800138000, FP13800138000, as the project's own TK-,
+# HZ-, IA-, HY- numbers are written) — but not the letters of a phone's label (TEL13800138000, M:…) or an ID's
+_OTHER_IDENTIFIER_BEFORE = re.compile(
+    r"(?:(?:订单|訂單|单|單|单据|單據|批|批次|发票|發票|合同|流水|货|貨|序列|证书|證書|注册证|註冊證|批准文|条码|條碼)"
+    r"(?:编号|編號|号码|號碼|号|號|代码|代碼)|订单|訂單|批次|发票|發票|编号|編號|信用代码|信用代碼"
+    r"|(?<![A-Za-z])(?i:order|batch|lot|invoice|serial|tracking|ref|reference)(?:\s*(?i:no\.?|number|num\.?|#))?"
+    r"|(?<![A-Za-z])(?:PO|SO|SN)(?:\s*(?i:no\.?|number|#))?)\s*(?:[:：#]|为|為|是)?\s*$"
+    r"|(?<![A-Za-z])(?!(?:TEL|FAX|MOB|MP|PH|CELL|HP|QQ|WX|VX|ID|T|M|F)-?$)[A-Z]{1,4}-?$"
+)
+
+
+def _named_otherwise(folded: str, start: int) -> bool:
+    """Whether the number found at `start` of a (full-width folded) text is named another identifier just before
+    it (订单号 13800138000, SO-85291234567): an order or a batch number in the digits of a phone is none. A number
+    written with its + (订单联系人 +852 …) or named an ID card number (证件编号 1101…) is one still."""
+    if folded[start : start + 1] == "+":
+        return False
+    before = max(0, start - 30)
+    return bool(_OTHER_IDENTIFIER_BEFORE.search(folded, before, start)) and not _ID_LABEL_BEFORE.search(
+        folded, before, start
+    )
+
+
+def _unless_named_otherwise(folded: str, found):
+    """The (start, end, masked) of `found` but those named another identifier just before them."""
+    return ((start, end, masked) for start, end, masked in found if not _named_otherwise(folded, start))
+
+
 def _mainland_phones_in(folded: str, spans: list[tuple[int, int, str]]) -> None:
     """The mainland phone numbers of a (full-width folded) text, added to `spans`: a mobile, a landline with its
     area code."""
-    _collect(spans, _matches(_MOBILE_IN_TEXT, folded, lambda v: mask_phone(phone(v))))
-    _collect(spans, _matches(_LANDLINE_IN_TEXT, folded, lambda v: mask_phone(re.sub(r"[ ()-]", "", v))))
+    mobiles = _matches(_MOBILE_IN_TEXT, folded, lambda v: mask_phone(phone(v)))
+    landlines = _matches(_LANDLINE_IN_TEXT, folded, lambda v: mask_phone(re.sub(r"[ ()-]", "", v)))
+    _collect(spans, _unless_named_otherwise(folded, mobiles))
+    _collect(spans, _unless_named_otherwise(folded, landlines))
 
 
 # another country's code written without its +: in brackets ((852) 9123 4567, 2 or 3 digits: (1) is a list's first
@@ -566,8 +598,9 @@ def _foreign_phones_in(folded: str, spans: list[tuple[int, int, str]]) -> None:
                 continue
             yield (starts[0] if starts else m.start - 1, m.end - 1, mask_phone(_format_e164(m.number)))
 
-    _collect(spans, found(_DASH_BEFORE_EXTENSION.sub("x", text), phonenumbers.Leniency.VALID, True))
-    _collect(spans, found(text, phonenumbers.Leniency.POSSIBLE, False))
+    _collect(spans, _unless_named_otherwise(folded, found(_DASH_BEFORE_EXTENSION.sub("x", text),
+                                                          phonenumbers.Leniency.VALID, True)))
+    _collect(spans, _unless_named_otherwise(folded, found(text, phonenumbers.Leniency.POSSIBLE, False)))
 
 
 def _format_e164(number: phonenumbers.PhoneNumber) -> str:
@@ -589,7 +622,7 @@ def _contact_spans(text: str) -> list[tuple[int, int, str]]:
     """(start, end, masked) of every contact detail in `text`, in order."""
     folded = text.translate(_FULL_WIDTH)
     spans: list[tuple[int, int, str]] = []
-    _collect(spans, _id_numbers_in(folded))
+    _collect(spans, _unless_named_otherwise(folded, _id_numbers_in(folded)))
     _mainland_phones_in(folded, spans)
     _collect(spans, _matches(_LATIN_ADDRESS_IN_TEXT, folded, mask_email))
     _collect(spans, _matches(_ADDRESS_IN_TEXT, folded, mask_email))
@@ -671,6 +704,8 @@ def mask_contacts_cut(text: str, limit: int) -> str:
         digits = re.sub(r"[^0-9]", "", run[start:])
         if len(digits) >= 4 and _cut_contact(digits):
             at = m.start(2) + start - (1 if start and run[start - 1] == "(" else 0)
+            if _named_otherwise(shown.translate(_FULL_WIDTH), at):
+                return shown  # 订单号 1391234…: an order number cut short
             return shown[:at] + digits[:3] + MASK
     return shown
 

@@ -100,6 +100,70 @@ def test_eighteen_digits_that_are_no_id_card_number_are_left_as_typed(text):
     assert mask_contacts(text) == text
 
 
+# --- a run of digits named another identifier just before it ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "订单号 13800138000 已发货",
+        "订单号：85291234567",
+        "单号13800138000",
+        "快递单号 13800138000",
+        "批号13800138000",
+        "生产批号：85291234567",
+        "发票号码 010-12345678",
+        "合同编号 13800138000",
+        "统一社会信用代码：13800138000",
+        "order no. 13800138000",
+        "Order #13800138000",
+        "batch: 85291234567",
+        "Invoice No: 13800138000",
+        "SO-13800138000",
+        "PO13800138000",
+        "FP13800138000",  # an invoice number as the demo data writes them
+        "HY-13800138000",
+        "订单号 852-9123-4567",
+        "单号 110101199003071233",  # an ID card number's digits, named an order number
+    ],
+)
+def test_a_number_named_an_order_batch_or_invoice_number_is_left_as_typed(text):
+    assert mask_contacts(text) == text
+
+
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [
+        ("85291234567", "+852 ****4567"),  # nothing says otherwise: personal data errs on masking
+        ("13800138000", "138****8000"),
+        ("订单联系人 13800138000", "订单联系人 138****8000"),
+        ("订单号 12345，电话 13800138000", "订单号 12345，电话 138****8000"),  # the label names the number after it only
+        ("订单号 +852 9123 4567", "订单号 +852 ****4567"),  # written with its +: a phone
+        ("TEL13800138000", "TEL138****8000"),
+        ("Tel-13800138000", "Tel-138****8000"),
+        ("证件编号 110101199003071233", "证件编号 110***********1233"),
+    ],
+)
+def test_a_number_not_named_another_identifier_is_masked(typed, shown):
+    assert mask_contacts(typed) == shown
+    assert normalise.restore_contacts(shown, typed) == typed
+
+
+def test_an_order_number_cut_short_at_the_end_of_a_title_is_left_as_typed():
+    assert normalise.mask_contacts_cut("订单号 1391234", 11) == "订单号 1391234"
+    assert normalise.mask_contacts_cut("请回电 1391234", 11) == "请回电 139****"
+
+
+def test_an_order_number_in_a_persons_notes_is_shown_and_the_phone_masked(client_for, api_for, xiehe,  # noqa: F811
+                                                                          admin_user):
+    notes = "订单号 13800138000 已发货，批号：85291234567；收货人电话 13912345678"
+    person = Person.objects.get(name="张伟", institution=xiehe)
+    services.update_person(admin_user, person, {"notes": notes}, version=person.version)
+    shown = "订单号 13800138000 已发货，批号：85291234567；收货人电话 139****5678"
+    assert shown in client_for("agent").get(f"/customers/people/{person.pk}/").content.decode()
+    assert api_for("agent").get(f"/api/v1/people/{person.pk}/").json()["notes"] == shown
+
+
 def test_a_credit_code_in_an_institutions_notes_is_shown_and_an_id_card_number_masked(client_for, xiehe,
                                                                                         admin_user):
     notes = "开票：统一社会信用代码 91110108710001554X；联系人证件 11010519491231002X"
