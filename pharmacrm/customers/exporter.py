@@ -369,7 +369,7 @@ def masked_search(text: str) -> str:
         if _ID_NUMBER_TYPED.fullmatch(compact):
             return MASKERS["id_number"](compact)
         if search.classify(word) == "phone":
-            return normalise.mask_phone(normalise.phone_readings(compact)[0])
+            return normalise.mask_phone(normalise.phone_readings(compact, folded)[0])
         masked = normalise.mask_contacts(folded)
         return word if masked == folded else masked
 

@@ -190,16 +190,35 @@ def _line(raw: str) -> str:
     return digits
 
 
-def phone_readings(value: str | None) -> list[str]:
+def phone_readings(value: str | None, written: str | None = None) -> list[str]:
     """What a number looked up (the search box, the desk's queue search) may be stored as, the likelier first: its
     `phone`, and for one written with another country's code without a + (852-9123-4567, (852) 9123 4567 once the
-    search dropped its brackets) whose digits make no mainland number, the number there in E.164 (+85291234567)."""
+    search dropped its brackets) whose digits make no mainland number, the number there in E.164 (+85291234567).
+    `written`: the number as typed, when `value` is without its spaces and dashes (the search's compact form): one
+    written as a free text's mask reads a number from elsewhere (1-415-555-0100, 1 (415) 555-0100 — whose digits
+    also make a mainland 141… — is +14155550100 first)."""
     digits = phone(value)
+    readings = [digits]
     if digits.isdigit() and not (_MOBILE.match(digits) or _LANDLINE.match(digits) or _SERVICE.match(digits)):
         there = _e164("+" + digits)
         if foreign_number(there) is not None:
-            return [there, digits]
-    return [digits]
+            readings = [there, digits]
+    grouped = _grouped_reading(value if written is None else written)
+    if grouped is not None and grouped not in readings:
+        readings.insert(0, grouped)
+    return readings
+
+
+def _grouped_reading(written: str | None) -> str | None:
+    """The number of another country, in E.164, that a whole text is when written with its country's code and
+    without its + (1-415-555-0100, 44 20 7946 0958), as `mask_contacts` reads one; None when it is none."""
+    folded = _EXTENSION_MARK.split(unicodedata.normalize("NFKC", written or ""), maxsplit=1)[0].strip()
+    if not folded or folded.startswith("+"):
+        return None
+    for start, end, number in _foreign_numbers_in(folded):
+        if start == 0 and end == len(folded):
+            return _format_e164(number)
+    return None
 
 
 MOBILE_EXTENSION_MESSAGE = _(
@@ -549,10 +568,14 @@ def _mainland_phones_in(folded: str, spans: list[tuple[int, int, str]]) -> None:
 
 
 # another country's code written without its +: in brackets ((852) 9123 4567, 2 or 3 digits: (1) is a list's first
-# item), after 00 (00852 9123 4567), or, for Hong Kong, Macau and Taiwan, before the number (852-9123-4567)
+# item), after 00 (00852 9123 4567), or, for Hong Kong, Macau and Taiwan, before the number (852-9123-4567); any other
+# country's code before its number's groups (1-415-555-0100, 1 (415) 555-0100, 44 20 7946 0958), read as a number
+# only when written in the groups the number is written in there (`_grouped_as_there`). Never the second group of
+# a number (415 in 1 415 …, 555 in 1 (415) 555 …), nor digits after a dash, a dot or a slash (TK-2026-000123, 3.1 415 …)
 _CODE_WITHOUT_PLUS = re.compile(
-    r"(?<![0-9A-Za-z+])(?:(?P<bracketed>\(\s*(?!86\s*\))[1-9][0-9]{1,2}\s*\))|(?P<zeros>00)(?=[1-9])(?!86)"
-    r"|(?P<bare>85[23]|886)(?=[ -]?[0-9]))"
+    r"(?<![0-9A-Za-z+)])(?<![0-9)][ .-])(?:(?P<bracketed>\(\s*(?!86\s*\))[1-9][0-9]{1,2}\s*\))"
+    r"|(?P<zeros>00)(?=[1-9])(?!86)|(?P<bare>85[23]|886)(?=[ -]?[0-9])"
+    r"|(?<![-./,])(?P<grouped>(?!86[ .(-])[1-9][0-9]{0,2})(?=[ .-]\(?[0-9]|\([0-9]))"
 )
 _CODE_BEFORE = re.compile(r"\+\s*[0-9]{1,3}[\s-]*$")
 # the dash before a line's extension (…0100-12, …6789 - 123): 1 to 6 digits after it, and no more
@@ -569,7 +592,23 @@ def _foreign_phones_in(folded: str, spans: list[tuple[int, int, str]]) -> None:
     a valid number — not only a possible one, as nothing else says it is a phone (an order number 852-1234-5678 is
     none). A line with its extension after a dash (+1 415 555 0100-12), which the library reads as one number too
     long to be any, is found with an x written for the dash, when the line is a valid number."""
-    written: dict[int, int] = {}  # where a + was written in the copy → where the number starts in the text
+    for start, end, number in _foreign_numbers_in(folded):
+        _collect(spans, _unless_named_otherwise(folded, [(start, end, mask_phone(_format_e164(number)))]))
+
+
+def _grouped_as_there(written: str, number: phonenumbers.PhoneNumber) -> bool:
+    """Whether a number is written in the groups of its international format there, its country's code first (1 415
+    555 0100, 1-415-555-0100, 1 (415) 555-0100 and 44 20 7946 0958 are; 1 4155 550 100 and 4 4207 946 0958 are not),
+    whatever the marks between them: digits that only happen to make a valid number are seldom grouped as one."""
+    formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    return re.findall(r"[0-9]+", written) == re.findall(r"[0-9]+", formatted)
+
+
+def _foreign_numbers_in(folded: str) -> list[tuple[int, int, phonenumbers.PhoneNumber]]:
+    """(start, end, number) of the numbers of another country `_foreign_phones_in` finds in a (full-width folded)
+    text, in the order they are to be collected (those with an extension after a dash first): overlapping ones too."""
+    written: dict[int, tuple[int, bool]] = {}  # where a + was written in the copy → (where the number starts in the
+    # text, whether it is read only when written in the groups of a number there)
     copy = list(" " + folded)  # one character ahead: a + before a code at the start of the text
     for m in _CODE_WITHOUT_PLUS.finditer(folded):
         if _CODE_BEFORE.search(folded, 0, m.start()):
@@ -578,15 +617,15 @@ def _foreign_phones_in(folded: str, spans: list[tuple[int, int, str]]) -> None:
         if m.group("bracketed"):
             code = re.sub(r"\D", "", m.group("bracketed"))
             copy[at : m.end() + 1] = list(("+" + code).ljust(m.end() - m.start()))
-            written[at] = m.start()
+            written[at] = (m.start(), False)
         elif m.group("zeros"):
             copy[at : at + 2] = [" ", "+"]
-            written[at + 1] = m.start()
+            written[at + 1] = (m.start(), False)
         else:
             copy[at - 1] = "+"
-            written[at - 1] = m.start()
+            written[at - 1] = (m.start(), bool(m.group("grouped")))
     if "+" not in folded and not written:
-        return
+        return []
     text = "".join(copy)
 
     def found(text: str, leniency, extension: bool):
@@ -596,11 +635,12 @@ def _foreign_phones_in(folded: str, spans: list[tuple[int, int, str]]) -> None:
             starts = [start for plus, start in written.items() if m.start <= plus < m.end]
             if starts and not phonenumbers.is_valid_number(m.number):
                 continue
-            yield (starts[0] if starts else m.start - 1, m.end - 1, mask_phone(_format_e164(m.number)))
+            if starts and starts[0][1] and not _grouped_as_there(m.raw_string, m.number):
+                continue
+            yield (starts[0][0] if starts else m.start - 1, m.end - 1, m.number)
 
-    _collect(spans, _unless_named_otherwise(folded, found(_DASH_BEFORE_EXTENSION.sub("x", text),
-                                                          phonenumbers.Leniency.VALID, True)))
-    _collect(spans, _unless_named_otherwise(folded, found(text, phonenumbers.Leniency.POSSIBLE, False)))
+    return [*found(_DASH_BEFORE_EXTENSION.sub("x", text), phonenumbers.Leniency.VALID, True),
+            *found(text, phonenumbers.Leniency.POSSIBLE, False)]
 
 
 def _format_e164(number: phonenumbers.PhoneNumber) -> str:

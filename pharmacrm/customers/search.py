@@ -559,7 +559,7 @@ def _look_up(look: _Look, query: str, how: str):
     kind = look.kind
     compact = _SEPARATORS.sub("", query)
     if how == "phone":
-        readings = normalise.phone_readings(compact)  # 852-9123-4567 is +85291234567
+        readings = normalise.phone_readings(compact, query)  # 852-9123-4567, 1-415-555-0100: from elsewhere
         if kind == PERSON:
             bidxs = [crypto.blind_index(digits, "phone") for digits in readings]
             phones = Person.objects.filter(Q(mobile_bidx__in=bidxs) | Q(landline_bidx__in=bidxs))
@@ -913,9 +913,9 @@ def every_match(qs, query: str, kind: str):
     compact = _SEPARATORS.sub("", query)
     if how in ("phone", "email"):
         if how == "phone" and num == INSTITUTION:
-            same = Q(phone_norm__in=normalise.phone_readings(compact))
+            same = Q(phone_norm__in=normalise.phone_readings(compact, query))
         elif how == "phone":
-            bidxs = [crypto.blind_index(digits, "phone") for digits in normalise.phone_readings(compact)]
+            bidxs = [crypto.blind_index(digits, "phone") for digits in normalise.phone_readings(compact, query)]
             same = Q(mobile_bidx__in=bidxs) | Q(landline_bidx__in=bidxs)
         elif num == PERSON:
             same = Q(email_bidx=crypto.blind_index(normalise.email(query), "email"))

@@ -63,6 +63,83 @@ def test_numbers_that_are_no_phone_are_left_as_typed(text):
     assert normalise.mask_contacts(text) == text
 
 
+# --- Session 62: any country's code before the number's groups, without +, brackets or 00 ------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [
+        ("Son in the US: 1-415-555-0100.", "Son in the US: +1 ****0100."),
+        ("请回电 1 (415) 555-0100，谢谢", "请回电 +1 ****0100，谢谢"),
+        ("1(415)555-0100", "+1 ****0100"),
+        ("1 415 555 0100", "+1 ****0100"),
+        ("1.415.555.0100", "+1 ****0100"),
+        ("伦敦 44 20 7946 0958。", "伦敦 +44 ****0958。"),
+        ("001-415-555-0100", "+1 ****0100"),
+        ("办公室 1-415-555-0100-12", "办公室 +1 ****0100"),  # and its extension
+        ("莫斯科 7 495 123-45-67", "莫斯科 +7 ****4567"),
+        ("东京 81 3-1234-5678", "东京 +81 ****5678"),
+        ("新加坡 65 6123 4567，美国 1 212 555 0199", "新加坡 +65 ****4567，美国 +1 ****0199"),
+    ],
+)
+def test_a_number_written_in_its_countrys_groups_without_a_plus_is_masked_and_restored(typed, shown):
+    assert normalise.mask_contacts(typed) == shown
+    assert normalise.restore_contacts(shown, typed) == typed
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1 4155 550 100",  # valid digits, not grouped as a US number is
+        "1-415-5550100",
+        "4 4207 946 0958",
+        "1 380 013 8000",  # grouped so, but no valid US number
+        "(1) 415 555 0100",  # a list's first item
+        "3.1 415 555 0100",
+        "金额 1 250 000 元，数量 7 800 000 盒",  # thousands
+        "工单 TK-2026-000123，订单 XS260101-0001，合作协议 HZ-2026-0001",  # the project's own numbers
+        "2026.03.15 复诊，2024-08-15 回访，ISO 9001 2015",
+        "价格 1.99-2.99",
+        "订单号 1-415-555-0100",  # named an order number
+    ],
+)
+def test_digits_not_grouped_as_a_number_from_elsewhere_are_left_as_typed(text):
+    assert normalise.mask_contacts(text) == text
+
+
+@pytest.mark.parametrize("typed", ["1-415-555-0100", "1 (415) 555-0100", "001-415-555-0100", "1 415 555 0100"])
+def test_the_search_box_and_the_desk_find_a_us_number_written_without_its_plus(api_for, client_for, users,  # noqa: F811
+                                                                              typed):
+    """Its digits also make a mainland 141…: the number from elsewhere is read first, the mainland one too."""
+    smith = services.create_person(users["kam"], {"name": "史密斯", "mobile": "+1 415 555 0100"})
+    hits = api_for("kam").get("/api/v1/search/", {"q": typed}).json()["results"]
+    assert [(h["id"], h["match"]) for h in hits] == [(smith.pk, "phone")]
+    page = client_for("kam").get("/customers/search/", {"q": typed}).content.decode()
+    assert f"/customers/people/{smith.pk}/" in page
+    agent = client_for("agent")
+    assert intake(agent, caller_phone="+1 415 555 0100").status_code == 302
+    ticket = Ticket.objects.get()
+    assert f'/service/tickets/{ticket.pk}/"' in agent.get("/service/", {"q": typed}).content.decode()
+
+
+def test_the_search_finds_a_london_number_and_audits_a_masked_look_up_masked(api_for, users):  # noqa: F811
+    services.create_person(users["kam"], {"name": "布朗", "landline": "+44 20 7946 0958"})
+    hits = api_for("analyst").get("/api/v1/search/", {"q": "44 20 7946 0958"}).json()["results"]
+    assert [h["name"] for h in hits] == ["布朗"]
+    hits = api_for("analyst").get("/api/v1/search/", {"q": "1-415-555-0100"}).json()["results"]
+    assert hits == []
+    entries = AuditEntry.objects.filter(action=AuditEntry.Action.READ_PERSONAL, object_repr="search")
+    assert sorted(e.extra["q"] for e in entries) == ["+1 ****0100", "+44 ****0958"]
+
+
+def test_a_mainland_number_typed_in_the_search_box_still_finds_the_mainland_person(api_for, users):  # noqa: F811
+    li = services.create_person(users["kam"], {"name": "李雷", "mobile": "14155550100"})
+    hits = api_for("kam").get("/api/v1/search/", {"q": "141 5555 0100"}).json()["results"]
+    assert [h["id"] for h in hits] == [li.pk]
+    hits = api_for("kam").get("/api/v1/search/", {"q": "1-415-555-0100"}).json()["results"]
+    assert [h["id"] for h in hits] == [li.pk]  # the mainland reading of the digits is looked up too
+
+
 def test_a_persons_notes_and_a_tickets_subject_are_masked_for_a_masked_role(client_for, api_for, xiehe, admin_user,  # noqa: F811
                                                                             raise_ticket):  # noqa: F811
     notes = "家属电话 (852) 9123 4567，备用 852-6123-4567"

@@ -29,6 +29,8 @@ def _narrative(case, purpose: str) -> str:
     ("家属电话 (852) 9123 4567，(+852) 2812 3456。", "家属电话 ****，****。"),
     ("家属电话 852-9123-4567。", "家属电话 ****。"),
     ("US office +1 415 555 0100-12.", "US office ****."),
+    ("Son in the US, 1-415-555-0100 or 1 (415) 555-0199, called.", "Son in the US, **** or ****, called."),
+    ("家属在伦敦：44 20 7946 0958。", "家属在伦敦：****。"),
 ])  # fmt: skip
 def test_a_partner_icsr_withholds_a_landline_and_a_number_from_elsewhere(make_case, written, sent):
     case = make_case(narrative=written)
@@ -43,4 +45,6 @@ def test_the_reporters_contact_from_elsewhere_is_withheld_however_it_is_written(
 
 def test_what_is_no_phone_number_stays_readable(make_case):
     written = "WXM 出现皮疹，批号 B20260901，血压 130/80，2026-03-15 起 0.5 g 每日 2 次，+2 天后好转，订单 852-1234-5678。"
+    assert _narrative(make_case(narrative=written), "partner") == written
+    written = "批号：85291234567，订单号 1-415-555-0100，数量 1 250 000，统一社会信用代码 91110108710001554X。"
     assert _narrative(make_case(narrative=written), "partner") == written
