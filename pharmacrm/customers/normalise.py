@@ -596,6 +596,30 @@ def _foreign_phones_in(folded: str, spans: list[tuple[int, int, str]]) -> None:
         _collect(spans, _unless_named_otherwise(folded, [(start, end, mask_phone(_format_e164(number)))]))
 
 
+_NEXT_GROUP = re.compile(r"[ .-]?\(?([0-9]{1,5})(?![0-9])\)?")
+
+
+def _groups_make_a_number(folded: str, code: str, at: int) -> bool:
+    """Whether the groups of digits written from `at` after a country's code without its + (1-415-555-0100 from the
+    first dash) begin with a valid number there written in its groups: checked before the library looks for one
+    in the text, so that a text of figures (1 250 000, a table's 1 2 3 …) costs no parse."""
+    groups: list[str] = []
+    for _group in range(6):
+        g = _NEXT_GROUP.match(folded, at)
+        if g is None:
+            return False
+        groups.append(g.group(1))
+        at = g.end()
+        if 6 <= sum(map(len, groups)) <= 14:
+            try:
+                number = phonenumbers.parse("+" + code + "".join(groups), None)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(number) and _grouped_as_there(" ".join([code, *groups]), number):
+                return True
+    return False
+
+
 def _grouped_as_there(written: str, number: phonenumbers.PhoneNumber) -> bool:
     """Whether a number is written in the groups of its international format there, its country's code first (1 415
     555 0100, 1-415-555-0100, 1 (415) 555-0100 and 44 20 7946 0958 are; 1 4155 550 100 and 4 4207 946 0958 are not),
@@ -613,6 +637,8 @@ def _foreign_numbers_in(folded: str) -> list[tuple[int, int, phonenumbers.PhoneN
     for m in _CODE_WITHOUT_PLUS.finditer(folded):
         if _CODE_BEFORE.search(folded, 0, m.start()):
             continue  # +1 (415) 555-0100: an area code in brackets after the country's code
+        if m.group("grouped") and not _groups_make_a_number(folded, m.group("grouped"), m.end()):
+            continue
         at = m.start() + 1
         if m.group("bracketed"):
             code = re.sub(r"\D", "", m.group("bracketed"))
