@@ -492,9 +492,19 @@ def mask_addresses(text: str) -> str:
 _ID_NUMBER_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
 # what names an ID card number written just before it (身份证 1101…, 证件号码：1101…, ID no. 1101…)
 _ID_LABEL_BEFORE = re.compile(
-    r"(?:身份证|身份證|证件|證件|(?<![A-Za-z])ID(?:\s*(?:card|no\.?|number))?)(?:号码|號碼|编号|編號|号|號)?\s*(?:[:：#]|为|是)?\s*$",
+    r"(?:身份证|身份證|证件|證件|(?<![A-Za-z])ID(?:\s*(?:card|no\.?|number))?)(?:号码|號碼|编号|編號|号|號)?"
+    r"\s*(?:[:：#]|为|是)?\s*$",
     re.IGNORECASE,
 )
+_MOBILE_IN_TEXT = re.compile(r"(?<![0-9])(?:(?:\+|00)86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]){8}(?![0-9])")
+_LANDLINE_IN_TEXT = re.compile(
+    r"(?<![0-9-])(?:0[1-9][0-9]{1,2}|\(0[1-9][0-9]{1,2}\))[ -]?[0-9]{3,4}[ -]?[0-9]{4}(?![0-9])"
+)
+# full-width forms (１３８, ＠, ＋, －, the ideographic space) read as their ASCII letters, one character for one: a
+# match in the folded text is at the same place in the text as typed, and only the match is replaced
+_FULL_WIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+# an address written in Latin letters right after Chinese words (邮箱zhang@example.com) starts at its first letter
+_LATIN_ADDRESS_IN_TEXT = re.compile(r"(?<=[^\x00-\x7f])[A-Za-z0-9.!#$%&*+/=?^~_-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def _id_numbers_in(folded: str):
@@ -506,15 +516,6 @@ def _id_numbers_in(folded: str):
         value = m.group(0)
         if valid_id_card(value.upper()) or _ID_LABEL_BEFORE.search(folded, max(0, m.start() - 20), m.start()):
             yield m.start(), m.end(), value[:3] + "*" * 11 + value[-4:]
-_MOBILE_IN_TEXT = re.compile(r"(?<![0-9])(?:(?:\+|00)86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]){8}(?![0-9])")
-_LANDLINE_IN_TEXT = re.compile(
-    r"(?<![0-9-])(?:0[1-9][0-9]{1,2}|\(0[1-9][0-9]{1,2}\))[ -]?[0-9]{3,4}[ -]?[0-9]{4}(?![0-9])"
-)
-# full-width forms (１３８, ＠, ＋, －, the ideographic space) read as their ASCII letters, one character for one: a
-# match in the folded text is at the same place in the text as typed, and only the match is replaced
-_FULL_WIDTH = {c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
-# an address written in Latin letters right after Chinese words (邮箱zhang@example.com) starts at its first letter
-_LATIN_ADDRESS_IN_TEXT = re.compile(r"(?<=[^\x00-\x7f])[A-Za-z0-9.!#$%&*+/=?^~_-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def _collect(spans: list[tuple[int, int, str]], found) -> None:
@@ -530,14 +531,15 @@ def _matches(pattern: re.Pattern, folded: str, mask):
 
 # what names the number written just after it another identifier than a phone or an ID card number: an order, batch,
 # invoice or contract number in words (订单号 13800138000, 批号：85291234567, invoice no. 13800138000), or the letters
-# of an identifier's prefix attached to it (SO-13800138000, PO13800138000, FP13800138000, as the project's own TK-,
-# HZ-, IA-, HY- numbers are written) — but not the letters of a phone's label (TEL13800138000, M:…) or an ID's
+# of an identifier's prefix attached to it by a dash (SO-13800138000, as the project's own TK-, HZ-, IA-, HY- numbers
+# are written) or one the project writes without (FP13800138000, an invoice; XS…, an order) — but not the letters of
+# a phone's label (TEL-13800138000) or an ID's, nor a name in capitals (WANG13800138000)
 _OTHER_IDENTIFIER_BEFORE = re.compile(
     r"(?:(?:订单|訂單|单|單|单据|單據|批|批次|发票|發票|合同|流水|货|貨|序列|证书|證書|注册证|註冊證|批准文|条码|條碼)"
     r"(?:编号|編號|号码|號碼|号|號|代码|代碼)|订单|訂單|批次|发票|發票|编号|編號|信用代码|信用代碼"
     r"|(?<![A-Za-z])(?i:order|batch|lot|invoice|serial|tracking|ref|reference)(?:\s*(?i:no\.?|number|num\.?|#))?"
     r"|(?<![A-Za-z])(?:PO|SO|SN)(?:\s*(?i:no\.?|number|#))?)\s*(?:[:：#]|为|為|是)?\s*$"
-    r"|(?<![A-Za-z])(?!(?:TEL|FAX|MOB|MP|PH|CELL|HP|QQ|WX|VX|ID|T|M|F)-?$)[A-Z]{1,4}-?$"
+    r"|(?<![A-Za-z])(?:(?!(?:TEL|FAX|MOB|MP|PH|CELL|HP|QQ|WX|VX|ID|T|M|F)-$)[A-Z]{1,4}-|FP|XS|YP|DD)$"
 )
 
 

@@ -123,6 +123,7 @@ def test_eighteen_digits_that_are_no_id_card_number_are_left_as_typed(text):
         "PO13800138000",
         "FP13800138000",  # an invoice number as the demo data writes them
         "HY-13800138000",
+        "XS13800138000",
         "订单号 852-9123-4567",
         "单号 110101199003071233",  # an ID card number's digits, named an order number
     ],
@@ -140,6 +141,8 @@ def test_a_number_named_an_order_batch_or_invoice_number_is_left_as_typed(text):
         ("订单号 12345，电话 13800138000", "订单号 12345，电话 138****8000"),  # the label names the number after it only
         ("订单号 +852 9123 4567", "订单号 +852 ****4567"),  # written with its +: a phone
         ("TEL13800138000", "TEL138****8000"),
+        ("TEL-13800138000", "TEL-138****8000"),
+        ("WANG13800138000", "WANG138****8000"),  # a name in capitals
         ("Tel-13800138000", "Tel-138****8000"),
         ("证件编号 110101199003071233", "证件编号 110***********1233"),
     ],
