@@ -1579,6 +1579,19 @@ def _renewing(agreement: Agreement, today: dt.date):
     ).exclude(pk=agreement.pk)  # fmt: skip
 
 
+def _renewal_reached(agreement: Agreement, end: dt.date):
+    """The signed renewal of `agreement` (of its account, its term beginning later or of a later plan version, not
+    begun yet: the agreement would be renewed already) whose term an amendment ending on `end` would reach into — the
+    earliest such; None when the new end keeps clear of every one, or does not move later (an end already within a
+    renewal's term, which takes over on its start day, is only ever shortened)."""
+    if end <= agreement.end_date:
+        return None
+    return agreement.account.agreements.filter(
+        Q(start_date__gt=agreement.start_date) | Q(plan__version_number__gt=agreement.plan.version_number),
+        status=AgreementStatus.SIGNED, start_date__lte=end,
+    ).exclude(pk=agreement.pk).order_by("start_date", "pk").first()  # fmt: skip
+
+
 def _mark_renewed(earlier_ones, user=None, renewal: Agreement | None = None) -> None:
     """The agreements a renewal whose term has begun takes over from go out of force, under their locks and with a new
     version: a form opened before (a better scan) is refused, not bringing one back in force. An amendment of theirs
@@ -2339,8 +2352,16 @@ class ServiceTerms(amendments.Terms):
                 "beyond it, approve a new plan version and generate a new agreement from it."
             ) % {"start": start.isoformat(), "end": end.isoformat(), "version": plan.version_number,
                  "validity": validity_label(plan)}])  # fmt: skip
+        renewal = _renewal_reached(agreement, end)
+        if renewal is not None:
+            errors.setdefault("end_date", [_(
+                "The new end %(end)s reaches into the term of %(number)s, the signed renewal of this agreement from "
+                "%(start)s: an amendment may not stretch the term into its renewal's. End it on %(last)s at the latest, "
+                "or amend the renewal instead."
+            ) % {"end": end.isoformat(), "number": renewal.number, "start": renewal.start_date.isoformat(),
+                 "last": (renewal.start_date - dt.timedelta(days=1)).isoformat()}])  # fmt: skip
         clash = overlapping_agreement(plan, start, end, today, exclude=agreement)
-        if clash is not None:
+        if clash is not None and getattr(renewal, "pk", None) != clash.pk:
             errors.setdefault("start_date", [_clash_message(clash)])
         return errors
 
