@@ -21,6 +21,7 @@ from pharmacrm.core.amendments import (
     STATE_HELP,
     STATES,
     LapseCause,
+    LapseNotConfirmed,
     SignedTermFields,
     amendment_of,
     signed_term_fields,
@@ -247,6 +248,34 @@ class CooperationVersionSerializer(Serializer):
     version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
 
 
+class CooperationTerminateSerializer(Serializer):
+    version = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID)
+    confirm_lapse = serializers.BooleanField(
+        required=False, default=False,
+        help_text="true: terminate even though amendments of the term waiting for their effective date lapse with it "
+                  "(never applied). Without it such a termination is refused with 400, `lapsing` listing them.")  # fmt: skip
+
+
+# The 400 of a termination: the per-field messages every write answers (core.api_schema's FieldErrors), and, when an
+# amendment waiting for its day would lapse without `confirm_lapse: true`, those amendments
+TERMINATE_REFUSED = {
+    "type": "object",
+    "properties": {
+        "non_field_errors": {"type": "array", "items": {"type": "string"}},
+        "detail": {"type": "string"},
+        "status": {"type": "array", "items": {"type": "string"},
+                   "description": "Why the agreement is not terminated (its status, open projects)."},
+        "confirm_lapse": {"type": "array", "items": {"type": "string"},
+                          "description": "One message per amendment that would lapse (its number and effective "
+                                         "date), then what to send."},
+        "lapsing": {"type": "array", "items": {"$ref": "#/components/schemas/CooperationAmendment"},
+                    "description": "The amendments that would lapse, as in the agreement's `amendments` (state "
+                                   "`waiting`); with `confirm_lapse` only."},
+    },
+    "additionalProperties": {"oneOf": [{"type": "array"}, {"type": "object"}]},
+}  # fmt: skip
+
+
 class ProjectWriteSerializer(Serializer):
     agreement = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Creation only.")
     title = optional(serializers.CharField, allow_blank=True, max_length=200)
@@ -402,14 +431,29 @@ class AgreementViewSet(_CooperationViewSet):
         version = expected_version(request, _body(CooperationVersionSerializer, request).get("version"))
         return self._answer(services.put_in_force(request.user, agreement, version))
 
-    @extend_schema(tags=TAGS, request=CooperationVersionSerializer,
-                   responses={200: CooperationAgreementSerializer, 400: ERRORS, 403: DENIED, 409: STALE},
-                   description="End the agreement early (its projects closed first); it stays archived.")  # fmt: skip
+    @extend_schema(tags=TAGS, request=CooperationTerminateSerializer,
+                   responses={200: CooperationAgreementSerializer,
+                              400: OpenApiResponse(TERMINATE_REFUSED, description=(
+                                  "Per-field messages, in the reader's language. An amendment of the term waiting "
+                                  "for its effective date would lapse and `confirm_lapse` was not true: "
+                                  "`confirm_lapse` says so and `lapsing` lists them; nothing was changed.")),
+                              403: DENIED, 409: STALE},
+                   description="End the agreement early (its projects closed first); it stays archived. An amendment "
+                               "of its term waiting for its effective date lapses with it, never applied: send "
+                               "`confirm_lapse: true` to terminate all the same (without it the termination is "
+                               "refused with 400 listing them, as the page warns beside its button). The answer is the "
+                               "agreement, its lapsed amendments with `state: \"lapsed\"`.")  # fmt: skip
     @action(detail=True, methods=["post"])
     def terminate(self, request, pk=None):
         agreement = self.get_object()
-        version = expected_version(request, _body(CooperationVersionSerializer, request).get("version"))
-        return self._answer(services.terminate(request.user, agreement, version))
+        body = _body(CooperationTerminateSerializer, request)
+        version = expected_version(request, body.get("version"))
+        try:
+            done = services.terminate(request.user, agreement, version, confirm_lapse=body.get("confirm_lapse", False))
+        except LapseNotConfirmed as e:
+            lapsing = CooperationAmendmentSerializer(e.lapsing, many=True, context=self.get_serializer_context())
+            return Response({**e.message_dict, "lapsing": lapsing.data}, status=status.HTTP_400_BAD_REQUEST)
+        return self._answer(done)
 
 
     @extend_schema(tags=TAGS, request={"multipart/form-data": CooperationAmendmentWriteSerializer,

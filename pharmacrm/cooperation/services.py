@@ -356,15 +356,23 @@ def put_in_force(user, agreement: Agreement, version=None) -> Agreement:
     return _transition(user, agreement, version, (AgreementStatus.SIGNED,), AgreementStatus.IN_FORCE)
 
 
-def terminate(user, agreement: Agreement, version=None) -> Agreement:
+def terminate(user, agreement: Agreement, version=None, *, confirm_lapse: bool = True) -> Agreement:
     """The agreement ends before its term: an amendment of its term still waiting for its day lapses with it, never
-    applied (amendments.lapse; one whose day has come took effect and is applied first), in the same transaction."""
+    applied (amendments.lapse; one whose day has come took effect and is applied first), in the same transaction.
+    `confirm_lapse` False (the API without `confirm_lapse: true`; the page says so beside its button): refused when one
+    would lapse (amendments.LapseNotConfirmed, listing them), nothing written."""
     if agreement.projects.filter(status__in=[*OPEN_PROJECT, ProjectStatus.ACCEPTED]).exists():
         raise ValidationError({"status": [_("Close or settle the agreement's projects first.")]})
     with transaction.atomic():
         # under the agreement's lock, as the worker applies an amendment under it (sweep)
         Agreement.objects.select_for_update().filter(pk=agreement.pk).first()
         before = agreement.status
+        if not confirm_lapse and before in COOPERATION_TERMS.amendable_statuses:
+            require_manage(user, agreement)
+            _check_version(agreement, version)  # a stale page first: 409, as without the amendment
+            lapsing = amendments.lapsing(agreement)  # read under the lock: one recorded meanwhile is counted
+            if lapsing:
+                raise amendments.LapseNotConfirmed(lapsing)
         _transition(user, agreement, version, (AgreementStatus.DRAFT, AgreementStatus.SIGNED,
                                                AgreementStatus.IN_FORCE), AgreementStatus.TERMINATED)  # fmt: skip
         if before in COOPERATION_TERMS.amendable_statuses:

@@ -504,6 +504,24 @@ def lapsing(agreement, *, overlapping: tuple[dt.date, dt.date] | None = None, to
     return found
 
 
+def lapse_warning(amendment) -> str:
+    """What terminating the agreement does to `amendment`, waiting for a day still ahead (the terminate button's
+    warning, the API's refusal)."""
+    return _("Amendment %(number)s takes effect on %(date)s: terminating the agreement before then, it lapses and is "
+             "never applied.") % {"number": amendment.number, "date": amendment.effective_date.isoformat()}  # fmt: skip
+
+
+class LapseNotConfirmed(ValidationError):
+    """Ending the agreement would make the amendments `lapsing` lapse, and the client has not confirmed it (the API's
+    `confirm_lapse`): refused under `confirm_lapse`, one message per amendment and what to send; nothing written."""
+
+    def __init__(self, lapsing: list):
+        messages = [lapse_warning(a) for a in lapsing]
+        messages.append(_("Send confirm_lapse: true to terminate the agreement all the same."))
+        super().__init__({"confirm_lapse": messages})
+        self.lapsing = lapsing
+
+
 def copy_attached_message(amendment) -> str:
     return _("Amendment %(number)s has its signed copy already (%(name)s): the copy of a signed amendment is kept as "
              "uploaded, never replaced.") % {"number": amendment.number, "name": amendment.signed_copy_name}

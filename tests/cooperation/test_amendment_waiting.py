@@ -154,3 +154,59 @@ def test_a_reminder_sent_for_the_current_end_goes_out_again_for_the_end_a_waitin
     assert services.sweep(now=_at(today + dt.timedelta(days=10)))[0] == 0
     assert services.sweep(now=_at(new_end - dt.timedelta(days=20), 9))[0] == 1
     assert len(_reminders()) == 2 and new_end.isoformat() in _reminders()[1]
+
+
+def test_the_api_refuses_a_termination_that_makes_a_waiting_amendment_lapse_unless_confirmed(users, ours, client_for):
+    today = TODAY()
+    old_end, takes_effect = ours.end_date, today + dt.timedelta(days=20)
+    amendment = _amend(users, ours, today + dt.timedelta(days=400), takes_effect)
+    api = client_for("rep")
+    url = f"/api/v1/cooperation/agreements/{ours.pk}/terminate/"
+    # not confirmed (left out, or false): 400 saying which amendment lapses, and listing it; nothing changed
+    for body in ({"version": ours.version}, {"version": ours.version, "confirm_lapse": False}):
+        r = api.post(url, body, content_type="application/json", HTTP_ACCEPT_LANGUAGE="en")
+        assert r.status_code == 400, r.content
+        answer = r.json()
+        assert answer["confirm_lapse"] == [
+            f"Amendment {amendment.number} takes effect on {takes_effect.isoformat()}: terminating the agreement "
+            "before then, it lapses and is never applied.",
+            "Send confirm_lapse: true to terminate the agreement all the same."]  # fmt: skip
+        assert [(a["number"], a["state"], a["effective_date"]) for a in answer["lapsing"]] == [
+            (amendment.number, "waiting", takes_effect.isoformat())]
+    ours.refresh_from_db()
+    amendment.refresh_from_db()
+    assert ours.status == "in_force" and amendment.state == "waiting"
+    assert not AuditEntry.objects.filter(object_type="cooperation.agreementamendment", action="update").exists()
+    # a stale version is still a 409, whatever would lapse
+    r = api.post(url, {"version": ours.version - 1}, content_type="application/json")
+    assert r.status_code == 409
+    # confirmed: terminated, the amendment lapsed, shown so in the answer
+    r = api.post(url, {"version": ours.version, "confirm_lapse": True}, content_type="application/json",
+                 HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert r.status_code == 200, r.content
+    answer = r.json()
+    assert answer["status"] == "terminated" and answer["end_date"] == old_end.isoformat()
+    shown = answer["amendments"][0]
+    assert (shown["number"], shown["state"], shown["lapse_cause"]) == (amendment.number, "lapsed", "terminated")
+    amendment.refresh_from_db()
+    assert amendment.state == "lapsed"
+
+
+def test_the_api_terminates_without_confirmation_when_nothing_would_lapse(users, ours, client_for):
+    today = TODAY()
+    api = client_for("rep")
+    # an amendment whose day has come (the worker has not run yet) took effect: it is applied, nothing lapses
+    amendment = _amend(users, ours, today + dt.timedelta(days=400), today + dt.timedelta(days=1))
+    AgreementAmendment.objects.filter(pk=amendment.pk).update(effective_date=today)
+    r = api.post(f"/api/v1/cooperation/agreements/{ours.pk}/terminate/", {"version": ours.version},
+                 content_type="application/json")  # fmt: skip
+    assert r.status_code == 200, r.content
+    assert r.json()["status"] == "terminated" and r.json()["amendments"][0]["state"] == "applied"
+
+
+def test_the_api_refusal_in_chinese_names_the_amendment(users, ours, client_for):
+    amendment = _amend(users, ours, TODAY() + dt.timedelta(days=400), TODAY() + dt.timedelta(days=20))
+    r = client_for("rep").post(f"/api/v1/cooperation/agreements/{ours.pk}/terminate/", {"version": ours.version},
+                               content_type="application/json", HTTP_ACCEPT_LANGUAGE="zh-hans")  # fmt: skip
+    assert r.status_code == 400 and amendment.number in r.json()["confirm_lapse"][0]
+    assert Agreement.objects.get(pk=ours.pk).status == "in_force"
