@@ -192,6 +192,9 @@ class CooperationAgreementSerializer(SignedTermFields, Serializer):
     owner = serializers.IntegerField(source="owner_id", read_only=True)
     team = serializers.IntegerField(source="team_id", read_only=True, allow_null=True)
     renewal_notified_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    renewal_notified_for = serializers.DateField(read_only=True, allow_null=True,
+                                                 help_text="The end the renewal reminder sent named; null until one is "
+                                                           "sent (again, after an amendment moved the end).")  # fmt: skip
     projects = serializers.SerializerMethodField()
     signed_start_date, signed_end_date = signed_term_fields()
     amendments = CooperationAmendmentSerializer(many=True, read_only=True,

@@ -80,6 +80,9 @@ class Agreement(models.Model):
     team = models.ForeignKey("core.Team", models.SET_NULL, null=True, blank=True, related_name="+",
                              verbose_name=_("team"))  # fmt: skip
     renewal_notified_at = models.DateTimeField(_("renewal reminder sent"), null=True, blank=True, editable=False)
+    # the end the renewal reminder sent named: an amendment moving the end elsewhere brings one for the new end
+    renewal_notified_for = models.DateField(_("renewal reminder sent for the end"), null=True, blank=True,
+                                            editable=False)  # fmt: skip
     version = models.PositiveIntegerField(default=1, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -473,13 +473,11 @@ class CooperationTerms(amendments.Terms):
                                       "projects.") % {"title": early.title, "date": early.start_date.isoformat()}]  # fmt: skip
         return errors
 
-    def follow_end(self, user, agreement, previous, reminded_end=None):
-        fields, changes = [], {}
-        named = previous[1] if reminded_end is None else reminded_end
-        if agreement.end_date != named and agreement.renewal_notified_at is not None:
-            changes["renewal_notified_at"] = [agreement.renewal_notified_at, None]
-            agreement.renewal_notified_at = None
-            fields.append("renewal_notified_at")
+    def follow_end(self, user, agreement, previous):
+        fields = []
+        changes = amendments.rearm_reminder(agreement, agreement.end_date)
+        if changes:
+            fields += ["renewal_notified_at", "renewal_notified_for"]
         if agreement.status == AgreementStatus.EXPIRED and agreement.end_date >= timezone.localdate():
             # an expired agreement extended: in force again (only one in force expires)
             changes["status"] = [agreement.status, AgreementStatus.IN_FORCE]
@@ -490,11 +488,8 @@ class CooperationTerms(amendments.Terms):
     def schedule(self, agreement, amendment):
         # the renewal reminder follows the end the amendment sets from now on (amendments.reminded_end, `sweep`): one
         # sent for the end in force goes out again for the new one when the end moves
-        if amendment.end_date != agreement.end_date and agreement.renewal_notified_at is not None:
-            changes = {"renewal_notified_at": [agreement.renewal_notified_at, None]}
-            agreement.renewal_notified_at = None
-            return ["renewal_notified_at"], changes
-        return [], {}
+        changes = amendments.rearm_reminder(agreement, amendment.end_date)
+        return (["renewal_notified_at", "renewal_notified_for"], changes) if changes else ([], {})
 
     def files_dir(self) -> Path:
         return files_dir()
@@ -922,14 +917,17 @@ def sweep(now: dt.datetime | None = None) -> tuple[int, int, int]:
         status=AgreementStatus.IN_FORCE, renewal_notified_at__isnull=True,
     ).distinct()  # fmt: skip
     for agreement in due.select_related("owner", "institution"):
-        end = amendments.reminded_end(agreement)
-        if not today <= end <= horizon:
-            continue
         with transaction.atomic():
-            if not Agreement.objects.filter(pk=agreement.pk, renewal_notified_at__isnull=True).update(
-                renewal_notified_at=now
-            ):
+            # under the agreement's lock, as an amendment is recorded: the end read is the one the reminder is for
+            fresh = Agreement.objects.select_for_update().filter(
+                pk=agreement.pk, status=AgreementStatus.IN_FORCE, renewal_notified_at__isnull=True).first()  # fmt: skip
+            if fresh is None:
                 continue
+            end = amendments.reminded_end(fresh)
+            if not today <= end <= horizon:
+                continue
+            # kept with the end it was for: an amendment moving the end elsewhere brings one for the new end
+            Agreement.objects.filter(pk=agreement.pk).update(renewal_notified_at=now, renewal_notified_for=end)
             audit.record(A.UPDATE, agreement, changes={"renewal_notified_at": [None, now]}, actor_name="system")
             _notify([agreement.owner], "cooperation.renewal",
                     Message(gettext_lazy("Cooperation agreement %(number)s ends on %(date)s"), number=agreement.number,

@@ -149,12 +149,10 @@ class Terms:
     def lock(self, agreement) -> None:
         """Take the locks the app's other changes of agreements take first (in the caller's transaction)."""
 
-    def follow_end(self, user, agreement, previous: tuple[dt.date, dt.date],
-                   reminded_end: dt.date | None = None) -> tuple[list[str], dict]:  # fmt: skip
+    def follow_end(self, user, agreement, previous: tuple[dt.date, dt.date]) -> tuple[list[str], dict]:
         """What follows the term once `agreement` holds the new one (its renewal reminder), set on `agreement`, under
-        its lock: (the fields it set, the audit changes {field: [before, after]} among them). `reminded_end`: the end
-        a renewal reminder sent already named (the end before by default; the new one when it was sent while the
-        amendment waited for its day, `reminded_end`) — only a reminder for another end goes out again."""
+        its lock: (the fields it set, the audit changes {field: [before, after]} among them). A renewal reminder sent
+        already goes out again only when it named another end than the new one (`rearm_reminder`)."""
         return [], {}
 
     def schedule(self, agreement, amendment) -> tuple[list[str], dict]:
@@ -207,6 +205,18 @@ def term_on(agreement, day: dt.date) -> tuple[dt.date, dt.date]:
 def pending(agreement):
     """The amendment recorded but not in effect yet (its effective date ahead), or None; a lapsed one is not."""
     return agreement.amendments.filter(applied_at__isnull=True, lapsed_at__isnull=True).order_by("sequence").first()
+
+
+def rearm_reminder(agreement, end: dt.date) -> dict:
+    """The renewal reminder once the agreement's end is (or will be, an amendment waiting for its day) `end`: one
+    sent already for another end (`renewal_notified_for`, the end it named) is forgotten, so that the worker reminds
+    again ahead of `end`, once; one sent for `end` stands. Set on `agreement`; the audit changes ({} when it stands).
+    The caller saves `renewal_notified_at` and `renewal_notified_for`."""
+    if agreement.renewal_notified_at is None or agreement.renewal_notified_for == end:
+        return {}
+    changes = {"renewal_notified_at": [agreement.renewal_notified_at, None]}
+    agreement.renewal_notified_at = agreement.renewal_notified_for = None
+    return changes
 
 
 def reminded_end(agreement) -> dt.date:
@@ -447,11 +457,9 @@ def apply_due(agreement, terms: Terms, today: dt.date | None = None) -> bool:
         return False
     previous = (agreement.start_date, agreement.end_date)
     agreement.start_date, agreement.end_date = term_on(agreement, today)
-    # a reminder sent while it waited named the end it sets (reminded_end); one sent before it was recorded, the end
-    # before
-    notified = agreement.renewal_notified_at
-    named = due.end_date if notified is not None and notified >= due.created_at else previous[1]
-    followed, followed_changes = terms.follow_end(None, agreement, previous, reminded_end=named)
+    # a reminder sent while it waited named the end it sets (reminded_end), and stands; one sent for another end goes
+    # out again ahead of the new one (rearm_reminder: keyed on the end it named, not on when it was sent)
+    followed, followed_changes = terms.follow_end(None, agreement, previous)
     agreement.version += 1
     type(agreement).objects.filter(pk=agreement.pk).update(
         version=agreement.version, **{f: getattr(agreement, f) for f in ["start_date", "end_date", *followed]})  # fmt: skip

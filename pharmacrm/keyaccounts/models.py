@@ -508,6 +508,9 @@ class Agreement(models.Model):
     issued_at = models.DateTimeField(_("issued"), null=True, blank=True, editable=False)
     renewal_notice_days = models.PositiveSmallIntegerField(_("renewal reminder (days before end)"), default=60)
     renewal_notified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # the end the renewal reminder sent named: an amendment moving the end elsewhere brings one for the new end
+    renewal_notified_for = models.DateField(_("renewal reminder sent for the end"), null=True, blank=True,
+                                            editable=False)  # fmt: skip
     next_check_at = models.DateTimeField(null=True, blank=True, editable=False)
     claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
     created_by = models.ForeignKey(USER, models.SET_NULL, null=True, blank=True, related_name="+")

@@ -2200,10 +2200,12 @@ def sweep_agreements(now: dt.datetime | None = None, limit: int = 500) -> int:
                 account = agreement.account
                 pms = [m.user for m in account.members.filter(role=TeamRole.PROJECT_MANAGER).select_related("user")]
                 managers = list(User.objects.filter(is_active=True, groups__name=Role.MANAGER))
-                # the end it will have once an amendment waiting for its day applies (amendments.reminded_end)
+                # the end it will have once an amendment waiting for its day applies (amendments.reminded_end): kept
+                # as the end it was for, an amendment moving the end elsewhere brings one for the new end
+                fresh.renewal_notified_for = amendments.reminded_end(fresh)
                 title = Message(gettext_lazy("Service agreement %(number)s with %(name)s ends on %(date)s: time to renew"),
                                 number=fresh.number, name=account.institution.name,
-                                date=amendments.reminded_end(fresh).isoformat())  # fmt: skip
+                                date=fresh.renewal_notified_for.isoformat())  # fmt: skip
                 url = reverse("keyaccounts:account", args=[account.pk]) + "#agreements"
                 _notify([*pms, *managers], "keyaccounts.renewal", title, "", url, fresh)
                 fresh.renewal_notified_at = now
@@ -2220,7 +2222,7 @@ def sweep_agreements(now: dt.datetime | None = None, limit: int = 500) -> int:
                 # right, and record_signed reads the reminder's clock under the row's lock
                 fresh.version += 1
             fresh.save(update_fields=["status", "claimed_until", "next_check_at", "renewal_notified_at",
-                                      "version"])  # fmt: skip
+                                      "renewal_notified_for", "version"])  # fmt: skip
             if fresh.renewal_notified_at == now:
                 _audit_alert(fresh, "renewal_notified_at", now)
     return told
@@ -2369,15 +2371,11 @@ class ServiceTerms(amendments.Terms):
         # the account first, as the signing, the worker's sweep and the de-listing take it
         KeyAccount.objects.select_for_update().filter(pk=agreement.account_id).first()
 
-    def follow_end(self, user, agreement, previous, reminded_end=None):
+    def follow_end(self, user, agreement, previous):
         # the renewal reminder follows the new end: one sent for another end goes out again before the new end (at
         # once when its day has passed), and the worker's next look is counted from the new term
-        changes = {}
-        named = previous[1] if reminded_end is None else reminded_end
-        if agreement.end_date != named and agreement.renewal_notified_at is not None:
-            changes["renewal_notified_at"] = [agreement.renewal_notified_at, None]
-            agreement.renewal_notified_at = None
-        fields = ["renewal_notified_at", "next_check_at"]
+        changes = amendments.rearm_reminder(agreement, agreement.end_date)
+        fields = ["renewal_notified_at", "renewal_notified_for", "next_check_at"]
         if agreement.status == AgreementStatus.EXPIRED and agreement.end_date >= timezone.localdate():
             # an expired agreement extended: signed (in force) again
             changes["status"] = [agreement.status, AgreementStatus.SIGNED]
@@ -2390,17 +2388,14 @@ class ServiceTerms(amendments.Terms):
         # the renewal reminder follows the end the amendment sets from now on (amendments.reminded_end): one sent for
         # the end in force goes out again before the new end (at once when that day has passed) when the end moves.
         # The worker looks at it then, and on the amendment's day (sweep_agreements applies it, then reminds or expires)
-        changes = {}
-        if amendment.end_date != agreement.end_date and agreement.renewal_notified_at is not None:
-            changes["renewal_notified_at"] = [agreement.renewal_notified_at, None]
-            agreement.renewal_notified_at = None
+        changes = amendments.rearm_reminder(agreement, amendment.end_date)
         agreement.next_check_at = (
             _renewal_moment(agreement) if agreement.renewal_notified_at is None else _expiry_moment(agreement)
         )
         if agreement.start_date > timezone.localdate() and _renewed_by(agreement).exists():
             agreement.next_check_at = min(agreement.next_check_at, _start_moment(agreement))
         _look_when_amended(agreement)
-        return ["next_check_at", "renewal_notified_at"], changes
+        return ["next_check_at", "renewal_notified_at", "renewal_notified_for"], changes
 
     def files_dir(self) -> Path:
         return agreements_dir()

@@ -210,3 +210,37 @@ def test_the_api_refusal_in_chinese_names_the_amendment(users, ours, client_for)
                                content_type="application/json", HTTP_ACCEPT_LANGUAGE="zh-hans")  # fmt: skip
     assert r.status_code == 400 and amendment.number in r.json()["confirm_lapse"][0]
     assert Agreement.objects.get(pk=ours.pk).status == "in_force"
+
+
+def test_a_reminder_for_the_waiting_amendments_end_is_not_sent_again_whenever_it_was_stamped(users, ours, client_for):
+    """The sweep stamps a reminder with the moment its run began; an amendment recorded after that moment (while the
+    run went on) made the reminder — naming the end the amendment sets — count as one for the end before, sent again
+    once the amendment applied. The reminder is keyed on the end it named."""
+    today = TODAY()
+    Agreement.objects.filter(pk=ours.pk).update(end_date=today + dt.timedelta(days=100))
+    ours.refresh_from_db()
+    short_end = today + dt.timedelta(days=25)
+    _amend(users, ours, short_end, today + dt.timedelta(days=10))
+    assert services.sweep(now=timezone.now() - dt.timedelta(minutes=5))[0] == 1
+    shown = client_for("rep").get(f"/api/v1/cooperation/agreements/{ours.pk}/").json()
+    assert shown["renewal_notified_for"] == short_end.isoformat()
+    assert services.sweep(now=_at(today + dt.timedelta(days=10)))[0] == 0  # applied
+    ours.refresh_from_db()
+    assert ours.end_date == short_end and ours.renewal_notified_for == short_end
+    assert services.sweep(now=_at(today + dt.timedelta(days=11)))[0] == 0
+    assert len(_reminders()) == 1
+
+
+def test_a_reminder_is_sent_once_more_when_an_amendment_applied_at_once_moves_the_end(users, ours):
+    today = TODAY()
+    Agreement.objects.filter(pk=ours.pk).update(end_date=today + dt.timedelta(days=20))
+    ours.refresh_from_db()
+    assert services.sweep()[0] == 1
+    ours.refresh_from_db()
+    assert ours.renewal_notified_for == today + dt.timedelta(days=20)
+    new_end = today + dt.timedelta(days=200)
+    _amend(users, ours, new_end, today)  # in effect at once
+    assert (ours.end_date, ours.renewal_notified_at, ours.renewal_notified_for) == (new_end, None, None)
+    assert services.sweep(now=_at(new_end - dt.timedelta(days=20), 9))[0] == 1
+    assert services.sweep(now=_at(new_end - dt.timedelta(days=10), 9))[0] == 0
+    assert len(_reminders()) == 2 and new_end.isoformat() in _reminders()[1]

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from pharmacrm.keyaccounts import services
 from pharmacrm.keyaccounts.models import ServicePlan
+from pharmacrm.notify.models import Notification
 
 from .programme_fixtures import *  # noqa: F403
 from .programme_fixtures import approve_plan, tiny_pdf
@@ -127,3 +128,70 @@ def test_an_amendment_keeping_clear_of_the_renewal_is_recorded(users, signed, ap
         "effective_date": today.isoformat(), "version": agreement.version}, format="json")  # fmt: skip
     assert r.status_code == 400 and renewal.number in r.json()["end_date"][0]
     assert list(r.json()) == ["end_date"]
+
+
+# --- the renewal reminder is keyed on the end it named -----------------------------------------------------------
+
+
+def _amend(users, agreement, end, effective, start=None):
+    return services.amend_term(users["kam"], agreement, {
+        "start_date": start or agreement.start_date, "end_date": end, "reason": "客户项目调整，双方协商变更服务期",
+        "effective_date": effective}, version=agreement.version)  # fmt: skip
+
+
+def _reminders() -> list[str]:
+    reminders = Notification.objects.filter(kind="keyaccounts.renewal", recipient__username="manager")
+    return [str(n.title) for n in reminders.order_by("pk")]
+
+
+def test_a_reminder_sent_for_the_current_end_goes_out_once_more_for_the_end_a_waiting_amendment_sets(users, signed):
+    account, plan, agreement = signed  # today – today+99, reminded 60 days before the end
+    today = timezone.localdate()
+    assert services.sweep_agreements(now=_at(today + dt.timedelta(days=39), 10)) == 1
+    agreement.refresh_from_db()
+    assert agreement.renewal_notified_for == today + dt.timedelta(days=99)  # the end it named
+    new_end = today + dt.timedelta(days=180)
+    _amend(users, agreement, new_end, today + dt.timedelta(days=60))
+    agreement.refresh_from_db()
+    assert (agreement.renewal_notified_at, agreement.renewal_notified_for) == (None, None)
+    # applied on its day: the clock counts from the new end; one reminder ahead of it, then none
+    assert services.sweep_agreements(now=_at(today + dt.timedelta(days=60))) == 0
+    assert services.sweep_agreements(now=_at(new_end - dt.timedelta(days=60), 10)) == 1
+    assert services.sweep_agreements(now=_at(new_end - dt.timedelta(days=10), 10)) == 0
+    assert len(_reminders()) == 2 and new_end.isoformat() in _reminders()[1]
+    agreement.refresh_from_db()
+    assert agreement.renewal_notified_for == new_end
+
+
+def test_a_reminder_for_the_waiting_amendments_end_is_not_sent_again_when_it_applies_whenever_it_was_stamped(
+    users, signed
+):
+    """The worker stamps a reminder with the moment its run began: an amendment recorded while the run went through
+    the other agreements was recorded after that moment, and the reminder — naming the end the amendment sets — was
+    taken for one sent before it, for the end before, and sent a second time when the amendment applied."""
+    account, plan, agreement = signed
+    today = timezone.localdate()
+    short_end = today + dt.timedelta(days=55)  # 60 days before it is past already: reminded at once
+    _amend(users, agreement, short_end, today + dt.timedelta(days=10), start=today - dt.timedelta(days=10))
+    run_began = timezone.now() - dt.timedelta(minutes=5)  # before the amendment was recorded
+    assert services.sweep_agreements(now=run_began) == 1
+    assert short_end.isoformat() in _reminders()[0]
+    agreement.refresh_from_db()
+    assert agreement.renewal_notified_for == short_end
+    assert services.sweep_agreements(now=_at(today + dt.timedelta(days=10))) == 0  # applied
+    agreement.refresh_from_db()
+    assert agreement.end_date == short_end and agreement.renewal_notified_at is not None
+    assert services.sweep_agreements(now=_at(short_end - dt.timedelta(days=5), 10)) == 0
+    assert len(_reminders()) == 1
+
+
+def test_an_amendment_applied_at_once_that_keeps_the_end_keeps_the_reminder(users, signed):
+    account, plan, agreement = signed
+    today = timezone.localdate()
+    assert services.sweep_agreements(now=_at(today + dt.timedelta(days=39), 10)) == 1
+    agreement.refresh_from_db()
+    _amend(users, agreement, agreement.end_date, today, start=today + dt.timedelta(days=1))  # the start only
+    agreement.refresh_from_db()
+    assert agreement.renewal_notified_at is not None and agreement.renewal_notified_for == agreement.end_date
+    assert services.sweep_agreements(now=_at(agreement.end_date - dt.timedelta(days=5), 10)) == 0
+    assert len(_reminders()) == 1
