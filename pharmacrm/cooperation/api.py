@@ -259,26 +259,6 @@ class CooperationTerminateSerializer(Serializer):
                   "(never applied). Without it such a termination is refused with 400, `lapsing` listing them.")  # fmt: skip
 
 
-# The 400 of a termination: the per-field messages every write answers (core.api_schema's FieldErrors), and, when an
-# amendment waiting for its day would lapse without `confirm_lapse: true`, those amendments
-TERMINATE_REFUSED = {
-    "type": "object",
-    "properties": {
-        "non_field_errors": {"type": "array", "items": {"type": "string"}},
-        "detail": {"type": "string"},
-        "status": {"type": "array", "items": {"type": "string"},
-                   "description": "Why the agreement is not terminated (its status, open projects)."},
-        "confirm_lapse": {"type": "array", "items": {"type": "string"},
-                          "description": "One message per amendment that would lapse (its number and effective "
-                                         "date), then what to send."},
-        "lapsing": {"type": "array", "items": {"$ref": "#/components/schemas/CooperationAmendment"},
-                    "description": "The amendments that would lapse, as in the agreement's `amendments` (state "
-                                   "`waiting`); with `confirm_lapse` only."},
-    },
-    "additionalProperties": {"oneOf": [{"type": "array"}, {"type": "object"}]},
-}  # fmt: skip
-
-
 class ProjectWriteSerializer(Serializer):
     agreement = optional(serializers.IntegerField, min_value=1, max_value=MAX_ID, help_text="Creation only.")
     title = optional(serializers.CharField, allow_blank=True, max_length=200)
@@ -436,10 +416,12 @@ class AgreementViewSet(_CooperationViewSet):
 
     @extend_schema(tags=TAGS, request=CooperationTerminateSerializer,
                    responses={200: CooperationAgreementSerializer,
-                              400: OpenApiResponse(TERMINATE_REFUSED, description=(
+                              400: OpenApiResponse(description=(
                                   "Per-field messages, in the reader's language. An amendment of the term waiting "
                                   "for its effective date would lapse and `confirm_lapse` was not true: "
-                                  "`confirm_lapse` says so and `lapsing` lists them; nothing was changed.")),
+                                  "`confirm_lapse` has a message per amendment (its number and effective date) and "
+                                  "what to send, and `lapsing` lists the amendments as the agreement's `amendments` "
+                                  "shows them (state `waiting`); nothing was changed.")),
                               403: DENIED, 409: STALE},
                    description="End the agreement early (its projects closed first); it stays archived. An amendment "
                                "of its term waiting for its effective date lapses with it, never applied: send "

@@ -244,3 +244,9 @@ def test_a_reminder_is_sent_once_more_when_an_amendment_applied_at_once_moves_th
     assert services.sweep(now=_at(new_end - dt.timedelta(days=20), 9))[0] == 1
     assert services.sweep(now=_at(new_end - dt.timedelta(days=10), 9))[0] == 0
     assert len(_reminders()) == 2 and new_end.isoformat() in _reminders()[1]
+
+
+def test_the_schema_documents_confirm_lapse_and_the_refusal(client):
+    schema = client.get("/api/schema/").content.decode()
+    assert "CooperationTerminateRequest" in schema and "confirm_lapse:" in schema
+    assert "`lapsing` lists the amendments" in schema
