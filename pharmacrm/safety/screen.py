@@ -57,7 +57,7 @@ _HANT_HANS = (
     "爺爷嬤嬷蓋盖渾浑濁浊澱淀雜杂塗涂癒愈覺觉聲声動动頻频陣阵號号標标籤签書书碼码優优驗验證证網网頁页"
     "統统鏈链錄录腸肠脹胀燙烫腳脚臉脸頸颈嚨咙齒齿帶带給给讓让種种類类貨货擔担憂忧聞闻據据設设於于會会話话歷历試试該该斷断識识導导較较員员報报銷销庫库存存補补運运"
     "單单開开張张貼贴噴喷壺壶黃黄寫写邊边穩稳當当著着乾干樣样軟软額额縫缝廁厕鐵铁讀读響响興兴奮奋"
-    "鬱郁殺杀夢梦緒绪溫温鬧闹擾扰"
+    "鬱郁殺杀夢梦緒绪溫温鬧闹擾扰訂订價价購购遞递遲迟費费賬账帳账貴贵記记"
 )
 _TRANSLATE = str.maketrans({a: b for a, b in zip(_HANT_HANS[::2], _HANT_HANS[1::2], strict=True) if a != b})
 
@@ -156,12 +156,11 @@ _ZH_QUALITY = r"""
 (?:药|片|液|水|胶囊|粉|颗粒|膏|糖浆|针剂)[^,;!?。]{0,6}变成了?[^,;!?。]{0,2}(?:棕|褐|黄|黑|红|绿|灰|白|紫|粉)色
 (?:药片|胶囊|片子|丸|颗粒|包装|瓶子|盒子)[^,;!?。]{0,4}比(?:以前|之前|上次|原来)的?(?:小|大|薄|厚|轻|重|短|细|粗)
 (?:没有|缺少?|找不到)(?:防伪|批号|有效期|生产日期)
-少片 缺片 少了?[一两二三四五六七八九十\d]*(?:片|粒|颗|支|袋|瓶|板|贴|管) 数量不对
+少片 缺片
 (?:有|发现|混(?:有|着|进)?|夹(?:着|有)?|粘(?:着|有))(?:一|几|两)?(?:根|些|个|条|只|块|粒)?(?:头发|毛发|虫子|小虫|沙子|沙粒|石子|小石头|玻璃渣|铁屑|金属屑|塑料片|脏东西|杂物)(?![掉脱少])
 批号不符 批号不一致 批号[^,;!?。]{0,12}不(?:一致|符|对) 变质 怪味 异味 味道不对 粘在一起 粘连 瘪了
 碎 破洞 漏出 封[^,;!?。]{0,3}(?:开|破|松) 被人动过 拆封过 温度超标 超温 印刷模糊 假药 假冒 说明书缺失 缺少说明书 黑点 斑点 空板 空胶囊
-(?:批号|规格|剂量|含量|数量|片数|粒数|mg|毫克)[^,;!?。]{0,16}(?:不一致|不符|不对|对不上|不一样|唔一样)
-(?:只有|才|只剩)(?:[一两二三四五六七八九十\d]+)(?:片|粒|颗|支|袋) (?:板|泡|格|胶囊|瓶|盒)[^,;!?。]{0,4}是?空的 空泡
+(?:板|泡|格|胶囊|瓶|盒)[^,;!?。]{0,4}是?空的 空泡
 假货 假的 山寨 仿冒 防伪[^,;!?。]{0,10}(?:查不到|扫不出|查无|无效|不对|失败|异常|没有|不存在|错误|是假|重复) 印刷[^,;!?。]{0,3}(?:模糊|不清|重影)
 (?:酸|臭|霉|馊|焦|哈喇|怪|异|刺鼻的?)味 (?:很|好|特别|有点)冲的?味 味道[^,;!?。]{0,3}(?:怪|冲|奇怪|不一样|变了) 怪怪的?味
 裂纹 裂痕 (?:拧|打|按|推|挤|倒)不(?:开|动|出来|下去) (?:无法|不能)(?:正常)?(?:出药|给药|喷出|按压|注射) 出药不畅 不出药 喷不出 粘住 (?:印|字|有效期|批号|日期)[^,;!?。]{0,4}(?:看不清|模糊|不清) 纤维(?!化) 丝状物 毛絮 漂浮物 悬浮物 不溶物 颗粒物 (?:没有|缺|少了?|找不到)说明书 浑的 发浑 变浑 受潮 (?<!腿|脚|手|身)发软 潮解 变软 粘手 破的 裂的 颜色[^,;!?。]{0,3}(?:变|深|浅|不一样|不同) (?:糖浆|药水|溶液|液体|药液|注射液|混悬液|口服液)[^,;!?。]{0,4}(?:变深|变浅|变稠|变稀|变色|分层)
@@ -170,12 +169,26 @@ _ZH_QUALITY = r"""
 _EN_QUALITY = r"""
 discolou?r\w* chang\w*_colou?r colou?r_change foreign_(?:particle|body|matter|object)s? particles?
 leak\w* broken cracked crushed damaged torn clump\w* caked caking mou?ld\w*
-missing_(?:tablets?|pills|capsules|leaflet|hologram) only_\d+\s*(?:tablets?|pills?|capsules?|inside)
-(?:doesn't|does_not|don't|do_not)_match mismatch\w* smell\w*_(?:strange|odd|bad|funny|off)
+missing_(?:tablets?|pills|capsules|leaflet|hologram)
+smell\w*_(?:strange|odd|bad|funny|off)
 crumbl\w* seal\w*[^.,;!?]{0,40}?(?:open(?:ed)?|broken|missing|torn|damaged) strange_(?:smell|odou?r|taste) counterfeit fake contaminat\w* tamper\w*
 (?:odd|strange|funny|weird|bad|sour|musty|rancid|chemical|vinegar\w*)_(?:smell|odou?r|taste) smells?_(?:like_)?(?:vinegar|sour|musty|rancid|weird)
 tastes?_(?:odd|strange|funny|different|weird|off) no_hologram hologram_(?:is_)?missing print\w*_(?:is_|was_|looks_)?(?:blurry|blurred|smudged|faded)
-(?:i_)?counted_(?:only_)?\d+ only_counted looks?_different different_(?:colou?r|shape|size|markings?|imprint|logo) nothing_(?:comes|came)_out (?:won't|doesn't|does_not|didn't)_(?:spray|pump|click|dispense|open) jammed clogged specks? flecks? (?:tablets?|pills?|capsules?|doses?)_(?:were_|was_|are_|is_)?missing (?:is|was|got|gets|keeps_getting)_stuck blurry_print empty_(?:pockets?|blisters?|capsules?|slots?|bottle) split_(?:open|at) (?:were|was|are|is|felt|feel|feels|look|looks|looked|arrived|got|gone)_damp damp_(?:tablets|pills|capsules) soggy went_(?:cloudy|darker|brown) darker_than
+looks?_different different_(?:colou?r|shape|size|markings?|imprint|logo) nothing_(?:comes|came)_out (?:won't|doesn't|does_not|didn't)_(?:spray|pump|click|dispense|open) jammed clogged specks? flecks? (?:is|was|got|gets|keeps_getting)_stuck blurry_print empty_(?:pockets?|blisters?|capsules?|slots?|bottle) split_(?:open|at) (?:were|was|are|is|felt|feel|feels|look|looks|looked|arrived|got|gone)_damp damp_(?:tablets|pills|capsules) soggy went_(?:cloudy|darker|brown) darker_than
+"""
+
+# Counts and mismatches: a defect when they are about what is in or on the pack (盒里只有57粒, the batch on the box
+# and the blister differ), a commercial matter when they set a delivery against its order, invoice or price
+# (到货数量与订单不符) — see _commercial.
+_ZH_COUNT = r"""
+少了?[一两二三四五六七八九十\d]*(?:片|粒|颗|支|袋|瓶|板|贴|管) 数量不对
+(?:批号|规格|剂量|含量|数量|片数|粒数|mg|毫克)[^,;!?。]{0,16}(?:不一致|不符|不对|对不上|不一样|唔一样)
+(?:只有|才|只剩)(?:[一两二三四五六七八九十\d]+)(?:片|粒|颗|支|袋)
+"""
+
+_EN_COUNT = r"""
+only_\d+\s*(?:tablets?|pills?|capsules?|inside) (?:doesn't|does_not|don't|do_not)_match mismatch\w*
+(?:i_)?counted_(?:only_)?\d+ only_counted (?:tablets?|pills?|capsules?|doses?)_(?:were_|was_|are_|is_)?missing
 (?:strength|dose|batch|lot|expiry)\w*_(?:on_\w+_)?(?:differs|different|mismatch\w*|(?:doesn't|does_not|don't)_match)
 """
 
@@ -200,6 +213,7 @@ still_(?:above|high|elevated|uncontrolled|the_same|having|coughing|sick|ill|unwe
 # Spans that look like a term but are not one: listed first, so at the same position they win and hide it.
 _NOT_TERMS = r"""
 不适合 适不适 膳食纤维 过敏史 过敏体质 过敏性鼻炎 过敏的人 过敏人群 过敏患者 过敏者 肿瘤 住院部 住院期间 住院患者 住院病人 急诊科 (?:烦|累|气|急|热|冷|忙|笑|饿|困|吓|闷|懒|想)死了
+(?:拿|发|配|送|装)错了?(?:货|箱|件)
 """
 _EN_NOT_TERMS = r"""
 restless_legs? counterfeit-proof anti-counterfeit\w* history_of_(?:drug_)?allerg\w* allergy_(?:history|prevention) known_allerg\w* (?:known|documented|listed)_(?:\w+_){0,2}allerg\w*
@@ -291,6 +305,7 @@ _LEXICONS = (
     ("x", _NOT_TERMS, _EN_NOT_TERMS),
     ("a", _ZH_AR, _EN_AR),
     ("q", _ZH_QUALITY, _EN_QUALITY),
+    ("n", _ZH_COUNT, _EN_COUNT),
     ("e", _ZH_EFFICACY, _EN_EFFICACY),
 )
 _BODY = "|".join(
@@ -303,7 +318,7 @@ _PREFILTER = (
     else ""
 )
 TERMS = re.compile(_PREFILTER + f"(?:{_BODY})")
-_KIND = {"a": ADVERSE_REACTION, "q": QUALITY, "e": LACK_OF_EFFICACY}
+_KIND = {"a": ADVERSE_REACTION, "q": QUALITY, "n": QUALITY, "e": LACK_OF_EFFICACY}
 
 # --- context ---------------------------------------------------------------------------------------------
 
@@ -356,6 +371,44 @@ _NOT_THE_PRODUCT = re.compile(
     r"网站|网页|页面|链接|app|登录|验证码|优惠券|系统|二维码|\b(?:website|link|login|app|code|coupon|portal|checkout|"
     r"password|email|printer|computer|laptop|phone|scanner)\b|打印机|电脑|手机"
 )
+
+# A count or a mismatch (the "n" lexicon) set against an order, a delivery, an invoice or a price is a commercial
+# matter for the desk and the warehouse (到货数量与订单不符, "the invoice doesn't match the PO") — unless the
+# sentence also names what is in or on the pack (盒里只有57粒, a batch number, a strength, tablets), which keeps
+# every count of a pack's contents and every mix-up of its labelling a defect.
+_COMMERCIAL = re.compile(
+    r"订单|订货|订购|下单|采购|到货|收货|收到|实收|发货|送货|配送|物流|快递|运单|随货|货单|出库|入库|签收|装箱单|清单|"
+    r"发票|开票|票据|价格|价钱|单价|报价|中标价|合同|货款|付款|对账|账单|金额|折扣|返利|件数|箱数|整箱|短装|少发|漏发|"
+    r"多发|错发|发错|\b(?:orders?|ordered|purchase order|po|invoic\w*|bill(?:ed|ing)?|price[sd]?|pricing|quot(?:e|ed|"
+    r"ation)|deliver\w*|shipment|shipped|shipping|dispatch\w*|courier|consignment|tracking|pallets?|received|receipt|"
+    r"goods|packing (?:list|slip)|statement|credit note|discount|rebate)\b"
+)
+_IN_PACK = re.compile(
+    r"片|粒|颗|丸|胶囊|支(?!付|持|票)|(?<!快递)袋|贴|(?<!老)板|泡|盒里|盒内|盒子里|每盒|一盒|这盒|那盒|瓶里|瓶内|每瓶|这瓶|"
+    r"打开|拆开|开盒|开瓶|倒出|说明书|标签|铝箔|包装(?:上|里|内)|批号|规格|剂量|含量|有效期|mg|毫克|微克|ml|"
+    r"\b(?:tablets?|pills?|capsules?|caplets?|vials?|ampoules?|sachets?|patch(?:es)?|blisters?|strips?|pockets?|"
+    r"leaflet|label\w*|batch|lot|strength|doses?|expiry|mcg|inside|opened|per (?:box|pack|bottle)|in (?:the|each|a|"
+    r"one) (?:box|pack|bottle|carton))\b"
+)
+# Damage to the shipping box, with the message saying the medicine inside is unharmed (外箱破损，里面的药没事),
+# is the carrier's matter; damage to the shipping box alone may have reached the product and stays a signal.
+_SHIPPING_BOX = re.compile(
+    r"外箱|纸箱|快递箱|快递盒|快递袋|包裹|运输箱|周转箱|外包装箱|"
+    r"\b(?:outer (?:box|carton|case)|shipping (?:box|carton|case)|parcel|shipper|transit (?:box|case)|cardboard box)\b"
+)
+_GOODS_INTACT = re.compile(
+    r"(?:药|产品|货|里面|内包装)[^,;!?。]{0,6}(?:没事|完好|无损|没有?(?:损坏|破损|坏|问题|影响)|好好的)|完好无损|"
+    r"\b(?:contents?|medicines?|medication|products?|tablets|goods|packs|boxes|inside)\b[^,.;!?]{0,30}"
+    r"\b(?:intact|fine|undamaged|not damaged|ok|okay|unaffected|in (?:good|perfect) condition)\b"
+)
+
+
+def _commercial(kind_group: str, sentence: str, clause: str, norm: str) -> bool:
+    """Whether a quality word is about the order, the delivery or the shipping box rather than the product."""
+    if kind_group == "n":
+        return bool(_COMMERCIAL.search(sentence)) and not _IN_PACK.search(sentence)
+    return bool(_SHIPPING_BOX.search(clause)) and bool(_GOODS_INTACT.search(norm))
+
 
 # Whether the message is about someone who has not taken the drug (yet): symptoms of the illness before any
 # treatment (还没吃药, "haven't given him anything yet"), an allergy history or a symptom asked about before use
@@ -487,6 +540,8 @@ def screen(text: str) -> Result:
         si = bisect_right(sentence_bounds, start) - 1
         sentence = norm[sentence_bounds[si] : sentence_bounds[si + 1]]
         if _asks_for_information(sentence, norm[c_start:c_end]):
+            continue
+        if kind == QUALITY and _commercial(m.lastgroup, sentence, norm[c_start:c_end], norm):
             continue
         kinds.add(kind)
         written = _span(text, source, start, end)

@@ -352,3 +352,63 @@ def test_the_first_character_look_ahead_never_changes_what_the_lexicon_matches()
         norm = module.normalise(text)
         spans = [(m.span(), m.lastgroup) for m in module.TERMS.finditer(norm)]
         assert spans == [(m.span(), m.lastgroup) for m in plain.finditer(norm)], text
+
+
+# --- what the desk hears that is not a safety signal, next to what is ------------------------------------------
+# The net flagged a delivery that did not match its order (到货数量与订单不符) as a quality defect. A count or a
+# mismatch set against an order, an invoice, a delivery note or a price is the warehouse's and the desk's; one
+# that names what is in or on the pack (tablets, a batch, a strength) stays a defect, and so does every defect of
+# the product that arrived with a delivery. The terms are the words PV sees highlighted in the triage queue.
+
+NOT_A_SIGNAL = None
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "terms"),
+    [
+        # commercial and logistics complaints: the desk's, not PV's
+        ("到货数量与订单不符", NOT_A_SIGNAL, []),
+        ("到货数量与订单不符，请尽快核实补发。", NOT_A_SIGNAL, []),
+        ("到貨數量與訂單不符，麻煩處理。", NOT_A_SIGNAL, []),
+        ("发票数量与实际到货不符", NOT_A_SIGNAL, []),
+        ("实收数量和发货单对不上，少了两箱", NOT_A_SIGNAL, []),
+        ("这次到货少了两瓶，订单是20瓶", NOT_A_SIGNAL, []),
+        ("送货单上的数量和实际收到的不一样", NOT_A_SIGNAL, []),
+        ("发货数量不对，麻烦查一下出库记录", NOT_A_SIGNAL, []),
+        ("仓库拿错货了，我们订的是别的品种", NOT_A_SIGNAL, []),
+        ("送货太慢了，晚了三天才到", NOT_A_SIGNAL, []),
+        ("發票金額開錯了，請重開", NOT_A_SIGNAL, []),
+        ("单价和合同价不一致，比中标价高", NOT_A_SIGNAL, []),
+        ("外箱破损，里面的药没事", NOT_A_SIGNAL, []),
+        ("The quantity on the invoice doesn't match what we received.", NOT_A_SIGNAL, []),
+        ("The invoice total doesn't match the PO, please send a credit note.", NOT_A_SIGNAL, []),
+        ("The price on your invoice doesn't match the quote.", NOT_A_SIGNAL, []),
+        ("Short shipment on PO 4471: the delivery doesn't match the packing list.", NOT_A_SIGNAL, []),
+        ("The parcel was damaged but the medicines inside are fine.", NOT_A_SIGNAL, []),
+        ("The delivery was three days late again.", NOT_A_SIGNAL, []),
+        # a defect of the product that came with the delivery: still a defect
+        ("到货的药片有裂纹", QUALITY, ["裂纹"]),
+        ("到货的一盒里只有20片，少了8片", QUALITY, ["只有20片", "少了8片"]),
+        ("到货的药批号和随货单上的不一致", QUALITY, ["批号和随货单上的不一致"]),
+        ("收到的这批货，外盒写的是20mg，药板上印的是10mg", QUALITY, ["10mg"]),
+        ("到貨的膠囊有幾粒是空的", QUALITY, ["膠囊有幾粒是空的"]),
+        ("外箱破损，打开发现药瓶也裂了", QUALITY, ["破损", "裂了"]),  # the damage may have reached it
+        ("The tablets in the delivered boxes were crumbling.", QUALITY, ["crumbling"]),
+        (
+            "We received the order but the lot number on the vials doesn't match the CoA.",
+            QUALITY,
+            ["doesn't match"],
+        ),
+        ("Opened a box from the delivery and counted only 26 tablets.", QUALITY, ["counted only 26"]),
+        # and a reaction told with an order is a reaction
+        ("订单的货收到了，不过上次那批吃了以后起了一身皮疹", ADVERSE_REACTION, ["皮疹"]),
+        (
+            "Please chase the late delivery; also my patient got a rash after the last batch.",
+            ADVERSE_REACTION,
+            ["rash"],
+        ),
+    ],
+)
+def test_the_desks_everyday_sentences_are_screened_as_pv_would(text, kind, terms):
+    result = screen(text)
+    assert (result.kind, result.terms) == (kind, terms), (text, result)
