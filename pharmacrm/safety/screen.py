@@ -213,7 +213,7 @@ still_(?:above|high|elevated|uncontrolled|the_same|having|coughing|sick|ill|unwe
 # Spans that look like a term but are not one: listed first, so at the same position they win and hide it.
 _NOT_TERMS = r"""
 不适合 适不适 膳食纤维 过敏史 过敏体质 过敏性鼻炎 过敏的人 过敏人群 过敏患者 过敏者 肿瘤 住院部 住院期间 住院患者 住院病人 急诊科 (?:烦|累|气|急|热|冷|忙|笑|饿|困|吓|闷|懒|想)死了
-(?:拿|发|配|送|装)错了?(?:货|箱|件)
+漏了?(?:[一两二三四五六七八九十几\d]+)(?:次|顿|天|剂|回|日|餐) (?:拿|发|配|送|装)错了?(?:货|箱|件)
 """
 _EN_NOT_TERMS = r"""
 restless_legs? counterfeit-proof anti-counterfeit\w* history_of_(?:drug_)?allerg\w* allergy_(?:history|prevention) known_allerg\w* (?:known|documented|listed)_(?:\w+_){0,2}allerg\w*
@@ -435,7 +435,9 @@ _EXPOSED = re.compile(
     r"\b(?:after (?:taking|starting|using|the|his|her|my|each|every)|since (?:taking|starting|using)|took|been "
     r"(?:taking|on|using)|on (?:it|this|these|them)|started (?:on|taking|using)|was given|administered|developed|"
     r"since (?:the|his|her|my)|got worse|keeps?)\b|出现|起了|发生了|之后|以后|后来|越来越|突然|昨天|今天|刚才|"
-    r"错|误(?:服|食|用|喝|吞|吃)|过量|\b(?:gave|given|ate|swallowed|ingested|instead of|wrong|by mistake|accidental\w*|overdos\w*)\b"
+    r"错|误(?:服|食|用|喝|吞|吃)|过量|\b(?:gave|given|ate|swallowed|ingested|instead of|wrong|by mistake|accidental\w*|overdos\w*)\b|"
+    # a dose missed by someone on the drug, and what followed: "missed a dose and had a seizure"
+    r"\b(?:missed|skipped|forgot)\b[^.?!]{0,60}\band (?:then |now )?(?:had|has|got|developed|started|went|became)\b"
 )
 
 
@@ -460,7 +462,10 @@ _POSITIVE = re.compile(
     r"看看|试试|观察|"
     r"\b(?:well|better|fine|great|good|improv\w*|working|helped|no problems?|thanks?)\b"
 )
-_FOLLOW_UP_QUESTION = re.compile(r"要|需要|能|可以|应该|该|多久|怎么|\b(?:should|can|could|how long|do i)\b")
+_MISSED = re.compile(r"(?:漏|忘(?:记|掉)?了?)$")
+_FOLLOW_UP_QUESTION = re.compile(
+    r"要|需要|能|可以|应该|该|多久|怎么|如何|补|\b(?:should|can|could|how long|do i)\b"
+)
 _CLAUSE_SPLIT = re.compile(r"[,;，；]")
 _TURN = re.compile(r"但是|但|不过|可是|然而|\bbut\b")
 
@@ -474,6 +479,9 @@ def _frame(norm: str, text: str, source: str | None) -> str | None:
             continue
         question = bool(_QUESTION.search(sentence))
         m = _FRAME_ZH.search(sentence)
+        # after a missed dose (漏服后…, 忘了吃…) what to do next is a dosing question, asked or not (咨询漏服后如何补服);
+        # what happened next (漏服三天后又开始咳嗽) is still told
+        missed = bool(m and _MISSED.search(sentence, 0, m.start()))
         if m and not _negated(sentence[: m.start()]):
             pos = m.end()
             turns = list(_TURN.finditer(sentence, pos))
@@ -485,7 +493,7 @@ def _frame(norm: str, text: str, source: str | None) -> str | None:
                 content = part.strip(" 。!?.")
                 if len(content) < 2 or _POSITIVE.search(content) or _negated(content):
                     continue
-                if question and _FOLLOW_UP_QUESTION.search(content):
+                if (question or missed) and _FOLLOW_UP_QUESTION.search(content):
                     continue
                 start = offset + pos + sentence[pos:].index(part) + part.index(content)
                 return _span(text, source, start, start + min(len(content), 24))

@@ -400,6 +400,28 @@ NOT_A_SIGNAL = None
             ["doesn't match"],
         ),
         ("Opened a box from the delivery and counted only 26 tablets.", QUALITY, ["counted only 26"]),
+        # a missed dose is a dosing question (咨询漏服后如何补服 was flagged as a reaction: 服后 read as "after taking")
+        ("漏服了一次怎么办", NOT_A_SIGNAL, []),
+        ("忘记吃药了要补吗", NOT_A_SIGNAL, []),
+        ("咨询漏服后如何补服", NOT_A_SIGNAL, []),
+        ("漏了一次药，要补吗", NOT_A_SIGNAL, []),  # 漏了 is no leak here
+        ("昨天漏服了，今天要不要吃双倍？", NOT_A_SIGNAL, []),
+        ("漏服後要補服嗎？", NOT_A_SIGNAL, []),
+        ("我忘記吃藥了，要補嗎", NOT_A_SIGNAL, []),
+        ("I missed a dose yesterday, should I take a double dose today?", NOT_A_SIGNAL, []),
+        ("Forgot my evening tablet, can I take it with breakfast?", NOT_A_SIGNAL, []),
+        # … unless harm followed, or the catch-up dose was itself too much: a medication error with harm
+        ("漏服后补服两片，出现心慌", ADVERSE_REACTION, ["心慌"]),
+        ("漏服了一次，补服后嘴歪了", ADVERSE_REACTION, ["嘴歪了"]),  # the frame: the catch-up dose was taken
+        ("我漏服了三天，现在又开始咳嗽了", ADVERSE_REACTION, ["现在又开始咳嗽了"]),
+        ("孩子漏服了一次抗癫痫药，晚上抽搐了", ADVERSE_REACTION, ["抽搐"]),
+        ("漏服後補服兩片，出現心慌", ADVERSE_REACTION, ["心慌"]),
+        (
+            "My son missed a dose of his epilepsy medicine and had a seizure this morning.",
+            ADVERSE_REACTION,
+            ["seizure"],
+        ),
+        ("I missed a dose and took two today, now I have palpitations.", ADVERSE_REACTION, ["palpitations"]),
         # and a reaction told with an order is a reaction
         ("订单的货收到了，不过上次那批吃了以后起了一身皮疹", ADVERSE_REACTION, ["皮疹"]),
         (
