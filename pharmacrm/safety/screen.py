@@ -89,7 +89,7 @@ _ZH_AR = r"""
 掉头发 脱发 溃疡 金属味 味觉 口干 幻觉 说胡话 手抖 震颤 冷汗 月经不调 体重增加 摔倒 跌倒 骨折
 干咳 尿[^,;!?。]{0,3}(?:红|黑|褐|茶)色
 吃错 用错 拿错 服错 误服 误食 误用 剂量过大 过量 超量 吃多了 多吃了 用多了 多用了
-把(?:一|整|半)(?:瓶|盒|板)[^,;!?。]{0,8}(?:吃|喝)(?:了|掉|光) 当糖 偷吃 偷偷吃 够到 趁[^,;!?。]{0,6}不注意
+把(?:一整?|整|半)(?:瓶|盒|板)[^,;!?。]{0,8}(?:吃|喝)(?:了|掉|光) 当糖 偷吃 偷偷吃 够到 趁[^,;!?。]{0,6}不注意
 怀孕 孕期 妊娠 哺乳期 喂奶期间
 药疹 神志不清 意识不清 没力气 虚弱 发飘 打嗝 声音嘶哑 抽筋 麻木 发麻 瘀斑 淤青 紫癜
 吐(?:了|得|个|出|完|奶) 喘(?:气|不)[^,;!?。]{0,3}(?:费劲|困难|上来|过来)
@@ -110,6 +110,8 @@ _ZH_AR = r"""
 把[^,;!?。]{0,10}当(?:成|做|作)?[^,;!?。]{0,10}(?:吃|喝|吞|用|滴|喷|涂|服|打)(?:了|掉|下) 外用[^,;!?。]{0,8}(?:吃|喝|吞|口服|内服)(?:了|掉|下|进)
 (?:吃|喝|用|服|喂|给|打)了?[^,;!?。]{0,4}(?:成人|大人)的?(?:剂量|量)
 食欲(?:减退|下降|不振|差|不好|很差|没了) (?:没|冇)(?:有)?(?:什么|一点)?胃口 胃口[^,;!?。]{0,3}(?:差|不好|没了|都没) 厌食 纳差
+(?:吃|服|用|喝|食)(?:了|咗)(?:双倍|两倍|2倍|三倍|加倍) 不小心(?=吃|喝|服|食|吞|误)
+超说明书 超适应症 超适应证 超范围用药 说明书外(?:用法|用药|使用)
 (?:红|肿|紫|青)(?:了)?一大?片 胡言乱语 打瞌睡 瞌睡 想睡 攰 起泡 尿不出 排尿困难 看东西(?:发黄|发绿|模糊|重影) 视物(?:发黄|模糊|重影)
 """
 
@@ -131,6 +133,7 @@ hallucinat\w* confus\w* tremors? shaking sweating
 jaundice liver_(?:enzymes|injury|damage|failure|problems?) kidney_(?:injury|failure) bleed\w* bruis\w*
 hair_loss weight_gain puff\w* cramp\w* turned_(?:red|blue|yellow|purple) went_(?:red|blue|purple) fell broke_(?:his|her|my|their)_\w+ fractured?
 overdos\w* double_dose too_many_(?:tablets|pills|capsules)
+(?:took|taken|swallowed)_\w+_(?:tablets|pills|capsules)_(?:at_once|in_one_go|all_at_once|together) off-?label unlicensed_(?:use|indication)
 wrong_(?:medicine|medication|drug|dose|pills?|tablets?) by_mistake accidental\w* swallowed ingested
 got_into_(?:the|my|his|her)_(?:bottle|pills|medicine|tablets) grabbed chewed got_hold_of
 pregnan\w* breast-?feeding
@@ -212,11 +215,11 @@ still_(?:above|high|elevated|uncontrolled|the_same|having|coughing|sick|ill|unwe
 
 # Spans that look like a term but are not one: listed first, so at the same position they win and hide it.
 _NOT_TERMS = r"""
-不适合 适不适 膳食纤维 过敏史 过敏体质 过敏性鼻炎 过敏的人 过敏人群 过敏患者 过敏者 肿瘤 住院部 住院期间 住院患者 住院病人 急诊科 (?:烦|累|气|急|热|冷|忙|笑|饿|困|吓|闷|懒|想)死了
+不适合 适不适 膳食纤维 过敏史 过敏体质 过敏性鼻炎 过敏的人 过敏人群 过敏患者 过敏者 肿瘤 住院部 住院期间 住院患者 住院病人 急诊科 (?:烦|累|气|急|热|冷|忙|笑|饿|困|吓|闷|懒|想)死了 (?:超说明书|说明书外|超适应症)[^,;!?。]{0,4}(?:宣传|推广|用法宣传)
 漏了?(?:[一两二三四五六七八九十几\d]+)(?:次|顿|天|剂|回|日|餐) (?:拿|发|配|送|装)错了?(?:货|箱|件)
 """
 _EN_NOT_TERMS = r"""
-restless_legs? counterfeit-proof anti-counterfeit\w* history_of_(?:drug_)?allerg\w* allergy_(?:history|prevention) known_allerg\w* (?:known|documented|listed)_(?:\w+_){0,2}allerg\w*
+restless_legs? off-?label_(?:promot\w*|claims?|marketing) counterfeit-proof anti-counterfeit\w* history_of_(?:drug_)?allerg\w* allergy_(?:history|prevention) known_allerg\w* (?:known|documented|listed)_(?:\w+_){0,2}allerg\w*
 """
 
 

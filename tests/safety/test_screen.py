@@ -422,6 +422,32 @@ NOT_A_SIGNAL = None
             ["seizure"],
         ),
         ("I missed a dose and took two today, now I have palpitations.", ADVERSE_REACTION, ["palpitations"]),
+        # the special situations ICH E2B / GVP have reported even without a reaction: overdose, pregnancy or
+        # breast-feeding exposure, off-label use, lack of efficacy, a medication error
+        ("孩子把一整瓶退烧药都喝了", ADVERSE_REACTION, ["把一整瓶退烧药都喝了"]),
+        ("老人不小心吃了双倍的量", ADVERSE_REACTION, ["不小心", "吃了双倍"]),
+        ("He took 20 tablets at once.", ADVERSE_REACTION, ["took 20 tablets at once"]),
+        (
+            "I accidentally took a double dose this morning.",
+            ADVERSE_REACTION,
+            ["accidentally", "double dose"],
+        ),
+        ("懷孕期間服用了這個藥", ADVERSE_REACTION, ["懷孕"]),
+        ("I found out I'm pregnant and I've been taking your tablets.", ADVERSE_REACTION, ["pregnant"]),
+        ("我在哺乳期，吃了两天这个药", ADVERSE_REACTION, ["哺乳期"]),
+        ("医生超说明书给我儿子用了这个药", ADVERSE_REACTION, ["超说明书"]),
+        ("The doctor prescribed it off-label for my daughter's migraines.", ADVERSE_REACTION, ["off-label"]),
+        ("吃了一个月，血压还是降不下来", LACK_OF_EFFICACY, ["降不下来"]),
+        ("给老人拿错药了，吃了以后一直犯困", ADVERSE_REACTION, ["拿错", "犯困"]),
+        # … and what only sounds like one
+        ("这个药能超说明书用于儿童吗？", NOT_A_SIGNAL, []),
+        (
+            "答复中提及说明书外用法，属超说明书宣传，已提醒合规要求。",
+            NOT_A_SIGNAL,
+            [],
+        ),  # compliance, not safety
+        ("The rep made off-label claims at the meeting.", NOT_A_SIGNAL, []),
+        ("不小心把订单删了，能恢复吗", NOT_A_SIGNAL, []),
         # and a reaction told with an order is a reaction
         ("订单的货收到了，不过上次那批吃了以后起了一身皮疹", ADVERSE_REACTION, ["皮疹"]),
         (
