@@ -99,6 +99,27 @@ def test_pv_sees_the_flag_with_the_terms_marked_and_the_text_escaped(users, xieh
     assert reverse("safety:triage-confirm", args=[flag_of(ticket).pk]) in page
 
 
+def test_a_delivery_short_of_its_order_and_a_missed_dose_question_stay_out_of_the_queue(users, xiehe, web):
+    """The demo's 到货数量与订单不符 and 咨询漏服后如何补服 waited in PV's queue as a quality defect and a reaction; a
+    defect that came with the delivery, and a reaction after the catch-up dose, are flagged with their words marked."""
+    short = make_ticket(users, xiehe, subject="到货数量与订单不符", description="订单是50盒，到货少了两箱，请补发。",
+                        category="order_delivery")  # fmt: skip
+    question = make_ticket(users, xiehe, subject="咨询漏服后如何补服", description="漏服了一次怎么办？",
+                           category="usage_guidance")  # fmt: skip
+    cracked = make_ticket(users, xiehe, subject="到货数量与订单不符", description="到货的药片有裂纹",
+                          category="order_delivery")  # fmt: skip
+    harmed = make_ticket(users, xiehe, subject="咨询漏服后如何补服", description="漏服后补服两片，出现心慌",
+                         category="usage_guidance")  # fmt: skip
+
+    assert not Flag.objects.filter(ticket__in=[short, question]).exists()
+    assert (flag_of(cracked).kind, flag_of(cracked).terms) == ("quality", ["裂纹"])
+    assert (flag_of(harmed).kind, flag_of(harmed).terms) == ("adverse_reaction", ["心慌"])
+    page = web("pv").get(reverse("safety:triage")).content.decode()
+    assert short.number not in page and question.number not in page
+    assert cracked.number in page and "<mark>裂纹</mark>" in page
+    assert harmed.number in page and "<mark>心慌</mark>" in page
+
+
 def test_the_overseeing_roles_see_the_queue_without_the_customers_text(users, xiehe, web):
     ticket = make_ticket(users, xiehe, subject="用药咨询", description="王阿姨服药后出现皮疹，很痒")
 
