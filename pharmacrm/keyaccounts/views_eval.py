@@ -324,7 +324,8 @@ def _detail_context(request, score: Score, *, influence_form=None, conflict=Fals
     user = request.user
     history = list(
         Score.objects.filter(institution_id=score.institution_id, kind=score.kind)
-        .only("id", "period", "as_of", "score", "klass", "candidate")
+        # every period's class with, when the credit gate capped it, the class the score gives and why (eval_gate.html)
+        .only("id", "period", "as_of", "score", "klass", "candidate", "gate")
         # by date, as the Customer 360 block: by the label a key account's quarters sorted above the half-years
         # (2026Q1 above 2026H1, though it ended three months earlier)
         .order_by("-as_of", "-run_id")
