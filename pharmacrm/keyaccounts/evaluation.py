@@ -1404,8 +1404,11 @@ def gate_out_of_date(
 
     Set-based whatever the number of customers: one query over the period's scores the gate could concern (capped,
     or of a class better than the gate's), one over the open items of every customer (their covering index, as a
-    run's _add_aged_overdue), and the facts of those owing old debts or capped, read by `gather` for their ids at
-    once (its rollups pass; not its open items' again) — no query per customer."""
+    run's _add_aged_overdue), one over the rollups of those owing old debts or capped for the two totals the gate
+    looks at (_gate_totals) — no query per customer. Only the customers whose gate changed have their full facts read
+    (`gather`: profiles, surveys, the rest of the rollups), for the run that scores them: the check read every
+    candidate's in full each night (the customer records, the market influence, the surveys of the window), though
+    nearly all of them change nothing."""
     as_of = as_of or timezone.localdate()
     model = model or active_model(ModelKind.EVALUATION)
     params = {**scoring.DEFAULT_PARAMS, **model.params}
@@ -1427,12 +1430,11 @@ def gate_out_of_date(
     ids = sorted(inst for inst, (_klass, gate) in scores.items() if gate or aged.get(inst, 0) > 0)
     if not ids:
         return [], {}
-    # their facts as a run reads them, the old debts from the query above (the gate off: not read again)
-    facts = gather(as_of, {**params, "gate_class": ""}, ids)
+    totals = _gate_totals(as_of, params, ids)
     changed = []
     for inst in ids:
         klass, gate = scores[inst]
-        f = facts.get(inst)
+        f = totals.get(inst)
         if f is None:  # nothing bought in the window any more: a run removes its score (capped or not, it is stale)
             if gate:
                 changed.append(inst)
@@ -1442,7 +1444,44 @@ def gate_out_of_date(
         now, why = scoring.gated_klass(by_score, f, params)
         if now != klass or (why is None) != (gate is None):
             changed.append(inst)
+    if not changed:
+        return [], {}
+    # their facts as a run reads them, the old debts from the query above (the gate off: not read again)
+    facts = gather(as_of, {**params, "gate_class": ""}, changed)
+    for inst, f in facts.items():
+        f.aged_overdue_fen = aged.get(inst, 0)
     return changed, facts
+
+
+def _gate_totals(as_of: dt.date, params: dict, ids: list[int]) -> dict[int, scoring.Facts]:
+    """What the credit gate reads of the customers `ids` besides their old debts (scoring.gate): the window's amount
+    and the overdue total, summed from the rollups in one query, as `_gather` reads them (a past day's from its order
+    lines) — the customers a run would score only (bought in the window or the one before, or owing; not merged), the
+    others left out as `gather` leaves them out."""
+    months = int(params.get("window_months") or 12)
+    first, before, last = month_start(as_of, months - 1), month_start(as_of, 2 * months - 1), month_start(as_of)
+    wanted = id_set(ids)
+    past = as_of < timezone.localdate()
+    partial = past and (as_of + dt.timedelta(days=1)).month == as_of.month  # that day's month up to that day
+    rollups = MonthlyRollup.objects.filter(month__lt=last) if partial else MonthlyRollup.objects.filter(month__lte=last)
+    rows = (
+        rollups.filter(institution_id__any_of=wanted, institution__merged_into__isnull=True).order_by()
+        .values("institution_id")
+        .annotate(amount=Sum("amount_fen", filter=Q(month__gte=first)), overdue=Sum("overdue_fen"), latest=Max("month"))
+        .filter(Q(latest__gte=before) | Q(overdue__gt=0))
+        .values_list("institution_id", "amount", "overdue")
+    )  # fmt: skip
+    totals = {inst: scoring.Facts(amount_fen=amount or 0, overdue_fen=overdue or 0) for inst, amount, overdue in rows}
+    if past:
+        read = set(totals)
+        _as_of_lines(totals, as_of, first, partial, wanted)
+        joined = [inst for inst in totals if inst not in read]  # bought only that month before that day
+        if joined:  # a merged one is its survivor's (gather's _add_profiles drops it)
+            for inst in Institution.objects.filter(pk__any_of=id_set(joined), merged_into__isnull=False).values_list(
+                "pk", flat=True
+            ):
+                del totals[inst]
+    return totals
 
 
 def sweep_gate(as_of: dt.date | None = None) -> EvaluationRun | None:

@@ -187,3 +187,39 @@ def test_the_check_costs_one_query_over_the_open_items_whatever_the_number_of_cu
     assert len(three) == len(one)
     lines = [q["sql"] for q in three.captured_queries if "sales_orderline" in q["sql"]]
     assert len(lines) == 1 and '"outstanding_fen" > 0' in lines[0]
+
+
+def test_a_night_when_no_gate_changed_reads_two_totals_per_candidate_not_their_full_facts(
+    class_a_on_29_june, today, import_orders, huashan, xiehe
+):
+    """The check read every candidate's full facts (the customer records, the market influence, the surveys of the
+    window, every sum of the rollups) each night to tell whether its gate changed; the gate looks at the window's
+    amount and the overdue total alone. Nights when nobody's gate changed — nearly all — cost four queries; the full
+    facts are read for the customers whose gate changed only, for the run that scores them."""
+    from pharmacrm.keyaccounts.models import MarketInfluence
+    from pharmacrm.servicedesk.models import Survey
+
+    today(JUNE_30)
+    import_orders([line("SO-OLD-X", 1, "2026-03-01", xiehe, "P9", 1, "150000", payment_due="2026-03-31")])
+    update_after_import()  # 协和 scored with its old debt: capped already
+    assert evaluation.sweep_gate().customers == 1  # 华山 capped by the check
+    assert {score_of(huashan).klass, score_of(xiehe).klass} == {"B"}
+    scores = {s.pk: (s.klass, s.gate, s.run_id) for s in Score.objects.all()}
+    with CaptureQueriesContext(connection) as night:
+        assert evaluation.sweep_gate() is None
+    selects = [q["sql"] for q in night.captured_queries if q["sql"].lstrip().upper().startswith("SELECT")]
+    # the model, the period's scores the gate may concern, the open items, the two candidates' rollup totals
+    assert len(selects) == 4, selects
+    assert not any(f'"{m._meta.db_table}"' in q for q in selects for m in (MarketInfluence, Survey))
+    [rollups] = [q for q in selects if "sales_monthlyrollup" in q]
+    assert '"amount_fen"' in rollups and '"overdue_fen"' in rollups
+    assert not any(f'"{column}"' in rollups for column in ("on_time_fen", "late_fen", "orders"))
+    assert {s.pk: (s.klass, s.gate, s.run_id) for s in Score.objects.all()} == scores  # nothing evaluated again
+    # the gate raised above both debts: both gates changed, their full facts are read and they are evaluated again
+    from pharmacrm.core.models import User
+
+    evaluation.save_model(User.objects.get(username="admin"), ModelKind.EVALUATION, {"params": {"gate_amount": 200_000}})
+    done = evaluation.sweep_gate()
+    assert (done.trigger, done.customers) == (Trigger.GATE, 2)
+    assert {score_of(huashan).klass, score_of(xiehe).klass} == {"A"}
+    assert (score_of(huashan).score, tier(huashan)) == (class_a_on_29_june.score, "vip")
