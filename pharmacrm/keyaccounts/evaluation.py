@@ -298,6 +298,20 @@ def gate_reason(gate: dict | None) -> str:
     }
 
 
+def gate_pending(in_force: Score | None, interim: Score | None) -> bool:
+    """Whether the credit gate caps the interim standing of the period under way (`interim`: scored again each night
+    by sweep_gate when a debt ages past the gate's days) below the class of the period in force (`in_force`), which
+    still decides the tier, discount level and reward programme. The rulebook (seed 002 七.(二)–(三)) evaluates
+    every half-year and applies the evaluation's results; between evaluations it only allows more frequent
+    evaluation of a customer in an unusual situation ("可根据需要增加评估频率", evaluate_customer: in a period under way,
+    an interim standing too) and says nothing of capping the class in force. So the class in force is not changed:
+    the pages warn that the gate now applies and will cap the class at the next evaluation."""
+    if in_force is None or interim is None or not interim.gate or not in_force.klass:
+        return False
+    cap = interim.gate.get("class") or ""
+    return bool(cap) and in_force.klass < cap  # "A" < "B": a better class than the gate allows
+
+
 # --- market influence: key opinion leaders ----------------------------------------------------------
 
 KOL_MAX = 500  # key opinion leaders of one customer (kol_reference, 5 by default, scores 100)

@@ -18,6 +18,7 @@ from django.db.models import Count, Max, Q
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -278,9 +279,20 @@ def evaluations(request):
         ).order_by("id")
         for a in mark_openable(user, list(found)):  # a number links to a page the reader may open
             actions.setdefault(a.institution_id, []).append(a)
+    # the period in force, while the credit gate caps some of its customers' interim standings of the period under
+    # way below their class: the gate will cap them at the next evaluation (one query for the page)
+    pending: dict[int, Score] = {}
+    current = evaluation.current_period(ModelKind.EVALUATION, timezone.localdate()) if rows else None
+    if current and current != period and evaluation.interim_of(ModelKind.EVALUATION, current) == period:
+        pending = {s.institution_id: s for s in Score.objects.filter(
+            kind=ModelKind.EVALUATION, period=current, gate__isnull=False,
+            institution_id__in=[r.institution_id for r in rows],
+        ).only("id", "institution_id", "period", "klass", "gate")}  # fmt: skip
     for r in rows:
         r.move = movement(r.klass, r.previous_klass)
         r.actions = actions.get(r.institution_id, [])
+        interim = pending.get(r.institution_id)
+        r.gate_pending = interim if evaluation.gate_pending(r, interim) else None
     context = {
         "form": form, "period": period, "periods": known, "klass": klass, "classes": "ABCD", "counts": counts,
         "page_obj": page, "rows": rows, "run": latest_run, "may_run": access.can(user, Cap.RUN_EVALUATIONS),
@@ -341,6 +353,13 @@ def _detail_context(request, score: Score, *, influence_form=None, conflict=Fals
         "conflict": conflict,
     }  # fmt: skip
     if score.kind == ModelKind.EVALUATION:
+        # the period in force, while the credit gate caps the interim standing of the period under way below its
+        # class: the gate will cap it at the next evaluation (evaluation.gate_pending), said beside the class
+        current = evaluation.current_period(ModelKind.EVALUATION, timezone.localdate())
+        if current != score.period and evaluation.interim_of(ModelKind.EVALUATION, current) == score.period:
+            interim = next((h for h in history if h.period == current), None)
+            if evaluation.gate_pending(score, interim):
+                context["gate_pending"] = interim
         context["actions"] = mark_openable(user, list(
             ImprovementAction.objects.filter(institution_id=score.institution_id).order_by("-created_at")[:10]
         ))  # fmt: skip
@@ -667,6 +686,8 @@ def customer_panel(request, institution_id: int):
     context = {
         "latest": latest, "history": history, "candidate": candidate, "institution": institution,
         "interim_of": interim_of, "deciding": deciding,
+        # the credit gate caps the interim standing below the class in force: it will cap it at the next evaluation
+        "gate_pending": bool(interim_of) and evaluation.gate_pending(deciding, latest),
         "may_run": access.can(user, Cap.RUN_EVALUATIONS),
         "reason_max": evaluation.REASON_MAX,
         "move": movement(latest.klass, latest.previous_klass) if latest else "",

@@ -223,3 +223,89 @@ def test_a_night_when_no_gate_changed_reads_two_totals_per_candidate_not_their_f
     assert (done.trigger, done.customers) == (Trigger.GATE, 2)
     assert {score_of(huashan).klass, score_of(xiehe).klass} == {"A"}
     assert (score_of(huashan).score, tier(huashan)) == (class_a_on_29_june.score, "vip")
+
+
+# --- a debt ageing past the gate while a period evaluated in full is in force -------------------------------------
+# 2026H1 is evaluated in full on 1 July (华山 class A, VIP); SO-LATE, ¥150,000 ordered 2026-06-01 and due 2026-07-01,
+# stays unpaid: on 30 September it is 91 days overdue. The daily check scores the half-year under way, 2026H2, again
+# (an interim standing, capped at B) and leaves 2026H1's A — its tier, discount level and reward programme — in force:
+# the rulebook (seed 002 七.(二)–(三)) applies each half-year's evaluation and says nothing of capping the class in
+# force between evaluations. The pages that show the class in force say that the gate will cap it at the next one.
+
+SEPT_30 = dt.date(2026, 9, 30)
+PENDING = "Credit gate now applies: will cap at B at the next evaluation"
+
+
+@pytest.fixture
+def in_force_a_capped_interim(today, import_orders, huashan, xiehe, users):
+    today(JUNE_30)
+    import_orders(orders("SO-H", huashan) + orders("SO-X", xiehe)
+                  + [line("SO-LATE", 1, "2026-06-01", huashan, "P9", 1, "150000", payment_due="2026-07-01")])  # fmt: skip
+    today(dt.date(2026, 7, 1))
+    evaluation.run(ModelKind.EVALUATION, as_of=JUNE_30)  # the nightly evaluation of the half-year that ended
+    evaluation.run(ModelKind.EVALUATION)  # 2026H2's interim standings
+    today(SEPT_30)
+    done = evaluation.sweep_gate()
+    assert (done.period, done.customers, done.tier_changes) == ("2026H2", 1, 0)
+    interim = Score.objects.get(institution=huashan, kind=ModelKind.EVALUATION, period="2026H2")
+    assert (interim.klass, interim.class_before_gate) == ("B", "A")
+    return score_of(huashan), interim
+
+
+def test_the_class_in_force_is_not_capped_between_evaluations(in_force_a_capped_interim, huashan):
+    in_force, _interim = in_force_a_capped_interim
+    assert (in_force.klass, in_force.gate, str(in_force.discount), tier(huashan)) == (
+        "A",
+        None,
+        "5.00",
+        "vip",
+    )
+
+
+def test_the_customer_block_warns_that_the_gate_will_cap_the_class_in_force(
+    in_force_a_capped_interim, huashan, client_for
+):
+    import re
+
+    from django.urls import reverse
+
+    html = client_for("kam").get(reverse("keyaccounts:eval-panel", args=[huashan.pk]), **EN).content.decode()
+    line_in_force = re.sub(
+        r"\s+", " ", re.sub(r"<[^>]+>", " ", re.search(r'id="eval-in-force".*?</p>', html, re.S).group(0))
+    )
+    assert "): A " in line_in_force and PENDING in line_in_force
+    assert (
+        "2026H2, interim standing: A stays in force, with its tier and discount level, until then."
+        in line_in_force
+    )
+    assert "Class capped at B: ¥150,000.00 overdue more than 90 days (above ¥100,000)." in line_in_force
+
+
+def test_the_drill_down_and_results_of_the_period_in_force_warn_too(
+    in_force_a_capped_interim, huashan, xiehe, client_for
+):
+    import re
+
+    from django.urls import reverse
+
+    in_force, interim = in_force_a_capped_interim
+    c = client_for("analyst")
+    page = c.get(reverse("keyaccounts:score", args=[in_force.pk]), **EN).content.decode()
+    assert 'id="gate-pending"' in page and PENDING in page
+    # the interim standing's own page says it is capped, as any capped score's: no warning about itself
+    assert PENDING not in c.get(reverse("keyaccounts:score", args=[interim.pk]), **EN).content.decode()
+    results = c.get(
+        reverse("keyaccounts:evaluations"), {"period": "2026H1", "klass": "A"}, **EN
+    ).content.decode()
+    rows = {
+        int(m.group(1)): m.group(0)
+        for m in re.finditer(r'<tr class="eval-row"[^>]*data-customer="(\d+)".*?</tr>', results, re.S)
+    }
+    assert PENDING in rows[huashan.pk] and PENDING not in rows[xiehe.pk]
+    # the half-year under way's results: the interim standing is the capped one, no warning
+    assert (
+        PENDING
+        not in c.get(
+            reverse("keyaccounts:evaluations"), {"period": "2026H2", "klass": "B"}, **EN
+        ).content.decode()
+    )
