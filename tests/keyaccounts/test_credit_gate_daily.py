@@ -205,9 +205,10 @@ def test_a_night_when_no_gate_changed_reads_two_totals_per_candidate_not_their_f
     assert evaluation.sweep_gate().customers == 1  # 华山 capped by the check
     assert {score_of(huashan).klass, score_of(xiehe).klass} == {"B"}
     scores = {s.pk: (s.klass, s.gate, s.run_id) for s in Score.objects.all()}
-    with CaptureQueriesContext(connection) as night:
-        assert evaluation.sweep_gate() is None
-    selects = [q["sql"] for q in night.captured_queries if q["sql"].lstrip().upper().startswith("SELECT")]
+    with CaptureQueriesContext(connection) as night:  # the check (sweep_gate also waits for the rollups' writers)
+        assert evaluation.gate_out_of_date() == ([], {})
+    assert evaluation.sweep_gate() is None
+    selects = [q["sql"] for q in night.captured_queries]
     # the model, the period's scores the gate may concern, the open items, the two candidates' rollup totals
     assert len(selects) == 4, selects
     assert not any(f'"{m._meta.db_table}"' in q for q in selects for m in (MarketInfluence, Survey))
