@@ -29,7 +29,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from . import access, audit
 from .numbers import AMOUNT_MARKS, PERCENT_MARKS, typed_decimal
 from .roles import Cap
-from .typed_dates import typed_date, typed_datetime
+from .typed_dates import MOMENT_EXAMPLE, typed_date, typed_datetime
 
 # Bounds for integers that reach SQL range look-ups: SQLite raises OverflowError beyond 64 bits.
 MAX_INT32 = 2**31 - 1
@@ -346,7 +346,7 @@ class TypedDateTimeFormField(forms.DateTimeField):
     of its own). A text input: a date-time picker sends its own form and nothing that was typed or pasted."""
 
     default_error_messages = {"invalid": MOMENT_FORMS}
-    widget = forms.DateTimeInput(attrs={"placeholder": "YYYY-MM-DD HH:MM", "size": 18}, format="%Y-%m-%d %H:%M")
+    widget = forms.DateTimeInput(attrs={"placeholder": MOMENT_EXAMPLE, "size": 18}, format="%Y-%m-%d %H:%M")
 
     def __init__(self, **kwargs):
         kwargs["input_formats"] = ["%Y-%m-%dT%H:%M:%S"]  # what typed_datetime gives

@@ -7,6 +7,15 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from django.utils.translation import gettext_lazy
+
+# A typed field's placeholder: an example of what it reads, in the reader's language ("例如：2026-03-15"). The bare
+# "YYYY-MM-DD" was English to a Chinese reader, and "年-月-日" is no form anybody types; the ISO form is one every
+# typed field takes (as do 2026/3/15 and 2026年3月15日: see the error messages and help texts).
+DAY_EXAMPLE = gettext_lazy("e.g. 2026-03-15")
+MOMENT_EXAMPLE = gettext_lazy("e.g. 2026-03-15 14:30")
+MONTH_EXAMPLE = gettext_lazy("e.g. 2026-12")
+
 # a day as ERP systems and Excel export it: 2025-03-15, 2025/3/15, 2025.03.15, 2025年3月15日 (after NFKC, so that
 # full-width digits and separators are the ASCII ones; Arabic-Indic digits are not read)
 _TYPED_DATE = re.compile(r"([0-9]{4})([-/.])([0-9]{1,2})\2([0-9]{1,2})|([0-9]{4})年([0-9]{1,2})月([0-9]{1,2})日")

@@ -13,6 +13,7 @@ from pharmacrm.core.api_utils import TypedDateTimeFormField
 from pharmacrm.core.models import User
 from pharmacrm.core.ordering import PinyinModelChoiceField
 from pharmacrm.core.roles import Role
+from pharmacrm.core.typed_dates import DAY_EXAMPLE
 from pharmacrm.customers.forms import OnceTokenForm, OwnIdsMixin, ServiceErrorsMixin
 from pharmacrm.servicedesk.models import Product
 
@@ -51,7 +52,7 @@ class PartialDateField(forms.CharField):
         kwargs.setdefault("help_text", _("A day (2026-03-15, 2026年3月15日), or only the month (2026-03, 2026年3月) or "
                                          "the year (2026)."))  # fmt: skip
         super().__init__(required=False, max_length=20, widget=forms.TextInput(
-            attrs={"placeholder": "YYYY-MM-DD", "inputmode": "numeric", "size": 12}), **kwargs)  # fmt: skip
+            attrs={"placeholder": DAY_EXAMPLE, "inputmode": "numeric", "size": 12}), **kwargs)  # fmt: skip
 
     def prepare_value(self, value):
         return value.isoformat() if isinstance(value, datetime.date) else value

@@ -15,6 +15,7 @@ from pharmacrm.core import access
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import Team
 from pharmacrm.core.ordering import PinyinModelChoiceField
+from pharmacrm.core.typed_dates import MONTH_EXAMPLE
 from pharmacrm.customers.choices import Source
 from pharmacrm.customers.forms import OnceTokenForm, _limit_picker, region_children
 from pharmacrm.customers.models import Institution, Person
@@ -47,7 +48,7 @@ class PipelineFilterForm(forms.Form):
     )
     stage = forms.ChoiceField(label=_("Stage"), choices=ANY + Opportunity.Stage.choices, required=False)
     close_month = forms.CharField(label=_("Close month"), max_length=7, required=False,
-                                  widget=forms.TextInput(attrs={"placeholder": "2026-12", "inputmode": "numeric"}))  # fmt: skip
+                                  widget=forms.TextInput(attrs={"placeholder": MONTH_EXAMPLE, "inputmode": "numeric"}))  # fmt: skip
     product = PinyinModelChoiceField(label=_("Product"), queryset=Product.objects.all(), required=False,
                                      empty_label=_("Any"))  # fmt: skip
     province = forms.ChoiceField(label=_("Province"), choices=(), required=False)

@@ -101,7 +101,7 @@ def test_the_pages_read_a_typed_day_0_a_follow_up_received_and_an_onset_month(we
     pv = web("pv")
     form = pv.get(reverse("safety:case-new")).content.decode()
     field = re.search(r'<input[^>]*name="received_at"[^>]*>', form).group(0)
-    assert 'type="text"' in field and 'placeholder="YYYY-MM-DD HH:MM"' in field  # a picker took no typed moment
+    assert 'type="text"' in field and 'placeholder="e.g. 2026-03-15 14:30"' in field  # a picker took no typed moment
     response = pv.post(reverse("safety:case-new"), {
         "kind": "adverse_reaction", "received_at": "２０２５年１１月３日 ９时５分", "reporter_name": "刘药师",
         "reporter_qualification": "2", "patient_name": "赵某", "patient_age": "60", "drug_brand_name": "罗氏芬",
@@ -130,3 +130,24 @@ def test_the_pages_refuse_a_moment_or_a_partial_date_they_cannot_read_at_its_fie
     page = response.content.decode().replace("&#x27;", "'")
     assert re.search(r'id="field-received_at".*?' + re.escape(MOMENT_FORMS), page, re.S)
     assert re.search(r'id="field-reaction_onset_date".*?a month \(2026-03\)', page, re.S)
+
+
+def test_the_typed_date_fields_show_an_example_they_accept_in_the_readers_language(web):
+    """The placeholders were the bare patterns YYYY-MM-DD HH:MM and YYYY-MM-DD, in English on a Chinese page; each is
+    now an example of what its field reads ("e.g. 2026-03-15 14:30"), a message translated as the page is — and
+    typed as shown, each example is taken."""
+    pv = web("pv")
+    form = pv.get(reverse("safety:case-new")).content.decode()
+    moment = re.search(r'<input[^>]*name="received_at"[^>]*>', form).group(0)
+    onset = re.search(r'<input[^>]*name="reaction_onset_date"[^>]*>', form).group(0)
+    assert 'placeholder="e.g. 2026-03-15 14:30"' in moment and 'placeholder="e.g. 2026-03-15"' in onset
+    assert "YYYY" not in moment + onset
+    response = pv.post(reverse("safety:case-new"), {
+        "kind": "adverse_reaction", "received_at": "2026-03-15 14:30", "reporter_name": "刘药师",
+        "reporter_qualification": "2", "patient_name": "赵某", "patient_age": "60", "drug_brand_name": "罗氏芬",
+        "reaction_verbatim": "恶心呕吐", "reaction_onset_date": "2026-03-15", "narrative": "服药后恶心呕吐。",
+    })  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[:3000]
+    case = SafetyCase.objects.get()
+    assert _local(case.received_at) == "2026-03-15 14:30"
+    assert case.reactions.get().onset_date == dt.date(2026, 3, 15)

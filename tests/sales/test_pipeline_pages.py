@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 
 import pytest
 
@@ -62,6 +63,18 @@ def test_the_list_filters_and_a_bad_filter_is_named(opportunities, client_for, p
     r = manager.get("/sales/pipeline/?view=list&close_month=13/2026", HTTP_ACCEPT_LANGUAGE="en")
     assert r.status_code == 400 and "Give a month as 2026-11." in r.content.decode()
     assert ids_in(r.content.decode(), opportunities) == set()
+
+
+def test_the_close_month_filter_shows_an_example_it_takes(opportunities, client_for):
+    """The close-month box's placeholder was a bare "2026-12": now "e.g. 2026-12" in the reader's language (a
+    message of the catalogue), the form the filter reads."""
+    manager = client_for("manager")
+    manager.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    html = manager.get("/sales/pipeline/?view=list").content.decode()
+    field = re.search(r'<input[^>]*name="close_month"[^>]*>', html).group(0)
+    assert 'placeholder="e.g. 2026-12"' in field
+    html = manager.get("/sales/pipeline/?view=list&close_month=2027-01").content.decode()
+    assert ids_in(html, opportunities) == {"o4"}
 
 
 def test_a_stale_opportunity_is_marked(pipeline_world, client_for):
