@@ -209,6 +209,17 @@ def _lockout_response() -> Response:
 # --- audit trail ------------------------------------------------------------------------------
 
 
+class AuditEntryListSerializer(serializers.ListSerializer):
+    def to_representation(self, data):
+        """A page of entries: the labels their names in the reader's language need, a query per model for the page
+        (not per entry)."""
+        from .views import audit_names_for_language
+
+        entries = list(data.all() if hasattr(data, "all") else data)
+        self.child.context["_audit_names"] = audit_names_for_language(entries)
+        return super().to_representation(entries)
+
+
 class AuditEntrySerializer(ModelSerializer):
     class Meta:
         model = AuditEntry
@@ -217,12 +228,24 @@ class AuditEntrySerializer(ModelSerializer):
             "extra", "request_id", "ip", "prev_hash", "hash",
         ]  # fmt: skip
         read_only_fields = fields
+        list_serializer_class = AuditEntryListSerializer
 
     def to_representation(self, instance):
         """As recorded, except a customer's free text (needs, notes) with the contact details typed in it masked for a
         reader who sees personal data masked, as the audit page shows it, and the contact details in the entry's
-        details (a deleted person's consent evidence) masked for them alike."""
+        details (a deleted person's consent evidence) masked for them alike; and `object_repr`, where the entry
+        names its record by codes or by words the product wrote (an acceptance's "2026-12-08 passed", a consent's
+        purpose and status, an import job, "demo data"), in the request's language as the audit page names it. The
+        stored entry keeps what was recorded (the hash chain covers it: `prev_hash` and `hash` are of that)."""
+        from .views import audit_name_in_language, audit_names_for_language
+
         data = super().to_representation(instance)
+        names = self.context.get("_audit_names")
+        if names is None:  # one entry (/api/v1/audit/{seq}/)
+            names = audit_names_for_language([instance])
+        shown = audit_name_in_language(instance, names)
+        if shown is not None:
+            data["object_repr"] = shown
         if "_free_text_masked" not in self.context:
             request = self.context.get("request")
             self.context["_free_text_masked"] = request is None or personal.masks_free_text(request.user)

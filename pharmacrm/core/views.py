@@ -80,16 +80,12 @@ def home(request):
     context["recent"] = list(
         AuditEntry.objects.filter(actor=user, action__in=CHANGE_ACTIONS).order_by("-seq")[:10]
     )
-    from .templatetags.crm import audit_labels, audit_record_name
-
     masked = personal.masks_free_text(user)
     # records whose entries keep codes or a plain name (an acceptance, a consent, an import job): named in the reader's
-    # language, as the audit page names them — the entry's recorded name holds the codes
-    jobs = [e for e in context["recent"] if e.object_type == "customers.importjob"]
-    names = audit_labels(jobs) if jobs else {}
+    # language, as the audit page and the API name them — the entry's recorded name holds the codes
+    names = audit_names_for_language(context["recent"])
     for entry in context["recent"]:
-        job = names.get(entry.object_type, {}).get(entry.object_id) if entry.object_type == "customers.importjob" else None
-        shown = job or audit_record_name(entry, names)
+        shown = audit_name_in_language(entry, names)
         if shown:
             entry.object_repr = shown  # for the page only: never saved
         entry.url = _object_url(entry)
@@ -514,6 +510,40 @@ SYSTEM_OBJECTS = {
     "sales while unqualified": gettext_lazy("Sales while unqualified"),
     "competitor presence": gettext_lazy("Competitor presence"),
 }
+
+
+# Entries whose record's name is looked up to word it in the reader's language (audit_name_in_language)
+_NAMES_LOOKED_UP = ("customers.importjob", "servicedesk.servicegoal")
+
+
+def audit_names_for_language(entries) -> dict[str, dict[str, str]]:
+    """The labels audit_name_in_language needs for these entries (an import job's, a service goal's team): a query
+    per model, none when no entry needs one."""
+    from .templatetags.crm import audit_labels
+
+    wanted = [e for e in entries if e.object_type in _NAMES_LOOKED_UP]
+    return audit_labels(wanted) if wanted else {}
+
+
+def audit_name_in_language(entry, names) -> str | None:
+    """The name of an entry's record as the reader's language words it, where the entry keeps codes or a name the
+    product wrote rather than one a person typed: an acceptance (2026-12-08 通过), a consent, a service goal (by
+    AUDIT_NAMED_BY_CODES), an import job (its kind of data · its file), an entry about no single record ("demo data",
+    an export of a list); None when the recorded name stands. For a page or the API only: the stored entry, which
+    the hash chain covers, keeps what was recorded. `names`: audit_names_for_language (or audit_labels) of the
+    entries."""
+    from .templatetags.crm import audit_record_name
+
+    if entry.object_type == "customers.importjob" and entry.object_id:
+        job = names.get(entry.object_type, {}).get(entry.object_id)
+        if job:
+            return job
+    named = audit_record_name(entry, names)
+    if named is not None:
+        return named
+    if not entry.object_id and entry.object_repr in SYSTEM_OBJECTS:
+        return str(SYSTEM_OBJECTS[entry.object_repr])
+    return None
 
 
 def _audit_rows(user, entries) -> None:
