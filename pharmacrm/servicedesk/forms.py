@@ -226,6 +226,33 @@ class IntakeForm(ServiceErrorsMixin, CustomerPickers, OnceTokenForm):
             )
         return value
 
+    def clean(self):
+        """A language left at the page's preset while another person was chosen (without JavaScript, which moves the
+        select along with the person): the ticket would have taken the chosen person's language (else the site's)
+        while the form showed the preset — and the acknowledgement goes out in it. The form is shown again with the
+        select set to that language and the question under it, rather than either language taken silently."""
+        data = super().clean()
+        language, preset = data.get("language") or "", data.get("language_preset") or ""
+        if not language or language != preset or "person" in self.errors:
+            return data
+        person = data.get("person")
+        preferred = person.preferred_language if person is not None else ""
+        follows = preferred or settings.LANGUAGE_CODE
+        if follows == preset:
+            return data
+        named = dict(PreferredLanguage.choices).get(follows, follows)
+        if preferred:
+            asked = _("This was preset for another person: it is now the chosen person's preferred language, "
+                      "%(language)s. Check it and create the ticket again.")  # fmt: skip
+        else:
+            asked = _("This was preset for another person: it is now the default, %(language)s. Check it and "
+                      "create the ticket again.")  # fmt: skip
+        self.add_error("language", asked % {"language": named})
+        # shown again at the language it follows, which is the preset now: sent back unchanged, it is the ticket's
+        self.data = self.data.copy()
+        self.data["language"] = self.data["language_preset"] = follows
+        return data
+
     def service_data(self) -> dict:
         d = self.cleaned_data
         out = {k: d.get(k) for k in (

@@ -6,6 +6,7 @@ in it, and an agent may change it on the ticket (audited). Real SMTP and IMAP se
 
 from __future__ import annotations
 
+import html as html_module
 import re
 import time
 
@@ -274,10 +275,10 @@ def test_a_language_left_as_preset_follows_the_person_chosen_and_one_the_agent_c
     agent = client_for("agent")
     person = Person.objects.get(name="张伟")
     customers.update_person(users["admin"], person, {"preferred_language": "en"}, person.version)
-    # the person chosen after the page was built, without JavaScript: the preset sent back unchanged
+    # the person chosen as the page preset it (app.js moves the preset along with the person): their language
     _html, token = _intake_page(agent)
-    ticket = _take_call(agent, token, institution=xiehe.pk, person=person.pk, language="zh-hans",
-                        language_preset="zh-hans")  # fmt: skip
+    ticket = _take_call(agent, token, institution=xiehe.pk, person=person.pk, language="en",
+                        language_preset="en")  # fmt: skip
     assert ticket.language == "en"
     # the agent chose Simplified Chinese over the person's English (the page had preset English)
     _html, token = _intake_page(agent, f"?person={person.pk}")
@@ -288,6 +289,75 @@ def test_a_language_left_as_preset_follows_the_person_chosen_and_one_the_agent_c
     _html, token = _intake_page(agent)
     ticket = _take_call(agent, token, caller_name="王先生", language="zh-hans", language_preset="zh-hans")
     assert ticket.language == "zh-hans"
+
+
+def _asked_again(agent, token: str, **data):
+    """The intake form posted without JavaScript; it comes back (400) asking about the customer's language."""
+    response = agent.post("/service/new/", {
+        "form_token": token, "channel": "phone", "category": "drug_info", "subject": "电话咨询语言",
+        "description": "", **data,
+    }, HTTP_ACCEPT_LANGUAGE="en")  # fmt: skip
+    assert response.status_code == 400, response.status_code
+    assert not Ticket.objects.filter(subject="电话咨询语言").exists()
+    html = response.content.decode()
+    error = re.search(r'id="id_language_error"[^>]*>(.*?)</(?:div|ul|span)>', html, re.S).group(1)
+    return html, html_module.unescape(" ".join(re.sub(r"<[^>]+>", " ", error).split()))
+
+
+def test_without_javascript_a_language_left_at_another_persons_preset_is_asked_again_not_taken_silently(
+    users, client_for, xiehe
+):
+    """Without JavaScript the select kept the page's preset after another person was chosen, and the ticket took the
+    chosen person's language silently: the agent sent "Simplified Chinese" and the acknowledgement went out in
+    English. The form comes back with the select at the chosen person's language, saying so; sent again as shown, the
+    ticket is in it — and a language the agent changes it to is the ticket's."""
+    agent = client_for("agent")
+    zhang = Person.objects.get(name="张伟")
+    customers.update_person(users["admin"], zhang, {"preferred_language": "en"}, zhang.version)
+    html, token = _intake_page(agent)  # no person yet: preset Simplified Chinese
+    html, error = _asked_again(agent, token, institution=xiehe.pk, person=zhang.pk, language="zh-hans",
+                               language_preset="zh-hans")  # fmt: skip
+    assert error == ("This was preset for another person: it is now the chosen person's preferred language, English. "
+                     "Check it and create the ticket again.")  # fmt: skip
+    assert _selected_language(html) == "en"
+    assert re.search(r'<input type="hidden" name="language_preset" value="en"', html)
+    assert re.search(rf'<option value="{zhang.pk}"[^>]*selected', html)  # the person chosen stays chosen
+    ticket = _take_call(agent, token, institution=xiehe.pk, person=zhang.pk, language="en", language_preset="en")
+    assert ticket.language == "en"
+
+    # asked, the agent chooses another language: that one is the ticket's
+    _html, token = _intake_page(agent)
+    _asked_again(agent, token, institution=xiehe.pk, person=zhang.pk, language="zh-hans", language_preset="zh-hans")
+    ticket = _take_call(agent, token, institution=xiehe.pk, person=zhang.pk, language="zh-hant",
+                        language_preset="en")  # fmt: skip
+    assert ticket.language == "zh-hant"
+
+
+def test_without_javascript_a_preset_for_a_person_no_longer_chosen_is_asked_again(users, client_for, xiehe):
+    """The page opened for a person who prefers English (preset English); the agent chose a person with no preferred
+    language, or none: the ticket would have been in Simplified Chinese under a select showing English."""
+    agent = client_for("agent")
+    zhang = Person.objects.get(name="张伟")
+    customers.update_person(users["admin"], zhang, {"preferred_language": "en"}, zhang.version)
+    li = customers.create_person(users["admin"], {"name": "李娜", "institution": xiehe, "title": "药剂师"})
+    assert li.preferred_language == ""
+    for chosen in ({"caller_name": "王先生"}, {"person": li.pk}):
+        html, token = _intake_page(agent, f"?institution={xiehe.pk}&person={zhang.pk}")
+        assert _selected_language(html) == "en"
+        html, error = _asked_again(agent, token, institution=xiehe.pk, language="en", language_preset="en", **chosen)
+        assert error == "This was preset for another person: it is now the default, Simplified Chinese. Check it and " \
+                        "create the ticket again.", chosen
+        assert _selected_language(html) == "zh-hans"
+        ticket = _take_call(agent, token, institution=xiehe.pk, language="zh-hans", language_preset="zh-hans",
+                            **chosen)  # fmt: skip
+        assert ticket.language == "zh-hans"
+    # the same person kept, or the agent's own choice: no question
+    _html, token = _intake_page(agent, f"?institution={xiehe.pk}&person={zhang.pk}")
+    assert _take_call(agent, token, institution=xiehe.pk, person=zhang.pk, language="en",
+                      language_preset="en").language == "en"  # fmt: skip
+    _html, token = _intake_page(agent, f"?institution={xiehe.pk}&person={zhang.pk}")
+    assert _take_call(agent, token, caller_name="李女士", language="zh-hant",
+                      language_preset="en").language == "zh-hant"  # fmt: skip
 
 
 def test_a_language_the_product_does_not_speak_is_refused_under_the_field(users, client_for):
