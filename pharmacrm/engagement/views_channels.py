@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET
 
 from pharmacrm.core import audit, downloads
 from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.numbers import percent_text
 from pharmacrm.sales.models import yuan
 from pharmacrm.sales.views import money
 from pharmacrm.servicedesk import performance
@@ -72,7 +73,7 @@ def _form(request) -> tuple[ChannelForm, channels.Query]:
 
 
 def _percent(value) -> str:
-    return "—" if value is None else f"{value:.1f}%"
+    return percent_text(value)
 
 
 def _signed(value) -> str:

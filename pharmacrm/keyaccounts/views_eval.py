@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from pharmacrm.core import access, personal
 from pharmacrm.core.form_saves import create_once
 from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.numbers import percent_text
 from pharmacrm.core.roles import Cap
 from pharmacrm.customers.choices import HospitalGrade, InstitutionType, Tier
 from pharmacrm.customers.forms import picker_label
@@ -158,14 +159,14 @@ def explain(component: dict) -> str:
     if name == Component.CREDIT:
         if component.get("default"):
             return _("no payment history: default %(value)s") % {"value": value}
-        share = (Decimal(str(d.get("on_time_share", 0))) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+        share = percent_text(d.get("on_time_share", 0), fraction=True)
         overdue = Decimal(str(d.get("overdue", 0)))
         if overdue > 0 and d.get("overdue_ignored"):  # a rounding difference left open: counted as settled
-            return _("paid on time %(share)s %%, %(overdue)s overdue (immaterial, counted as settled)") % {
+            return _("paid on time %(share)s, %(overdue)s overdue (immaterial, counted as settled)") % {
                 "share": share, "overdue": money(overdue)}  # fmt: skip
         if overdue > 0:
-            return _("paid on time %(share)s %%, %(overdue)s overdue") % {"share": share, "overdue": money(overdue)}
-        return _("paid on time %(share)s %%, nothing overdue") % {"share": share}
+            return _("paid on time %(share)s, %(overdue)s overdue") % {"share": share, "overdue": money(overdue)}
+        return _("paid on time %(share)s, nothing overdue") % {"share": share}
     if name == Component.COOPERATION:
         months = d.get("months") or 0
         if not months:
@@ -193,8 +194,9 @@ def explain(component: dict) -> str:
         }
     if name == Component.GROWTH:
         if "growth_percent" in d:
-            pct = Decimal(str(d["growth_percent"])).quantize(Decimal(1), rounding=ROUND_HALF_UP)
-            return _("growth %(percent)s %%") % {"percent": f"+{pct}" if pct > 0 else str(pct)}
+            pct = Decimal(str(d["growth_percent"]))
+            shown = percent_text(pct)
+            return _("growth %(percent)s") % {"percent": f"+{shown}" if shown not in ("0%", "—") and pct > 0 else shown}
         if Decimal(str(d.get("amount", 0))) > 0:
             return _("no purchases in the window before: new business")
         return _("no purchases in this window or the one before")

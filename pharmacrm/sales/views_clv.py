@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 
 from pharmacrm.core import access, audit, downloads
 from pharmacrm.core.models import AuditEntry, Region
+from pharmacrm.core.numbers import percent_text
 from pharmacrm.customers.models import Institution
 
 from . import clv
@@ -116,7 +117,7 @@ def clv_customer(request, pk: int):
     texts = {}
     if value is not None:
         texts = {"historic": money(value.historic), "avg": money(value.avg_month), "projected": money(value.projected),
-                 "retention": f"{value.retention * 100:.1f}%"}  # fmt: skip
+                 "retention": percent_text(value.retention, fraction=True)}  # fmt: skip
     return render(request, "sales/_customer_clv.html", {"value": value, "texts": texts, "horizon": clv.HORIZON})
 
 

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from pharmacrm.core import access, audit, downloads, personal
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry
+from pharmacrm.core.numbers import percent_text
 from pharmacrm.customers.choices import Source
 from pharmacrm.customers.models import Institution
 from pharmacrm.customers.views import PAGE_SIZE, CappedPaginator
@@ -37,7 +38,7 @@ ORDERING = ("close_date", "id")
 
 
 def _pct(value) -> str:
-    return "—" if value is None else f"{value}%"
+    return percent_text(value)
 
 
 def _decorate(rows: list[Opportunity], today) -> list[Opportunity]:

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from pharmacrm.core import audit, downloads
 from pharmacrm.core.form_saves import create_once
 from pharmacrm.core.models import AuditEntry, Team
+from pharmacrm.core.numbers import percent_text
 from pharmacrm.customers.forms import new_once_token, once_token
 from pharmacrm.customers.views import AlreadyCreated
 
@@ -38,7 +39,7 @@ def _period(request) -> tuple[targets.Period, str]:
 
 
 def _pct(value) -> str:
-    return "—" if value is None else f"{value}%"
+    return percent_text(value)
 
 
 def _cells(row: targets.Row) -> dict:

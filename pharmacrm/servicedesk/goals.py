@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy, pgettext
 
 from pharmacrm.core import access, audit
 from pharmacrm.core.models import AuditEntry
-from pharmacrm.core.numbers import typed_decimal
+from pharmacrm.core.numbers import percent_text, typed_decimal
 from pharmacrm.core.roles import Cap
 
 from .models import ServiceGoal, ServiceGoalChange
@@ -148,10 +148,13 @@ def plain(value: Decimal) -> str:
 
 
 def shown(name: str, target: Decimal | None) -> str:
-    """A goal as the pages show it: "≥ 95 %", "≤ 4 h", "≥ 4.5"; "" without one."""
+    """A goal as the pages show it: "≥ 95%" (as a percentage is written everywhere, core.numbers.percent_text),
+    "≤ 4 h", "≥ 4.5"; "" without one."""
     if target is None:
         return ""
     i = INDICATORS[name]
+    if i.unit == "%":
+        return f"{'≥' if i.direction == AT_LEAST else '≤'} {percent_text(target, exact=True)}"
     unit = unit_label(i)
     return f"{'≥' if i.direction == AT_LEAST else '≤'} {plain(target)}{' ' + unit if unit else ''}"
 

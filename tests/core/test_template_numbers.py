@@ -6,14 +6,27 @@ from decimal import Decimal
 
 import pytest
 
-from pharmacrm.core.templatetags.crm import grouped, share_percent, yuan
+from pharmacrm.core.templatetags.crm import grouped, percent, share_percent, yuan
 
 
 @pytest.mark.parametrize(
-    ("value", "shown"), [("0.3000", "30 %"), ("0.1250", "12.5 %"), (Decimal("0.5"), "50 %"), ("1", "100 %"), ("x", "x")]
+    ("value", "shown"), [("0.3000", "30%"), ("0.1250", "12.5%"), (Decimal("0.5"), "50%"), ("1", "100%"), ("0.1225", "12.25%"), ("x", "x")]
 )
 def test_weights_show_as_percentages(value, shown):
     assert share_percent(value) == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "shown"),
+    [(12.5, "", "12.5%"), (Decimal("12.50"), "", "12.5%"), (12, "", "12%"), (12.0, "", "12%"), (33.333, "", "33.3%"),
+     (Decimal("-12.25"), "", "-12.3%"), (-0.04, "", "0%"), (None, "", "—"), ("", "", "—"), ("x", "", "x"),
+     (0.125, "fraction", "12.5%"), ("0.3000", "fraction", "30%"), (1, "fraction", "100%"),
+     (Decimal("2.25"), "exact", "2.25%"), (Decimal("30.00"), "exact", "30%"), (None, "exact", "—")],
+)  # fmt: skip
+def test_percentages_read_as_chinese_business_software_writes_them(value, kind, shown):
+    """One form on every page, chart label and text export: "12.5%" — no space, one place unless the figure needs
+    none. Pages wrote "12.5%", "12.50 %", "12.5 %" and 0.125 for the same kind of figure."""
+    assert percent(value, kind) == shown
 
 
 @pytest.mark.parametrize(

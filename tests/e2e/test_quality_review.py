@@ -56,8 +56,8 @@ def test_the_expert_reviews_a_random_ticket_and_the_agent_is_told(page, users, h
     # the page counts the agent's handled ticket as reviewed, its answer not accurate
     page.goto(reverse("servicedesk:quality"))
     row = page.locator(f"#quality-agents tr[data-agent='{users['agent'].pk}']")
-    assert row.locator("td[data-criterion='accurate']").inner_text() == "0.0 %"
-    assert row.locator("td").nth(2).inner_text() == "100.0 %"  # coverage: 1 of 1
+    assert row.locator("td[data-criterion='accurate']").inner_text() == "0%"
+    assert row.locator("td").nth(2).inner_text() == "100%"  # coverage: 1 of 1
 
 
 def test_the_performance_chart_draws_the_accuracy_on_the_percentage_scale(page, users, handled):

@@ -168,11 +168,11 @@ def test_the_page_shows_each_channel_and_the_notes(client_for, september):
 
     assert response.status_code == 200
     visit = _cells(html, "visit")
-    assert (visit["contacts"], visit["customers"], visit["ordered"], visit["conversion"]) == ("2", "1", "1", "100.0%")
-    assert (visit["before"], visit["after"], visit["change"]) == ("¥500.00", "¥1,100.00", "120.0%")
+    assert (visit["contacts"], visit["customers"], visit["ordered"], visit["conversion"]) == ("2", "1", "1", "100%")
+    assert (visit["before"], visit["after"], visit["change"]) == ("¥500.00", "¥1,100.00", "120%")
     total = _cells(html, "all")
     assert (total["contacts"], total["customers"], total["conversion"], total["previous_conversion"]) == (
-        "4", "2", "50.0%", "100.0%")
+        "4", "2", "50%", "100%")
     assert _cells(html, "email")["conversion"] == "—"
     assert 'id="channels-few"' in html and "at least 3" in html  # two channels used
     assert 'id="channels-open"' not in html  # September's windows have all ended

@@ -42,7 +42,7 @@ def test_candidates_are_ranked_with_their_explanation_and_flags(client_for, iden
     assert xiehe.open_proposal
     html = response.content.decode()
     # the explanation inline: each component's value × weight = contribution
-    assert "Market influence 85.00 × 25 % = 21.25" in html
+    assert "Market influence 85.00 × 25% = 21.25" in html
     assert "already a key account" in html and "proposal open" in html
     # "Propose" only where it makes sense: not for a key account, nor with a proposal open
     assert f'href="/keyaccounts/proposals/new/?institution={huashan.institution_id}"' in html

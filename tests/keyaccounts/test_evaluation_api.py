@@ -44,7 +44,7 @@ def test_evaluations_carry_the_contract_fields_and_default_to_the_latest_period(
         ("amount", "25.00", "0.3500", "8.75"), ("frequency", "12.50", "0.2000", "2.50"),
         ("satisfaction", "60.00", "0.2000", "12.00"), ("credit", "52.00", "0.2500", "13.00"),
     ]  # fmt: skip
-    assert xiehe["components"][3]["explanation"] == "paid on time 40 %, ¥50,000 overdue"
+    assert xiehe["components"][3]["explanation"] == "paid on time 40%, ¥50,000 overdue"
     for item in data["results"]:
         assert sum(Decimal(c["contribution"]) for c in item["components"]) == Decimal(item["score"])
     # best first

@@ -102,7 +102,7 @@ def test_a_candidate_becomes_a_proposal_with_its_score(client_for, users, ruijin
     url = reverse("keyaccounts:proposal-create") + f"?institution={ruijin.pk}"
     page = c.get(url).content.decode()
     assert "88.00" in page and 'data-component="amount"' in page
-    assert '<td class="num">50 %</td>' in page  # a weight as a percentage, as on the candidate list (not 0.5)
+    assert '<td class="num">50%</td>' in page  # a weight as a percentage, as on the candidate list (not 0.5)
     response = c.post(
         reverse("keyaccounts:proposal-create"), {"institution": ruijin.pk, "kind": "list", "reason": ""}
     )

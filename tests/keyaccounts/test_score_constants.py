@@ -48,7 +48,7 @@ def test_scores_store_their_own_figures_and_the_run_the_shared_ones(purchases, u
     page = client_for("manager").get(f"/keyaccounts/evaluations/{xiehe.pk}/").content.decode()
     row = page[page.index('data-name="frequency"'):]
     row = row[:row.index("</tr>")]
-    assert '<td class="num">20 %</td>' in row and ">2.50<" in row
+    assert '<td class="num">20%</td>' in row and ">2.50<" in row
 
 
 def test_an_older_period_is_explained_with_the_model_it_was_made_with(purchases, users, api_for):
@@ -97,7 +97,7 @@ def test_scores_stored_whole_before_are_shown_as_stored(purchases, users, client
     page = client_for("manager").get(f"/keyaccounts/evaluations/{score.pk}/").content.decode()
     row = page[page.index('data-name="amount"'):]
     row = row[:row.index("</tr>")]
-    assert '<td class="num">35 %</td>' in row and ">8.75<" in row
+    assert '<td class="num">35%</td>' in row and ">8.75<" in row
 
 
 def test_a_score_whose_run_is_gone_still_shows_its_own_figures(purchases, users, api_for):

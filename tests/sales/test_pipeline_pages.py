@@ -176,7 +176,7 @@ def test_the_funnel_page_per_role_with_its_chart(opportunities, client_for):
     row = html.split('<tr data-stage="needs">')[1].split("</tr>")[0]
     assert (
         '<td class="num" data-col="reached">3</td>' in row
-        and '<td class="num" data-col="conversion">60.0%</td>' in row
+        and '<td class="num" data-col="conversion">60%</td>' in row
     )
     assert client_for("manager").get("/sales/pipeline/funnel/?period=2026-Q5").status_code == 400
 

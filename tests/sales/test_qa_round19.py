@@ -167,7 +167,7 @@ def test_returns_outweighing_purchases_score_no_amount_below_zero(run_import, xi
         assert amount["detail"]["amount"] == "-50000.00"  # the net amount is still shown as it is
     score = Score.objects.get(institution=xiehe, kind=ModelKind.EVALUATION)
     page = text_of(client_for("analyst").get(f"/keyaccounts/evaluations/{score.pk}/", HTTP_ACCEPT_LANGUAGE="en"))
-    assert "Purchase amount 0.00 35 % 0.00" in page
+    assert "Purchase amount 0.00 35% 0.00" in page
 
 
 # --- 4. a return's own order is no purchase order ------------------------------------------------------------

@@ -82,7 +82,7 @@ def test_the_evaluations_credit_measure_follows_the_same_rule(remainders):
     assert part.detail == {"on_time_share": "1.0000", "overdue": "0.50", "overdue_ignored": True}
     with translation.override("en"):
         text = explain({"name": part.name, "value": str(part.value), "detail": part.detail})
-    assert text == "paid on time 100 %, ¥0.50 overdue (immaterial, counted as settled)"
+    assert text == "paid on time 100%, ¥0.50 overdue (immaterial, counted as settled)"
     other = scoring.credit(facts[huashan.pk], scoring.DEFAULT_PARAMS)
     assert other.value.quantize(Decimal("0.01")) == Decimal("99.88") and "overdue_ignored" not in other.detail
 

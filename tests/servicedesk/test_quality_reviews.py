@@ -66,7 +66,7 @@ def test_a_product_expert_reviews_and_the_accuracy_follows(users, november):
     quality.review(expert, november["T2"], WRONG)
     rows = {r.label: r for r in report(users["manager"]).rows}
     assert (rows["a1"].reviewed, rows["a1"].accurate, rows["a1"].accuracy) == (2, 1, 50)
-    assert rows["a2"].reviewed == 0 and rows["a2"].accuracy is None  # nothing reviewed: not 0 %
+    assert rows["a2"].reviewed == 0 and rows["a2"].accuracy is None  # nothing reviewed: not 0%
     totals = report(users["manager"]).totals
     assert (totals.reviewed, totals.accuracy) == (2, 50)
     # the accuracy is about the tickets received in the period, as every other figure: October's T7 is not November's
@@ -167,13 +167,13 @@ def test_the_accuracy_on_the_performance_page_export_and_api_judged_by_its_goal(
     assert goals.judge(report(users["manager"]).totals, goals.current()) == {"accuracy": False}
     page = page_client(users["manager"]).get(PAGE, {"period": "2026-11"})
     html = page.content.decode()
-    assert "Accuracy (reviewed)" in html and "≥ 90 %" in html
+    assert "Accuracy (reviewed)" in html and "≥ 90%" in html
     # the trend chart draws the accuracy on the percentage scale, with its goal
     line = next(s for s in page.context["chart"]["series"] if s["name"] == "Accuracy (%)")
-    assert (line["data"][-1], line["axis"], line["goal"], line["goal_label"]) == (50.0, 1, 90.0, "≥ 90 %")
+    assert (line["data"][-1], line["axis"], line["goal"], line["goal_label"]) == (50.0, 1, 90.0, "≥ 90%")
     november_row = html.split('<tr data-period="2026-11">', 1)[1].split("</tr>", 1)[0]  # and its table
-    assert november_row.endswith('<td class="num">50.0 % <span class="muted small">(2)</span></td>')
-    assert 'goal-missed" title="Goal ≥ 90 %: missed">50.0 % <span class="muted small">(2)</span>' in html
+    assert november_row.endswith('<td class="num">50% <span class="muted small">(2)</span></td>')
+    assert 'goal-missed" title="Goal ≥ 90%: missed">50% <span class="muted small">(2)</span>' in html
     rows = export_rows(page_client(users["manager"]).get(EXPORT, {"period": "2026-11"}).content)
     head = rows[2]
     total = next(r for r in rows if r[0] == "Total")

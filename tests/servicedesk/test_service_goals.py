@@ -72,7 +72,7 @@ def test_goals_are_checked_saved_all_or_nothing_and_audited(users):
     with pytest.raises(PermissionDenied):
         goals.save(users["agent"], {"csat": "4"})
     # what people type: a percent sign, full-width digits, hours
-    assert goals.save(users["manager"], {"resolution_rate": "95 %", "nps": "３０", "fr_median": "4h"}) == 3
+    assert goals.save(users["manager"], {"resolution_rate": "95%", "nps": "３０", "fr_median": "4h"}) == 3
     assert goals.current() == {"resolution_rate": Decimal("95"), "nps": Decimal("30"), "fr_median": Decimal("4")}
     assert goals.save(users["admin"], {"resolution_rate": "90", "nps": "", "fr_median": "4"}) == 2  # 4 unchanged
     assert goals.current() == {"resolution_rate": Decimal("90"), "fr_median": Decimal("4")}
@@ -89,7 +89,7 @@ def test_goals_are_checked_saved_all_or_nothing_and_audited(users):
     assert goals.shown("fr_p90", goals.current()["fr_p90"]) == "≤ 8 h" and goals.current()["nps"] == 0
     assert goals.save(users["manager"], {"nps": "−20"}) == 1  # the typeset minus sign (U+2212)
     assert goals.current()["nps"] == -20
-    assert goals.shown("resolution_rate", Decimal("100.00")) == "≥ 100 %"
+    assert goals.shown("resolution_rate", Decimal("100.00")) == "≥ 100%"
     assert goals.shown("fr_median", Decimal("10.50")) == "≤ 10.5 h"
 
 
@@ -200,7 +200,7 @@ def test_the_performance_page_export_and_api_mark_each_figure(users, november): 
     goals.save(users["manager"], SET, since=SINCE)  # in force in November
     html = page_client(users["manager"]).get(PAGE, {"period": "2026-11"}).content.decode()
     totals = html.split("<tfoot>", 1)[1].split("</tr>", 1)[0]
-    assert 'class="num goal-missed" title="Goal ≥ 80 %: missed">66.7 %' in totals
+    assert 'class="num goal-missed" title="Goal ≥ 80%: missed">66.7%' in totals
     assert 'class="num goal-met" title="Goal ≤ 2 h: met">1.0' in totals
     assert '3.25 <span class="muted small">(4)</span><span class="visually-hidden"> (Goal ≥ 4: missed)</span>' in totals
     assert 'id="goal-row"' in html and "≤ 48 h" in html and 'id="set-goals"' in html
@@ -208,7 +208,7 @@ def test_the_performance_page_export_and_api_mark_each_figure(users, november): 
     import re
 
     chart = json.loads(re.search(r'<script id="performance-data" type="application/json">(.*?)</script>', html, re.S)[1])
-    assert [(x["goal"], x["goal_label"]) for x in chart["series"][1:]] == [(80.0, "≥ 80 %"), (4.0, "≥ 4"), (20.0, "≥ 20"),
+    assert [(x["goal"], x["goal_label"]) for x in chart["series"][1:]] == [(80.0, "≥ 80%"), (4.0, "≥ 4"), (20.0, "≥ 20"),
                                                                      (None, "")]  # no accuracy goal set
     analyst = page_client(users["analyst"]).get(PAGE, {"period": "2026-11"}).content.decode()
     assert "goal-missed" in analyst and 'id="set-goals"' not in analyst  # sees the goals, does not set them
@@ -220,7 +220,7 @@ def test_the_performance_page_export_and_api_mark_each_figure(users, november): 
     total = next(r for r in rows if r[0].value == "Total")
     assert total[3].value == 66.7 and total[3].font.color.rgb.endswith("B42318")  # missed: red
     assert total[4].font.color is None or not str(total[4].font.color.rgb).endswith("B42318")  # met
-    assert rows[-1][0].value == "Service goals" and rows[-1][3].value == "≥ 80 %" and rows[-1][7].value == "≤ 48 h"
+    assert rows[-1][0].value == "Service goals" and rows[-1][3].value == "≥ 80%" and rows[-1][7].value == "≤ 48 h"
 
     data = api_client(users["manager"]).get(API, {"period": "2026-11"}).json()
     assert sorted(data["totals"]["goals_missed"]) == ["csat", "res_p90", "resolution_rate"]

@@ -45,16 +45,16 @@ def test_a_goal_raised_later_leaves_the_earlier_period_judged_as_it_was(users, n
     goals.save(users["manager"], {"resolution_rate": "80"}, since=DECEMBER)  # raised in December
     page = page_client(users["manager"])
     html = page.get(PAGE, {"period": "2026-11"}).content.decode()
-    assert 'title="Goal ≥ 50 %: met">66.7 %' in _totals(html)  # November: the goal of November
-    assert "≥ 50 %" in html.split('id="goal-row"', 1)[1].split("</tr>", 1)[0]
+    assert 'title="Goal ≥ 50%: met">66.7%' in _totals(html)  # November: the goal of November
+    assert "≥ 50%" in html.split('id="goal-row"', 1)[1].split("</tr>", 1)[0]
     data = api_client(users["manager"]).get(API, {"period": "2026-11"}).json()
     assert "resolution_rate" in data["totals"]["goals_met"]
     assert {g["indicator"]: g["target"] for g in data["goals"]} == {"resolution_rate": "50.00"}
     # December (this period) is judged against today's goal, and its previous-period row (November) against November's
     december = page.get(PAGE, {"period": "2026-12"}).content.decode()
-    assert "≥ 80 %" in december.split('id="goal-row"', 1)[1].split("</tr>", 1)[0]
+    assert "≥ 80%" in december.split('id="goal-row"', 1)[1].split("</tr>", 1)[0]
     previous = december.split('data-row="2026-11"', 1)[1].split("</tr>", 1)[0]
-    assert 'title="Goal ≥ 50 %: met">66.7 %' in previous
+    assert 'title="Goal ≥ 50%: met">66.7%' in previous
     dec = api_client(users["manager"]).get(API, {"period": "2026-12"}).json()
     assert "resolution_rate" in dec["previous_totals"]["goals_met"]  # 66.7 ≥ 50, not against 80
     assert goals.current() == {"resolution_rate": Decimal("80")}  # what the goals page edits: today's
@@ -92,7 +92,7 @@ def test_goals_set_before_their_history_was_kept_judge_every_earlier_period(user
     ServiceGoal.objects.create(indicator="resolution_rate", target=Decimal("50"), updated_at=timezone.now())
     migration.history_of_goals_set_before(apps, None)
     html = page_client(users["manager"]).get(PAGE, {"period": "2026-11"}).content.decode()
-    assert 'title="Goal ≥ 50 %: met">66.7 %' in _totals(html)
+    assert 'title="Goal ≥ 50%: met">66.7%' in _totals(html)
 
 
 def test_the_pages_note_is_about_the_goals_of_the_page_itself(users, desk, november):  # noqa: F811
@@ -110,7 +110,7 @@ def test_the_pages_note_is_about_the_goals_of_the_page_itself(users, desk, novem
     goals.save(users["admin"], {"resolution_rate": ""}, since=DECEMBER)  # removed in December
     december_page = page.get(PAGE, {"period": "2026-12"}).content.decode()
     assert 'id="goals-previous-only"' in december_page
-    assert 'title="Goal ≥ 50 %: met">66.7 %' in december_page.split('data-row="2026-11"', 1)[1].split("</tr>", 1)[0]
+    assert 'title="Goal ≥ 50%: met">66.7%' in december_page.split('data-row="2026-11"', 1)[1].split("</tr>", 1)[0]
 
 
 def test_goals_cannot_be_dated_back_before_a_change_already_kept(users):

@@ -68,12 +68,12 @@ def test_a_teams_row_is_judged_against_its_own_goals_and_the_rest_against_the_de
     body = html.split("<tbody>", 1)[1]
     row_one = body.split(">一组<", 1)[1].split("</tr>", 1)[0]
     row_two = body.split(">二组<", 1)[1].split("</tr>", 1)[0]
-    assert 'class="num goal-met" title="Goal ≥ 50 %: met">60.0 %' in row_one
+    assert 'class="num goal-met" title="Goal ≥ 50%: met">60%' in row_one
     assert 'class="num goal-missed" title="Goal ≤ 0.5 h: missed">1.0' in row_two
-    assert 'class="num goal-met" title="Goal ≥ 80 %: met">100.0 %' in row_two  # the desk's, where 二组 has none
+    assert 'class="num goal-met" title="Goal ≥ 80%: met">100%' in row_two  # the desk's, where 二组 has none
     assert 'id="teams-own-goals"' in html and 'id="goals-of"' not in html
     totals = html.split("<tfoot>", 1)[1].split("</tr>", 1)[0]
-    assert 'title="Goal ≥ 80 %: missed">66.7 %' in totals
+    assert 'title="Goal ≥ 80%: missed">66.7%' in totals
 
     from openpyxl import load_workbook
 
@@ -98,13 +98,13 @@ def test_the_report_filtered_to_a_team_is_judged_against_that_teams_goals(users,
     one = team_goals["one"]
     html = page_client(users["manager"]).get(PAGE, {"period": "2026-11", "team": one.pk}).content.decode()
     totals = html.split("<tfoot>", 1)[1].split("</tr>", 1)[0]
-    assert 'title="Goal ≥ 50 %: met">60.0 %' in totals  # 一组's own goal, not the desk's 80 %
+    assert 'title="Goal ≥ 50%: met">60%' in totals  # 一组's own goal, not the desk's 80%
     assert 'title="Goal ≤ 2 h: met">' in totals  # the desk's first-response goal: 一组 has none of its own
     goal_row = html.split('id="goal-row"', 1)[1].split("</tr>", 1)[0]
-    assert "≥ 50 %" in goal_row and "≤ 2 h" in goal_row
+    assert "≥ 50%" in goal_row and "≤ 2 h" in goal_row
     assert 'id="goals-of"' in html and f'/service/settings/goals/?team={one.pk}"' in html
     chart = json.loads(re.search(r'<script id="performance-data" type="application/json">(.*?)</script>', html, re.S)[1])
-    assert chart["series"][1]["goal_label"] == "≥ 50 %"  # the chart's resolution-rate goal line
+    assert chart["series"][1]["goal_label"] == "≥ 50%"  # the chart's resolution-rate goal line
 
     data = api_client(users["manager"]).get(API, {"period": "2026-11", "team": one.pk}).json()
     assert "resolution_rate" in data["totals"]["goals_met"]
@@ -203,7 +203,7 @@ def test_a_lead_and_an_agent_of_one_team_are_judged_against_their_teams_goals(us
     pages are about one team, so that team's goals judge them."""
     lead = page_client(team_goals["lead"]).get(PAGE, {"period": "2026-11"}).content.decode()
     totals = lead.split("<tfoot>", 1)[1].split("</tr>", 1)[0]
-    assert 'title="Goal ≥ 50 %: met">60.0 %' in totals and 'id="goals-of"' in lead
+    assert 'title="Goal ≥ 50%: met">60%' in totals and 'id="goals-of"' in lead
     agent = api_client(team_goals["b1"]).get(API, {"period": "2026-11"}).json()
     assert agent["scope"] == "own" and "fr_median" in agent["totals"]["goals_missed"]  # 1 h > 二组's 0.5 h
     assert {g["indicator"]: (g["team"], g["target"]) for g in agent["goals"]}["fr_median"] == (

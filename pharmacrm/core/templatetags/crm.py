@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from pharmacrm.core import wording
+from pharmacrm.core.numbers import percent_text
 from pharmacrm.core.personal import MASKERS, audit_text, free_text, masks_free_text
 
 register = template.Library()
@@ -974,13 +975,17 @@ def field_label(model, name: str) -> str:
 
 
 @register.filter
+def percent(value, kind: str = "") -> str:
+    """A percentage as every page writes it (core.numbers.percent_text): "12.5%", "12%", "—" for none.
+    `{{ rate|percent }}` of a figure in percent (12.5), `{{ share|percent:"fraction" }}` of a fraction (0.125),
+    `{{ discount|percent:"exact" }}` of a figure somebody set, shown as set (2.25%)."""
+    return percent_text(value, fraction=kind == "fraction", exact=kind == "exact")
+
+
+@register.filter
 def share_percent(value) -> str:
-    """A weight stored as a fraction ("0.3000") as pages show weights: "30 %" (up to two places)."""
-    try:
-        d = (Decimal(str(value)) * 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP).normalize()
-    except (InvalidOperation, ValueError, TypeError):
-        return "" if value is None else str(value)
-    return f"{d:f} %"
+    """A weight stored as a fraction ("0.3000") as pages show a percentage somebody set: "30%", "12.25%"."""
+    return "" if value is None else percent_text(value, fraction=True, exact=True)
 
 
 @register.filter

@@ -2,6 +2,14 @@
 // customers judged (line, right axis) — the figures of the table below it.
 (function () {
   "use strict";
+  // a percentage as the pages write it (core.numbers.percent_text): "12.5%", "12%" — one place unless none is needed
+  function percent(value) {
+    if (value === null || value === undefined || value === "") return "—";
+    var n = Number(value);
+    if (!isFinite(n)) return String(value);
+    n = (n < 0 ? -1 : 1) * Math.round(Math.abs(n) * 10) / 10;
+    return (n === 0 ? 0 : n) + "%";
+  }
   function draw() {
     var el = document.getElementById("channels-chart");
     var src = document.getElementById("channels-data");
@@ -16,7 +24,8 @@
       yAxis: [{ type: "value", minInterval: 1 }, { type: "value", min: 0, max: 100, axisLabel: { formatter: "{value}%" } }],
       series: [
         { name: data.names[0], type: "bar", data: data.customers },
-        { name: data.names[1], type: "line", yAxisIndex: 1, connectNulls: false, data: data.conversion }
+        { name: data.names[1], type: "line", yAxisIndex: 1, connectNulls: false, data: data.conversion,
+          tooltip: { valueFormatter: percent } }
       ]
     });
     window.addEventListener("resize", function () { chart.resize(); });

@@ -3,6 +3,14 @@
 // scale), with their service goals as dashed lines.
 (function () {
   "use strict";
+  // a percentage as the pages write it (core.numbers.percent_text): "12.5%", "12%" — one place unless none is needed
+  function percent(value) {
+    if (value === null || value === undefined || value === "") return "—";
+    var n = Number(value);
+    if (!isFinite(n)) return String(value);
+    n = (n < 0 ? -1 : 1) * Math.round(Math.abs(n) * 10) / 10;
+    return (n === 0 ? 0 : n) + "%";
+  }
   function draw() {
     var el = document.getElementById("performance-chart");
     var src = document.getElementById("performance-data");
@@ -20,10 +28,11 @@
       xAxis: { type: "category", data: data.periods },
       yAxis: ranges.map(function (r, i) {
         return { type: "value", min: r.min, max: r.max, show: i < 2, position: i === 0 ? "left" : "right",
-                 splitLine: { show: i === 0 } };
+                 splitLine: { show: i === 0 }, axisLabel: i === 1 ? { formatter: "{value}%" } : {} };
       }),
       series: data.series.map(function (s, i) {
         var out = { name: s.name, type: i === 0 ? "bar" : "line", yAxisIndex: s.axis, data: s.data, connectNulls: false };
+        if (s.axis === 1) out.tooltip = { valueFormatter: percent };  // the rates, on the percentage scale
         if (s.goal !== null && s.goal !== undefined) {  // the service goal, a dashed line on the figure's own scale
           out.markLine = { symbol: "none", silent: true, lineStyle: { type: "dashed" },
                            label: { formatter: s.goal_label, position: "insideEndTop" }, data: [{ yAxis: s.goal }] };
