@@ -23,7 +23,7 @@ from pharmacrm.core import access, amendments, audit, personal, uploads
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Counter, Team, User
-from pharmacrm.core.numbers import AMOUNT_MARKS, PERCENT_MARKS, percent_text, typed_decimal
+from pharmacrm.core.numbers import AMOUNT_MARKS, PERCENT_MARKS, typed_decimal
 from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
 from pharmacrm.core.typed_dates import typed_date
 from pharmacrm.customers.normalise import clean_text, visible
@@ -676,10 +676,9 @@ class TaskConflict(ConflictError):
         super().__init__(current.version)
         who = current.updated_by.display_name if current.updated_by_id else _("someone else")
         self.args = (
-            _("“%(task)s” was changed by %(who)s while you were working on it (it is now %(status)s, %(progress)s), "
+            _("“%(task)s” was changed by %(who)s while you were working on it (it is now %(status)s, %(progress)s %%), "
               "so nothing was saved. Reload and report the progress again.") % {
-                "task": current.title, "who": who, "status": current.get_status_display(),
-                "progress": percent_text(current.progress)},
+                "task": current.title, "who": who, "status": current.get_status_display(), "progress": current.progress},
         )  # fmt: skip
 
     def __str__(self) -> str:
