@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from pharmacrm.core.numbers import percent_text
 from pharmacrm.core import access, amendments, audit, personal, uploads
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.ids import is_id
@@ -676,9 +677,10 @@ class TaskConflict(ConflictError):
         super().__init__(current.version)
         who = current.updated_by.display_name if current.updated_by_id else _("someone else")
         self.args = (
-            _("“%(task)s” was changed by %(who)s while you were working on it (it is now %(status)s, %(progress)s %%), "
+            _("“%(task)s” was changed by %(who)s while you were working on it (it is now %(status)s, %(progress)s), "
               "so nothing was saved. Reload and report the progress again.") % {
-                "task": current.title, "who": who, "status": current.get_status_display(), "progress": current.progress},
+                "task": current.title, "who": who, "status": current.get_status_display(),
+                "progress": percent_text(current.progress)},
         )  # fmt: skip
 
     def __str__(self) -> str:
