@@ -67,6 +67,15 @@ def test_the_orders_wizard_title_is_translated(client_for):
     assert heading(page) == "导入订单" and title(page) == "导入订单"
 
 
+def test_the_template_labels_take_a_full_width_colon_on_a_chinese_page(client_for):
+    """The start page read 订单与回款: Excel 模板 (an ASCII colon after Chinese words); Chinese takes ：."""
+    orders = client_for("manager").get(f"{START}?target=orders").content.decode()
+    customers = client_for("kam").get(START).content.decode()
+
+    assert "订单与回款：" in orders and "订单与回款:" not in orders
+    assert "机构：" in customers and "联系人：" in customers and "机构:" not in customers
+
+
 @pytest.mark.parametrize("query", ["", "?target=institutions", "?target=people"])
 def test_the_customer_wizard_is_unchanged(client_for, query):
     page = client_for("manager").get(f"{START}{query}", HTTP_ACCEPT_LANGUAGE="en").content.decode()
