@@ -52,6 +52,16 @@ def test_candidates_are_ranked_with_their_explanation_and_flags(client_for, iden
     assert response.context["page_obj"].paginator.per_page == 50
 
 
+def test_the_score_bars_tooltips_take_the_readers_colon(client_for, identified):
+    """Each segment of a candidate's score bar is titled with its component and contribution: 市场影响力：21.25 on
+    a Chinese page (it read 市场影响力: 21.25, an ASCII colon after Chinese words), "Market influence: 21.25" in
+    English."""
+    chinese = client_for("analyst").get("/keyaccounts/candidates/").content.decode()
+    assert 'title="市场影响力：21.25"' in chinese and 'title="市场影响力: ' not in chinese
+    english = client_for("analyst").get("/keyaccounts/candidates/", **EN).content.decode()
+    assert 'title="Market influence: 21.25"' in english
+
+
 def test_a_role_without_the_proposal_right_sees_no_propose_button(client_for, identified):
     html = client_for("kam").get("/keyaccounts/candidates/").content.decode()
     assert "/keyaccounts/proposals/new/" not in html
