@@ -343,6 +343,13 @@ def test_the_customer_block_shows_the_latest_class_history_and_candidate_score(c
     assert 'id="eval-interim"' not in response.content.decode()  # 2026H1 is the period in force: no interim mark
 
 
+def test_the_customer_block_reads_with_a_full_width_colon_in_chinese(client_for, evaluated):
+    """The 360 block read 最近评估 2026H1: D (an ASCII colon after Chinese words)."""
+    xiehe = evaluated["xiehe"]
+    page = text(client_for("kam").get(f"/keyaccounts/evaluations/customer/{xiehe.institution_id}/"))
+    assert "最近评估 2026H1： D 36.25" in page and "2026H1:" not in page
+
+
 def test_the_customer_block_marks_an_interim_standing_and_shows_the_class_in_force(client_for, evaluated):
     """Today's run scores the current half-year, a period under way: its score is an interim standing, and the
     block says so and shows 2026H1's class, which decides the tier (it showed "Latest evaluation 2026H2: C" alone)."""
