@@ -76,6 +76,18 @@ def test_the_template_labels_take_a_full_width_colon_on_a_chinese_page(client_fo
     assert "机构：" in customers and "联系人：" in customers and "机构:" not in customers
 
 
+def test_the_recent_imports_count_rows_with_thousands_separators(client_for, users):
+    """On an English page the list of recent imports showed an ERP file's 20501 rows without separators, while the
+    import's own page says 20,501: both group the thousands as the page's language does (intcomma)."""
+    ImportJob.objects.create(
+        target="orders", file_name="ERP订单导出.csv", file_path="/nonexistent", file_sha256="x",
+        created_by=users["manager"], status=ImportJob.Status.DONE, total_rows=20501, error_count=1234,
+    )  # fmt: skip
+    page = client_for("manager").get(f"{START}?target=orders", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    assert '<td class="num">20,501</td>' in page and '<td class="num">1,234</td>' in page
+
+
 @pytest.mark.parametrize("query", ["", "?target=institutions", "?target=people"])
 def test_the_customer_wizard_is_unchanged(client_for, query):
     page = client_for("manager").get(f"{START}{query}", HTTP_ACCEPT_LANGUAGE="en").content.decode()
