@@ -31,6 +31,12 @@ def colon() -> str:
     return "：" if _chinese() else ": "
 
 
+def sentence_gap() -> str:
+    """Between two sentences of running text: nothing after a Chinese full stop (暂无重点客户。请从……), a space after an
+    English one ("No key accounts here yet. Propose …")."""
+    return "" if _chinese() else " "
+
+
 def clauses(items: Iterable) -> str:
     """Phrases one after another, each of which may hold a comma: 每回款 100 元积分 ×1；奖励目录 in Chinese (the
     full-width semicolon), "Points ×1 per ¥100 paid; Reward catalogue" in English."""

@@ -912,6 +912,13 @@ def colon() -> str:
     return wording.colon()
 
 
+@register.simple_tag
+def sentence_gap() -> str:
+    """Between two translated sentences: {% translate "A." %}{% sentence_gap %}{% translate "B." %} reads 甲。乙。 on a
+    Chinese page (no space after 。) and "A. B." on an English one."""
+    return wording.sentence_gap()
+
+
 @register.filter
 def clauses(items) -> str:
     """Phrases that may hold commas, one after another: ；between them on a Chinese page, "; " on an English one."""

@@ -1,0 +1,37 @@
+"""Session 62's walk through the key-account programme: what its empty lists say, and in which language's
+punctuation. The de-listed tab of the key-account list said "No key accounts here yet. Propose customers from the
+candidate list." (proposing lists a customer, it never de-lists one), and a Chinese page joined two sentences with a
+space after 。 (暂无重点客户。 请从…; 尚未运行客户评估。 立即运行…)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
+
+
+def _empty_state(page: str) -> str:
+    start = page.index('class="empty muted"')
+    return page[page.index(">", start) + 1:page.index("</p>", start)]
+
+
+def test_the_empty_active_list_asks_a_proposer_for_a_proposal_without_a_space_after_the_full_stop(client_for):
+    chinese = _empty_state(client_for("analyst").get("/keyaccounts/").content.decode())
+    assert chinese == "暂无重点客户。请从候选客户列表中提名客户。"
+    english = _empty_state(client_for("analyst").get("/keyaccounts/", **EN).content.decode())
+    assert english == "No key accounts here yet. Propose customers from the candidate list."
+
+
+def test_the_empty_de_listed_tab_says_none_was_de_listed_and_asks_for_no_proposal(client_for):
+    page = client_for("analyst").get("/keyaccounts/?status=delisted", **EN).content.decode()
+    assert _empty_state(page) == "No key account has been de-listed."
+    assert "Propose customers from the candidate list" not in page
+
+
+def test_the_empty_evaluation_results_read_without_a_space_after_the_full_stop(client_for):
+    chinese = _empty_state(client_for("analyst").get("/keyaccounts/evaluations/").content.decode())
+    assert chinese == "尚未运行客户评估。立即运行，为近两年内有采购的所有客户评分。"
+    english = _empty_state(client_for("analyst").get("/keyaccounts/evaluations/", **EN).content.decode())
+    assert english == "No customer evaluation has run yet. Run it now to score every customer who bought in the last two years."
