@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from .programme_fixtures import *  # noqa: F403  (fixtures)
+
 pytestmark = pytest.mark.django_db
 
 EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
@@ -35,3 +37,13 @@ def test_the_empty_evaluation_results_read_without_a_space_after_the_full_stop(c
     assert chinese == "尚未运行客户评估。立即运行，为近两年内有采购的所有客户评分。"
     english = _empty_state(client_for("analyst").get("/keyaccounts/evaluations/", **EN).content.decode())
     assert english == "No customer evaluation has run yet. Run it now to score every customer who bought in the last two years."
+
+
+def test_the_360_panel_of_a_candidate_reads_without_a_space_after_the_full_stop(client_for, xiehe, candidate):
+    """It read 该客户不是重点客户。 候选客户得分：86.00。 (a line break in the template became a space)."""
+    candidate(xiehe, score="86.00")
+    url = f"/keyaccounts/customer/{xiehe.pk}/panel/"
+    chinese = client_for("kam").get(url).content.decode()
+    assert "该客户不是重点客户。候选客户得分：86.00。" in chinese
+    english = client_for("kam").get(url, **EN).content.decode()
+    assert "This customer is not a key account. Candidate score: 86.00." in english
