@@ -47,3 +47,15 @@ def test_the_360_panel_of_a_candidate_reads_without_a_space_after_the_full_stop(
     assert "该客户不是重点客户。候选客户得分：86.00。" in chinese
     english = client_for("kam").get(url, **EN).content.decode()
     assert "This customer is not a key account. Candidate score: 86.00." in english
+
+
+def test_a_meetings_attendees_follow_the_colon_without_a_space(client_for, meeting):
+    """A meeting on the key-account page read 参会人员： 院方：…, a space after the full-width colon."""
+    from pharmacrm.keyaccounts.models import Meeting
+
+    Meeting.objects.filter(pk=meeting.pk).update(attendees="院方：药剂科主任；我方：项目经理")
+    url = f"/keyaccounts/{meeting.account_id}/"
+    chinese = client_for("kam").get(url).content.decode()
+    assert "参会人员：院方：药剂科主任；我方：项目经理" in chinese and "参会人员： " not in chinese
+    english = client_for("kam").get(url, **EN).content.decode()
+    assert "Attendees: 院方：药剂科主任；我方：项目经理" in english
