@@ -203,6 +203,7 @@ def xlsx(data: list[dict]) -> bytes:
         values = _values(r)
         values[7] = float(values[7]) if values[7] is not None else None
         downloads.append_row(sheet, values)
+        sheet.cell(sheet.max_row, 8).number_format = "0.00"  # 89.00 as on the page and in the PDF, not 89
     for column, width in zip("ABCDEFGHIJKLMN", (14, 36, 10, 10, 10, 10, 12, 8, 14, 16, 12, 12, 14, 12), strict=True):
         sheet.column_dimensions[column].width = width
     sheet.freeze_panes = "A2"

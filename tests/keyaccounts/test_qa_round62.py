@@ -59,3 +59,24 @@ def test_a_meetings_attendees_follow_the_colon_without_a_space(client_for, meeti
     assert "参会人员：院方：药剂科主任；我方：项目经理" in chinese and "参会人员： " not in chinese
     english = client_for("kam").get(url, **EN).content.decode()
     assert "Attendees: 院方：药剂科主任；我方：项目经理" in english
+
+
+def test_the_progress_workbook_shows_a_score_with_two_places_as_the_pdf_does(client_for, users, xiehe, staffed):
+    """The Excel progress report showed an evaluation score of 89.00 as 89 (a number in the General format), while
+    the page and the PDF read 89.00."""
+    import datetime as dt
+    import io
+    from decimal import Decimal
+
+    from openpyxl import load_workbook
+
+    from pharmacrm.keyaccounts.models import AccountReview
+
+    account = staffed(xiehe)
+    AccountReview.objects.create(account=account, period="2026Q3", start=dt.date(2026, 7, 1),
+                                 end=dt.date(2026, 9, 30), score=Decimal("89.00"))  # fmt: skip
+    response = client_for("manager").get("/keyaccounts/report.xlsx")
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    assert sheet.cell(1, 8).value == "评分"
+    score = sheet.cell(2, 8)
+    assert score.value == 89 and score.number_format == "0.00"
