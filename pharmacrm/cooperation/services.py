@@ -19,12 +19,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from pharmacrm.core.numbers import percent_text
 from pharmacrm.core import access, amendments, audit, personal, uploads
 from pharmacrm.core.deferred import Message
 from pharmacrm.core.ids import is_id
 from pharmacrm.core.models import AuditEntry, Counter, Team, User
-from pharmacrm.core.numbers import AMOUNT_MARKS, PERCENT_MARKS, typed_decimal
+from pharmacrm.core.numbers import AMOUNT_MARKS, PERCENT_MARKS, percent_text, typed_decimal
 from pharmacrm.core.roles import READ_ONLY_ROLES, Cap
 from pharmacrm.core.typed_dates import typed_date
 from pharmacrm.customers.normalise import clean_text, visible
