@@ -826,7 +826,7 @@ class ImportJobSerializer(ModelSerializer):
         out = []
         for err in job.errors or []:
             row = {"row": err.get("row"), "column": err.get("column", ""), "code": err.get("code", "")}
-            row["message"] = importer.error_text(err)
+            row["message"] = importer.error_text(err, job.target)  # a column it names in the user's language
             if err.get("value"):
                 row["value"] = err["value"]
             out.append(row)

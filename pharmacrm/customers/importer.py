@@ -50,7 +50,7 @@ from pharmacrm.core.fields import EncryptedDateField, EncryptedTextField
 from pharmacrm.core.models import AuditEntry, Counter, Region, Team, User, region_label
 from pharmacrm.core.personal import FREE_TEXT_FIELDS
 from pharmacrm.core.roles import Cap
-from pharmacrm.core.wording import listing
+from pharmacrm.core.wording import aside, listing
 
 from . import normalise, search, services
 from .choices import (
@@ -259,10 +259,12 @@ MESSAGES: dict[str, Any] = {
 }
 
 
-def message(code: str, params: dict | None = None) -> str:
+def message(code: str, params: dict | None = None, target: str = "") -> str:
     """A stored code + params rendered in the active language. A message given with ngettext_lazy(…, "key")
-    takes its singular or plural form from params["key"]."""
+    takes its singular or plural form from params["key"]. The accepted words of a choice (`choice_set`) are listed,
+    and a column a message names (`column`, with the job's `target`) is named, in the active language too."""
     entry = MESSAGES.get(code, code)
+    params = _params_for_reader(params, target)
     text = str(entry)
     try:
         if params and not isinstance(entry, str):  # lazy: a plural one knows its form only from the params
@@ -270,6 +272,20 @@ def message(code: str, params: dict | None = None) -> str:
         return text % (params or {}) if "%(" in text else text
     except (KeyError, TypeError, ValueError):
         return text
+
+
+def _params_for_reader(params: dict | None, target: str) -> dict | None:
+    """A stored error's params with what it names worded for the reader: the accepted words of a choice (kept as
+    the choice set's name: they were listed in the Simplified-Chinese words when the file was read, whoever read the
+    report) and the column it names."""
+    if not params:
+        return params
+    choices = _CHOICE_SETS.get(params.get("choice_set", ""))
+    if choices is not None:
+        params = {**params, "choices": listing(choice_label(choices, v) for v in choices.values)}
+    if target and params.get("column"):
+        params = {**params, "column": column_name(target, params["column"])}
+    return params
 
 
 def job_messages(job: ImportJob) -> list[str]:
@@ -281,8 +297,8 @@ def job_messages(job: ImportJob) -> list[str]:
     return [message(e.get("code", ""), e.get("params")) for e in entries if isinstance(e, dict)]
 
 
-def error_text(err: dict) -> str:
-    return message(err.get("code", ""), err.get("params"))
+def error_text(err: dict, target: str = "") -> str:
+    return message(err.get("code", ""), err.get("params"), target)
 
 
 class FieldError(Exception):
@@ -448,9 +464,12 @@ def parse_choice(choices: type, raw: str) -> str:
     if value is None and choices is HospitalGrade:
         value = table.get(normalise.simplified(key).removesuffix("医院"))  # 三级甲等医院, 三甲医院
     if value is None:
-        accepted = listing(canonical_label(choices, v) for v in choices.values)
-        raise FieldError("invalid_choice", value=raw[:50], choices=accepted)
+        # the accepted words are listed when the error is read, in the reader's language (`message`)
+        raise FieldError("invalid_choice", value=raw[:50], choice_set=choices.__name__)
     return value
+
+
+_CHOICE_SETS: dict[str, type] = {choices.__name__: choices for choices in CHINESE_LABELS}
 
 
 # --- columns -----------------------------------------------------------------------------------
@@ -588,6 +607,25 @@ def column_label(col: Column) -> str:
     """The header an export writes for a column in the active language: the template's Chinese header in
     Simplified Chinese, the column's translated name in English and Traditional Chinese. Each imports again."""
     return col.header if chinese_headers() or not col.label else str(col.label)
+
+
+def column_name(target: str, text: str, as_written: bool = True) -> str:
+    """A column an import's report names (its error rows, preview, refusals), in the reader's language: the
+    column's name in the active language (the template's Chinese header in Simplified Chinese), followed by the
+    header as the file wrote it when that is other words (Mobile phone (手机) to an English reader of a file headed
+    in Chinese), so that it is found in the file. `as_written` False: the name alone (a preview's columns). A
+    column's key (a column the file lacks) or a text that names no column is given as it is stored."""
+    text = str(text or "").strip()
+    if not text:
+        return ""
+    key = _column_key(_header_table(target), text)
+    col = next((c for c in columns_for(target) if c.key == key), None) if key else None
+    if col is None:
+        return text
+    name = column_label(col)
+    if not as_written or text == col.key or _header_key(text) == _header_key(name):
+        return name
+    return f"{name}{aside(text)}"
 
 
 def export_only_label(key: str) -> str:
@@ -1402,10 +1440,10 @@ def take_header(rows: Iterator[tuple[int, list[str]]], target: str, need_data: b
             % {"columns": listing(duplicates)}
         )  # fmt: skip
     mapping, missing, ignored = map_headers(target, cells)
-    if missing:
+    if missing:  # named in the reader's language, as the template in the page's language heads them
         raise _refuse(
             _("Required columns are missing: %(columns)s. Download the template to see the expected headers.")
-            % {"columns": listing(missing)}
+            % {"columns": listing(column_name(target, header, as_written=False) for header in missing)}
         )
     result = Header(header[0], cells, mapping, ignored, given_back)
     spec = TARGETS.get(target)

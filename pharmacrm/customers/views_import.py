@@ -206,13 +206,15 @@ def _job(request, pk: int) -> ImportJob:
 def _job_context(job: ImportJob) -> dict:
     done = importer.read_progress(job)
     percent = int(100 * done / job.total_rows) if job.total_rows else 0
-    errors = [{**e, "text": importer.error_text(e)} for e in job.errors]
+    # the columns named in the reader's language (with the file's own header when that is other words)
+    errors = [{**e, "column": importer.column_name(job.target, e.get("column", "")),
+               "text": importer.error_text(e, job.target)} for e in job.errors]  # fmt: skip
     preview = []
     for row in job.preview if isinstance(job.preview, list) else []:
-        texts = [f"{e['column']}: {importer.error_text(e)}" if e.get("column") else importer.error_text(e)
-                 for e in row.get("errors", [])]  # fmt: skip
+        texts = [f"{importer.column_name(job.target, e['column'])}: {importer.error_text(e, job.target)}"
+                 if e.get("column") else importer.error_text(e, job.target) for e in row.get("errors", [])]  # fmt: skip
         preview.append({**row, "error_texts": texts})
-    columns = [c[0] for c in preview[0]["cells"]] if preview else []
+    columns = [importer.column_name(job.target, c[0], as_written=False) for c in preview[0]["cells"]] if preview else []
     return {
         "job": job, "done": done, "percent": min(percent, 100), "errors": errors, "preview": preview,
         "columns": columns, "notes": importer.job_messages(job),
@@ -296,9 +298,9 @@ def import_errors(request, pk: int, fmt: str):
     name = f"{'-'.join(label.split())}-{job.pk}.{fmt}"
     lines = _error_lines(path)
     if fmt == "csv":
-        response = StreamingHttpResponse(_error_csv(path, header, sheets), content_type="text/csv; charset=utf-8")
+        response = StreamingHttpResponse(_error_csv(path, header, sheets, job.target), content_type="text/csv; charset=utf-8")
     else:
-        response = FileResponse(_error_xlsx(path, header, sheets), content_type=importer.XLSX_TYPE)
+        response = FileResponse(_error_xlsx(path, header, sheets, job.target), content_type=importer.XLSX_TYPE)
     response["Content-Disposition"] = exporter.attachment(name)
     # an export like any other: the rejected cells are the file's own values (a mistyped phone, an ID number). It
     # holds one line per error, and a row may have several: `count` is the lines the file holds (what is exported),
@@ -315,7 +317,7 @@ def _error_lines(path) -> int:
         return max(sum(1 for _line in csv.reader(fh)) - 1, 0)
 
 
-def _error_rows(path, sheets: bool = False):
+def _error_rows(path, sheets: bool = False, target: str = ""):
     with open(path, encoding="utf-8", newline="") as fh:
         reader = csv.reader(fh)
         next(reader, None)
@@ -323,18 +325,19 @@ def _error_rows(path, sheets: bool = False):
             # a report written before the sheet column (jobs of the last days) has five
             row, column, code, params, value, sheet = (line + [""])[:6]
             number = int(row) if row.isdecimal() else row
-            out = [number, column, importer.message(code, json.loads(params or "{}")), value]
+            out = [number, importer.column_name(target, column), importer.message(code, json.loads(params or "{}"), target),
+                   value]  # fmt: skip
             yield [sheet, *out] if sheets else out
 
 
-def _error_csv(path, header, sheets: bool):
+def _error_csv(path, header, sheets: bool, target: str = ""):
     """The report as the exports write CSV: with a BOM, and no cell a spreadsheet would run as a formula (a
     rejected value such as =HYPERLINK(…) comes back as text)."""
-    return exporter.csv_stream(header, _error_rows(path, sheets))
+    return exporter.csv_stream(header, _error_rows(path, sheets, target))
 
 
-def _error_xlsx(path, header, sheets: bool):
-    return exporter.xlsx_file(_("Errors"), header, _error_rows(path, sheets))
+def _error_xlsx(path, header, sheets: bool, target: str = ""):
+    return exporter.xlsx_file(_("Errors"), header, _error_rows(path, sheets, target))
 
 
 @login_required

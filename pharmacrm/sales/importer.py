@@ -1684,7 +1684,9 @@ class Run:
         chunk's errors wait, so memory stays bounded, and the errors kept for the page are the file's first."""
         self.chunk_errors.sort(key=itemgetter(0, 1))  # stable: one column's errors keep their order
         for row, _position, key, code, params, value in self.chunk_errors:
-            column = self.headers.get(key, "") or next((c.header for c in ORDER_COLUMNS if c.key == key), "")
+            # a column the file lacks (the customer's credit code beside its external id) by its key: the report
+            # names it in its reader's language (base.column_name), not by the Chinese template's header
+            column = self.headers.get(key, "") or key
             value = base.shown(value)
             if len(self.kept_errors) < base.MAX_KEPT_ERRORS:
                 err = {"row": row, "column": column, "code": code, "params": params}

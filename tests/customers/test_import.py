@@ -130,7 +130,8 @@ def test_the_dry_run_reports_exactly_the_one_bad_row_in_the_readers_language(
     assert chinese != english
     page_en = client.get(reverse("customers:import-detail", args=[job.pk]), HTTP_ACCEPT_LANGUAGE="en")
     assert english in page_en.content.decode()
-    assert error_report(client, job) == [["Row", "Column", "Reason", "Value"], ["3", "手机", english, ""]]
+    # the column in the reader's language, the file's own header beside it
+    assert error_report(client, job) == [["Row", "Column", "Reason", "Value"], ["3", "Mobile phone (手机)", english, ""]]
     client.post(reverse("set_language"), {"language": "zh-hans"})
     page_zh = client.get(reverse("customers:import-detail", args=[job.pk])).content.decode()
     assert 'lang="zh-hans"' in page_zh and chinese in page_zh and english not in page_zh
@@ -421,7 +422,7 @@ def test_a_streamed_upload_over_the_limit_is_cut_off(users, settings):
         ("notes.txt", bytes(range(256)) * 40, "This is not a text (.txt) file"),
         ("empty.csv", b"", "empty"),
         ("header-only.csv", "姓名,手机\n".encode(), "no data rows"),
-        ("no-name.csv", "手机,邮箱\n13800138000,a@b.cn\n".encode(), "Required columns are missing: 姓名"),
+        ("no-name.csv", "手机,邮箱\n13800138000,a@b.cn\n".encode(), "Required columns are missing: Name."),  # in the reader's language
         ("latin1.csv", "姓名\n".encode() + b"M\xfcller\xff\xfe\n", "not valid UTF-8 or GB18030"),
     ],
 )
@@ -498,7 +499,7 @@ def test_the_error_report_downloads_as_xlsx(client_for, users, xiehe, tmp_path):
     )
     sheet = load_workbook(io.BytesIO(b"".join(response.streaming_content))).worksheets[0]
     rows = [[c.value for c in r] for r in sheet.iter_rows()]
-    assert rows[0] == ["Row", "Column", "Reason", "Value"] and rows[1][:2] == [3, "手机"]
+    assert rows[0] == ["Row", "Column", "Reason", "Value"] and rows[1][:2] == [3, "Mobile phone (手机)"]
 
 
 def test_uploads_of_checks_never_confirmed_are_deleted_after_a_week(users, var_dir):

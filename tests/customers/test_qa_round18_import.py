@@ -101,7 +101,7 @@ def test_a_header_error_names_the_sheet_it_is_about(users, tmp_path):
     with translation.override("en"), pytest.raises(ValidationError) as refused:
         importer.import_file(one, "institutions", users["kam"])
     assert refused.value.messages == [
-        "Sheet “客户清单”: Required columns are missing: 机构名称, 机构类型. Download the template to see the "
+        "Sheet “客户清单”: Required columns are missing: Institution name, Institution type. Download the template to see the "
         "expected headers."
     ]
     several = workbook(tmp_path, [

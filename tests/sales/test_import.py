@@ -220,8 +220,8 @@ def test_the_command_line_reports_counts_and_writes_the_rejected_rows(
     text = report.read_text(encoding="utf-8-sig")
     # in --language's words, as the reasons (it was 行号 row, 列 column …)
     assert text.splitlines()[0] == "Row,Column,Reason,Value"
-    assert "4,订单日期" in text and "not a day of the calendar" in text
-    assert "6,单价,This value cannot be negative.,-3" in text
+    assert "4,Order date (订单日期)," in text and "not a day of the calendar" in text
+    assert "6,Unit price (单价),This value cannot be negative.,-3" in text
     assert OrderLine.objects.count() == 1
 
 

@@ -202,6 +202,12 @@ EXPECTED = [
 ]
 
 
+# the downloaded report names them in its English reader's language, the file's own (Chinese) header beside
+EXPECTED_EN = ["Customer credit code (客户统一社会信用代码)", "Line number (行号)", "Quantity (数量)", "Amount (金额)",
+               "Paid date (付款日期)", "Paid amount (付款金额)"]  # fmt: skip
+EXPECTED_REPORT = list(zip(EXPECTED, EXPECTED_EN, strict=True))
+
+
 def downloaded_report(client, job) -> list[list[str]]:
     response = client.get(f"/customers/import/{job.pk}/errors.csv", HTTP_ACCEPT_LANGUAGE="en")
     assert f'filename="import-errors-{job.pk}.csv"' in response["Content-Disposition"]
@@ -217,7 +223,7 @@ def test_row_errors_are_listed_in_row_then_column_order(client_for, run_import, 
     assert [(e["row"], e["column"], e["code"]) for e in job.errors] == EXPECTED
     client = client_for("manager")
     report = downloaded_report(client, job)
-    assert [(int(r[0]), r[1]) for r in report] == [(row, column) for row, column, _code in EXPECTED]
+    assert [(int(r[0]), r[1]) for r in report] == [(row, column) for (row, _c, _x), column in EXPECTED_REPORT]
     with translation.override("en"):
         assert report[1][2] == importer.message("duplicate_line", {"order": "SO-1", "line": 1, "row": 2})
     page = client.get(f"/customers/import/{job.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
@@ -237,7 +243,7 @@ def test_errors_stay_in_row_order_across_chunks_and_the_page_keeps_the_first(
 
     assert [(e["row"], e["column"]) for e in job.errors] == [(r, c) for r, c, _code in EXPECTED[:3]]
     report = downloaded_report(client_for("manager"), job)
-    assert [(int(r[0]), r[1]) for r in report] == [(row, column) for row, column, _code in EXPECTED]
+    assert [(int(r[0]), r[1]) for r in report] == [(row, column) for (row, _c, _x), column in EXPECTED_REPORT]
 
 
 def test_a_duplicate_in_a_later_chunk_is_in_order_with_the_chunks_other_errors(run_import, xiehe, monkeypatch):
@@ -278,7 +284,9 @@ def test_a_one_line_order_file_says_which_columns_are_missing(client_for):
     assert ImportJob.objects.count() == 0
 
 
-@pytest.mark.parametrize(("target", "missing"), [("institutions", "机构名称, 机构类型"), ("people", "姓名")])
+@pytest.mark.parametrize(
+    ("target", "missing"), [("institutions", "Institution name, Institution type"), ("people", "Name")]
+)
 def test_a_one_line_customer_file_says_the_same(client_for, target, missing):
     response = client_for("kam").post(
         START, {"target": target, "mode": "all", "file": upload("hello.csv", b"hello world\n")},

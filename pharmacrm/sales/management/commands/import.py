@@ -208,6 +208,8 @@ class Command(BaseCommand):
             # the wizard's report's header, in --language
             writer.writerow([_("Row"), _("Column"), _("Reason"), _("Value")])
             for row, column, code, params, value in reader:
-                reason = importer.message(code, json.loads(params or "{}"))
+                # the column and the reason in --language (the file's own header beside the column's name)
+                column = importer.column_name(ImportJob.Target.ORDERS, column)
+                reason = importer.message(code, json.loads(params or "{}"), ImportJob.Target.ORDERS)
                 writer.writerow([csv_safe(cell) for cell in (row, column, reason, value)])
         return True
