@@ -20,8 +20,15 @@ from .roles import Role
 
 def region_label(code: str, name: str, *, full: bool = False) -> str:
     """A region's (full) name as the reader's language writes it: the official Simplified name, in
-    Traditional characters for zh-Hant readers."""
-    if not (translation.get_language() or "").lower().startswith("zh-hant"):
+    Traditional characters for zh-Hant readers, in English for English readers (the provinces' official English
+    names, other divisions in pinyin with their suffix in English: Chaoyang District, Beijing)."""
+    language = (translation.get_language() or "").lower()
+    if language.startswith("en"):
+        from .regions_en import english_region_names
+
+        names, full_names = english_region_names()
+        return (full_names if full else names).get(code, name)
+    if not language.startswith("zh-hant"):
         return name
     from .setup import hant_region_names
 

@@ -49,6 +49,7 @@ from pharmacrm.core import access, audit, crypto
 from pharmacrm.core.fields import EncryptedDateField, EncryptedTextField
 from pharmacrm.core.models import AuditEntry, Counter, Region, Team, User, region_label
 from pharmacrm.core.personal import FREE_TEXT_FIELDS
+from pharmacrm.core.regions_en import PROVINCES, SUFFIXES, english_key, english_region_names
 from pharmacrm.core.roles import Cap
 from pharmacrm.core.wording import aside, listing
 
@@ -1536,6 +1537,25 @@ def _short(name: str) -> str:
     return name
 
 
+_EN = "en:"  # English names' keys in Regions.by_name, apart from the Chinese ones
+_PROVINCE_WORDS = ("province", "municipality", "autonomous region", "special administrative region", "sar")
+
+
+def _english_keys(code: str, name: str) -> set[str]:
+    """What an English reader may write for a region: its English name (Chaoyang District, Hong Kong SAR), and
+    without the suffix (Chaoyang, Guangzhou; Guangdong Province, Hong Kong)."""
+    names = {name}
+    for _suffix, english in SUFFIXES:
+        if name.endswith(f" {english}") and len(name) > len(english) + 1:
+            names.add(name[: -len(english) - 1])
+            break
+    if code in PROVINCES:
+        stem = name.removesuffix(" SAR")
+        names |= {stem, *(f"{stem} {word}" for word in _PROVINCE_WORDS)}
+        names |= {"Macau", "Macau SAR"} if code == "820000" else set()
+    return {_EN + english_key(n) for n in names}
+
+
 class Regions:
     """The official region list in memory: look-ups by code and by province/city/district names."""
 
@@ -1546,6 +1566,12 @@ class Regions:
         for code, name, _parent, _level in rows:
             for key in {name, _short(name)}:
                 self.by_name.setdefault(key, []).append(code)
+        # the English names English exports write (Chaoyang District, Inner Mongolia), and without their suffix
+        english, _full = english_region_names()
+        for code, name in english.items():
+            if code in self.by_code:
+                for key in _english_keys(code, name):
+                    self.by_name.setdefault(key, []).append(code)
 
     def name(self, code: str | None) -> str:
         return self.by_code[code][0] if code in self.by_code else ""
@@ -1579,7 +1605,10 @@ class Regions:
         """The code of the region `name` (given in `column`) at `level`, inside `within`; Traditional characters
         are read as Simplified (廣東省 is 广东省). A FieldError names the column."""
         key = normalise.simplified(name)
-        candidates = [c for c in self.by_name.get(key, []) + self.by_name.get(_short(key), [])
+        found = self.by_name.get(key, []) + self.by_name.get(_short(key), [])
+        if not found:  # an English name (Chaoyang District, Lüchun County), as English exports write it
+            found = self.by_name.get(_EN + english_key(key), [])
+        candidates = [c for c in found
                       if self.by_code[c][2] == level and (within is None or self._within(c, within))]  # fmt: skip
         candidates = list(dict.fromkeys(candidates))
         if not candidates:

@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from pharmacrm.core import access, audit, downloads
-from pharmacrm.core.models import AuditEntry, Region
+from pharmacrm.core.models import AuditEntry, Region, region_label
 from pharmacrm.core.numbers import percent_text
 from pharmacrm.customers.models import Institution
 
@@ -44,7 +44,9 @@ def _filtered(request):
 
 
 def _names(codes) -> dict[str, str]:
-    return dict(Region.objects.filter(code__in=[c for c in codes if c]).values_list("code", "name"))
+    """Province names in the reader's language (廣東省, Guangdong), as every page writes regions."""
+    rows = Region.objects.filter(code__in=[c for c in codes if c]).values_list("code", "name")
+    return {code: region_label(code, name) for code, name in rows}
 
 
 @login_required

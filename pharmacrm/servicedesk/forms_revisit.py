@@ -237,7 +237,8 @@ class ActionFilterForm(forms.Form):
 def _province_choices():
     from pharmacrm.core.models import Region
 
-    return [("", "—")] + [(r.code, r.name) for r in Region.objects.filter(level=Region.Level.PROVINCE).order_by("code")]
+    provinces = Region.objects.filter(level=Region.Level.PROVINCE).order_by("code")
+    return [("", "—")] + [(r.code, r.display_name) for r in provinces]  # in the reader's language
 
 
 class CampaignForm(ServiceErrorsMixin, OnceTokenForm):

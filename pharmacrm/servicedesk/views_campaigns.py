@@ -120,7 +120,8 @@ def _criteria(campaign: SurveyCampaign) -> list[tuple[str, str]]:
     from pharmacrm.core.models import Region
     from pharmacrm.customers.choices import InstitutionType, Tier
 
-    province = Region.objects.filter(code=campaign.province).values_list("name", flat=True).first() if campaign.province else ""
+    found = Region.objects.filter(code=campaign.province).first() if campaign.province else None
+    province = found.display_name if found else ""  # in the reader's language (Guangdong, 廣東省)
     return [
         (_("Customer class"), campaign.klass), (_("Tier"), str(dict(Tier.choices).get(campaign.tier, campaign.tier))),
         (_("Institution type"), str(dict(InstitutionType.choices).get(campaign.institution_kind, campaign.institution_kind))),

@@ -128,6 +128,17 @@ def test_a_file_exported_in_any_language_imports_again_unchanged(client_for, use
             # every column read, the readers' columns (所属机构名称) passed over in silence
             assert importer.job_messages(job) == []
         assert list(Institution.objects.order_by("pk").values()) == before
+    if language == "en":  # the English region names read back by themselves too, without the region code beside
+        rows = rows_of((tmp_path / f"institutions-en.{fmt}").read_bytes(), fmt)
+        assert {"Beijing", "Chaoyang District", "Shanghai", "Xuhui District"} <= {c for r in rows for c in r}
+        code = rows[0].index("Region code")
+        path = tmp_path / "institutions-en-names.csv"
+        with open(path, "w", encoding="utf-8-sig", newline="") as fh:
+            csv.writer(fh).writerows([rows[0], *[[*r[:code], "", *r[code + 1 :]] for r in rows[1:]]])
+        before = list(Institution.objects.order_by("pk").values())
+        job = importer.import_file(path, "institutions", users["kam"])
+        assert (job.unchanged_count, job.created_count, job.updated_count, job.error_count) == (3, 0, 0, 0), job.errors
+        assert list(Institution.objects.order_by("pk").values()) == before
 
 
 def test_an_english_export_is_masked_for_a_role_that_may_not_see_personal_data(client_for, users, xiehe):
@@ -197,3 +208,70 @@ def test_the_template_in_the_page_language_imports_with_its_words(client_for, us
 
     csv_body = client.get(reverse("customers:import-template", args=["people", "csv"]), {"headers": "page"}).content
     assert csv_body.decode("utf-8-sig").splitlines()[0].split(",")[:3] == ["Name", "Gender", "Role"]
+
+
+# --- regions in English for English readers --------------------------------------------------------------
+
+
+def test_an_english_export_names_the_regions_in_english(client_for, users, xiehe):
+    """The provinces by their official English names, cities and districts in pinyin with the suffix in English;
+    they were 北京市, 朝阳区 in an English export."""
+    rows = rows_of(download(speaking(client_for, users, "kam", "en"), "institutions", "csv"), "csv")
+    hospital = record(rows, "Institution name", "北京协和医院")
+    assert (hospital["Province"], hospital["City"], hospital["District"], hospital["Region code"]) == (
+        "Beijing", "Beijing", "Chaoyang District", "110105",
+    )  # fmt: skip
+    assert not {"北京市", "朝阳区"} & set(hospital.values())
+    hant = rows_of(download(speaking(client_for, users, "kam", "zh-hant"), "institutions", "csv"), "csv")
+    assert record(hant, "內部編號", xiehe.code)["區縣"] == "朝陽區"  # Traditional script as before
+
+
+@pytest.mark.parametrize(
+    ("code", "english", "full"),
+    [
+        ("110105", "Chaoyang District", "Chaoyang District, Beijing"),
+        ("150000", "Inner Mongolia", "Inner Mongolia"),
+        ("450000", "Guangxi", "Guangxi"),
+        ("810000", "Hong Kong SAR", "Hong Kong SAR"),
+        ("440100", "Guangzhou City", "Guangzhou City, Guangdong"),
+        ("610116", "Chang'an District", "Chang'an District, Xi'an City, Shaanxi"),
+        ("222400", "Yanbian Korean Autonomous Prefecture", "Yanbian Korean Autonomous Prefecture, Jilin"),
+        ("422800", "Enshi Tujia and Miao Autonomous Prefecture", "Enshi Tujia and Miao Autonomous Prefecture, Hubei"),
+        ("500101", "Wanzhou District", "Wanzhou District, Chongqing"),
+        ("500229", "Chengkou County", "Chengkou County, Chongqing"),
+    ],
+)
+def test_a_region_reads_in_english_for_english_readers(db, code, english, full):
+    from pharmacrm.core.models import Region
+
+    region = Region.objects.get(code=code)
+    with translation.override("en"):
+        assert (region.display_name, str(region)) == (english, full)
+    with translation.override("zh-hans"):
+        assert region.display_name == region.name
+    with translation.override("zh-hant"):
+        assert str(region) != full
+
+
+def test_english_region_names_are_read_by_the_import(users, tmp_path):
+    path = tmp_path / "en.csv"
+    rows = [["Institution name", "Institution type", "Province", "City", "District"],
+            ["Bayside Clinic", "Clinic", "Guangdong", "Guangzhou City", "Tianhe District"],
+            ["Hill Clinic", "Clinic", "Beijing", "Beijing", "Chaoyang"],
+            ["Grass Clinic", "Clinic", "Inner Mongolia Autonomous Region", "Hulunbei'er", ""],
+            ["Lake Clinic", "Clinic", "Hong Kong", "", ""],
+            ["Nowhere Clinic", "Clinic", "Guangdong", "Atlantis City", ""]]  # fmt: skip
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    job = importer.import_file(path, "institutions", users["kam"], mode="good")
+    assert job.created_count == 4
+    got = dict(Institution.objects.filter(name__endswith="Clinic").values_list("name", "region_id"))
+    assert got == {"Bayside Clinic": "440106", "Hill Clinic": "110105", "Grass Clinic": "150700",
+                   "Lake Clinic": "810000"}  # fmt: skip
+    [error] = job.errors
+    assert (error["row"], error["code"]) == (6, "region_unknown")
+
+
+def test_an_english_page_shows_the_region_in_english(client_for, users, xiehe):
+    page = speaking(client_for, users, "kam", "en").get(reverse("customers:institution", args=[xiehe.pk]))
+    assert "Chaoyang District, Beijing" in page.content.decode() and "北京市朝阳区" not in page.content.decode()
