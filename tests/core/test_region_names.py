@@ -12,7 +12,7 @@ from pharmacrm.core.setup import REGIONS_CSV, REGIONS_HANT_CSV, hant_region_name
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("lang, expected", [
-    ("zh-hant", "北京市東城區"), ("zh-hans", "北京市东城区"), ("en", "北京市东城区"),
+    ("zh-hant", "北京市東城區"), ("zh-hans", "北京市东城区"), ("en", "Dongcheng District, Beijing"),
 ])  # fmt: skip
 def test_a_region_reads_in_the_pages_script(lang, expected):
     region = Region.objects.get(code="110101")

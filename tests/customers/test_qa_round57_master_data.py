@@ -77,7 +77,7 @@ def test_the_import_reads_a_region_code_in_full_width_digits_as_the_api_does(use
 
 # --- a department lies in its hospital's province --------------------------------------------------------------
 
-ELSEWHERE = "A department lies in its hospital's province: 北京协和医院 is in 北京市, so choose a region in 北京市."
+ELSEWHERE = "A department lies in its hospital's province: 北京协和医院 is in Beijing, so choose a region in Beijing."
 
 
 @pytest.fixture
