@@ -179,7 +179,7 @@ MESSAGES = {
     # job-level note
     "unknown_products": _(
         "Order lines whose product code is not in the product catalogue: %(lines)s (codes: %(codes)s). They are "
-        "imported all the same; the approval number (批准文号) in the file links a code to its catalogue product."
+        "imported all the same; an approval number in the file links a code to its catalogue product."
     ),
     "totals_rows": _("Rows of totals (合计, 小计) were passed over: rows %(rows)s."),
     "initial_load": _(

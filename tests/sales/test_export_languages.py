@@ -69,3 +69,29 @@ def test_an_order_export_in_any_language_imports_again_unchanged(client_for, use
         assert job.unchanged_count == 2
         assert "ignored_columns" not in {note["code"] for note in json.loads(job.message or "[]")}  # every column read
     assert list(OrderLine.objects.order_by("pk").values()) == before
+
+
+# --- other pages and notes of the sales exports, in the reader's language ---------------------------------
+
+
+def test_the_clv_page_names_the_provinces_in_the_readers_language(xiehe, client_for):
+    """The provinces of the lifetime-value page (the distribution and the filter) were the stored Simplified names
+    (北京市) to every reader."""
+    from pharmacrm.sales import clv
+    from pharmacrm.sales.models import MonthlyRollup
+
+    MonthlyRollup.objects.create(institution=xiehe, month=dt.date(2026, 11, 1), amount_fen=100_000, paid_fen=100_000)
+    assert clv.compute(dt.date(2026, 12, 5)) == 1
+    english = client_for("manager").get("/sales/clv/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert '<option value="440000">Guangdong</option>' in english
+    assert english.count(">Beijing<") >= 2  # the filter's option and the distribution's row
+    assert "北京市" not in english and "广东省" not in english
+    hant = client_for("manager").get("/sales/clv/", HTTP_ACCEPT_LANGUAGE="zh-hant").content.decode()
+    assert '<option value="440000">廣東省</option>' in hant and "广东省" not in hant
+
+
+def test_the_unknown_products_note_names_no_chinese_column_to_an_english_reader(run_import, xiehe):
+    job = run_import([line("U-1", 1, days_ago(10), xiehe, "NOT-IN-CATALOGUE", 1, "5")])
+    with translation.override("en"):
+        [note] = [n for n in importer.job_messages(job) if "product catalogue" in n]
+    assert "批准文号" not in note and "approval number" in note
