@@ -278,7 +278,7 @@ def message(code: str, params: dict | None = None, target: str = "") -> str:
 def _params_for_reader(params: dict | None, target: str) -> dict | None:
     """A stored error's params with what it names worded for the reader: the accepted words of a choice (kept as
     the choice set's name: they were listed in the Simplified-Chinese words when the file was read, whoever read the
-    report) and the column it names."""
+    report), the column it names and a province it names (by its code)."""
     if not params:
         return params
     choices = _CHOICE_SETS.get(params.get("choice_set", ""))
@@ -286,6 +286,8 @@ def _params_for_reader(params: dict | None, target: str) -> dict | None:
         params = {**params, "choices": listing(choice_label(choices, v) for v in choices.values)}
     if target and params.get("column"):
         params = {**params, "column": column_name(target, params["column"])}
+    if params.get("province_code"):  # a province named as the reader's language writes it (Beijing, 北京市)
+        params = {**params, "province": region_label(params["province_code"], params.get("province", ""))}
     return params
 
 
@@ -1612,7 +1614,8 @@ class Regions:
                       if self.by_code[c][2] == level and (within is None or self._within(c, within))]  # fmt: skip
         candidates = list(dict.fromkeys(candidates))
         if not candidates:
-            code = "region_mismatch" if within and self.by_name.get(key) else "region_unknown"
+            known = self.by_name.get(key) or self.by_name.get(_EN + english_key(key))
+            code = "region_mismatch" if within and known else "region_unknown"
             raise FieldError(code, value=name).at(column)
         if len(candidates) > 1:
             raise FieldError("region_ambiguous", value=name).at(column)
@@ -2757,8 +2760,9 @@ def _check_department_province(run: Run, it: Item, region: str | None, parent: i
     found, hospital = _parent_region(run, parent)
     if found and found[:2] != region[:2]:
         column = next((k for k in REGION_COLUMNS if it.raw.get(k)), "region_code")
+        province = found[:2] + "0000"  # its code kept too: the reader's language names it (Beijing, 北京市)
         it.fail(column, "department_province", hospital=str(hospital or "")[:100],
-                province=run.regions.name(found[:2] + "0000") or found)  # fmt: skip
+                province=run.regions.name(province) or found, province_code=province)  # fmt: skip
 
 
 def _check_institution_update(run: Run, it: Item) -> None:

@@ -260,7 +260,8 @@ def test_english_region_names_are_read_by_the_import(users, tmp_path):
             ["Hill Clinic", "Clinic", "Beijing", "Beijing", "Chaoyang"],
             ["Grass Clinic", "Clinic", "Inner Mongolia Autonomous Region", "Hulunbei'er", ""],
             ["Lake Clinic", "Clinic", "Hong Kong", "", ""],
-            ["Nowhere Clinic", "Clinic", "Guangdong", "Atlantis City", ""]]  # fmt: skip
+            ["Nowhere Clinic", "Clinic", "Guangdong", "Atlantis City", ""],
+            ["Odd Clinic", "Clinic", "Guangdong", "Guangzhou City", "Xuhui District"]]  # fmt: skip
     with open(path, "w", encoding="utf-8", newline="") as fh:
         csv.writer(fh).writerows(rows)
     job = importer.import_file(path, "institutions", users["kam"], mode="good")
@@ -268,8 +269,8 @@ def test_english_region_names_are_read_by_the_import(users, tmp_path):
     got = dict(Institution.objects.filter(name__endswith="Clinic").values_list("name", "region_id"))
     assert got == {"Bayside Clinic": "440106", "Hill Clinic": "110105", "Grass Clinic": "150700",
                    "Lake Clinic": "810000"}  # fmt: skip
-    [error] = job.errors
-    assert (error["row"], error["code"]) == (6, "region_unknown")
+    # a name no region has, and a district of Shanghai given under Guangzhou (it exists, but does not fit)
+    assert [(e["row"], e["code"]) for e in job.errors] == [(6, "region_unknown"), (7, "region_mismatch")]
 
 
 def test_an_english_page_shows_the_region_in_english(client_for, users, xiehe):
