@@ -33,6 +33,7 @@ from .middleware import needs_second_factor
 from .models import Region, Team, User
 from .roles import Cap, Role
 from .setup import SKIP_IN_FULL_NAME
+from .wording import aside
 
 PAGE_SIZE = 50
 ROLE_CHOICES = [(r.value, r.label) for r in Role]
@@ -98,7 +99,7 @@ class RegionChoiceField(forms.ModelMultipleChoiceField):
 
     def label_from_instance(self, obj: Region) -> str:
         if obj.level != Region.Level.PROVINCE and obj.name in SKIP_IN_FULL_NAME:
-            return f"{obj.display_full_name}（{obj.display_name}）"
+            return f"{obj.display_full_name}{aside(obj.display_name)}"  # Beijing (Municipal districts) in English
         return obj.display_full_name
 
 

@@ -235,6 +235,9 @@ def test_territory_options_are_unambiguous(client_for, users, lang):
     if lang == "zh-hant":
         assert options["110000"] == "北京市" and options["110100"] == "北京市（市轄區）"
         assert options["500200"] == "重慶市（縣）"
+    elif lang == "en":  # the English names, the remark in brackets as English writes them
+        assert options["110000"] == "Beijing" and options["110100"] == "Beijing (Municipal districts)"
+        assert options["500200"] == "Chongqing (Counties)" and options["130100"] == "Shijiazhuang City, Hebei"
     else:
         assert options["110000"] == "北京市" and options["110100"] == "北京市（市辖区）"
         assert options["500000"] == "重庆市" and options["500100"] == "重庆市（市辖区）"

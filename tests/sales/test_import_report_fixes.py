@@ -180,7 +180,7 @@ def test_a_nul_character_in_an_order_file_is_a_row_error_on_the_command_line(tmp
         call_command("import", "orders", str(path), "--report", str(report), "--language", "en")
     assert exit_info.value.code == 1  # some rows rejected, not "the file could not be read"
     [row] = read_csv(report.read_text(encoding="utf-8-sig"))[1:]
-    assert row[:2] == ["2", "产品名称"] and "NUL character" in row[2] and row[3] == "阿司␀匹林"
+    assert row[:2] == ["2", "Product name (产品名称)"] and "NUL character" in row[2] and row[3] == "阿司␀匹林"
     assert list(OrderLine.objects.values_list("order_number", flat=True)) == ["N-2"]
 
 
