@@ -53,7 +53,7 @@ def test_the_api_refuses_a_departments_region_in_another_province(api_for, admin
     answer = _patch(api_for("admin"), dept, {"region": "310104"})
     assert answer.status_code == 400, answer.content
     assert answer.json()["region"] == [
-        "A department lies in its hospital's province: 北京协和医院 is in 北京市, so choose a region in 北京市."]
+        "A department lies in its hospital's province: 北京协和医院 is in Beijing, so choose a region in Beijing."]
     dept.refresh_from_db()
     assert dept.region_id == "110105"
     assert _patch(api_for("admin"), dept, {"region": "110101"}).json()["region"] == "110101"

@@ -153,7 +153,7 @@ def test_the_imports_error_report_download_says_it(client_for, users, xiehe, tmp
     answer = client_for("kam").get(url, HTTP_ACCEPT_LANGUAGE="en")
     report = list(csv.reader(b"".join(answer.streaming_content).decode("utf-8-sig").splitlines()))
     reason = "The birthday differs from the date of birth in the ID card number (its characters 7–14)."
-    assert report[1][:3] == ["2", "生日", reason]
+    assert report[1][:3] == ["2", "Birthday (生日)", reason]  # the column in the reader's language
 
 
 def test_an_import_refuses_a_change_against_the_stored_value_but_not_an_old_disagreement(
