@@ -281,7 +281,7 @@ def test_the_command_line_names_file_rows_for_the_same_duplicate(order_file, xie
         call_command("import", "orders", str(path), "--report", str(report), "--language", "en")
 
     text = report.read_text(encoding="utf-8-sig")
-    assert "4,行号,Order API-001 line 2 appears twice in the file (first in row 3)." in text
+    assert "4,Line number (行号),Order API-001 line 2 appears twice in the file (first in row 3)." in text
 
 
 # --- product codes the catalogue does not know -----------------------------------------------------
