@@ -3,8 +3,9 @@ written, and the user then imports only the good rows."""
 
 import pytest
 from django.urls import reverse
+from django.utils import translation
 
-from pharmacrm.customers import normalise
+from pharmacrm.customers import importer, normalise
 from pharmacrm.customers.models import Institution
 
 from .conftest import html_lang, shot, sign_in, validation_message
@@ -53,7 +54,8 @@ def test_a_dry_run_reports_the_bad_row_and_the_good_rows_can_then_be_imported(
     assert rows.count() == 1
     row, column, reason = (rows.first.locator("td").nth(i).inner_text().strip() for i in range(3))
     assert row == "3"  # the spreadsheet row: the header is row 1
-    assert column == "统一社会信用代码"
+    with translation.override(html_lang(page)):  # named in the page's language, the file's header beside it
+        assert column == importer.column_name("institutions", "统一社会信用代码")
     assert validation_message(normalise.validate_credit_code, BAD, html_lang(page)) in reason
     assert page.locator("#count-errors").inner_text().strip() == "1"
     shot(page, "import-dry-run")
