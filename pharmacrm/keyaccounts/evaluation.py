@@ -1078,8 +1078,7 @@ RUN_COLUMNS = ["kind", "period", "run_id", "model_id", "as_of", "computed_at"]
 
 
 def _upsert_scores(chunks: Iterable[list[tuple]], run_values: list) -> tuple[int, list[int], set[int]]:
-    """Store the chunks of score rows, one insert-or-replace per chunk: on SQLite with the chunk's rows as the
-    statement's VALUES, on PostgreSQL through a staging table filled by COPY. The number
+    """Store the chunks of score rows through a staging table: one insert-or-replace per chunk. The number
     stored, the customers whose score is new (its previous class still PENDING), and the customers stored.
 
     A score is replaced only by one computed from purchases read at the same moment or later (`computed_at`,
@@ -1091,44 +1090,31 @@ def _upsert_scores(chunks: Iterable[list[tuple]], run_values: list) -> tuple[int
     sqlite = connection.vendor == "sqlite"
     stage = list(STAGE_COLUMNS)
     count, new, stored = 0, [], set()
-    # a score already there keeps its previous class and score (see PENDING)
-    kept = {"previous_klass", "previous_score"}
-    sets = ", ".join(f"{c} = excluded.{c}" for c in [*RUN_COLUMNS[2:], *stage[1:]] if c not in kept)
-    conflict = (
-        f"ON CONFLICT (institution_id, kind, period) DO UPDATE SET {sets} "
-        f"WHERE {table}.computed_at <= excluded.computed_at RETURNING institution_id, previous_klass"
-    )
-    head = f"INSERT INTO {table} ({', '.join(RUN_COLUMNS + stage)}) SELECT {', '.join(['%s'] * len(RUN_COLUMNS))}, "
     with connection.cursor() as cursor:
-        if sqlite:
-            # each chunk's rows as the statement's own VALUES: no staging table written and read again
-            run_values = [*run_values[:4], run_values[4].isoformat(), connection.ops.adapt_datetimefield_value(run_values[5])]
-            columns = ", ".join(f"column{i + 1}" for i in range(len(stage)))
-            row_sql = "(" + ", ".join(["%s"] * len(stage)) + ")"
-            statements: dict[int, str] = {}
-            for rows in chunks:
-                if len(rows) not in statements:
-                    statements[len(rows)] = f"{head}{columns} FROM (VALUES {', '.join([row_sql] * len(rows))}) WHERE true {conflict}"
-                cursor.execute(statements[len(rows)], [*run_values, *(value for row in rows for value in row)])
-                count += _stored(cursor.fetchall(), new, stored)
-            return count, new, stored
         cursor.execute("DROP TABLE IF EXISTS ka_score_stage")  # its columns follow STAGE_COLUMNS
         cursor.execute(f"CREATE TEMPORARY TABLE ka_score_stage ({', '.join(f'{c} {t}' for c, t in STAGE_COLUMNS.items())})")
-        select = ", ".join(stage).replace("components", "components::jsonb").replace("gate", "gate::jsonb")
-        upsert = f"{head}{select} FROM ka_score_stage WHERE true {conflict}"
+        select = ", ".join(stage).replace("components", "components" if sqlite else "components::jsonb")
+        select = select.replace("gate", "gate" if sqlite else "gate::jsonb")
+        # a score already there keeps its previous class and score (see PENDING)
+        kept = {"previous_klass", "previous_score"}
+        sets = ", ".join(f"{c} = excluded.{c}" for c in [*RUN_COLUMNS[2:], *stage[1:]] if c not in kept)
+        upsert = (
+            f"INSERT INTO {table} ({', '.join(RUN_COLUMNS + stage)}) "
+            f"SELECT {', '.join(['%s'] * len(RUN_COLUMNS))}, {select} FROM ka_score_stage WHERE true "
+            f"ON CONFLICT (institution_id, kind, period) DO UPDATE SET {sets} "
+            f"WHERE {table}.computed_at <= excluded.computed_at RETURNING institution_id, previous_klass"
+        )
+        if sqlite:
+            run_values = [*run_values[:4], run_values[4].isoformat(), connection.ops.adapt_datetimefield_value(run_values[5])]
         for rows in chunks:
             cursor.execute("DELETE FROM ka_score_stage")
-            insert_rows("ka_score_stage", stage, rows)  # COPY
+            insert_rows("ka_score_stage", stage, rows)
             cursor.execute(upsert, run_values)
-            count += _stored(cursor.fetchall(), new, stored)
+            written = cursor.fetchall()
+            new.extend(inst for inst, previous in written if previous == PENDING)
+            stored.update(inst for inst, _previous in written)
+            count += len(written)
     return count, new, stored
-
-
-def _stored(written: list[tuple], new: list[int], stored: set[int]) -> int:
-    """The rows an upsert returned (customer, previous class): the new scores' customers to `new`, all to `stored`."""
-    new.extend(inst for inst, previous in written if previous == PENDING)
-    stored.update(inst for inst, _previous in written)
-    return len(written)
 
 
 def _apply_tiers(results, key_ids: set[int], run_row: EvaluationRun, facts: dict[int, scoring.Facts]) -> int:
