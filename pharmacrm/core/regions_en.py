@@ -9,7 +9,7 @@ import csv
 import functools
 import re
 
-from .setup import REGIONS_CSV, SKIP_IN_FULL_NAME
+from .setup import REGIONS_CSV, region_full_names
 
 PROVINCES = {
     "110000": "Beijing", "120000": "Tianjin", "130000": "Hebei", "140000": "Shanxi", "150000": "Inner Mongolia",
@@ -109,18 +109,8 @@ def english_region_names() -> tuple[dict[str, str], dict[str, str]]:
     """(name, full name) of every region code in English; a full name from the smallest division up, as English
     writes an address: Chaoyang District, Beijing."""
     rows = list(csv.DictReader(REGIONS_CSV.open(encoding="utf-8")))
-    parents = {r["code"]: r["parent"] for r in rows}
     names = {r["code"]: english_name(r["code"], r["name"]) for r in rows}
-    skipped = {r["code"] for r in rows if r["name"] in SKIP_IN_FULL_NAME}
-    full = {}
-    for code in names:
-        parts, at = [], code
-        while at:
-            if at not in skipped:
-                parts.append(names[at])
-            at = parents[at]
-        full[code] = ", ".join(dict.fromkeys(parts))
-    return names, full
+    return names, region_full_names(rows, names, lambda parts: ", ".join(dict.fromkeys(parts)))
 
 
 def english_key(text: str) -> str:

@@ -42,8 +42,15 @@ def hant_region_names() -> tuple[dict[str, str], dict[str, str]]:
     """(name, full name) of every region code in Traditional Chinese."""
     rows = list(csv.DictReader(REGIONS_CSV.open(encoding="utf-8")))
     hant = {r["code"]: r["name"] for r in csv.DictReader(REGIONS_HANT_CSV.open(encoding="utf-8"))}
-    parents = {r["code"]: r["parent"] for r in rows}
     names = {r["code"]: hant.get(r["code"], r["name"]) for r in rows}
+    return names, region_full_names(rows, names, lambda parts: "".join(reversed(parts)))
+
+
+def region_full_names(rows: list[dict], names: dict[str, str], join) -> dict[str, str]:
+    """Every region code's full name from `names` (code → name in one language): its own name and its parents',
+    smallest first, without the placeholder levels (市辖区, 县…), joined by `join` as that language writes an
+    address (北京市朝阳区; Chaoyang District, Beijing)."""
+    parents = {r["code"]: r["parent"] for r in rows}
     skipped = {r["code"] for r in rows if r["name"] in SKIP_IN_FULL_NAME}
     full = {}
     for code in names:
@@ -52,8 +59,8 @@ def hant_region_names() -> tuple[dict[str, str], dict[str, str]]:
             if at not in skipped:
                 parts.append(names[at])
             at = parents[at]
-        full[code] = "".join(reversed(parts))
-    return names, full
+        full[code] = join(parts)
+    return full
 
 
 def ensure_roles(Group) -> None:

@@ -1,4 +1,16 @@
 // PharmaCRM: the little behaviour htmx does not cover. Every page works without it.
+
+// What the pages' own scripts share (loaded after this one: every script is deferred, in document order).
+window.PharmaCRM = {
+  // a percentage as the pages write it (core.numbers.percent_text): "12.5%", "12%" — one place unless none is needed
+  percent: function (value) {
+    if (value === null || value === undefined || value === "") return "—";
+    var n = Number(value);
+    if (!isFinite(n)) return String(value);
+    n = (n < 0 ? -1 : 1) * Math.round(Math.abs(n) * 10) / 10;
+    return (n === 0 ? 0 : n) + "%";
+  },
+};
 (function () {
   "use strict";
   document.documentElement.classList.add("js");

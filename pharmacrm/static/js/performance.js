@@ -3,14 +3,7 @@
 // scale), with their service goals as dashed lines.
 (function () {
   "use strict";
-  // a percentage as the pages write it (core.numbers.percent_text): "12.5%", "12%" — one place unless none is needed
-  function percent(value) {
-    if (value === null || value === undefined || value === "") return "—";
-    var n = Number(value);
-    if (!isFinite(n)) return String(value);
-    n = (n < 0 ? -1 : 1) * Math.round(Math.abs(n) * 10) / 10;
-    return (n === 0 ? 0 : n) + "%";
-  }
+  var percent = window.PharmaCRM.percent; // app.js: as the pages write a percentage
   function draw() {
     var el = document.getElementById("performance-chart");
     var src = document.getElementById("performance-data");
