@@ -115,7 +115,7 @@ class CandidateFilterForm(_Filters):
     kind = forms.ChoiceField(label=_("Type"), required=False, choices=ANY + InstitutionType.choices)
     min_score = TypedNumberField(label=_("Minimum score"), required=False, min_value=0, max_value=100,
                                  max_digits=5, decimal_places=2)  # fmt: skip
-    only = forms.BooleanField(label=_("Only candidates above the threshold"), required=False)
+    only = forms.BooleanField(label=_("Only candidates (scoring at least the threshold)"), required=False)
 
     def __init__(self, *args, periods: list[str], **kwargs):
         super().__init__(*args, **kwargs)

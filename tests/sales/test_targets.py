@@ -560,3 +560,15 @@ def test_one_target_saved_is_said_in_the_singular(world, client_for, users):
     data.update({"year": "2026", f"c-u{rep.pk}-3": "61000"})
     done = manager.post("/sales/targets/grid/", data, HTTP_ACCEPT_LANGUAGE="en", follow=True)
     assert [str(m) for m in done.context["messages"]] == ["1 target saved."]
+
+
+def test_the_chinese_page_joins_its_sentences_and_labels_its_error_as_chinese_is_written(world, client_for):
+    """The note under the title read "…作为对比。 实际：…" (a space after 。, from the template's line breaks) and a bad
+    period "期间: …" with an ASCII colon."""
+    import re
+
+    text = client_for("rep").get("/sales/targets/?period=2026-11", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    note = re.search(r'<p class="muted small" id="attribution">(.*?)</p>', text, re.S).group(1)
+    assert "。" in note and not re.search(r"。\s", note), note
+    bad = client_for("manager").get("/sales/targets/?period=2026-13", HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert re.search(r'id="id_period_error"[^>]*>[^<]*：', bad) and not re.search(r'id="id_period_error"[^>]*>[^<:]*: ', bad)
